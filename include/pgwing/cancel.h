@@ -1,0 +1,4 @@
+#ifndef PGWING_CANCEL_H
+#define PGWING_CANCEL_H
+
+#endif

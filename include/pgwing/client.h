@@ -1,0 +1,4 @@
+#ifndef PGWING_CLIENT_H
+#define PGWING_CLIENT_H
+
+#endif

@@ -1,0 +1,35 @@
+/*
+ * Definitions every module shares: the build's config header, a few helpers
+ * and the fixed-size types used on the wire.
+ */
+#ifndef PGWING_COMMON_H
+#define PGWING_COMMON_H
+
+#include "pgwing/autoconfig.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define UNUSED        __attribute__((unused))
+#define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
+
+/* Which kind of server a client asked for: decided by the port it came in on. */
+enum target {
+	TARGET_RW, /* read-write: the current primary */
+	TARGET_RO, /* read-only: the nearest healthy replica */
+};
+
+const char *target_name(enum target target);
+
+/* Allocation that never returns NULL: running out of memory aborts with a message. */
+void *xmalloc(size_t size);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *ptr, size_t size);
+char *xstrdup(const char *s);
+
+/* Milliseconds on a monotonic clock (the loop's cached time when a loop runs). */
+int64_t now_ms(void);
+
+#endif

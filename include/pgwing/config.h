@@ -1,0 +1,114 @@
+/*
+ * The configuration: one table of settings (config.c) drives parsing, defaults,
+ * SHOW CONFIG and doc/config.md. A loaded config is immutable; reload builds a
+ * new one and swaps it in.
+ */
+#ifndef PGWING_CONFIG_H
+#define PGWING_CONFIG_H
+
+#include "pgwing/common.h"
+
+enum auth_type {
+	AUTH_TRUST,
+	AUTH_PLAIN,
+	AUTH_MD5,
+	AUTH_SCRAM,
+};
+
+enum ro_fallback {
+	RO_FALLBACK_PRIMARY,
+	RO_FALLBACK_ERROR,
+};
+
+/* One line of [backends]: "name = host=... port=... region=... key=value ...". */
+struct backend_config {
+	char *name;
+	char *host;
+	int port;
+	char *region;  /* "" when not given */
+	char *sslmode; /* NULL: use server_tls_sslmode */
+	char *wake;    /* NULL, or "exec:..." / "http:..." as written */
+	char *wake_auth_env;
+	int line; /* where it was defined, for messages */
+};
+
+struct config {
+	char *path; /* the file it was loaded from */
+
+	/* [pgwing] */
+	char *listen_addr; /* comma list; "*" for all */
+	int rw_port;
+	int ro_port;
+	char *unix_socket_dir; /* "" disables */
+	enum auth_type auth_type;
+	char *auth_file;
+	char *admin_users; /* comma list */
+	char *stats_users; /* comma list */
+	int max_client_conn;
+	int64_t max_packet_size; /* bytes */
+	int64_t server_connect_timeout_ms;
+	int64_t client_login_timeout_ms;
+	int64_t hold_timeout_ms;
+	char *logfile; /* "" = stderr */
+	char *pidfile; /* "" = none */
+
+	/* topology and routing */
+	char *region;
+	char *primary_region;
+	int64_t health_interval_ms;
+	int64_t health_timeout_ms;
+	int health_fail_count;
+	int health_rise_count;
+	int64_t max_replica_lag_ms; /* 0 disables */
+	enum ro_fallback ro_fallback;
+	char *health_user;   /* "" = first of admin_users */
+	char *health_dbname;
+
+	/* [backends], in file order */
+	struct backend_config *backends;
+	int nbackends;
+};
+
+enum setting_type {
+	SETTING_STRING,
+	SETTING_INT,
+	SETTING_BOOL,
+	SETTING_DURATION, /* stored as int64_t milliseconds */
+	SETTING_SIZE,     /* stored as int64_t bytes */
+	SETTING_ENUM,     /* stored as int */
+};
+
+struct setting {
+	const char *name;
+	enum setting_type type;
+	size_t offset; /* into struct config */
+	const char *default_value;
+	bool is_reloadable;
+	const char *const *enum_names; /* SETTING_ENUM: NULL-terminated, index = value */
+	const char *doc;
+};
+
+/* The table of settings, for SHOW CONFIG and the docs. */
+const struct setting *config_settings(size_t *count);
+
+/*
+ * Load and validate a config file, then apply environment overrides
+ * (PGWING_<SETTING>, FLY_REGION, PRIMARY_REGION). On error returns NULL and
+ * writes "file:line: message" into err.
+ */
+struct config *config_load(const char *path, char *err, size_t errlen);
+void config_free(struct config *cfg);
+
+/* Format a setting's current value as it would be written in the file. */
+void config_format_value(const struct config *cfg, const struct setting *s, char *buf,
+			 size_t buflen);
+
+/* Parse helpers, exposed for tests and for SET in the admin console. */
+bool config_parse_duration(const char *text, int64_t *ms);
+bool config_parse_size(const char *text, int64_t *bytes);
+bool config_parse_bool(const char *text, bool *value);
+
+/* True when name is in the comma-separated list (whitespace around items ignored). */
+bool config_list_contains(const char *list, const char *name);
+
+#endif

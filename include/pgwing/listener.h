@@ -1,0 +1,4 @@
+#ifndef PGWING_LISTENER_H
+#define PGWING_LISTENER_H
+
+#endif

@@ -1,0 +1,4 @@
+#ifndef PGWING_POOL_H
+#define PGWING_POOL_H
+
+#endif

@@ -1,0 +1,154 @@
+/*
+ * Postgres wire protocol v3: framing, a bounds-checked reader for message
+ * bodies, and builders for the messages pgwing itself sends. Pure functions
+ * over evbuffers and byte ranges: no sockets, no global state.
+ */
+#ifndef PGWING_PROTO_H
+#define PGWING_PROTO_H
+
+#include "pgwing/common.h"
+
+struct evbuffer;
+
+#define PROTO_HEADER_LEN      5 /* type byte + int32 length */
+#define PROTO_VERSION_3       196608
+#define PROTO_CANCEL_CODE     80877102
+#define PROTO_SSL_CODE        80877103
+#define PROTO_GSSENC_CODE     80877104
+#define PROTO_STARTUP_MAX_LEN 10000 /* what Postgres itself accepts for a startup packet */
+
+/* SQLSTATEs pgwing sends itself. */
+#define SQLSTATE_PROTOCOL_VIOLATION     "08P01"
+#define SQLSTATE_CONNECTION_FAILURE     "08006"
+#define SQLSTATE_CONNECTION_EXCEPTION   "08000"
+#define SQLSTATE_INVALID_AUTH           "28000"
+#define SQLSTATE_INVALID_PASSWORD       "28P01"
+#define SQLSTATE_TOO_MANY_CONNECTIONS   "53300"
+#define SQLSTATE_ADMIN_SHUTDOWN         "57P01"
+#define SQLSTATE_CANNOT_CONNECT_NOW     "57P03"
+#define SQLSTATE_READ_ONLY_TRANSACTION  "25006"
+#define SQLSTATE_FEATURE_NOT_SUPPORTED  "0A000"
+#define SQLSTATE_SYNTAX_ERROR           "42601"
+#define SQLSTATE_INSUFFICIENT_PRIVILEGE "42501"
+#define SQLSTATE_INTERNAL_ERROR         "XX000"
+
+enum proto_frame {
+	PROTO_FRAME_NEED_MORE, /* not enough bytes buffered yet */
+	PROTO_FRAME_OK,
+	PROTO_FRAME_BAD_LENGTH, /* length field below its own size */
+	PROTO_FRAME_TOO_LARGE,  /* length above the caller's limit */
+};
+
+/*
+ * Look at the header of the next regular message without consuming it.
+ * *len is the message length as on the wire (counts itself, not the type byte);
+ * the whole message occupies 1 + *len bytes.
+ */
+enum proto_frame proto_peek_message(struct evbuffer *buf, uint32_t max_len, char *type,
+				    uint32_t *len);
+
+/* The same for a startup-phase packet (no type byte): *len counts itself; *code is the version or request code. */
+enum proto_frame proto_peek_startup(struct evbuffer *buf, uint32_t max_len, uint32_t *len,
+				    uint32_t *code);
+
+/* Bounds-checked reading of a message body; any overrun sets has_failed and yields zeroes. */
+struct proto_reader {
+	const uint8_t *pos;
+	const uint8_t *end;
+	bool has_failed;
+};
+
+void proto_reader_init(struct proto_reader *r, const void *data, size_t len);
+uint8_t proto_read_byte(struct proto_reader *r);
+uint16_t proto_read_int16(struct proto_reader *r);
+uint32_t proto_read_int32(struct proto_reader *r);
+/* A NUL-terminated string inside the body; NULL (and has_failed) if unterminated. */
+const char *proto_read_cstring(struct proto_reader *r);
+/* n raw bytes; NULL (and has_failed) if fewer remain. */
+const uint8_t *proto_read_bytes(struct proto_reader *r, size_t n);
+size_t proto_reader_remaining(const struct proto_reader *r);
+
+/* The parameters of a StartupMessage, in the order the client sent them. */
+struct startup_param {
+	char *name;
+	char *value;
+};
+
+struct startup_params {
+	struct startup_param *items;
+	size_t count;
+	const char *user;     /* points into items; never NULL after a successful parse */
+	const char *database; /* defaults to user, as Postgres does */
+};
+
+/*
+ * Parse the body of a StartupMessage (after the length and version).
+ * Returns false with a message for the client on malformed input or a missing user.
+ */
+bool proto_parse_startup(const uint8_t *body, size_t len, struct startup_params *out,
+			 const char **err);
+void startup_params_free(struct startup_params *p);
+const char *startup_params_get(const struct startup_params *p, const char *name);
+
+/* The fields of an ErrorResponse/NoticeResponse pgwing needs. Pointers into the body. */
+struct proto_error_fields {
+	const char *severity; /* non-localized (V) if present, else S */
+	const char *sqlstate;
+	const char *message;
+};
+
+bool proto_parse_error(const uint8_t *body, size_t len, struct proto_error_fields *out);
+
+/*
+ * Builders: each appends one complete message to out.
+ */
+void proto_put_error(struct evbuffer *out, const char *severity, const char *sqlstate,
+		     const char *fmt, ...) PRINTF_LIKE(4, 5);
+void proto_put_notice(struct evbuffer *out, const char *sqlstate, const char *fmt, ...)
+	PRINTF_LIKE(3, 4);
+/* AuthenticationXXX ('R'): code followed by optional data. */
+void proto_put_auth(struct evbuffer *out, uint32_t code, const void *data, size_t len);
+void proto_put_parameter_status(struct evbuffer *out, const char *name, const char *value);
+void proto_put_backend_key(struct evbuffer *out, uint32_t pid, uint32_t key);
+void proto_put_ready(struct evbuffer *out, char tx_status);
+void proto_put_startup(struct evbuffer *out, const struct startup_params *params);
+void proto_put_cancel(struct evbuffer *out, uint32_t pid, uint32_t key);
+/* PasswordMessage ('p') carrying a NUL-terminated string. */
+void proto_put_password(struct evbuffer *out, const char *password);
+/* SASLInitialResponse ('p'): mechanism, then the client-first-message. */
+void proto_put_sasl_initial(struct evbuffer *out, const char *mechanism, const void *data,
+			    size_t len);
+/* SASLResponse ('p'): raw bytes. */
+void proto_put_sasl_response(struct evbuffer *out, const void *data, size_t len);
+void proto_put_terminate(struct evbuffer *out);
+/* A simple Query ('Q'). */
+void proto_put_query(struct evbuffer *out, const char *sql);
+
+/* Result sets, for the admin console. */
+struct proto_column {
+	const char *name;
+	uint32_t type_oid; /* PROTO_OID_* */
+};
+
+#define PROTO_OID_BOOL    16
+#define PROTO_OID_INT8    20
+#define PROTO_OID_INT4    23
+#define PROTO_OID_TEXT    25
+#define PROTO_OID_FLOAT8  701
+#define PROTO_OID_TIMESTAMPTZ 1184
+
+void proto_put_row_description(struct evbuffer *out, const struct proto_column *cols,
+			       size_t ncols);
+/* values[i] == NULL sends SQL NULL. */
+void proto_put_data_row(struct evbuffer *out, const char *const *values, size_t nvalues);
+void proto_put_command_complete(struct evbuffer *out, const char *tag);
+
+/* AuthenticationRequest codes. */
+#define AUTH_REQ_OK            0
+#define AUTH_REQ_PASSWORD      3
+#define AUTH_REQ_MD5           5
+#define AUTH_REQ_SASL          10
+#define AUTH_REQ_SASL_CONTINUE 11
+#define AUTH_REQ_SASL_FINAL    12
+
+#endif

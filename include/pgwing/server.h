@@ -1,0 +1,4 @@
+#ifndef PGWING_SERVER_H
+#define PGWING_SERVER_H
+
+#endif

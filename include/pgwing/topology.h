@@ -1,0 +1,72 @@
+/*
+ * The single registry of backends and what the latest probes say about them.
+ * Health writes it; the router and the admin console read it; pools are told
+ * when it changes.
+ */
+#ifndef PGWING_TOPOLOGY_H
+#define PGWING_TOPOLOGY_H
+
+#include "pgwing/common.h"
+#include "pgwing/config.h"
+
+enum backend_role {
+	ROLE_UNKNOWN,
+	ROLE_PRIMARY,
+	ROLE_REPLICA,
+};
+
+enum backend_state {
+	BACKEND_UNKNOWN, /* not probed yet */
+	BACKEND_UP,
+	BACKEND_DOWN,
+	BACKEND_ASLEEP,
+	BACKEND_WAKING,
+};
+
+struct health_probe;
+
+struct backend {
+	char *name;
+	char *host;
+	int port;
+	char *region;
+
+	enum backend_role role;
+	enum backend_state state;
+	bool is_fenced; /* claims primary on an older timeline: never routed to */
+	uint32_t timeline;
+	uint64_t lsn;       /* current WAL on a primary, replay LSN on a replica */
+	int64_t lag_bytes;  /* replica: behind the primary's LSN; -1 unknown */
+	int64_t lag_ms;     /* replica: replay delay; -1 unknown */
+	double rtt_ms;      /* smoothed probe round trip; < 0 unknown */
+	int nclients;       /* clients currently routed here (router's tie-break) */
+	int consecutive_failures;
+	int consecutive_successes;
+	char last_error[256];
+	int64_t last_change_ms; /* now_ms() of the last role/state change */
+
+	struct health_probe *probe; /* owned by health.c */
+};
+
+struct topology {
+	struct backend **backends;
+	int count;
+	/* Called after any change of role or state, so pools can release or move clients. */
+	void (*on_change)(void *arg);
+	void *on_change_arg;
+};
+
+struct topology *topology_new(const struct config *cfg);
+/* Reload: add new backends, drop removed ones, update changed addresses; keeps state of the rest. */
+void topology_apply_config(struct topology *topo, const struct config *cfg);
+void topology_free(struct topology *topo);
+struct backend *topology_find(const struct topology *topo, const char *name);
+/* The backend writes go to, or NULL when there is none (or the choice is ambiguous). */
+struct backend *topology_primary(const struct topology *topo);
+/* Tell the subscriber something changed. */
+void topology_notify(struct topology *topo);
+
+const char *backend_role_name(enum backend_role role);
+const char *backend_state_name(enum backend_state state);
+
+#endif
