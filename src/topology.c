@@ -49,7 +49,8 @@ void topology_free(struct topology *topo)
 struct backend *topology_primary(const struct topology *topo)
 {
 	for (int i = 0; i < topo->count; i++)
-		if (topo->backends[i]->role == ROLE_PRIMARY && topo->backends[i]->state == BACKEND_UP)
+		if (topo->backends[i]->role == ROLE_PRIMARY &&
+		    topo->backends[i]->state == BACKEND_UP)
 			return topo->backends[i];
 	return NULL;
 }

@@ -12,7 +12,8 @@
 
 struct evbuffer;
 
-/* PgBouncer-compatible: one `"user" "password"` per line; `""` escapes a quote; ';' or '#' comments. */
+/* PgBouncer-compatible: one `"user" "password"` per line; `""` escapes a quote; ';' or '#'
+ * comments. */
 struct auth_file;
 
 struct auth_file *auth_file_load(const char *path, char *err, size_t errlen);
@@ -41,7 +42,8 @@ struct server_credentials {
 	bool has_scram_keys;
 	uint8_t client_key[SCRAM_KEY_LEN];
 	uint8_t server_key[SCRAM_KEY_LEN];
-	/* The secret the keys belong to: a server with another salt or iteration count can't use them. */
+	/* The secret the keys belong to: a server with another salt or iteration count can't use
+	 * them. */
 	uint8_t scram_salt[SCRAM_SALT_MAX];
 	size_t scram_salt_len;
 	int scram_iterations;

@@ -11,8 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-#define UNUSED        __attribute__((unused))
+#define ARRAY_SIZE(a)     (sizeof(a) / sizeof((a)[0]))
+#define UNUSED            __attribute__((unused))
 #define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
 
 /* Which kind of server a client asked for: decided by the port it came in on. */

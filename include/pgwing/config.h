@@ -33,7 +33,7 @@ struct backend_config {
 };
 
 struct config {
-	char *path; /* the file it was loaded from */
+	char *path; /* the file it was loaded from, made absolute so reload survives a chdir */
 
 	/* [pgwing] */
 	char *listen_addr; /* comma list; "*" for all */
@@ -61,7 +61,7 @@ struct config {
 	int health_rise_count;
 	int64_t max_replica_lag_ms; /* 0 disables */
 	enum ro_fallback ro_fallback;
-	char *health_user;   /* "" = first of admin_users */
+	char *health_user; /* "" = first of admin_users */
 	char *health_dbname;
 
 	/* [backends], in file order */
@@ -85,11 +85,17 @@ struct setting {
 	const char *default_value;
 	bool is_reloadable;
 	const char *const *enum_names; /* SETTING_ENUM: NULL-terminated, index = value */
+	/* Allowed range: of the value for numbers, of the length in bytes for strings. */
+	int64_t min_value;
+	int64_t max_value;
+	bool is_path; /* relative values are resolved against the config file's directory */
 	const char *doc;
 };
 
 /* The table of settings, for SHOW CONFIG and the docs. */
 const struct setting *config_settings(size_t *count);
+/* The setting called name, or NULL. */
+const struct setting *config_find_setting(const char *name);
 
 /*
  * Load and validate a config file, then apply environment overrides
@@ -102,6 +108,10 @@ void config_free(struct config *cfg);
 /* Format a setting's current value as it would be written in the file. */
 void config_format_value(const struct config *cfg, const struct setting *s, char *buf,
 			 size_t buflen);
+
+/* True when s has different values in a and b (reload uses it to spot settings needing a restart).
+ */
+bool config_is_changed(const struct config *a, const struct config *b, const struct setting *s);
 
 /* Parse helpers, exposed for tests and for SET in the admin console. */
 bool config_parse_duration(const char *text, int64_t *ms);

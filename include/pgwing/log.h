@@ -26,9 +26,9 @@ void log_msg(enum log_level level, const char *fmt, ...) PRINTF_LIKE(2, 3);
 #define log_error(...) log_msg(LL_ERROR, __VA_ARGS__)
 #define log_warn(...)  log_msg(LL_WARNING, __VA_ARGS__)
 #define log_info(...)  log_msg(LL_INFO, __VA_ARGS__)
-#define log_debug(...)                            \
-	do {                                      \
-		if (log_enabled(LL_DEBUG))        \
+#define log_debug(...)                                  \
+	do {                                            \
+		if (log_enabled(LL_DEBUG))              \
 			log_msg(LL_DEBUG, __VA_ARGS__); \
 	} while (0)
 

@@ -47,7 +47,8 @@ enum proto_frame {
 enum proto_frame proto_peek_message(struct evbuffer *buf, uint32_t max_len, char *type,
 				    uint32_t *len);
 
-/* The same for a startup-phase packet (no type byte): *len counts itself; *code is the version or request code. */
+/* The same for a startup-phase packet (no type byte): *len counts itself; *code is the version or
+ * request code. */
 enum proto_frame proto_peek_startup(struct evbuffer *buf, uint32_t max_len, uint32_t *len,
 				    uint32_t *code);
 
@@ -130,15 +131,14 @@ struct proto_column {
 	uint32_t type_oid; /* PROTO_OID_* */
 };
 
-#define PROTO_OID_BOOL    16
-#define PROTO_OID_INT8    20
-#define PROTO_OID_INT4    23
-#define PROTO_OID_TEXT    25
-#define PROTO_OID_FLOAT8  701
+#define PROTO_OID_BOOL        16
+#define PROTO_OID_INT8        20
+#define PROTO_OID_INT4        23
+#define PROTO_OID_TEXT        25
+#define PROTO_OID_FLOAT8      701
 #define PROTO_OID_TIMESTAMPTZ 1184
 
-void proto_put_row_description(struct evbuffer *out, const struct proto_column *cols,
-			       size_t ncols);
+void proto_put_row_description(struct evbuffer *out, const struct proto_column *cols, size_t ncols);
 /* values[i] == NULL sends SQL NULL. */
 void proto_put_data_row(struct evbuffer *out, const char *const *values, size_t nvalues);
 void proto_put_command_complete(struct evbuffer *out, const char *tag);

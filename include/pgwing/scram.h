@@ -8,11 +8,11 @@
 
 #include "pgwing/common.h"
 
-#define SCRAM_KEY_LEN         32 /* SHA-256 */
-#define SCRAM_SALT_MAX        64
-#define SCRAM_NONCE_MAX       128
-#define SCRAM_DEFAULT_ITER    4096
-#define SCRAM_MECHANISM       "SCRAM-SHA-256"
+#define SCRAM_KEY_LEN      32 /* SHA-256 */
+#define SCRAM_SALT_MAX     64
+#define SCRAM_NONCE_MAX    128
+#define SCRAM_DEFAULT_ITER 4096
+#define SCRAM_MECHANISM    "SCRAM-SHA-256"
 
 /* A stored verifier: "SCRAM-SHA-256$<iter>:<salt b64>$<StoredKey b64>:<ServerKey b64>". */
 struct scram_secret {

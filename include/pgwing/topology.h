@@ -35,11 +35,11 @@ struct backend {
 	enum backend_state state;
 	bool is_fenced; /* claims primary on an older timeline: never routed to */
 	uint32_t timeline;
-	uint64_t lsn;       /* current WAL on a primary, replay LSN on a replica */
-	int64_t lag_bytes;  /* replica: behind the primary's LSN; -1 unknown */
-	int64_t lag_ms;     /* replica: replay delay; -1 unknown */
-	double rtt_ms;      /* smoothed probe round trip; < 0 unknown */
-	int nclients;       /* clients currently routed here (router's tie-break) */
+	uint64_t lsn;      /* current WAL on a primary, replay LSN on a replica */
+	int64_t lag_bytes; /* replica: behind the primary's LSN; -1 unknown */
+	int64_t lag_ms;    /* replica: replay delay; -1 unknown */
+	double rtt_ms;     /* smoothed probe round trip; < 0 unknown */
+	int nclients;      /* clients currently routed here (router's tie-break) */
 	int consecutive_failures;
 	int consecutive_successes;
 	char last_error[256];
@@ -57,7 +57,8 @@ struct topology {
 };
 
 struct topology *topology_new(const struct config *cfg);
-/* Reload: add new backends, drop removed ones, update changed addresses; keeps state of the rest. */
+/* Reload: add new backends, drop removed ones, update changed addresses; keeps state of the rest.
+ */
 void topology_apply_config(struct topology *topo, const struct config *cfg);
 void topology_free(struct topology *topo);
 struct backend *topology_find(const struct topology *topo, const char *name);
