@@ -1,0 +1,1037 @@
+
+=pod
+
+=head1 NAME
+
+PgWing::Test - run pgwing in front of PostgreSQL::Test::Cluster nodes in TAP tests
+
+=head1 SYNOPSIS
+
+  use strict;
+  use warnings;
+  use PostgreSQL::Test::Utils;
+  use PgWing::Test qw(new_node create_role);
+  use Test::More;
+
+  my $node = new_node('primary');            # initdb + start, on 127.0.0.1:<free port>
+  create_role($node, 'alice', 'secret');       # SCRAM secret in pg_authid
+  my $pw = PgWing::Test->new(
+      backends  => [ [ primary => $node ] ],
+      auth_type => 'scram-sha-256',
+      users     => { alice => 'secret' },
+      settings  => { max_client_conn => 100 });
+  $pw->start;
+  my ($rc, $out, $err) = $pw->psql('select 1', user => 'alice', password => 'secret');
+  is($out, '1', 'round trip');
+  $pw->stop;                                   # asserts pgwing did not crash
+  done_testing();
+
+Tests run through F<tests/run-tap> (C<make check>), which sets C<PGWING_BIN>,
+C<PG_REGRESS>, C<TESTDIR> and the Perl include path.
+
+=head1 DESCRIPTION
+
+Loading this module switches PostgreSQL::Test::Cluster to TCP on 127.0.0.1
+(instead of a unix socket), so pgwing can reach the nodes as
+C<host=127.0.0.1 port=N>. The node's own C<psql>/C<safe_psql> keep working;
+its pg_hba.conf from initdb trusts every local connection.
+
+Each pgwing instance gets its own directory under C<tmp_check/>
+(C<t_TESTNAME_pgwing_NAME>) holding F<pgwing.ini> and F<userlist.txt>, and
+logs (stdout+stderr) to C<tmp_check/log/TESTNAME_pgwing_NAME.log>, next to the
+Postgres logs; F<tests/run-tap> prints its tail when a test fails.
+
+=cut
+
+package PgWing::Test;
+
+use strict;
+use warnings;
+
+use Carp;
+use Digest::MD5 qw(md5_hex);
+use Errno qw(EAGAIN EINTR EWOULDBLOCK);
+use File::Basename qw(basename);
+use File::Path qw(make_path);
+use IO::Select;
+use IO::Socket::INET;
+use IPC::Run;
+use POSIX qw(WNOHANG);
+use Time::HiRes qw(usleep time);
+use PostgreSQL::Test::Utils ();
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::BackgroundPsql;
+use Test::More;
+
+use Exporter 'import';
+our @EXPORT_OK = qw(
+  new_node create_role role_secret set_hba os_user
+  startup_packet pg_message read_message error_fields raw_login
+  pgwing_bin run_pgwing
+);
+our %EXPORT_TAGS = (all => \@EXPORT_OK);
+
+my @all_instances;
+
+# Cluster.pm decides TCP vs unix socket in its own INIT block, which runs
+# before ours (it is compiled first). Override it so nodes listen on
+# 127.0.0.1; new_node() does it again in case we were loaded late.
+INIT { _use_tcp(); }
+
+sub _use_tcp
+{
+	$PostgreSQL::Test::Cluster::use_tcp     = 1;
+	$PostgreSQL::Test::Cluster::test_pghost = '127.0.0.1';
+	$ENV{PGHOST} = '127.0.0.1';
+	return;
+}
+
+sub _testname
+{
+	my $t = basename($0);
+	$t =~ s/\.[^.]+$//;
+	return $t;
+}
+
+=pod
+
+=head1 FUNCTIONS
+
+=over
+
+=item pgwing_bin()
+
+The pgwing binary under test: C<$ENV{PGWING_BIN}> (set by run-tap).
+
+=cut
+
+sub pgwing_bin
+{
+	my $bin = $ENV{PGWING_BIN};
+	croak "PGWING_BIN is not set; run tests through tests/run-tap"
+	  unless defined $bin && $bin ne '';
+	croak "PGWING_BIN=$bin is not executable" unless -x $bin;
+	return $bin;
+}
+
+=pod
+
+=item run_pgwing(@args) => ($exit_code, $stdout, $stderr)
+
+Run the pgwing binary to completion (e.g. C<--check FILE>, C<--version>),
+with a 30 s timeout.
+
+=cut
+
+sub run_pgwing
+{
+	my @args = @_;
+	my ($out, $err) = ('', '');
+	my $ok = eval {
+		IPC::Run::run([ pgwing_bin(), @args ],
+			'<', \undef, '>', \$out, '2>', \$err,
+			IPC::Run::timeout(30));
+		1;
+	};
+	return (-1, $out, "pgwing @args timed out: $@") unless $ok;
+	return ($? >> 8, $out, $err);
+}
+
+=pod
+
+=item os_user()
+
+The name of the OS user running the tests, which is also the bootstrap
+superuser of every node.
+
+=cut
+
+sub os_user
+{
+	return scalar(getpwuid($<));
+}
+
+=pod
+
+=item new_node($name, %params) => PostgreSQL::Test::Cluster
+
+Create, init and start a node listening on 127.0.0.1. C<%params> go to
+C<init> (e.g. C<allows_streaming =E<gt> 1>), except:
+
+=over
+
+=item conf => "line\n..." appended to postgresql.conf
+
+=item max_connections => N (default 100; Cluster sets 10 for streaming nodes)
+
+=item start => 0 to skip starting
+
+=back
+
+=cut
+
+sub new_node
+{
+	my ($name, %params) = @_;
+	_use_tcp();
+	my $conf  = delete $params{conf};
+	my $maxc  = delete $params{max_connections} // 100;
+	my $start = delete $params{start} // 1;
+	my $node  = PostgreSQL::Test::Cluster->new($name);
+	$node->init(%params);
+	$node->append_conf('postgresql.conf', "max_connections = $maxc");
+	$node->append_conf('postgresql.conf', $conf) if defined $conf;
+	$node->start if $start;
+	return $node;
+}
+
+=pod
+
+=item create_role($node, $user, $password, %opt)
+
+C<CREATE ROLE $user LOGIN PASSWORD $password>. Options:
+C<encryption =E<gt> 'scram-sha-256'|'md5'> (default scram-sha-256),
+C<superuser =E<gt> 1>. A password of undef creates a role without one.
+
+=cut
+
+sub create_role
+{
+	my ($node, $user, $password, %opt) = @_;
+	my $enc   = $opt{encryption} // 'scram-sha-256';
+	my $super = $opt{superuser} ? ' SUPERUSER' : '';
+	my $pw    = defined $password ? " PASSWORD " . _sql_literal($password) : '';
+	$node->safe_psql('postgres',
+		    "SET password_encryption = '$enc';\n"
+		  . "CREATE ROLE \"$user\" LOGIN$super$pw;\n"
+		  . "GRANT ALL ON SCHEMA public TO \"$user\";");
+	return;
+}
+
+=pod
+
+=item role_secret($node, $user) => string
+
+The stored password verifier (C<SCRAM-SHA-256$...> or C<md5...>) of a role,
+from pg_authid, to put in pgwing's auth file.
+
+=cut
+
+sub role_secret
+{
+	my ($node, $user) = @_;
+	return $node->safe_psql('postgres',
+		"SELECT rolpassword FROM pg_authid WHERE rolname = " . _sql_literal($user));
+}
+
+=pod
+
+=item set_hba($node, $method)
+
+Rewrite the node's pg_hba.conf so TCP connections from every role but the
+test superuser use C<$method> (trust, password, md5, scram-sha-256), and
+reload. The superuser (os_user) and replication stay trusted.
+
+=cut
+
+sub set_hba
+{
+	my ($node, $method) = @_;
+	my $su = os_user();
+	open my $fh, '>', $node->data_dir . '/pg_hba.conf' or die $!;
+	print $fh "local all all trust\n";
+	print $fh "host all \"$su\" 127.0.0.1/32 trust\n";
+	print $fh "host replication all 127.0.0.1/32 trust\n";
+	print $fh "host all all 127.0.0.1/32 $method\n";
+	close $fh;
+	$node->reload;
+	return;
+}
+
+sub _sql_literal
+{
+	my $s = shift;
+	$s =~ s/'/''/g;
+	return "'$s'";
+}
+
+sub _conn_quote
+{
+	my $s = shift;
+	return $s if $s =~ /^[A-Za-z0-9_.\/:-]+$/;
+	$s =~ s/(['\\])/\\$1/g;
+	return "'$s'";
+}
+
+=pod
+
+=back
+
+=head1 METHODS
+
+=over
+
+=item PgWing::Test->new(%args)
+
+=over
+
+=item name => 'pw' (instance name; must be unique in a test file)
+
+=item backends => [ [ primary => $node ], [ replica1 => $node2, region => 'fra' ], [ gone => 'host=127.0.0.1 port=1' ] ]
+
+Each entry is a name and either a PostgreSQL::Test::Cluster (written as
+C<host=127.0.0.1 port=N region=local>; extra key/value pairs are appended) or
+a literal backend line.
+
+=item auth_type => 'trust' | 'plain' | 'md5' | 'scram-sha-256' (default trust)
+
+=item users => { alice => 'secret', bob => 'SCRAM-SHA-256$4096:...' }
+
+Written to the auth file as C<"user" "password-or-secret"> lines.
+
+=item settings => { max_client_conn => 100, ... }
+
+Any other [pgwing] setting; overrides the defaults written by the module
+(listen_addr 127.0.0.1, free rw/ro ports, unix_socket_dir empty,
+auth_file, admin_users admin).
+
+=item extra_config => "raw text appended to the ini file"
+
+=item rw_port, ro_port => N (default: free ports)
+
+=item verbose => 1 to start pgwing with -v
+
+=item env => { PGWING_X => 'y' } environment for the pgwing process
+
+=back
+
+=cut
+
+sub new
+{
+	my ($class, %args) = @_;
+	my $name     = $args{name} // 'pw';
+	my $testname = _testname();
+	my $self     = bless {
+		name         => $name,
+		backends     => $args{backends} // [],
+		auth_type    => $args{auth_type} // 'trust',
+		users        => $args{users} // {},
+		settings     => $args{settings} // {},
+		extra_config => $args{extra_config} // '',
+		verbose      => $args{verbose} // 0,
+		env          => $args{env} // {},
+		dir => "$PostgreSQL::Test::Utils::tmp_check/t_${testname}_pgwing_${name}",
+		logfile =>
+		  "$PostgreSQL::Test::Utils::log_path/${testname}_pgwing_${name}.log",
+		pid => undef,
+	}, $class;
+	$self->{rw_port} = $args{rw_port}
+	  // PostgreSQL::Test::Cluster::get_free_port();
+	$self->{ro_port} = $args{ro_port}
+	  // PostgreSQL::Test::Cluster::get_free_port();
+	make_path($self->{dir});
+	push @all_instances, $self;
+	return $self;
+}
+
+=pod
+
+=item Accessors
+
+C<name>, C<rw_port>, C<ro_port>, C<port($target)> ('rw' or 'ro'),
+C<host> (127.0.0.1), C<dir>, C<logfile>, C<config_file>, C<auth_file>,
+C<pid> (undef when not running).
+
+=cut
+
+sub name        { return $_[0]{name}; }
+sub rw_port     { return $_[0]{rw_port}; }
+sub ro_port     { return $_[0]{ro_port}; }
+sub host        { return '127.0.0.1'; }
+sub dir         { return $_[0]{dir}; }
+sub logfile     { return $_[0]{logfile}; }
+sub config_file { return "$_[0]{dir}/pgwing.ini"; }
+sub auth_file   { return "$_[0]{dir}/userlist.txt"; }
+sub pid         { return $_[0]{pid}; }
+
+sub port
+{
+	my ($self, $target) = @_;
+	$target //= 'rw';
+	return $self->{ro_port} if $target eq 'ro';
+	return $self->{rw_port} if $target eq 'rw';
+	croak "unknown target $target (want rw or ro)";
+}
+
+=pod
+
+=item $pw->set(setting => value, ...), $pw->set_users(\%users), $pw->set_backends(\@backends)
+
+Change what the next write_config/start/restart writes.
+
+=cut
+
+sub set
+{
+	my ($self, %kv) = @_;
+	$self->{settings}{$_} = $kv{$_} for keys %kv;
+	return;
+}
+
+sub set_users
+{
+	my ($self, $users) = @_;
+	$self->{users} = $users;
+	return;
+}
+
+sub set_backends
+{
+	my ($self, $backends) = @_;
+	$self->{backends} = $backends;
+	return;
+}
+
+sub _backend_line
+{
+	my ($entry) = @_;
+	my ($name, $target, %extra) = @$entry;
+	my $line;
+	if (ref $target)
+	{
+		my %kv = (region => 'local', %extra);
+		$line = 'host=' . $target->host . ' port=' . $target->port;
+		$line .= " $_=$kv{$_}" for sort keys %kv;
+	}
+	else
+	{
+		$line = $target;
+		$line .= " $_=$extra{$_}" for sort keys %extra;
+	}
+	return "$name = $line\n";
+}
+
+=pod
+
+=item $pw->write_config
+
+Write F<pgwing.ini> and F<userlist.txt> into the instance directory
+(start does this).
+
+=cut
+
+sub write_config
+{
+	my ($self) = @_;
+	my %s = (
+		listen_addr     => '127.0.0.1',
+		rw_port         => $self->{rw_port},
+		ro_port         => $self->{ro_port},
+		unix_socket_dir => '',
+		auth_type       => $self->{auth_type},
+		auth_file       => $self->auth_file,
+		admin_users     => 'admin',
+		%{ $self->{settings} });
+	my $ini = "; written by PgWing::Test\n[pgwing]\n";
+	for my $k (sort keys %s)
+	{
+		$ini .= "$k = " . (defined $s{$k} ? $s{$k} : '') . "\n";
+	}
+	$ini .= "\n[backends]\n";
+	$ini .= _backend_line($_) for @{ $self->{backends} };
+	$ini .= "\n$self->{extra_config}\n" if $self->{extra_config} ne '';
+	open my $fh, '>', $self->config_file or die "write config: $!";
+	print $fh $ini;
+	close $fh;
+
+	open $fh, '>', $self->auth_file or die "write auth file: $!";
+	for my $u (sort keys %{ $self->{users} })
+	{
+		my $p = $self->{users}{$u} // '';
+		print $fh "\"$u\" \"$p\"\n";
+	}
+	close $fh;
+	chmod 0600, $self->auth_file;
+	return;
+}
+
+=pod
+
+=item $pw->start(%opt) => 1 or 0
+
+Write the config and run pgwing in the background (not daemonized; its
+stdout and stderr go to C<logfile>), then wait until the rw port accepts
+connections. Dies (failing the test) if pgwing exits or does not listen
+within C<timeout> seconds (default 30), unless C<fail_ok =E<gt> 1>, in which case
+it returns 0. C<args =E<gt> [...]> adds command-line flags.
+
+=cut
+
+sub start
+{
+	my ($self, %opt) = @_;
+	croak "pgwing $self->{name} already running (pid $self->{pid})"
+	  if $self->alive;
+	$self->write_config;
+	my $bin     = pgwing_bin();
+	my @cmd     = ($bin, ($self->{verbose} ? ('-v') : ()), @{ $opt{args} // [] },
+		$self->config_file);
+	my $timeout = $opt{timeout} // 30;
+
+	open my $log, '>>', $self->{logfile} or die "open $self->{logfile}: $!";
+	print $log "# " . localtime() . " PgWing::Test starting: @cmd\n";
+	close $log;
+	print "# starting pgwing $self->{name}: @cmd (rw $self->{rw_port}, ro $self->{ro_port})\n";
+
+	my $pid = fork();
+	die "fork: $!" unless defined $pid;
+	if ($pid == 0)
+	{
+		open STDIN, '<', '/dev/null';
+		open STDOUT, '>>', $self->{logfile} or POSIX::_exit(127);
+		open STDERR, '>&', \*STDOUT or POSIX::_exit(127);
+		$ENV{$_} = $self->{env}{$_} for keys %{ $self->{env} };
+		exec { $cmd[0] } @cmd or POSIX::_exit(127);
+	}
+	$self->{pid}         = $pid;
+	$self->{exit_status} = undef;
+
+	my $deadline = time() + $timeout;
+	while (time() < $deadline)
+	{
+		if (!$self->alive)
+		{
+			my $msg =
+			  "pgwing $self->{name} exited during startup ("
+			  . _status_text($self->{exit_status}) . ")\n"
+			  . $self->log_tail(30);
+			return 0 if $opt{fail_ok};
+			croak $msg;
+		}
+		my $s = IO::Socket::INET->new(
+			PeerAddr => '127.0.0.1',
+			PeerPort => $self->{rw_port},
+			Proto    => 'tcp',
+			Timeout  => 1);
+		if ($s)
+		{
+			close $s;
+			return 1;
+		}
+		usleep(50_000);
+	}
+	my $msg = "pgwing $self->{name} not listening on $self->{rw_port} after ${timeout}s\n"
+	  . $self->log_tail(30);
+	$self->_kill_hard;
+	return 0 if $opt{fail_ok};
+	croak $msg;
+}
+
+=pod
+
+=item $pw->alive
+
+True while the pgwing process runs (reaps it when it has exited).
+
+=cut
+
+sub alive
+{
+	my ($self) = @_;
+	return 0 unless defined $self->{pid};
+	my $r = waitpid($self->{pid}, WNOHANG);
+	return 1 if $r == 0;
+	$self->{exit_status} = $? if $r == $self->{pid};
+	$self->{pid} = undef;
+	return 0;
+}
+
+=pod
+
+=item $pw->exit_status
+
+The raw wait status of the last pgwing process that exited (undef if none).
+
+=cut
+
+sub exit_status { return $_[0]{exit_status}; }
+
+sub _status_text
+{
+	my $st = shift;
+	return 'unknown status' unless defined $st;
+	return 'killed by signal ' . ($st & 127) . (($st & 128) ? ', core dumped' : '')
+	  if $st & 127;
+	return 'exit code ' . ($st >> 8);
+}
+
+sub _wait_exit
+{
+	my ($self, $secs) = @_;
+	my $deadline = time() + $secs;
+	while (time() < $deadline)
+	{
+		return 1 unless $self->alive;
+		usleep(20_000);
+	}
+	return !$self->alive;
+}
+
+sub _kill_hard
+{
+	my ($self) = @_;
+	return unless $self->alive;
+	kill 'KILL', $self->{pid};
+	$self->_wait_exit(5);
+	return;
+}
+
+=pod
+
+=item $pw->stop(%opt)
+
+Stop pgwing, asserting (as two TAP tests) that it was still running -- a
+crash is a failure -- and that it exits cleanly (exit code 0 or by the
+signal) within 10 s of the signal. C<signal =E<gt> 'TERM'> for a graceful
+drain; default C<'INT'> (fast stop).
+
+=cut
+
+sub stop
+{
+	my ($self, %opt) = @_;
+	my $sig  = $opt{signal} // 'INT';
+	my $name = $self->{name};
+	if (!$self->alive)
+	{
+		fail("pgwing $name still running at stop");
+		diag("pgwing $name had exited: "
+			  . _status_text($self->{exit_status}) . "\n"
+			  . $self->log_tail(30));
+		return;
+	}
+	pass("pgwing $name still running at stop");
+	kill $sig, $self->{pid};
+	if (!$self->_wait_exit(10))
+	{
+		fail("pgwing $name exits within 10 s of SIG$sig");
+		$self->_kill_hard;
+		return;
+	}
+	my $st = $self->{exit_status};
+	my %signo = (INT => 2, TERM => 15);
+	ok(defined $st && ($st == 0 || ($st & 127) == $signo{$sig}),
+		"pgwing $name exits cleanly on SIG$sig")
+	  or diag("pgwing $name: " . _status_text($st) . "\n" . $self->log_tail(30));
+	return;
+}
+
+=pod
+
+=item $pw->restart(%opt)
+
+stop then start.
+
+=cut
+
+sub restart
+{
+	my ($self, %opt) = @_;
+	$self->stop(%opt);
+	return $self->start(%opt);
+}
+
+=pod
+
+=item $pw->kill9
+
+Kill pgwing without any checks.
+
+=cut
+
+sub kill9
+{
+	my ($self) = @_;
+	$self->_kill_hard;
+	return;
+}
+
+=pod
+
+=item $pw->signal($sig)
+
+Send a signal (e.g. 'HUP') to the running pgwing.
+
+=cut
+
+sub signal
+{
+	my ($self, $sig) = @_;
+	croak "pgwing $self->{name} not running" unless $self->alive;
+	return kill $sig, $self->{pid};
+}
+
+=pod
+
+=item $pw->log_content, $pw->log_tail($lines), $pw->log_contains(qr/.../, $offset)
+
+The log file's text; its last lines; whether it matches (from byte
+C<$offset>, default 0). C<$pw-E<gt>log_position> gives the current size, to look
+only at lines written after some action.
+
+=item $pw->wait_for_log(qr/.../, $offset, $timeout) => 1 or 0
+
+=cut
+
+sub log_content
+{
+	my ($self) = @_;
+	return '' unless -f $self->{logfile};
+	return PostgreSQL::Test::Utils::slurp_file($self->{logfile});
+}
+
+sub log_position
+{
+	my ($self) = @_;
+	return -s $self->{logfile} // 0;
+}
+
+sub log_tail
+{
+	my ($self, $n) = @_;
+	$n //= 30;
+	my @l = split /\n/, $self->log_content;
+	@l = @l[ -$n .. -1 ] if @l > $n;
+	return join('', map { "# log: $_\n" } @l);
+}
+
+sub log_contains
+{
+	my ($self, $re, $offset) = @_;
+	my $c = $self->log_content;
+	$c = substr($c, $offset) if $offset && $offset <= length $c;
+	return $c =~ $re ? 1 : 0;
+}
+
+sub wait_for_log
+{
+	my ($self, $re, $offset, $timeout) = @_;
+	my $deadline = time() + ($timeout // 10);
+	while (time() < $deadline)
+	{
+		return 1 if $self->log_contains($re, $offset);
+		usleep(50_000);
+	}
+	return $self->log_contains($re, $offset);
+}
+
+=pod
+
+=item $pw->connstr(%o)
+
+A libpq connection string to pgwing: C<target> ('rw' default, or 'ro'),
+C<user> (default os_user()), C<dbname> (default postgres), C<password>,
+C<application_name>, C<options>, C<sslmode>, C<connect_timeout>, C<extra>
+(raw text appended).
+
+=cut
+
+sub connstr
+{
+	my ($self, %o) = @_;
+	my $s = 'host=127.0.0.1 port=' . $self->port($o{target});
+	$s .= ' user=' . _conn_quote($o{user} // os_user());
+	$s .= ' dbname=' . _conn_quote($o{dbname} // 'postgres');
+	for my $k (qw(password application_name options sslmode connect_timeout))
+	{
+		$s .= " $k=" . _conn_quote($o{$k}) if defined $o{$k};
+	}
+	$s .= " $o{extra}" if defined $o{extra};
+	return $s;
+}
+
+# psql's environment: nothing from the caller's libpq env leaks in.
+sub _psql_env
+{
+	my %env = %ENV;
+	delete $env{$_}
+	  for qw(PGHOST PGPORT PGUSER PGDATABASE PGPASSWORD PGSERVICE PGSSLMODE
+	  PGOPTIONS PGHOSTADDR PGCONNECT_TIMEOUT);
+	return %env;
+}
+
+=pod
+
+=item $pw->psql($sql, %o) => ($rc, $stdout, $stderr) (list) or $rc (scalar)
+
+Run C<psql -XAtq -v ON_ERROR_STOP=1 -f -> through pgwing with C<$sql> on
+stdin. C<%o> are connstr options plus C<timeout> (seconds, default
+$PostgreSQL::Test::Utils::timeout_default) and C<extra_params> (array ref).
+stdout and stderr are chomped. On timeout the rc is -1 and stderr says so.
+
+=item $pw->safe_psql($sql, %o) => $stdout
+
+Same, but dies with psql's stderr unless psql exits 0.
+
+=cut
+
+sub psql
+{
+	my ($self, $sql, %o) = @_;
+	my @cmd = ('psql', '-XAtq', '-v', 'ON_ERROR_STOP=1', '-d', $self->connstr(%o),
+		@{ $o{extra_params} // [] }, '-f', '-');
+	my ($out, $err) = ('', '');
+	my $rc;
+	{
+		local %ENV = _psql_env();
+		my $h = IPC::Run::start(\@cmd, '<', \$sql, '>', \$out, '2>', \$err,
+			IPC::Run::timeout($o{timeout} // $PostgreSQL::Test::Utils::timeout_default));
+		if (eval { $h->finish; 1 })
+		{
+			$rc = $h->result(0);
+		}
+		else
+		{
+			$h->kill_kill;
+			$rc = -1;
+			$err .= "\npsql timed out or failed: $@";
+		}
+	}
+	chomp $out;
+	chomp $err;
+	return wantarray ? ($rc, $out, $err) : $rc;
+}
+
+sub safe_psql
+{
+	my ($self, $sql, %o) = @_;
+	my ($rc, $out, $err) = $self->psql($sql, %o);
+	croak "psql through pgwing failed (rc $rc)\nsql: $sql\nstderr: $err\n"
+	  . $self->log_tail(15)
+	  if $rc != 0;
+	return $out;
+}
+
+=pod
+
+=item $pw->background_psql(%o) => PostgreSQL::Test::BackgroundPsql
+
+A psql session kept open through pgwing (connstr options in C<%o>, plus
+C<timeout>); use C<query_safe>, C<query_until>, C<quit>.
+
+=cut
+
+sub background_psql
+{
+	my ($self, %o) = @_;
+	my @cmd = ('psql', '-XAtq', '-v', 'ON_ERROR_STOP=1', '-d', $self->connstr(%o),
+		@{ $o{extra_params} // [] }, '-f', '-');
+	local %ENV = _psql_env();
+	return PgWing::Test::BackgroundCaller::start_psql(\@cmd, $o{timeout});
+}
+
+# BackgroundPsql->new only accepts callers that are a PostgreSQL::Test::Cluster.
+package PgWing::Test::BackgroundCaller;
+our @ISA = ('PostgreSQL::Test::Cluster');
+
+sub start_psql
+{
+	my ($cmd, $timeout) = @_;
+	return PostgreSQL::Test::BackgroundPsql->new(0, $cmd, $timeout, 1);
+}
+
+package PgWing::Test;
+
+=pod
+
+=item $pw->raw_connect(%o) => IO::Socket::INET
+
+A plain TCP socket to pgwing's C<target> port (for protocol-level tests).
+
+=cut
+
+sub raw_connect
+{
+	my ($self, %o) = @_;
+	my $s = IO::Socket::INET->new(
+		PeerAddr => '127.0.0.1',
+		PeerPort => $self->port($o{target}),
+		Proto    => 'tcp',
+		Timeout  => 10) or croak "connect to pgwing: $!";
+	$s->autoflush(1);
+	return $s;
+}
+
+=pod
+
+=back
+
+=head1 PROTOCOL HELPERS (functions)
+
+=over
+
+=item startup_packet(user => 'u', database => 'd', ...) => bytes
+
+A v3 StartupMessage with the given parameters (in that order).
+
+=item pg_message($type, $body) => bytes
+
+A typed message: type byte, int32 length, body.
+
+=item read_message($sock, $timeout) => ($type, $body)
+
+Read one backend message. On EOF returns (undef, 'eof'); on timeout
+(default 10 s) (undef, 'timeout').
+
+=item error_fields($body) => { S => 'FATAL', C => '28P01', M => '...', ... }
+
+Fields of an ErrorResponse/NoticeResponse body.
+
+=item raw_login($sock, user => , database => , password => , timeout => ) => \%result
+
+Send a StartupMessage and handle AuthenticationOk, cleartext and md5 requests
+until ReadyForQuery. Returns { ok => 1, params => {...}, pid => , key => }
+or { ok => 0, error => \%fields } or { ok => 0, eof => 1 }, or
+{ ok => 0, unsupported => 'SASL' } for SCRAM.
+
+=back
+
+=cut
+
+sub startup_packet
+{
+	my @kv   = @_;
+	my $body = pack('N', 196608);
+	$body .= "$_\0" for @kv;
+	$body .= "\0";
+	return pack('N', length($body) + 4) . $body;
+}
+
+sub pg_message
+{
+	my ($type, $body) = @_;
+	$body //= '';
+	return $type . pack('N', length($body) + 4) . $body;
+}
+
+# Read exactly $n bytes, or fewer at EOF; undef on timeout.
+sub _read_n
+{
+	my ($sock, $n, $deadline) = @_;
+	my $buf = '';
+	my $sel = IO::Select->new($sock);
+	while (length($buf) < $n)
+	{
+		my $left = $deadline - time();
+		return undef if $left <= 0;
+		next unless $sel->can_read($left);
+		my $r = sysread($sock, $buf, $n - length($buf), length($buf));
+		if (!defined $r)
+		{
+			next if $! == EINTR || $! == EAGAIN || $! == EWOULDBLOCK;
+			return $buf;    # ECONNRESET etc.: treat like EOF
+		}
+		return $buf if $r == 0;
+	}
+	return $buf;
+}
+
+sub read_message
+{
+	my ($sock, $timeout) = @_;
+	my $deadline = time() + ($timeout // 10);
+	my $hdr = _read_n($sock, 5, $deadline);
+	return (undef, 'timeout') unless defined $hdr;
+	return (undef, 'eof') if length($hdr) < 5;
+	my ($type, $len) = unpack('a1 N', $hdr);
+	return (undef, "bad length $len") if $len < 4 || $len > 1 << 30;
+	my $body = _read_n($sock, $len - 4, $deadline);
+	return (undef, 'timeout') unless defined $body;
+	return (undef, 'eof') if length($body) < $len - 4;
+	return ($type, $body);
+}
+
+sub error_fields
+{
+	my ($body) = @_;
+	my %f;
+	for my $field (split /\0/, $body)
+	{
+		next if $field eq '';
+		$f{ substr($field, 0, 1) } = substr($field, 1);
+	}
+	return \%f;
+}
+
+sub raw_login
+{
+	my ($sock, %o) = @_;
+	my $user = $o{user} // os_user();
+	my @params = (user => $user, database => $o{database} // 'postgres');
+	push @params, %{ $o{params} } if $o{params};
+	print $sock startup_packet(@params);
+	my %res = (ok => 0, params => {});
+	while (1)
+	{
+		my ($t, $b) = read_message($sock, $o{timeout} // 10);
+		if (!defined $t)
+		{
+			$res{$b} = 1;
+			return \%res;
+		}
+		if ($t eq 'R')
+		{
+			my $code = unpack('N', $b);
+			next if $code == 0;
+			if ($code == 3)
+			{
+				print $sock pg_message('p', ($o{password} // '') . "\0");
+			}
+			elsif ($code == 5)
+			{
+				my $salt = substr($b, 4, 4);
+				my $inner = md5_hex(($o{password} // '') . $user);
+				print $sock pg_message('p', 'md5' . md5_hex($inner . $salt) . "\0");
+			}
+			else
+			{
+				$res{unsupported} = $code == 10 ? 'SASL' : "auth code $code";
+				return \%res;
+			}
+		}
+		elsif ($t eq 'S')
+		{
+			my ($k, $v) = split /\0/, $b;
+			$res{params}{$k} = $v;
+		}
+		elsif ($t eq 'K')
+		{
+			@res{qw(pid key)} = unpack('N N', $b);
+		}
+		elsif ($t eq 'E')
+		{
+			$res{error} = error_fields($b);
+			return \%res;
+		}
+		elsif ($t eq 'Z')
+		{
+			$res{ok} = 1;
+			return \%res;
+		}
+	}
+}
+
+# Leave no pgwing behind if a test dies before stop(). Our END runs before
+# Cluster.pm's (LIFO), so pgwing goes before its backends.
+END
+{
+	my $code = $?;
+	for my $pw (@all_instances)
+	{
+		$pw->_kill_hard if defined $pw->{pid};
+	}
+	$? = $code;
+}
+
+1;
