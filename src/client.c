@@ -1,0 +1,529 @@
+/*
+ * Client connections. The startup phase is parsed here (pgwing answers
+ * SSLRequest, authenticates the client itself, hands cancel requests over);
+ * after that the data path only frames messages and moves evbuffer chains to
+ * the server, never copying a body.
+ */
+#include "pgwing/client.h"
+
+#include "pgwing/cancel.h"
+#include "pgwing/config.h"
+#include "pgwing/log.h"
+#include "pgwing/pool.h"
+#include "pgwing/runtime.h"
+#include "pgwing/server.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+/* Auth messages are small; a client sending more during login is misbehaving. */
+#define AUTH_MESSAGE_MAX 8192
+
+/*
+ * Forwarding stops reading from one side while the other side's output holds
+ * this much, and resumes when it drains below the low mark: memory per
+ * connection stays bounded whatever the peer's speed.
+ */
+#define BACKPRESSURE_HIGH (256 * 1024)
+#define BACKPRESSURE_LOW  (64 * 1024)
+
+static struct client_list all_clients = TAILQ_HEAD_INITIALIZER(all_clients);
+static int nclients;
+static uint64_t next_client_id = 1;
+
+static void client_read_cb(struct bufferevent *bev, void *arg);
+static void client_event_cb(struct bufferevent *bev, short what, void *arg);
+static void client_write_cb(struct bufferevent *bev, void *arg);
+
+int client_count(void)
+{
+	return nclients;
+}
+
+static void client_free(struct client *cl)
+{
+	if (cl->server != NULL)
+		server_close(cl->server);
+	pool_forget_client(cl);
+	cancel_unregister(cl);
+	TAILQ_REMOVE(&all_clients, cl, all_link);
+	nclients--;
+	if (cl->timer != NULL)
+		event_free(cl->timer);
+	if (cl->auth != NULL)
+		auth_client_free(cl->auth);
+	server_credentials_free(&cl->cred);
+	startup_params_free(&cl->params);
+	bufferevent_free(cl->bev);
+	free(cl);
+}
+
+static void closing_write_cb(struct bufferevent *bev UNUSED, void *arg)
+{
+	struct client *cl = arg;
+
+	if (evbuffer_get_length(bufferevent_get_output(cl->bev)) == 0)
+		client_free(cl);
+}
+
+static void closing_event_cb(struct bufferevent *bev UNUSED, short what UNUSED, void *arg)
+{
+	client_free(arg);
+}
+
+/* Stop reading, let the output drain, then free: the client sees our last message. */
+void client_close(struct client *cl)
+{
+	struct evbuffer *out = bufferevent_get_output(cl->bev);
+
+	if (cl->server != NULL)
+		server_close(cl->server);
+	pool_forget_client(cl);
+	cl->state = CL_CLOSING;
+	if (cl->timer != NULL)
+		event_del(cl->timer);
+	bufferevent_disable(cl->bev, EV_READ);
+	if (evbuffer_get_length(out) == 0) {
+		client_free(cl);
+		return;
+	}
+	bufferevent_setwatermark(cl->bev, EV_WRITE, 0, 0);
+	bufferevent_setcb(cl->bev, NULL, closing_write_cb, closing_event_cb, cl);
+	/* A peer that never reads must not hold the connection forever. */
+	{
+		struct timeval tv = {5, 0};
+
+		bufferevent_set_timeouts(cl->bev, NULL, &tv);
+	}
+	bufferevent_enable(cl->bev, EV_WRITE);
+}
+
+void client_fail(struct client *cl, const char *sqlstate, const char *fmt, ...)
+{
+	char text[512];
+	va_list ap;
+
+	if (cl->state == CL_CLOSING)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	log_debug("client %" PRIu64 " %s: %s", cl->id, sqlstate, text);
+	proto_put_error(bufferevent_get_output(cl->bev), "FATAL", sqlstate, "%s", text);
+	client_close(cl);
+}
+
+void client_close_all(const char *reason)
+{
+	struct client *cl, *next;
+
+	for (cl = TAILQ_FIRST(&all_clients); cl != NULL; cl = next) {
+		next = TAILQ_NEXT(cl, all_link);
+		client_fail(cl, SQLSTATE_ADMIN_SHUTDOWN, "%s", reason);
+	}
+}
+
+static void client_login_timeout_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *arg)
+{
+	struct client *cl = arg;
+
+	log_info("client %" PRIu64 " from %s: login timed out", cl->id, cl->addr);
+	client_fail(cl, SQLSTATE_PROTOCOL_VIOLATION,
+		    "client_login_timeout: login not finished in time");
+}
+
+static void describe_peer(struct client *cl, const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+
+		inet_ntop(AF_INET, &in->sin_addr, cl->addr, sizeof(cl->addr));
+		cl->port = ntohs(in->sin_port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+
+		inet_ntop(AF_INET6, &in6->sin6_addr, cl->addr, sizeof(cl->addr));
+		cl->port = ntohs(in6->sin6_port);
+	} else {
+		snprintf(cl->addr, sizeof(cl->addr), "unix");
+		cl->is_unix = true;
+	}
+}
+
+void client_accept(int fd, enum target target, const struct sockaddr *addr, int addrlen UNUSED)
+{
+	struct client *cl = xcalloc(1, sizeof(*cl));
+	struct timeval tv;
+	int one = 1;
+
+	cl->id = next_client_id++;
+	cl->target = target;
+	cl->state = CL_STARTUP;
+	cl->connect_time_ms = now_ms();
+	describe_peer(cl, addr);
+	if (!cl->is_unix)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	evutil_make_socket_nonblocking(fd);
+	cl->bev = bufferevent_socket_new(rt.base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (cl->bev == NULL) {
+		log_error("cannot create buffer for client: out of memory");
+		close(fd);
+		free(cl);
+		return;
+	}
+	TAILQ_INSERT_TAIL(&all_clients, cl, all_link);
+	nclients++;
+	cl->is_over_limit = nclients > rt.cfg->max_client_conn;
+
+	cl->timer = evtimer_new(rt.base, client_login_timeout_cb, cl);
+	tv.tv_sec = rt.cfg->client_login_timeout_ms / 1000;
+	tv.tv_usec = (rt.cfg->client_login_timeout_ms % 1000) * 1000;
+	evtimer_add(cl->timer, &tv);
+
+	bufferevent_setcb(cl->bev, client_read_cb, client_write_cb, client_event_cb, cl);
+	bufferevent_enable(cl->bev, EV_READ);
+	log_debug("client %" PRIu64 " connected from %s:%d to %s", cl->id, cl->addr, cl->port,
+		  target_name(target));
+}
+
+static void client_begin_auth(struct client *cl)
+{
+	struct evbuffer *out = bufferevent_get_output(cl->bev);
+	const char *stored = auth_file_lookup(rt.auth, cl->params.user);
+	enum auth_step step;
+
+	cl->auth = auth_client_new(rt.cfg->auth_type, cl->params.user, stored);
+	step = auth_client_begin(cl->auth, out);
+	cl->state = CL_AUTH;
+	if (step == AUTH_STEP_OK) {
+		auth_client_credentials(cl->auth, &cl->cred);
+		auth_client_free(cl->auth);
+		cl->auth = NULL;
+		proto_put_auth(out, AUTH_REQ_OK, NULL, 0);
+		event_del(cl->timer);
+		cl->state = CL_WAITING;
+		pool_request_server(cl);
+	}
+}
+
+/*
+ * Protocol 3.x with x > 0 or "_pq_." options: tell the client what we speak
+ * (3.0, no options) instead of failing, as Postgres itself does.
+ */
+static void negotiate_protocol_version(struct client *cl, uint32_t version)
+{
+	struct evbuffer *body = evbuffer_new();
+	struct evbuffer *out = bufferevent_get_output(cl->bev);
+	uint32_t n, minor = htonl(0), count = 0;
+	char type = 'v';
+	size_t i;
+
+	for (i = 0; i < cl->params.count; i++)
+		if (strncmp(cl->params.items[i].name, "_pq_.", 5) == 0)
+			count++;
+	if ((version & 0xffff) == 0 && count == 0) {
+		evbuffer_free(body);
+		return;
+	}
+	evbuffer_add(body, &minor, 4);
+	n = htonl(count);
+	evbuffer_add(body, &n, 4);
+	for (i = 0; i < cl->params.count; i++)
+		if (strncmp(cl->params.items[i].name, "_pq_.", 5) == 0)
+			evbuffer_add(body, cl->params.items[i].name,
+				     strlen(cl->params.items[i].name) + 1);
+	n = htonl((uint32_t)evbuffer_get_length(body) + 4);
+	evbuffer_add(out, &type, 1);
+	evbuffer_add(out, &n, 4);
+	evbuffer_add_buffer(out, body);
+	evbuffer_free(body);
+}
+
+/* Drop "_pq_." protocol options: the server must not see what we declined. */
+static void strip_protocol_options(struct startup_params *p)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < p->count; i++) {
+		if (strncmp(p->items[i].name, "_pq_.", 5) == 0) {
+			free(p->items[i].name);
+			free(p->items[i].value);
+			continue;
+		}
+		p->items[kept++] = p->items[i];
+	}
+	p->count = kept;
+	p->user = startup_params_get(p, "user");
+	p->database = startup_params_get(p, "database");
+	if (p->database == NULL || p->database[0] == '\0')
+		p->database = p->user;
+}
+
+/* Returns false when the client was closed or must wait for more bytes. */
+static bool client_handle_startup(struct client *cl)
+{
+	struct evbuffer *in = bufferevent_get_input(cl->bev);
+	struct evbuffer *out = bufferevent_get_output(cl->bev);
+	uint32_t len, code;
+	uint8_t *packet;
+	const char *err = NULL;
+
+	switch (proto_peek_startup(in, PROTO_STARTUP_MAX_LEN, &len, &code)) {
+	case PROTO_FRAME_NEED_MORE:
+		return false;
+	case PROTO_FRAME_BAD_LENGTH:
+	case PROTO_FRAME_TOO_LARGE:
+		client_fail(cl, SQLSTATE_PROTOCOL_VIOLATION, "invalid length of startup packet");
+		return false;
+	case PROTO_FRAME_OK:
+		break;
+	}
+	if (evbuffer_get_length(in) < len)
+		return false;
+	packet = evbuffer_pullup(in, len);
+
+	switch (code) {
+	case PROTO_SSL_CODE:
+	case PROTO_GSSENC_CODE:
+		evbuffer_drain(in, len);
+		if (evbuffer_get_length(in) > 0) {
+			/* Bytes sent before our answer could be injected by a MITM: refuse. */
+			client_fail(cl, SQLSTATE_PROTOCOL_VIOLATION,
+				    "received unencrypted data after SSL request");
+			return false;
+		}
+		evbuffer_add(out, "N", 1);
+		return true;
+	case PROTO_CANCEL_CODE:
+		if (len == 16) {
+			uint32_t pid, key;
+
+			memcpy(&pid, packet + 8, 4);
+			memcpy(&key, packet + 12, 4);
+			cancel_forward(ntohl(pid), ntohl(key));
+		}
+		evbuffer_drain(in, len);
+		/* A cancel connection gets no answer, whatever happened. */
+		client_close(cl);
+		return false;
+	default:
+		break;
+	}
+	if (code >> 16 != 3) {
+		evbuffer_drain(in, len);
+		client_fail(cl, SQLSTATE_FEATURE_NOT_SUPPORTED,
+			    "unsupported frontend protocol %u.%u: server supports 3.0", code >> 16,
+			    code & 0xffff);
+		return false;
+	}
+	if (!proto_parse_startup(packet + 8, len - 8, &cl->params, &err)) {
+		evbuffer_drain(in, len);
+		client_fail(cl, SQLSTATE_PROTOCOL_VIOLATION, "%s", err);
+		return false;
+	}
+	evbuffer_drain(in, len);
+	negotiate_protocol_version(cl, code);
+	strip_protocol_options(&cl->params);
+	if (cl->is_over_limit) {
+		client_fail(cl, SQLSTATE_TOO_MANY_CONNECTIONS,
+			    "no more connections allowed (max_client_conn)");
+		return false;
+	}
+	log_debug("client %" PRIu64 " login: user=%s database=%s", cl->id, cl->params.user,
+		  cl->params.database);
+	client_begin_auth(cl);
+	return cl->state == CL_AUTH;
+}
+
+static bool client_handle_auth(struct client *cl)
+{
+	struct evbuffer *in = bufferevent_get_input(cl->bev);
+	struct evbuffer *out = bufferevent_get_output(cl->bev);
+	enum auth_step step;
+	const char *err = NULL;
+	uint32_t len;
+	char type;
+	uint8_t *msg;
+
+	switch (proto_peek_message(in, AUTH_MESSAGE_MAX, &type, &len)) {
+	case PROTO_FRAME_NEED_MORE:
+		return false;
+	case PROTO_FRAME_BAD_LENGTH:
+	case PROTO_FRAME_TOO_LARGE:
+		client_fail(cl, SQLSTATE_PROTOCOL_VIOLATION, "invalid message length during login");
+		return false;
+	case PROTO_FRAME_OK:
+		break;
+	}
+	if (evbuffer_get_length(in) < 1 + (size_t)len)
+		return false;
+	if (type != 'p') {
+		client_fail(cl, SQLSTATE_PROTOCOL_VIOLATION,
+			    "expected password response, got message type %d", type);
+		return false;
+	}
+	msg = evbuffer_pullup(in, 1 + len);
+	step = auth_client_step(cl->auth, msg + PROTO_HEADER_LEN, len - 4, out, &err);
+	evbuffer_drain(in, 1 + len);
+	switch (step) {
+	case AUTH_STEP_CONTINUE:
+		return true;
+	case AUTH_STEP_FAILED:
+		log_info("client %" PRIu64 " from %s: authentication failed for user \"%s\": %s",
+			 cl->id, cl->addr, cl->params.user, err != NULL ? err : "");
+		client_fail(cl, SQLSTATE_INVALID_PASSWORD,
+			    "password authentication failed for user \"%s\"", cl->params.user);
+		return false;
+	case AUTH_STEP_OK:
+		break;
+	}
+	auth_client_credentials(cl->auth, &cl->cred);
+	auth_client_free(cl->auth);
+	cl->auth = NULL;
+	proto_put_auth(out, AUTH_REQ_OK, NULL, 0);
+	event_del(cl->timer);
+	cl->state = CL_WAITING;
+	pool_request_server(cl);
+	return false;
+}
+
+static enum proto_inspect client_inspect(void *arg UNUSED, char type, uint32_t len UNUSED,
+					 struct evbuffer *in UNUSED,
+					 const struct evbuffer_ptr *at UNUSED)
+{
+	/* Terminate ends the session here; the server gets its own on close. */
+	return type == 'X' ? PROTO_INSPECT_STOP : PROTO_INSPECT_FORWARD;
+}
+
+void client_forward(struct client *cl)
+{
+	struct evbuffer *in = bufferevent_get_input(cl->bev);
+	struct evbuffer *out;
+	enum proto_scan scan;
+	size_t movable;
+
+	if (cl->server == NULL || cl->state != CL_ACTIVE)
+		return;
+	out = bufferevent_get_output(cl->server->bev);
+	scan = proto_scan_messages(in, (uint32_t)rt.cfg->max_packet_size, &cl->msg_remaining,
+				   &movable, client_inspect, cl);
+	if (movable > 0)
+		evbuffer_remove_buffer(in, out, movable);
+	switch (scan) {
+	case PROTO_SCAN_DONE:
+		break;
+	case PROTO_SCAN_STOPPED:
+		log_debug("client %" PRIu64 " terminated", cl->id);
+		client_close(cl);
+		return;
+	case PROTO_SCAN_BAD_LENGTH:
+		log_info("client %" PRIu64 " from %s: invalid message length, closing", cl->id,
+			 cl->addr);
+		client_fail(cl, SQLSTATE_PROTOCOL_VIOLATION,
+			    "invalid message length (max_packet_size is %" PRId64 " bytes)",
+			    rt.cfg->max_packet_size);
+		return;
+	}
+	forward_throttle(cl->bev, cl->server->bev);
+}
+
+void forward_throttle(struct bufferevent *src, struct bufferevent *dst)
+{
+	if (evbuffer_get_length(bufferevent_get_output(dst)) < BACKPRESSURE_HIGH)
+		return;
+	bufferevent_disable(src, EV_READ);
+	bufferevent_setwatermark(dst, EV_WRITE, BACKPRESSURE_LOW, 0);
+}
+
+void forward_drained(struct bufferevent *src, struct bufferevent *dst)
+{
+	if (bufferevent_get_enabled(src) & EV_READ)
+		return;
+	bufferevent_setwatermark(dst, EV_WRITE, 0, 0);
+	bufferevent_enable(src, EV_READ);
+}
+
+/* The client's output drained: the server may send again. */
+static void client_write_cb(struct bufferevent *bev UNUSED, void *arg)
+{
+	struct client *cl = arg;
+
+	if (cl->server != NULL && cl->state == CL_ACTIVE) {
+		forward_drained(cl->server->bev, cl->bev);
+		/* Data may have arrived while reading was off. */
+		server_forward(cl->server);
+	}
+}
+
+static void client_read_cb(struct bufferevent *bev UNUSED, void *arg)
+{
+	struct client *cl = arg;
+
+	for (;;) {
+		switch (cl->state) {
+		case CL_STARTUP:
+			if (!client_handle_startup(cl))
+				return;
+			break;
+		case CL_AUTH:
+			if (!client_handle_auth(cl))
+				return;
+			break;
+		case CL_ACTIVE:
+			client_forward(cl);
+			return;
+		case CL_WAITING:
+		case CL_LOGIN:
+			/*
+			 * A client waits for ReadyForQuery before it speaks; if it speaks
+			 * anyway, the bytes wait in the buffer until a server is ready.
+			 */
+			return;
+		case CL_CLOSING:
+			return;
+		}
+	}
+}
+
+static void client_event_cb(struct bufferevent *bev UNUSED, short what, void *arg)
+{
+	struct client *cl = arg;
+
+	if (what & BEV_EVENT_ERROR)
+		log_debug("client %" PRIu64 " connection error: %s", cl->id,
+			  evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	else
+		log_debug("client %" PRIu64 " closed the connection", cl->id);
+	client_free(cl);
+}
+
+void client_server_ready(struct client *cl, struct evbuffer *parameter_status)
+{
+	struct evbuffer *out = bufferevent_get_output(cl->bev);
+
+	evbuffer_add_buffer(out, parameter_status);
+	cancel_register(cl);
+	proto_put_backend_key(out, cl->cancel_pid, cl->cancel_key);
+	proto_put_ready(out, 'I');
+	cl->state = CL_ACTIVE;
+	client_forward(cl);
+}
+
+void client_detach_server(struct client *cl)
+{
+	cl->server = NULL;
+	cl->msg_remaining = 0;
+	bufferevent_enable(cl->bev, EV_READ);
+}

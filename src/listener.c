@@ -1,0 +1,204 @@
+/*
+ * Listening sockets. Every address in listen_addr gets the read-write and the
+ * read-only port; unix sockets follow Postgres' naming (.s.PGSQL.<port>) so
+ * psql -h <dir> -p <port> finds them. SO_REUSEPORT lets several pgwing
+ * processes share the ports, one per core.
+ */
+#include "pgwing/listener.h"
+
+#include "pgwing/client.h"
+#include "pgwing/log.h"
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define LISTEN_BACKLOG  4096
+/* After running out of file descriptors, accepting is retried this much later. */
+#define ACCEPT_RETRY_MS 1000
+
+struct listener {
+	struct evconnlistener *lev;
+	enum target target;
+	char *unix_path; /* removed on stop */
+	struct listener *next;
+};
+
+static struct listener *listeners;
+static struct event *retry_timer;
+static bool is_paused;
+
+static void accept_cb(struct evconnlistener *lev UNUSED, evutil_socket_t fd, struct sockaddr *addr,
+		      int addrlen, void *arg)
+{
+	struct listener *l = arg;
+
+	client_accept(fd, l->target, addr, addrlen);
+}
+
+static void retry_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *arg UNUSED)
+{
+	log_info("resuming accepting connections");
+	listener_resume();
+}
+
+/*
+ * Out of fds (or another accept error): pause every listener instead of
+ * spinning on a socket that stays readable, log once, and try again later.
+ */
+static void accept_error_cb(struct evconnlistener *lev UNUSED, void *arg UNUSED)
+{
+	int err = EVUTIL_SOCKET_ERROR();
+	struct timeval tv = {ACCEPT_RETRY_MS / 1000, (ACCEPT_RETRY_MS % 1000) * 1000};
+
+	if (err == EINTR || err == EAGAIN || err == ECONNABORTED)
+		return;
+	if (!is_paused)
+		log_warn("accept failed: %s; pausing new connections for %d ms",
+			 evutil_socket_error_to_string(err), ACCEPT_RETRY_MS);
+	listener_pause();
+	evtimer_add(retry_timer, &tv);
+}
+
+static int add_listener(struct event_base *base, const struct sockaddr *sa, socklen_t salen,
+			enum target target, const char *desc, const char *unix_path)
+{
+	unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE;
+	struct listener *l = xcalloc(1, sizeof(*l));
+
+	if (unix_path == NULL)
+		flags |= LEV_OPT_REUSEABLE_PORT;
+	if (sa->sa_family == AF_INET6)
+		flags |= LEV_OPT_BIND_IPV6ONLY;
+	l->target = target;
+	l->lev = evconnlistener_new_bind(base, accept_cb, l, flags, LISTEN_BACKLOG, sa, (int)salen);
+	if (l->lev == NULL) {
+		log_error("could not listen on %s: %s", desc, strerror(errno));
+		free(l);
+		return -1;
+	}
+	evconnlistener_set_error_cb(l->lev, accept_error_cb);
+	l->unix_path = unix_path != NULL ? xstrdup(unix_path) : NULL;
+	l->next = listeners;
+	listeners = l;
+	log_info("listening on %s (%s)", desc, target_name(target));
+	return 0;
+}
+
+static int listen_tcp(struct event_base *base, const char *host, int port, enum target target)
+{
+	struct addrinfo hints = {
+		.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+	struct addrinfo *res, *ai;
+	char service[16];
+	int rc, nok = 0;
+
+	snprintf(service, sizeof(service), "%d", port);
+	/* Runs before the loop starts (or on restart), so a blocking lookup is fine here. */
+	rc = getaddrinfo(strcmp(host, "*") == 0 ? NULL : host, service, &hints, &res);
+	if (rc != 0) {
+		log_error("could not resolve listen address \"%s\": %s", host, gai_strerror(rc));
+		return -1;
+	}
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		char desc[128], name[64] = "";
+
+		getnameinfo(ai->ai_addr, ai->ai_addrlen, name, sizeof(name), NULL, 0,
+			    NI_NUMERICHOST);
+		snprintf(desc, sizeof(desc), "%s%s%s:%d", ai->ai_family == AF_INET6 ? "[" : "",
+			 name, ai->ai_family == AF_INET6 ? "]" : "", port);
+		if (add_listener(base, ai->ai_addr, ai->ai_addrlen, target, desc, NULL) == 0)
+			nok++;
+	}
+	freeaddrinfo(res);
+	return nok > 0 ? 0 : -1;
+}
+
+static int listen_unix(struct event_base *base, const char *dir, int port, enum target target)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+
+	if ((size_t)snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/.s.PGSQL.%d", dir, port) >=
+	    sizeof(sun.sun_path)) {
+		log_error("unix socket path too long in %s", dir);
+		return -1;
+	}
+	/* A socket file left by a dead process would make bind fail. */
+	unlink(sun.sun_path);
+	if (add_listener(base, (struct sockaddr *)&sun, sizeof(sun), target, sun.sun_path,
+			 sun.sun_path) < 0)
+		return -1;
+	chmod(sun.sun_path, 0777);
+	return 0;
+}
+
+int listener_start(struct event_base *base, const struct config *cfg)
+{
+	char *addrs = xstrdup(cfg->listen_addr);
+	char *save = NULL;
+	int rc = 0;
+
+	retry_timer = evtimer_new(base, retry_cb, NULL);
+	for (char *tok = strtok_r(addrs, ",", &save); tok != NULL && rc == 0;
+	     tok = strtok_r(NULL, ",", &save)) {
+		while (*tok == ' ' || *tok == '\t')
+			tok++;
+		for (char *end = tok + strlen(tok);
+		     end > tok && (end[-1] == ' ' || end[-1] == '\t');)
+			*--end = '\0';
+		if (*tok == '\0')
+			continue;
+		rc = listen_tcp(base, tok, cfg->rw_port, TARGET_RW);
+		if (rc == 0)
+			rc = listen_tcp(base, tok, cfg->ro_port, TARGET_RO);
+	}
+	free(addrs);
+	if (rc == 0 && cfg->unix_socket_dir[0] != '\0') {
+		rc = listen_unix(base, cfg->unix_socket_dir, cfg->rw_port, TARGET_RW);
+		if (rc == 0)
+			rc = listen_unix(base, cfg->unix_socket_dir, cfg->ro_port, TARGET_RO);
+	}
+	return rc;
+}
+
+void listener_pause(void)
+{
+	for (struct listener *l = listeners; l != NULL; l = l->next)
+		evconnlistener_disable(l->lev);
+	is_paused = true;
+}
+
+void listener_resume(void)
+{
+	for (struct listener *l = listeners; l != NULL; l = l->next)
+		evconnlistener_enable(l->lev);
+	is_paused = false;
+}
+
+void listener_stop(void)
+{
+	while (listeners != NULL) {
+		struct listener *l = listeners;
+
+		listeners = l->next;
+		evconnlistener_free(l->lev);
+		if (l->unix_path != NULL) {
+			unlink(l->unix_path);
+			free(l->unix_path);
+		}
+		free(l);
+	}
+	if (retry_timer != NULL) {
+		event_free(retry_timer);
+		retry_timer = NULL;
+	}
+}

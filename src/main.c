@@ -1,0 +1,297 @@
+/*
+ * pgwing: command line, configuration, signals, pidfile and the event loop.
+ */
+#include "pgwing/auth.h"
+#include "pgwing/client.h"
+#include "pgwing/config.h"
+#include "pgwing/health.h"
+#include "pgwing/listener.h"
+#include "pgwing/log.h"
+#include "pgwing/pool.h"
+#include "pgwing/runtime.h"
+#include "pgwing/topology.h"
+
+#include <event2/dns.h>
+#include <event2/event.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct runtime rt;
+
+/* Draining: how often to look whether the last client has gone. */
+#define DRAIN_CHECK_MS 200
+
+static struct event *drain_timer;
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"pgwing %s: a Postgres connection-routing proxy\n\n"
+		"Usage:\n"
+		"  pgwing [-d] [-v] [-q] CONFIG   run with the given config file\n"
+		"  pgwing --check CONFIG          validate the config and exit\n"
+		"  pgwing --version | --help\n\n"
+		"Options:\n"
+		"  -d, --daemon    run in the background (set pidfile and logfile)\n"
+		"  -v, --verbose   more logging (repeat for more)\n"
+		"  -q, --quiet     log only warnings and errors\n\n"
+		"Signals: SIGHUP reloads the config, SIGTERM stops after clients leave,\n"
+		"SIGINT stops at once.\n",
+		PACKAGE_VERSION);
+}
+
+static struct auth_file *load_auth_file(const struct config *cfg, char *err, size_t errlen)
+{
+	/* trust needs no passwords, so a missing file is fine there. */
+	if (cfg->auth_type == AUTH_TRUST && access(cfg->auth_file, F_OK) != 0)
+		return auth_file_load("/dev/null", err, errlen);
+	return auth_file_load(cfg->auth_file, err, errlen);
+}
+
+static int write_pidfile(const char *path)
+{
+	char buf[32];
+	int fd, len;
+
+	if (path[0] == '\0')
+		return 0;
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		log_error("could not write pidfile %s: %s", path, strerror(errno));
+		return -1;
+	}
+	len = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+	if (write(fd, buf, (size_t)len) != len) {
+		log_error("could not write pidfile %s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+static int daemonize(void)
+{
+	pid_t pid = fork();
+	int fd;
+
+	if (pid < 0)
+		return -1;
+	if (pid > 0)
+		_exit(0);
+	setsid();
+	fd = open("/dev/null", O_RDWR);
+	if (fd >= 0) {
+		dup2(fd, STDIN_FILENO);
+		dup2(fd, STDOUT_FILENO);
+		/* stderr stays if it is the log target; the log was opened before. */
+		if (rt.cfg->logfile[0] != '\0')
+			dup2(fd, STDERR_FILENO);
+		if (fd > STDERR_FILENO)
+			close(fd);
+	}
+	return 0;
+}
+
+static void reload(void)
+{
+	char err[512];
+	struct config *cfg = config_load(rt.cfg->path, err, sizeof(err));
+	struct auth_file *af;
+
+	if (cfg == NULL) {
+		log_error("reload failed, keeping the running config: %s", err);
+		return;
+	}
+	af = load_auth_file(cfg, err, sizeof(err));
+	if (af == NULL) {
+		log_error("reload failed, keeping the running config: %s", err);
+		config_free(cfg);
+		return;
+	}
+	if (strcmp(cfg->listen_addr, rt.cfg->listen_addr) != 0 || cfg->rw_port != rt.cfg->rw_port ||
+	    cfg->ro_port != rt.cfg->ro_port ||
+	    strcmp(cfg->unix_socket_dir, rt.cfg->unix_socket_dir) != 0)
+		log_warn("reload: listen_addr, ports and unix_socket_dir change only on restart");
+	if (strcmp(cfg->logfile, rt.cfg->logfile) != 0 && log_reopen(cfg->logfile) < 0)
+		log_error("could not open logfile %s: %s", cfg->logfile, strerror(errno));
+	auth_file_free(rt.auth);
+	rt.auth = af;
+	config_free(rt.cfg);
+	rt.cfg = cfg;
+	topology_apply_config(rt.topo, rt.cfg);
+	health_reconfigure(rt.topo, rt.cfg, rt.auth);
+	log_info("configuration reloaded from %s", rt.cfg->path);
+	pool_on_topology_change(NULL);
+}
+
+static void drain_check_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *arg UNUSED)
+{
+	if (client_count() == 0) {
+		log_info("all clients gone, stopping");
+		event_base_loopbreak(rt.base);
+	}
+}
+
+static void signal_cb(evutil_socket_t sig, short what UNUSED, void *arg UNUSED)
+{
+	struct timeval tv = {0, DRAIN_CHECK_MS * 1000};
+
+	switch (sig) {
+	case SIGHUP:
+		log_info("SIGHUP: reloading configuration");
+		reload();
+		break;
+	case SIGTERM:
+		if (rt.is_shutting_down)
+			break;
+		log_info("SIGTERM: no new connections; stopping when the last client leaves");
+		rt.is_shutting_down = true;
+		listener_stop();
+		drain_timer = event_new(rt.base, -1, EV_PERSIST, drain_check_cb, NULL);
+		event_add(drain_timer, &tv);
+		break;
+	case SIGINT:
+		log_info("SIGINT: stopping now");
+		rt.is_shutting_down = true;
+		listener_stop();
+		client_close_all("pgwing is shutting down");
+		event_base_loopexit(rt.base, &tv);
+		break;
+	default:
+		break;
+	}
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{"daemon", no_argument, NULL, 'd'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"check", no_argument, NULL, 'c'},
+		{"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	bool is_daemon = false, is_quiet = false, is_check = false;
+	struct event *signals[3];
+	const int signos[3] = {SIGHUP, SIGTERM, SIGINT};
+	int verbosity = 0, opt, rc = 1;
+	char err[512];
+	struct auth_file *af;
+
+	while ((opt = getopt_long(argc, argv, "dvqh", options, NULL)) != -1) {
+		switch (opt) {
+		case 'd':
+			is_daemon = true;
+			break;
+		case 'v':
+			verbosity++;
+			break;
+		case 'q':
+			is_quiet = true;
+			break;
+		case 'c':
+			is_check = true;
+			break;
+		case 'V':
+			printf("pgwing %s\n", PACKAGE_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc - 1) {
+		usage(stderr);
+		return 2;
+	}
+	rt.cfg = config_load(argv[optind], err, sizeof(err));
+	if (rt.cfg == NULL) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	af = load_auth_file(rt.cfg, err, sizeof(err));
+	if (af == NULL) {
+		fprintf(stderr, "%s\n", err);
+		config_free(rt.cfg);
+		return 1;
+	}
+	rt.auth = af;
+	if (is_check) {
+		printf("%s: configuration is valid\n", argv[optind]);
+		auth_file_free(rt.auth);
+		config_free(rt.cfg);
+		return 0;
+	}
+	if (log_open(rt.cfg->logfile, verbosity, is_quiet) < 0) {
+		fprintf(stderr, "could not open logfile %s: %s\n", rt.cfg->logfile,
+			strerror(errno));
+		return 1;
+	}
+	/* A client that vanishes mid-write must be an error return, not a dead process. */
+	signal(SIGPIPE, SIG_IGN);
+
+	rt.base = event_base_new();
+	if (rt.base == NULL) {
+		log_error("could not create the event loop");
+		return 1;
+	}
+	rt.dns = evdns_base_new(rt.base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+	if (rt.dns == NULL)
+		log_warn("no DNS resolver configured: backends must be given by address");
+	rt.topo = topology_new(rt.cfg);
+	rt.topo->on_change = pool_on_topology_change;
+
+	if (listener_start(rt.base, rt.cfg) < 0)
+		goto out;
+	if (is_daemon && daemonize() < 0) {
+		log_error("could not daemonize: %s", strerror(errno));
+		goto out;
+	}
+	if (write_pidfile(rt.cfg->pidfile) < 0)
+		goto out;
+	for (size_t i = 0; i < ARRAY_SIZE(signos); i++) {
+		signals[i] = evsignal_new(rt.base, signos[i], signal_cb, NULL);
+		evsignal_add(signals[i], NULL);
+	}
+	if (health_start(rt.base, rt.topo, rt.cfg, rt.auth) < 0)
+		goto out_signals;
+	log_info("pgwing %s started", PACKAGE_VERSION);
+
+	event_base_dispatch(rt.base);
+	rc = 0;
+
+	health_stop(rt.topo);
+out_signals:
+	for (size_t i = 0; i < ARRAY_SIZE(signos); i++)
+		event_free(signals[i]);
+out:
+	listener_stop();
+	client_close_all("pgwing is shutting down");
+	if (drain_timer != NULL)
+		event_free(drain_timer);
+	pool_free_all();
+	if (rt.cfg->pidfile[0] != '\0' && rc == 0)
+		unlink(rt.cfg->pidfile);
+	topology_free(rt.topo);
+	if (rt.dns != NULL)
+		evdns_base_free(rt.dns, 0);
+	event_base_free(rt.base);
+	auth_file_free(rt.auth);
+	config_free(rt.cfg);
+	log_close();
+	return rc;
+}

@@ -47,6 +47,52 @@ enum proto_frame proto_peek_startup(struct evbuffer *buf, uint32_t max_len, uint
 	return PROTO_FRAME_OK;
 }
 
+enum proto_scan proto_scan_messages(struct evbuffer *in, uint32_t max_len, uint32_t *remaining,
+				    size_t *movable, proto_inspect_fn inspect, void *arg)
+{
+	size_t avail = evbuffer_get_length(in);
+	size_t done = 0;
+
+	for (;;) {
+		struct evbuffer_ptr at;
+		uint8_t hdr[PROTO_HEADER_LEN];
+		uint32_t len;
+
+		if (*remaining > 0) {
+			size_t take = avail - done < *remaining ? avail - done : *remaining;
+
+			done += take;
+			*remaining -= (uint32_t)take;
+			if (*remaining > 0)
+				break;
+		}
+		if (avail - done < PROTO_HEADER_LEN)
+			break;
+		evbuffer_ptr_set(in, &at, done, EVBUFFER_PTR_SET);
+		evbuffer_copyout_from(in, &at, hdr, sizeof(hdr));
+		memcpy(&len, hdr + 1, 4);
+		len = ntohl(len);
+		if (len < 4 || len > max_len) {
+			*movable = done;
+			return PROTO_SCAN_BAD_LENGTH;
+		}
+		switch (inspect != NULL ? inspect(arg, (char)hdr[0], len, in, &at)
+					: PROTO_INSPECT_FORWARD) {
+		case PROTO_INSPECT_FORWARD:
+			*remaining = len + 1;
+			break;
+		case PROTO_INSPECT_STOP:
+			*movable = done;
+			return PROTO_SCAN_STOPPED;
+		case PROTO_INSPECT_WAIT:
+			*movable = done;
+			return PROTO_SCAN_DONE;
+		}
+	}
+	*movable = done;
+	return PROTO_SCAN_DONE;
+}
+
 void proto_reader_init(struct proto_reader *r, const void *data, size_t len)
 {
 	r->pos = data;

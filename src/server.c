@@ -1,0 +1,330 @@
+/*
+ * Server connections: connect to a backend, log in as the client's user with
+ * the credentials pgwing holds, collect the welcome (ParameterStatus,
+ * BackendKeyData, ReadyForQuery), then forward the server's messages to the
+ * client, looking only at headers and the ReadyForQuery status.
+ */
+#include "pgwing/server.h"
+
+#include "pgwing/client.h"
+#include "pgwing/log.h"
+#include "pgwing/proto.h"
+#include "pgwing/runtime.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+static uint64_t next_server_id = 1;
+
+static void server_read_cb(struct bufferevent *bev, void *arg);
+static void server_write_cb(struct bufferevent *bev, void *arg);
+static void server_event_cb(struct bufferevent *bev, short what, void *arg);
+
+int server_connect_socket(struct bufferevent *bev, const struct backend *b)
+{
+	if (b->host[0] == '/') {
+		struct sockaddr_un sun = {.sun_family = AF_UNIX};
+
+		if ((size_t)snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/.s.PGSQL.%d", b->host,
+				     b->port) >= sizeof(sun.sun_path)) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		return bufferevent_socket_connect(bev, (struct sockaddr *)&sun, sizeof(sun));
+	}
+	return bufferevent_socket_connect_hostname(bev, rt.dns, AF_UNSPEC, b->host, b->port);
+}
+
+static void set_timer(struct event *ev, int64_t ms)
+{
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+
+	evtimer_add(ev, &tv);
+}
+
+static void server_free(struct server *sv)
+{
+	if (sv->client != NULL)
+		sv->client->server = NULL;
+	if (sv->backend != NULL)
+		sv->backend->nclients--;
+	if (sv->timer != NULL)
+		event_free(sv->timer);
+	if (sv->login != NULL)
+		auth_login_free(sv->login);
+	if (sv->welcome != NULL)
+		evbuffer_free(sv->welcome);
+	bufferevent_free(sv->bev);
+	free(sv->backend_name);
+	free(sv);
+}
+
+void server_close(struct server *sv)
+{
+	if (sv->state == SV_ACTIVE) {
+		struct evbuffer *out = bufferevent_get_output(sv->bev);
+
+		/*
+		 * A polite goodbye keeps "unexpected EOF" out of the server's log. One
+		 * non-blocking write attempt: if the socket is full, the close says enough.
+		 */
+		proto_put_terminate(out);
+		evbuffer_write(out, bufferevent_getfd(sv->bev));
+	}
+	server_free(sv);
+}
+
+/*
+ * Tell the client why its server is gone, and close it. Every message names the
+ * backend, so the user knows which one failed: "<what> backend pg1 (host:port): detail".
+ */
+static void server_fail(struct server *sv, const char *what, const char *detail)
+{
+	struct client *cl = sv->client;
+	char text[512];
+
+	snprintf(text, sizeof(text), "%s backend %s (%s:%d): %s", what, sv->backend_name,
+		 sv->backend->host, sv->backend->port, detail);
+	log_info("server %" PRIu64 ": %s", sv->id, text);
+	if (cl != NULL)
+		client_fail(cl, SQLSTATE_CONNECTION_FAILURE, "%s", text); /* frees sv */
+	else
+		server_free(sv);
+}
+
+static void server_timeout_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *arg)
+{
+	struct server *sv = arg;
+	char detail[64];
+
+	snprintf(detail, sizeof(detail), "timeout after %" PRId64 " ms",
+		 rt.cfg->server_connect_timeout_ms);
+	server_fail(sv, "could not connect to", detail);
+}
+
+struct server *server_connect(struct backend *b, struct client *cl)
+{
+	struct server *sv = xcalloc(1, sizeof(*sv));
+
+	sv->id = next_server_id++;
+	sv->backend = b;
+	sv->backend_name = xstrdup(b->name);
+	sv->client = cl;
+	sv->state = SV_CONNECTING;
+	sv->connect_time_ms = now_ms();
+	sv->welcome = evbuffer_new();
+	sv->bev = bufferevent_socket_new(rt.base, -1, BEV_OPT_CLOSE_ON_FREE);
+	sv->timer = evtimer_new(rt.base, server_timeout_cb, sv);
+	if (sv->welcome == NULL || sv->bev == NULL || sv->timer == NULL) {
+		log_error("cannot create server connection: out of memory");
+		abort();
+	}
+	b->nclients++;
+	cl->server = sv;
+	bufferevent_setcb(sv->bev, server_read_cb, server_write_cb, server_event_cb, sv);
+	set_timer(sv->timer, rt.cfg->server_connect_timeout_ms);
+	log_debug("server %" PRIu64 ": connecting to %s (%s:%d) for client %" PRIu64, sv->id,
+		  b->name, b->host, b->port, cl->id);
+	if (server_connect_socket(sv->bev, b) < 0) {
+		/* The event callback reports most failures; this is the synchronous rest. */
+		server_fail(sv, "could not connect to", strerror(errno));
+		return NULL;
+	}
+	return sv;
+}
+
+static void server_send_startup(struct server *sv)
+{
+	int one = 1;
+	int fd = bufferevent_getfd(sv->bev);
+
+	if (sv->backend->host[0] != '/')
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	sv->state = SV_LOGIN;
+	sv->login = auth_login_new(&sv->client->cred);
+	proto_put_startup(bufferevent_get_output(sv->bev), &sv->client->params);
+	bufferevent_enable(sv->bev, EV_READ);
+}
+
+/*
+ * Login: the whole message is buffered (they are small), then handled. Errors
+ * from the server (no such database, its own auth failure) go to the client
+ * verbatim, so it sees exactly what Postgres said.
+ */
+static void server_handle_login(struct server *sv)
+{
+	struct evbuffer *in = bufferevent_get_input(sv->bev);
+
+	while (sv->state == SV_LOGIN) {
+		const char *err = NULL;
+		uint8_t *msg;
+		uint32_t len;
+		char type;
+
+		switch (proto_peek_message(in, (uint32_t)rt.cfg->max_packet_size, &type, &len)) {
+		case PROTO_FRAME_NEED_MORE:
+			return;
+		case PROTO_FRAME_BAD_LENGTH:
+		case PROTO_FRAME_TOO_LARGE:
+			server_fail(sv, "invalid message from", "bad message length");
+			return;
+		case PROTO_FRAME_OK:
+			break;
+		}
+		if (evbuffer_get_length(in) < 1 + (size_t)len)
+			return;
+		msg = evbuffer_pullup(in, 1 + len);
+		switch (type) {
+		case 'R':
+			switch (auth_login_step(sv->login, msg + PROTO_HEADER_LEN, len - 4,
+						bufferevent_get_output(sv->bev), &err)) {
+			case AUTH_STEP_CONTINUE:
+			case AUTH_STEP_OK:
+				evbuffer_drain(in, 1 + len);
+				break;
+			case AUTH_STEP_FAILED:
+				evbuffer_drain(in, 1 + len);
+				server_fail(sv, "cannot log in to",
+					    err != NULL ? err : "authentication failed");
+				return;
+			}
+			break;
+		case 'S':
+		case 'N':
+			evbuffer_remove_buffer(in, sv->welcome, 1 + len);
+			break;
+		case 'K': {
+			struct proto_reader r;
+
+			proto_reader_init(&r, msg + PROTO_HEADER_LEN, len - 4);
+			sv->backend_pid = proto_read_int32(&r);
+			sv->backend_key = proto_read_int32(&r);
+			evbuffer_drain(in, 1 + len);
+			break;
+		}
+		case 'v': /* NegotiateProtocolVersion: we asked for plain 3.0 anyway */
+			evbuffer_drain(in, 1 + len);
+			break;
+		case 'Z':
+			sv->tx_status = len >= 5 ? (char)msg[5] : 'I';
+			evbuffer_drain(in, 1 + len);
+			event_del(sv->timer);
+			auth_login_free(sv->login);
+			sv->login = NULL;
+			sv->state = SV_ACTIVE;
+			log_debug("server %" PRIu64 ": logged in to %s, backend pid %u", sv->id,
+				  sv->backend_name, sv->backend_pid);
+			client_server_ready(sv->client, sv->welcome);
+			return;
+		case 'E': {
+			struct client *cl = sv->client;
+			struct proto_error_fields ef;
+
+			if (proto_parse_error(msg + PROTO_HEADER_LEN, len - 4, &ef))
+				log_info("server %" PRIu64 ": login to %s refused: %s %s", sv->id,
+					 sv->backend_name, ef.sqlstate ? ef.sqlstate : "",
+					 ef.message ? ef.message : "");
+			evbuffer_remove_buffer(in, bufferevent_get_output(cl->bev), 1 + len);
+			client_close(cl); /* the server's error says it all; frees sv */
+			return;
+		}
+		default:
+			server_fail(sv, "unexpected message during login from",
+				    "protocol violation");
+			return;
+		}
+	}
+}
+
+/* Only ReadyForQuery is looked into: its status tells when the session is idle. */
+static enum proto_inspect server_inspect(void *arg, char type, uint32_t len UNUSED,
+					 struct evbuffer *in, const struct evbuffer_ptr *at)
+{
+	struct server *sv = arg;
+	struct evbuffer_ptr status = *at;
+
+	if (type != 'Z')
+		return PROTO_INSPECT_FORWARD;
+	if (evbuffer_ptr_set(in, &status, PROTO_HEADER_LEN, EVBUFFER_PTR_ADD) < 0 ||
+	    evbuffer_copyout_from(in, &status, &sv->tx_status, 1) != 1)
+		return PROTO_INSPECT_WAIT;
+	return PROTO_INSPECT_FORWARD;
+}
+
+void server_forward(struct server *sv)
+{
+	struct evbuffer *in = bufferevent_get_input(sv->bev);
+	struct client *cl = sv->client;
+	size_t movable;
+
+	if (cl == NULL || sv->state != SV_ACTIVE)
+		return;
+	if (proto_scan_messages(in, (uint32_t)rt.cfg->max_packet_size, &sv->msg_remaining, &movable,
+				server_inspect, sv) == PROTO_SCAN_BAD_LENGTH) {
+		evbuffer_remove_buffer(in, bufferevent_get_output(cl->bev), movable);
+		server_fail(sv, "invalid message from", "bad message length");
+		return;
+	}
+	if (movable > 0)
+		evbuffer_remove_buffer(in, bufferevent_get_output(cl->bev), movable);
+	forward_throttle(sv->bev, cl->bev);
+}
+
+static void server_read_cb(struct bufferevent *bev UNUSED, void *arg)
+{
+	struct server *sv = arg;
+
+	if (sv->state == SV_LOGIN)
+		server_handle_login(sv);
+	else if (sv->state == SV_ACTIVE)
+		server_forward(sv);
+}
+
+/* The server's output drained: the client may send again. */
+static void server_write_cb(struct bufferevent *bev UNUSED, void *arg)
+{
+	struct server *sv = arg;
+
+	if (sv->client != NULL && sv->state == SV_ACTIVE) {
+		forward_drained(sv->client->bev, sv->bev);
+		client_forward(sv->client);
+	}
+}
+
+static void server_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct server *sv = arg;
+	const char *reason;
+	int dns_err;
+
+	if (what & BEV_EVENT_CONNECTED) {
+		server_send_startup(sv);
+		return;
+	}
+	dns_err = bufferevent_socket_get_dns_error(bev);
+	if (dns_err != 0)
+		reason = evutil_gai_strerror(dns_err);
+	else if (what & BEV_EVENT_ERROR)
+		reason = evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR());
+	else
+		reason = "server closed the connection";
+	if (sv->state == SV_ACTIVE) {
+		/* Whatever the server said last (a FATAL, say) reaches the client first. */
+		server_forward(sv);
+		server_fail(sv, "lost connection to", reason);
+	} else {
+		server_fail(sv, "could not connect to", reason);
+	}
+}

@@ -1,4 +1,18 @@
+/*
+ * Cancel keys: pgwing gives each client its own (pid, key) and maps it to the
+ * server the client is on, so a CancelRequest reaches the right backend.
+ */
 #ifndef PGWING_CANCEL_H
 #define PGWING_CANCEL_H
+
+#include "pgwing/common.h"
+
+struct client;
+
+/* Assign a unique key to a client and remember it. */
+void cancel_register(struct client *cl);
+void cancel_unregister(struct client *cl);
+/* Forward a CancelRequest for (pid, key) to that client's backend, if any. */
+void cancel_forward(uint32_t pid, uint32_t key);
 
 #endif

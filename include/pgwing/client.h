@@ -1,4 +1,80 @@
+/*
+ * The client side of a connection: startup negotiation, pgwing's own
+ * authentication of the client, waiting for a server, then forwarding.
+ */
 #ifndef PGWING_CLIENT_H
 #define PGWING_CLIENT_H
+
+#include "pgwing/auth.h"
+#include "pgwing/proto.h"
+
+#include <sys/queue.h>
+
+struct bufferevent;
+struct event;
+struct pool;
+struct server;
+struct sockaddr;
+
+enum client_state {
+	CL_STARTUP, /* reading SSLRequest / StartupMessage / CancelRequest */
+	CL_AUTH,    /* pgwing authenticating the client */
+	CL_WAITING, /* authenticated, queued in its pool for a server */
+	CL_LOGIN,   /* a server is logging in on its behalf */
+	CL_ACTIVE,  /* linked to a server, forwarding */
+	CL_CLOSING, /* flushing a final message, then freed */
+};
+
+struct client {
+	uint64_t id;
+	struct bufferevent *bev;
+	enum target target;
+	enum client_state state;
+	char addr[64];
+	int port;
+	bool is_unix;
+	bool is_over_limit; /* accepted past max_client_conn: told so after its startup packet */
+
+	struct startup_params params;
+	struct auth_client *auth;
+	struct server_credentials cred;
+
+	struct pool *pool;
+	struct server *server;
+	TAILQ_ENTRY(client) wait_link; /* in pool->waiting */
+	TAILQ_ENTRY(client) all_link;  /* in the list of all clients */
+
+	uint32_t cancel_pid; /* the key pgwing gave the client */
+	uint32_t cancel_key;
+
+	struct event *timer;    /* login timeout while logging in, hold timeout while waiting */
+	uint32_t msg_remaining; /* bytes of a partly forwarded message still to come */
+	int64_t connect_time_ms;
+	int64_t wait_start_ms;
+};
+
+TAILQ_HEAD(client_list, client);
+
+/* Take over an accepted socket. */
+void client_accept(int fd, enum target target, const struct sockaddr *addr, int addrlen);
+/* The server finished logging in: send the client its welcome and start forwarding. */
+void client_server_ready(struct client *cl, struct evbuffer *parameter_status);
+/* Send an ErrorResponse (FATAL) and close once it is flushed. */
+void client_fail(struct client *cl, const char *sqlstate, const char *fmt, ...) PRINTF_LIKE(3, 4);
+/* Close once what is queued for the client is flushed. */
+void client_close(struct client *cl);
+/* Forward whatever the client has buffered to its server (after backpressure lifts). */
+void client_forward(struct client *cl);
+/* The client's server is gone; the client is not freed here. */
+void client_detach_server(struct client *cl);
+int client_count(void);
+/*
+ * Backpressure, shared by both directions: when dst holds too much unsent data,
+ * stop reading src; forward_drained() resumes it once dst's output drains.
+ */
+void forward_throttle(struct bufferevent *src, struct bufferevent *dst);
+void forward_drained(struct bufferevent *src, struct bufferevent *dst);
+/* Close every client (fast shutdown). */
+void client_close_all(const char *reason);
 
 #endif

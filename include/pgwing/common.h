@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <inttypes.h>
 #include <stdint.h>
 
 #define ARRAY_SIZE(a)     (sizeof(a) / sizeof((a)[0]))

@@ -1,4 +1,18 @@
+/*
+ * Listening sockets: TCP (v4/v6, SO_REUSEPORT) and unix, one set per port;
+ * the port decides a client's target.
+ */
 #ifndef PGWING_LISTENER_H
 #define PGWING_LISTENER_H
+
+#include "pgwing/config.h"
+
+struct event_base;
+
+int listener_start(struct event_base *base, const struct config *cfg);
+/* Stop accepting (shutdown, or running out of fds) and start again. */
+void listener_pause(void);
+void listener_resume(void);
+void listener_stop(void);
 
 #endif

@@ -52,6 +52,35 @@ enum proto_frame proto_peek_message(struct evbuffer *buf, uint32_t max_len, char
 enum proto_frame proto_peek_startup(struct evbuffer *buf, uint32_t max_len, uint32_t *len,
 				    uint32_t *code);
 
+/*
+ * The forwarding scan. Walks the messages buffered in `in` and counts how many
+ * leading bytes can be moved on as they are, without copying anything. Each
+ * message header is shown to the inspector (which may peek at the body through
+ * `at`); it decides whether the message goes on, whether the scan stops there
+ * for the caller to act on it, or whether more bytes are needed first.
+ * *remaining carries a partly forwarded message across calls: large messages
+ * (a 20 MB row, COPY data) stream through without being buffered whole.
+ */
+struct evbuffer_ptr;
+
+enum proto_inspect {
+	PROTO_INSPECT_FORWARD,
+	PROTO_INSPECT_STOP, /* the caller handles this message (it starts at *movable) */
+	PROTO_INSPECT_WAIT, /* the inspector needs more of this message buffered */
+};
+
+typedef enum proto_inspect (*proto_inspect_fn)(void *arg, char type, uint32_t len,
+					       struct evbuffer *in, const struct evbuffer_ptr *at);
+
+enum proto_scan {
+	PROTO_SCAN_DONE,       /* everything movable is counted; wait for more bytes */
+	PROTO_SCAN_STOPPED,    /* the inspector stopped at a message */
+	PROTO_SCAN_BAD_LENGTH, /* a header with an impossible or oversize length */
+};
+
+enum proto_scan proto_scan_messages(struct evbuffer *in, uint32_t max_len, uint32_t *remaining,
+				    size_t *movable, proto_inspect_fn inspect, void *arg);
+
 /* Bounds-checked reading of a message body; any overrun sets has_failed and yields zeroes. */
 struct proto_reader {
 	const uint8_t *pos;

@@ -11,12 +11,14 @@ struct event_base;
 struct config;
 struct auth_file;
 struct topology;
+struct evdns_base;
 
 struct runtime {
 	struct event_base *base;
 	struct config *cfg;
 	struct auth_file *auth;
 	struct topology *topo;
+	struct evdns_base *dns;
 	bool is_shutting_down;
 };
 

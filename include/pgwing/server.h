@@ -1,4 +1,50 @@
+/*
+ * The server side of a connection: connect to a backend, log in with the
+ * client's credentials, then forward server messages to the client.
+ */
 #ifndef PGWING_SERVER_H
 #define PGWING_SERVER_H
+
+#include "pgwing/auth.h"
+#include "pgwing/topology.h"
+
+struct bufferevent;
+struct event;
+struct evbuffer;
+struct client;
+struct pool;
+
+enum server_state {
+	SV_CONNECTING,
+	SV_LOGIN,
+	SV_ACTIVE,
+	SV_CLOSING,
+};
+
+struct server {
+	uint64_t id;
+	struct bufferevent *bev;
+	struct backend *backend;
+	char *backend_name; /* copied: the backend may be dropped by a reload */
+	struct client *client;
+	enum server_state state;
+	struct auth_login *login;
+	struct evbuffer *welcome; /* ParameterStatus messages seen during login, for the client */
+	struct event *timer;      /* server_connect_timeout during connect and login */
+	uint32_t backend_pid;
+	uint32_t backend_key;
+	char tx_status; /* from the last ReadyForQuery: 'I', 'T' or 'E' */
+	uint32_t msg_remaining;
+	int64_t connect_time_ms;
+};
+
+/* Start connecting to b for client cl; cl->server is set at once. */
+struct server *server_connect(struct backend *b, struct client *cl);
+/* Start a non-blocking connect of bev to b (TCP by name or address, or a unix socket directory). */
+int server_connect_socket(struct bufferevent *bev, const struct backend *b);
+/* Forward whatever the server has buffered to its client. */
+void server_forward(struct server *sv);
+/* Close (sending Terminate when logged in); detaches from its client. */
+void server_close(struct server *sv);
 
 #endif
