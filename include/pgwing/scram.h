@@ -8,11 +8,12 @@
 
 #include "pgwing/common.h"
 
-#define SCRAM_KEY_LEN      32 /* SHA-256 */
-#define SCRAM_SALT_MAX     64
-#define SCRAM_NONCE_MAX    128
-#define SCRAM_DEFAULT_ITER 4096
-#define SCRAM_MECHANISM    "SCRAM-SHA-256"
+#define SCRAM_KEY_LEN       32 /* SHA-256 */
+#define SCRAM_SALT_MAX      64
+#define SCRAM_NONCE_MAX     128
+#define SCRAM_DEFAULT_ITER  4096
+#define SCRAM_MECHANISM     "SCRAM-SHA-256"
+#define SCRAM_USER_SALT_LEN 16
 
 /* A stored verifier: "SCRAM-SHA-256$<iter>:<salt b64>$<StoredKey b64>:<ServerKey b64>". */
 struct scram_secret {
@@ -30,6 +31,13 @@ bool scram_secret_from_password(const char *password, const uint8_t *salt, size_
 /* Format as the text form above; buf of at least 256 bytes. */
 void scram_format_secret(const struct scram_secret *s, char *buf, size_t buflen);
 
+/*
+ * A salt derived from the user name with a per-process random key: stable while
+ * the process lives, unpredictable to clients. Unknown users (the mock exchange)
+ * and users stored in plaintext get such a salt, so they look alike to a client.
+ */
+void scram_user_salt(const char *user, uint8_t salt[SCRAM_USER_SALT_LEN]);
+
 /* Hi(), ClientKey, StoredKey, ServerKey: exposed for the RFC 7677 test vector. */
 bool scram_salted_password(const char *password, const uint8_t *salt, size_t salt_len,
 			   int iterations, uint8_t out[SCRAM_KEY_LEN]);
@@ -41,7 +49,8 @@ bool scram_salted_password(const char *password, const uint8_t *salt, size_t sal
  */
 struct scram_server {
 	struct scram_secret secret;
-	bool is_mock; /* unknown user: run the exchange to the end, then fail */
+	bool is_mock;    /* unknown user: run the exchange to the end, then fail */
+	char cbind_flag; /* 'n' or 'y' from the gs2 header: c= must repeat the header */
 	char client_nonce[SCRAM_NONCE_MAX + 1];
 	char server_nonce[SCRAM_NONCE_MAX + 1]; /* combined nonce (client + ours) */
 	char *client_first_bare;
@@ -77,12 +86,16 @@ struct scram_client {
 	char *client_first_bare;
 	char *server_first;
 	uint8_t server_signature[SCRAM_KEY_LEN];
+	/* From server-first-message; keys only fit a secret with this salt and count. */
+	uint8_t salt[SCRAM_SALT_MAX];
+	size_t salt_len;
+	int iterations;
 };
 
 void scram_client_init_password(struct scram_client *st, const char *password);
 void scram_client_init_keys(struct scram_client *st, const uint8_t client_key[SCRAM_KEY_LEN],
 			    const uint8_t server_key[SCRAM_KEY_LEN]);
-/* Returns a malloc'd client-first-message ("n,,n=,r=<nonce>"). */
+/* Returns a malloc'd client-first-message ("n,,n=,r=<nonce>"), or NULL if the RNG fails. */
 char *scram_client_first(struct scram_client *st);
 /* Parses server-first-message; returns a malloc'd client-final-message with the proof. */
 char *scram_client_final(struct scram_client *st, const char *server_first, size_t len,
@@ -92,9 +105,12 @@ bool scram_client_verify_server(struct scram_client *st, const char *server_fina
 				const char **err);
 void scram_client_free(struct scram_client *st);
 
-/* md5 as Postgres does it: "md5" + hex(md5(password || user)); out of 36 bytes incl. NUL. */
-void md5_password_hash(const char *password, const char *user, char out[36]);
+/*
+ * md5 as Postgres does it: "md5" + hex(md5(password || user)); out of 36 bytes incl. NUL.
+ * Both return false when MD5 is unavailable (a FIPS provider), so a failure can't match.
+ */
+bool md5_password_hash(const char *password, const char *user, char out[36]);
 /* The response to AuthenticationMD5Password: "md5" + hex(md5(hex-part-of-hash || salt)). */
-void md5_salted_response(const char *md5_hash, const uint8_t salt[4], char out[36]);
+bool md5_salted_response(const char *md5_hash, const uint8_t salt[4], char out[36]);
 
 #endif
