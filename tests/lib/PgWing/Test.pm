@@ -50,6 +50,8 @@ use warnings;
 
 use Carp;
 use Digest::MD5 qw(md5_hex);
+use Digest::SHA ();
+use MIME::Base64 ();
 use Errno qw(EAGAIN EINTR EWOULDBLOCK);
 use File::Basename qw(basename);
 use File::Path qw(make_path);
@@ -890,10 +892,11 @@ Fields of an ErrorResponse/NoticeResponse body.
 
 =item raw_login($sock, user => , database => , password => , timeout => ) => \%result
 
-Send a StartupMessage and handle AuthenticationOk, cleartext and md5 requests
-until ReadyForQuery. Returns { ok => 1, params => {...}, pid => , key => }
-or { ok => 0, error => \%fields } or { ok => 0, eof => 1 }, or
-{ ok => 0, unsupported => 'SASL' } for SCRAM.
+Send a StartupMessage (plus C<params =E<gt> {...}>) and answer AuthenticationOk,
+cleartext, md5 and SCRAM-SHA-256 requests until ReadyForQuery. Returns
+{ ok => 1, params => {...}, pid => , key => , auth => [codes seen],
+server_verified => 1 (SCRAM server signature checked) } or { ok => 0,
+error => \%fields } or { ok => 0, eof => 1 } or { ok => 0, timeout => 1 }.
 
 =back
 
@@ -983,8 +986,19 @@ sub raw_login
 		if ($t eq 'R')
 		{
 			my $code = unpack('N', $b);
+			push @{ $res{auth} }, $code;
 			next if $code == 0;
-			if ($code == 3)
+			if ($code == 10 || $code == 11 || $code == 12)
+			{
+				my $err = _scram_step($sock, \%res, $code, substr($b, 4),
+					$o{password} // '');
+				if ($err)
+				{
+					$res{scram_error} = $err;
+					return \%res;
+				}
+			}
+			elsif ($code == 3)
 			{
 				print $sock pg_message('p', ($o{password} // '') . "\0");
 			}
@@ -996,7 +1010,7 @@ sub raw_login
 			}
 			else
 			{
-				$res{unsupported} = $code == 10 ? 'SASL' : "auth code $code";
+				$res{unsupported} = "auth code $code";
 				return \%res;
 			}
 		}
@@ -1020,6 +1034,65 @@ sub raw_login
 			return \%res;
 		}
 	}
+}
+
+# One step of a SCRAM-SHA-256 exchange (RFC 5802/7677, no channel binding).
+# Returns an error string, or '' to continue.
+sub _scram_step
+{
+	my ($sock, $res, $code, $data, $password) = @_;
+	my $st = $res->{scram} //= {};
+	if ($code == 10)
+	{
+		my @mechs = grep { $_ ne '' } split /\0/, $data;
+		return "no SCRAM-SHA-256 in SASL mechanisms (@mechs)"
+		  unless grep { $_ eq 'SCRAM-SHA-256' } @mechs;
+		$st->{nonce}       = MIME::Base64::encode_base64(join('', map { chr(int(rand(256))) } 1 .. 18), '');
+		$st->{client_first_bare} = "n=,r=$st->{nonce}";
+		my $msg = "n,,$st->{client_first_bare}";
+		print $sock pg_message('p',
+			"SCRAM-SHA-256\0" . pack('N', length $msg) . $msg);
+		return '';
+	}
+	if ($code == 11)
+	{
+		my %a = map { /^(\w)=(.*)$/ ? ($1, $2) : () } split /,/, $data;
+		return "bad server-first-message: $data"
+		  unless defined $a{r} && defined $a{s} && defined $a{i};
+		return "server nonce does not extend ours" unless index($a{r}, $st->{nonce}) == 0;
+		my $salt   = MIME::Base64::decode_base64($a{s});
+		my $salted = _pbkdf2_sha256($password, $salt, $a{i});
+		my $client_key = Digest::SHA::hmac_sha256('Client Key', $salted);
+		my $stored_key = Digest::SHA::sha256($client_key);
+		my $without_proof = "c=biws,r=$a{r}";
+		my $auth_message  = "$st->{client_first_bare},$data,$without_proof";
+		my $signature = Digest::SHA::hmac_sha256($auth_message, $stored_key);
+		my $proof     = $client_key ^ $signature;
+		$st->{server_signature} = Digest::SHA::hmac_sha256($auth_message,
+			Digest::SHA::hmac_sha256('Server Key', $salted));
+		print $sock pg_message('p',
+			"$without_proof,p=" . MIME::Base64::encode_base64($proof, ''));
+		return '';
+	}
+	# code 12: SASLFinal
+	my ($v) = $data =~ /v=([^,]+)/;
+	$res->{server_verified} =
+	  (defined $v && defined $st->{server_signature}
+		  && MIME::Base64::decode_base64($v) eq $st->{server_signature}) ? 1 : 0;
+	return '';
+}
+
+sub _pbkdf2_sha256
+{
+	my ($password, $salt, $iter) = @_;
+	my $u = Digest::SHA::hmac_sha256($salt . pack('N', 1), $password);
+	my $r = $u;
+	for (2 .. $iter)
+	{
+		$u = Digest::SHA::hmac_sha256($u, $password);
+		$r ^= $u;
+	}
+	return $r;
 }
 
 # Leave no pgwing behind if a test dies before stop(). Our END runs before
