@@ -108,9 +108,10 @@ void config_free(struct config *cfg);
 /* Format a setting's current value as it would be written in the file. */
 void config_format_value(const struct config *cfg, const struct setting *s, char *buf,
 			 size_t buflen);
+/* The values s accepts ("1 .. 65535", "1ms .. 24h", "non-empty"), "" when any is fine. */
+void config_format_range(const struct setting *s, char *buf, size_t buflen);
 
-/* True when s has different values in a and b (reload uses it to spot settings needing a restart).
- */
+/* True when s differs between a and b: reload uses it to find settings that need a restart. */
 bool config_is_changed(const struct config *a, const struct config *b, const struct setting *s);
 
 /* Parse helpers, exposed for tests and for SET in the admin console. */
