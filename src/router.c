@@ -1,8 +1,103 @@
-/* Minimal routing until health probes land: everything goes to the primary. */
+/*
+ * The routing decision, pure over the topology and the config: no I/O, no
+ * clock, so every rule is unit-tested with hand-built topologies.
+ */
 #include "pgwing/router.h"
 
-struct backend *router_pick(const struct topology *topo, const struct config *cfg UNUSED,
-			    enum target target UNUSED)
+#include <string.h>
+
+/*
+ * Two smoothed RTTs within this much of each other count as equal, so that
+ * replicas at the same distance share clients instead of the one that measured
+ * a few microseconds faster taking them all. Probe jitter inside a datacenter
+ * is a few tenths of a millisecond; across regions it is a few percent of the
+ * RTT, hence an absolute and a relative part.
+ */
+#define RTT_TIE_ABS_MS 0.5
+#define RTT_TIE_REL    0.10
+
+static bool is_ro_candidate(const struct backend *b, const struct config *cfg)
 {
-	return topology_primary(topo);
+	if (b->state != BACKEND_UP || b->role != ROLE_REPLICA || b->is_fenced)
+		return false;
+	/* An unknown lag is no proof of being close: only disabling the check admits it. */
+	return cfg->max_replica_lag_ms == 0 ||
+	       (b->lag_ms >= 0 && b->lag_ms <= cfg->max_replica_lag_ms);
+}
+
+static bool is_same_region(const struct backend *b, const struct config *cfg)
+{
+	return cfg->region[0] != '\0' && strcmp(b->region, cfg->region) == 0;
+}
+
+/* <0 when a is nearer than b, >0 when farther, 0 when they tie. An unknown RTT (< 0) is farthest.
+ */
+static int compare_rtt(double a, double b)
+{
+	double lower, diff;
+
+	if (a < 0 || b < 0)
+		return (a < 0) - (b < 0);
+	lower = a < b ? a : b;
+	diff = a > b ? a - b : b - a;
+	if (diff <= RTT_TIE_ABS_MS || diff <= RTT_TIE_REL * lower)
+		return 0;
+	return a < b ? -1 : 1;
+}
+
+/* Whether candidate should serve a new read-only client rather than best. */
+static bool is_better_replica(const struct backend *candidate, const struct backend *best,
+			      const struct config *cfg)
+{
+	bool is_candidate_local = is_same_region(candidate, cfg);
+	int rtt;
+
+	if (is_candidate_local != is_same_region(best, cfg))
+		return is_candidate_local;
+	rtt = compare_rtt(candidate->rtt_ms, best->rtt_ms);
+	if (rtt != 0)
+		return rtt < 0;
+	/* A strict comparison keeps the earlier backend on a full tie: position decides last. */
+	return candidate->nclients < best->nclients;
+}
+
+static struct backend *pick_replica(const struct topology *topo, const struct config *cfg)
+{
+	struct backend *best = NULL;
+
+	for (int i = 0; i < topo->count; i++) {
+		struct backend *b = topo->backends[i];
+
+		if (is_ro_candidate(b, cfg) && (best == NULL || is_better_replica(b, best, cfg)))
+			best = b;
+	}
+	return best;
+}
+
+struct backend *router_pick(const struct topology *topo, const struct config *cfg,
+			    enum target target)
+{
+	struct backend *replica;
+
+	if (target == TARGET_RW)
+		return topology_primary(topo);
+	replica = pick_replica(topo, cfg);
+	if (replica != NULL)
+		return replica;
+	return cfg->ro_fallback == RO_FALLBACK_PRIMARY ? topology_primary(topo) : NULL;
+}
+
+bool router_should_move(const struct topology *topo, const struct config *cfg, enum target target,
+			const struct backend *b)
+{
+	/*
+	 * A client on a replica that still qualifies stays, even if a nearer one
+	 * appeared: moving costs the client its session state for little gain.
+	 * Anywhere else (the primary for writes, or the primary as the read
+	 * fallback) b is right only while it is what a new client would get: a
+	 * demoted or fenced primary, or a fallback after a replica came back, is not.
+	 */
+	if (target == TARGET_RO && is_ro_candidate(b, cfg))
+		return false;
+	return router_pick(topo, cfg, target) != b;
 }

@@ -30,6 +30,7 @@ struct backend {
 	char *host;
 	int port;
 	char *region;
+	char *sslmode; /* NULL: libpq's default */
 
 	enum backend_role role;
 	enum backend_state state;
@@ -51,19 +52,39 @@ struct backend {
 struct topology {
 	struct backend **backends;
 	int count;
+	/*
+	 * The highest timeline any probe has reported. A primary below it is a
+	 * demoted node that came back standalone: it stays fenced even when the
+	 * newer primary is down, so it can never take writes again.
+	 */
+	uint32_t max_timeline;
+	bool is_primary_ambiguous; /* two unfenced primaries on one timeline: no writes */
 	/* Called after any change of role or state, so pools can release or move clients. */
 	void (*on_change)(void *arg);
 	void *on_change_arg;
 };
 
 struct topology *topology_new(const struct config *cfg);
-/* Reload: add new backends, drop removed ones, update changed addresses; keeps state of the rest.
+/*
+ * Reload: keeps the state of backends whose name and address are unchanged,
+ * drops removed ones and treats a changed address as a new backend (its state
+ * was about another server). Dropped backends are freed: every reference must
+ * go first. With probes running, call health_reconfigure, which stops theirs
+ * and calls this.
  */
 void topology_apply_config(struct topology *topo, const struct config *cfg);
+/* Whether b is still the server bc describes (same name, host, port and sslmode). */
+bool backend_matches_config(const struct backend *b, const struct backend_config *bc);
 void topology_free(struct topology *topo);
 struct backend *topology_find(const struct topology *topo, const char *name);
 /* The backend writes go to, or NULL when there is none (or the choice is ambiguous). */
 struct backend *topology_primary(const struct topology *topo);
+/*
+ * After probes updated backends: fence primaries on an older timeline and
+ * recompute each replica's lag in bytes behind the primary. Returns true when
+ * fencing or the ambiguity changed, which the pools must hear about.
+ */
+bool topology_reconcile(struct topology *topo);
 /* Tell the subscriber something changed. */
 void topology_notify(struct topology *topo);
 

@@ -1,0 +1,519 @@
+/*
+ * The router and topology rules over hand-built topologies: each test sets up
+ * backends the way probes would have left them and checks one rule.
+ */
+#include "pgwing/router.h"
+#include "pgwing/topology.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#define MAX_BACKENDS 8
+
+struct fixture {
+	struct backend backends[MAX_BACKENDS];
+	struct backend *ptrs[MAX_BACKENDS];
+	struct topology topo;
+	struct config cfg;
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	f->topo.backends = f->ptrs;
+	f->cfg.region = "ams";
+	f->cfg.max_replica_lag_ms = 10000;
+	f->cfg.ro_fallback = RO_FALLBACK_PRIMARY;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	free(*state);
+	return 0;
+}
+
+/* An up backend as a successful probe leaves it: known RTT, caught-up replica. */
+static struct backend *add(struct fixture *f, char *name, char *region, enum backend_role role)
+{
+	struct backend *b = &f->backends[f->topo.count];
+
+	assert_true(f->topo.count < MAX_BACKENDS);
+	b->name = name;
+	b->host = "localhost";
+	b->port = 5432;
+	b->region = region;
+	b->role = role;
+	b->state = BACKEND_UP;
+	b->timeline = 1;
+	b->lag_ms = role == ROLE_REPLICA ? 0 : -1;
+	b->lag_bytes = -1;
+	b->rtt_ms = 1.0;
+	f->ptrs[f->topo.count++] = b;
+	return b;
+}
+
+static struct backend *pick_ro(struct fixture *f)
+{
+	return router_pick(&f->topo, &f->cfg, TARGET_RO);
+}
+
+static struct backend *pick_rw(struct fixture *f)
+{
+	return router_pick(&f->topo, &f->cfg, TARGET_RW);
+}
+
+static void test_rw_goes_to_the_primary(void **state)
+{
+	struct fixture *f = *state;
+
+	add(f, "r1", "ams", ROLE_REPLICA);
+	struct backend *p = add(f, "p", "ord", ROLE_PRIMARY);
+
+	assert_ptr_equal(pick_rw(f), p);
+}
+
+static void test_rw_without_a_live_primary_is_null(void **state)
+{
+	struct fixture *f = *state;
+
+	add(f, "r1", "ams", ROLE_REPLICA);
+	assert_null(pick_rw(f));
+
+	struct backend *p = add(f, "p", "ams", ROLE_PRIMARY);
+	p->state = BACKEND_DOWN;
+	assert_null(pick_rw(f));
+	p->state = BACKEND_UNKNOWN;
+	assert_null(pick_rw(f));
+	p->state = BACKEND_UP;
+	p->is_fenced = true;
+	assert_null(pick_rw(f));
+}
+
+static void test_ro_prefers_the_same_region_over_a_lower_rtt(void **state)
+{
+	struct fixture *f = *state;
+
+	struct backend *far = add(f, "far", "ord", ROLE_REPLICA);
+	struct backend *near = add(f, "near", "ams", ROLE_REPLICA);
+	far->rtt_ms = 0.2;
+	near->rtt_ms = 40;
+
+	assert_ptr_equal(pick_ro(f), near);
+}
+
+static void test_ro_prefers_the_lowest_rtt_within_a_region(void **state)
+{
+	struct fixture *f = *state;
+
+	add(f, "p", "ams", ROLE_PRIMARY);
+	struct backend *slow = add(f, "slow", "ams", ROLE_REPLICA);
+	struct backend *fast = add(f, "fast", "ams", ROLE_REPLICA);
+	slow->rtt_ms = 5;
+	fast->rtt_ms = 2;
+	assert_ptr_equal(pick_ro(f), fast);
+
+	/* Outside the proxy's region the same order holds among the remote replicas. */
+	slow->region = "ord";
+	fast->region = "syd";
+	slow->rtt_ms = 30;
+	fast->rtt_ms = 120;
+	assert_ptr_equal(pick_ro(f), slow);
+}
+
+static void test_ro_without_a_region_orders_by_rtt_only(void **state)
+{
+	struct fixture *f = *state;
+
+	f->cfg.region = "";
+	struct backend *a = add(f, "a", "", ROLE_REPLICA);
+	struct backend *b = add(f, "b", "ord", ROLE_REPLICA);
+	a->rtt_ms = 9;
+	b->rtt_ms = 3;
+
+	assert_ptr_equal(pick_ro(f), b);
+}
+
+static void test_ro_unknown_rtt_sorts_last(void **state)
+{
+	struct fixture *f = *state;
+
+	struct backend *unmeasured = add(f, "unmeasured", "ams", ROLE_REPLICA);
+	struct backend *measured = add(f, "measured", "ams", ROLE_REPLICA);
+	unmeasured->rtt_ms = -1;
+	measured->rtt_ms = 500;
+	assert_ptr_equal(pick_ro(f), measured);
+
+	/* ... but region still comes first. */
+	measured->region = "ord";
+	assert_ptr_equal(pick_ro(f), unmeasured);
+}
+
+static void test_ro_excludes_replicas_too_far_behind(void **state)
+{
+	struct fixture *f = *state;
+
+	struct backend *behind = add(f, "behind", "ams", ROLE_REPLICA);
+	struct backend *remote = add(f, "remote", "ord", ROLE_REPLICA);
+	behind->lag_ms = 10001;
+	assert_ptr_equal(pick_ro(f), remote);
+
+	behind->lag_ms = 10000; /* the limit itself is within it */
+	assert_ptr_equal(pick_ro(f), behind);
+
+	/* Unknown lag (no transaction replayed yet) is not proof of being close. */
+	behind->lag_ms = -1;
+	assert_ptr_equal(pick_ro(f), remote);
+}
+
+static void test_ro_max_replica_lag_zero_disables_the_check(void **state)
+{
+	struct fixture *f = *state;
+
+	f->cfg.max_replica_lag_ms = 0;
+	struct backend *behind = add(f, "behind", "ams", ROLE_REPLICA);
+	add(f, "remote", "ord", ROLE_REPLICA);
+	behind->lag_ms = 3600 * 1000;
+	assert_ptr_equal(pick_ro(f), behind);
+	behind->lag_ms = -1;
+	assert_ptr_equal(pick_ro(f), behind);
+}
+
+static void test_ro_excludes_down_unknown_and_fenced(void **state)
+{
+	struct fixture *f = *state;
+
+	struct backend *down = add(f, "down", "ams", ROLE_REPLICA);
+	struct backend *unknown = add(f, "unknown", "ams", ROLE_REPLICA);
+	struct backend *fenced = add(f, "fenced", "ams", ROLE_REPLICA);
+	struct backend *asleep = add(f, "asleep", "ams", ROLE_REPLICA);
+	struct backend *ok = add(f, "ok", "ord", ROLE_REPLICA);
+	down->state = BACKEND_DOWN;
+	unknown->state = BACKEND_UNKNOWN;
+	fenced->is_fenced = true;
+	asleep->state = BACKEND_ASLEEP;
+	ok->rtt_ms = 80;
+
+	assert_ptr_equal(pick_ro(f), ok);
+}
+
+static void test_ro_ties_go_to_the_fewest_clients_then_position(void **state)
+{
+	struct fixture *f = *state;
+
+	struct backend *a = add(f, "a", "ams", ROLE_REPLICA);
+	struct backend *b = add(f, "b", "ams", ROLE_REPLICA);
+	a->rtt_ms = 1.0;
+	b->rtt_ms = 1.4; /* within 0.5 ms: a tie */
+	assert_ptr_equal(pick_ro(f), a);
+
+	a->nclients = 3;
+	b->nclients = 2;
+	assert_ptr_equal(pick_ro(f), b);
+
+	/* A full tie keeps the first in file order. */
+	b->nclients = 3;
+	assert_ptr_equal(pick_ro(f), a);
+
+	/* Beyond the tolerance RTT decides, whatever the client counts. */
+	a->nclients = 100;
+	b->rtt_ms = 1.6;
+	assert_ptr_equal(pick_ro(f), a);
+}
+
+static void test_ro_rtt_tolerance_is_relative_for_far_replicas(void **state)
+{
+	struct fixture *f = *state;
+
+	struct backend *a = add(f, "a", "ord", ROLE_REPLICA);
+	struct backend *b = add(f, "b", "ord", ROLE_REPLICA);
+	a->rtt_ms = 80;
+	b->rtt_ms = 87; /* within 10% of 80 */
+	a->nclients = 5;
+	assert_ptr_equal(pick_ro(f), b);
+
+	b->rtt_ms = 89; /* beyond it */
+	assert_ptr_equal(pick_ro(f), a);
+}
+
+static void test_ro_spreads_clients_evenly(void **state)
+{
+	struct fixture *f = *state;
+	int counts[3] = {0};
+
+	for (int i = 0; i < 3; i++)
+		add(f, i == 0 ? "a" : i == 1 ? "b" : "c", "ams", ROLE_REPLICA);
+	for (int n = 0; n < 30; n++) {
+		struct backend *b = pick_ro(f);
+
+		b->nclients++;
+		counts[b - f->backends]++;
+	}
+	assert_int_equal(counts[0], 10);
+	assert_int_equal(counts[1], 10);
+	assert_int_equal(counts[2], 10);
+}
+
+static void test_ro_falls_back_to_the_primary(void **state)
+{
+	struct fixture *f = *state;
+
+	struct backend *p = add(f, "p", "ord", ROLE_PRIMARY);
+	struct backend *r = add(f, "r", "ams", ROLE_REPLICA);
+	r->state = BACKEND_DOWN;
+	assert_ptr_equal(pick_ro(f), p);
+
+	p->state = BACKEND_DOWN;
+	assert_null(pick_ro(f));
+}
+
+static void test_ro_fallback_error_never_uses_the_primary(void **state)
+{
+	struct fixture *f = *state;
+
+	f->cfg.ro_fallback = RO_FALLBACK_ERROR;
+	add(f, "p", "ams", ROLE_PRIMARY);
+	struct backend *r = add(f, "r", "ams", ROLE_REPLICA);
+	r->lag_ms = 60000;
+	assert_null(pick_ro(f));
+
+	r->lag_ms = 0;
+	assert_ptr_equal(pick_ro(f), r);
+}
+
+static void test_two_primaries_higher_timeline_wins(void **state)
+{
+	struct fixture *f = *state;
+
+	struct backend *old = add(f, "old", "ams", ROLE_PRIMARY);
+	struct backend *promoted = add(f, "promoted", "ams", ROLE_PRIMARY);
+	promoted->timeline = 2;
+
+	/* Before reconcile decides, two primaries mean no primary. */
+	assert_null(pick_rw(f));
+	assert_true(topology_reconcile(&f->topo));
+	assert_true(old->is_fenced);
+	assert_false(promoted->is_fenced);
+	assert_false(f->topo.is_primary_ambiguous);
+	assert_ptr_equal(pick_rw(f), promoted);
+	assert_false(topology_reconcile(&f->topo)); /* nothing new */
+
+	/* The fence holds while the newer primary is down: the old one never takes writes. */
+	promoted->state = BACKEND_DOWN;
+	assert_false(topology_reconcile(&f->topo));
+	assert_true(old->is_fenced);
+	assert_null(pick_rw(f));
+
+	/* Rejoined as a replica (pg_rewind), it is no longer a threat. */
+	old->role = ROLE_REPLICA;
+	old->lag_ms = 0;
+	assert_true(topology_reconcile(&f->topo));
+	assert_false(old->is_fenced);
+	assert_ptr_equal(pick_ro(f), old);
+}
+
+static void test_two_primaries_on_one_timeline_take_no_writes(void **state)
+{
+	struct fixture *f = *state;
+
+	struct backend *a = add(f, "a", "ams", ROLE_PRIMARY);
+	struct backend *b = add(f, "b", "ams", ROLE_PRIMARY);
+	a->timeline = b->timeline = 3;
+
+	assert_true(topology_reconcile(&f->topo));
+	assert_true(f->topo.is_primary_ambiguous);
+	assert_false(a->is_fenced);
+	assert_false(b->is_fenced);
+	assert_null(pick_rw(f));
+	assert_true(router_should_move(&f->topo, &f->cfg, TARGET_RW, a));
+
+	/* Resolved once one of them is gone. */
+	b->state = BACKEND_DOWN;
+	assert_true(topology_reconcile(&f->topo));
+	assert_false(f->topo.is_primary_ambiguous);
+	assert_ptr_equal(pick_rw(f), a);
+}
+
+static void test_reconcile_computes_replica_lag_bytes(void **state)
+{
+	struct fixture *f = *state;
+
+	struct backend *p = add(f, "p", "ams", ROLE_PRIMARY);
+	struct backend *behind = add(f, "behind", "ams", ROLE_REPLICA);
+	struct backend *ahead = add(f, "ahead", "ams", ROLE_REPLICA);
+	p->lsn = 0x100005000;
+	behind->lsn = 0x100001000;
+	ahead->lsn = 0x100006000; /* probed after the primary */
+
+	topology_reconcile(&f->topo);
+	assert_int_equal(behind->lag_bytes, 0x4000);
+	assert_int_equal(ahead->lag_bytes, 0);
+	assert_int_equal(p->lag_bytes, 0);
+
+	/* Without a primary there is nothing to be behind of. */
+	p->state = BACKEND_DOWN;
+	topology_reconcile(&f->topo);
+	assert_int_equal(behind->lag_bytes, -1);
+}
+
+static void test_should_move_rw(void **state)
+{
+	struct fixture *f = *state;
+
+	struct backend *p = add(f, "p", "ams", ROLE_PRIMARY);
+	struct backend *r = add(f, "r", "ams", ROLE_REPLICA);
+	assert_false(router_should_move(&f->topo, &f->cfg, TARGET_RW, p));
+
+	p->state = BACKEND_DOWN;
+	assert_true(router_should_move(&f->topo, &f->cfg, TARGET_RW, p));
+
+	/* Demoted, and the replica promoted. */
+	p->state = BACKEND_UP;
+	p->role = ROLE_REPLICA;
+	r->role = ROLE_PRIMARY;
+	r->timeline = 2;
+	assert_true(router_should_move(&f->topo, &f->cfg, TARGET_RW, p));
+	assert_false(router_should_move(&f->topo, &f->cfg, TARGET_RW, r));
+
+	r->is_fenced = true;
+	assert_true(router_should_move(&f->topo, &f->cfg, TARGET_RW, r));
+}
+
+static void test_should_move_ro(void **state)
+{
+	struct fixture *f = *state;
+
+	struct backend *p = add(f, "p", "ams", ROLE_PRIMARY);
+	struct backend *near = add(f, "near", "ams", ROLE_REPLICA);
+	struct backend *far = add(f, "far", "ord", ROLE_REPLICA);
+
+	/* A replica that still qualifies keeps its clients, even when a nearer one exists. */
+	assert_false(router_should_move(&f->topo, &f->cfg, TARGET_RO, far));
+	assert_false(router_should_move(&f->topo, &f->cfg, TARGET_RO, near));
+
+	near->lag_ms = 20000;
+	assert_true(router_should_move(&f->topo, &f->cfg, TARGET_RO, near));
+	near->lag_ms = 0;
+	near->state = BACKEND_DOWN;
+	assert_true(router_should_move(&f->topo, &f->cfg, TARGET_RO, near));
+	near->state = BACKEND_UP;
+	near->is_fenced = true;
+	assert_true(router_should_move(&f->topo, &f->cfg, TARGET_RO, near));
+	near->is_fenced = false;
+	/* Promoted: no longer a replica. */
+	near->role = ROLE_PRIMARY;
+	assert_true(router_should_move(&f->topo, &f->cfg, TARGET_RO, near));
+	near->role = ROLE_REPLICA;
+
+	/* On the primary as the fallback: stay while no replica qualifies ... */
+	near->state = BACKEND_DOWN;
+	far->state = BACKEND_DOWN;
+	assert_false(router_should_move(&f->topo, &f->cfg, TARGET_RO, p));
+	/* ... move once one is back. */
+	far->state = BACKEND_UP;
+	assert_true(router_should_move(&f->topo, &f->cfg, TARGET_RO, p));
+
+	/* With ro_fallback = error the primary is never right for a reader. */
+	far->state = BACKEND_DOWN;
+	f->cfg.ro_fallback = RO_FALLBACK_ERROR;
+	assert_true(router_should_move(&f->topo, &f->cfg, TARGET_RO, p));
+}
+
+static void test_apply_config_keeps_state_of_unchanged_backends(void **state UNUSED)
+{
+	struct backend_config bcs[3] = {
+		{.name = "pg1", .host = "10.0.0.1", .port = 5432, .region = "ams"},
+		{.name = "pg2", .host = "10.0.0.2", .port = 5432, .region = "ams"},
+		{.name = "pg3", .host = "10.0.0.3", .port = 5432, .region = "ord"},
+	};
+	struct config cfg = {.backends = bcs, .nbackends = 3};
+	struct topology *topo = topology_new(&cfg);
+	struct backend *pg1, *pg2;
+
+	assert_int_equal(topo->count, 3);
+	/* No role without a probe: nothing is routable yet. */
+	for (int i = 0; i < topo->count; i++) {
+		assert_int_equal(topo->backends[i]->role, ROLE_UNKNOWN);
+		assert_int_equal(topo->backends[i]->state, BACKEND_UNKNOWN);
+		assert_true(topo->backends[i]->rtt_ms < 0);
+		assert_int_equal(topo->backends[i]->lag_ms, -1);
+	}
+	assert_null(topology_primary(topo));
+
+	pg1 = topology_find(topo, "pg1");
+	pg2 = topology_find(topo, "pg2");
+	pg1->state = pg2->state = BACKEND_UP;
+	pg1->role = ROLE_PRIMARY;
+	pg2->role = ROLE_REPLICA;
+
+	/* pg2 moves, pg3 goes, pg4 arrives first, pg1 only changes region. */
+	struct backend_config next[3] = {
+		{.name = "pg4", .host = "10.0.0.4", .port = 5432, .region = "ord"},
+		{.name = "pg1", .host = "10.0.0.1", .port = 5432, .region = "fra"},
+		{.name = "pg2", .host = "10.0.0.2", .port = 6432, .region = "ams"},
+	};
+	cfg.backends = next;
+	topology_apply_config(topo, &cfg);
+
+	assert_int_equal(topo->count, 3);
+	assert_string_equal(topo->backends[0]->name, "pg4");
+	assert_ptr_equal(topo->backends[1], pg1);
+	assert_int_equal(pg1->state, BACKEND_UP);
+	assert_string_equal(pg1->region, "fra");
+	assert_ptr_equal(topology_primary(topo), pg1);
+	assert_int_equal(topology_find(topo, "pg2")->state, BACKEND_UNKNOWN);
+	assert_int_equal(topology_find(topo, "pg2")->port, 6432);
+	assert_null(topology_find(topo, "pg3"));
+	topology_free(topo);
+}
+
+static void test_names(void **state UNUSED)
+{
+	assert_string_equal(backend_role_name(ROLE_PRIMARY), "primary");
+	assert_string_equal(backend_role_name(ROLE_REPLICA), "replica");
+	assert_string_equal(backend_role_name(ROLE_UNKNOWN), "unknown");
+	assert_string_equal(backend_state_name(BACKEND_UP), "up");
+	assert_string_equal(backend_state_name(BACKEND_DOWN), "down");
+	assert_string_equal(backend_state_name(BACKEND_UNKNOWN), "unknown");
+	assert_string_equal(backend_state_name(BACKEND_ASLEEP), "asleep");
+	assert_string_equal(backend_state_name(BACKEND_WAKING), "waking");
+}
+
+#define ROUTER_TEST(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		ROUTER_TEST(test_rw_goes_to_the_primary),
+		ROUTER_TEST(test_rw_without_a_live_primary_is_null),
+		ROUTER_TEST(test_ro_prefers_the_same_region_over_a_lower_rtt),
+		ROUTER_TEST(test_ro_prefers_the_lowest_rtt_within_a_region),
+		ROUTER_TEST(test_ro_without_a_region_orders_by_rtt_only),
+		ROUTER_TEST(test_ro_unknown_rtt_sorts_last),
+		ROUTER_TEST(test_ro_excludes_replicas_too_far_behind),
+		ROUTER_TEST(test_ro_max_replica_lag_zero_disables_the_check),
+		ROUTER_TEST(test_ro_excludes_down_unknown_and_fenced),
+		ROUTER_TEST(test_ro_ties_go_to_the_fewest_clients_then_position),
+		ROUTER_TEST(test_ro_rtt_tolerance_is_relative_for_far_replicas),
+		ROUTER_TEST(test_ro_spreads_clients_evenly),
+		ROUTER_TEST(test_ro_falls_back_to_the_primary),
+		ROUTER_TEST(test_ro_fallback_error_never_uses_the_primary),
+		ROUTER_TEST(test_two_primaries_higher_timeline_wins),
+		ROUTER_TEST(test_two_primaries_on_one_timeline_take_no_writes),
+		ROUTER_TEST(test_reconcile_computes_replica_lag_bytes),
+		ROUTER_TEST(test_should_move_rw),
+		ROUTER_TEST(test_should_move_ro),
+		cmocka_unit_test(test_apply_config_keeps_state_of_unchanged_backends),
+		cmocka_unit_test(test_names),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
