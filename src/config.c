@@ -32,7 +32,11 @@
 #define MB (1024 * KB)
 #define GB (1024 * MB)
 
-#define NO_MAX INT64_MAX
+#define NO_MAX   INT64_MAX
+#define PORT_MAX 65535
+
+/* Letters, digits and underscore: environment variable names, and backend names with ".-". */
+#define NAME_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_"
 
 /* The socket file is "<dir>/.s.PGSQL.<port>", which must fit in sun_path with its NUL. */
 #define UNIX_SOCKET_DIR_MAX \
@@ -80,7 +84,7 @@ static const struct setting settings[] = {
 		.offset = INT_FIELD(rw_port),
 		.default_value = "5432",
 		.min_value = 1,
-		.max_value = 65535,
+		.max_value = PORT_MAX,
 		.doc = "Port for read-write clients, routed to the primary.",
 	},
 	{
@@ -89,7 +93,7 @@ static const struct setting settings[] = {
 		.offset = INT_FIELD(ro_port),
 		.default_value = "5433",
 		.min_value = 1,
-		.max_value = 65535,
+		.max_value = PORT_MAX,
 		.doc = "Port for read-only clients, routed to the nearest healthy replica.",
 	},
 	{
@@ -476,10 +480,7 @@ void config_format_range(const struct setting *s, char *buf, size_t buflen)
 	case SETTING_SIZE:
 		format_number(s, s->min_value, lo, sizeof(lo));
 		format_number(s, s->max_value, hi, sizeof(hi));
-		if (s->max_value == INT_MAX || s->max_value == NO_MAX)
-			snprintf(buf, buflen, "at least %s", lo);
-		else
-			snprintf(buf, buflen, "%s .. %s", lo, hi);
+		snprintf(buf, buflen, "%s .. %s", lo, hi);
 		break;
 	}
 }
@@ -636,6 +637,7 @@ bool config_is_changed(const struct config *a, const struct config *b, const str
 {
 	char va[64], vb[64];
 
+	/* Strings are compared whole: a long path could differ past the buffers. */
 	if (s->type == SETTING_STRING)
 		return strcmp(*(char *const *)((const char *)a + s->offset),
 			      *(char *const *)((const char *)b + s->offset)) != 0;
@@ -843,8 +845,7 @@ static const char *check_wake(const char *value)
 static const char *check_env_name(const char *value)
 {
 	if ((isalpha((unsigned char)value[0]) || value[0] == '_') &&
-	    strspn(value, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") ==
-		    strlen(value))
+	    strspn(value, NAME_CHARS) == strlen(value))
 		return NULL;
 	return "expected the name of an environment variable";
 }
@@ -873,10 +874,10 @@ static bool backend_set(struct parser *p, struct backend_config *b, const char *
 	if (strcmp(key, "port") == 0) {
 		if (*has_port)
 			return parse_error(p, "backend \"%s\": \"port\" is given twice", b->name);
-		if (!parse_int(value, &port) || port < 1 || port > 65535)
-			return parse_error(
-				p, "backend \"%s\": invalid port \"%s\" (expected 1 .. 65535)",
-				b->name, value);
+		if (!parse_int(value, &port) || port < 1 || port > PORT_MAX)
+			return parse_error(p,
+					   "backend \"%s\": invalid port \"%s\" (expected 1 .. %d)",
+					   b->name, value, PORT_MAX);
 		*has_port = true;
 		b->port = (int)port;
 		return true;
@@ -904,8 +905,7 @@ static bool parse_backend(struct parser *p, const char *name, char *value)
 	struct backend_config *b;
 	bool has_port = false;
 
-	if (strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") !=
-	    strlen(name))
+	if (strspn(name, NAME_CHARS ".-") != strlen(name))
 		return parse_error(p, "invalid backend name \"%s\" (use letters, digits, _ . -)",
 				   name);
 	for (int i = 0; i < cfg->nbackends; i++)

@@ -377,10 +377,11 @@ static void test_errors(void **state)
 		{"[pgwing]\nro_port = 0\n",
 		 ":2: 0 is outside the valid range for setting \"ro_port\" (1 .. 65535)"},
 		{"[pgwing]\nmax_client_conn = 99999999999\n",
-		 ":2: 99999999999 is outside the valid range for setting \"max_client_conn\" (at "
-		 "least 1)"},
+		 ":2: 99999999999 is outside the valid range for setting \"max_client_conn\" (1 .. "
+		 "2147483647)"},
 		{"[pgwing]\nhealth_fail_count = 0\n",
-		 ":2: 0 is outside the valid range for setting \"health_fail_count\" (at least 1)"},
+		 ":2: 0 is outside the valid range for setting \"health_fail_count\" (1 .. "
+		 "2147483647)"},
 		{"[pgwing]\nhealth_timeout = 0\n",
 		 ":2: 0 is outside the valid range for setting \"health_timeout\" (1ms .. 24h)"},
 		{"[pgwing]\nhold_timeout = 25h\n",
