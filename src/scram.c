@@ -19,7 +19,6 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
-#define SCRAM_SECRET_PREFIX "SCRAM-SHA-256$"
 /* Postgres uses 18 random bytes: 24 base64 characters, no padding. */
 #define SCRAM_RAW_NONCE_LEN 18
 /* Far above any sane setting; stops a hostile server or file from pinning a CPU. */

@@ -16,6 +16,7 @@
 #define SCRAM_USER_SALT_LEN 16
 
 /* A stored verifier: "SCRAM-SHA-256$<iter>:<salt b64>$<StoredKey b64>:<ServerKey b64>". */
+#define SCRAM_SECRET_PREFIX SCRAM_MECHANISM "$"
 struct scram_secret {
 	int iterations;
 	uint8_t salt[SCRAM_SALT_MAX];
