@@ -1,0 +1,643 @@
+/*
+ * Health probes. Each backend has one probe: a libpq connection kept open
+ * between probes and driven entirely by libevent on the main loop. libpq is
+ * only ever called in its non-blocking forms (PQconnectStartParams and
+ * PQconnectPoll, PQsendQuery, PQflush, PQconsumeInput, and PQgetResult once
+ * PQisBusy says it will not wait): one blocking call would stall every client.
+ *
+ * A probe starts every health_interval (start to start; a slow probe delays
+ * the next, they never overlap) and must finish within health_timeout. Its
+ * outcome feeds the backend's state machine: health_rise_count successes make
+ * a backend up, health_fail_count consecutive failures make it down, so one
+ * slow answer neither takes a backend out nor lets a dead one back in.
+ */
+#include "pgwing/health.h"
+#include "pgwing/auth.h"
+#include "pgwing/log.h"
+
+#include <event2/event.h>
+#include <libpq-fe.h>
+
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Weight of the newest RTT sample: smooths jitter, still follows a real change within ~5 probes. */
+#define RTT_ALPHA 0.3
+
+/*
+ * One round trip answers everything. recovery is evaluated once (in the CTE)
+ * so that a promotion in the middle of the query cannot mix the branches.
+ * Columns, all text: in_recovery, lsn, lag_seconds, timeline (8 hex digits).
+ * - lsn: the WAL written on a primary, the WAL replayed on a replica.
+ * - lag_seconds: 0 on a replica that has replayed all it received (after a
+ *   restart the receiver starts at a segment boundary, behind the replay
+ *   position: hence <=, not =); otherwise the age of the last replayed
+ *   transaction (NULL before the first one, or while not streaming: unknown).
+ * - timeline: a primary's from its current WAL file name, a replica's from
+ *   its WAL receiver (NULL while not streaming).
+ */
+static const char PROBE_QUERY[] =
+	"WITH r AS (SELECT pg_is_in_recovery() AS recovery) "
+	"SELECT recovery, "
+	"CASE WHEN recovery THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END, "
+	"CASE WHEN NOT recovery THEN 0 "
+	"WHEN pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn() THEN 0 "
+	"ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END, "
+	"CASE WHEN recovery THEN (SELECT lpad(to_hex(received_tli), 8, '0') "
+	"FROM pg_stat_wal_receiver) "
+	"ELSE substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) END "
+	"FROM r";
+
+enum probe_phase {
+	PROBE_IDLE, /* between probes; the connection, if any, is watched for input */
+	PROBE_CONNECTING,
+	PROBE_QUERYING,
+};
+
+/* What one successful probe saw. */
+struct probe_sample {
+	enum backend_role role;
+	uint64_t lsn;
+	int64_t lag_ms;
+	uint32_t timeline;
+	double rtt_ms;
+};
+
+struct health_probe {
+	struct backend *b;
+	PGconn *conn;
+	enum probe_phase phase;
+	/* One-shot event on PQsocket(); re-created when the socket or the wanted events change. */
+	struct event *io;
+	evutil_socket_t io_fd;
+	short io_what;
+	struct event *next_timer; /* starts the next probe */
+	struct event *deadline;   /* fails a probe still running after health_timeout */
+	int64_t started_ms;
+	int64_t query_sent_us;
+	bool has_sample;
+	struct probe_sample sample;
+	bool is_conn_stale; /* reloaded mid-probe: reconnect with the new settings after it */
+};
+
+/* One loop, one set of probes per process. */
+static struct {
+	struct event_base *base;
+	struct topology *topo;
+	const struct config *cfg;
+	const struct auth_file *af;
+	bool is_password_note_logged;
+} health;
+
+static void probe_begin(struct health_probe *p);
+static void probe_on_io(evutil_socket_t fd, short what, void *arg);
+static void probe_failf(struct health_probe *p, const char *fmt, ...) PRINTF_LIKE(2, 3);
+
+/* RTTs are often well under a millisecond: this needs a finer clock than now_ms(). */
+static int64_t monotonic_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static struct timeval ms_to_timeval(int64_t ms)
+{
+	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+
+	return tv;
+}
+
+/* libpq messages are multi-line with tabs; last_error is one line for the log and SHOW BACKENDS. */
+static void copy_one_line(char *dst, size_t dstlen, const char *src)
+{
+	size_t n = 0;
+	bool is_space_pending = false;
+
+	for (; *src != '\0' && n + 1 < dstlen; src++) {
+		if (*src == ' ' || *src == '\n' || *src == '\t' || *src == '\r') {
+			is_space_pending = n > 0;
+			continue;
+		}
+		if (is_space_pending && n + 2 < dstlen)
+			dst[n++] = ' ';
+		is_space_pending = false;
+		dst[n++] = *src;
+	}
+	dst[n] = '\0';
+}
+
+static void backend_record_success(struct backend *b, const struct probe_sample *s)
+{
+	bool is_changed = false;
+
+	b->consecutive_failures = 0;
+	if (b->consecutive_successes < INT_MAX)
+		b->consecutive_successes++;
+	b->rtt_ms = b->rtt_ms < 0 ? s->rtt_ms : RTT_ALPHA * s->rtt_ms + (1 - RTT_ALPHA) * b->rtt_ms;
+	b->lsn = s->lsn;
+	b->lag_ms = s->lag_ms;
+	b->timeline = s->timeline;
+
+	if (b->role != s->role) {
+		/* Routing ignores backends not up: their first role is told when they come up. */
+		if (b->state == BACKEND_UP) {
+			log_warn("backend %s: %s -> %s (timeline %" PRIu32 ")", b->name,
+				 backend_role_name(b->role), backend_role_name(s->role),
+				 s->timeline);
+			is_changed = true;
+		}
+		b->role = s->role;
+		b->last_change_ms = now_ms();
+	}
+	if (b->state != BACKEND_UP && b->consecutive_successes >= health.cfg->health_rise_count) {
+		log_info("backend %s: %s -> up (%s, timeline %" PRIu32 ")", b->name,
+			 backend_state_name(b->state), backend_role_name(b->role), b->timeline);
+		b->state = BACKEND_UP;
+		b->last_error[0] = '\0';
+		b->last_change_ms = now_ms();
+		is_changed = true;
+	}
+	if (topology_reconcile(health.topo) || is_changed)
+		topology_notify(health.topo);
+}
+
+static void backend_record_failure(struct backend *b)
+{
+	b->consecutive_successes = 0;
+	if (b->consecutive_failures < INT_MAX)
+		b->consecutive_failures++;
+	if (b->state == BACKEND_DOWN)
+		return; /* already said; last_error keeps the latest reason */
+	if (b->consecutive_failures < health.cfg->health_fail_count) {
+		log_warn("backend %s: probe failed (%d of %d): %s", b->name,
+			 b->consecutive_failures, health.cfg->health_fail_count, b->last_error);
+		return;
+	}
+	log_warn("backend %s: %s -> down: %s", b->name, backend_state_name(b->state),
+		 b->last_error);
+	b->state = BACKEND_DOWN;
+	/* A backend that comes back may be somewhere else on the network: measure afresh. */
+	b->rtt_ms = -1;
+	b->last_change_ms = now_ms();
+	topology_reconcile(health.topo);
+	topology_notify(health.topo);
+}
+
+/* Wait for what (EV_READ and/or EV_WRITE) on the connection's current socket. */
+static bool probe_wait(struct health_probe *p, short what)
+{
+	evutil_socket_t fd = PQsocket(p->conn);
+
+	if (fd < 0)
+		return false;
+	/* libpq opens a new socket when it tries the next address or retries without TLS. */
+	if (p->io != NULL && (p->io_fd != fd || p->io_what != what)) {
+		event_free(p->io);
+		p->io = NULL;
+	}
+	if (p->io == NULL) {
+		p->io = event_new(health.base, fd, what, probe_on_io, p);
+		if (p->io == NULL)
+			return false;
+		p->io_fd = fd;
+		p->io_what = what;
+	}
+	return event_add(p->io, NULL) == 0;
+}
+
+static void probe_close(struct health_probe *p)
+{
+	if (p->io != NULL) {
+		event_free(p->io);
+		p->io = NULL;
+	}
+	if (p->conn != NULL) {
+		PQfinish(p->conn);
+		p->conn = NULL;
+	}
+	p->is_conn_stale = false;
+}
+
+/* The probe is over, whatever its outcome: keep watching the connection, schedule the next. */
+static void probe_end(struct health_probe *p)
+{
+	int64_t delay = p->started_ms + health.cfg->health_interval_ms - now_ms();
+	struct timeval tv = ms_to_timeval(delay > 0 ? delay : 0);
+
+	evtimer_del(p->deadline);
+	p->phase = PROBE_IDLE;
+	p->has_sample = false;
+	if (p->is_conn_stale)
+		probe_close(p);
+	/*
+	 * An idle probe connection becomes readable when the server shuts down,
+	 * drops it, or reports in_hot_standby off after a promotion: all reasons
+	 * to look again now rather than at the next tick.
+	 */
+	if (p->conn != NULL && !probe_wait(p, EV_READ))
+		probe_close(p);
+	evtimer_add(p->next_timer, &tv);
+}
+
+static void probe_failf(struct health_probe *p, const char *fmt, ...)
+{
+	char reason[sizeof(p->b->last_error)];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	copy_one_line(p->b->last_error, sizeof(p->b->last_error), reason);
+	probe_close(p);
+	backend_record_failure(p->b);
+	probe_end(p);
+}
+
+static void probe_succeed(struct health_probe *p)
+{
+	backend_record_success(p->b, &p->sample);
+	probe_end(p);
+}
+
+static bool parse_lsn(const char *text, uint64_t *lsn)
+{
+	uint32_t hi, lo;
+	int end = 0;
+
+	if (sscanf(text, "%" SCNx32 "/%" SCNx32 "%n", &hi, &lo, &end) != 2 || text[end] != '\0')
+		return false;
+	*lsn = (uint64_t)hi << 32 | lo;
+	return true;
+}
+
+/* Fill p->sample from the probe query's row; false when the row is not what the query returns. */
+static bool probe_parse_row(struct health_probe *p, const PGresult *res)
+{
+	struct probe_sample *s = &p->sample;
+	const char *recovery;
+	char *end;
+
+	if (PQntuples(res) != 1 || PQnfields(res) != 4 || PQgetisnull(res, 0, 0))
+		return false;
+	recovery = PQgetvalue(res, 0, 0);
+	s->role = recovery[0] == 't' ? ROLE_REPLICA : ROLE_PRIMARY;
+
+	s->lsn = 0;
+	if (!PQgetisnull(res, 0, 1) && !parse_lsn(PQgetvalue(res, 0, 1), &s->lsn))
+		return false;
+
+	s->lag_ms = -1;
+	if (!PQgetisnull(res, 0, 2)) {
+		double seconds = strtod(PQgetvalue(res, 0, 2), &end);
+
+		if (*end != '\0')
+			return false;
+		/* A replica's clock a little ahead of the primary's is no negative lag. */
+		s->lag_ms = seconds > 0 ? (int64_t)(seconds * 1000 + 0.5) : 0;
+	}
+
+	s->timeline = 0;
+	if (!PQgetisnull(res, 0, 3)) {
+		unsigned long tli = strtoul(PQgetvalue(res, 0, 3), &end, 16);
+
+		if (*end != '\0' || tli > UINT32_MAX)
+			return false;
+		s->timeline = (uint32_t)tli;
+	}
+	return true;
+}
+
+/* Take what results are complete; the probe ends when libpq returns the final NULL. */
+static void probe_read_results(struct health_probe *p)
+{
+	PGresult *res;
+
+	while (!PQisBusy(p->conn)) {
+		res = PQgetResult(p->conn);
+		if (res == NULL) {
+			if (!p->has_sample)
+				probe_failf(p, "probe query returned no rows");
+			else
+				probe_succeed(p);
+			return;
+		}
+		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+			/* Includes 57P03 (starting up, or a standby not yet consistent): not up
+			 * yet. */
+			const char *sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+			probe_failf(p, "%s (SQLSTATE %s)", PQresultErrorMessage(res),
+				    sqlstate != NULL ? sqlstate : "none");
+			PQclear(res);
+			return;
+		}
+		p->sample.rtt_ms = (double)(monotonic_us() - p->query_sent_us) / 1000.0;
+		p->has_sample = probe_parse_row(p, res);
+		PQclear(res);
+		if (!p->has_sample) {
+			probe_failf(p, "unexpected probe result");
+			return;
+		}
+	}
+	if (!probe_wait(p, EV_READ))
+		probe_failf(p, "cannot watch the probe connection");
+}
+
+static void probe_send_query(struct health_probe *p)
+{
+	int flushed;
+
+	p->phase = PROBE_QUERYING;
+	p->has_sample = false;
+	p->query_sent_us = monotonic_us();
+	if (!PQsendQuery(p->conn, PROBE_QUERY)) {
+		probe_failf(p, "%s", PQerrorMessage(p->conn));
+		return;
+	}
+	/* The query is small, so the first flush nearly always sends all of it. */
+	flushed = PQflush(p->conn);
+	if (flushed < 0)
+		probe_failf(p, "%s", PQerrorMessage(p->conn));
+	else if (!probe_wait(p, flushed == 0 ? EV_READ : EV_READ | EV_WRITE))
+		probe_failf(p, "cannot watch the probe connection");
+}
+
+static void probe_on_query_io(struct health_probe *p, short what)
+{
+	int flushed = 0;
+
+	/* Read before flushing: the server may need us to consume its output before it reads ours.
+	 */
+	if ((what & EV_READ) && !PQconsumeInput(p->conn)) {
+		probe_failf(p, "%s", PQerrorMessage(p->conn));
+		return;
+	}
+	if (p->io_what & EV_WRITE) {
+		flushed = PQflush(p->conn);
+		if (flushed < 0) {
+			probe_failf(p, "%s", PQerrorMessage(p->conn));
+			return;
+		}
+	}
+	if (flushed > 0) {
+		if (!probe_wait(p, EV_READ | EV_WRITE))
+			probe_failf(p, "cannot watch the probe connection");
+		return;
+	}
+	probe_read_results(p);
+}
+
+static void probe_poll_connect(struct health_probe *p)
+{
+	switch (PQconnectPoll(p->conn)) {
+	case PGRES_POLLING_READING:
+		if (!probe_wait(p, EV_READ))
+			probe_failf(p, "%s", PQerrorMessage(p->conn));
+		return;
+	case PGRES_POLLING_WRITING:
+		if (!probe_wait(p, EV_WRITE))
+			probe_failf(p, "%s", PQerrorMessage(p->conn));
+		return;
+	case PGRES_POLLING_OK:
+		if (PQsetnonblocking(p->conn, 1) != 0) {
+			probe_failf(p, "%s", PQerrorMessage(p->conn));
+			return;
+		}
+		probe_send_query(p);
+		return;
+	case PGRES_POLLING_FAILED:
+	case PGRES_POLLING_ACTIVE: /* unused since libpq 7.4; treat as the failure it would be */
+		break;
+	}
+	probe_failf(p, "%s", PQerrorMessage(p->conn));
+}
+
+/*
+ * Input between probes (see probe_end). Whatever it was, the probe runs now on
+ * a fresh connection: a server that dropped this one may be fine, and must not
+ * be charged a failure for a connection that was already dead.
+ */
+static void probe_on_idle_input(struct health_probe *p)
+{
+	log_debug("backend %s: input on the idle probe connection, probing now", p->b->name);
+	probe_close(p);
+	evtimer_del(p->next_timer);
+	probe_begin(p);
+}
+
+static void probe_on_io(evutil_socket_t fd UNUSED, short what, void *arg)
+{
+	struct health_probe *p = arg;
+
+	switch (p->phase) {
+	case PROBE_CONNECTING:
+		probe_poll_connect(p);
+		break;
+	case PROBE_QUERYING:
+		probe_on_query_io(p, what);
+		break;
+	case PROBE_IDLE:
+		probe_on_idle_input(p);
+		break;
+	}
+}
+
+/* health_user, or the first of admin_users when it is empty. */
+static void health_user(char *buf, size_t buflen)
+{
+	const char *src = health.cfg->health_user;
+	size_t n;
+
+	if (src[0] == '\0')
+		src = health.cfg->admin_users;
+	src += strspn(src, " \t");
+	n = strcspn(src, ", \t");
+	if (n >= buflen)
+		n = buflen - 1;
+	memcpy(buf, src, n);
+	buf[n] = '\0';
+}
+
+/*
+ * libpq can only send a plaintext password; with a hash in the auth file the
+ * probe relies on trust or a .pgpass entry.
+ */
+static const char *health_password(const char *user)
+{
+	const char *stored;
+
+	if (health.af == NULL || user[0] == '\0')
+		return NULL;
+	stored = auth_file_lookup(health.af, user);
+	if (stored == NULL || password_kind(stored) == PASSWORD_PLAIN)
+		return stored;
+	if (!health.is_password_note_logged) {
+		log_info("health_user %s has a hashed password in the auth file; probes log in "
+			 "without it (trust or .pgpass)",
+			 user);
+		health.is_password_note_logged = true;
+	}
+	return NULL;
+}
+
+static void probe_connect(struct health_probe *p)
+{
+	const struct backend *b = p->b;
+	const char *keys[8], *values[8];
+	char port[16], user[128];
+	const char *password;
+	int n = 0;
+
+	health_user(user, sizeof(user));
+	password = health_password(user);
+	snprintf(port, sizeof(port), "%d", b->port);
+	keys[n] = "host", values[n++] = b->host;
+	keys[n] = "port", values[n++] = port;
+	keys[n] = "dbname", values[n++] = health.cfg->health_dbname;
+	keys[n] = "application_name", values[n++] = "pgwing-health";
+	if (user[0] != '\0')
+		keys[n] = "user", values[n++] = user;
+	if (password != NULL)
+		keys[n] = "password", values[n++] = password;
+	if (b->sslmode != NULL)
+		keys[n] = "sslmode", values[n++] = b->sslmode;
+	keys[n] = NULL, values[n] = NULL;
+
+	p->phase = PROBE_CONNECTING;
+	p->conn = PQconnectStartParams(keys, values, 0);
+	if (p->conn == NULL) {
+		probe_failf(p, "out of memory starting a probe connection");
+		return;
+	}
+	/* libpq's contract: after PQconnectStart, wait as if PQconnectPoll had said WRITING. */
+	if (PQstatus(p->conn) == CONNECTION_BAD || !probe_wait(p, EV_WRITE))
+		probe_failf(p, "%s", PQerrorMessage(p->conn));
+}
+
+static void probe_begin(struct health_probe *p)
+{
+	struct timeval tv = ms_to_timeval(health.cfg->health_timeout_ms);
+
+	p->started_ms = now_ms();
+	evtimer_add(p->deadline, &tv);
+	if (p->conn == NULL)
+		probe_connect(p);
+	else
+		probe_send_query(p);
+}
+
+static void probe_on_next_timer(evutil_socket_t fd UNUSED, short what UNUSED, void *arg)
+{
+	probe_begin(arg);
+}
+
+static void probe_on_deadline(evutil_socket_t fd UNUSED, short what UNUSED, void *arg)
+{
+	struct health_probe *p = arg;
+
+	probe_failf(p, "probe timed out after %" PRId64 " ms", health.cfg->health_timeout_ms);
+}
+
+static void probe_schedule_now(struct health_probe *p)
+{
+	struct timeval now = {0, 0};
+
+	evtimer_add(p->next_timer, &now);
+}
+
+static struct health_probe *probe_new(struct backend *b)
+{
+	struct health_probe *p = xcalloc(1, sizeof(*p));
+
+	p->b = b;
+	p->phase = PROBE_IDLE;
+	p->io_fd = -1;
+	p->next_timer = evtimer_new(health.base, probe_on_next_timer, p);
+	p->deadline = evtimer_new(health.base, probe_on_deadline, p);
+	if (p->next_timer == NULL || p->deadline == NULL) {
+		log_error("backend %s: cannot create probe timers", b->name);
+		abort();
+	}
+	probe_schedule_now(p);
+	return p;
+}
+
+static void probe_free(struct health_probe *p)
+{
+	if (p == NULL)
+		return;
+	probe_close(p);
+	event_free(p->next_timer);
+	event_free(p->deadline);
+	free(p);
+}
+
+/* A backend leaves the topology (reload): its probe goes with it. */
+static void health_on_remove(struct backend *b)
+{
+	probe_free(b->probe);
+	b->probe = NULL;
+}
+
+int health_start(struct event_base *base, struct topology *topo, const struct config *cfg,
+		 const struct auth_file *af)
+{
+	health.base = base;
+	health.topo = topo;
+	health.cfg = cfg;
+	health.af = af;
+	health.is_password_note_logged = false;
+	topo->on_remove = health_on_remove;
+	for (int i = 0; i < topo->count; i++)
+		topo->backends[i]->probe = probe_new(topo->backends[i]);
+	return 0;
+}
+
+void health_reconfigure(struct topology *topo, const struct config *cfg, const struct auth_file *af)
+{
+	topology_apply_config(topo, cfg);
+	if (health.base != NULL) {
+		health.cfg = cfg;
+		health.af = af;
+		health.is_password_note_logged = false;
+		for (int i = 0; i < topo->count; i++) {
+			struct backend *b = topo->backends[i];
+
+			if (b->probe == NULL) {
+				b->probe = probe_new(b);
+			} else if (b->probe->phase == PROBE_IDLE) {
+				/* health_user, health_dbname or the password may have changed. */
+				probe_close(b->probe);
+			} else {
+				b->probe->is_conn_stale = true;
+			}
+		}
+	}
+	/* A removed backend may have been the primary, or the one that fenced another. */
+	topology_reconcile(topo);
+	topology_notify(topo);
+}
+
+void health_probe_now(struct backend *b)
+{
+	/* Later on the loop, not here: the caller is in the middle of its own state change. */
+	if (b->probe != NULL && b->probe->phase == PROBE_IDLE)
+		probe_schedule_now(b->probe);
+}
+
+void health_stop(struct topology *topo)
+{
+	for (int i = 0; i < topo->count; i++) {
+		probe_free(topo->backends[i]->probe);
+		topo->backends[i]->probe = NULL;
+	}
+	topo->on_remove = NULL;
+	health.base = NULL;
+}

@@ -44,7 +44,8 @@ static void backend_free(struct backend *b)
 	free(b);
 }
 
-bool backend_matches_config(const struct backend *b, const struct backend_config *bc)
+/* Whether b is still the server bc describes: same name, host, port and sslmode. */
+static bool backend_matches_config(const struct backend *b, const struct backend_config *bc)
 {
 	return strcmp(b->name, bc->name) == 0 && strcmp(b->host, bc->host) == 0 &&
 	       b->port == bc->port && str_equal_or_both_null(b->sslmode, bc->sslmode);
@@ -84,9 +85,13 @@ void topology_apply_config(struct topology *topo, const struct config *cfg)
 		}
 		topo->backends[topo->count++] = b;
 	}
-	for (int j = 0; j < nold; j++)
-		if (old[j] != NULL)
-			backend_free(old[j]);
+	for (int j = 0; j < nold; j++) {
+		if (old[j] == NULL)
+			continue;
+		if (topo->on_remove != NULL)
+			topo->on_remove(old[j]);
+		backend_free(old[j]);
+	}
 	free(old);
 }
 

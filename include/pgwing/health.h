@@ -11,9 +11,18 @@
 struct event_base;
 struct auth_file;
 
+/*
+ * Start probing every backend of topo. cfg and af are used until the next
+ * health_reconfigure: they must outlive it.
+ */
 int health_start(struct event_base *base, struct topology *topo, const struct config *cfg,
 		 const struct auth_file *af);
-/* After a reload or a topology change: (re)start probes for new backends, stop removed ones. */
+/*
+ * After a reload: applies cfg to the topology (topology_apply_config, whose
+ * on_remove hook stops the probes of dropped backends), starts probes for new
+ * backends, reconnects the rest with the new settings, and notifies the
+ * topology's subscriber. Call it before freeing the old config or auth file.
+ */
 void health_reconfigure(struct topology *topo, const struct config *cfg,
 			const struct auth_file *af);
 /* Probe one backend now (e.g. after a server said 25006 on a "primary"). */

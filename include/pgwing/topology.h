@@ -62,19 +62,18 @@ struct topology {
 	/* Called after any change of role or state, so pools can release or move clients. */
 	void (*on_change)(void *arg);
 	void *on_change_arg;
+	/* Called for each backend apply_config drops, before freeing it: health stops its probe. */
+	void (*on_remove)(struct backend *b);
 };
 
 struct topology *topology_new(const struct config *cfg);
 /*
  * Reload: keeps the state of backends whose name and address are unchanged,
  * drops removed ones and treats a changed address as a new backend (its state
- * was about another server). Dropped backends are freed: every reference must
- * go first. With probes running, call health_reconfigure, which stops theirs
- * and calls this.
+ * was about another server). Dropped backends go through on_remove, then
+ * are freed.
  */
 void topology_apply_config(struct topology *topo, const struct config *cfg);
-/* Whether b is still the server bc describes (same name, host, port and sslmode). */
-bool backend_matches_config(const struct backend *b, const struct backend_config *bc);
 void topology_free(struct topology *topo);
 struct backend *topology_find(const struct topology *topo, const char *name);
 /* The backend writes go to, or NULL when there is none (or the choice is ambiguous). */
