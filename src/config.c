@@ -646,6 +646,30 @@ bool config_is_changed(const struct config *a, const struct config *b, const str
 	return strcmp(va, vb) != 0;
 }
 
+void config_copy_setting(struct config *dst, const struct config *src, const struct setting *s)
+{
+	void *to = (char *)dst + s->offset;
+	const void *from = (const char *)src + s->offset;
+
+	switch (s->type) {
+	case SETTING_STRING:
+		free(*(char **)to);
+		*(char **)to = xstrdup(*(char *const *)from);
+		break;
+	case SETTING_INT:
+	case SETTING_ENUM:
+		*(int *)to = *(const int *)from;
+		break;
+	case SETTING_BOOL:
+		*(bool *)to = *(const bool *)from;
+		break;
+	case SETTING_DURATION:
+	case SETTING_SIZE:
+		*(int64_t *)to = *(const int64_t *)from;
+		break;
+	}
+}
+
 bool config_list_contains(const char *list, const char *name)
 {
 	size_t name_len = strlen(name);

@@ -101,6 +101,24 @@ static int daemonize(void)
 	return 0;
 }
 
+/*
+ * The table knows which settings can't change live: those keep their running
+ * value (so SHOW CONFIG tells the truth) and the log says a restart is needed.
+ */
+static void keep_restart_settings(const struct config *old, struct config *new)
+{
+	size_t n;
+	const struct setting *settings = config_settings(&n);
+
+	for (size_t i = 0; i < n; i++) {
+		if (settings[i].is_reloadable || !config_is_changed(old, new, &settings[i]))
+			continue;
+		log_warn("reload: %s changed; it takes effect only after a restart",
+			 settings[i].name);
+		config_copy_setting(new, old, &settings[i]);
+	}
+}
+
 static void reload(void)
 {
 	char err[512];
@@ -117,10 +135,7 @@ static void reload(void)
 		config_free(cfg);
 		return;
 	}
-	if (strcmp(cfg->listen_addr, rt.cfg->listen_addr) != 0 || cfg->rw_port != rt.cfg->rw_port ||
-	    cfg->ro_port != rt.cfg->ro_port ||
-	    strcmp(cfg->unix_socket_dir, rt.cfg->unix_socket_dir) != 0)
-		log_warn("reload: listen_addr, ports and unix_socket_dir change only on restart");
+	keep_restart_settings(rt.cfg, cfg);
 	if (strcmp(cfg->logfile, rt.cfg->logfile) != 0 && log_reopen(cfg->logfile) < 0)
 		log_error("could not open logfile %s: %s", cfg->logfile, strerror(errno));
 	auth_file_free(rt.auth);

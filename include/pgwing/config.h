@@ -113,6 +113,8 @@ void config_format_range(const struct setting *s, char *buf, size_t buflen);
 
 /* True when s differs between a and b: reload uses it to find settings that need a restart. */
 bool config_is_changed(const struct config *a, const struct config *b, const struct setting *s);
+/* Copy one setting's value from src into dst (reload keeps what can't change live). */
+void config_copy_setting(struct config *dst, const struct config *src, const struct setting *s);
 
 /* Parse helpers, exposed for tests and for SET in the admin console. */
 bool config_parse_duration(const char *text, int64_t *ms);
