@@ -66,6 +66,7 @@ static void client_free(struct client *cl)
 		auth_client_free(cl->auth);
 	server_credentials_free(&cl->cred);
 	startup_params_free(&cl->params);
+	startup_params_free(&cl->reported);
 	bufferevent_free(cl->bev);
 	free(cl);
 }
@@ -173,8 +174,17 @@ void client_accept(int fd, enum target target, const struct sockaddr *addr, int 
 	cl->state = CL_STARTUP;
 	cl->connect_time_ms = now_ms();
 	describe_peer(cl, addr);
-	if (!cl->is_unix)
+	if (!cl->is_unix) {
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	} else {
+		struct ucred cred;
+		socklen_t credlen = sizeof(cred);
+
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &credlen) == 0) {
+			cl->has_peer_uid = true;
+			cl->peer_uid = cred.uid;
+		}
+	}
 	evutil_make_socket_nonblocking(fd);
 	cl->bev = bufferevent_socket_new(rt.base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (cl->bev == NULL) {
@@ -198,23 +208,56 @@ void client_accept(int fd, enum target target, const struct sockaddr *addr, int 
 		  target_name(target));
 }
 
+/*
+ * Logged in (as far as pgwing is concerned): the console answers itself, any
+ * other database gets a server from its pool.
+ */
+static void client_login_done(struct client *cl)
+{
+	proto_put_auth(bufferevent_get_output(cl->bev), AUTH_REQ_OK, NULL, 0);
+	event_del(cl->timer);
+	if (strcmp(cl->params.database, ADMIN_DATABASE) == 0) {
+		if (cl->admin_role == ADMIN_ROLE_NONE) {
+			client_fail(cl, SQLSTATE_INSUFFICIENT_PRIVILEGE,
+				    "user \"%s\" may not use the admin console", cl->params.user);
+			return;
+		}
+		cl->state = CL_ADMIN;
+		admin_welcome(cl);
+		return;
+	}
+	pool_add_client(cl);
+	pool_request_server(cl);
+}
+
 static void client_begin_auth(struct client *cl)
 {
 	struct evbuffer *out = bufferevent_get_output(cl->bev);
 	const char *stored = auth_file_lookup(rt.auth, cl->params.user);
-	enum auth_step step;
 
-	cl->auth = auth_client_new(rt.cfg->auth_type, cl->params.user, stored);
-	step = auth_client_begin(cl->auth, out);
+	cl->admin_role = admin_role_of(cl->params.user);
 	cl->state = CL_AUTH;
-	if (step == AUTH_STEP_OK) {
+	/* Like PgBouncer: pgwing's own user on the unix socket needs no password for the console.
+	 */
+	if (strcmp(cl->params.database, ADMIN_DATABASE) == 0 && cl->has_peer_uid &&
+	    cl->peer_uid == geteuid()) {
+		cl->admin_role = ADMIN_ROLE_ADMIN;
+		client_login_done(cl);
+		return;
+	}
+	cl->auth = auth_client_new(rt.cfg->auth_type, cl->params.user, stored);
+	switch (auth_client_begin(cl->auth, out)) {
+	case AUTH_STEP_CONTINUE:
+		break;
+	case AUTH_STEP_OK:
 		auth_client_credentials(cl->auth, &cl->cred);
 		auth_client_free(cl->auth);
 		cl->auth = NULL;
-		proto_put_auth(out, AUTH_REQ_OK, NULL, 0);
-		event_del(cl->timer);
-		cl->state = CL_WAITING;
-		pool_request_server(cl);
+		client_login_done(cl);
+		break;
+	case AUTH_STEP_FAILED:
+		client_fail(cl, SQLSTATE_INTERNAL_ERROR, "could not start authentication");
+		break;
 	}
 }
 
@@ -344,7 +387,7 @@ static bool client_handle_startup(struct client *cl)
 	log_debug("client %" PRIu64 " login: user=%s database=%s", cl->id, cl->params.user,
 		  cl->params.database);
 	client_begin_auth(cl);
-	return cl->state == CL_AUTH;
+	return cl->state == CL_AUTH || cl->state == CL_ADMIN;
 }
 
 static bool client_handle_auth(struct client *cl)
@@ -392,19 +435,32 @@ static bool client_handle_auth(struct client *cl)
 	auth_client_credentials(cl->auth, &cl->cred);
 	auth_client_free(cl->auth);
 	cl->auth = NULL;
-	proto_put_auth(out, AUTH_REQ_OK, NULL, 0);
-	event_del(cl->timer);
-	cl->state = CL_WAITING;
-	pool_request_server(cl);
-	return false;
+	client_login_done(cl);
+	return cl->state == CL_ADMIN;
 }
 
-static enum proto_inspect client_inspect(void *arg UNUSED, char type, uint32_t len UNUSED,
+static enum proto_inspect client_inspect(void *arg, char type, uint32_t len UNUSED,
 					 struct evbuffer *in UNUSED,
 					 const struct evbuffer_ptr *at UNUSED)
 {
-	/* Terminate ends the session here; the server gets its own on close. */
-	return type == 'X' ? PROTO_INSPECT_STOP : PROTO_INSPECT_FORWARD;
+	struct client *cl = arg;
+
+	switch (type) {
+	case 'X':
+		/* Terminate ends the session here; the server gets its own on close. */
+		return PROTO_INSPECT_STOP;
+	case 'Q': /* each of these is answered by exactly one ReadyForQuery */
+	case 'S':
+	case 'F':
+		if (cl->pending_syncs++ == 0) {
+			cl->query_start_us = now_us();
+			if (cl->server->tx_status == 'I')
+				cl->xact_start_us = cl->query_start_us;
+		}
+		return PROTO_INSPECT_FORWARD;
+	default:
+		return PROTO_INSPECT_FORWARD;
+	}
 }
 
 void client_forward(struct client *cl)
@@ -419,8 +475,10 @@ void client_forward(struct client *cl)
 	out = bufferevent_get_output(cl->server->bev);
 	scan = proto_scan_messages(in, (uint32_t)rt.cfg->max_packet_size, &cl->msg_remaining,
 				   &movable, client_inspect, cl);
-	if (movable > 0)
+	if (movable > 0) {
 		evbuffer_remove_buffer(in, out, movable);
+		cl->pool->stats.bytes_in += movable;
+	}
 	switch (scan) {
 	case PROTO_SCAN_DONE:
 		break;
@@ -467,6 +525,51 @@ static void client_write_cb(struct bufferevent *bev UNUSED, void *arg)
 	}
 }
 
+/* A console client: whole messages, answered by admin.c. */
+static bool client_handle_admin(struct client *cl)
+{
+	struct evbuffer *in = bufferevent_get_input(cl->bev);
+	uint32_t len;
+	char type;
+	uint8_t *msg;
+
+	switch (proto_peek_message(in, (uint32_t)rt.cfg->max_packet_size, &type, &len)) {
+	case PROTO_FRAME_NEED_MORE:
+		return false;
+	case PROTO_FRAME_BAD_LENGTH:
+	case PROTO_FRAME_TOO_LARGE:
+		client_fail(cl, SQLSTATE_PROTOCOL_VIOLATION, "invalid message length");
+		return false;
+	case PROTO_FRAME_OK:
+		break;
+	}
+	if (evbuffer_get_length(in) < 1 + (size_t)len)
+		return false;
+	if (type == 'X') {
+		client_close(cl);
+		return false;
+	}
+	msg = evbuffer_pullup(in, 1 + len);
+	admin_handle_message(cl, type, msg + PROTO_HEADER_LEN, len - 4);
+	evbuffer_drain(in, 1 + len);
+	return cl->state == CL_ADMIN;
+}
+
+/* An idle client spoke: it needs a server again, unless it is saying goodbye. */
+static void client_wake_from_idle(struct client *cl)
+{
+	struct evbuffer *in = bufferevent_get_input(cl->bev);
+	uint8_t type;
+
+	if (evbuffer_copyout(in, &type, 1) != 1)
+		return;
+	if (type == 'X') {
+		client_close(cl);
+		return;
+	}
+	pool_request_server(cl);
+}
+
 static void client_read_cb(struct bufferevent *bev UNUSED, void *arg)
 {
 	struct client *cl = arg;
@@ -481,8 +584,15 @@ static void client_read_cb(struct bufferevent *bev UNUSED, void *arg)
 			if (!client_handle_auth(cl))
 				return;
 			break;
+		case CL_ADMIN:
+			if (!client_handle_admin(cl))
+				return;
+			break;
 		case CL_ACTIVE:
 			client_forward(cl);
+			return;
+		case CL_IDLE:
+			client_wake_from_idle(cl);
 			return;
 		case CL_WAITING:
 		case CL_LOGIN:
@@ -509,21 +619,102 @@ static void client_event_cb(struct bufferevent *bev UNUSED, short what, void *ar
 	client_free(cl);
 }
 
-void client_server_ready(struct client *cl, struct evbuffer *parameter_status)
+/* Record a ParameterStatus body; returns true when the value is new to the client. */
+static bool remember_parameter(struct client *cl, const uint8_t *body, size_t len)
+{
+	struct proto_reader r;
+	const char *name, *value;
+	struct startup_param *p;
+
+	proto_reader_init(&r, body, len);
+	name = proto_read_cstring(&r);
+	value = proto_read_cstring(&r);
+	if (name == NULL || value == NULL)
+		return true;
+	for (size_t i = 0; i < cl->reported.count; i++) {
+		p = &cl->reported.items[i];
+		if (strcmp(p->name, name) != 0)
+			continue;
+		if (strcmp(p->value, value) == 0)
+			return false;
+		free(p->value);
+		p->value = xstrdup(value);
+		return true;
+	}
+	cl->reported.items = xrealloc(cl->reported.items,
+				      (cl->reported.count + 1) * sizeof(*cl->reported.items));
+	cl->reported.items[cl->reported.count].name = xstrdup(name);
+	cl->reported.items[cl->reported.count].value = xstrdup(value);
+	cl->reported.count++;
+	return true;
+}
+
+void client_note_parameter(struct client *cl, const uint8_t *body, size_t len)
+{
+	remember_parameter(cl, body, len);
+}
+
+void client_server_ready(struct client *cl, struct evbuffer *welcome)
 {
 	struct evbuffer *out = bufferevent_get_output(cl->bev);
+	bool is_first = cl->cancel_pid == 0;
+	uint32_t len;
+	char type;
 
-	evbuffer_add_buffer(out, parameter_status);
-	cancel_register(cl);
-	proto_put_backend_key(out, cl->cancel_pid, cl->cancel_key);
-	proto_put_ready(out, 'I');
+	/*
+	 * The first login relays the welcome as it is; after a move the client only
+	 * hears of parameters whose values differ on the new server (in_hot_standby,
+	 * say), so what it knows stays true.
+	 */
+	while (proto_peek_message(welcome, UINT32_MAX, &type, &len) == PROTO_FRAME_OK &&
+	       evbuffer_get_length(welcome) >= 1 + (size_t)len) {
+		const uint8_t *msg = evbuffer_pullup(welcome, 1 + len);
+		bool is_news = type == 'S' ? remember_parameter(cl, msg + PROTO_HEADER_LEN, len - 4)
+					   : is_first;
+
+		if (is_news)
+			evbuffer_remove_buffer(welcome, out, 1 + len);
+		else
+			evbuffer_drain(welcome, 1 + len);
+	}
 	cl->state = CL_ACTIVE;
+	if (is_first) {
+		cancel_register(cl);
+		proto_put_backend_key(out, cl->cancel_pid, cl->cancel_key);
+		proto_put_ready(out, 'I');
+	}
 	client_forward(cl);
 }
 
-void client_detach_server(struct client *cl)
+void client_server_idle(struct client *cl)
 {
-	cl->server = NULL;
+	if (evbuffer_get_length(bufferevent_get_input(cl->bev)) == 0 && pool_should_release(cl))
+		client_release_server(cl);
+}
+
+void client_release_server(struct client *cl)
+{
+	log_debug("client %" PRIu64 ": releasing server %" PRIu64 " at an idle point", cl->id,
+		  cl->server->id);
+	server_close(cl->server);
+	cl->state = CL_IDLE;
 	cl->msg_remaining = 0;
+	cl->pending_syncs = 0;
+	cl->pool->nactive--;
 	bufferevent_enable(cl->bev, EV_READ);
+}
+
+struct client_list *client_all(void)
+{
+	return &all_clients;
+}
+
+struct client *client_find(uint64_t id)
+{
+	struct client *cl;
+
+	TAILQ_FOREACH(cl, &all_clients, all_link)
+	if (cl->id == id)
+		return cl;
+	return NULL;
 }

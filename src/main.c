@@ -119,7 +119,7 @@ static void keep_restart_settings(const struct config *old, struct config *new)
 	}
 }
 
-static void reload(void)
+void runtime_reload(void)
 {
 	char err[512];
 	struct config *cfg = config_load(rt.cfg->path, err, sizeof(err));
@@ -156,30 +156,42 @@ static void drain_check_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *a
 	}
 }
 
-static void signal_cb(evutil_socket_t sig, short what UNUSED, void *arg UNUSED)
+void runtime_shutdown(bool wait_for_clients)
 {
 	struct timeval tv = {0, DRAIN_CHECK_MS * 1000};
 
-	switch (sig) {
-	case SIGHUP:
-		log_info("SIGHUP: reloading configuration");
-		reload();
-		break;
-	case SIGTERM:
+	if (wait_for_clients) {
 		if (rt.is_shutting_down)
-			break;
-		log_info("SIGTERM: no new connections; stopping when the last client leaves");
+			return;
+		log_info("shutting down: no new connections; stopping when the last client leaves");
 		rt.is_shutting_down = true;
 		listener_stop();
 		drain_timer = event_new(rt.base, -1, EV_PERSIST, drain_check_cb, NULL);
 		event_add(drain_timer, &tv);
+		return;
+	}
+	log_info("shutting down now");
+	rt.is_shutting_down = true;
+	listener_stop();
+	client_close_all("pgwing is shutting down");
+	/* A moment for the goodbyes to be written. */
+	event_base_loopexit(rt.base, &tv);
+}
+
+static void signal_cb(evutil_socket_t sig, short what UNUSED, void *arg UNUSED)
+{
+	switch (sig) {
+	case SIGHUP:
+		log_info("SIGHUP: reloading configuration");
+		runtime_reload();
+		break;
+	case SIGTERM:
+		log_info("SIGTERM: draining");
+		runtime_shutdown(true);
 		break;
 	case SIGINT:
-		log_info("SIGINT: stopping now");
-		rt.is_shutting_down = true;
-		listener_stop();
-		client_close_all("pgwing is shutting down");
-		event_base_loopexit(rt.base, &tv);
+		log_info("SIGINT: fast shutdown");
+		runtime_shutdown(false);
 		break;
 	default:
 		break;

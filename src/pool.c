@@ -1,7 +1,10 @@
 /*
  * Pools and their wait queue. A client that can't be given a server now (no
- * primary, nothing to read from) waits here until the topology changes or
- * hold_timeout passes: the same queue later serves failover and wake-ups.
+ * primary, nothing to read from, a paused database) waits here until that
+ * changes or hold_timeout passes: the same queue serves failover and wake-ups.
+ * Servers are released at idle points (ReadyForQuery 'I', nothing pending)
+ * when the pool is paused, reconnecting, or the backend should no longer
+ * serve this client.
  */
 #include "pgwing/pool.h"
 
@@ -17,6 +20,31 @@
 #include <string.h>
 
 static struct pool *pools;
+
+/* PAUSE state lives by database name, so pools created while paused are paused too. */
+static bool is_all_paused;
+static char **paused_dbs;
+static size_t npaused_dbs;
+
+struct pool *pool_first(void)
+{
+	return pools;
+}
+
+static bool matches(const struct pool *p, const char *database)
+{
+	return database == NULL || strcmp(p->database, database) == 0;
+}
+
+bool pool_is_paused(const struct pool *p)
+{
+	if (is_all_paused)
+		return true;
+	for (size_t i = 0; i < npaused_dbs; i++)
+		if (strcmp(paused_dbs[i], p->database) == 0)
+			return true;
+	return false;
+}
 
 static struct pool *pool_get(const char *database, const char *user, enum target target)
 {
@@ -38,10 +66,11 @@ static struct pool *pool_get(const char *database, const char *user, enum target
 
 static void pool_dequeue(struct client *cl)
 {
-	if (cl->wait_start_ms == 0)
-		return;
+	int64_t waited = now_ms() - cl->wait_start_ms;
+
 	TAILQ_REMOVE(&cl->pool->waiting, cl, wait_link);
 	cl->pool->nwaiting--;
+	cl->pool->stats.wait_time_us += (uint64_t)waited * 1000;
 	cl->wait_start_ms = 0;
 	event_del(cl->timer);
 }
@@ -59,6 +88,7 @@ static void hold_timeout_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *
 	int64_t waited = now_ms() - cl->wait_start_ms;
 
 	pool_dequeue(cl);
+	cl->state = CL_IDLE;
 	log_info("client %" PRIu64 ": gave up waiting for a %s server after %" PRId64 " ms", cl->id,
 		 target_name(cl->target), waited);
 	if (cl->target == TARGET_RW)
@@ -69,19 +99,28 @@ static void hold_timeout_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *
 			    "no server available for reads after %" PRId64 " s", waited / 1000);
 }
 
+void pool_add_client(struct client *cl)
+{
+	cl->pool = pool_get(cl->params.database, cl->params.user, cl->target);
+	cl->pool->nclients++;
+	cl->state = CL_IDLE;
+}
+
 void pool_request_server(struct client *cl)
 {
-	struct backend *b;
+	struct backend *b = NULL;
 	struct timeval tv;
 
-	cl->pool = pool_get(cl->params.database, cl->params.user, cl->target);
-	b = router_pick(rt.topo, rt.cfg, cl->target);
+	if (!pool_is_paused(cl->pool))
+		b = router_pick(rt.topo, rt.cfg, cl->target);
 	if (b != NULL) {
 		pool_start_server(cl, b);
 		return;
 	}
-	log_info("client %" PRIu64 ": no %s server available, waiting up to %" PRId64 " ms", cl->id,
-		 target_name(cl->target), rt.cfg->hold_timeout_ms);
+	log_info("client %" PRIu64 ": no %s server available%s, waiting up to %" PRId64 " ms",
+		 cl->id, target_name(cl->target), pool_is_paused(cl->pool) ? " (paused)" : "",
+		 rt.cfg->hold_timeout_ms);
+	cl->state = CL_WAITING;
 	cl->wait_start_ms = now_ms();
 	TAILQ_INSERT_TAIL(&cl->pool->waiting, cl, wait_link);
 	cl->pool->nwaiting++;
@@ -97,30 +136,109 @@ void pool_forget_client(struct client *cl)
 {
 	if (cl->pool == NULL)
 		return;
-	if (cl->wait_start_ms != 0)
+	if (cl->state == CL_WAITING)
 		pool_dequeue(cl);
-	else
+	else if (cl->state == CL_LOGIN || cl->state == CL_ACTIVE)
 		cl->pool->nactive--;
+	cl->pool->nclients--;
 	cl->pool = NULL;
+}
+
+bool pool_should_release(const struct client *cl)
+{
+	const struct server *sv = cl->server;
+
+	return pool_is_paused(cl->pool) || sv->generation != cl->pool->generation ||
+	       router_should_move(rt.topo, rt.cfg, cl->target, sv->backend);
+}
+
+/* Serve whoever waits, in arrival order, while the router has somewhere to send them. */
+static void pool_serve_waiters(struct pool *p)
+{
+	struct client *cl;
+
+	while (!pool_is_paused(p) && (cl = TAILQ_FIRST(&p->waiting)) != NULL) {
+		struct backend *b = router_pick(rt.topo, rt.cfg, p->target);
+
+		if (b == NULL)
+			break;
+		log_info("client %" PRIu64 ": released after waiting %" PRId64 " ms", cl->id,
+			 now_ms() - cl->wait_start_ms);
+		pool_dequeue(cl);
+		pool_start_server(cl, b);
+	}
+}
+
+/* Release the servers of idle clients that should not keep them. */
+static void pool_release_idle(const char *database)
+{
+	struct client *cl, *next;
+
+	for (cl = TAILQ_FIRST(client_all()); cl != NULL; cl = next) {
+		next = TAILQ_NEXT(cl, all_link);
+		if (cl->state == CL_ACTIVE && cl->pool != NULL && matches(cl->pool, database) &&
+		    cl->server->tx_status == 'I' && cl->pending_syncs == 0)
+			client_server_idle(cl);
+	}
 }
 
 void pool_on_topology_change(void *arg UNUSED)
 {
-	for (struct pool *p = pools; p != NULL; p = p->next) {
-		struct client *cl;
+	for (struct pool *p = pools; p != NULL; p = p->next)
+		pool_serve_waiters(p);
+	pool_release_idle(NULL);
+}
 
-		/* In arrival order: whoever waited longest is served first. */
-		while ((cl = TAILQ_FIRST(&p->waiting)) != NULL) {
-			struct backend *b = router_pick(rt.topo, rt.cfg, p->target);
+int pool_count_busy(const char *database)
+{
+	int busy = 0;
 
-			if (b == NULL)
-				break;
-			log_info("client %" PRIu64 ": released after waiting %" PRId64 " ms",
-				 cl->id, now_ms() - cl->wait_start_ms);
-			pool_dequeue(cl);
-			pool_start_server(cl, b);
+	for (struct pool *p = pools; p != NULL; p = p->next)
+		if (matches(p, database))
+			busy += p->nactive;
+	return busy;
+}
+
+int pool_pause(const char *database)
+{
+	if (database == NULL) {
+		is_all_paused = true;
+	} else {
+		struct pool probe = {.database = (char *)database};
+
+		if (!pool_is_paused(&probe)) {
+			paused_dbs = xrealloc(paused_dbs, (npaused_dbs + 1) * sizeof(*paused_dbs));
+			paused_dbs[npaused_dbs++] = xstrdup(database);
 		}
 	}
+	pool_release_idle(database);
+	return pool_count_busy(database);
+}
+
+void pool_resume(const char *database)
+{
+	size_t kept = 0;
+
+	if (database == NULL)
+		is_all_paused = false;
+	for (size_t i = 0; i < npaused_dbs; i++) {
+		if (database == NULL || strcmp(paused_dbs[i], database) == 0)
+			free(paused_dbs[i]);
+		else
+			paused_dbs[kept++] = paused_dbs[i];
+	}
+	npaused_dbs = kept;
+	for (struct pool *p = pools; p != NULL; p = p->next)
+		if (matches(p, database))
+			pool_serve_waiters(p);
+}
+
+void pool_reconnect(const char *database)
+{
+	for (struct pool *p = pools; p != NULL; p = p->next)
+		if (matches(p, database))
+			p->generation++;
+	pool_release_idle(database);
 }
 
 void pool_free_all(void)
@@ -133,4 +251,9 @@ void pool_free_all(void)
 		free(p->user);
 		free(p);
 	}
+	for (size_t i = 0; i < npaused_dbs; i++)
+		free(paused_dbs[i]);
+	free(paused_dbs);
+	paused_dbs = NULL;
+	npaused_dbs = 0;
 }

@@ -8,6 +8,7 @@
 
 #include "pgwing/client.h"
 #include "pgwing/log.h"
+#include "pgwing/pool.h"
 #include "pgwing/proto.h"
 #include "pgwing/runtime.h"
 
@@ -132,6 +133,7 @@ struct server *server_connect(struct backend *b, struct client *cl)
 		abort();
 	}
 	b->nclients++;
+	sv->generation = cl->pool->generation;
 	cl->server = sv;
 	bufferevent_setcb(sv->bev, server_read_cb, server_write_cb, server_event_cb, sv);
 	set_timer(sv->timer, rt.cfg->server_connect_timeout_ms);
@@ -248,18 +250,52 @@ static void server_handle_login(struct server *sv)
 	}
 }
 
-/* Only ReadyForQuery is looked into: its status tells when the session is idle. */
-static enum proto_inspect server_inspect(void *arg, char type, uint32_t len UNUSED,
-					 struct evbuffer *in, const struct evbuffer_ptr *at)
+/* A ReadyForQuery: one request answered; stats, and maybe an idle point. */
+static void server_note_ready(struct server *sv, char status)
+{
+	struct client *cl = sv->client;
+	struct stats *st = &cl->pool->stats;
+	int64_t now = now_us();
+
+	sv->tx_status = status;
+	sv->saw_ready = true;
+	if (cl->pending_syncs > 0)
+		cl->pending_syncs--;
+	st->query_count++;
+	st->query_time_us += (uint64_t)(now - cl->query_start_us);
+	cl->query_start_us = now;
+	if (status == 'I' && cl->xact_start_us != 0) {
+		st->xact_count++;
+		st->xact_time_us += (uint64_t)(now - cl->xact_start_us);
+		cl->xact_start_us = 0;
+	}
+}
+
+/*
+ * Only two messages are looked into: ReadyForQuery (its status tells when the
+ * session is idle) and ParameterStatus (so a moved session can be told what
+ * changed). Both are tiny; everything else passes by its header alone.
+ */
+static enum proto_inspect server_inspect(void *arg, char type, uint32_t len, struct evbuffer *in,
+					 const struct evbuffer_ptr *at)
 {
 	struct server *sv = arg;
-	struct evbuffer_ptr status = *at;
+	struct evbuffer_ptr body = *at;
+	uint8_t buf[256];
 
-	if (type != 'Z')
+	if (type != 'Z' && type != 'S')
 		return PROTO_INSPECT_FORWARD;
-	if (evbuffer_ptr_set(in, &status, PROTO_HEADER_LEN, EVBUFFER_PTR_ADD) < 0 ||
-	    evbuffer_copyout_from(in, &status, &sv->tx_status, 1) != 1)
+	if (type == 'S' && len - 4 > sizeof(buf))
+		return PROTO_INSPECT_FORWARD; /* no reported parameter is that long */
+	if (type == 'Z' && len != 5)
+		return PROTO_INSPECT_FORWARD;
+	if (evbuffer_ptr_set(in, &body, PROTO_HEADER_LEN, EVBUFFER_PTR_ADD) < 0 ||
+	    evbuffer_copyout_from(in, &body, buf, len - 4) != (ev_ssize_t)(len - 4))
 		return PROTO_INSPECT_WAIT;
+	if (type == 'Z')
+		server_note_ready(sv, (char)buf[0]);
+	else
+		client_note_parameter(sv->client, buf, len - 4);
 	return PROTO_INSPECT_FORWARD;
 }
 
@@ -267,18 +303,30 @@ void server_forward(struct server *sv)
 {
 	struct evbuffer *in = bufferevent_get_input(sv->bev);
 	struct client *cl = sv->client;
+	enum proto_scan scan;
 	size_t movable;
 
 	if (cl == NULL || sv->state != SV_ACTIVE)
 		return;
-	if (proto_scan_messages(in, (uint32_t)rt.cfg->max_packet_size, &sv->msg_remaining, &movable,
-				server_inspect, sv) == PROTO_SCAN_BAD_LENGTH) {
+	scan = proto_scan_messages(in, (uint32_t)rt.cfg->max_packet_size, &sv->msg_remaining,
+				   &movable, server_inspect, sv);
+	if (movable > 0) {
 		evbuffer_remove_buffer(in, bufferevent_get_output(cl->bev), movable);
+		cl->pool->stats.bytes_out += movable;
+	}
+	if (scan == PROTO_SCAN_BAD_LENGTH) {
 		server_fail(sv, "invalid message from", "bad message length");
 		return;
 	}
-	if (movable > 0)
-		evbuffer_remove_buffer(in, bufferevent_get_output(cl->bev), movable);
+	if (sv->saw_ready) {
+		sv->saw_ready = false;
+		if (sv->tx_status == 'I' && cl->pending_syncs == 0 && sv->msg_remaining == 0 &&
+		    evbuffer_get_length(in) == 0) {
+			client_server_idle(cl);
+			if (cl->server != sv)
+				return; /* released and freed */
+		}
+	}
 	forward_throttle(sv->bev, cl->bev);
 }
 

@@ -5,10 +5,12 @@
 #ifndef PGWING_CLIENT_H
 #define PGWING_CLIENT_H
 
+#include "pgwing/admin.h"
 #include "pgwing/auth.h"
 #include "pgwing/proto.h"
 
 #include <sys/queue.h>
+#include <sys/types.h>
 
 struct bufferevent;
 struct event;
@@ -19,9 +21,11 @@ struct sockaddr;
 enum client_state {
 	CL_STARTUP, /* reading SSLRequest / StartupMessage / CancelRequest */
 	CL_AUTH,    /* pgwing authenticating the client */
-	CL_WAITING, /* authenticated, queued in its pool for a server */
+	CL_IDLE,    /* logged in, no server: between transactions after a release */
+	CL_WAITING, /* queued in its pool for a server */
 	CL_LOGIN,   /* a server is logging in on its behalf */
 	CL_ACTIVE,  /* linked to a server, forwarding */
+	CL_ADMIN,   /* talking to the admin console */
 	CL_CLOSING, /* flushing a final message, then freed */
 };
 
@@ -34,8 +38,13 @@ struct client {
 	int port;
 	bool is_unix;
 	bool is_over_limit; /* accepted past max_client_conn: told so after its startup packet */
+	bool has_peer_uid;  /* unix socket: the peer's uid is known */
+	uid_t peer_uid;
+	enum admin_role admin_role;
 
 	struct startup_params params;
+	/* ParameterStatus values the client has been told, to resend only changes after a move. */
+	struct startup_params reported;
 	struct auth_client *auth;
 	struct server_credentials cred;
 
@@ -49,6 +58,9 @@ struct client {
 
 	struct event *timer;    /* login timeout while logging in, hold timeout while waiting */
 	uint32_t msg_remaining; /* bytes of a partly forwarded message still to come */
+	int pending_syncs;      /* Query/Sync/FunctionCall sent, ReadyForQuery not yet back */
+	int64_t query_start_us;
+	int64_t xact_start_us;
 	int64_t connect_time_ms;
 	int64_t wait_start_ms;
 };
@@ -57,16 +69,25 @@ TAILQ_HEAD(client_list, client);
 
 /* Take over an accepted socket. */
 void client_accept(int fd, enum target target, const struct sockaddr *addr, int addrlen);
-/* The server finished logging in: send the client its welcome and start forwarding. */
+/*
+ * The server finished logging in: on a first login the client gets the welcome;
+ * after a move only the parameters whose values changed. Then forwarding starts.
+ */
 void client_server_ready(struct client *cl, struct evbuffer *parameter_status);
+/* The server reported a parameter mid-session (already forwarded): remember it. */
+void client_note_parameter(struct client *cl, const uint8_t *body, size_t len);
+/* The server answered everything the client asked (ReadyForQuery, nothing pending). */
+void client_server_idle(struct client *cl);
+/* Release the client's server (it stays logged in, CL_IDLE, and gets one again when it speaks). */
+void client_release_server(struct client *cl);
+struct client_list *client_all(void);
+struct client *client_find(uint64_t id);
 /* Send an ErrorResponse (FATAL) and close once it is flushed. */
 void client_fail(struct client *cl, const char *sqlstate, const char *fmt, ...) PRINTF_LIKE(3, 4);
 /* Close once what is queued for the client is flushed. */
 void client_close(struct client *cl);
 /* Forward whatever the client has buffered to its server (after backpressure lifts). */
 void client_forward(struct client *cl);
-/* The client's server is gone; the client is not freed here. */
-void client_detach_server(struct client *cl);
 int client_count(void);
 /*
  * Backpressure, shared by both directions: when dst holds too much unsent data,

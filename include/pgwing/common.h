@@ -30,7 +30,8 @@ void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *ptr, size_t size);
 char *xstrdup(const char *s);
 
-/* Milliseconds on a monotonic clock (the loop's cached time when a loop runs). */
+/* Milliseconds and microseconds on a monotonic clock. */
 int64_t now_ms(void);
+int64_t now_us(void);
 
 #endif

@@ -8,6 +8,7 @@
 #define PGWING_POOL_H
 
 #include "pgwing/client.h"
+#include "pgwing/stats.h"
 
 struct pool {
 	char *database;
@@ -15,11 +16,31 @@ struct pool {
 	enum target target;
 	struct client_list waiting;
 	int nwaiting;
-	int nactive;
+	int nactive;         /* clients of this pool with a server or logging one in */
+	int nclients;        /* all logged-in clients of this pool */
+	uint32_t generation; /* RECONNECT bumps it: older servers are released when idle */
+	struct stats stats;
 	struct pool *next;
 };
 
-/* Find or create the pool for an authenticated client and ask it for a server. */
+struct pool *pool_first(void);
+/* Whether the client's server should go at this idle point (pause, reconnect, re-route). */
+bool pool_should_release(const struct client *cl);
+/*
+ * PAUSE/RESUME for one database (NULL: all). Paused pools release servers as
+ * clients go idle and hold clients that want one. Returns the number of clients
+ * of those pools still inside a transaction (PAUSE completes at 0).
+ */
+int pool_pause(const char *database);
+void pool_resume(const char *database);
+int pool_count_busy(const char *database);
+bool pool_is_paused(const struct pool *p);
+/* RECONNECT: servers of these pools are replaced at their next idle point. */
+void pool_reconnect(const char *database);
+
+/* Put an authenticated client into its pool (find or create it). */
+void pool_add_client(struct client *cl);
+/* The client needs a server: start one, or wait in the queue. */
 void pool_request_server(struct client *cl);
 /* The client leaves its pool (closed, or served). */
 void pool_forget_client(struct client *cl);

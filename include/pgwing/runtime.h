@@ -24,4 +24,9 @@ struct runtime {
 
 extern struct runtime rt;
 
+/* Re-read the config and auth file; on any error the running config stays. */
+void runtime_reload(void);
+/* Stop accepting; then stop at once, or once the last client has left. */
+void runtime_shutdown(bool wait_for_clients);
+
 #endif

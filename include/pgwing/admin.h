@@ -1,0 +1,27 @@
+/*
+ * The admin console: the pseudo database "pgwing", answered by pgwing itself
+ * with real result sets over the simple-query protocol.
+ */
+#ifndef PGWING_ADMIN_H
+#define PGWING_ADMIN_H
+
+#include "pgwing/common.h"
+
+struct client;
+
+#define ADMIN_DATABASE "pgwing"
+
+enum admin_role {
+	ADMIN_ROLE_NONE,  /* may not use the console */
+	ADMIN_ROLE_STATS, /* SHOW only */
+	ADMIN_ROLE_ADMIN, /* everything */
+};
+
+/* From admin_users / stats_users. */
+enum admin_role admin_role_of(const char *user);
+/* A console client logged in: send ParameterStatus, BackendKeyData and ReadyForQuery. */
+void admin_welcome(struct client *cl);
+/* One complete message from a console client (type byte, body without header). */
+void admin_handle_message(struct client *cl, char type, const uint8_t *body, size_t len);
+
+#endif

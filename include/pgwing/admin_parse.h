@@ -1,0 +1,4 @@
+#ifndef PGWING_ADMIN_PARSE_H
+#define PGWING_ADMIN_PARSE_H
+
+#endif

@@ -1,0 +1,4 @@
+#ifndef PGWING_METRICS_H
+#define PGWING_METRICS_H
+
+#endif
