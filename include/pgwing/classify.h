@@ -1,0 +1,56 @@
+/*
+ * Statement classification: what pgwing needs to know about SQL text to move
+ * a session safely. Pure code over strings, no allocation in the classifier.
+ */
+#ifndef PGWING_CLASSIFY_H
+#define PGWING_CLASSIFY_H
+
+#include "pgwing/common.h"
+
+enum stmt_class {
+	STMT_OTHER,     /* may write, or can't be proven read-only: never retried */
+	STMT_READ,      /* provably read-only: safe to retry outside a transaction */
+	STMT_TX,        /* BEGIN, COMMIT, ROLLBACK, SAVEPOINT, ... */
+	STMT_SESSION,   /* session state that can be replayed on another server */
+	STMT_UNMOVABLE, /* session state that can't move (temp table, WITH HOLD cursor, session
+			   lock) */
+};
+
+/* What a STMT_SESSION statement does to the session's replayable state. */
+enum session_op {
+	SESSION_NONE,
+	SESSION_SET,            /* SET [SESSION] name ... (key: name, lowercased) */
+	SESSION_RESET,          /* RESET name (key) */
+	SESSION_RESET_ALL,      /* RESET ALL */
+	SESSION_LISTEN,         /* LISTEN channel (key: channel as the server sees it) */
+	SESSION_UNLISTEN,       /* UNLISTEN channel (key) */
+	SESSION_UNLISTEN_ALL,   /* UNLISTEN * */
+	SESSION_PREPARE,        /* PREPARE name ... (key) */
+	SESSION_DEALLOCATE,     /* DEALLOCATE [PREPARE] name (key) */
+	SESSION_DEALLOCATE_ALL, /* DEALLOCATE ALL */
+	SESSION_DISCARD_ALL,    /* DISCARD ALL: clears everything */
+};
+
+#define STMT_KEY_MAX 64 /* NAMEDATALEN */
+
+struct stmt_info {
+	enum stmt_class cls;
+	enum session_op op;
+	char key[STMT_KEY_MAX]; /* name or channel, normalized as Postgres would (unquoted:
+				   lowercased) */
+	size_t start;           /* the statement's text within the query string */
+	size_t len;
+	const char *reason; /* STMT_UNMOVABLE: e.g. "a temporary table" (static string) */
+};
+
+/*
+ * Split a simple-query string into statements (on ';' outside quotes, dollar
+ * quotes and comments) and classify each. Fills up to max entries and returns
+ * how many statements there are (may exceed max). Empty statements are skipped.
+ */
+size_t classify_query(const char *sql, size_t len, struct stmt_info *out, size_t max);
+
+/* The class of a whole query string: READ only if every statement is READ. */
+enum stmt_class classify_query_class(const char *sql, size_t len);
+
+#endif

@@ -1,0 +1,46 @@
+/*
+ * The replayable state of a client's session: what it SET, LISTENed to and
+ * PREPAREd in SQL, and the named prepared statements it created with Parse.
+ * Replayed on a new server when a session moves (failover, re-routing). Pure
+ * code over buffers; the connection code decides when to record and replay.
+ */
+#ifndef PGWING_SESSION_H
+#define PGWING_SESSION_H
+
+#include "pgwing/classify.h"
+
+struct evbuffer;
+struct session_state;
+
+struct session_state *session_state_new(void);
+void session_state_free(struct session_state *st);
+
+/*
+ * Record one successfully executed statement (sql/len is the whole query string,
+ * info locates the statement in it). SET replaces an earlier SET of the same
+ * name, RESET/UNLISTEN/DEALLOCATE remove, the *_ALL ops and DISCARD ALL clear.
+ */
+void session_state_apply(struct session_state *st, const struct stmt_info *info, const char *sql);
+
+/* A Parse message ('P', whole message with header) for a named statement; replaces one of the same
+ * name. */
+void session_state_note_parse(struct session_state *st, const char *name, const uint8_t *msg,
+			      size_t len);
+/* A Close of a named statement. */
+void session_state_note_close(struct session_state *st, const char *name);
+
+/* A reason the session can't move (first one wins); NULL when it can. */
+void session_state_mark_unmovable(struct session_state *st, const char *reason);
+const char *session_state_unmovable(const struct session_state *st);
+
+bool session_state_is_empty(const struct session_state *st);
+
+/*
+ * Append what rebuilds the state on a fresh server: one simple Query with the
+ * recorded SQL statements in order (joined by ';'), then the recorded Parse
+ * messages followed by one Sync. Returns the number of ReadyForQuery messages
+ * the server will answer with (0, 1 or 2).
+ */
+int session_state_replay(const struct session_state *st, struct evbuffer *out);
+
+#endif
