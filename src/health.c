@@ -135,7 +135,8 @@ static void copy_one_line(char *dst, size_t dstlen, const char *src)
 
 static void backend_record_success(struct backend *b, const struct probe_sample *s)
 {
-	bool is_changed = false;
+	/* A first answer can unblock writes (see topology_primary) or fence a primary. */
+	bool is_changed = backend_is_unheard(b);
 
 	b->consecutive_failures = 0;
 	if (b->consecutive_successes < INT_MAX)
@@ -170,6 +171,9 @@ static void backend_record_success(struct backend *b, const struct probe_sample 
 
 static void backend_record_failure(struct backend *b)
 {
+	/* A first answer, even a failure, can unblock writes (see topology_primary). */
+	bool was_unheard = backend_is_unheard(b);
+
 	b->consecutive_successes = 0;
 	if (b->consecutive_failures < INT_MAX)
 		b->consecutive_failures++;
@@ -178,6 +182,8 @@ static void backend_record_failure(struct backend *b)
 	if (b->consecutive_failures < health.cfg->health_fail_count) {
 		log_warn("backend %s: probe failed (%d of %d): %s", b->name,
 			 b->consecutive_failures, health.cfg->health_fail_count, b->last_error);
+		if (was_unheard)
+			topology_notify(health.topo);
 		return;
 	}
 	log_warn("backend %s: %s -> down: %s", b->name, backend_state_name(b->state),

@@ -113,27 +113,51 @@ struct backend *topology_find(const struct topology *topo, const char *name)
 	return NULL;
 }
 
+bool backend_is_unheard(const struct backend *b)
+{
+	return b->state == BACKEND_UNKNOWN && b->consecutive_successes == 0 &&
+	       b->consecutive_failures == 0;
+}
+
 static bool is_live_primary(const struct backend *b)
 {
 	return b->state == BACKEND_UP && b->role == ROLE_PRIMARY && !b->is_fenced;
 }
 
-struct backend *topology_primary(const struct topology *topo)
+/* The one live primary, or NULL when there are none or several (*nlive says how many). */
+static struct backend *live_primary(const struct topology *topo, int *nlive)
 {
 	struct backend *primary = NULL;
 
-	/*
-	 * Two live primaries means reconcile has not fenced one (equal timelines,
-	 * or not run yet): writing to either could lose the other's writes.
-	 */
+	*nlive = 0;
 	for (int i = 0; i < topo->count; i++) {
-		if (!is_live_primary(topo->backends[i]))
-			continue;
-		if (primary != NULL)
-			return NULL;
-		primary = topo->backends[i];
+		if (is_live_primary(topo->backends[i])) {
+			primary = topo->backends[i];
+			(*nlive)++;
+		}
 	}
-	return primary;
+	return *nlive == 1 ? primary : NULL;
+}
+
+struct backend *topology_primary(const struct topology *topo)
+{
+	int nlive;
+
+	/*
+	 * A backend not heard from yet (at startup, or just added) may be the
+	 * primary on a newer timeline that would fence the one we see: writing
+	 * now could land on a demoted node. Its first probe, good or failed,
+	 * settles it within health_timeout.
+	 */
+	for (int i = 0; i < topo->count; i++)
+		if (backend_is_unheard(topo->backends[i]))
+			return NULL;
+	/*
+	 * Several live primaries means reconcile could not fence all but one
+	 * (equal timelines, or it has not run): writing to either could lose the
+	 * other's writes.
+	 */
+	return live_primary(topo, &nlive);
 }
 
 /* Fence or unfence b; logs every transition, as an error: it means a split brain was averted. */
@@ -144,9 +168,8 @@ static bool backend_set_fenced(struct backend *b, bool is_fenced, uint32_t max_t
 	b->is_fenced = is_fenced;
 	b->last_change_ms = now_ms();
 	if (is_fenced)
-		log_error("backend %s: FENCED: claims primary on timeline %u, but timeline %u "
-			  "exists; "
-			  "it gets no traffic",
+		log_error("backend %s: FENCED: claims primary on timeline %u, "
+			  "but timeline %u exists; it gets no traffic",
 			  b->name, b->timeline, max_timeline);
 	else
 		log_error("backend %s: unfenced (%s, timeline %u)", b->name,
@@ -159,6 +182,7 @@ bool topology_reconcile(struct topology *topo)
 	bool is_changed = false;
 	bool is_ambiguous;
 	struct backend *primary;
+	int nlive;
 
 	for (int i = 0; i < topo->count; i++)
 		if (topo->backends[i]->timeline > topo->max_timeline)
@@ -175,18 +199,14 @@ bool topology_reconcile(struct topology *topo)
 		is_changed |= backend_set_fenced(b, is_fenced, topo->max_timeline);
 	}
 
-	primary = topology_primary(topo);
-	is_ambiguous = false;
-	if (primary == NULL)
-		for (int i = 0; i < topo->count && !is_ambiguous; i++)
-			is_ambiguous = is_live_primary(topo->backends[i]);
+	primary = live_primary(topo, &nlive);
+	is_ambiguous = nlive > 1;
 	if (is_ambiguous != topo->is_primary_ambiguous) {
 		topo->is_primary_ambiguous = is_ambiguous;
 		is_changed = true;
 		if (is_ambiguous)
-			log_error("several backends claim primary on timeline %u: no writes go "
-				  "anywhere "
-				  "until only one does",
+			log_error("several backends claim primary on timeline %u: "
+				  "no writes go anywhere until only one does",
 				  topo->max_timeline);
 		else
 			log_error("only one primary on timeline %u again: writes resume",

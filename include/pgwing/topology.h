@@ -76,8 +76,13 @@ struct topology *topology_new(const struct config *cfg);
 void topology_apply_config(struct topology *topo, const struct config *cfg);
 void topology_free(struct topology *topo);
 struct backend *topology_find(const struct topology *topo, const char *name);
-/* The backend writes go to, or NULL when there is none (or the choice is ambiguous). */
+/*
+ * The backend writes go to, or NULL when there is none, when the choice is
+ * ambiguous, or while some backend is unheard (it may be a newer primary).
+ */
 struct backend *topology_primary(const struct topology *topo);
+/* Not probed yet: neither a success nor a failure since it joined the topology. */
+bool backend_is_unheard(const struct backend *b);
 /*
  * After probes updated backends: fence primaries on an older timeline and
  * recompute each replica's lag in bytes behind the primary. Returns true when

@@ -342,6 +342,29 @@ static void test_two_primaries_on_one_timeline_take_no_writes(void **state)
 	assert_ptr_equal(pick_rw(f), a);
 }
 
+static void test_no_writes_until_every_backend_was_probed(void **state)
+{
+	struct fixture *f = *state;
+
+	struct backend *p = add(f, "p", "ams", ROLE_PRIMARY);
+	struct backend *other = add(f, "other", "ams", ROLE_UNKNOWN);
+	other->state = BACKEND_UNKNOWN;
+	assert_null(pick_rw(f));
+
+	/* One answer, good or bad, is enough: its timeline is known, or it is unreachable. */
+	other->consecutive_failures = 1;
+	assert_ptr_equal(pick_rw(f), p);
+	other->consecutive_failures = 0;
+	other->consecutive_successes = 1;
+	other->role = ROLE_REPLICA;
+	assert_ptr_equal(pick_rw(f), p);
+
+	/* A sleeping backend is not probed at all, and does not hold writes back. */
+	other->consecutive_successes = 0;
+	other->state = BACKEND_ASLEEP;
+	assert_ptr_equal(pick_rw(f), p);
+}
+
 static void test_reconcile_computes_replica_lag_bytes(void **state)
 {
 	struct fixture *f = *state;
@@ -468,9 +491,13 @@ static void test_apply_config_keeps_state_of_unchanged_backends(void **state UNU
 	assert_ptr_equal(topo->backends[1], pg1);
 	assert_int_equal(pg1->state, BACKEND_UP);
 	assert_string_equal(pg1->region, "fra");
-	assert_ptr_equal(topology_primary(topo), pg1);
 	assert_int_equal(topology_find(topo, "pg2")->state, BACKEND_UNKNOWN);
 	assert_int_equal(topology_find(topo, "pg2")->port, 6432);
+	/* pg4 and the moved pg2 have not been heard from: either might be a newer primary. */
+	assert_null(topology_primary(topo));
+	topology_find(topo, "pg4")->consecutive_failures = 1;
+	topology_find(topo, "pg2")->consecutive_failures = 1;
+	assert_ptr_equal(topology_primary(topo), pg1);
 	assert_null(topology_find(topo, "pg3"));
 	topology_free(topo);
 }
@@ -508,6 +535,7 @@ int main(void)
 		ROUTER_TEST(test_ro_fallback_error_never_uses_the_primary),
 		ROUTER_TEST(test_two_primaries_higher_timeline_wins),
 		ROUTER_TEST(test_two_primaries_on_one_timeline_take_no_writes),
+		ROUTER_TEST(test_no_writes_until_every_backend_was_probed),
 		ROUTER_TEST(test_reconcile_computes_replica_lag_bytes),
 		ROUTER_TEST(test_should_move_rw),
 		ROUTER_TEST(test_should_move_ro),
