@@ -313,6 +313,24 @@ static const struct setting settings[] = {
 		.max_value = NO_MAX,
 		.doc = "Database the health probes connect to.",
 	},
+	{
+		.name = "stats_period",
+		.type = SETTING_DURATION,
+		.offset = MS_FIELD(stats_period_ms),
+		.default_value = "15s",
+		.is_reloadable = true,
+		.min_value = SECOND_MS,
+		.max_value = HOUR_MS,
+		.doc = "Period over which SHOW STATS computes its per-second averages.",
+	},
+	{
+		.name = "metrics_listen",
+		.type = SETTING_STRING,
+		.offset = STRING_FIELD(metrics_listen),
+		.default_value = "",
+		.max_value = NO_MAX,
+		.doc = "Address (host:port) of the Prometheus metrics endpoint; empty disables it.",
+	},
 };
 
 const struct setting *config_settings(size_t *count)
@@ -1084,6 +1102,39 @@ static bool make_absolute(struct parser *p, const char *path, char **abs_path)
 	p->dir = xstrdup(*abs_path);
 	*strrchr(p->dir, '/') = '\0';
 	return true;
+}
+
+bool config_set(struct config *cfg, const char *name, const char *value, char *err, size_t errlen)
+{
+	const struct setting *s = config_find_setting(name);
+	char what[128];
+	struct parser p = {.cfg = cfg, .path = what, .err = err, .errlen = errlen};
+	struct config *saved;
+	bool ok;
+
+	if (s == NULL) {
+		snprintf(err, errlen, "unknown setting \"%s\"", name);
+		return false;
+	}
+	if (!s->is_reloadable) {
+		snprintf(err, errlen, "setting \"%s\" cannot change while pgwing runs (restart it)",
+			 name);
+		return false;
+	}
+	snprintf(what, sizeof(what), "SET %s", name);
+	p.dir = xstrdup(cfg->path);
+	*strrchr(p.dir, '/') = '\0';
+	/* The old value, to put back if the new one breaks a rule across settings. */
+	saved = xcalloc(1, sizeof(*saved));
+	config_copy_setting(saved, cfg, s);
+	ok = setting_apply(cfg, s, value, p.dir, err, errlen);
+	if (ok && !validate(&p)) {
+		config_copy_setting(cfg, saved, s);
+		ok = false;
+	}
+	config_free(saved);
+	free(p.dir);
+	return ok;
 }
 
 struct config *config_load(const char *path, char *err, size_t errlen)

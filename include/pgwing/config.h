@@ -1,7 +1,7 @@
 /*
  * The configuration: one table of settings (config.c) drives parsing, defaults,
- * SHOW CONFIG and doc/config.md. A loaded config is immutable; reload builds a
- * new one and swaps it in.
+ * SHOW CONFIG and doc/config.md. Reload builds a new config and swaps it in;
+ * the console's SET changes one reloadable setting of the running one.
  */
 #ifndef PGWING_CONFIG_H
 #define PGWING_CONFIG_H
@@ -64,6 +64,10 @@ struct config {
 	char *health_user; /* "" = first of admin_users */
 	char *health_dbname;
 
+	/* console, statistics and metrics */
+	int64_t stats_period_ms;
+	char *metrics_listen; /* "host:port" for the Prometheus endpoint; "" = off */
+
 	/* [backends], in file order */
 	struct backend_config *backends;
 	int nbackends;
@@ -115,6 +119,14 @@ void config_format_range(const struct setting *s, char *buf, size_t buflen);
 bool config_is_changed(const struct config *a, const struct config *b, const struct setting *s);
 /* Copy one setting's value from src into dst (reload keeps what can't change live). */
 void config_copy_setting(struct config *dst, const struct config *src, const struct setting *s);
+
+/*
+ * SET name = value from the console: parse value as the file would (relative
+ * paths against the config file's directory) into cfg. Only reloadable
+ * settings; a bad value, or one that breaks a rule across settings, leaves cfg
+ * as it was and says why in err.
+ */
+bool config_set(struct config *cfg, const char *name, const char *value, char *err, size_t errlen);
 
 /* Parse helpers, exposed for tests and for SET in the admin console. */
 bool config_parse_duration(const char *text, int64_t *ms);

@@ -109,8 +109,8 @@ static void test_defaults(void **state)
 
 static void test_table(void **state)
 {
-	static const char *const fixed[] = {"listen_addr", "rw_port", "ro_port", "unix_socket_dir",
-					    "pidfile"};
+	static const char *const fixed[] = {"listen_addr",     "rw_port", "ro_port",
+					    "unix_socket_dir", "pidfile", "metrics_listen"};
 	size_t n;
 	const struct setting *settings = config_settings(&n);
 
@@ -615,6 +615,44 @@ static void test_format_round_trip(void **state)
 	config_free(b);
 }
 
+/* SET from the console: the file's syntax and ranges, reloadable settings only. */
+static void test_set(void **state)
+{
+	struct config *cfg = load_text(BACKENDS);
+	char expected[512];
+
+	(void)state;
+	assert_non_null(cfg);
+	assert_true(config_set(cfg, "hold_timeout", "500ms", err, sizeof(err)));
+	assert_int_equal(cfg->hold_timeout_ms, 500);
+	assert_true(config_set(cfg, "max_packet_size", "2MB", err, sizeof(err)));
+	assert_int_equal(cfg->max_packet_size, 2 * 1024 * 1024);
+	assert_true(config_set(cfg, "ro_fallback", "ERROR", err, sizeof(err)));
+	assert_int_equal(cfg->ro_fallback, RO_FALLBACK_ERROR);
+	assert_true(config_set(cfg, "region", "", err, sizeof(err)));
+	assert_string_equal(cfg->region, "");
+	/* Relative paths are relative to the config file, as in the file. */
+	assert_true(config_set(cfg, "logfile", "pgwing.log", err, sizeof(err)));
+	snprintf(expected, sizeof(expected), "%s/pgwing.log", tmpdir);
+	assert_string_equal(cfg->logfile, expected);
+
+	assert_false(config_set(cfg, "hold_timeout", "soon", err, sizeof(err)));
+	assert_non_null(strstr(err, "expected a duration"));
+	assert_int_equal(cfg->hold_timeout_ms, 500);
+	assert_false(config_set(cfg, "max_packet_size", "2GB", err, sizeof(err)));
+	assert_non_null(strstr(err, "outside the valid range"));
+	assert_false(config_set(cfg, "rw_port", "6000", err, sizeof(err)));
+	assert_non_null(strstr(err, "cannot change while pgwing runs"));
+	assert_int_equal(cfg->rw_port, 5432);
+	assert_false(config_set(cfg, "no_such", "1", err, sizeof(err)));
+	assert_string_equal(err, "unknown setting \"no_such\"");
+	/* A value that breaks a rule across settings is refused and the old one stays. */
+	assert_false(config_set(cfg, "admin_users", "", err, sizeof(err)));
+	assert_non_null(strstr(err, "SET admin_users: health_user is empty"));
+	assert_string_equal(cfg->admin_users, "admin");
+	config_free(cfg);
+}
+
 static void test_is_changed(void **state)
 {
 	struct config *a = load_text(BACKENDS);
@@ -751,6 +789,7 @@ int main(void)
 		cmocka_unit_test(test_format_value),
 		cmocka_unit_test(test_format_range),
 		cmocka_unit_test(test_format_round_trip),
+		cmocka_unit_test(test_set),
 		cmocka_unit_test(test_is_changed),
 		cmocka_unit_test(test_list_contains),
 		cmocka_unit_test(test_doc_matches_table),
