@@ -14,9 +14,13 @@
 #include "pgwing/health.h"
 #include "pgwing/auth.h"
 #include "pgwing/log.h"
+#include "pgwing/runtime.h"
 
+#include <event2/dns.h>
 #include <event2/event.h>
+#include <event2/util.h>
 #include <libpq-fe.h>
+#include <netinet/in.h>
 
 #include <inttypes.h>
 #include <limits.h>
@@ -25,6 +29,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+/* Addresses of one backend name handed to libpq, which tries them in turn as it would its own. */
+#define MAX_ADDRESSES 8
 
 /* Weight of the newest RTT sample: smooths jitter, still follows a real change within ~5 probes. */
 #define RTT_ALPHA 0.3
@@ -54,7 +61,8 @@ static const char PROBE_QUERY[] =
 	"FROM r";
 
 enum probe_phase {
-	PROBE_IDLE, /* between probes; the connection, if any, is watched for input */
+	PROBE_IDLE,      /* between probes; the connection, if any, is watched for input */
+	PROBE_RESOLVING, /* libpq would resolve the host name with a blocking getaddrinfo() */
 	PROBE_CONNECTING,
 	PROBE_QUERYING,
 };
@@ -70,6 +78,7 @@ struct probe_sample {
 
 struct health_probe {
 	struct backend *b;
+	struct evdns_getaddrinfo_request *dns_req;
 	PGconn *conn;
 	enum probe_phase phase;
 	/* One-shot event on PQsocket(); re-created when the socket or the wanted events change. */
@@ -220,6 +229,10 @@ static bool probe_wait(struct health_probe *p, short what)
 
 static void probe_close(struct health_probe *p)
 {
+	if (p->dns_req != NULL) {
+		evdns_getaddrinfo_cancel(p->dns_req);
+		p->dns_req = NULL;
+	}
 	if (p->io != NULL) {
 		event_free(p->io);
 		p->io = NULL;
@@ -452,6 +465,8 @@ static void probe_on_io(evutil_socket_t fd UNUSED, short what, void *arg)
 	case PROBE_IDLE:
 		probe_on_idle_input(p);
 		break;
+	case PROBE_RESOLVING: /* no socket yet, so no event */
+		break;
 	}
 }
 
@@ -493,10 +508,14 @@ static const char *health_password(const char *user)
 	return NULL;
 }
 
-static void probe_connect(struct health_probe *p)
+/*
+ * hosts/hostaddrs: NULL to let libpq use b->host as it is (a socket directory
+ * or an address), or the comma lists from probe_on_resolved.
+ */
+static void probe_connect(struct health_probe *p, const char *hosts, const char *hostaddrs)
 {
 	const struct backend *b = p->b;
-	const char *keys[8], *values[8];
+	const char *keys[9], *values[9];
 	char port[16], user[128];
 	const char *password;
 	int n = 0;
@@ -504,7 +523,9 @@ static void probe_connect(struct health_probe *p)
 	health_user(user, sizeof(user));
 	password = health_password(user);
 	snprintf(port, sizeof(port), "%d", b->port);
-	keys[n] = "host", values[n++] = b->host;
+	keys[n] = "host", values[n++] = hosts != NULL ? hosts : b->host;
+	if (hostaddrs != NULL)
+		keys[n] = "hostaddr", values[n++] = hostaddrs;
 	keys[n] = "port", values[n++] = port;
 	keys[n] = "dbname", values[n++] = health.cfg->health_dbname;
 	keys[n] = "application_name", values[n++] = "pgwing-health";
@@ -527,16 +548,100 @@ static void probe_connect(struct health_probe *p)
 		probe_failf(p, "%s", PQerrorMessage(p->conn));
 }
 
+/* Whether libpq can connect to host without a name lookup: a socket directory or an address. */
+static bool is_literal_host(const char *host)
+{
+	unsigned char addr[sizeof(struct in6_addr)];
+
+	return host[0] == '/' || host[0] == '@' || evutil_inet_pton(AF_INET, host, addr) == 1 ||
+	       evutil_inet_pton(AF_INET6, host, addr) == 1;
+}
+
+/* Append the address of ai to list, comma-separated; false if it is not IPv4 or IPv6. */
+static bool append_address(char *list, size_t listlen, const struct evutil_addrinfo *ai)
+{
+	char addr[INET6_ADDRSTRLEN];
+	const void *src;
+	size_t used = strlen(list);
+
+	if (ai->ai_family == AF_INET)
+		src = &((const struct sockaddr_in *)(const void *)ai->ai_addr)->sin_addr;
+	else if (ai->ai_family == AF_INET6)
+		src = &((const struct sockaddr_in6 *)(const void *)ai->ai_addr)->sin6_addr;
+	else
+		return false;
+	if (evutil_inet_ntop(ai->ai_family, src, addr, sizeof(addr)) == NULL)
+		return false;
+	snprintf(list + used, listlen - used, "%s%s", used > 0 ? "," : "", addr);
+	return true;
+}
+
+static void probe_on_resolved(int err, struct evutil_addrinfo *res, void *arg)
+{
+	struct health_probe *p = arg;
+	const char *host = p->b->host;
+	char hostaddrs[MAX_ADDRESSES * (INET6_ADDRSTRLEN + 1)] = "";
+	char *hosts;
+	size_t hostlen = strlen(host);
+	int naddr = 0;
+
+	if (err == EVUTIL_EAI_CANCEL)
+		return; /* probe_close cancelled the lookup, and owns what comes next */
+	p->dns_req = NULL;
+	if (err != 0) {
+		probe_failf(p, "could not resolve host %s: %s", host, evutil_gai_strerror(err));
+		return;
+	}
+	for (const struct evutil_addrinfo *ai = res; ai != NULL && naddr < MAX_ADDRESSES;
+	     ai = ai->ai_next)
+		naddr += append_address(hostaddrs, sizeof(hostaddrs), ai);
+	evutil_freeaddrinfo(res);
+	if (naddr == 0) {
+		probe_failf(p, "could not resolve host %s: no IPv4 or IPv6 address", host);
+		return;
+	}
+	/* libpq pairs host and hostaddr lists item by item: the name stays for TLS and .pgpass. */
+	hosts = xmalloc(naddr * (hostlen + 1));
+	for (int i = 0; i < naddr; i++) {
+		memcpy(hosts + i * (hostlen + 1), host, hostlen);
+		hosts[i * (hostlen + 1) + hostlen] = i + 1 < naddr ? ',' : '\0';
+	}
+	probe_connect(p, hosts, hostaddrs);
+	free(hosts);
+}
+
+static void probe_resolve(struct health_probe *p)
+{
+	struct evutil_addrinfo hints = {
+		.ai_family = AF_UNSPEC,
+		.ai_socktype = SOCK_STREAM,
+		.ai_protocol = IPPROTO_TCP,
+	};
+	struct evdns_getaddrinfo_request *req;
+
+	if (rt.dns == NULL) {
+		probe_failf(p, "cannot resolve host %s: no DNS resolver", p->b->host);
+		return;
+	}
+	p->phase = PROBE_RESOLVING;
+	req = evdns_getaddrinfo(rt.dns, p->b->host, NULL, &hints, probe_on_resolved, p);
+	/* NULL when the answer was at hand (/etc/hosts, an error): the callback already ran. */
+	if (req != NULL)
+		p->dns_req = req;
+}
+
 static void probe_begin(struct health_probe *p)
 {
 	struct timeval tv = ms_to_timeval(health.cfg->health_timeout_ms);
 
 	p->started_ms = now_ms();
 	evtimer_add(p->deadline, &tv);
-	if (p->conn == NULL)
-		probe_connect(p);
-	else
+	if (p->conn != NULL)
 		probe_send_query(p);
+	else if (is_literal_host(p->b->host))
+		probe_connect(p, NULL, NULL);
+	else
+		probe_resolve(p);
 }
 
 static void probe_on_next_timer(evutil_socket_t fd UNUSED, short what UNUSED, void *arg)

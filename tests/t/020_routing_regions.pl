@@ -22,10 +22,11 @@ $primary->safe_psql('postgres', 'CREATE TABLE t (v int)');
 $primary->wait_for_catchup($_, 'replay') for values %replica;
 
 # The primary is listed last and in the far region, so nothing but its
-# probed role can make it the write target.
+# probed role can make it the write target. The far replica is named by host
+# name, so its probe goes through the resolver.
 my $pw = PgWing::Test->new(
 	backends => [
-		[ far     => $replica{far},  region => 'ord' ],
+		[ far     => 'host=localhost port=' . $replica{far}->port, region => 'ord' ],
 		[ near    => $replica{near}, region => 'ams' ],
 		[ primary => $primary,       region => 'ord' ],
 	],
