@@ -3,7 +3,8 @@
  * between probes and driven entirely by libevent on the main loop. libpq is
  * only ever called in its non-blocking forms (PQconnectStartParams and
  * PQconnectPoll, PQsendQuery, PQflush, PQconsumeInput, and PQgetResult once
- * PQisBusy says it will not wait): one blocking call would stall every client.
+ * PQisBusy says it will not wait), and never with a host name to look up
+ * (evdns does that first): one blocking call would stall every client.
  *
  * A probe starts every health_interval (start to start; a slow probe delays
  * the next, they never overlap) and must finish within health_timeout. Its
@@ -88,6 +89,7 @@ struct health_probe {
 	struct event *next_timer; /* starts the next probe */
 	struct event *deadline;   /* fails a probe still running after health_timeout */
 	int64_t started_ms;
+	int64_t early_probe_ms; /* the last probe started by input on the idle connection */
 	int64_t query_sent_us;
 	bool has_sample;
 	struct probe_sample sample;
@@ -439,14 +441,22 @@ static void probe_poll_connect(struct health_probe *p)
 }
 
 /*
- * Input between probes (see probe_end). Whatever it was, the probe runs now on
- * a fresh connection: a server that dropped this one may be fine, and must not
- * be charged a failure for a connection that was already dead.
+ * Input between probes (see probe_end). Whatever it was, the next probe runs
+ * on a fresh connection: a server that dropped this one may be fine, and must
+ * not be charged a failure for a connection that was already dead. It runs
+ * now, unless an early probe already ran this interval: a server that keeps
+ * dropping new connections (idle_session_timeout) must not make us reconnect
+ * in a loop.
  */
 static void probe_on_idle_input(struct health_probe *p)
 {
-	log_debug("backend %s: input on the idle probe connection, probing now", p->b->name);
+	int64_t now = now_ms();
+
 	probe_close(p);
+	if (now - p->early_probe_ms < health.cfg->health_interval_ms)
+		return;
+	log_debug("backend %s: input on the idle probe connection, probing now", p->b->name);
+	p->early_probe_ms = now;
 	evtimer_del(p->next_timer);
 	probe_begin(p);
 }
