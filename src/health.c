@@ -103,6 +103,7 @@ static struct {
 	const struct config *cfg;
 	const struct auth_file *af;
 	bool is_password_note_logged;
+	void (*prev_on_remove)(struct backend *b); /* chained: see topology.h */
 } health;
 
 static void probe_begin(struct health_probe *p);
@@ -705,6 +706,8 @@ static void health_on_remove(struct backend *b)
 {
 	probe_free(b->probe);
 	b->probe = NULL;
+	if (health.prev_on_remove != NULL)
+		health.prev_on_remove(b);
 }
 
 int health_start(struct event_base *base, struct topology *topo, const struct config *cfg,
@@ -715,6 +718,7 @@ int health_start(struct event_base *base, struct topology *topo, const struct co
 	health.cfg = cfg;
 	health.af = af;
 	health.is_password_note_logged = false;
+	health.prev_on_remove = topo->on_remove;
 	topo->on_remove = health_on_remove;
 	for (int i = 0; i < topo->count; i++)
 		topo->backends[i]->probe = probe_new(topo->backends[i]);
@@ -759,6 +763,6 @@ void health_stop(struct topology *topo)
 		probe_free(topo->backends[i]->probe);
 		topo->backends[i]->probe = NULL;
 	}
-	topo->on_remove = NULL;
+	/* on_remove stays: a hook chained after ours still needs it, and ours is harmless now. */
 	health.base = NULL;
 }

@@ -62,7 +62,12 @@ struct topology {
 	/* Called after any change of role or state, so pools can release or move clients. */
 	void (*on_change)(void *arg);
 	void *on_change_arg;
-	/* Called for each backend apply_config drops, before freeing it: health stops its probe. */
+	/*
+	 * Called for each backend apply_config drops, before freeing it, so that
+	 * nothing keeps a pointer to it (health stops its probe). Several modules
+	 * may subscribe: each saves the previous value and calls it, as
+	 * PostgreSQL's hooks do.
+	 */
 	void (*on_remove)(struct backend *b);
 };
 
