@@ -1,0 +1,54 @@
+# pgbench through pgwing: -i, then 10 s each of the simple, extended and
+# prepared query protocols with no failed transaction.
+use strict;
+use warnings;
+use PostgreSQL::Test::Utils;
+use PgWing::Test qw(:all);
+use Test::More;
+
+my $node = new_node('primary');
+my $pw = PgWing::Test->new(backends => [ [ primary => $node ] ], auth_type => 'trust');
+$pw->start;
+my $connstr = $pw->connstr;
+my $secs = $ENV{PGWING_PGBENCH_SECONDS} // 10;
+
+sub pgbench
+{
+	my @args = @_;
+	my ($out, $err) = ('', '');
+	my $ok = eval {
+		IPC::Run::run([ 'pgbench', @args, $connstr ],
+			'<', \undef, '>', \$out, '2>', \$err,
+			IPC::Run::timeout($secs + 120));
+		1;
+	};
+	return ($ok ? $? >> 8 : -1, $out, $err . ($ok ? '' : $@));
+}
+
+my ($rc, $out, $err) = pgbench('-i', '-s', '2', '-q');
+is($rc, 0, 'pgbench -i through pgwing') or diag $err;
+is($node->safe_psql('postgres', 'SELECT count(*) FROM pgbench_accounts'),
+	'200000', 'pgbench -i loaded 200000 accounts (via COPY)');
+
+for my $mode (qw(simple extended prepared))
+{
+	($rc, $out, $err) = pgbench('-M', $mode, '-c', '4', '-j', '2', '-T', $secs, '-n');
+	is($rc, 0, "pgbench -M $mode exits 0") or diag "$out\n$err";
+	my ($processed) = $out =~ /number of transactions actually processed: (\d+)/;
+	my ($failed)    = $out =~ /number of failed transactions: (\d+)/;
+	ok(defined $processed && $processed > 0, "pgbench -M $mode processed transactions")
+	  or diag $out;
+	is($failed, 0, "pgbench -M $mode: 0 failed transactions") or diag "$out\n$err";
+	my ($tps) = $out =~ /tps = ([\d.]+)/;
+	note "pgbench -M $mode: " . ($processed // '?') . " transactions, tps " . ($tps // '?');
+	unlike($err, qr/error|abort/i, "pgbench -M $mode: no errors reported");
+}
+
+# The balance bookkeeping is consistent: every transaction was applied whole.
+is( $node->safe_psql('postgres',
+		'SELECT (SELECT sum(abalance) FROM pgbench_accounts) = (SELECT sum(delta) FROM pgbench_history)'),
+	't',
+	'accounts and history agree');
+
+$pw->stop;
+done_testing();
