@@ -1,0 +1,1197 @@
+/*
+ * Statement classification: a hand-written lexer that follows Postgres's own
+ * scanner closely enough to split a simple Query where the server would, and
+ * a few token rules on top of it.
+ *
+ * READ is a promise that retrying the statement on another server is
+ * invisible, so it errs towards OTHER: a statement is READ only when it starts
+ * like a query, calls no function outside a list of built-ins known not to
+ * write, and has none of the words that make a query write or lock (INTO, FOR
+ * UPDATE/SHARE, INSERT/UPDATE/DELETE/MERGE in a CTE). What lexing can't see --
+ * a view or an operator over a volatile function -- is out of reach here.
+ *
+ * The common case (an autocommit SELECT on the data path) costs one pass over
+ * the text plus re-lexing its first token; there is no allocation anywhere.
+ */
+#include "pgwing/classify.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum tok_kind {
+	TOK_END,
+	TOK_IDENT,   /* unquoted identifier or keyword */
+	TOK_QIDENT,  /* "quoted identifier" */
+	TOK_STRING,  /* '...', E'...', $tag$...$tag$ */
+	TOK_NUMBER,  /* numeric literal */
+	TOK_PARAM,   /* $1 */
+	TOK_CAST,    /* :: */
+	TOK_COMMENT, /* only an unterminated block comment is ever returned */
+	TOK_PUNCT,   /* any other single character */
+};
+
+/* Words the classifier acts on; every other identifier is W_NONE. */
+enum word {
+	W_NONE,
+	W_ABORT,
+	W_ALL,
+	W_ANALYZE,
+	W_AS,
+	W_AUTHORIZATION,
+	W_BEGIN,
+	W_CHARACTERISTICS,
+	W_COMMIT,
+	W_CONSTRAINTS,
+	W_CREATE,
+	W_DEALLOCATE,
+	W_DECLARE,
+	W_DELETE,
+	W_DISCARD,
+	W_END,
+	W_EXISTS,
+	W_EXPLAIN,
+	W_FOR,
+	W_GLOBAL,
+	W_HOLD,
+	W_IF,
+	W_INSERT,
+	W_INTO,
+	W_KEY,
+	W_LISTEN,
+	W_LOCAL,
+	W_MERGE,
+	W_NAMES,
+	W_NO,
+	W_NOT,
+	W_OPTION,
+	W_OR,
+	W_PG_CATALOG,
+	W_PG_TEMP,
+	W_PREPARE,
+	W_PREPARED,
+	W_RECURSIVE,
+	W_RELEASE,
+	W_REPLACE,
+	W_RESET,
+	W_ROLE,
+	W_ROLLBACK,
+	W_SAVEPOINT,
+	W_SCHEMA,
+	W_SELECT,
+	W_SEQUENCE,
+	W_SESSION,
+	W_SET,
+	W_SHARE,
+	W_SHOW,
+	W_START,
+	W_TABLE,
+	W_TABLESAMPLE,
+	W_TEMP,
+	W_TEMPORARY,
+	W_TIME,
+	W_TRANSACTION,
+	W_UNLISTEN,
+	W_UNLOGGED,
+	W_UPDATE,
+	W_VALUES,
+	W_VERBOSE,
+	W_VIEW,
+	W_WITH,
+	W_XML,
+	W_ZONE,
+};
+
+/* What an identifier followed by '(' is. */
+#define F_SYNTAX       0x1 /* a keyword, not a call: IN (...), EXISTS (...), OVER (...) */
+#define F_PURE         0x2 /* a built-in function known not to write */
+#define F_SESSION_LOCK 0x4 /* takes a session-level advisory lock */
+
+struct word_entry {
+	const char *name;
+	enum word word;
+	unsigned flags;
+};
+
+/*
+ * Sorted by name (bytewise) for bsearch. F_PURE functions may be volatile
+ * (random, now, pg_sleep): what matters is that running them twice changes
+ * nothing in the database.
+ */
+static const struct word_entry words[] = {
+	{"abort", W_ABORT, 0},
+	{"abs", W_NONE, F_PURE},
+	{"age", W_NONE, F_PURE},
+	{"all", W_ALL, F_SYNTAX},
+	{"analyse", W_ANALYZE, 0},
+	{"analyze", W_ANALYZE, 0},
+	{"and", W_NONE, F_SYNTAX},
+	{"any", W_NONE, F_SYNTAX},
+	{"array", W_NONE, F_SYNTAX},
+	{"array_agg", W_NONE, F_PURE},
+	{"array_length", W_NONE, F_PURE},
+	{"array_lower", W_NONE, F_PURE},
+	{"array_position", W_NONE, F_PURE},
+	{"array_to_string", W_NONE, F_PURE},
+	{"array_upper", W_NONE, F_PURE},
+	{"as", W_AS, F_SYNTAX},
+	{"ascii", W_NONE, F_PURE},
+	{"authorization", W_AUTHORIZATION, 0},
+	{"avg", W_NONE, F_PURE},
+	{"begin", W_BEGIN, 0},
+	{"between", W_NONE, F_SYNTAX},
+	{"bigint", W_NONE, F_PURE},
+	{"bool", W_NONE, F_PURE},
+	{"bool_and", W_NONE, F_PURE},
+	{"bool_or", W_NONE, F_PURE},
+	{"boolean", W_NONE, F_PURE},
+	{"btrim", W_NONE, F_PURE},
+	{"by", W_NONE, F_SYNTAX},
+	{"cardinality", W_NONE, F_PURE},
+	{"case", W_NONE, F_SYNTAX},
+	{"cast", W_NONE, F_SYNTAX},
+	{"ceil", W_NONE, F_PURE},
+	{"ceiling", W_NONE, F_PURE},
+	{"char_length", W_NONE, F_PURE},
+	{"character_length", W_NONE, F_PURE},
+	{"characteristics", W_CHARACTERISTICS, 0},
+	{"chr", W_NONE, F_PURE},
+	{"clock_timestamp", W_NONE, F_PURE},
+	{"coalesce", W_NONE, F_PURE},
+	{"commit", W_COMMIT, 0},
+	{"concat", W_NONE, F_PURE},
+	{"concat_ws", W_NONE, F_PURE},
+	{"constraints", W_CONSTRAINTS, 0},
+	{"count", W_NONE, F_PURE},
+	{"create", W_CREATE, 0},
+	{"cube", W_NONE, F_SYNTAX},
+	{"current_database", W_NONE, F_PURE},
+	{"current_schema", W_NONE, F_PURE},
+	{"current_setting", W_NONE, F_PURE},
+	{"current_time", W_NONE, F_PURE},
+	{"current_timestamp", W_NONE, F_PURE},
+	{"date", W_NONE, F_PURE},
+	{"date_part", W_NONE, F_PURE},
+	{"date_trunc", W_NONE, F_PURE},
+	{"deallocate", W_DEALLOCATE, 0},
+	{"declare", W_DECLARE, 0},
+	{"delete", W_DELETE, 0},
+	{"dense_rank", W_NONE, F_PURE},
+	{"discard", W_DISCARD, 0},
+	{"distinct", W_NONE, F_SYNTAX},
+	{"else", W_NONE, F_SYNTAX},
+	{"end", W_END, 0},
+	{"every", W_NONE, F_PURE},
+	{"except", W_NONE, F_SYNTAX},
+	{"exists", W_EXISTS, F_SYNTAX},
+	{"exp", W_NONE, F_PURE},
+	{"explain", W_EXPLAIN, F_SYNTAX},
+	{"extract", W_NONE, F_PURE},
+	{"filter", W_NONE, F_SYNTAX},
+	{"first", W_NONE, F_SYNTAX},
+	{"first_value", W_NONE, F_PURE},
+	{"float4", W_NONE, F_PURE},
+	{"float8", W_NONE, F_PURE},
+	{"floor", W_NONE, F_PURE},
+	{"for", W_FOR, 0},
+	{"format", W_NONE, F_PURE},
+	{"from", W_NONE, F_SYNTAX},
+	{"gen_random_uuid", W_NONE, F_PURE},
+	{"generate_series", W_NONE, F_PURE},
+	{"global", W_GLOBAL, 0},
+	{"greatest", W_NONE, F_PURE},
+	{"group", W_NONE, F_SYNTAX},
+	{"grouping", W_NONE, F_PURE},
+	{"having", W_NONE, F_SYNTAX},
+	{"hold", W_HOLD, 0},
+	{"if", W_IF, 0},
+	{"ilike", W_NONE, F_SYNTAX},
+	{"in", W_NONE, F_SYNTAX},
+	{"inet_server_addr", W_NONE, F_PURE},
+	{"inet_server_port", W_NONE, F_PURE},
+	{"initcap", W_NONE, F_PURE},
+	{"insert", W_INSERT, 0},
+	{"int", W_NONE, F_PURE},
+	{"int2", W_NONE, F_PURE},
+	{"int4", W_NONE, F_PURE},
+	{"int8", W_NONE, F_PURE},
+	{"integer", W_NONE, F_PURE},
+	{"intersect", W_NONE, F_SYNTAX},
+	{"interval", W_NONE, F_PURE},
+	{"into", W_INTO, 0},
+	{"is", W_NONE, F_SYNTAX},
+	{"join", W_NONE, F_SYNTAX},
+	{"json", W_NONE, F_PURE},
+	{"json_agg", W_NONE, F_PURE},
+	{"json_array_length", W_NONE, F_PURE},
+	{"json_build_array", W_NONE, F_PURE},
+	{"json_build_object", W_NONE, F_PURE},
+	{"json_extract_path", W_NONE, F_PURE},
+	{"json_extract_path_text", W_NONE, F_PURE},
+	{"json_object_agg", W_NONE, F_PURE},
+	{"json_typeof", W_NONE, F_PURE},
+	{"jsonb", W_NONE, F_PURE},
+	{"jsonb_agg", W_NONE, F_PURE},
+	{"jsonb_array_length", W_NONE, F_PURE},
+	{"jsonb_build_array", W_NONE, F_PURE},
+	{"jsonb_build_object", W_NONE, F_PURE},
+	{"jsonb_extract_path", W_NONE, F_PURE},
+	{"jsonb_extract_path_text", W_NONE, F_PURE},
+	{"jsonb_object_agg", W_NONE, F_PURE},
+	{"jsonb_set", W_NONE, F_PURE},
+	{"jsonb_typeof", W_NONE, F_PURE},
+	{"key", W_KEY, 0},
+	{"lag", W_NONE, F_PURE},
+	{"last_value", W_NONE, F_PURE},
+	{"lateral", W_NONE, F_SYNTAX},
+	{"lead", W_NONE, F_PURE},
+	{"least", W_NONE, F_PURE},
+	{"left", W_NONE, F_PURE},
+	{"length", W_NONE, F_PURE},
+	{"like", W_NONE, F_SYNTAX},
+	{"limit", W_NONE, F_SYNTAX},
+	{"listen", W_LISTEN, 0},
+	{"ln", W_NONE, F_PURE},
+	{"local", W_LOCAL, 0},
+	{"localtime", W_NONE, F_PURE},
+	{"localtimestamp", W_NONE, F_PURE},
+	{"log", W_NONE, F_PURE},
+	{"lower", W_NONE, F_PURE},
+	{"lpad", W_NONE, F_PURE},
+	{"ltrim", W_NONE, F_PURE},
+	{"max", W_NONE, F_PURE},
+	{"md5", W_NONE, F_PURE},
+	{"merge", W_MERGE, 0},
+	{"min", W_NONE, F_PURE},
+	{"mod", W_NONE, F_PURE},
+	{"names", W_NAMES, 0},
+	{"next", W_NONE, F_SYNTAX},
+	{"no", W_NO, 0},
+	{"not", W_NOT, F_SYNTAX},
+	{"now", W_NONE, F_PURE},
+	{"nullif", W_NONE, F_PURE},
+	{"numeric", W_NONE, F_PURE},
+	{"octet_length", W_NONE, F_PURE},
+	{"offset", W_NONE, F_SYNTAX},
+	{"on", W_NONE, F_SYNTAX},
+	{"only", W_NONE, F_SYNTAX},
+	{"option", W_OPTION, 0},
+	{"or", W_OR, F_SYNTAX},
+	{"over", W_NONE, F_SYNTAX},
+	{"overlaps", W_NONE, F_SYNTAX},
+	{"overlay", W_NONE, F_PURE},
+	{"partition", W_NONE, F_SYNTAX},
+	{"pg_advisory_lock", W_NONE, F_SESSION_LOCK},
+	{"pg_advisory_lock_shared", W_NONE, F_SESSION_LOCK},
+	{"pg_backend_pid", W_NONE, F_PURE},
+	{"pg_catalog", W_PG_CATALOG, 0},
+	{"pg_is_in_recovery", W_NONE, F_PURE},
+	{"pg_sleep", W_NONE, F_PURE},
+	{"pg_temp", W_PG_TEMP, 0},
+	{"pg_try_advisory_lock", W_NONE, F_SESSION_LOCK},
+	{"pg_try_advisory_lock_shared", W_NONE, F_SESSION_LOCK},
+	{"position", W_NONE, F_PURE},
+	{"power", W_NONE, F_PURE},
+	{"prepare", W_PREPARE, 0},
+	{"prepared", W_PREPARED, 0},
+	{"random", W_NONE, F_PURE},
+	{"rank", W_NONE, F_PURE},
+	{"recursive", W_RECURSIVE, 0},
+	{"regexp_match", W_NONE, F_PURE},
+	{"regexp_matches", W_NONE, F_PURE},
+	{"regexp_replace", W_NONE, F_PURE},
+	{"release", W_RELEASE, 0},
+	{"repeat", W_NONE, F_PURE},
+	{"repeatable", W_NONE, F_SYNTAX},
+	{"replace", W_REPLACE, F_PURE},
+	{"reset", W_RESET, 0},
+	{"reverse", W_NONE, F_PURE},
+	{"right", W_NONE, F_PURE},
+	{"role", W_ROLE, 0},
+	{"rollback", W_ROLLBACK, 0},
+	{"rollup", W_NONE, F_SYNTAX},
+	{"round", W_NONE, F_PURE},
+	{"row", W_NONE, F_SYNTAX},
+	{"row_number", W_NONE, F_PURE},
+	{"rpad", W_NONE, F_PURE},
+	{"rtrim", W_NONE, F_PURE},
+	{"savepoint", W_SAVEPOINT, 0},
+	{"schema", W_SCHEMA, 0},
+	{"select", W_SELECT, F_SYNTAX},
+	{"sequence", W_SEQUENCE, 0},
+	{"session", W_SESSION, 0},
+	{"set", W_SET, 0},
+	{"sets", W_NONE, F_SYNTAX},
+	{"share", W_SHARE, 0},
+	{"show", W_SHOW, 0},
+	{"sign", W_NONE, F_PURE},
+	{"similar", W_NONE, F_SYNTAX},
+	{"smallint", W_NONE, F_PURE},
+	{"some", W_NONE, F_SYNTAX},
+	{"split_part", W_NONE, F_PURE},
+	{"sqrt", W_NONE, F_PURE},
+	{"start", W_START, 0},
+	{"statement_timestamp", W_NONE, F_PURE},
+	{"string_agg", W_NONE, F_PURE},
+	{"string_to_array", W_NONE, F_PURE},
+	{"strpos", W_NONE, F_PURE},
+	{"substr", W_NONE, F_PURE},
+	{"substring", W_NONE, F_PURE},
+	{"sum", W_NONE, F_PURE},
+	{"table", W_TABLE, 0},
+	{"tablesample", W_TABLESAMPLE, 0},
+	{"temp", W_TEMP, 0},
+	{"temporary", W_TEMPORARY, 0},
+	{"text", W_NONE, F_PURE},
+	{"then", W_NONE, F_SYNTAX},
+	{"time", W_TIME, F_PURE},
+	{"timeofday", W_NONE, F_PURE},
+	{"timestamp", W_NONE, F_PURE},
+	{"timestamptz", W_NONE, F_PURE},
+	{"to_char", W_NONE, F_PURE},
+	{"to_date", W_NONE, F_PURE},
+	{"to_json", W_NONE, F_PURE},
+	{"to_jsonb", W_NONE, F_PURE},
+	{"to_number", W_NONE, F_PURE},
+	{"to_timestamp", W_NONE, F_PURE},
+	{"transaction", W_TRANSACTION, 0},
+	{"transaction_timestamp", W_NONE, F_PURE},
+	{"trim", W_NONE, F_PURE},
+	{"trunc", W_NONE, F_PURE},
+	{"union", W_NONE, F_SYNTAX},
+	{"unlisten", W_UNLISTEN, 0},
+	{"unlogged", W_UNLOGGED, 0},
+	{"unnest", W_NONE, F_PURE},
+	{"update", W_UPDATE, 0},
+	{"upper", W_NONE, F_PURE},
+	{"using", W_NONE, F_SYNTAX},
+	{"uuid", W_NONE, F_PURE},
+	{"values", W_VALUES, F_SYNTAX},
+	{"varchar", W_NONE, F_PURE},
+	{"varying", W_NONE, F_SYNTAX},
+	{"verbose", W_VERBOSE, 0},
+	{"version", W_NONE, F_PURE},
+	{"view", W_VIEW, 0},
+	{"when", W_NONE, F_SYNTAX},
+	{"where", W_NONE, F_SYNTAX},
+	{"window", W_NONE, F_SYNTAX},
+	{"with", W_WITH, F_SYNTAX},
+	{"within", W_NONE, F_SYNTAX},
+	{"xml", W_XML, 0},
+	{"zone", W_ZONE, F_SYNTAX},
+};
+
+/* The longest name in words[], so longer identifiers skip the lookup. */
+#define WORD_MAX 32
+
+struct token {
+	enum tok_kind kind;
+	bool is_unterminated; /* a quote or comment ran to the end of the text */
+	size_t start, len;
+	enum word word; /* TOK_IDENT only */
+	unsigned flags; /* F_* of an identifier in words[] */
+};
+
+static int compare_word(const void *key, const void *entry)
+{
+	return strcmp(key, ((const struct word_entry *)entry)->name);
+}
+
+static const struct word_entry *find_word(const char *name)
+{
+	return bsearch(name, words, ARRAY_SIZE(words), sizeof(words[0]), compare_word);
+}
+
+/*
+ * Look an identifier up. Unquoted ones fold to lower case and may be keywords;
+ * a quoted one is never a keyword but may still name a function, exactly as
+ * written.
+ */
+static void token_lookup(const char *sql, struct token *t)
+{
+	char name[WORD_MAX + 1];
+	const char *s = sql + t->start;
+	size_t n = t->len;
+	const struct word_entry *e;
+
+	t->word = W_NONE;
+	t->flags = 0;
+	if (t->kind == TOK_QIDENT) {
+		s++;
+		n = n >= 2 ? n - 2 : 0;
+	}
+	if (n > WORD_MAX)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+
+		name[i] = t->kind == TOK_IDENT && c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+	}
+	name[n] = '\0';
+	e = find_word(name);
+	if (e == NULL)
+		return;
+	if (t->kind == TOK_IDENT) {
+		t->word = e->word;
+		t->flags = e->flags;
+	} else {
+		t->flags = e->flags & (F_PURE | F_SESSION_LOCK);
+	}
+}
+
+static bool is_space(unsigned char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+static bool is_digit(unsigned char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* Postgres's ident_start: letters, '_' and any non-ASCII byte. */
+static bool is_ident_start(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c >= 0x80;
+}
+
+/* A dollar-quote tag is an identifier without '$'. */
+static bool is_tag_char(unsigned char c)
+{
+	return is_ident_start(c) || is_digit(c);
+}
+
+static bool is_ident_char(unsigned char c)
+{
+	return is_tag_char(c) || c == '$';
+}
+
+/*
+ * The end of a quoted token opened at i: the quote doubles to escape itself;
+ * with backslash (E'...') a backslash escapes the next byte.
+ */
+static size_t scan_quoted(const char *s, size_t len, size_t i, char quote, bool backslash,
+			  bool *is_unterminated)
+{
+	size_t j = i + 1;
+
+	while (j < len) {
+		if (backslash && s[j] == '\\') {
+			j += 2;
+		} else if (s[j] == quote) {
+			if (j + 1 < len && s[j + 1] == quote)
+				j += 2;
+			else
+				return j + 1;
+		} else {
+			j++;
+		}
+	}
+	*is_unterminated = true;
+	return len;
+}
+
+/* The end of a block comment opened at i; they nest in Postgres. */
+static size_t scan_block_comment(const char *s, size_t len, size_t i, bool *is_unterminated)
+{
+	size_t depth = 0;
+
+	while (i + 1 < len) {
+		if (s[i] == '/' && s[i + 1] == '*') {
+			depth++;
+			i += 2;
+		} else if (s[i] == '*' && s[i + 1] == '/') {
+			i += 2;
+			if (--depth == 0)
+				return i;
+		} else {
+			i++;
+		}
+	}
+	*is_unterminated = true;
+	return len;
+}
+
+/*
+ * A dollar quote opened at i ($tag$ or $$), or i itself when the '$' opens
+ * none (a stray '$' is punctuation). The body ends at the same tag.
+ */
+static size_t scan_dollar_quote(const char *s, size_t len, size_t i, bool *is_unterminated)
+{
+	size_t j = i + 1, tag_len;
+
+	if (j < len && is_ident_start((unsigned char)s[j]))
+		while (j < len && is_tag_char((unsigned char)s[j]))
+			j++;
+	if (j >= len || s[j] != '$')
+		return i;
+	tag_len = j + 1 - i;
+	for (j++; j + tag_len <= len; j++) {
+		const char *d = memchr(s + j, '$', len - tag_len + 1 - j);
+
+		if (d == NULL)
+			break;
+		j = (size_t)(d - s);
+		if (memcmp(s + j, s + i, tag_len) == 0)
+			return j + tag_len;
+	}
+	*is_unterminated = true;
+	return len;
+}
+
+/* Lexes the token starting at s[i] (not a space or comment) and returns where it ends. */
+static size_t lex_token(const char *s, size_t len, size_t i, struct token *t)
+{
+	unsigned char c = (unsigned char)s[i];
+	size_t end;
+
+	if ((c == 'e' || c == 'E') && i + 1 < len && s[i + 1] == '\'') {
+		t->kind = TOK_STRING;
+		return scan_quoted(s, len, i + 1, '\'', true, &t->is_unterminated);
+	}
+	if (is_ident_start(c)) {
+		t->kind = TOK_IDENT;
+		for (end = i + 1; end < len && is_ident_char((unsigned char)s[end]); end++)
+			;
+		return end;
+	}
+	if (c == '\'' || c == '"') {
+		t->kind = c == '"' ? TOK_QIDENT : TOK_STRING;
+		return scan_quoted(s, len, i, (char)c, false, &t->is_unterminated);
+	}
+	if (c == '$' && i + 1 < len && is_digit((unsigned char)s[i + 1])) {
+		t->kind = TOK_PARAM;
+		for (end = i + 1; end < len && is_digit((unsigned char)s[end]); end++)
+			;
+		return end;
+	}
+	if (c == '$' && (end = scan_dollar_quote(s, len, i, &t->is_unterminated)) > i) {
+		t->kind = TOK_STRING;
+		return end;
+	}
+	if (is_digit(c) || (c == '.' && i + 1 < len && is_digit((unsigned char)s[i + 1]))) {
+		/*
+		 * Digits, '.', '_' separators and an exponent, but no letters: before
+		 * Postgres 15, "1into t" is "1 INTO t", and INTO must be seen.
+		 */
+		t->kind = TOK_NUMBER;
+		for (end = i + 1; end < len; end++) {
+			c = (unsigned char)s[end];
+			if ((c == 'e' || c == 'E') && end + 1 < len &&
+			    (is_digit((unsigned char)s[end + 1]) ||
+			     ((s[end + 1] == '+' || s[end + 1] == '-') && end + 2 < len &&
+			      is_digit((unsigned char)s[end + 2]))))
+				end++;
+			else if (!is_digit(c) && c != '.' && c != '_')
+				break;
+		}
+		return end;
+	}
+	if (c == ':' && i + 1 < len && s[i + 1] == ':') {
+		t->kind = TOK_CAST;
+		return i + 2;
+	}
+	t->kind = TOK_PUNCT;
+	return i + 1;
+}
+
+/* The next token at or after *pos, skipping whitespace and comments; TOK_END at len. */
+static void lex(const char *s, size_t len, size_t *pos, struct token *t)
+{
+	size_t i = *pos, end = len;
+
+	t->is_unterminated = false;
+	t->word = W_NONE;
+	t->flags = 0;
+	for (;;) {
+		while (i < len && is_space((unsigned char)s[i]))
+			i++;
+		if (i + 1 < len && s[i] == '-' && s[i + 1] == '-') {
+			while (i < len && s[i] != '\n' && s[i] != '\r')
+				i++;
+		} else if (i + 1 < len && s[i] == '/' && s[i + 1] == '*') {
+			end = scan_block_comment(s, len, i, &t->is_unterminated);
+			if (t->is_unterminated)
+				break;
+			i = end;
+		} else {
+			break;
+		}
+	}
+	t->start = i;
+	if (t->is_unterminated)
+		t->kind = TOK_COMMENT;
+	else if (i >= len)
+		t->kind = TOK_END;
+	else
+		end = lex_token(s, len, i, t);
+	t->len = end - i;
+	*pos = end;
+	if (t->kind == TOK_IDENT || t->kind == TOK_QIDENT)
+		token_lookup(s, t);
+}
+
+static bool is_punct(const char *sql, const struct token *t, char c)
+{
+	return t->kind == TOK_PUNCT && sql[t->start] == c;
+}
+
+static bool is_name(const struct token *t)
+{
+	return t->kind == TOK_IDENT || t->kind == TOK_QIDENT;
+}
+
+/* ---- The pass over a whole statement ---- */
+
+/* The few facts about the tokens before the current one that the rules need. */
+struct recent {
+	enum tok_kind kind;
+	enum word word;
+	unsigned flags;
+	char punct;
+};
+
+struct stmt_scan {
+	size_t depth;         /* parentheses */
+	bool writes;          /* a word or call that can't be proven read-only */
+	bool is_unterminated; /* ends inside a quote or comment: the server rejects it */
+	const char *unmovable;
+	struct recent prev[3]; /* prev[0] is the token just before */
+};
+
+/*
+ * An identifier followed by '(' is a function call unless the grammar says
+ * otherwise: a keyword (IN (...)), a type modifier (x::numeric(10,2), AS
+ * varchar(3)), an alias's column list (AS t(a, b), f(x) t(a)), a CTE's
+ * (WITH t(a) AS ...) or a TABLESAMPLE method.
+ */
+static void scan_call(struct stmt_scan *sc)
+{
+	const struct recent *name = &sc->prev[0], *before = &sc->prev[1];
+
+	if ((name->kind != TOK_IDENT && name->kind != TOK_QIDENT) || (name->flags & F_SYNTAX))
+		return;
+	if (before->kind == TOK_CAST || (before->kind == TOK_PUNCT && before->punct == ')') ||
+	    before->word == W_AS || before->word == W_WITH || before->word == W_RECURSIVE ||
+	    before->word == W_TABLESAMPLE)
+		return;
+	if (name->flags & F_SESSION_LOCK) {
+		if (sc->unmovable == NULL)
+			sc->unmovable = "a session-level advisory lock";
+		return;
+	}
+	/* A built-in name qualified by another schema is somebody's own function. */
+	if (!(name->flags & F_PURE) ||
+	    (before->kind == TOK_PUNCT && before->punct == '.' && sc->prev[2].word != W_PG_CATALOG))
+		sc->writes = true;
+}
+
+static void scan_token(struct stmt_scan *sc, const char *sql, const struct token *t)
+{
+	const struct recent *p = sc->prev;
+
+	if (t->is_unterminated)
+		sc->is_unterminated = true;
+	switch (t->word) {
+	case W_INSERT:
+	case W_UPDATE:
+	case W_DELETE:
+	case W_MERGE:
+	case W_ANALYZE: /* EXPLAIN ANALYZE runs the statement */
+		sc->writes = true;
+		break;
+	case W_INTO:
+		/* SELECT INTO creates a table */
+		sc->writes = true;
+		break;
+	case W_SHARE:
+	case W_NO:
+	case W_KEY:
+		/* FOR SHARE, FOR NO KEY UPDATE, FOR KEY SHARE (FOR UPDATE writes anyway) */
+		if (p[0].word == W_FOR)
+			sc->writes = true;
+		break;
+	case W_TEMP:
+	case W_TEMPORARY:
+		/* SELECT ... INTO [LOCAL | GLOBAL] TEMP t */
+		if ((p[0].word == W_INTO ||
+		     ((p[0].word == W_LOCAL || p[0].word == W_GLOBAL) && p[1].word == W_INTO)) &&
+		    sc->unmovable == NULL)
+			sc->unmovable = "a temporary table";
+		break;
+	default:
+		break;
+	}
+	if (t->kind == TOK_PUNCT) {
+		if (sql[t->start] == '(') {
+			scan_call(sc);
+			sc->depth++;
+		} else if (sql[t->start] == ')' && sc->depth > 0) {
+			sc->depth--;
+		}
+	}
+	sc->prev[2] = sc->prev[1];
+	sc->prev[1] = sc->prev[0];
+	sc->prev[0] = (struct recent){t->kind, t->word, t->flags,
+				      t->kind == TOK_PUNCT ? sql[t->start] : '\0'};
+}
+
+/* ---- Recognising a statement by how it starts ---- */
+
+/* Re-lexes a statement from its start, for the handful of tokens that decide its form. */
+struct cursor {
+	const char *sql;
+	size_t pos, end;
+};
+
+static void next_token(struct cursor *c, struct token *t)
+{
+	lex(c->sql, c->end, &c->pos, t);
+}
+
+static bool next_is(struct cursor *c, enum word w)
+{
+	struct token t;
+
+	next_token(c, &t);
+	return t.word == w;
+}
+
+/* A key being built into stmt_info.key, cut to NAMEDATALEN - 1 bytes like Postgres does. */
+struct key_builder {
+	char *buf;
+	size_t n;
+	bool is_full;
+};
+
+static void key_put(struct key_builder *k, char c)
+{
+	if (k->is_full)
+		return;
+	if (k->n + 1 < STMT_KEY_MAX) {
+		k->buf[k->n++] = c;
+		k->buf[k->n] = '\0';
+		return;
+	}
+	k->is_full = true;
+	/* Don't leave half a UTF-8 character at the cut (pg_mbcliplen). */
+	if (((unsigned char)c & 0xc0) == 0x80) {
+		while (k->n > 0 && ((unsigned char)k->buf[k->n - 1] & 0xc0) == 0x80)
+			k->n--;
+		if (k->n > 0)
+			k->n--;
+		k->buf[k->n] = '\0';
+	}
+}
+
+/*
+ * Append an identifier as Postgres names it: unquoted folds to lower case,
+ * quoted is taken as written with "" unescaped. Setting names fold even when
+ * quoted, since the server looks them up case-insensitively.
+ */
+static void key_put_name(struct key_builder *k, const char *sql, const struct token *t,
+			 bool fold_quoted)
+{
+	const char *s = sql + t->start;
+	size_t n = t->len;
+	bool fold = fold_quoted || t->kind == TOK_IDENT;
+
+	if (t->kind == TOK_QIDENT) {
+		s++;
+		n -= 2;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (t->kind == TOK_QIDENT && c == '"')
+			i++; /* the first of a doubled quote */
+		key_put(k, fold && c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c);
+	}
+}
+
+static enum stmt_class session_key(struct stmt_info *info, enum session_op op, const char *sql,
+				   const struct token *name, bool fold_quoted)
+{
+	struct key_builder k = {info->key, 0, false};
+
+	if (!is_name(name))
+		return STMT_OTHER;
+	key_put_name(&k, sql, name, fold_quoted);
+	info->op = op;
+	return STMT_SESSION;
+}
+
+static enum stmt_class session_fixed_key(struct stmt_info *info, enum session_op op,
+					 const char *key)
+{
+	/* Every literal key is far below STMT_KEY_MAX. */
+	strcpy(info->key, key);
+	info->op = op;
+	return STMT_SESSION;
+}
+
+/*
+ * The setting a SET or RESET names, starting at t: the SQL-standard spellings
+ * map to the parameter they set, anything else is a possibly dotted name
+ * (SET myapp.user_id = 5).
+ */
+static enum stmt_class setting_key(struct cursor *c, struct token *t, enum session_op op,
+				   struct stmt_info *info)
+{
+	struct key_builder k = {info->key, 0, false};
+
+	switch (t->word) {
+	case W_TIME:
+		return next_is(c, W_ZONE) ? session_fixed_key(info, op, "timezone") : STMT_OTHER;
+	case W_NAMES:
+		return session_fixed_key(info, op, "client_encoding");
+	case W_SCHEMA:
+		return session_fixed_key(info, op, "search_path");
+	case W_ROLE:
+		return session_fixed_key(info, op, "role");
+	case W_XML:
+		return next_is(c, W_OPTION) ? session_fixed_key(info, op, "xmloption") : STMT_OTHER;
+	case W_SESSION:
+		return next_is(c, W_AUTHORIZATION)
+			       ? session_fixed_key(info, op, "session_authorization")
+			       : STMT_OTHER;
+	default:
+		break;
+	}
+	for (;;) {
+		if (!is_name(t))
+			return STMT_OTHER;
+		key_put_name(&k, c->sql, t, true);
+		next_token(c, t);
+		if (!is_punct(c->sql, t, '.'))
+			break;
+		key_put(&k, '.');
+		next_token(c, t);
+	}
+	info->op = op;
+	return STMT_SESSION;
+}
+
+static enum stmt_class classify_set(struct cursor *c, struct stmt_info *info)
+{
+	struct token t;
+
+	next_token(c, &t);
+	/* SET LOCAL dies with the transaction: nothing to replay. */
+	if (t.word == W_LOCAL)
+		return STMT_OTHER;
+	if (t.word == W_SESSION) {
+		struct cursor peek = *c;
+		struct token u;
+
+		next_token(&peek, &u);
+		if (u.word == W_CHARACTERISTICS)
+			/* The defaults for later transactions: session state with no one name. */
+			return session_fixed_key(info, SESSION_SET, "session characteristics");
+		if (u.word != W_AUTHORIZATION) {
+			/* SET SESSION name: the default scope, said aloud */
+			*c = peek;
+			t = u;
+		}
+	}
+	switch (t.word) {
+	case W_TRANSACTION:
+		return STMT_TX;
+	case W_CONSTRAINTS:
+		return STMT_OTHER; /* transaction-scoped */
+	default:
+		return setting_key(c, &t, SESSION_SET, info);
+	}
+}
+
+static enum stmt_class classify_reset(struct cursor *c, struct stmt_info *info)
+{
+	struct token t;
+
+	next_token(c, &t);
+	switch (t.word) {
+	case W_ALL:
+		info->op = SESSION_RESET_ALL;
+		return STMT_SESSION;
+	case W_TRANSACTION:
+		return STMT_OTHER; /* RESET TRANSACTION ISOLATION LEVEL: transaction-scoped */
+	default:
+		return setting_key(c, &t, SESSION_RESET, info);
+	}
+}
+
+static enum stmt_class classify_prepare(struct cursor *c, struct stmt_info *info)
+{
+	struct token name, t;
+
+	next_token(c, &name);
+	if (name.word == W_TRANSACTION) {
+		/* PREPARE TRANSACTION 'gid', unless a statement is called "transaction" */
+		struct cursor peek = *c;
+
+		next_token(&peek, &t);
+		if (t.kind == TOK_STRING)
+			return STMT_TX;
+	}
+	return session_key(info, SESSION_PREPARE, c->sql, &name, false);
+}
+
+static enum stmt_class classify_deallocate(struct cursor *c, struct stmt_info *info)
+{
+	struct token t;
+
+	next_token(c, &t);
+	if (t.word == W_PREPARE)
+		next_token(c, &t);
+	if (t.word == W_ALL) {
+		info->op = SESSION_DEALLOCATE_ALL;
+		return STMT_SESSION;
+	}
+	return session_key(info, SESSION_DEALLOCATE, c->sql, &t, false);
+}
+
+static enum stmt_class classify_unlisten(struct cursor *c, struct stmt_info *info)
+{
+	struct token t;
+
+	next_token(c, &t);
+	if (is_punct(c->sql, &t, '*')) {
+		info->op = SESSION_UNLISTEN_ALL;
+		return STMT_SESSION;
+	}
+	return session_key(info, SESSION_UNLISTEN, c->sql, &t, false);
+}
+
+static const char *temp_reason(enum word kind)
+{
+	switch (kind) {
+	case W_TABLE:
+		return "a temporary table";
+	case W_VIEW:
+		return "a temporary view";
+	case W_SEQUENCE:
+		return "a temporary sequence";
+	default:
+		return NULL;
+	}
+}
+
+/*
+ * CREATE [OR REPLACE] [GLOBAL | LOCAL] {TEMP | TEMPORARY} [UNLOGGED] [RECURSIVE]
+ * {TABLE | VIEW | SEQUENCE}, or the same without TEMP on a name in pg_temp.
+ */
+static enum stmt_class classify_create(struct cursor *c, struct stmt_info *info)
+{
+	struct token t;
+	bool is_temp = false;
+	enum word kind;
+
+	next_token(c, &t);
+	if (t.word == W_OR && next_is(c, W_REPLACE))
+		next_token(c, &t);
+	if (t.word == W_GLOBAL || t.word == W_LOCAL)
+		next_token(c, &t);
+	if (t.word == W_TEMP || t.word == W_TEMPORARY) {
+		is_temp = true;
+		next_token(c, &t);
+	}
+	if (t.word == W_UNLOGGED)
+		next_token(c, &t);
+	if (t.word == W_RECURSIVE)
+		next_token(c, &t);
+	kind = t.word;
+	if (temp_reason(kind) == NULL)
+		return STMT_OTHER;
+	if (!is_temp) {
+		next_token(c, &t);
+		if (t.word == W_IF && next_is(c, W_NOT) && next_is(c, W_EXISTS))
+			next_token(c, &t);
+		if (t.word != W_PG_TEMP)
+			return STMT_OTHER;
+		next_token(c, &t);
+		if (!is_punct(c->sql, &t, '.'))
+			return STMT_OTHER;
+	}
+	info->reason = temp_reason(kind);
+	return STMT_UNMOVABLE;
+}
+
+/* DECLARE name [options] CURSOR [WITH HOLD | WITHOUT HOLD] FOR query */
+static enum stmt_class classify_declare(struct cursor *c, struct stmt_info *info)
+{
+	struct token t;
+
+	for (next_token(c, &t); t.kind != TOK_END && t.word != W_FOR; next_token(c, &t)) {
+		if (t.word == W_WITH && next_is(c, W_HOLD)) {
+			info->reason = "a cursor WITH HOLD";
+			return STMT_UNMOVABLE;
+		}
+	}
+	return STMT_OTHER;
+}
+
+/* A query proper, possibly parenthesized: (SELECT 1) UNION (SELECT 2). */
+static enum stmt_class classify_query_head(struct cursor *c, struct token *t)
+{
+	while (is_punct(c->sql, t, '('))
+		next_token(c, t);
+	switch (t->word) {
+	case W_SELECT:
+	case W_VALUES:
+	case W_TABLE:
+	case W_WITH:
+		return STMT_READ;
+	default:
+		return STMT_OTHER;
+	}
+}
+
+/* EXPLAIN [(options)] [ANALYZE] [VERBOSE] query; ANALYZE marked the statement as writing. */
+static enum stmt_class classify_explain(struct cursor *c)
+{
+	struct token t;
+
+	next_token(c, &t);
+	if (is_punct(c->sql, &t, '(')) {
+		size_t depth = 1;
+
+		while (depth > 0 && t.kind != TOK_END) {
+			next_token(c, &t);
+			if (is_punct(c->sql, &t, '('))
+				depth++;
+			else if (is_punct(c->sql, &t, ')'))
+				depth--;
+		}
+		next_token(c, &t);
+	}
+	while (t.word == W_ANALYZE || t.word == W_VERBOSE)
+		next_token(c, &t);
+	return classify_query_head(c, &t);
+}
+
+static enum stmt_class classify_head(const char *sql, struct stmt_info *info)
+{
+	struct cursor c = {sql, info->start, info->start + info->len};
+	struct token t;
+
+	next_token(&c, &t);
+	switch (t.word) {
+	case W_SHOW:
+		return STMT_READ;
+	case W_EXPLAIN:
+		return classify_explain(&c);
+	case W_BEGIN:
+	case W_START:
+	case W_COMMIT:
+	case W_END:
+	case W_ROLLBACK:
+	case W_ABORT:
+	case W_SAVEPOINT:
+	case W_RELEASE:
+		return STMT_TX;
+	case W_SET:
+		return classify_set(&c, info);
+	case W_RESET:
+		return classify_reset(&c, info);
+	case W_PREPARE:
+		return classify_prepare(&c, info);
+	case W_DEALLOCATE:
+		return classify_deallocate(&c, info);
+	case W_LISTEN:
+		next_token(&c, &t);
+		return session_key(info, SESSION_LISTEN, sql, &t, false);
+	case W_UNLISTEN:
+		return classify_unlisten(&c, info);
+	case W_DISCARD:
+		if (!next_is(&c, W_ALL))
+			return STMT_OTHER; /* DISCARD TEMP/PLANS/SEQUENCES: not replayed */
+		info->op = SESSION_DISCARD_ALL;
+		return STMT_SESSION;
+	case W_CREATE:
+		return classify_create(&c, info);
+	case W_DECLARE:
+		return classify_declare(&c, info);
+	default:
+		return classify_query_head(&c, &t);
+	}
+}
+
+/* ---- Splitting ---- */
+
+struct splitter {
+	const char *sql;
+	size_t len, pos;
+};
+
+/* The next non-empty statement, classified; false at the end of the text. */
+static bool split_next(struct splitter *sp, struct stmt_info *info)
+{
+	struct stmt_scan sc = {0};
+	struct token t;
+	bool is_empty = true;
+	size_t end = 0;
+
+	for (;;) {
+		lex(sp->sql, sp->len, &sp->pos, &t);
+		if (t.kind == TOK_END)
+			break;
+		if (sc.depth == 0 && is_punct(sp->sql, &t, ';')) {
+			if (!is_empty)
+				break;
+			continue;
+		}
+		if (is_empty) {
+			is_empty = false;
+			info->start = t.start;
+		}
+		end = t.start + t.len;
+		scan_token(&sc, sp->sql, &t);
+	}
+	if (is_empty)
+		return false;
+	info->len = end - info->start;
+	info->op = SESSION_NONE;
+	info->key[0] = '\0';
+	info->reason = NULL;
+	if (sc.is_unterminated) {
+		info->cls = STMT_OTHER; /* the server rejects it */
+		return true;
+	}
+	info->cls = classify_head(sp->sql, info);
+	if (sc.unmovable != NULL && info->cls != STMT_UNMOVABLE) {
+		info->cls = STMT_UNMOVABLE;
+		info->reason = sc.unmovable;
+	} else if (info->cls == STMT_READ && sc.writes) {
+		info->cls = STMT_OTHER;
+	}
+	if (info->cls != STMT_SESSION) {
+		info->op = SESSION_NONE;
+		info->key[0] = '\0';
+	}
+	return true;
+}
+
+size_t classify_query(const char *sql, size_t len, struct stmt_info *out, size_t max)
+{
+	struct splitter sp = {sql, len, 0};
+	struct stmt_info scratch;
+	size_t n = 0;
+
+	while (split_next(&sp, n < max ? &out[n] : &scratch))
+		n++;
+	return n;
+}
+
+/*
+ * Zero statements count as READ: an empty query changes nothing and is as
+ * safe to repeat as a SELECT.
+ */
+enum stmt_class classify_query_class(const char *sql, size_t len)
+{
+	struct splitter sp = {sql, len, 0};
+	struct stmt_info info;
+
+	while (split_next(&sp, &info))
+		if (info.cls != STMT_READ)
+			return STMT_OTHER;
+	return STMT_READ;
+}
