@@ -54,6 +54,7 @@ int client_count(void)
 
 static void client_free(struct client *cl)
 {
+	admin_client_gone(cl);
 	if (cl->server != NULL)
 		server_close(cl->server);
 	pool_forget_client(cl);

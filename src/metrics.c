@@ -1,0 +1,287 @@
+/*
+ * Prometheus metrics in the text exposition format, generated at each scrape
+ * from the same counters the console shows, so the two always agree.
+ */
+#include "pgwing/metrics.h"
+
+#include "pgwing/admin.h"
+#include "pgwing/client.h"
+#include "pgwing/log.h"
+#include "pgwing/server.h"
+#include "pgwing/stats.h"
+#include "pgwing/topology.h"
+#include "pgwing/runtime.h"
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct evhttp *http;
+
+/* The states metrics report, in the order of their enums. */
+static const enum client_state client_states[] = {
+	CL_STARTUP, CL_AUTH, CL_IDLE, CL_WAITING, CL_LOGIN, CL_ACTIVE, CL_ADMIN, CL_CLOSING,
+};
+static const enum server_state server_states[] = {
+	SV_CONNECTING,
+	SV_LOGIN,
+	SV_ACTIVE,
+	SV_CLOSING,
+};
+
+/* A label value: backslash, double quote and newline are escaped. */
+static void put_label(struct evbuffer *out, const char *value)
+{
+	for (const char *c = value; *c != '\0'; c++) {
+		if (*c == '\\' || *c == '"')
+			evbuffer_add_printf(out, "\\%c", *c);
+		else if (*c == '\n')
+			evbuffer_add(out, "\\n", 2);
+		else
+			evbuffer_add(out, c, 1);
+	}
+}
+
+static void put_header(struct evbuffer *out, const char *name, const char *type, const char *help)
+{
+	evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void put_clients(struct evbuffer *out)
+{
+	uint64_t counts[ARRAY_SIZE(client_states)] = {0};
+	const struct client *cl;
+
+	TAILQ_FOREACH(cl, client_all(), all_link)
+	counts[cl->state]++;
+	put_header(out, "pgwing_clients", "gauge", "Client connections by state.");
+	for (size_t i = 0; i < ARRAY_SIZE(client_states); i++) {
+		struct client probe = {.state = client_states[i]};
+
+		evbuffer_add_printf(out, "pgwing_clients{state=\"%s\"} %" PRIu64 "\n",
+				    admin_client_state_name(&probe), counts[i]);
+	}
+}
+
+/* Servers by backend (as the topology lists them) and state. */
+static void put_servers(struct evbuffer *out)
+{
+	put_header(out, "pgwing_servers", "gauge", "Server connections by backend and state.");
+	for (int b = 0; b < rt.topo->count; b++) {
+		const struct backend *be = rt.topo->backends[b];
+		uint64_t counts[ARRAY_SIZE(server_states)] = {0};
+		const struct client *cl;
+
+		TAILQ_FOREACH(cl, client_all(), all_link)
+		if (cl->server != NULL && cl->server->backend == be)
+			counts[cl->server->state]++;
+		for (size_t i = 0; i < ARRAY_SIZE(server_states); i++) {
+			struct server probe = {.state = server_states[i]};
+
+			evbuffer_add(out, "pgwing_servers{backend=\"", 24);
+			put_label(out, be->name);
+			evbuffer_add_printf(out, "\",state=\"%s\"} %" PRIu64 "\n",
+					    admin_server_state_name(&probe), counts[i]);
+		}
+	}
+}
+
+static void put_backends(struct evbuffer *out)
+{
+	put_header(out, "pgwing_backend_up", "gauge",
+		   "1 when the latest probes found the backend up (and not fenced).");
+	for (int i = 0; i < rt.topo->count; i++) {
+		const struct backend *b = rt.topo->backends[i];
+
+		evbuffer_add(out, "pgwing_backend_up{backend=\"", 27);
+		put_label(out, b->name);
+		evbuffer_add(out, "\",region=\"", 10);
+		put_label(out, b->region);
+		evbuffer_add_printf(out, "\",role=\"%s\"} %d\n",
+				    b->is_fenced ? "fenced" : backend_role_name(b->role),
+				    b->state == BACKEND_UP && !b->is_fenced);
+	}
+	put_header(out, "pgwing_backend_lag_bytes", "gauge",
+		   "How far a replica's replay is behind the primary, in bytes of WAL.");
+	for (int i = 0; i < rt.topo->count; i++) {
+		const struct backend *b = rt.topo->backends[i];
+
+		if (b->lag_bytes < 0)
+			continue;
+		evbuffer_add(out, "pgwing_backend_lag_bytes{backend=\"", 34);
+		put_label(out, b->name);
+		evbuffer_add_printf(out, "\"} %" PRId64 "\n", b->lag_bytes);
+	}
+	put_header(out, "pgwing_backend_rtt_seconds", "gauge",
+		   "Smoothed round-trip time of the health probe query.");
+	for (int i = 0; i < rt.topo->count; i++) {
+		const struct backend *b = rt.topo->backends[i];
+
+		if (b->rtt_ms < 0)
+			continue;
+		evbuffer_add(out, "pgwing_backend_rtt_seconds{backend=\"", 36);
+		put_label(out, b->name);
+		evbuffer_add_printf(out, "\"} %.6f\n", b->rtt_ms / 1000);
+	}
+}
+
+/* name{database="...",target="..."[,direction="..."]} value */
+static void put_pool_sample(struct evbuffer *out, const char *name, const struct stats_row *row,
+			    const char *direction, uint64_t value)
+{
+	evbuffer_add_printf(out, "%s{database=\"", name);
+	put_label(out, row->database);
+	evbuffer_add_printf(out, "\",target=\"%s\"", target_name(row->target));
+	if (direction != NULL)
+		evbuffer_add_printf(out, ",direction=\"%s\"", direction);
+	evbuffer_add_printf(out, "} %" PRIu64 "\n", value);
+}
+
+/* Per database and target, from the same sums as SHOW STATS. */
+static void put_traffic(struct evbuffer *out)
+{
+	size_t n;
+	struct stats_row *rows = stats_collect(&n);
+
+	put_header(out, "pgwing_queries_total", "counter", "Requests answered by servers.");
+	for (size_t i = 0; i < n; i++)
+		put_pool_sample(out, "pgwing_queries_total", &rows[i], NULL,
+				rows[i].total.query_count);
+	put_header(out, "pgwing_transactions_total", "counter", "Transactions completed.");
+	for (size_t i = 0; i < n; i++)
+		put_pool_sample(out, "pgwing_transactions_total", &rows[i], NULL,
+				rows[i].total.xact_count);
+	put_header(out, "pgwing_bytes_total", "counter",
+		   "Bytes forwarded: in from clients to servers, out from servers to clients.");
+	for (size_t i = 0; i < n; i++) {
+		put_pool_sample(out, "pgwing_bytes_total", &rows[i], "in", rows[i].total.bytes_in);
+		put_pool_sample(out, "pgwing_bytes_total", &rows[i], "out",
+				rows[i].total.bytes_out);
+	}
+	free(rows);
+}
+
+static void put_events(struct evbuffer *out)
+{
+	const struct stats_events *ev = &stats_events;
+	uint64_t cumulative = 0;
+
+	put_header(out, "pgwing_wait_seconds", "histogram",
+		   "How long clients waited for a server.");
+	for (size_t i = 0; i < STATS_WAIT_BUCKETS; i++) {
+		cumulative += ev->wait_buckets[i];
+		evbuffer_add_printf(out, "pgwing_wait_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
+				    stats_wait_bounds[i], cumulative);
+	}
+	evbuffer_add_printf(out, "pgwing_wait_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n",
+			    ev->wait_count);
+	evbuffer_add_printf(out, "pgwing_wait_seconds_sum %.6f\n", (double)ev->wait_time_us / 1e6);
+	evbuffer_add_printf(out, "pgwing_wait_seconds_count %" PRIu64 "\n", ev->wait_count);
+
+	put_header(out, "pgwing_failovers_total", "counter", "Changes of the primary.");
+	evbuffer_add_printf(out, "pgwing_failovers_total %" PRIu64 "\n", ev->failovers);
+	put_header(out, "pgwing_wakes_total", "counter", "Backend wake-ups by result.");
+	evbuffer_add_printf(out, "pgwing_wakes_total{result=\"ok\"} %" PRIu64 "\n", ev->wakes_ok);
+	evbuffer_add_printf(out, "pgwing_wakes_total{result=\"failed\"} %" PRIu64 "\n",
+			    ev->wakes_failed);
+	put_header(out, "pgwing_holds_total", "counter",
+		   "Clients that had to wait for a server, by reason.");
+	for (int r = 0; r < HOLD_REASON_COUNT; r++)
+		evbuffer_add_printf(out, "pgwing_holds_total{reason=\"%s\"} %" PRIu64 "\n",
+				    hold_reason_name((enum hold_reason)r), ev->holds[r]);
+}
+
+void metrics_render(struct evbuffer *out)
+{
+	put_clients(out);
+	put_servers(out);
+	put_backends(out);
+	put_traffic(out);
+	put_events(out);
+}
+
+static void metrics_cb(struct evhttp_request *req, void *arg UNUSED)
+{
+	struct evbuffer *body = evbuffer_new();
+
+	if (body == NULL) {
+		evhttp_send_error(req, 503, "Out of memory");
+		return;
+	}
+	metrics_render(body);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+			  "text/plain; version=0.0.4; charset=utf-8");
+	evhttp_send_reply(req, 200, "OK", body);
+	evbuffer_free(body);
+}
+
+static void not_found_cb(struct evhttp_request *req, void *arg UNUSED)
+{
+	evhttp_send_error(req, 404, "Not Found: try /metrics");
+}
+
+/* "host:port" or "[v6]:port" into host (brackets dropped) and port. */
+static bool split_listen(const char *text, char *host, size_t hostlen, uint16_t *port)
+{
+	const char *colon = strrchr(text, ':');
+	const char *start = text, *end = colon;
+	char *stop;
+	long value;
+
+	if (colon == NULL || colon == text)
+		return false;
+	if (text[0] == '[') {
+		if (colon[-1] != ']')
+			return false;
+		start++;
+		end--;
+	}
+	if ((size_t)(end - start) >= hostlen)
+		return false;
+	memcpy(host, start, (size_t)(end - start));
+	host[end - start] = '\0';
+	value = strtol(colon + 1, &stop, 10);
+	if (colon[1] == '\0' || *stop != '\0' || value < 1 || value > 65535)
+		return false;
+	*port = (uint16_t)value;
+	return true;
+}
+
+int metrics_start(struct event_base *base, const struct config *cfg)
+{
+	char host[256];
+	uint16_t port;
+
+	if (cfg->metrics_listen[0] == '\0')
+		return 0;
+	if (!split_listen(cfg->metrics_listen, host, sizeof(host), &port)) {
+		log_error("metrics_listen: expected host:port, got \"%s\"", cfg->metrics_listen);
+		return -1;
+	}
+	http = evhttp_new(base);
+	if (http == NULL) {
+		log_error("could not create the metrics HTTP server");
+		return -1;
+	}
+	/* Anything else gets 405 from evhttp itself. */
+	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+	evhttp_set_cb(http, "/metrics", metrics_cb, NULL);
+	evhttp_set_gencb(http, not_found_cb, NULL);
+	if (evhttp_bind_socket(http, host, port) < 0) {
+		log_error("could not listen for metrics on %s", cfg->metrics_listen);
+		metrics_stop();
+		return -1;
+	}
+	log_info("metrics on http://%s/metrics", cfg->metrics_listen);
+	return 0;
+}
+
+void metrics_stop(void)
+{
+	if (http != NULL)
+		evhttp_free(http);
+	http = NULL;
+}

@@ -1,0 +1,232 @@
+/*
+ * Statistics off the data path: a timer takes a snapshot of the pools'
+ * counters every stats_period and turns the difference into per-second
+ * averages, as PgBouncer's stats_period does. Readers (SHOW STATS, metrics)
+ * sum the live counters and pick up the averages of the last period.
+ */
+#include "pgwing/stats.h"
+
+#include "pgwing/config.h"
+#include "pgwing/log.h"
+#include "pgwing/pool.h"
+#include "pgwing/router.h"
+#include "pgwing/runtime.h"
+
+#include <event2/event.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+const double stats_wait_bounds[STATS_WAIT_BUCKETS] = {
+	0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30,
+};
+
+struct stats_events stats_events;
+
+/* What the previous snapshot saw of one database and target, and the averages since. */
+struct snapshot {
+	char *database;
+	enum target target;
+	struct stats last;
+	struct stats_rates rates;
+};
+
+static struct snapshot *snapshots;
+static size_t nsnapshots;
+static int64_t snapshot_us;
+static struct event *snapshot_timer;
+
+static const char *const hold_reason_names[HOLD_REASON_COUNT] = {
+	[HOLD_PAUSED] = "paused",
+	[HOLD_FAILOVER] = "failover",
+	[HOLD_WAKE] = "wake",
+	[HOLD_FULL] = "full",
+};
+
+const char *hold_reason_name(enum hold_reason reason)
+{
+	return hold_reason_names[reason];
+}
+
+enum hold_reason stats_hold_reason(const struct pool *p)
+{
+	if (pool_is_paused(p))
+		return HOLD_PAUSED;
+	/* Nowhere to route to: the primary (or every replica and fallback) is gone. */
+	if (router_pick(rt.topo, rt.cfg, p->target) == NULL)
+		return HOLD_FAILOVER;
+	return HOLD_FULL;
+}
+
+void stats_note_hold(const struct pool *p)
+{
+	stats_events.holds[stats_hold_reason(p)]++;
+}
+
+void stats_note_wait(struct stats *st, int64_t waited_us)
+{
+	double seconds = (double)waited_us / 1e6;
+
+	st->wait_time_us += (uint64_t)waited_us;
+	st->wait_count++;
+	stats_events.wait_time_us += (uint64_t)waited_us;
+	stats_events.wait_count++;
+	for (size_t i = 0; i < STATS_WAIT_BUCKETS; i++) {
+		if (seconds <= stats_wait_bounds[i]) {
+			stats_events.wait_buckets[i]++;
+			break;
+		}
+	}
+}
+
+static void stats_add(struct stats *to, const struct stats *from)
+{
+	to->xact_count += from->xact_count;
+	to->query_count += from->query_count;
+	to->bytes_in += from->bytes_in;
+	to->bytes_out += from->bytes_out;
+	to->xact_time_us += from->xact_time_us;
+	to->query_time_us += from->query_time_us;
+	to->wait_time_us += from->wait_time_us;
+	to->wait_count += from->wait_count;
+}
+
+static int row_cmp(const void *a, const void *b)
+{
+	const struct stats_row *ra = a, *rb = b;
+	int cmp = strcmp(ra->database, rb->database);
+
+	return cmp != 0 ? cmp : (int)ra->target - (int)rb->target;
+}
+
+/* The pools' counters summed by database and target (users are folded together). */
+static struct stats_row *sum_pools(size_t *count)
+{
+	struct stats_row *rows = NULL;
+	size_t n = 0;
+
+	for (const struct pool *p = pool_first(); p != NULL; p = p->next) {
+		size_t i;
+
+		for (i = 0; i < n; i++)
+			if (rows[i].target == p->target &&
+			    strcmp(rows[i].database, p->database) == 0)
+				break;
+		if (i == n) {
+			rows = xrealloc(rows, (n + 1) * sizeof(*rows));
+			rows[n++] =
+				(struct stats_row){.database = p->database, .target = p->target};
+		}
+		stats_add(&rows[i].total, &p->stats);
+	}
+	*count = n;
+	return rows;
+}
+
+static struct snapshot *snapshot_find(const char *database, enum target target, bool is_create)
+{
+	for (size_t i = 0; i < nsnapshots; i++)
+		if (snapshots[i].target == target && strcmp(snapshots[i].database, database) == 0)
+			return &snapshots[i];
+	if (!is_create)
+		return NULL;
+	snapshots = xrealloc(snapshots, (nsnapshots + 1) * sizeof(*snapshots));
+	snapshots[nsnapshots] = (struct snapshot){.database = xstrdup(database), .target = target};
+	return &snapshots[nsnapshots++];
+}
+
+static uint64_t per_item(uint64_t time_us, uint64_t items)
+{
+	return items > 0 ? time_us / items : 0;
+}
+
+static void snapshot_take(struct snapshot *s, const struct stats *now, double seconds)
+{
+	const struct stats *was = &s->last;
+	uint64_t xacts = now->xact_count - was->xact_count;
+	uint64_t queries = now->query_count - was->query_count;
+
+	s->rates = (struct stats_rates){
+		.xacts_per_s = (double)xacts / seconds,
+		.queries_per_s = (double)queries / seconds,
+		.bytes_in_per_s = (double)(now->bytes_in - was->bytes_in) / seconds,
+		.bytes_out_per_s = (double)(now->bytes_out - was->bytes_out) / seconds,
+		.avg_xact_time_us = per_item(now->xact_time_us - was->xact_time_us, xacts),
+		.avg_query_time_us = per_item(now->query_time_us - was->query_time_us, queries),
+		.avg_wait_time_us = per_item(now->wait_time_us - was->wait_time_us,
+					     now->wait_count - was->wait_count),
+	};
+	s->last = *now;
+}
+
+static void snapshot_schedule(void)
+{
+	struct timeval tv = {
+		.tv_sec = rt.cfg->stats_period_ms / 1000,
+		.tv_usec = (rt.cfg->stats_period_ms % 1000) * 1000,
+	};
+
+	evtimer_add(snapshot_timer, &tv);
+}
+
+static void snapshot_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *arg UNUSED)
+{
+	int64_t now = now_us();
+	double seconds = (double)(now - snapshot_us) / 1e6;
+	size_t n;
+	struct stats_row *rows = sum_pools(&n);
+
+	/* A database whose pools all went quiet keeps its last totals; its rates decay to 0. */
+	for (size_t i = 0; i < n; i++)
+		snapshot_find(rows[i].database, rows[i].target, true);
+	for (size_t i = 0; i < nsnapshots; i++) {
+		struct stats total = snapshots[i].last;
+
+		for (size_t j = 0; j < n; j++)
+			if (rows[j].target == snapshots[i].target &&
+			    strcmp(rows[j].database, snapshots[i].database) == 0)
+				total = rows[j].total;
+		snapshot_take(&snapshots[i], &total, seconds > 0 ? seconds : 1);
+	}
+	free(rows);
+	snapshot_us = now;
+	snapshot_schedule();
+}
+
+int stats_start(struct event_base *base)
+{
+	snapshot_timer = evtimer_new(base, snapshot_cb, NULL);
+	if (snapshot_timer == NULL) {
+		log_error("could not create the statistics timer");
+		return -1;
+	}
+	snapshot_us = now_us();
+	snapshot_schedule();
+	return 0;
+}
+
+void stats_stop(void)
+{
+	if (snapshot_timer != NULL)
+		event_free(snapshot_timer);
+	snapshot_timer = NULL;
+	for (size_t i = 0; i < nsnapshots; i++)
+		free(snapshots[i].database);
+	free(snapshots);
+	snapshots = NULL;
+	nsnapshots = 0;
+}
+
+struct stats_row *stats_collect(size_t *count)
+{
+	struct stats_row *rows = sum_pools(count);
+
+	for (size_t i = 0; i < *count; i++) {
+		const struct snapshot *s = snapshot_find(rows[i].database, rows[i].target, false);
+
+		if (s != NULL)
+			rows[i].rates = s->rates;
+	}
+	qsort(rows, *count, sizeof(*rows), row_cmp);
+	return rows;
+}

@@ -8,6 +8,7 @@
 #include "pgwing/common.h"
 
 struct client;
+struct server;
 
 #define ADMIN_DATABASE "pgwing"
 
@@ -23,5 +24,11 @@ enum admin_role admin_role_of(const char *user);
 void admin_welcome(struct client *cl);
 /* One complete message from a console client (type byte, body without header). */
 void admin_handle_message(struct client *cl, char type, const uint8_t *body, size_t len);
+/* The client is being freed: drop what the console keeps for it (a waiting PAUSE). */
+void admin_client_gone(struct client *cl);
+
+/* State names as the console and the metrics show them. */
+const char *admin_client_state_name(const struct client *cl);
+const char *admin_server_state_name(const struct server *sv);
 
 #endif

@@ -41,6 +41,7 @@ struct client {
 	bool has_peer_uid;  /* unix socket: the peer's uid is known */
 	uid_t peer_uid;
 	enum admin_role admin_role;
+	struct admin_state *admin_state; /* console clients: owned by admin.c */
 
 	struct startup_params params;
 	/* ParameterStatus values the client has been told, to resend only changes after a move. */

@@ -1,4 +1,20 @@
+/*
+ * The Prometheus endpoint: GET /metrics on metrics_listen, served by evhttp on
+ * the main loop. A scrape only reads counters and walks the client list, so it
+ * never waits on anything and never holds up the data path for long.
+ */
 #ifndef PGWING_METRICS_H
 #define PGWING_METRICS_H
+
+#include "pgwing/config.h"
+
+struct event_base;
+struct evbuffer;
+
+/* Listen on cfg->metrics_listen ("host:port"); nothing when it is empty. */
+int metrics_start(struct event_base *base, const struct config *cfg);
+void metrics_stop(void);
+/* The current state in the Prometheus text format (version 0.0.4). */
+void metrics_render(struct evbuffer *out);
 
 #endif

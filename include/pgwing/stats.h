@@ -7,6 +7,9 @@
 
 #include "pgwing/common.h"
 
+struct event_base;
+struct pool;
+
 struct stats {
 	uint64_t xact_count;
 	uint64_t query_count;
@@ -15,6 +18,65 @@ struct stats {
 	uint64_t xact_time_us;
 	uint64_t query_time_us;
 	uint64_t wait_time_us; /* clients waiting for a server */
+	uint64_t wait_count;   /* waits that ended (served, timed out or gone) */
 };
+
+/* Why clients of a pool wait for a server. */
+enum hold_reason {
+	HOLD_PAUSED,   /* PAUSE */
+	HOLD_FAILOVER, /* no backend can serve the target: no primary, no replica */
+	HOLD_WAKE,     /* the backend is being woken up */
+	HOLD_FULL,     /* anything else: a server is on its way */
+	HOLD_REASON_COUNT,
+};
+
+/* Upper bounds (seconds) of the wait histogram's buckets; +Inf is implied. */
+#define STATS_WAIT_BUCKETS 10
+extern const double stats_wait_bounds[STATS_WAIT_BUCKETS];
+
+/* Process-wide events, for the metrics endpoint. */
+struct stats_events {
+	uint64_t failovers;
+	uint64_t wakes_ok;
+	uint64_t wakes_failed;
+	uint64_t holds[HOLD_REASON_COUNT];
+	uint64_t wait_buckets[STATS_WAIT_BUCKETS]; /* not cumulative; the endpoint sums them */
+	uint64_t wait_count;
+	uint64_t wait_time_us;
+};
+
+extern struct stats_events stats_events;
+
+/* A client stopped waiting after waited_us: the pool's counters and the histogram. */
+void stats_note_wait(struct stats *st, int64_t waited_us);
+/* A client started waiting in p's queue: counted by reason. */
+void stats_note_hold(const struct pool *p);
+enum hold_reason stats_hold_reason(const struct pool *p);
+const char *hold_reason_name(enum hold_reason reason);
+
+/* Averages over the last stats_period. */
+struct stats_rates {
+	double xacts_per_s;
+	double queries_per_s;
+	double bytes_in_per_s;
+	double bytes_out_per_s;
+	uint64_t avg_xact_time_us;  /* per transaction */
+	uint64_t avg_query_time_us; /* per query */
+	uint64_t avg_wait_time_us;  /* per wait */
+};
+
+/* Totals and averages of the pools of one database and target. */
+struct stats_row {
+	const char *database; /* the pools' own string */
+	enum target target;
+	struct stats total;
+	struct stats_rates rates;
+};
+
+/* Take a snapshot every stats_period (read at each tick, so a reload applies). */
+int stats_start(struct event_base *base);
+void stats_stop(void);
+/* One row per database and target, sorted; free() the array. */
+struct stats_row *stats_collect(size_t *count);
 
 #endif
