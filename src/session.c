@@ -1,0 +1,293 @@
+/*
+ * Replayable session state. SQL-level state is kept as the statements that
+ * made it, newest last, so replaying them in order rebuilds what the client
+ * saw; protocol-level prepared statements are kept as their Parse messages.
+ * Both lists are small (a few entries for a typical app), so plain arrays
+ * with linear search beat anything cleverer.
+ */
+#include "pgwing/session.h"
+
+#include <event2/buffer.h>
+
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+
+/*
+ * Past these, replaying would cost the new server more than a reconnect costs
+ * the client, and an app that piles up thousands of PREPAREs is leaking them:
+ * the session stops being movable instead of growing without bound.
+ */
+#define REPLAY_MAX_BYTES   (1024 * 1024)
+#define REPLAY_MAX_ENTRIES 1000
+
+/* The kinds of recorded SQL; the key is unique within a kind. */
+enum entry_kind {
+	ENTRY_SET,
+	ENTRY_LISTEN,
+	ENTRY_PREPARE,
+};
+
+struct sql_entry {
+	enum entry_kind kind;
+	char key[STMT_KEY_MAX];
+	char *text;
+	size_t len;
+};
+
+struct parse_entry {
+	char *name;
+	uint8_t *msg;
+	size_t len;
+};
+
+struct session_state {
+	struct sql_entry *sql; /* in replay order */
+	size_t nsql, sql_cap;
+	struct parse_entry *parse;
+	size_t nparse, parse_cap;
+	size_t bytes; /* SQL text and Parse messages held */
+	const char *unmovable;
+};
+
+struct session_state *session_state_new(void)
+{
+	return xcalloc(1, sizeof(struct session_state));
+}
+
+static void drop_sql(struct session_state *st, size_t i)
+{
+	st->bytes -= st->sql[i].len;
+	free(st->sql[i].text);
+	memmove(&st->sql[i], &st->sql[i + 1], (st->nsql - i - 1) * sizeof(st->sql[0]));
+	st->nsql--;
+}
+
+static void drop_parse(struct session_state *st, size_t i)
+{
+	st->bytes -= st->parse[i].len;
+	free(st->parse[i].name);
+	free(st->parse[i].msg);
+	memmove(&st->parse[i], &st->parse[i + 1], (st->nparse - i - 1) * sizeof(st->parse[0]));
+	st->nparse--;
+}
+
+/* Drops the SQL entries of a kind with a key, or all of that kind when key is NULL. */
+static void drop_sql_matching(struct session_state *st, enum entry_kind kind, const char *key)
+{
+	size_t i = 0;
+
+	while (i < st->nsql) {
+		const struct sql_entry *e = &st->sql[i];
+
+		if (e->kind == kind && (key == NULL || strcmp(e->key, key) == 0))
+			drop_sql(st, i);
+		else
+			i++;
+	}
+}
+
+/* Drops the Parse of a name, or all of them when name is NULL. */
+static void drop_parse_matching(struct session_state *st, const char *name)
+{
+	size_t i = 0;
+
+	while (i < st->nparse) {
+		if (name == NULL || strcmp(st->parse[i].name, name) == 0)
+			drop_parse(st, i);
+		else
+			i++;
+	}
+}
+
+static bool find_sql(const struct session_state *st, enum entry_kind kind, const char *key)
+{
+	for (size_t i = 0; i < st->nsql; i++)
+		if (st->sql[i].kind == kind && strcmp(st->sql[i].key, key) == 0)
+			return true;
+	return false;
+}
+
+/* Whether len more bytes in one more entry fit; if not, the session can't move any more. */
+static bool reserve(struct session_state *st, size_t len)
+{
+	if (st->nsql + st->nparse < REPLAY_MAX_ENTRIES && len <= REPLAY_MAX_BYTES - st->bytes)
+		return true;
+	session_state_mark_unmovable(st, "too much session state to replay");
+	return false;
+}
+
+static void add_sql(struct session_state *st, enum entry_kind kind, const struct stmt_info *info,
+		    const char *sql)
+{
+	struct sql_entry *e;
+
+	if (!reserve(st, info->len))
+		return;
+	if (st->nsql == st->sql_cap) {
+		st->sql_cap = st->sql_cap ? st->sql_cap * 2 : 8;
+		st->sql = xrealloc(st->sql, st->sql_cap * sizeof(st->sql[0]));
+	}
+	e = &st->sql[st->nsql++];
+	e->kind = kind;
+	memcpy(e->key, info->key, sizeof(e->key));
+	e->text = xmalloc(info->len);
+	memcpy(e->text, sql + info->start, info->len);
+	e->len = info->len;
+	st->bytes += info->len;
+}
+
+static void clear(struct session_state *st)
+{
+	while (st->nsql > 0)
+		drop_sql(st, st->nsql - 1);
+	while (st->nparse > 0)
+		drop_parse(st, st->nparse - 1);
+}
+
+void session_state_free(struct session_state *st)
+{
+	if (st == NULL)
+		return;
+	clear(st);
+	free(st->sql);
+	free(st->parse);
+	free(st);
+}
+
+void session_state_apply(struct session_state *st, const struct stmt_info *info, const char *sql)
+{
+	if (info->cls == STMT_UNMOVABLE) {
+		session_state_mark_unmovable(st, info->reason);
+		return;
+	}
+	if (info->cls != STMT_SESSION)
+		return;
+	switch (info->op) {
+	case SESSION_NONE:
+		break;
+	case SESSION_SET:
+		/* The newest value wins, and replays after whatever came before it. */
+		drop_sql_matching(st, ENTRY_SET, info->key);
+		add_sql(st, ENTRY_SET, info, sql);
+		break;
+	case SESSION_RESET:
+		drop_sql_matching(st, ENTRY_SET, info->key);
+		break;
+	case SESSION_RESET_ALL:
+		drop_sql_matching(st, ENTRY_SET, NULL);
+		break;
+	case SESSION_LISTEN:
+		/* LISTEN twice is still one listener. */
+		if (!find_sql(st, ENTRY_LISTEN, info->key))
+			add_sql(st, ENTRY_LISTEN, info, sql);
+		break;
+	case SESSION_UNLISTEN:
+		drop_sql_matching(st, ENTRY_LISTEN, info->key);
+		break;
+	case SESSION_UNLISTEN_ALL:
+		drop_sql_matching(st, ENTRY_LISTEN, NULL);
+		break;
+	case SESSION_PREPARE:
+		drop_sql_matching(st, ENTRY_PREPARE, info->key);
+		add_sql(st, ENTRY_PREPARE, info, sql);
+		break;
+	case SESSION_DEALLOCATE:
+		/* SQL and protocol prepared statements share one namespace in Postgres. */
+		drop_sql_matching(st, ENTRY_PREPARE, info->key);
+		drop_parse_matching(st, info->key);
+		break;
+	case SESSION_DEALLOCATE_ALL:
+		drop_sql_matching(st, ENTRY_PREPARE, NULL);
+		drop_parse_matching(st, NULL);
+		break;
+	case SESSION_DISCARD_ALL:
+		/*
+		 * DISCARD ALL also drops temporary tables, closes WITH HOLD cursors
+		 * and releases advisory locks: nothing keeps the session in place.
+		 */
+		clear(st);
+		st->unmovable = NULL;
+		break;
+	}
+}
+
+void session_state_note_parse(struct session_state *st, const char *name, const uint8_t *msg,
+			      size_t len)
+{
+	struct parse_entry *e;
+
+	drop_parse_matching(st, name);
+	if (!reserve(st, len))
+		return;
+	if (st->nparse == st->parse_cap) {
+		st->parse_cap = st->parse_cap ? st->parse_cap * 2 : 8;
+		st->parse = xrealloc(st->parse, st->parse_cap * sizeof(st->parse[0]));
+	}
+	e = &st->parse[st->nparse++];
+	e->name = xstrdup(name);
+	e->msg = xmalloc(len);
+	memcpy(e->msg, msg, len);
+	e->len = len;
+	st->bytes += len;
+}
+
+void session_state_note_close(struct session_state *st, const char *name)
+{
+	/* Close works on SQL-prepared statements too: one namespace. */
+	drop_parse_matching(st, name);
+	drop_sql_matching(st, ENTRY_PREPARE, name);
+}
+
+void session_state_mark_unmovable(struct session_state *st, const char *reason)
+{
+	if (st->unmovable == NULL)
+		st->unmovable = reason;
+}
+
+const char *session_state_unmovable(const struct session_state *st)
+{
+	return st->unmovable;
+}
+
+bool session_state_is_empty(const struct session_state *st)
+{
+	return st->nsql == 0 && st->nparse == 0 && st->unmovable == NULL;
+}
+
+/* A message header: type byte and a length that counts itself and the body. */
+static void put_header(struct evbuffer *out, char type, size_t body_len)
+{
+	uint32_t len = htonl((uint32_t)(4 + body_len));
+
+	evbuffer_add(out, &type, 1);
+	evbuffer_add(out, &len, 4);
+}
+
+int session_state_replay(const struct session_state *st, struct evbuffer *out)
+{
+	static const char sep[] = ";\n";
+	int ready = 0;
+
+	if (st->nsql > 0) {
+		size_t body = 1; /* the query string's NUL */
+
+		for (size_t i = 0; i < st->nsql; i++)
+			body += st->sql[i].len + (i > 0 ? strlen(sep) : 0);
+		put_header(out, 'Q', body);
+		for (size_t i = 0; i < st->nsql; i++) {
+			if (i > 0)
+				evbuffer_add(out, sep, strlen(sep));
+			evbuffer_add(out, st->sql[i].text, st->sql[i].len);
+		}
+		evbuffer_add(out, "", 1);
+		ready++;
+	}
+	if (st->nparse > 0) {
+		for (size_t i = 0; i < st->nparse; i++)
+			evbuffer_add(out, st->parse[i].msg, st->parse[i].len);
+		put_header(out, 'S', 0);
+		ready++;
+	}
+	return ready;
+}

@@ -19,6 +19,9 @@ void session_state_free(struct session_state *st);
  * Record one successfully executed statement (sql/len is the whole query string,
  * info locates the statement in it). SET replaces an earlier SET of the same
  * name, RESET/UNLISTEN/DEALLOCATE remove, the *_ALL ops and DISCARD ALL clear.
+ * A STMT_UNMOVABLE statement marks the session unmovable with its reason; other
+ * classes change nothing. DISCARD ALL also clears the unmovable reason (it drops
+ * temp tables, WITH HOLD cursors and advisory locks).
  */
 void session_state_apply(struct session_state *st, const struct stmt_info *info, const char *sql);
 
@@ -33,6 +36,7 @@ void session_state_note_close(struct session_state *st, const char *name);
 void session_state_mark_unmovable(struct session_state *st, const char *reason);
 const char *session_state_unmovable(const struct session_state *st);
 
+/* Nothing to replay and nothing that keeps the session in place. */
 bool session_state_is_empty(const struct session_state *st);
 
 /*

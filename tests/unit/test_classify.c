@@ -11,6 +11,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -285,12 +286,209 @@ static void test_prefixes(void **state UNUSED)
 	}
 }
 
+/* ---- Session state ---- */
+
+/* Records every statement of a successfully executed query string. */
+static void apply(struct session_state *st, const char *sql)
+{
+	struct stmt_info info[8];
+	size_t n = classify_query(sql, strlen(sql), info, ARRAY_SIZE(info));
+
+	assert_true(n <= ARRAY_SIZE(info));
+	for (size_t i = 0; i < n; i++)
+		session_state_apply(st, &info[i], sql);
+}
+
+/* Removes one message from b, checking its type, and returns its body (NUL-terminated). */
+static char *take_message(struct evbuffer *b, char type, size_t *body_len)
+{
+	char t;
+	uint32_t len;
+	char *body;
+
+	assert_true(evbuffer_get_length(b) >= 5);
+	evbuffer_remove(b, &t, 1);
+	evbuffer_remove(b, &len, 4);
+	len = ntohl(len);
+	assert_int_equal(t, type);
+	assert_true(len >= 4 && evbuffer_get_length(b) >= len - 4);
+	*body_len = len - 4;
+	body = malloc(*body_len + 1);
+	evbuffer_remove(b, body, *body_len);
+	body[*body_len] = '\0';
+	return body;
+}
+
+/* The replay must be exactly one Query with this text (NULL: none), then the Parses, then Sync. */
+static void assert_replay(const struct session_state *st, const char *query,
+			  const char *const *parse_names, size_t nparse)
+{
+	struct evbuffer *b = evbuffer_new();
+	int ready = session_state_replay(st, b);
+	size_t len;
+	char *body;
+
+	assert_int_equal(ready, (query != NULL) + (nparse > 0));
+	if (query != NULL) {
+		body = take_message(b, 'Q', &len);
+		assert_int_equal(len, strlen(query) + 1);
+		assert_string_equal(body, query);
+		free(body);
+	}
+	for (size_t i = 0; i < nparse; i++) {
+		body = take_message(b, 'P', &len);
+		assert_string_equal(body, parse_names[i]); /* the name leads the body */
+		free(body);
+	}
+	if (nparse > 0) {
+		body = take_message(b, 'S', &len);
+		assert_int_equal(len, 0);
+		free(body);
+	}
+	assert_int_equal(evbuffer_get_length(b), 0);
+	evbuffer_free(b);
+}
+
+/* A Parse message: name, query, no parameter types. */
+static size_t make_parse(uint8_t *buf, size_t size, const char *name, const char *query)
+{
+	size_t nlen = strlen(name) + 1, qlen = strlen(query) + 1, len = 4 + nlen + qlen + 2;
+	uint32_t nl = htonl((uint32_t)len);
+
+	assert_true(len + 1 <= size);
+	buf[0] = 'P';
+	memcpy(buf + 1, &nl, 4);
+	memcpy(buf + 5, name, nlen);
+	memcpy(buf + 5 + nlen, query, qlen);
+	memset(buf + 5 + nlen + qlen, 0, 2);
+	return len + 1;
+}
+
+static void note_parse(struct session_state *st, const char *name, const char *query)
+{
+	uint8_t buf[256];
+	size_t len = make_parse(buf, sizeof(buf), name, query);
+
+	session_state_note_parse(st, name, buf, len);
+}
+
+static void test_session_sql(void **state UNUSED)
+{
+	struct session_state *st = session_state_new();
+
+	assert_true(session_state_is_empty(st));
+	assert_replay(st, NULL, NULL, 0);
+	apply(st, "set a = 1; SET b = 2; select 1; set A = 3");
+	apply(st, "listen c; listen C; prepare p as select 1; begin; set local x = 1");
+	apply(st, "reset b");
+	assert_false(session_state_is_empty(st));
+	assert_replay(st, "set A = 3;\nlisten c;\nprepare p as select 1", NULL, 0);
+
+	apply(st, "set time zone 'UTC'; reset timezone; unlisten *; listen d; deallocate p");
+	assert_replay(st, "set A = 3;\nlisten d", NULL, 0);
+	apply(st, "set search_path = x; reset all; unlisten d");
+	assert_true(session_state_is_empty(st));
+	assert_replay(st, NULL, NULL, 0);
+	session_state_free(st);
+}
+
+static void test_session_parse(void **state UNUSED)
+{
+	struct session_state *st = session_state_new();
+	struct evbuffer *b = evbuffer_new();
+	uint8_t want[256], got[256];
+	size_t want_len;
+
+	note_parse(st, "s1", "select 1");
+	note_parse(st, "s2", "select 2");
+	note_parse(st, "s3", "select 3");
+	note_parse(st, "s1", "select 11"); /* replaces, and moves last */
+	session_state_note_close(st, "s2");
+	assert_replay(st, NULL, (const char *const[]){"s3", "s1"}, 2);
+
+	/* The messages go out byte for byte as recorded. */
+	apply(st, "set x = 1");
+	assert_int_equal(session_state_replay(st, b), 2);
+	evbuffer_drain(b, 5 + strlen("set x = 1") + 1);
+	want_len = make_parse(want, sizeof(want), "s3", "select 3");
+	evbuffer_remove(b, got, want_len);
+	assert_memory_equal(got, want, want_len);
+
+	/* SQL PREPARE and Parse share one namespace: DEALLOCATE and Close reach both. */
+	apply(st, "prepare q as select 1; prepare r as select 2");
+	note_parse(st, "q", "select 3");
+	apply(st, "deallocate q");
+	session_state_note_close(st, "r");
+	assert_replay(st, "set x = 1", (const char *const[]){"s3", "s1"}, 2);
+	apply(st, "prepare q as select 1; deallocate all");
+	assert_replay(st, "set x = 1", NULL, 0);
+	evbuffer_free(b);
+	session_state_free(st);
+}
+
+static void test_session_unmovable(void **state UNUSED)
+{
+	struct session_state *st = session_state_new();
+
+	assert_null(session_state_unmovable(st));
+	apply(st, "create temp table t (a int); select pg_advisory_lock(1)");
+	assert_string_equal(session_state_unmovable(st), "a temporary table");
+	session_state_mark_unmovable(st, "later");
+	assert_string_equal(session_state_unmovable(st), "a temporary table");
+	assert_false(session_state_is_empty(st));
+
+	/* DISCARD ALL ends everything that kept the session in place. */
+	apply(st, "set a = 1; listen c; prepare p as select 1");
+	note_parse(st, "s", "select 1");
+	apply(st, "discard all");
+	assert_null(session_state_unmovable(st));
+	assert_true(session_state_is_empty(st));
+	assert_replay(st, NULL, NULL, 0);
+	session_state_free(st);
+}
+
+static void test_session_caps(void **state UNUSED)
+{
+	struct session_state *st = session_state_new();
+	char sql[64];
+	uint8_t *big;
+
+	for (int i = 0; i < 1000; i++) {
+		snprintf(sql, sizeof(sql), "listen c%d", i);
+		apply(st, sql);
+	}
+	assert_null(session_state_unmovable(st));
+	apply(st, "listen one_too_many");
+	assert_string_equal(session_state_unmovable(st), "too much session state to replay");
+	session_state_free(st);
+
+	/* Bytes: a Parse that would pass 1 MB in all is refused. */
+	st = session_state_new();
+	big = calloc(1, 1024 * 1024);
+	session_state_note_parse(st, "big", big, 1024 * 1024 - 10);
+	assert_null(session_state_unmovable(st));
+	apply(st, "set application_name = 'x'");
+	assert_string_equal(session_state_unmovable(st), "too much session state to replay");
+	session_state_note_close(st, "big");
+	assert_true(session_state_unmovable(st) != NULL);
+	free(big);
+	session_state_free(st);
+	session_state_free(NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_single),         cmocka_unit_test(test_reasons),
-		cmocka_unit_test(test_split),          cmocka_unit_test(test_counts),
-		cmocka_unit_test(test_key_truncation), cmocka_unit_test(test_prefixes),
+		cmocka_unit_test(test_single),
+		cmocka_unit_test(test_reasons),
+		cmocka_unit_test(test_split),
+		cmocka_unit_test(test_counts),
+		cmocka_unit_test(test_key_truncation),
+		cmocka_unit_test(test_prefixes),
+		cmocka_unit_test(test_session_sql),
+		cmocka_unit_test(test_session_parse),
+		cmocka_unit_test(test_session_unmovable),
+		cmocka_unit_test(test_session_caps),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
