@@ -15,7 +15,6 @@
  */
 #include "pgwing/classify.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 enum tok_kind {
@@ -113,7 +112,7 @@ struct word_entry {
 };
 
 /*
- * Sorted by name (bytewise) for bsearch. F_PURE functions may be volatile
+ * Sorted by name (bytewise) for find_word(). F_PURE functions may be volatile
  * (random, now, pg_sleep): what matters is that running them twice changes
  * nothing in the database.
  */
@@ -258,6 +257,7 @@ static const struct word_entry words[] = {
 	{"lower", W_NONE, F_PURE},
 	{"lpad", W_NONE, F_PURE},
 	{"ltrim", W_NONE, F_PURE},
+	{"materialized", W_NONE, F_SYNTAX},
 	{"max", W_NONE, F_PURE},
 	{"md5", W_NONE, F_PURE},
 	{"merge", W_MERGE, 0},
@@ -391,14 +391,29 @@ struct token {
 	unsigned flags; /* F_* of an identifier in words[] */
 };
 
-static int compare_word(const void *key, const void *entry)
-{
-	return strcmp(key, ((const struct word_entry *)entry)->name);
-}
-
+/*
+ * Binary search over words[]. Most steps differ in the first byte, so that
+ * is compared inline: this runs for every identifier of every Query.
+ */
 static const struct word_entry *find_word(const char *name)
 {
-	return bsearch(name, words, ARRAY_SIZE(words), sizeof(words[0]), compare_word);
+	size_t lo = 0, hi = ARRAY_SIZE(words);
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const char *w = words[mid].name;
+		int d = (unsigned char)name[0] - (unsigned char)w[0];
+
+		if (d == 0 && name[0] != '\0')
+			d = strcmp(name + 1, w + 1);
+		if (d == 0)
+			return &words[mid];
+		if (d < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return NULL;
 }
 
 /*
@@ -697,10 +712,7 @@ static void scan_token(struct stmt_scan *sc, const char *sql, const struct token
 	case W_DELETE:
 	case W_MERGE:
 	case W_ANALYZE: /* EXPLAIN ANALYZE runs the statement */
-		sc->writes = true;
-		break;
-	case W_INTO:
-		/* SELECT INTO creates a table */
+	case W_INTO:    /* SELECT INTO creates a table */
 		sc->writes = true;
 		break;
 	case W_SHARE:

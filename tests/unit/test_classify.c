@@ -39,6 +39,8 @@ static const struct single_case single_cases[] = {
 	 ""},
 	{"with recursive r(n) as (select 1 union all select n + 1 from r) select * from r",
 	 STMT_READ, SESSION_NONE, ""},
+	{"with x as not materialized (select 1) select * from x", STMT_READ, SESSION_NONE, ""},
+	{"select * from t tablesample bernoulli (10) repeatable (1)", STMT_READ, SESSION_NONE, ""},
 	{"(select 1) union (select 2)", STMT_READ, SESSION_NONE, ""},
 	{"values (1), (2)", STMT_READ, SESSION_NONE, ""},
 	{"TABLE t", STMT_READ, SESSION_NONE, ""},
