@@ -92,10 +92,10 @@ bool router_should_move(const struct topology *topo, const struct config *cfg, e
 {
 	/*
 	 * A client on a replica that still qualifies stays, even if a nearer one
-	 * appeared: moving costs the client its session state for little gain.
-	 * Anywhere else (the primary for writes, or the primary as the read
-	 * fallback) b is right only while it is what a new client would get: a
-	 * demoted or fenced primary, or a fallback after a replica came back, is not.
+	 * appeared: a move costs a new server connection, and chasing RTT noise
+	 * would move clients back and forth. Anywhere else (the primary for writes, or the primary
+	 * as the read fallback) b is right only while it is what a new client would get: a demoted
+	 * or fenced primary, or a fallback after a replica came back, is not.
 	 */
 	if (target == TARGET_RO && is_ro_candidate(b, cfg))
 		return false;
