@@ -7,11 +7,14 @@
 #include "pgwing/client.h"
 
 #include "pgwing/cancel.h"
+#include "pgwing/classify.h"
 #include "pgwing/config.h"
+#include "pgwing/health.h"
 #include "pgwing/log.h"
 #include "pgwing/pool.h"
 #include "pgwing/runtime.h"
 #include "pgwing/server.h"
+#include "pgwing/session.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -39,6 +42,13 @@
 #define BACKPRESSURE_HIGH (256 * 1024)
 #define BACKPRESSURE_LOW  (64 * 1024)
 
+/*
+ * Queries up to this size are classified (retry safety, session state); larger
+ * ones pass unexamined, which only means they are never retried or replayed.
+ */
+#define CLASSIFY_MAX_SQL   (64 * 1024)
+#define CLASSIFY_MAX_STMTS 32
+
 static struct client_list all_clients = TAILQ_HEAD_INITIALIZER(all_clients);
 static int nclients;
 static uint64_t next_client_id = 1;
@@ -46,6 +56,7 @@ static uint64_t next_client_id = 1;
 static void client_read_cb(struct bufferevent *bev, void *arg);
 static void client_event_cb(struct bufferevent *bev, short what, void *arg);
 static void client_write_cb(struct bufferevent *bev, void *arg);
+static void client_wake_from_idle(struct client *cl);
 
 int client_count(void)
 {
@@ -68,6 +79,11 @@ static void client_free(struct client *cl)
 	server_credentials_free(&cl->cred);
 	startup_params_free(&cl->params);
 	startup_params_free(&cl->reported);
+	if (cl->session != NULL)
+		session_state_free(cl->session);
+	if (cl->retry != NULL)
+		evbuffer_free(cl->retry);
+	free(cl->pending_session_sql);
 	bufferevent_free(cl->bev);
 	free(cl);
 }
@@ -440,24 +456,151 @@ static bool client_handle_auth(struct client *cl)
 	return cl->state == CL_ADMIN;
 }
 
-static enum proto_inspect client_inspect(void *arg, char type, uint32_t len UNUSED,
-					 struct evbuffer *in UNUSED,
-					 const struct evbuffer_ptr *at UNUSED)
+/* A request (Query, Sync, FunctionCall) goes to the server: one ReadyForQuery will answer it. */
+static void request_begin(struct client *cl)
 {
+	if (cl->pending_syncs++ == 0) {
+		cl->query_start_us = now_us();
+		if (cl->server->tx_status == 'I')
+			cl->xact_start_us = cl->query_start_us;
+		cl->is_response_started = false;
+		cl->has_request_failed = false;
+	}
+	cl->is_mid_request = false;
+}
+
+/*
+ * A simple Query: keep a copy if it may be run again after a failover (provably
+ * read-only, outside a transaction, the only request in flight), and note the
+ * session state it sets up, to be recorded once it succeeds.
+ */
+static void request_classify(struct client *cl, const char *sql, size_t len)
+{
+	struct stmt_info info[CLASSIFY_MAX_STMTS];
+	size_t n = classify_query(sql, len, info, CLASSIFY_MAX_STMTS);
+	bool is_read = n > 0 && n <= CLASSIFY_MAX_STMTS, is_stateful = false;
+
+	for (size_t i = 0; i < n && i < CLASSIFY_MAX_STMTS; i++) {
+		is_read = is_read && info[i].cls == STMT_READ;
+		is_stateful =
+			is_stateful || info[i].cls == STMT_SESSION || info[i].cls == STMT_UNMOVABLE;
+	}
+	if (cl->retry != NULL)
+		evbuffer_drain(cl->retry, evbuffer_get_length(cl->retry));
+	if (is_read && cl->pending_syncs == 1 && cl->server->tx_status == 'I') {
+		if (cl->retry == NULL)
+			cl->retry = evbuffer_new();
+		proto_put_query(cl->retry, sql);
+	}
+	if (is_stateful) {
+		free(cl->pending_session_sql);
+		cl->pending_session_sql = xmalloc(len + 1);
+		memcpy(cl->pending_session_sql, sql, len);
+		cl->pending_session_sql[len] = '\0';
+		cl->pending_session_len = len;
+	}
+}
+
+/* The request in flight succeeded: what it set up becomes part of the session. */
+static void request_commit_session(struct client *cl)
+{
+	struct stmt_info info[CLASSIFY_MAX_STMTS];
+	size_t n;
+
+	if (cl->pending_session_sql == NULL)
+		return;
+	if (!cl->has_request_failed) {
+		if (cl->session == NULL)
+			cl->session = session_state_new();
+		n = classify_query(cl->pending_session_sql, cl->pending_session_len, info,
+				   CLASSIFY_MAX_STMTS);
+		if (n > CLASSIFY_MAX_STMTS)
+			session_state_mark_unmovable(cl->session, "too many statements to track");
+		for (size_t i = 0; i < n && i < CLASSIFY_MAX_STMTS; i++) {
+			if (info[i].cls == STMT_SESSION)
+				session_state_apply(cl->session, &info[i], cl->pending_session_sql);
+			else if (info[i].cls == STMT_UNMOVABLE)
+				session_state_mark_unmovable(cl->session, info[i].reason);
+		}
+	}
+	free(cl->pending_session_sql);
+	cl->pending_session_sql = NULL;
+}
+
+/* Parse and Close of named statements, so they can be re-created on another server. */
+static void request_note_statement(struct client *cl, char type, const uint8_t *body, size_t len)
+{
+	struct proto_reader r;
+	const char *name;
+
+	proto_reader_init(&r, body, len);
+	if (type == 'C' && proto_read_byte(&r) != 'S')
+		return;
+	name = proto_read_cstring(&r);
+	if (name == NULL || name[0] == '\0')
+		return; /* the unnamed statement doesn't outlive its request */
+	if (cl->session == NULL)
+		cl->session = session_state_new();
+	if (type == 'C') {
+		session_state_note_close(cl->session, name);
+	} else {
+		struct evbuffer *msg = evbuffer_new();
+		uint32_t n = htonl((uint32_t)len + 4);
+
+		evbuffer_add(msg, "P", 1);
+		evbuffer_add(msg, &n, 4);
+		evbuffer_add(msg, body, len);
+		session_state_note_parse(cl->session, name, evbuffer_pullup(msg, -1),
+					 evbuffer_get_length(msg));
+		evbuffer_free(msg);
+	}
+}
+
+static enum proto_inspect client_inspect(void *arg, char type, uint32_t len, struct evbuffer *in,
+					 const struct evbuffer_ptr *at)
+{
+	static char body[CLASSIFY_MAX_SQL];
 	struct client *cl = arg;
+	struct evbuffer_ptr p = *at;
+	size_t n = len - 4;
 
 	switch (type) {
 	case 'X':
 		/* Terminate ends the session here; the server gets its own on close. */
 		return PROTO_INSPECT_STOP;
-	case 'Q': /* each of these is answered by exactly one ReadyForQuery */
 	case 'S':
 	case 'F':
-		if (cl->pending_syncs++ == 0) {
-			cl->query_start_us = now_us();
-			if (cl->server->tx_status == 'I')
-				cl->xact_start_us = cl->query_start_us;
+		request_begin(cl);
+		return PROTO_INSPECT_FORWARD;
+	case 'Q':
+	case 'P':
+	case 'C':
+		if (n > sizeof(body)) {
+			if (type == 'Q')
+				request_begin(cl);
+			else
+				cl->is_mid_request = true;
+			if (type != 'Q' && cl->session != NULL)
+				session_state_mark_unmovable(
+					cl->session, "a prepared statement too large to track");
+			return PROTO_INSPECT_FORWARD;
 		}
+		if (evbuffer_ptr_set(in, &p, PROTO_HEADER_LEN, EVBUFFER_PTR_ADD) < 0 ||
+		    evbuffer_copyout_from(in, &p, body, n) != (ev_ssize_t)n)
+			return PROTO_INSPECT_WAIT;
+		if (type == 'Q') {
+			request_begin(cl);
+			if (n > 0 && body[n - 1] == '\0')
+				request_classify(cl, body, n - 1);
+		} else {
+			cl->is_mid_request = true;
+			request_note_statement(cl, type, (const uint8_t *)body, n);
+		}
+		return PROTO_INSPECT_FORWARD;
+	case 'B':
+	case 'D':
+	case 'E':
+		cl->is_mid_request = true;
 		return PROTO_INSPECT_FORWARD;
 	default:
 		return PROTO_INSPECT_FORWARD;
@@ -556,12 +699,47 @@ static bool client_handle_admin(struct client *cl)
 	return cl->state == CL_ADMIN;
 }
 
+static enum proto_inspect skip_inspect(void *arg UNUSED, char type, uint32_t len UNUSED,
+				       struct evbuffer *in UNUSED,
+				       const struct evbuffer_ptr *at UNUSED)
+{
+	return type == 'S' ? PROTO_INSPECT_STOP : PROTO_INSPECT_FORWARD;
+}
+
+/*
+ * After an error mid-request, Postgres ignores messages until Sync and answers
+ * that with ReadyForQuery; so does pgwing when the server died mid-request.
+ */
+static bool client_skip_to_sync(struct client *cl)
+{
+	struct evbuffer *in = bufferevent_get_input(cl->bev);
+	size_t skip;
+
+	switch (proto_scan_messages(in, (uint32_t)rt.cfg->max_packet_size, &cl->msg_remaining,
+				    &skip, skip_inspect, NULL)) {
+	case PROTO_SCAN_DONE:
+		evbuffer_drain(in, skip);
+		return false;
+	case PROTO_SCAN_STOPPED:
+		evbuffer_drain(in, skip + PROTO_HEADER_LEN);
+		proto_put_ready(bufferevent_get_output(cl->bev), 'I');
+		cl->is_skipping_to_sync = false;
+		return true;
+	case PROTO_SCAN_BAD_LENGTH:
+		client_fail(cl, SQLSTATE_PROTOCOL_VIOLATION, "invalid message length");
+		return false;
+	}
+	return false;
+}
+
 /* An idle client spoke: it needs a server again, unless it is saying goodbye. */
 static void client_wake_from_idle(struct client *cl)
 {
 	struct evbuffer *in = bufferevent_get_input(cl->bev);
 	uint8_t type;
 
+	if (cl->is_skipping_to_sync && !client_skip_to_sync(cl))
+		return;
 	if (evbuffer_copyout(in, &type, 1) != 1)
 		return;
 	if (type == 'X') {
@@ -650,6 +828,145 @@ static bool remember_parameter(struct client *cl, const uint8_t *body, size_t le
 	return true;
 }
 
+void client_note_ready(struct client *cl, char status)
+{
+	struct stats *st = &cl->pool->stats;
+	int64_t now = now_us();
+
+	if (cl->pending_syncs > 0)
+		cl->pending_syncs--;
+	st->query_count++;
+	st->query_time_us += (uint64_t)(now - cl->query_start_us);
+	cl->query_start_us = now;
+	if (status == 'I' && cl->xact_start_us != 0) {
+		st->xact_count++;
+		st->xact_time_us += (uint64_t)(now - cl->xact_start_us);
+		cl->xact_start_us = 0;
+	}
+	if (cl->pending_syncs == 0) {
+		request_commit_session(cl);
+		if (cl->retry != NULL)
+			evbuffer_drain(cl->retry, evbuffer_get_length(cl->retry));
+	}
+}
+
+void client_note_response(struct client *cl)
+{
+	if (cl->pending_syncs > 0)
+		cl->is_response_started = true;
+}
+
+void client_note_error(struct client *cl, const uint8_t *body, size_t len)
+{
+	struct proto_error_fields ef;
+
+	cl->has_request_failed = true;
+	if (cl->target != TARGET_RW || cl->server == NULL || !proto_parse_error(body, len, &ef) ||
+	    ef.sqlstate == NULL || strcmp(ef.sqlstate, SQLSTATE_READ_ONLY_TRANSACTION) != 0)
+		return;
+	/*
+	 * A write refused as read-only by what we took for the primary: it was
+	 * demoted. Ask health to look now rather than at the next interval.
+	 */
+	log_warn("backend %s refused a write (25006): probing its role now",
+		 cl->server->backend_name);
+	health_probe_now(cl->server->backend);
+}
+
+/* Forget the request in flight: it is answered (by us) or will be sent again. */
+static void request_reset(struct client *cl)
+{
+	cl->pending_syncs = 0;
+	cl->is_mid_request = false;
+	cl->is_response_started = false;
+	cl->xact_start_us = 0;
+	free(cl->pending_session_sql);
+	cl->pending_session_sql = NULL;
+	if (cl->retry != NULL)
+		evbuffer_drain(cl->retry, evbuffer_get_length(cl->retry));
+}
+
+/* Leave the server behind: the client is logged in and server-less, as between transactions. */
+static void client_drop_server(struct client *cl)
+{
+	server_close(cl->server);
+	cl->state = CL_IDLE;
+	cl->msg_remaining = 0;
+	cl->pool->nactive--;
+	bufferevent_enable(cl->bev, EV_READ);
+}
+
+void client_server_lost(struct client *cl, const char *what)
+{
+	struct evbuffer *out = bufferevent_get_output(cl->bev);
+	const char *unmovable = cl->session != NULL ? session_state_unmovable(cl->session) : NULL;
+	char tx_status = cl->server->tx_status;
+	bool is_cut = cl->msg_remaining > 0 || cl->server->msg_remaining > 0;
+	bool is_idle = cl->pending_syncs == 0 && !cl->is_mid_request;
+
+	client_drop_server(cl);
+	if (is_cut) {
+		/* Half a message went one way or the other: the stream can't be mended. */
+		client_fail(cl, SQLSTATE_CONNECTION_FAILURE, "%s in the middle of a message", what);
+		return;
+	}
+	if (unmovable != NULL && !is_idle) {
+		client_fail(cl, SQLSTATE_CONNECTION_FAILURE,
+			    "%s; the session can't move to another server: it has %s", what,
+			    unmovable);
+		return;
+	}
+	if (is_idle && tx_status != 'I') {
+		client_fail(cl, SQLSTATE_CONNECTION_FAILURE,
+			    "%s while a transaction was open; the transaction was rolled back",
+			    what);
+		return;
+	}
+	if (is_idle) {
+		if (unmovable != NULL) {
+			client_fail(cl, SQLSTATE_CONNECTION_FAILURE,
+				    "%s; the session can't move to another server: it has %s", what,
+				    unmovable);
+			return;
+		}
+		log_info("client %" PRIu64 ": %s while idle; it will get a new server", cl->id,
+			 what);
+		if (evbuffer_get_length(bufferevent_get_input(cl->bev)) > 0)
+			client_wake_from_idle(cl);
+		return;
+	}
+	if (cl->retry != NULL && evbuffer_get_length(cl->retry) > 0 && !cl->is_response_started &&
+	    cl->pending_syncs == 1 && !cl->is_mid_request) {
+		struct evbuffer *in = bufferevent_get_input(cl->bev);
+
+		/* Never answered, provably read-only, autocommit: run it again elsewhere. */
+		log_info("client %" PRIu64 ": %s; retrying its read-only query", cl->id, what);
+		evbuffer_prepend_buffer(in, cl->retry);
+		request_reset(cl);
+		pool_request_server(cl);
+		return;
+	}
+	log_info("client %" PRIu64 ": %s with a request in flight", cl->id, what);
+	proto_put_error(out, "ERROR", SQLSTATE_CONNECTION_FAILURE,
+			"%s; the outcome of the transaction is unknown", what);
+	for (int i = 0; i < cl->pending_syncs; i++)
+		proto_put_ready(out, 'I');
+	/* Messages of an unfinished extended request are dropped up to their Sync, as Postgres does
+	 * after an error. */
+	cl->is_skipping_to_sync = cl->is_mid_request;
+	request_reset(cl);
+	if (evbuffer_get_length(bufferevent_get_input(cl->bev)) > 0)
+		client_wake_from_idle(cl);
+}
+
+void client_server_unreachable(struct client *cl, const char *what)
+{
+	log_info("client %" PRIu64 ": %s; waiting to try again", cl->id, what);
+	health_probe_now(cl->server->backend);
+	server_close(cl->server);
+	pool_retry_later(cl);
+}
+
 void client_note_parameter(struct client *cl, const uint8_t *body, size_t len)
 {
 	remember_parameter(cl, body, len);
@@ -679,6 +996,7 @@ void client_server_ready(struct client *cl, struct evbuffer *welcome)
 			evbuffer_drain(welcome, 1 + len);
 	}
 	cl->state = CL_ACTIVE;
+	cl->hold_since_ms = 0;
 	if (is_first) {
 		cancel_register(cl);
 		proto_put_backend_key(out, cl->cancel_pid, cl->cancel_key);
@@ -697,12 +1015,8 @@ void client_release_server(struct client *cl)
 {
 	log_debug("client %" PRIu64 ": releasing server %" PRIu64 " at an idle point", cl->id,
 		  cl->server->id);
-	server_close(cl->server);
-	cl->state = CL_IDLE;
-	cl->msg_remaining = 0;
-	cl->pending_syncs = 0;
-	cl->pool->nactive--;
-	bufferevent_enable(cl->bev, EV_READ);
+	client_drop_server(cl);
+	request_reset(cl);
 }
 
 struct client_list *client_all(void)

@@ -7,8 +7,10 @@
 #include "pgwing/health.h"
 #include "pgwing/listener.h"
 #include "pgwing/log.h"
+#include "pgwing/metrics.h"
 #include "pgwing/pool.h"
 #include "pgwing/runtime.h"
+#include "pgwing/stats.h"
 #include "pgwing/topology.h"
 
 #include <event2/dns.h>
@@ -296,11 +298,15 @@ int main(int argc, char **argv)
 	}
 	if (health_start(rt.base, rt.topo, rt.cfg, rt.auth) < 0)
 		goto out_signals;
+	if (stats_start(rt.base) < 0 || metrics_start(rt.base, rt.cfg) < 0)
+		goto out_stats;
 	log_info("pgwing %s started", PACKAGE_VERSION);
 
 	event_base_dispatch(rt.base);
 	rc = 0;
-
+out_stats:
+	metrics_stop();
+	stats_stop();
 	health_stop(rt.topo);
 out_signals:
 	for (size_t i = 0; i < ARRAY_SIZE(signos); i++)

@@ -16,6 +16,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,15 +65,26 @@ static struct pool *pool_get(const char *database, const char *user, enum target
 	return p;
 }
 
+/* Waiters are retried this often after a connect failed, besides on every topology change. */
+#define POOL_RETRY_MS 250
+
+static struct event *retry_timer;
+
 static void pool_dequeue(struct client *cl)
 {
+	struct pool *p = cl->pool;
 	int64_t waited = now_ms() - cl->wait_start_ms;
 
-	TAILQ_REMOVE(&cl->pool->waiting, cl, wait_link);
-	cl->pool->nwaiting--;
-	cl->pool->stats.wait_time_us += (uint64_t)waited * 1000;
+	TAILQ_REMOVE(&p->waiting, cl, wait_link);
+	p->nwaiting--;
+	stats_note_wait(&p->stats, waited * 1000);
 	cl->wait_start_ms = 0;
 	event_del(cl->timer);
+	if (p->nwaiting == 0 && p->hold_start_ms != 0) {
+		log_info("pool %s/%s/%s: hold ended after %" PRId64 " ms", p->database, p->user,
+			 target_name(p->target), now_ms() - p->hold_start_ms);
+		p->hold_start_ms = 0;
+	}
 }
 
 static void pool_start_server(struct client *cl, struct backend *b)
@@ -82,21 +94,73 @@ static void pool_start_server(struct client *cl, struct backend *b)
 	server_connect(b, cl);
 }
 
+/* Why nothing can serve this target: the backends' last errors, for the client's message. */
+static void describe_unavailable(char *buf, size_t buflen)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < rt.topo->count && used < buflen; i++) {
+		const struct backend *b = rt.topo->backends[i];
+
+		used += (size_t)snprintf(buf + used, buflen - used,
+					 "%sbackend %s (%s:%d) is %s%s%s", i == 0 ? "" : "; ",
+					 b->name, b->host, b->port, backend_state_name(b->state),
+					 b->last_error[0] ? ": " : "", b->last_error);
+	}
+}
+
 static void hold_timeout_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *arg)
 {
 	struct client *cl = arg;
-	int64_t waited = now_ms() - cl->wait_start_ms;
+	int64_t held = now_ms() - cl->hold_since_ms;
+	char detail[512];
 
 	pool_dequeue(cl);
 	cl->state = CL_IDLE;
 	log_info("client %" PRIu64 ": gave up waiting for a %s server after %" PRId64 " ms", cl->id,
-		 target_name(cl->target), waited);
-	if (cl->target == TARGET_RW)
-		client_fail(cl, SQLSTATE_CONNECTION_FAILURE,
-			    "no primary available after %" PRId64 " s", waited / 1000);
-	else
-		client_fail(cl, SQLSTATE_CONNECTION_FAILURE,
-			    "no server available for reads after %" PRId64 " s", waited / 1000);
+		 target_name(cl->target), held);
+	describe_unavailable(detail, sizeof(detail));
+	client_fail(cl, SQLSTATE_CONNECTION_FAILURE, "no %s available after %" PRId64 " s (%s)",
+		    cl->target == TARGET_RW ? "primary" : "server for reads", held / 1000, detail);
+}
+
+static void retry_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *arg UNUSED)
+{
+	pool_on_topology_change(NULL);
+}
+
+/*
+ * Queue the client. The hold is counted from when the client first needed a
+ * server, so retries after failed connects don't extend it.
+ */
+static void pool_wait(struct client *cl)
+{
+	struct pool *p = cl->pool;
+	int64_t left = rt.cfg->hold_timeout_ms - (now_ms() - cl->hold_since_ms);
+	struct timeval tv;
+
+	if (left < 0)
+		left = 0;
+	if (p->nwaiting == 0) {
+		p->hold_start_ms = now_ms();
+		log_info("pool %s/%s/%s: holding clients: %s", p->database, p->user,
+			 target_name(p->target),
+			 pool_is_paused(p)        ? "paused"
+			 : p->target == TARGET_RW ? "no primary available"
+						  : "no server available for reads");
+	}
+	cl->state = CL_WAITING;
+	cl->wait_start_ms = now_ms();
+	TAILQ_INSERT_TAIL(&p->waiting, cl, wait_link);
+	p->nwaiting++;
+	stats_note_hold(p);
+	/* The login timer is done by now; the same event becomes the hold timer. */
+	event_del(cl->timer);
+	event_assign(cl->timer, rt.base, -1, 0, hold_timeout_cb, cl);
+	tv.tv_sec = left / 1000;
+	tv.tv_usec = (left % 1000) * 1000;
+	evtimer_add(cl->timer, &tv);
 }
 
 void pool_add_client(struct client *cl)
@@ -109,27 +173,27 @@ void pool_add_client(struct client *cl)
 void pool_request_server(struct client *cl)
 {
 	struct backend *b = NULL;
-	struct timeval tv;
 
+	if (cl->hold_since_ms == 0)
+		cl->hold_since_ms = now_ms();
 	if (!pool_is_paused(cl->pool))
 		b = router_pick(rt.topo, rt.cfg, cl->target);
-	if (b != NULL) {
+	if (b != NULL)
 		pool_start_server(cl, b);
-		return;
-	}
-	log_info("client %" PRIu64 ": no %s server available%s, waiting up to %" PRId64 " ms",
-		 cl->id, target_name(cl->target), pool_is_paused(cl->pool) ? " (paused)" : "",
-		 rt.cfg->hold_timeout_ms);
-	cl->state = CL_WAITING;
-	cl->wait_start_ms = now_ms();
-	TAILQ_INSERT_TAIL(&cl->pool->waiting, cl, wait_link);
-	cl->pool->nwaiting++;
-	/* The login timer is done by now; the same event becomes the hold timer. */
-	event_del(cl->timer);
-	event_assign(cl->timer, rt.base, -1, 0, hold_timeout_cb, cl);
-	tv.tv_sec = rt.cfg->hold_timeout_ms / 1000;
-	tv.tv_usec = (rt.cfg->hold_timeout_ms % 1000) * 1000;
-	evtimer_add(cl->timer, &tv);
+	else
+		pool_wait(cl);
+}
+
+void pool_retry_later(struct client *cl)
+{
+	struct timeval tv = {0, POOL_RETRY_MS * 1000};
+
+	cl->pool->nactive--;
+	pool_wait(cl);
+	if (retry_timer == NULL)
+		retry_timer = evtimer_new(rt.base, retry_cb, NULL);
+	if (!evtimer_pending(retry_timer, NULL))
+		evtimer_add(retry_timer, &tv);
 }
 
 void pool_forget_client(struct client *cl)
@@ -254,6 +318,10 @@ void pool_free_all(void)
 	for (size_t i = 0; i < npaused_dbs; i++)
 		free(paused_dbs[i]);
 	free(paused_dbs);
+	if (retry_timer != NULL) {
+		event_free(retry_timer);
+		retry_timer = NULL;
+	}
 	paused_dbs = NULL;
 	npaused_dbs = 0;
 }

@@ -11,6 +11,7 @@
 #include "pgwing/pool.h"
 #include "pgwing/proto.h"
 #include "pgwing/runtime.h"
+#include "pgwing/session.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -87,6 +88,13 @@ void server_close(struct server *sv)
 	server_free(sv);
 }
 
+static void describe(const struct server *sv, const char *what, const char *detail, char *buf,
+		     size_t buflen)
+{
+	snprintf(buf, buflen, "%s backend %s (%s:%d): %s", what, sv->backend_name,
+		 sv->backend->host, sv->backend->port, detail);
+}
+
 /*
  * Tell the client why its server is gone, and close it. Every message names the
  * backend, so the user knows which one failed: "<what> backend pg1 (host:port): detail".
@@ -96,13 +104,22 @@ static void server_fail(struct server *sv, const char *what, const char *detail)
 	struct client *cl = sv->client;
 	char text[512];
 
-	snprintf(text, sizeof(text), "%s backend %s (%s:%d): %s", what, sv->backend_name,
-		 sv->backend->host, sv->backend->port, detail);
+	describe(sv, what, detail, text, sizeof(text));
 	log_info("server %" PRIu64 ": %s", sv->id, text);
 	if (cl != NULL)
 		client_fail(cl, SQLSTATE_CONNECTION_FAILURE, "%s", text); /* frees sv */
 	else
 		server_free(sv);
+}
+
+/* Connecting or logging in failed in a way that may pass: the client waits and tries again. */
+static void server_unreachable(struct server *sv, const char *detail)
+{
+	char text[512];
+
+	describe(sv, "could not connect to", detail, text, sizeof(text));
+	log_info("server %" PRIu64 ": %s", sv->id, text);
+	client_server_unreachable(sv->client, text); /* frees sv */
 }
 
 static void server_timeout_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *arg)
@@ -112,7 +129,7 @@ static void server_timeout_cb(evutil_socket_t fd UNUSED, short what UNUSED, void
 
 	snprintf(detail, sizeof(detail), "timeout after %" PRId64 " ms",
 		 rt.cfg->server_connect_timeout_ms);
-	server_fail(sv, "could not connect to", detail);
+	server_unreachable(sv, detail);
 }
 
 struct server *server_connect(struct backend *b, struct client *cl)
@@ -141,7 +158,7 @@ struct server *server_connect(struct backend *b, struct client *cl)
 		  b->name, b->host, b->port, cl->id);
 	if (server_connect_socket(sv->bev, b) < 0) {
 		/* The event callback reports most failures; this is the synchronous rest. */
-		server_fail(sv, "could not connect to", strerror(errno));
+		server_unreachable(sv, strerror(errno));
 		return NULL;
 	}
 	return sv;
@@ -158,6 +175,89 @@ static void server_send_startup(struct server *sv)
 	sv->login = auth_login_new(&sv->client->cred);
 	proto_put_startup(bufferevent_get_output(sv->bev), &sv->client->params);
 	bufferevent_enable(sv->bev, EV_READ);
+}
+
+static void server_ready(struct server *sv)
+{
+	event_del(sv->timer);
+	sv->state = SV_ACTIVE;
+	client_server_ready(sv->client, sv->welcome);
+}
+
+/*
+ * A session that moves brings its state: SETs, LISTENs, prepared statements
+ * are replayed before the client's next request, and their answers dropped.
+ */
+static void server_restore_or_ready(struct server *sv)
+{
+	struct client *cl = sv->client;
+
+	if (cl->cancel_pid == 0 || cl->session == NULL || session_state_is_empty(cl->session)) {
+		server_ready(sv);
+		return;
+	}
+	sv->restore_pending = session_state_replay(cl->session, bufferevent_get_output(sv->bev));
+	if (sv->restore_pending == 0) {
+		server_ready(sv);
+		return;
+	}
+	sv->state = SV_RESTORE;
+	log_debug("server %" PRIu64 ": restoring session state of client %" PRIu64, sv->id, cl->id);
+}
+
+static void server_handle_restore(struct server *sv)
+{
+	struct evbuffer *in = bufferevent_get_input(sv->bev);
+
+	while (sv->state == SV_RESTORE) {
+		struct proto_error_fields ef;
+		uint8_t *msg;
+		uint32_t len;
+		char type;
+
+		switch (proto_peek_message(in, (uint32_t)rt.cfg->max_packet_size, &type, &len)) {
+		case PROTO_FRAME_NEED_MORE:
+			return;
+		case PROTO_FRAME_BAD_LENGTH:
+		case PROTO_FRAME_TOO_LARGE:
+			server_fail(sv, "invalid message from", "bad message length");
+			return;
+		case PROTO_FRAME_OK:
+			break;
+		}
+		if (evbuffer_get_length(in) < 1 + (size_t)len)
+			return;
+		msg = evbuffer_pullup(in, 1 + len);
+		switch (type) {
+		case 'E':
+			if (!proto_parse_error(msg + PROTO_HEADER_LEN, len - 4, &ef) ||
+			    ef.message == NULL)
+				ef.message = "unknown error";
+			{
+				char detail[300];
+
+				snprintf(detail, sizeof(detail),
+					 "could not restore the session: %s", ef.message);
+				evbuffer_drain(in, 1 + len);
+				server_fail(sv, "after moving to", detail);
+			}
+			return;
+		case 'S':
+			/* A replayed SET may report a parameter: the client hears of it if it
+			 * changed. */
+			evbuffer_remove_buffer(in, sv->welcome, 1 + len);
+			break;
+		case 'Z':
+			sv->tx_status = len >= 5 ? (char)msg[5] : 'I';
+			evbuffer_drain(in, 1 + len);
+			if (--sv->restore_pending == 0)
+				server_ready(sv);
+			break;
+		default:
+			evbuffer_drain(in, 1 + len);
+			break;
+		}
+	}
 }
 
 /*
@@ -222,22 +322,30 @@ static void server_handle_login(struct server *sv)
 		case 'Z':
 			sv->tx_status = len >= 5 ? (char)msg[5] : 'I';
 			evbuffer_drain(in, 1 + len);
-			event_del(sv->timer);
 			auth_login_free(sv->login);
 			sv->login = NULL;
-			sv->state = SV_ACTIVE;
 			log_debug("server %" PRIu64 ": logged in to %s, backend pid %u", sv->id,
 				  sv->backend_name, sv->backend_pid);
-			client_server_ready(sv->client, sv->welcome);
+			server_restore_or_ready(sv);
 			return;
 		case 'E': {
 			struct client *cl = sv->client;
 			struct proto_error_fields ef;
 
-			if (proto_parse_error(msg + PROTO_HEADER_LEN, len - 4, &ef))
-				log_info("server %" PRIu64 ": login to %s refused: %s %s", sv->id,
-					 sv->backend_name, ef.sqlstate ? ef.sqlstate : "",
-					 ef.message ? ef.message : "");
+			if (!proto_parse_error(msg + PROTO_HEADER_LEN, len - 4, &ef))
+				memset(&ef, 0, sizeof(ef));
+			log_info("server %" PRIu64 ": login to %s refused: %s %s", sv->id,
+				 sv->backend_name, ef.sqlstate ? ef.sqlstate : "",
+				 ef.message ? ef.message : "");
+			if (ef.sqlstate != NULL &&
+			    (strcmp(ef.sqlstate, SQLSTATE_CANNOT_CONNECT_NOW) == 0 ||
+			     strcmp(ef.sqlstate, SQLSTATE_ADMIN_SHUTDOWN) == 0)) {
+				/* Starting up or shutting down: a moment later, or elsewhere, will
+				 * do. */
+				evbuffer_drain(in, 1 + len);
+				server_unreachable(sv, ef.message ? ef.message : ef.sqlstate);
+				return;
+			}
 			evbuffer_remove_buffer(in, bufferevent_get_output(cl->bev), 1 + len);
 			client_close(cl); /* the server's error says it all; frees sv */
 			return;
@@ -250,52 +358,46 @@ static void server_handle_login(struct server *sv)
 	}
 }
 
-/* A ReadyForQuery: one request answered; stats, and maybe an idle point. */
-static void server_note_ready(struct server *sv, char status)
-{
-	struct client *cl = sv->client;
-	struct stats *st = &cl->pool->stats;
-	int64_t now = now_us();
-
-	sv->tx_status = status;
-	sv->saw_ready = true;
-	if (cl->pending_syncs > 0)
-		cl->pending_syncs--;
-	st->query_count++;
-	st->query_time_us += (uint64_t)(now - cl->query_start_us);
-	cl->query_start_us = now;
-	if (status == 'I' && cl->xact_start_us != 0) {
-		st->xact_count++;
-		st->xact_time_us += (uint64_t)(now - cl->xact_start_us);
-		cl->xact_start_us = 0;
-	}
-}
+/* Errors longer than this are rare and still count as errors; only their SQLSTATE goes unread. */
+#define ERROR_PEEK_MAX 4096
 
 /*
- * Only two messages are looked into: ReadyForQuery (its status tells when the
- * session is idle) and ParameterStatus (so a moved session can be told what
- * changed). Both are tiny; everything else passes by its header alone.
+ * Only three messages are looked into: ReadyForQuery (its status tells when the
+ * session is idle), ParameterStatus (so a moved session can be told what
+ * changed) and ErrorResponse (a failed request records no session state; 25006
+ * on the primary means it was demoted). Everything else passes by its header.
  */
 static enum proto_inspect server_inspect(void *arg, char type, uint32_t len, struct evbuffer *in,
 					 const struct evbuffer_ptr *at)
 {
+	static uint8_t body[ERROR_PEEK_MAX];
 	struct server *sv = arg;
-	struct evbuffer_ptr body = *at;
-	uint8_t buf[256];
+	struct evbuffer_ptr p = *at;
+	size_t n = len - 4;
 
-	if (type != 'Z' && type != 'S')
+	if (type != 'Z' && type != 'S' && type != 'E')
 		return PROTO_INSPECT_FORWARD;
-	if (type == 'S' && len - 4 > sizeof(buf))
-		return PROTO_INSPECT_FORWARD; /* no reported parameter is that long */
-	if (type == 'Z' && len != 5)
+	if (n > sizeof(body) || (type == 'Z' && n != 1)) {
+		if (type == 'E')
+			client_note_error(sv->client, NULL, 0);
 		return PROTO_INSPECT_FORWARD;
-	if (evbuffer_ptr_set(in, &body, PROTO_HEADER_LEN, EVBUFFER_PTR_ADD) < 0 ||
-	    evbuffer_copyout_from(in, &body, buf, len - 4) != (ev_ssize_t)(len - 4))
+	}
+	if (evbuffer_ptr_set(in, &p, PROTO_HEADER_LEN, EVBUFFER_PTR_ADD) < 0 ||
+	    evbuffer_copyout_from(in, &p, body, n) != (ev_ssize_t)n)
 		return PROTO_INSPECT_WAIT;
-	if (type == 'Z')
-		server_note_ready(sv, (char)buf[0]);
-	else
-		client_note_parameter(sv->client, buf, len - 4);
+	switch (type) {
+	case 'Z':
+		sv->tx_status = (char)body[0];
+		sv->saw_ready = true;
+		client_note_ready(sv->client, sv->tx_status);
+		break;
+	case 'S':
+		client_note_parameter(sv->client, body, n);
+		break;
+	default:
+		client_note_error(sv->client, body, n);
+		break;
+	}
 	return PROTO_INSPECT_FORWARD;
 }
 
@@ -313,6 +415,7 @@ void server_forward(struct server *sv)
 	if (movable > 0) {
 		evbuffer_remove_buffer(in, bufferevent_get_output(cl->bev), movable);
 		cl->pool->stats.bytes_out += movable;
+		client_note_response(cl);
 	}
 	if (scan == PROTO_SCAN_BAD_LENGTH) {
 		server_fail(sv, "invalid message from", "bad message length");
@@ -334,10 +437,20 @@ static void server_read_cb(struct bufferevent *bev UNUSED, void *arg)
 {
 	struct server *sv = arg;
 
-	if (sv->state == SV_LOGIN)
+	switch (sv->state) {
+	case SV_LOGIN:
 		server_handle_login(sv);
-	else if (sv->state == SV_ACTIVE)
+		break;
+	case SV_RESTORE:
+		server_handle_restore(sv);
+		break;
+	case SV_ACTIVE:
 		server_forward(sv);
+		break;
+	case SV_CONNECTING:
+	case SV_CLOSING:
+		break;
+	}
 }
 
 /* The server's output drained: the client may send again. */
@@ -369,10 +482,16 @@ static void server_event_cb(struct bufferevent *bev, short what, void *arg)
 	else
 		reason = "server closed the connection";
 	if (sv->state == SV_ACTIVE) {
+		char text[512];
+
 		/* Whatever the server said last (a FATAL, say) reaches the client first. */
 		server_forward(sv);
+		describe(sv, "lost connection to", reason, text, sizeof(text));
+		log_info("server %" PRIu64 ": %s", sv->id, text);
+		client_server_lost(sv->client, text); /* frees sv */
+	} else if (sv->state == SV_RESTORE) {
 		server_fail(sv, "lost connection to", reason);
 	} else {
-		server_fail(sv, "could not connect to", reason);
+		server_unreachable(sv, reason);
 	}
 }

@@ -46,6 +46,11 @@ struct client {
 	struct startup_params params;
 	/* ParameterStatus values the client has been told, to resend only changes after a move. */
 	struct startup_params reported;
+	/* What it SET, LISTENed to, PREPAREd: replayed when the session moves. */
+	struct session_state *session;
+	/* Session statements of the request in flight, recorded once it succeeds. */
+	char *pending_session_sql;
+	size_t pending_session_len;
 	struct auth_client *auth;
 	struct server_credentials cred;
 
@@ -57,9 +62,15 @@ struct client {
 	uint32_t cancel_pid; /* the key pgwing gave the client */
 	uint32_t cancel_key;
 
-	struct event *timer;    /* login timeout while logging in, hold timeout while waiting */
-	uint32_t msg_remaining; /* bytes of a partly forwarded message still to come */
-	int pending_syncs;      /* Query/Sync/FunctionCall sent, ReadyForQuery not yet back */
+	struct event *timer;      /* login timeout while logging in, hold timeout while waiting */
+	uint32_t msg_remaining;   /* bytes of a partly forwarded message still to come */
+	int pending_syncs;        /* Query/Sync/FunctionCall sent, ReadyForQuery not yet back */
+	struct evbuffer *retry;   /* the in-flight Query, when it is provably safe to run again */
+	bool is_response_started; /* the server has sent something for the request in flight */
+	bool has_request_failed;  /* an ErrorResponse came for the request in flight */
+	bool is_mid_request;      /* extended-protocol messages sent since the last Sync */
+	bool is_skipping_to_sync; /* its server died mid-request: drop messages up to Sync */
+	int64_t hold_since_ms;    /* waiting for a server since (0: not waiting), across retries */
 	int64_t query_start_us;
 	int64_t xact_start_us;
 	int64_t connect_time_ms;
@@ -75,6 +86,21 @@ void client_accept(int fd, enum target target, const struct sockaddr *addr, int 
  * after a move only the parameters whose values changed. Then forwarding starts.
  */
 void client_server_ready(struct client *cl, struct evbuffer *parameter_status);
+/*
+ * The client's server died. An idle client just loses it (and gets a new one when
+ * it speaks); a provably read-only request in flight is run again elsewhere;
+ * anything else in flight gets an error saying its outcome is unknown.
+ * what names the backend and the reason.
+ */
+void client_server_lost(struct client *cl, const char *what);
+/* Connecting or logging in to a server failed in a way another try may fix: wait and retry. */
+void client_server_unreachable(struct client *cl, const char *what);
+/* ReadyForQuery from the server: a request is answered. */
+void client_note_ready(struct client *cl, char status);
+/* The server sent something for the request in flight (it can no longer be retried). */
+void client_note_response(struct client *cl);
+/* The server sent an ErrorResponse for the request in flight (body without header). */
+void client_note_error(struct client *cl, const uint8_t *body, size_t len);
 /* The server reported a parameter mid-session (already forwarded): remember it. */
 void client_note_parameter(struct client *cl, const uint8_t *body, size_t len);
 /* The server answered everything the client asked (ReadyForQuery, nothing pending). */

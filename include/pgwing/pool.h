@@ -16,9 +16,10 @@ struct pool {
 	enum target target;
 	struct client_list waiting;
 	int nwaiting;
-	int nactive;         /* clients of this pool with a server or logging one in */
-	int nclients;        /* all logged-in clients of this pool */
-	uint32_t generation; /* RECONNECT bumps it: older servers are released when idle */
+	int nactive;           /* clients of this pool with a server or logging one in */
+	int nclients;          /* all logged-in clients of this pool */
+	uint32_t generation;   /* RECONNECT bumps it: older servers are released when idle */
+	int64_t hold_start_ms; /* when clients started waiting here, for the log */
 	struct stats stats;
 	struct pool *next;
 };
@@ -42,6 +43,8 @@ void pool_reconnect(const char *database);
 void pool_add_client(struct client *cl);
 /* The client needs a server: start one, or wait in the queue. */
 void pool_request_server(struct client *cl);
+/* Its server could not be reached: wait (within the hold) and try again shortly. */
+void pool_retry_later(struct client *cl);
 /* The client leaves its pool (closed, or served). */
 void pool_forget_client(struct client *cl);
 /* Topology changed: serve whoever waits and can be served now. */

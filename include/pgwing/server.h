@@ -17,6 +17,7 @@ struct pool;
 enum server_state {
 	SV_CONNECTING,
 	SV_LOGIN,
+	SV_RESTORE, /* replaying a moved session's state; answers are not the client's */
 	SV_ACTIVE,
 	SV_CLOSING,
 };
@@ -36,6 +37,7 @@ struct server {
 	char tx_status;      /* from the last ReadyForQuery: 'I', 'T' or 'E' */
 	bool saw_ready;      /* a ReadyForQuery went by in the current forwarding pass */
 	uint32_t generation; /* the pool's generation when this server connected */
+	int restore_pending; /* ReadyForQuery messages still due while restoring */
 	uint32_t msg_remaining;
 	int64_t connect_time_ms;
 };
