@@ -97,6 +97,8 @@ bool router_should_move(const struct topology *topo, const struct config *cfg, e
 	 * as the read fallback) b is right only while it is what a new client would get: a demoted
 	 * or fenced primary, or a fallback after a replica came back, is not.
 	 */
+	if (b == NULL)
+		return true; /* its backend was removed by a reload (see topology's on_remove) */
 	if (target == TARGET_RO && is_ro_candidate(b, cfg))
 		return false;
 	return router_pick(topo, cfg, target) != b;

@@ -18,7 +18,10 @@
 struct backend *router_pick(const struct topology *topo, const struct config *cfg,
 			    enum target target);
 
-/* Whether a client already on backend b should move off at its next idle point. */
+/*
+ * Whether a client already on backend b should move off at its next idle
+ * point. b == NULL (a server whose backend a reload removed) always moves.
+ */
 bool router_should_move(const struct topology *topo, const struct config *cfg, enum target target,
 			const struct backend *b);
 

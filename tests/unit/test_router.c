@@ -450,6 +450,25 @@ static void test_should_move_ro(void **state)
 	assert_true(router_should_move(&f->topo, &f->cfg, TARGET_RO, p));
 }
 
+static void test_should_move_off_a_removed_backend(void **state)
+{
+	struct fixture *f = *state;
+
+	add(f, "p", "ams", ROLE_PRIMARY);
+	add(f, "r", "ams", ROLE_REPLICA);
+	assert_true(router_should_move(&f->topo, &f->cfg, TARGET_RW, NULL));
+	assert_true(router_should_move(&f->topo, &f->cfg, TARGET_RO, NULL));
+}
+
+static int nremoved;
+static char removed_names[64];
+
+static void count_removed(struct backend *b)
+{
+	nremoved++;
+	strncat(removed_names, b->name, sizeof(removed_names) - strlen(removed_names) - 1);
+}
+
 static void test_apply_config_keeps_state_of_unchanged_backends(void **state UNUSED)
 {
 	struct backend_config bcs[3] = {
@@ -484,7 +503,11 @@ static void test_apply_config_keeps_state_of_unchanged_backends(void **state UNU
 		{.name = "pg2", .host = "10.0.0.2", .port = 6432, .region = "ams"},
 	};
 	cfg.backends = next;
+	topo->on_remove = count_removed;
 	topology_apply_config(topo, &cfg);
+	/* The moved pg2 and the dropped pg3 are announced before they are freed. */
+	assert_int_equal(nremoved, 2);
+	assert_string_equal(removed_names, "pg2pg3");
 
 	assert_int_equal(topo->count, 3);
 	assert_string_equal(topo->backends[0]->name, "pg4");
@@ -539,6 +562,7 @@ int main(void)
 		ROUTER_TEST(test_reconcile_computes_replica_lag_bytes),
 		ROUTER_TEST(test_should_move_rw),
 		ROUTER_TEST(test_should_move_ro),
+		ROUTER_TEST(test_should_move_off_a_removed_backend),
 		cmocka_unit_test(test_apply_config_keeps_state_of_unchanged_backends),
 		cmocka_unit_test(test_names),
 	};
