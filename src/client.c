@@ -493,38 +493,44 @@ static void request_classify(struct client *cl, const char *sql, size_t len)
 		proto_put_query(cl->retry, sql);
 	}
 	if (is_stateful) {
-		free(cl->pending_session_sql);
-		cl->pending_session_sql = xmalloc(len + 1);
-		memcpy(cl->pending_session_sql, sql, len);
-		cl->pending_session_sql[len] = '\0';
-		cl->pending_session_len = len;
+		/* Inside a transaction block several requests add up until it ends. */
+		size_t have = cl->pending_session_len;
+
+		cl->pending_session_sql = xrealloc(cl->pending_session_sql, have + len + 2);
+		if (have > 0)
+			cl->pending_session_sql[have++] = ';';
+		memcpy(cl->pending_session_sql + have, sql, len);
+		cl->pending_session_len = have + len;
+		cl->pending_session_sql[cl->pending_session_len] = '\0';
 	}
 }
 
-/* The request in flight succeeded: what it set up becomes part of the session. */
-static void request_commit_session(struct client *cl)
+/*
+ * A request was answered. Session state it set up counts once it is sure to
+ * stay: at the end of an autocommit request or of a committed transaction. A
+ * failed request, a failed transaction or a ROLLBACK leaves no trace, as on
+ * the server.
+ */
+static void request_settle_session(struct client *cl, char tx_status)
 {
 	struct stmt_info info[CLASSIFY_MAX_STMTS];
 	size_t n;
 
-	if (cl->pending_session_sql == NULL)
+	if (cl->pending_session_sql == NULL || tx_status == 'T')
 		return;
-	if (!cl->has_request_failed) {
+	if (tx_status == 'I' && !cl->has_request_failed) {
 		if (cl->session == NULL)
 			cl->session = session_state_new();
 		n = classify_query(cl->pending_session_sql, cl->pending_session_len, info,
 				   CLASSIFY_MAX_STMTS);
 		if (n > CLASSIFY_MAX_STMTS)
 			session_state_mark_unmovable(cl->session, "too many statements to track");
-		for (size_t i = 0; i < n && i < CLASSIFY_MAX_STMTS; i++) {
-			if (info[i].cls == STMT_SESSION)
-				session_state_apply(cl->session, &info[i], cl->pending_session_sql);
-			else if (info[i].cls == STMT_UNMOVABLE)
-				session_state_mark_unmovable(cl->session, info[i].reason);
-		}
+		for (size_t i = 0; i < n && i < CLASSIFY_MAX_STMTS; i++)
+			session_state_apply(cl->session, &info[i], cl->pending_session_sql);
 	}
 	free(cl->pending_session_sql);
 	cl->pending_session_sql = NULL;
+	cl->pending_session_len = 0;
 }
 
 /* Parse and Close of named statements, so they can be re-created on another server. */
@@ -843,17 +849,17 @@ void client_note_ready(struct client *cl, char status)
 		st->xact_time_us += (uint64_t)(now - cl->xact_start_us);
 		cl->xact_start_us = 0;
 	}
+	request_settle_session(cl, status);
 	if (cl->pending_syncs == 0) {
-		request_commit_session(cl);
 		if (cl->retry != NULL)
 			evbuffer_drain(cl->retry, evbuffer_get_length(cl->retry));
 	}
 }
 
-void client_note_response(struct client *cl)
+void client_note_command(struct client *cl, const char *tag)
 {
-	if (cl->pending_syncs > 0)
-		cl->is_response_started = true;
+	if (strcmp(tag, "ROLLBACK") == 0)
+		cl->has_request_failed = true; /* what the transaction set up is undone */
 }
 
 void client_note_error(struct client *cl, const uint8_t *body, size_t len)
@@ -882,6 +888,7 @@ static void request_reset(struct client *cl)
 	cl->xact_start_us = 0;
 	free(cl->pending_session_sql);
 	cl->pending_session_sql = NULL;
+	cl->pending_session_len = 0;
 	if (cl->retry != NULL)
 		evbuffer_drain(cl->retry, evbuffer_get_length(cl->retry));
 }

@@ -112,6 +112,16 @@ static void server_fail(struct server *sv, const char *what, const char *detail)
 		server_free(sv);
 }
 
+/* An active server is gone: the client decides whether its session can move. */
+static void server_lost(struct server *sv, const char *reason)
+{
+	char text[512];
+
+	describe(sv, "lost connection to", reason, text, sizeof(text));
+	log_info("server %" PRIu64 ": %s", sv->id, text);
+	client_server_lost(sv->client, text); /* frees sv */
+}
+
 /* Connecting or logging in failed in a way that may pass: the client waits and tries again. */
 static void server_unreachable(struct server *sv, const char *detail)
 {
@@ -362,24 +372,32 @@ static void server_handle_login(struct server *sv)
 #define ERROR_PEEK_MAX 4096
 
 /*
- * Only three messages are looked into: ReadyForQuery (its status tells when the
+ * Only a few messages are looked into: ReadyForQuery (its status tells when the
  * session is idle), ParameterStatus (so a moved session can be told what
- * changed) and ErrorResponse (a failed request records no session state; 25006
- * on the primary means it was demoted). Everything else passes by its header.
+ * changed), ErrorResponse (a failed request records no session state; 25006
+ * on the primary means it was demoted) and, while session state waits to be
+ * recorded, CommandComplete (a ROLLBACK undoes it). The rest passes by its header.
  */
 static enum proto_inspect server_inspect(void *arg, char type, uint32_t len, struct evbuffer *in,
 					 const struct evbuffer_ptr *at)
 {
 	static uint8_t body[ERROR_PEEK_MAX];
 	struct server *sv = arg;
+	struct client *cl = sv->client;
 	struct evbuffer_ptr p = *at;
+	struct proto_error_fields ef;
 	size_t n = len - 4;
 
-	if (type != 'Z' && type != 'S' && type != 'E')
+	/* Notices, notifications and parameter reports may come at any time; the rest is an answer.
+	 */
+	if (type != 'N' && type != 'A' && type != 'S' && cl->pending_syncs > 0)
+		cl->is_response_started = true;
+	if (type != 'Z' && type != 'S' && type != 'E' &&
+	    (type != 'C' || cl->pending_session_sql == NULL))
 		return PROTO_INSPECT_FORWARD;
 	if (n > sizeof(body) || (type == 'Z' && n != 1)) {
 		if (type == 'E')
-			client_note_error(sv->client, NULL, 0);
+			client_note_error(cl, NULL, 0);
 		return PROTO_INSPECT_FORWARD;
 	}
 	if (evbuffer_ptr_set(in, &p, PROTO_HEADER_LEN, EVBUFFER_PTR_ADD) < 0 ||
@@ -389,13 +407,28 @@ static enum proto_inspect server_inspect(void *arg, char type, uint32_t len, str
 	case 'Z':
 		sv->tx_status = (char)body[0];
 		sv->saw_ready = true;
-		client_note_ready(sv->client, sv->tx_status);
+		client_note_ready(cl, sv->tx_status);
 		break;
 	case 'S':
-		client_note_parameter(sv->client, body, n);
+		client_note_parameter(cl, body, n);
+		break;
+	case 'C':
+		if (n > 0 && body[n - 1] == '\0')
+			client_note_command(cl, (const char *)body);
 		break;
 	default:
-		client_note_error(sv->client, body, n);
+		/*
+		 * FATAL announces the server's end (shutdown, pg_terminate_backend): it is
+		 * handled like the lost connection it is, so the session can move instead
+		 * of the client seeing its server die.
+		 */
+		if (proto_parse_error(body, n, &ef) && ef.severity != NULL &&
+		    (strcmp(ef.severity, "FATAL") == 0 || strcmp(ef.severity, "PANIC") == 0)) {
+			snprintf(sv->last_fatal, sizeof(sv->last_fatal), "%s",
+				 ef.message != NULL ? ef.message : ef.severity);
+			return PROTO_INSPECT_STOP;
+		}
+		client_note_error(cl, body, n);
 		break;
 	}
 	return PROTO_INSPECT_FORWARD;
@@ -415,10 +448,13 @@ void server_forward(struct server *sv)
 	if (movable > 0) {
 		evbuffer_remove_buffer(in, bufferevent_get_output(cl->bev), movable);
 		cl->pool->stats.bytes_out += movable;
-		client_note_response(cl);
 	}
 	if (scan == PROTO_SCAN_BAD_LENGTH) {
 		server_fail(sv, "invalid message from", "bad message length");
+		return;
+	}
+	if (scan == PROTO_SCAN_STOPPED) {
+		server_lost(sv, sv->last_fatal);
 		return;
 	}
 	if (sv->saw_ready) {
@@ -482,13 +518,12 @@ static void server_event_cb(struct bufferevent *bev, short what, void *arg)
 	else
 		reason = "server closed the connection";
 	if (sv->state == SV_ACTIVE) {
-		char text[512];
+		struct client *cl = sv->client;
 
-		/* Whatever the server said last (a FATAL, say) reaches the client first. */
+		/* What the server sent before it went reaches the client first. */
 		server_forward(sv);
-		describe(sv, "lost connection to", reason, text, sizeof(text));
-		log_info("server %" PRIu64 ": %s", sv->id, text);
-		client_server_lost(sv->client, text); /* frees sv */
+		if (cl->server == sv)
+			server_lost(sv, reason);
 	} else if (sv->state == SV_RESTORE) {
 		server_fail(sv, "lost connection to", reason);
 	} else {

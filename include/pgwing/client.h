@@ -97,8 +97,8 @@ void client_server_lost(struct client *cl, const char *what);
 void client_server_unreachable(struct client *cl, const char *what);
 /* ReadyForQuery from the server: a request is answered. */
 void client_note_ready(struct client *cl, char status);
-/* The server sent something for the request in flight (it can no longer be retried). */
-void client_note_response(struct client *cl);
+/* A CommandComplete tag, looked at only while session state waits to be recorded. */
+void client_note_command(struct client *cl, const char *tag);
 /* The server sent an ErrorResponse for the request in flight (body without header). */
 void client_note_error(struct client *cl, const uint8_t *body, size_t len);
 /* The server reported a parameter mid-session (already forwarded): remember it. */
