@@ -434,6 +434,8 @@ sub write_config
 		auth_type       => $self->{auth_type},
 		auth_file       => $self->auth_file,
 		admin_users     => 'admin',
+		# Probes log in as health_user; the nodes' bootstrap superuser is the OS user.
+		health_user     => os_user(),
 		%{ $self->{settings} });
 	my $ini = "; written by PgWing::Test\n[pgwing]\n";
 	for my $k (sort keys %s)
