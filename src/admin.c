@@ -473,8 +473,8 @@ static void show_servers(struct client *cl)
 		connection_row_common(&row, c);
 		row_int(&row, 0, (int64_t)sv->id);
 		row_text(&row, 4, admin_server_state_name(sv));
-		row_text(&row, 5, sv->backend->host);
-		row_int(&row, 6, sv->backend->port);
+		row_text(&row, 5, sv->backend_host);
+		row_int(&row, 6, sv->backend_port);
 		row_text(&row, 7, sv->backend_name);
 		row_time(&row, 8, sv->connect_time_ms);
 		row_int(&row, 10, 0);

@@ -112,7 +112,7 @@ void cancel_forward(uint32_t pid, uint32_t key)
 	proto_put_cancel(bufferevent_get_output(bev), sv->backend_pid, sv->backend_key);
 	log_debug("forwarding cancel for client %" PRIu64 " to %s pid %u", e->client->id,
 		  sv->backend_name, sv->backend_pid);
-	if (server_connect_socket(bev, sv->backend) < 0) {
+	if (server_connect_socket(bev, sv->backend_host, sv->backend_port) < 0) {
 		log_info("could not send cancel request to backend %s", sv->backend_name);
 		bufferevent_free(bev);
 	}

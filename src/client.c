@@ -876,7 +876,8 @@ void client_note_error(struct client *cl, const uint8_t *body, size_t len)
 	 */
 	log_warn("backend %s refused a write (25006): probing its role now",
 		 cl->server->backend_name);
-	health_probe_now(cl->server->backend);
+	if (cl->server->backend != NULL)
+		health_probe_now(cl->server->backend);
 }
 
 /* Forget the request in flight: it is answered (by us) or will be sent again. */
@@ -901,6 +902,18 @@ static void client_drop_server(struct client *cl)
 	cl->msg_remaining = 0;
 	cl->pool->nactive--;
 	bufferevent_enable(cl->bev, EV_READ);
+}
+
+/*
+ * An idle client without a server gets one when it speaks, except a listener:
+ * notifications only reach a session that has a server, so it gets one now.
+ */
+static void client_settle_idle(struct client *cl)
+{
+	if (evbuffer_get_length(bufferevent_get_input(cl->bev)) > 0)
+		client_wake_from_idle(cl);
+	else if (cl->session != NULL && session_state_is_listening(cl->session))
+		pool_request_server(cl);
 }
 
 void client_server_lost(struct client *cl, const char *what)
@@ -938,8 +951,7 @@ void client_server_lost(struct client *cl, const char *what)
 		}
 		log_info("client %" PRIu64 ": %s while idle; it will get a new server", cl->id,
 			 what);
-		if (evbuffer_get_length(bufferevent_get_input(cl->bev)) > 0)
-			client_wake_from_idle(cl);
+		client_settle_idle(cl);
 		return;
 	}
 	if (cl->retry != NULL && evbuffer_get_length(cl->retry) > 0 && !cl->is_response_started &&
@@ -962,14 +974,14 @@ void client_server_lost(struct client *cl, const char *what)
 	 * after an error. */
 	cl->is_skipping_to_sync = cl->is_mid_request;
 	request_reset(cl);
-	if (evbuffer_get_length(bufferevent_get_input(cl->bev)) > 0)
-		client_wake_from_idle(cl);
+	client_settle_idle(cl);
 }
 
 void client_server_unreachable(struct client *cl, const char *what)
 {
 	log_info("client %" PRIu64 ": %s; waiting to try again", cl->id, what);
-	health_probe_now(cl->server->backend);
+	if (cl->server->backend != NULL)
+		health_probe_now(cl->server->backend);
 	server_close(cl->server);
 	pool_retry_later(cl);
 }
@@ -1024,6 +1036,7 @@ void client_release_server(struct client *cl)
 		  cl->server->id);
 	client_drop_server(cl);
 	request_reset(cl);
+	client_settle_idle(cl);
 }
 
 struct client_list *client_all(void)

@@ -10,6 +10,7 @@
 #include "pgwing/metrics.h"
 #include "pgwing/pool.h"
 #include "pgwing/runtime.h"
+#include "pgwing/server.h"
 #include "pgwing/stats.h"
 #include "pgwing/topology.h"
 
@@ -144,7 +145,7 @@ void runtime_reload(void)
 	rt.auth = af;
 	config_free(rt.cfg);
 	rt.cfg = cfg;
-	topology_apply_config(rt.topo, rt.cfg);
+	/* Applies the backends to the topology and notifies, as well as re-probing. */
 	health_reconfigure(rt.topo, rt.cfg, rt.auth);
 	log_info("configuration reloaded from %s", rt.cfg->path);
 	pool_on_topology_change(NULL);
@@ -283,6 +284,7 @@ int main(int argc, char **argv)
 		log_warn("no DNS resolver configured: backends must be given by address");
 	rt.topo = topology_new(rt.cfg);
 	rt.topo->on_change = pool_on_topology_change;
+	server_watch_topology(rt.topo);
 
 	if (listener_start(rt.base, rt.cfg) < 0)
 		goto out;

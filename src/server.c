@@ -34,19 +34,19 @@ static void server_read_cb(struct bufferevent *bev, void *arg);
 static void server_write_cb(struct bufferevent *bev, void *arg);
 static void server_event_cb(struct bufferevent *bev, short what, void *arg);
 
-int server_connect_socket(struct bufferevent *bev, const struct backend *b)
+int server_connect_socket(struct bufferevent *bev, const char *host, int port)
 {
-	if (b->host[0] == '/') {
+	if (host[0] == '/') {
 		struct sockaddr_un sun = {.sun_family = AF_UNIX};
 
-		if ((size_t)snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/.s.PGSQL.%d", b->host,
-				     b->port) >= sizeof(sun.sun_path)) {
+		if ((size_t)snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/.s.PGSQL.%d", host,
+				     port) >= sizeof(sun.sun_path)) {
 			errno = ENAMETOOLONG;
 			return -1;
 		}
 		return bufferevent_socket_connect(bev, (struct sockaddr *)&sun, sizeof(sun));
 	}
-	return bufferevent_socket_connect_hostname(bev, rt.dns, AF_UNSPEC, b->host, b->port);
+	return bufferevent_socket_connect_hostname(bev, rt.dns, AF_UNSPEC, host, port);
 }
 
 static void set_timer(struct event *ev, int64_t ms)
@@ -70,6 +70,7 @@ static void server_free(struct server *sv)
 		evbuffer_free(sv->welcome);
 	bufferevent_free(sv->bev);
 	free(sv->backend_name);
+	free(sv->backend_host);
 	free(sv);
 }
 
@@ -91,8 +92,8 @@ void server_close(struct server *sv)
 static void describe(const struct server *sv, const char *what, const char *detail, char *buf,
 		     size_t buflen)
 {
-	snprintf(buf, buflen, "%s backend %s (%s:%d): %s", what, sv->backend_name,
-		 sv->backend->host, sv->backend->port, detail);
+	snprintf(buf, buflen, "%s backend %s (%s:%d): %s", what, sv->backend_name, sv->backend_host,
+		 sv->backend_port, detail);
 }
 
 /*
@@ -149,6 +150,8 @@ struct server *server_connect(struct backend *b, struct client *cl)
 	sv->id = next_server_id++;
 	sv->backend = b;
 	sv->backend_name = xstrdup(b->name);
+	sv->backend_host = xstrdup(b->host);
+	sv->backend_port = b->port;
 	sv->client = cl;
 	sv->state = SV_CONNECTING;
 	sv->connect_time_ms = now_ms();
@@ -166,7 +169,7 @@ struct server *server_connect(struct backend *b, struct client *cl)
 	set_timer(sv->timer, rt.cfg->server_connect_timeout_ms);
 	log_debug("server %" PRIu64 ": connecting to %s (%s:%d) for client %" PRIu64, sv->id,
 		  b->name, b->host, b->port, cl->id);
-	if (server_connect_socket(sv->bev, b) < 0) {
+	if (server_connect_socket(sv->bev, b->host, b->port) < 0) {
 		/* The event callback reports most failures; this is the synchronous rest. */
 		server_unreachable(sv, strerror(errno));
 		return NULL;
@@ -179,7 +182,7 @@ static void server_send_startup(struct server *sv)
 	int one = 1;
 	int fd = bufferevent_getfd(sv->bev);
 
-	if (sv->backend->host[0] != '/')
+	if (sv->backend_host[0] != '/')
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	sv->state = SV_LOGIN;
 	sv->login = auth_login_new(&sv->client->cred);
@@ -529,4 +532,23 @@ static void server_event_cb(struct bufferevent *bev, short what, void *arg)
 	} else {
 		server_unreachable(sv, reason);
 	}
+}
+
+static void (*prev_on_remove)(struct backend *b);
+
+static void server_on_backend_removed(struct backend *b)
+{
+	struct client *cl;
+
+	TAILQ_FOREACH(cl, client_all(), all_link)
+	if (cl->server != NULL && cl->server->backend == b)
+		cl->server->backend = NULL;
+	if (prev_on_remove != NULL)
+		prev_on_remove(b);
+}
+
+void server_watch_topology(struct topology *topo)
+{
+	prev_on_remove = topo->on_remove;
+	topo->on_remove = server_on_backend_removed;
 }

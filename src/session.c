@@ -250,6 +250,14 @@ const char *session_state_unmovable(const struct session_state *st)
 	return st->unmovable;
 }
 
+bool session_state_is_listening(const struct session_state *st)
+{
+	for (size_t i = 0; i < st->nsql; i++)
+		if (st->sql[i].kind == ENTRY_LISTEN)
+			return true;
+	return false;
+}
+
 bool session_state_is_empty(const struct session_state *st)
 {
 	return st->nsql == 0 && st->nparse == 0 && st->unmovable == NULL;

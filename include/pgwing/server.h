@@ -25,8 +25,10 @@ enum server_state {
 struct server {
 	uint64_t id;
 	struct bufferevent *bev;
-	struct backend *backend;
-	char *backend_name; /* copied: the backend may be dropped by a reload */
+	struct backend *backend; /* NULL once a reload dropped it: the session moves when idle */
+	char *backend_name;      /* copied, as are host and port, to outlive the backend */
+	char *backend_host;
+	int backend_port;
 	struct client *client;
 	enum server_state state;
 	struct auth_login *login;
@@ -45,8 +47,10 @@ struct server {
 
 /* Start connecting to b for client cl; cl->server is set at once. */
 struct server *server_connect(struct backend *b, struct client *cl);
-/* Start a non-blocking connect of bev to b (TCP by name or address, or a unix socket directory). */
-int server_connect_socket(struct bufferevent *bev, const struct backend *b);
+/* Start a non-blocking connect of bev (TCP by name or address, or a unix socket directory). */
+int server_connect_socket(struct bufferevent *bev, const char *host, int port);
+/* Follow the topology: servers on a backend a reload drops let go of it. */
+void server_watch_topology(struct topology *topo);
 /* Forward whatever the server has buffered to its client. */
 void server_forward(struct server *sv);
 /* Close (sending Terminate when logged in); detaches from its client. */

@@ -38,6 +38,8 @@ const char *session_state_unmovable(const struct session_state *st);
 
 /* Nothing to replay and nothing that keeps the session in place. */
 bool session_state_is_empty(const struct session_state *st);
+/* A session that LISTENs needs a server even while idle, or notifications can't reach it. */
+bool session_state_is_listening(const struct session_state *st);
 
 /*
  * Append what rebuilds the state on a fresh server: one simple Query with the
