@@ -273,6 +273,16 @@ static void server_handle_restore(struct server *sv)
 	}
 }
 
+/* pgwing could not answer the server's authentication request for this user. */
+static void server_login_failed(struct server *sv, const char *err)
+{
+	char detail[300];
+
+	snprintf(detail, sizeof(detail), "as user \"%s\": %s", sv->client->params.user,
+		 err != NULL ? err : "authentication failed");
+	server_fail(sv, "cannot log in to", detail);
+}
+
 /*
  * Login: the whole message is buffered (they are small), then handled. Errors
  * from the server (no such database, its own auth failure) go to the client
@@ -311,8 +321,7 @@ static void server_handle_login(struct server *sv)
 				break;
 			case AUTH_STEP_FAILED:
 				evbuffer_drain(in, 1 + len);
-				server_fail(sv, "cannot log in to",
-					    err != NULL ? err : "authentication failed");
+				server_login_failed(sv, err);
 				return;
 			}
 			break;
