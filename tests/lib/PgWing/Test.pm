@@ -295,7 +295,8 @@ Written to the auth file as C<"user" "password-or-secret"> lines.
 
 Any other [pgwing] setting; overrides the defaults written by the module
 (listen_addr 127.0.0.1, free rw/ro ports, unix_socket_dir empty,
-auth_file, admin_users admin).
+auth_file, admin_users admin, health_user os_user() -- the nodes' superuser,
+trusted by their pg_hba.conf, also after set_hba).
 
 =item extra_config => "raw text appended to the ini file"
 
