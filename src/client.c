@@ -856,6 +856,12 @@ void client_note_ready(struct client *cl, char status)
 	}
 }
 
+bool client_can_retry(const struct client *cl)
+{
+	return cl->retry != NULL && evbuffer_get_length(cl->retry) > 0 && cl->pending_syncs == 1 &&
+	       !cl->is_mid_request;
+}
+
 void client_note_command(struct client *cl, const char *tag)
 {
 	if (strcmp(tag, "ROLLBACK") == 0)
@@ -867,6 +873,8 @@ void client_note_error(struct client *cl, const uint8_t *body, size_t len)
 	struct proto_error_fields ef;
 
 	cl->has_request_failed = true;
+	if (cl->pending_syncs > 0)
+		cl->is_response_started = true;
 	if (cl->target != TARGET_RW || cl->server == NULL || !proto_parse_error(body, len, &ef) ||
 	    ef.sqlstate == NULL || strcmp(ef.sqlstate, SQLSTATE_READ_ONLY_TRANSACTION) != 0)
 		return;
@@ -954,8 +962,7 @@ void client_server_lost(struct client *cl, const char *what)
 		client_settle_idle(cl);
 		return;
 	}
-	if (cl->retry != NULL && evbuffer_get_length(cl->retry) > 0 && !cl->is_response_started &&
-	    cl->pending_syncs == 1 && !cl->is_mid_request) {
+	if (client_can_retry(cl) && !cl->is_response_started) {
 		struct evbuffer *in = bufferevent_get_input(cl->bev);
 
 		/* Never answered, provably read-only, autocommit: run it again elsewhere. */

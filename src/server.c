@@ -390,6 +390,35 @@ static void server_handle_login(struct server *sv)
  * on the primary means it was demoted) and, while session state waits to be
  * recorded, CommandComplete (a ROLLBACK undoes it). The rest passes by its header.
  */
+/*
+ * A retryable read's answer is held back until its ReadyForQuery is buffered
+ * too (or it outgrows this): if the server dies mid-answer, the client has seen
+ * nothing and the read runs again elsewhere. Small answers arrive in one read,
+ * so holding them costs no time.
+ */
+#define RETRY_HOLD_MAX (64 * 1024)
+
+static bool answer_is_buffered(struct evbuffer *in, const struct evbuffer_ptr *at)
+{
+	struct evbuffer_ptr p = *at;
+	size_t held = 0;
+	uint8_t hdr[PROTO_HEADER_LEN];
+	uint32_t len;
+
+	for (;;) {
+		if (evbuffer_copyout_from(in, &p, hdr, sizeof(hdr)) != (ev_ssize_t)sizeof(hdr))
+			return false;
+		if (hdr[0] == 'Z')
+			return true;
+		memcpy(&len, hdr + 1, 4);
+		held += 1 + (size_t)ntohl(len);
+		if (held > RETRY_HOLD_MAX)
+			return true; /* too big to hold: it flows, and can't be retried */
+		if (evbuffer_ptr_set(in, &p, 1 + ntohl(len), EVBUFFER_PTR_ADD) < 0)
+			return false;
+	}
+}
+
 static enum proto_inspect server_inspect(void *arg, char type, uint32_t len, struct evbuffer *in,
 					 const struct evbuffer_ptr *at)
 {
@@ -400,10 +429,17 @@ static enum proto_inspect server_inspect(void *arg, char type, uint32_t len, str
 	struct proto_error_fields ef;
 	size_t n = len - 4;
 
-	/* Notices, notifications and parameter reports may come at any time; the rest is an answer.
+	/*
+	 * Notices, notifications and parameter reports may come at any time, and a
+	 * FATAL is taken off the stream below; anything else is an answer, after
+	 * which the request can't be run again elsewhere.
 	 */
-	if (type != 'N' && type != 'A' && type != 'S' && cl->pending_syncs > 0)
+	if (type != 'N' && type != 'A' && type != 'S' && type != 'E' && cl->pending_syncs > 0 &&
+	    !cl->is_response_started) {
+		if (client_can_retry(cl) && !answer_is_buffered(in, at))
+			return PROTO_INSPECT_WAIT;
 		cl->is_response_started = true;
+	}
 	if (type != 'Z' && type != 'S' && type != 'E' &&
 	    (type != 'C' || cl->pending_session_sql == NULL))
 		return PROTO_INSPECT_FORWARD;

@@ -97,6 +97,8 @@ void client_server_lost(struct client *cl, const char *what);
 void client_server_unreachable(struct client *cl, const char *what);
 /* ReadyForQuery from the server: a request is answered. */
 void client_note_ready(struct client *cl, char status);
+/* The request in flight is a provably read-only autocommit query that may run again. */
+bool client_can_retry(const struct client *cl);
 /* A CommandComplete tag, looked at only while session state waits to be recorded. */
 void client_note_command(struct client *cl, const char *tag);
 /* The server sent an ErrorResponse for the request in flight (body without header). */
