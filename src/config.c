@@ -53,6 +53,7 @@
 #define INT_FIELD(f)    FIELD(f, __builtin_types_compatible_p(FIELD_TYPE(f), int))
 #define MS_FIELD(f)     FIELD(f, __builtin_types_compatible_p(FIELD_TYPE(f), int64_t))
 #define ENUM_FIELD(f)   FIELD(f, sizeof(FIELD_TYPE(f)) == sizeof(int))
+#define BOOL_FIELD(f)   FIELD(f, __builtin_types_compatible_p(FIELD_TYPE(f), bool))
 
 static const char *const auth_type_names[] = {
 	[AUTH_TRUST] = "trust",
@@ -65,6 +66,13 @@ static const char *const auth_type_names[] = {
 static const char *const ro_fallback_names[] = {
 	[RO_FALLBACK_PRIMARY] = "primary",
 	[RO_FALLBACK_ERROR] = "error",
+	NULL,
+};
+
+static const char *const wake_for_reads_names[] = {
+	[WAKE_FOR_READS_NEAREST] = "nearest",
+	[WAKE_FOR_READS_NEVER] = "never",
+	[WAKE_FOR_READS_ALWAYS] = "always",
 	NULL,
 };
 
@@ -312,6 +320,46 @@ static const struct setting settings[] = {
 		.min_value = 1,
 		.max_value = NO_MAX,
 		.doc = "Database the health probes connect to.",
+	},
+	{
+		.name = "wake_timeout",
+		.type = SETTING_DURATION,
+		.offset = MS_FIELD(wake_timeout_ms),
+		.default_value = "60s",
+		.is_reloadable = true,
+		.min_value = 1,
+		.max_value = DURATION_MAX,
+		.doc = "How long clients wait for a backend being woken before SQLSTATE 08006.",
+	},
+	{
+		.name = "server_idle_timeout",
+		.type = SETTING_DURATION,
+		.offset = MS_FIELD(server_idle_timeout_ms),
+		.default_value = "60s",
+		.is_reloadable = true,
+		.min_value = 0,
+		.max_value = DURATION_MAX,
+		.doc = "Close a server connection idle this long, so its backend can stop; 0 "
+		       "disables.",
+	},
+	{
+		.name = "probe_sleeping",
+		.type = SETTING_BOOL,
+		.offset = BOOL_FIELD(probe_sleeping),
+		.default_value = "off",
+		.is_reloadable = true,
+		.doc = "Keep probing a backend that is asleep and unwanted (a probe may keep it "
+		       "awake).",
+	},
+	{
+		.name = "wake_for_reads",
+		.type = SETTING_ENUM,
+		.offset = ENUM_FIELD(wake_for_reads),
+		.default_value = "nearest",
+		.is_reloadable = true,
+		.enum_names = wake_for_reads_names,
+		.doc = "When read-only clients wake a sleeping replica: nearest (only if no usable "
+		       "replica is up), never, or always.",
 	},
 	{
 		.name = "stats_period",

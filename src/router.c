@@ -87,6 +87,53 @@ struct backend *router_pick(const struct topology *topo, const struct config *cf
 	return cfg->ro_fallback == RO_FALLBACK_PRIMARY ? topology_primary(topo) : NULL;
 }
 
+static bool is_sleeping(const struct backend *b)
+{
+	return (b->state == BACKEND_ASLEEP || b->state == BACKEND_WAKING) && !b->is_fenced;
+}
+
+/*
+ * The sleeping backend of role to wake: one that last probed as role first,
+ * else one never seen up (its role is unknown until it answers). Among those,
+ * a replica in our region first, then file order.
+ */
+static struct backend *pick_sleeping(const struct topology *topo, const struct config *cfg,
+				     enum backend_role role)
+{
+	struct backend *best = NULL;
+
+	for (int i = 0; i < topo->count; i++) {
+		struct backend *b = topo->backends[i];
+
+		if (!is_sleeping(b) || (b->role != role && b->role != ROLE_UNKNOWN))
+			continue;
+		if (best == NULL || (b->role == role && best->role != role) ||
+		    (b->role == best->role && role == ROLE_REPLICA && is_same_region(b, cfg) &&
+		     !is_same_region(best, cfg)))
+			best = b;
+	}
+	return best;
+}
+
+struct backend *router_pick_wakeable(const struct topology *topo, const struct config *cfg,
+				     enum target target)
+{
+	struct backend *replica;
+
+	if (target == TARGET_RW)
+		return topology_primary(topo) == NULL ? pick_sleeping(topo, cfg, ROLE_PRIMARY)
+						      : NULL;
+	if (cfg->wake_for_reads == WAKE_FOR_READS_NEVER ||
+	    (cfg->wake_for_reads == WAKE_FOR_READS_NEAREST && pick_replica(topo, cfg) != NULL))
+		return NULL;
+	replica = pick_sleeping(topo, cfg, ROLE_REPLICA);
+	if (replica != NULL)
+		return replica;
+	/* No replica to wake: reads need the primary they fall back to. */
+	return cfg->ro_fallback == RO_FALLBACK_PRIMARY ? router_pick_wakeable(topo, cfg, TARGET_RW)
+						       : NULL;
+}
+
 bool router_should_move(const struct topology *topo, const struct config *cfg, enum target target,
 			const struct backend *b)
 {

@@ -20,6 +20,13 @@ enum ro_fallback {
 	RO_FALLBACK_ERROR,
 };
 
+/* When a read-only client wakes a sleeping replica (see router_pick_wakeable). */
+enum wake_for_reads {
+	WAKE_FOR_READS_NEAREST,
+	WAKE_FOR_READS_NEVER,
+	WAKE_FOR_READS_ALWAYS,
+};
+
 /* One line of [backends]: "name = host=... port=... region=... key=value ...". */
 struct backend_config {
 	char *name;
@@ -63,6 +70,12 @@ struct config {
 	enum ro_fallback ro_fallback;
 	char *health_user; /* "" = first of admin_users */
 	char *health_dbname;
+
+	/* scale to zero */
+	int64_t wake_timeout_ms;
+	int64_t server_idle_timeout_ms; /* 0 disables */
+	bool probe_sleeping;
+	enum wake_for_reads wake_for_reads;
 
 	/* console, statistics and metrics */
 	int64_t stats_period_ms;

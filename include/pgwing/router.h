@@ -19,6 +19,17 @@ struct backend *router_pick(const struct topology *topo, const struct config *cf
 			    enum target target);
 
 /*
+ * The asleep or waking backend to wake for a client of target, or NULL:
+ * TARGET_RW: the sleeping primary (or a sleeping backend of unknown role)
+ * while there is no live primary. TARGET_RO per wake_for_reads: nearest wakes a
+ * sleeping replica (our region first) only while no replica can serve, always
+ * whenever one sleeps, never not at all; with no replica to wake, the sleeping
+ * primary when reads fall back to it.
+ */
+struct backend *router_pick_wakeable(const struct topology *topo, const struct config *cfg,
+				     enum target target);
+
+/*
  * Whether a client already on backend b should move off at its next idle
  * point. b == NULL (a server whose backend a reload removed) always moves.
  */

@@ -537,6 +537,76 @@ static void test_names(void **state UNUSED)
 	assert_string_equal(backend_state_name(BACKEND_WAKING), "waking");
 }
 
+static struct backend *wakeable(struct fixture *f, enum target target)
+{
+	return router_pick_wakeable(&f->topo, &f->cfg, target);
+}
+
+static void test_wake_the_sleeping_primary_only_without_a_live_one(void **state)
+{
+	struct fixture *f = *state;
+
+	struct backend *p = add(f, "p", "ams", ROLE_PRIMARY);
+	struct backend *down = add(f, "down", "ams", ROLE_PRIMARY);
+	down->state = BACKEND_DOWN;
+	assert_null(wakeable(f, TARGET_RW));
+
+	p->state = BACKEND_ASLEEP;
+	assert_ptr_equal(wakeable(f, TARGET_RW), p);
+	/* A wake under way is still the one to wait for (wake_backend coalesces). */
+	p->state = BACKEND_WAKING;
+	assert_ptr_equal(wakeable(f, TARGET_RW), p);
+	p->is_fenced = true;
+	assert_null(wakeable(f, TARGET_RW));
+}
+
+static void test_wake_prefers_a_known_role_over_an_unknown_one(void **state)
+{
+	struct fixture *f = *state;
+
+	struct backend *never_up = add(f, "never_up", "ams", ROLE_UNKNOWN);
+	struct backend *r = add(f, "r", "ams", ROLE_REPLICA);
+	never_up->state = BACKEND_ASLEEP;
+	r->state = BACKEND_ASLEEP;
+
+	assert_ptr_equal(wakeable(f, TARGET_RW), never_up);
+	assert_ptr_equal(wakeable(f, TARGET_RO), r);
+}
+
+static void test_wake_for_reads(void **state)
+{
+	struct fixture *f = *state;
+
+	add(f, "p", "ams", ROLE_PRIMARY);
+	struct backend *far = add(f, "far", "ord", ROLE_REPLICA);
+	struct backend *near = add(f, "near", "ams", ROLE_REPLICA);
+	struct backend *up = add(f, "up", "ord", ROLE_REPLICA);
+	far->state = BACKEND_ASLEEP;
+	near->state = BACKEND_ASLEEP;
+
+	f->cfg.wake_for_reads = WAKE_FOR_READS_NEAREST;
+	assert_null(wakeable(f, TARGET_RO)); /* "up" serves */
+	up->lag_ms = 20000;                  /* too far behind to count */
+	assert_ptr_equal(wakeable(f, TARGET_RO), near);
+	f->cfg.wake_for_reads = WAKE_FOR_READS_NEVER;
+	assert_null(wakeable(f, TARGET_RO));
+	f->cfg.wake_for_reads = WAKE_FOR_READS_ALWAYS;
+	up->lag_ms = 0;
+	assert_ptr_equal(wakeable(f, TARGET_RO), near);
+}
+
+static void test_wake_for_reads_falls_back_to_the_primary(void **state)
+{
+	struct fixture *f = *state;
+
+	struct backend *p = add(f, "p", "ams", ROLE_PRIMARY);
+	p->state = BACKEND_ASLEEP;
+
+	assert_ptr_equal(wakeable(f, TARGET_RO), p);
+	f->cfg.ro_fallback = RO_FALLBACK_ERROR;
+	assert_null(wakeable(f, TARGET_RO));
+}
+
 #define ROUTER_TEST(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -563,6 +633,10 @@ int main(void)
 		ROUTER_TEST(test_should_move_rw),
 		ROUTER_TEST(test_should_move_ro),
 		ROUTER_TEST(test_should_move_off_a_removed_backend),
+		ROUTER_TEST(test_wake_the_sleeping_primary_only_without_a_live_one),
+		ROUTER_TEST(test_wake_prefers_a_known_role_over_an_unknown_one),
+		ROUTER_TEST(test_wake_for_reads),
+		ROUTER_TEST(test_wake_for_reads_falls_back_to_the_primary),
 		cmocka_unit_test(test_apply_config_keeps_state_of_unchanged_backends),
 		cmocka_unit_test(test_names),
 	};
