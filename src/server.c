@@ -362,10 +362,13 @@ static void server_handle_login(struct server *sv)
 			if (ef.sqlstate != NULL &&
 			    (strcmp(ef.sqlstate, SQLSTATE_CANNOT_CONNECT_NOW) == 0 ||
 			     strcmp(ef.sqlstate, SQLSTATE_ADMIN_SHUTDOWN) == 0)) {
-				/* Starting up or shutting down: a moment later, or elsewhere, will
-				 * do. */
-				evbuffer_drain(in, 1 + len);
-				server_unreachable(sv, ef.message ? ef.message : ef.sqlstate);
+				/* Starting up or shutting down: later, or elsewhere, will do. */
+				char reason[256];
+
+				snprintf(reason, sizeof(reason), "%s",
+					 ef.message != NULL ? ef.message : ef.sqlstate);
+				evbuffer_drain(in, 1 + len); /* ef points into what this frees */
+				server_unreachable(sv, reason);
 				return;
 			}
 			evbuffer_remove_buffer(in, bufferevent_get_output(cl->bev), 1 + len);
