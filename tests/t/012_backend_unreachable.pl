@@ -1,0 +1,79 @@
+# A backend that cannot be reached: the client gets 08006 naming the backend
+# within server_connect_timeout + hold_timeout, instead of hanging; pgwing
+# serves again when the backend is back.
+use strict;
+use warnings;
+use IO::Socket::INET;
+use PostgreSQL::Test::Utils;
+use PgWing::Test qw(:all);
+use Test::More;
+use Time::HiRes qw(time sleep);
+
+my %timeouts = (server_connect_timeout => '1s', hold_timeout => '2s',
+	health_interval => '200ms', health_timeout => '1s');
+my $limit = 1 + 2 + 3;    # the timeouts plus slack
+
+sub expect_08006
+{
+	my ($pw, $what, $backend_re) = @_;
+	my $t0 = time;
+	my $r = raw_login($pw->raw_connect, timeout => 30);
+	my $elapsed = time - $t0;
+	is($r->{error}{C}, '08006', "$what: 08006") or diag explain $r;
+	like(($r->{error}{M} // '') . ' ' . ($r->{error}{D} // ''), $backend_re,
+		"$what: the message names the backend");
+	cmp_ok($elapsed, '<', $limit, "$what: answered within the timeouts");
+	my ($rc, $out, $err) = $pw->psql('SELECT 1', timeout => 30);
+	isnt($rc, 0, "$what: psql fails");
+	like($err, $backend_re, "$what: psql shows the backend");
+	ok($pw->alive, "$what: pgwing alive");
+	return;
+}
+
+# 1. Nothing listens on the backend's port.
+my $dead_port = PostgreSQL::Test::Cluster::get_free_port();
+my $pw = PgWing::Test->new(
+	name => 'refused',
+	backends => [ [ primary => "host=127.0.0.1 port=$dead_port" ] ],
+	settings => \%timeouts);
+$pw->start;
+expect_08006($pw, 'connection refused', qr/primary.*127\.0\.0\.1:$dead_port/);
+$pw->stop;
+
+# 2. Something accepts TCP but never speaks (a hung server).
+my $hang_port = PostgreSQL::Test::Cluster::get_free_port();
+my $hang = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $hang_port,
+	Listen => 128, ReuseAddr => 1) or die "listen: $!";
+$pw = PgWing::Test->new(
+	name => 'hung',
+	backends => [ [ pg_hung => "host=127.0.0.1 port=$hang_port" ] ],
+	settings => \%timeouts);
+$pw->start;
+expect_08006($pw, 'server never answers', qr/pg_hung.*127\.0\.0\.1:$hang_port/);
+$pw->stop;
+close $hang;
+
+# 3. The backend goes away under pgwing, then comes back.
+my $node = new_node('primary');
+$pw = PgWing::Test->new(name => 'flaky', backends => [ [ primary => $node ] ],
+	settings => \%timeouts);
+$pw->start;
+is($pw->safe_psql('SELECT 1'), '1', 'served while the backend is up');
+my $held = $pw->background_psql(application_name => 'held');
+$held->query_safe('SELECT 1');
+$node->stop('immediate');
+my $out = eval { $held->query('SELECT 2') };
+ok(!defined $out || $out ne '2', 'a session whose server died gets an error, not a hang');
+eval { $held->quit };
+expect_08006($pw, 'backend stopped', qr/primary.*127\.0\.0\.1:\d+/);
+$node->start;
+my $back = 0;
+for (1 .. 60)
+{
+	last if ($back = $pw->psql('SELECT 1', timeout => 10) == 0);
+	sleep 0.5;
+}
+ok($back, 'served again once the backend is back');
+$pw->stop;
+
+done_testing();
