@@ -352,10 +352,17 @@ struct auth_client *auth_client_new(enum auth_type type, const char *user, const
 	return ac;
 }
 
+void auth_client_set_channel_binding(struct auth_client *ac, const uint8_t *data, size_t len)
+{
+	if (ac->method == METHOD_SCRAM)
+		scram_server_set_channel_binding(&ac->scram, data, len);
+}
+
 enum auth_step auth_client_begin(struct auth_client *ac, struct evbuffer *out)
 {
-	static const char mechanisms[] =
-		SCRAM_MECHANISM "\0"; /* the list ends with an empty name */
+	/* Each list ends with an empty name; -PLUS only where there is TLS to bind to. */
+	static const char mechanisms[] = SCRAM_MECHANISM "\0";
+	static const char plus_mechanisms[] = SCRAM_PLUS_MECHANISM "\0" SCRAM_MECHANISM "\0";
 
 	switch (ac->method) {
 	case METHOD_TRUST:
@@ -375,7 +382,11 @@ enum auth_step auth_client_begin(struct auth_client *ac, struct evbuffer *out)
 		ac->state = CS_PASSWORD;
 		return AUTH_STEP_CONTINUE;
 	case METHOD_SCRAM:
-		proto_put_auth(out, AUTH_REQ_SASL, mechanisms, sizeof(mechanisms));
+		if (ac->scram.cbind_len > 0)
+			proto_put_auth(out, AUTH_REQ_SASL, plus_mechanisms,
+				       sizeof(plus_mechanisms));
+		else
+			proto_put_auth(out, AUTH_REQ_SASL, mechanisms, sizeof(mechanisms));
 		ac->state = CS_SASL_INITIAL;
 		return AUTH_STEP_CONTINUE;
 	}
@@ -494,7 +505,9 @@ static enum auth_step client_sasl_initial(struct auth_client *ac, const uint8_t 
 		*err = "malformed SASLInitialResponse";
 		return AUTH_STEP_FAILED;
 	}
-	if (strcmp(mechanism, SCRAM_MECHANISM) != 0) {
+	if (ac->scram.cbind_len > 0 && strcmp(mechanism, SCRAM_PLUS_MECHANISM) == 0) {
+		ac->scram.is_plus = true;
+	} else if (strcmp(mechanism, SCRAM_MECHANISM) != 0) {
 		*err = "client selected an unsupported SASL mechanism";
 		return AUTH_STEP_FAILED;
 	}

@@ -398,6 +398,58 @@ void scram_server_init(struct scram_server *st, const struct scram_secret *secre
 	st->secret.salt_len = SCRAM_USER_SALT_LEN;
 }
 
+void scram_server_set_channel_binding(struct scram_server *st, const uint8_t *data, size_t len)
+{
+	if (len > sizeof(st->cbind_data))
+		return; /* can't happen with a hash; then -PLUS is simply not offered */
+	memcpy(st->cbind_data, data, len);
+	st->cbind_len = len;
+}
+
+/*
+ * The gs2 header: "p=tls-server-end-point" exactly when the client chose -PLUS;
+ * "y" (the client could bind but thinks we can't) only when we offered no
+ * -PLUS, else someone removed it on the way (RFC 5802 6); no authzid.
+ */
+static bool parse_gs2_header(struct scram_server *st, const char *msg, size_t len, const char **err)
+{
+	static const char plus_flag[] = "p=tls-server-end-point";
+	const char *comma = memchr(msg, ',', len);
+	size_t flag_len = comma != NULL ? (size_t)(comma - msg) : len;
+
+	if (comma == NULL || flag_len + 1 >= len || flag_len + 2 > sizeof(st->gs2_header)) {
+		*err = "malformed SCRAM client-first-message";
+		return false;
+	}
+	if (msg[flag_len + 1] != ',') {
+		*err = msg[flag_len + 1] == 'a' ? "SCRAM authorization identity is not supported"
+						: "malformed SCRAM client-first-message";
+		return false;
+	}
+	if (msg[0] == 'p') {
+		if (flag_len != strlen(plus_flag) || strncmp(msg, plus_flag, flag_len) != 0) {
+			*err = "unsupported SCRAM channel binding type";
+			return false;
+		}
+		if (!st->is_plus) {
+			*err = "SCRAM channel binding requested without " SCRAM_PLUS_MECHANISM;
+			return false;
+		}
+	} else if (flag_len != 1 || (msg[0] != 'n' && msg[0] != 'y')) {
+		*err = "malformed SCRAM client-first-message";
+		return false;
+	} else if (st->is_plus) {
+		*err = SCRAM_PLUS_MECHANISM " chosen without channel binding";
+		return false;
+	} else if (msg[0] == 'y' && st->cbind_len > 0) {
+		*err = "SCRAM channel binding was offered but the client thinks it was not";
+		return false;
+	}
+	st->gs2_len = flag_len + 2;
+	memcpy(st->gs2_header, msg, st->gs2_len);
+	return true;
+}
+
 char *scram_server_first(struct scram_server *st, const char *client_first, size_t len,
 			 const char **err)
 {
@@ -414,23 +466,10 @@ char *scram_server_first(struct scram_server *st, const char *client_first, size
 		*err = malformed;
 		return NULL;
 	}
-	/* gs2 header. We offer no -PLUS mechanism, so 'y' (client could bind, thinks we can't) is
-	 * fine. */
-	if (client_first[0] == 'p') {
-		*err = "SCRAM channel binding is not supported";
+	if (!parse_gs2_header(st, client_first, len, err))
 		return NULL;
-	}
-	if ((client_first[0] != 'n' && client_first[0] != 'y') || client_first[1] != ',') {
-		*err = malformed;
-		return NULL;
-	}
-	if (client_first[2] != ',') {
-		*err = client_first[2] == 'a' ? "SCRAM authorization identity is not supported"
-					      : malformed;
-		return NULL;
-	}
 	/* The user name is ignored: Postgres takes it from the startup packet. */
-	attr_reader_init(&r, client_first + 3, client_first + len);
+	attr_reader_init(&r, client_first + st->gs2_len, client_first + len);
 	if (!expect_attr(&r, 'n', &user) || !expect_attr(&r, 'r', &nonce) ||
 	    !is_valid_nonce(nonce) || !skip_extensions(&r)) {
 		*err = malformed;
@@ -448,8 +487,7 @@ char *scram_server_first(struct scram_server *st, const char *client_first, size
 	st->client_nonce[nonce.len] = '\0';
 	memcpy(st->server_nonce, nonce.ptr, nonce.len);
 	memcpy(st->server_nonce + nonce.len, our_nonce, sizeof(our_nonce));
-	st->cbind_flag = client_first[0];
-	st->client_first_bare = span_dup(client_first + 3, len - 3);
+	st->client_first_bare = span_dup(client_first + st->gs2_len, len - st->gs2_len);
 	b64_encode(salt, st->secret.salt, st->secret.salt_len);
 	st->server_first =
 		format_message("r=%s,s=%s,i=%d", st->server_nonce, salt, st->secret.iterations);
@@ -460,8 +498,10 @@ char *scram_server_final(struct scram_server *st, const char *client_final, size
 			 const char **err)
 {
 	static const char *const malformed = "malformed SCRAM client-final-message";
-	const char gs2_header[3] = {st->cbind_flag, ',', ','};
-	char cbind[B64_LEN(sizeof(gs2_header)) + 1], signature[B64_LEN(SCRAM_KEY_LEN) + 1];
+	/* c= is the gs2 header, followed by the binding data when the client binds. */
+	uint8_t cbind_input[sizeof(st->gs2_header) + SCRAM_CBIND_MAX];
+	size_t cbind_input_len = st->gs2_len;
+	char cbind[B64_LEN(sizeof(cbind_input)) + 1], signature[B64_LEN(SCRAM_KEY_LEN) + 1];
 	uint8_t proof[SCRAM_KEY_LEN], client_signature[SCRAM_KEY_LEN];
 	uint8_t client_key[SCRAM_KEY_LEN], stored_key[SCRAM_KEY_LEN];
 	uint8_t server_signature[SCRAM_KEY_LEN];
@@ -479,10 +519,15 @@ char *scram_server_final(struct scram_server *st, const char *client_final, size
 		*err = malformed;
 		return NULL;
 	}
-	b64_encode(cbind, (const uint8_t *)gs2_header, sizeof(gs2_header));
+	memcpy(cbind_input, st->gs2_header, st->gs2_len);
+	if (st->is_plus) {
+		memcpy(cbind_input + cbind_input_len, st->cbind_data, st->cbind_len);
+		cbind_input_len += st->cbind_len;
+	}
+	b64_encode(cbind, cbind_input, cbind_input_len);
 	attr_reader_init(&r, client_final, client_final + len);
 	if (!expect_attr(&r, 'c', &value) || !span_equals(value, cbind)) {
-		*err = "SCRAM channel binding data does not match the gs2 header";
+		*err = "SCRAM channel binding data does not match";
 		return NULL;
 	}
 	if (!expect_attr(&r, 'r', &value) || !span_equals(value, st->server_nonce)) {

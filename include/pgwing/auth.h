@@ -62,6 +62,11 @@ void server_credentials_copy(struct server_credentials *dst, const struct server
 struct auth_client;
 
 struct auth_client *auth_client_new(enum auth_type type, const char *user, const char *stored);
+/*
+ * The client is on TLS and this is its tls-server-end-point binding data: a
+ * SCRAM login offers SCRAM-SHA-256-PLUS too. Call before auth_client_begin().
+ */
+void auth_client_set_channel_binding(struct auth_client *ac, const uint8_t *data, size_t len);
 enum auth_step auth_client_begin(struct auth_client *ac, struct evbuffer *out);
 /* Feed the body of one 'p' message from the client. */
 enum auth_step auth_client_step(struct auth_client *ac, const uint8_t *body, size_t len,

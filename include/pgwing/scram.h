@@ -1,19 +1,23 @@
 /*
- * SCRAM-SHA-256 (RFC 5802, RFC 7677) as Postgres uses it: channel binding off
- * ("n,," / "biws"), no authzid, username empty in the messages (Postgres takes
- * the user from the startup packet). Pure code over strings; crypto by OpenSSL.
+ * SCRAM-SHA-256 (RFC 5802, RFC 7677) as Postgres uses it: no authzid, username
+ * empty in the messages (Postgres takes the user from the startup packet).
+ * Verifying clients, SCRAM-SHA-256-PLUS with tls-server-end-point binding
+ * (RFC 5929) when the client is on TLS; logging in to servers, no binding
+ * ("n,," / "biws"). Pure code over strings; crypto by OpenSSL.
  */
 #ifndef PGWING_SCRAM_H
 #define PGWING_SCRAM_H
 
 #include "pgwing/common.h"
 
-#define SCRAM_KEY_LEN       32 /* SHA-256 */
-#define SCRAM_SALT_MAX      64
-#define SCRAM_NONCE_MAX     128
-#define SCRAM_DEFAULT_ITER  4096
-#define SCRAM_MECHANISM     "SCRAM-SHA-256"
-#define SCRAM_USER_SALT_LEN 16
+#define SCRAM_KEY_LEN        32 /* SHA-256 */
+#define SCRAM_SALT_MAX       64
+#define SCRAM_NONCE_MAX      128
+#define SCRAM_DEFAULT_ITER   4096
+#define SCRAM_MECHANISM      "SCRAM-SHA-256"
+#define SCRAM_PLUS_MECHANISM SCRAM_MECHANISM "-PLUS"
+#define SCRAM_CBIND_MAX      64 /* a tls-server-end-point hash: EVP_MAX_MD_SIZE */
+#define SCRAM_USER_SALT_LEN  16
 
 /* A stored verifier: "SCRAM-SHA-256$<iter>:<salt b64>$<StoredKey b64>:<ServerKey b64>". */
 #define SCRAM_SECRET_PREFIX SCRAM_MECHANISM "$"
@@ -50,8 +54,14 @@ bool scram_salted_password(const char *password, const uint8_t *salt, size_t sal
  */
 struct scram_server {
 	struct scram_secret secret;
-	bool is_mock;    /* unknown user: run the exchange to the end, then fail */
-	char cbind_flag; /* 'n' or 'y' from the gs2 header: c= must repeat the header */
+	bool is_mock; /* unknown user: run the exchange to the end, then fail */
+	/* tls-server-end-point of the client's TLS connection; cbind_len 0: not on TLS. */
+	uint8_t cbind_data[SCRAM_CBIND_MAX];
+	size_t cbind_len;
+	bool is_plus; /* the client chose SCRAM-SHA-256-PLUS: it must bind */
+	/* The gs2 header ("n,,", "y,,", "p=tls-server-end-point,,"): c= must repeat it. */
+	char gs2_header[32];
+	size_t gs2_len;
 	char client_nonce[SCRAM_NONCE_MAX + 1];
 	char server_nonce[SCRAM_NONCE_MAX + 1]; /* combined nonce (client + ours) */
 	char *client_first_bare;
@@ -63,6 +73,11 @@ struct scram_server {
 /* secret == NULL starts a mock exchange for user (deterministic fake salt), which always fails. */
 void scram_server_init(struct scram_server *st, const struct scram_secret *secret,
 		       const char *user);
+/*
+ * The client is on TLS: SCRAM-SHA-256-PLUS may be offered, and a client that
+ * could bind but says we can't ('y') is refused as a downgrade. After init.
+ */
+void scram_server_set_channel_binding(struct scram_server *st, const uint8_t *data, size_t len);
 /* Parses client-first-message; on success returns a malloc'd server-first-message. */
 char *scram_server_first(struct scram_server *st, const char *client_first, size_t len,
 			 const char **err);
