@@ -14,6 +14,7 @@
 #include "pgwing/runtime.h"
 #include "pgwing/server.h"
 #include "pgwing/stats.h"
+#include "pgwing/tls.h"
 #include "pgwing/topology.h"
 
 #include <event2/buffer.h>
@@ -424,8 +425,6 @@ static void connection_row_common(struct row *row, const struct client *cl)
 	row_text(row, 2, cl->params.database);
 	row_text(row, 3, target_name(cl->target));
 	row_time(row, 9, request_time_ms(cl));
-	/* Client TLS is not implemented: every connection pgwing accepts is plain. */
-	row_bool(row, 11, false);
 	row_text(row, 12, startup_params_get(&cl->params, "application_name"));
 }
 
@@ -447,6 +446,7 @@ static void show_clients(struct client *cl)
 		row_text(&row, 7, c->server != NULL ? c->server->backend_name : NULL);
 		row_time(&row, 8, c->connect_time_ms);
 		row_int(&row, 10, c->state == CL_WAITING ? now_ms() - c->wait_start_ms : 0);
+		row_bool(&row, 11, tls_of(c->bev) != NULL);
 		if (c->server != NULL)
 			row_int(&row, 13, (int64_t)c->server->id);
 		else
@@ -478,6 +478,7 @@ static void show_servers(struct client *cl)
 		row_text(&row, 7, sv->backend_name);
 		row_time(&row, 8, sv->connect_time_ms);
 		row_int(&row, 10, 0);
+		row_bool(&row, 11, tls_of(sv->bev) != NULL);
 		row_int(&row, 13, (int64_t)c->id);
 		result_row(&r, &row);
 	}

@@ -15,9 +15,11 @@
 #include "pgwing/runtime.h"
 #include "pgwing/server.h"
 #include "pgwing/session.h"
+#include "pgwing/tls.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 
 #include <arpa/inet.h>
@@ -84,6 +86,12 @@ static void client_free(struct client *cl)
 	if (cl->retry != NULL)
 		evbuffer_free(cl->retry);
 	free(cl->pending_session_sql);
+	/*
+	 * Freeing a TLS filter frees the socket's bufferevent too, with whatever
+	 * encrypted bytes (our last message) it still holds: give them one try.
+	 */
+	if (tls_of(cl->bev) != NULL)
+		tls_flush_once(cl->bev);
 	bufferevent_free(cl->bev);
 	free(cl);
 }
@@ -263,6 +271,14 @@ static void client_begin_auth(struct client *cl)
 		return;
 	}
 	cl->auth = auth_client_new(rt.cfg->auth_type, cl->params.user, stored);
+	if (tls_of(cl->bev) != NULL) {
+		uint8_t cbind[SCRAM_CBIND_MAX];
+		size_t cbind_len;
+
+		/* SCRAM-SHA-256-PLUS binds the login to this TLS connection (RFC 5929). */
+		if (tls_server_end_point(tls_of(cl->bev), cbind, &cbind_len))
+			auth_client_set_channel_binding(cl->auth, cbind, cbind_len);
+	}
 	switch (auth_client_begin(cl->auth, out)) {
 	case AUTH_STEP_CONTINUE:
 		break;
@@ -331,6 +347,93 @@ static void strip_protocol_options(struct startup_params *p)
 		p->database = p->user;
 }
 
+/*
+ * Wrap the connection in TLS. The filter replaces cl->bev, so everything after
+ * reads and writes plaintext as before; it owns (and frees) the socket's
+ * bufferevent.
+ */
+static void client_start_tls(struct client *cl, bool is_direct)
+{
+	struct bufferevent *raw = cl->bev;
+	SSL *ssl = tls_client_ssl_new();
+
+	cl->bev = ssl == NULL ? NULL
+			      : bufferevent_openssl_filter_new(rt.base, raw, ssl,
+							       BUFFEREVENT_SSL_ACCEPTING,
+							       BEV_OPT_CLOSE_ON_FREE);
+	if (cl->bev == NULL) {
+		log_error("cannot create TLS buffer for client: out of memory");
+		abort();
+	}
+	/* Many clients close without close_notify; that is an end, not an attack on a login. */
+	bufferevent_openssl_set_allow_dirty_shutdown(cl->bev, 1);
+	cl->is_direct_tls = is_direct;
+	bufferevent_setcb(cl->bev, client_read_cb, client_write_cb, client_event_cb, cl);
+	bufferevent_enable(cl->bev, EV_READ);
+	/* A direct ClientHello is already buffered: no new bytes will wake the handshake. */
+	if (is_direct)
+		bufferevent_trigger(raw, EV_READ, 0);
+}
+
+/* The handshake finished: a direct TLS client must have said it speaks Postgres. */
+static void client_tls_established(struct client *cl)
+{
+	SSL *ssl = tls_of(cl->bev);
+
+	log_debug("client %" PRIu64 ": TLS established (%s, %s)", cl->id, SSL_get_version(ssl),
+		  SSL_get_cipher_name(ssl));
+	if (cl->is_direct_tls && !tls_has_postgresql_alpn(ssl))
+		client_fail(cl, SQLSTATE_PROTOCOL_VIOLATION,
+			    "direct TLS connection without ALPN protocol \"postgresql\"");
+}
+
+/* SSLRequest: 'S' and a handshake when clients may use TLS, else 'N'. */
+static bool client_answer_ssl_request(struct client *cl)
+{
+	if (tls_of(cl->bev) != NULL) {
+		client_fail(cl, SQLSTATE_PROTOCOL_VIOLATION, "SSLRequest on a TLS connection");
+		return false;
+	}
+	/* As PostgreSQL: no TLS on a unix socket, which no one else can read. */
+	if (!tls_client_is_enabled() || cl->is_unix) {
+		evbuffer_add(bufferevent_get_output(cl->bev), "N", 1);
+		return true;
+	}
+	/* The 'S' is queued on the socket before the filter's first record: it goes first. */
+	evbuffer_add(bufferevent_get_output(cl->bev), "S", 1);
+	client_start_tls(cl, false);
+	return true;
+}
+
+/*
+ * After the StartupMessage, before any password: a client that must use TLS
+ * and doesn't, or whose certificate names another user, goes no further.
+ */
+static bool client_check_tls(struct client *cl)
+{
+	enum tls_mode mode = rt.cfg->client_tls_sslmode;
+	SSL *ssl = tls_of(cl->bev);
+
+	if (cl->is_unix || mode < TLS_REQUIRE)
+		return true;
+	if (ssl == NULL) {
+		log_info("client %" PRIu64 " from %s: refused plaintext login (client_tls_sslmode "
+			 "requires TLS)",
+			 cl->id, cl->addr);
+		client_fail(cl, SQLSTATE_INVALID_AUTH,
+			    "pgwing requires TLS: connect with sslmode=require or stronger");
+		return false;
+	}
+	if (mode == TLS_VERIFY_FULL && !tls_client_cert_matches(ssl, cl->params.user)) {
+		client_fail(cl, SQLSTATE_INVALID_AUTH,
+			    "certificate authentication failed for user \"%s\": the certificate's "
+			    "common name is not the user name",
+			    cl->params.user);
+		return false;
+	}
+	return true;
+}
+
 /* Returns false when the client was closed or must wait for more bytes. */
 static bool client_handle_startup(struct client *cl)
 {
@@ -339,6 +442,20 @@ static bool client_handle_startup(struct client *cl)
 	uint32_t len, code;
 	uint8_t *packet;
 	const char *err = NULL;
+	uint8_t first;
+
+	/* A TLS record (handshake type 22) where a startup packet's length would be: direct TLS. */
+	if (tls_of(cl->bev) == NULL && evbuffer_copyout(in, &first, 1) == 1 &&
+	    first == TLS_HANDSHAKE_RECORD) {
+		if (!tls_client_is_enabled() || cl->is_unix) {
+			log_info("client %" PRIu64 " from %s: direct TLS while TLS is off, closing",
+				 cl->id, cl->addr);
+			client_close(cl);
+			return false;
+		}
+		client_start_tls(cl, true);
+		return false;
+	}
 
 	switch (proto_peek_startup(in, PROTO_STARTUP_MAX_LEN, &len, &code)) {
 	case PROTO_FRAME_NEED_MORE:
@@ -364,6 +481,8 @@ static bool client_handle_startup(struct client *cl)
 				    "received unencrypted data after SSL request");
 			return false;
 		}
+		if (code == PROTO_SSL_CODE)
+			return client_answer_ssl_request(cl);
 		evbuffer_add(out, "N", 1);
 		return true;
 	case PROTO_CANCEL_CODE:
@@ -401,6 +520,8 @@ static bool client_handle_startup(struct client *cl)
 			    "no more connections allowed (max_client_conn)");
 		return false;
 	}
+	if (!client_check_tls(cl))
+		return false;
 	log_debug("client %" PRIu64 " login: user=%s database=%s", cl->id, cl->params.user,
 		  cl->params.database);
 	client_begin_auth(cl);
@@ -796,7 +917,16 @@ static void client_event_cb(struct bufferevent *bev UNUSED, short what, void *ar
 {
 	struct client *cl = arg;
 
-	if (what & BEV_EVENT_ERROR)
+	if (what & BEV_EVENT_CONNECTED) {
+		client_tls_established(cl);
+		return;
+	}
+	if ((what & BEV_EVENT_ERROR) && tls_of(cl->bev) != NULL) {
+		char reason[300];
+
+		tls_describe_error(cl->bev, reason, sizeof(reason));
+		log_info("client %" PRIu64 " from %s: %s", cl->id, cl->addr, reason);
+	} else if (what & BEV_EVENT_ERROR)
 		log_debug("client %" PRIu64 " connection error: %s", cl->id,
 			  evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 	else

@@ -63,6 +63,16 @@ static const char *const auth_type_names[] = {
 	NULL,
 };
 
+static const char *const tls_mode_names[] = {
+	[TLS_DISABLE] = "disable",
+	[TLS_ALLOW] = "allow",
+	[TLS_PREFER] = "prefer",
+	[TLS_REQUIRE] = "require",
+	[TLS_VERIFY_CA] = "verify-ca",
+	[TLS_VERIFY_FULL] = "verify-full",
+	NULL,
+};
+
 static const char *const ro_fallback_names[] = {
 	[RO_FALLBACK_PRIMARY] = "primary",
 	[RO_FALLBACK_ERROR] = "error",
@@ -378,6 +388,113 @@ static const struct setting settings[] = {
 		.default_value = "",
 		.max_value = NO_MAX,
 		.doc = "Address (host:port) of the Prometheus metrics endpoint; empty disables it.",
+	},
+	{
+		.name = "client_tls_sslmode",
+		.type = SETTING_ENUM,
+		.offset = ENUM_FIELD(client_tls_sslmode),
+		.default_value = "disable",
+		.is_reloadable = true,
+		.enum_names = tls_mode_names,
+		.doc = "TLS for clients: disable answers SSLRequest with N; allow and prefer "
+		       "accept TLS and plaintext; require refuses plaintext; verify-ca also wants "
+		       "a client certificate signed by client_tls_ca_file; verify-full also wants "
+		       "its CN to be the user name.",
+	},
+	{
+		.name = "client_tls_cert_file",
+		.type = SETTING_STRING,
+		.offset = STRING_FIELD(client_tls_cert_file),
+		.default_value = "",
+		.is_reloadable = true,
+		.max_value = NO_MAX,
+		.is_path = true,
+		.doc = "pgwing's certificate (PEM, chain allowed) for clients.",
+	},
+	{
+		.name = "client_tls_key_file",
+		.type = SETTING_STRING,
+		.offset = STRING_FIELD(client_tls_key_file),
+		.default_value = "",
+		.is_reloadable = true,
+		.max_value = NO_MAX,
+		.is_path = true,
+		.doc = "The private key of client_tls_cert_file (PEM).",
+	},
+	{
+		.name = "client_tls_ca_file",
+		.type = SETTING_STRING,
+		.offset = STRING_FIELD(client_tls_ca_file),
+		.default_value = "",
+		.is_reloadable = true,
+		.max_value = NO_MAX,
+		.is_path = true,
+		.doc = "CA certificates client certificates must chain to (verify-ca, "
+		       "verify-full).",
+	},
+	{
+		.name = "client_tls_protocols",
+		.type = SETTING_STRING,
+		.offset = STRING_FIELD(client_tls_protocols),
+		.default_value = "secure",
+		.is_reloadable = true,
+		.min_value = 1,
+		.max_value = NO_MAX,
+		.doc = "TLS versions clients may use: a comma list of tlsv1.0, tlsv1.1, tlsv1.2, "
+		       "tlsv1.3 (the range from the lowest to the highest is allowed), secure "
+		       "(tlsv1.2,tlsv1.3) or all.",
+	},
+	{
+		.name = "client_tls_ciphers",
+		.type = SETTING_STRING,
+		.offset = STRING_FIELD(client_tls_ciphers),
+		.default_value = "HIGH:MEDIUM:+3DES:!aNULL",
+		.is_reloadable = true,
+		.min_value = 1,
+		.max_value = NO_MAX,
+		.doc = "OpenSSL cipher list for TLS 1.2 and older (TLS 1.3 suites are OpenSSL's).",
+	},
+	{
+		.name = "server_tls_sslmode",
+		.type = SETTING_ENUM,
+		.offset = ENUM_FIELD(server_tls_sslmode),
+		.default_value = "prefer",
+		.is_reloadable = true,
+		.enum_names = tls_mode_names,
+		.doc = "TLS to servers, as libpq's sslmode (allow connects in plaintext); a "
+		       "backend's "
+		       "sslmode= overrides it. Health probes use the same mode.",
+	},
+	{
+		.name = "server_tls_ca_file",
+		.type = SETTING_STRING,
+		.offset = STRING_FIELD(server_tls_ca_file),
+		.default_value = "",
+		.is_reloadable = true,
+		.max_value = NO_MAX,
+		.is_path = true,
+		.doc = "CA certificates servers' certificates must chain to (verify-ca, "
+		       "verify-full); empty uses the system's trusted CAs.",
+	},
+	{
+		.name = "server_tls_cert_file",
+		.type = SETTING_STRING,
+		.offset = STRING_FIELD(server_tls_cert_file),
+		.default_value = "",
+		.is_reloadable = true,
+		.max_value = NO_MAX,
+		.is_path = true,
+		.doc = "Client certificate pgwing presents to servers; empty presents none.",
+	},
+	{
+		.name = "server_tls_key_file",
+		.type = SETTING_STRING,
+		.offset = STRING_FIELD(server_tls_key_file),
+		.default_value = "",
+		.is_reloadable = true,
+		.max_value = NO_MAX,
+		.is_path = true,
+		.doc = "The private key of server_tls_cert_file.",
 	},
 };
 
@@ -913,15 +1030,29 @@ static const char *check_not_empty(const char *value)
 	return value[0] == '\0' ? "must not be empty" : NULL;
 }
 
+bool config_parse_tls_mode(const char *name, enum tls_mode *mode)
+{
+	for (int i = 0; tls_mode_names[i] != NULL; i++) {
+		if (strcmp(name, tls_mode_names[i]) == 0) {
+			*mode = (enum tls_mode)i;
+			return true;
+		}
+	}
+	return false;
+}
+
+const char *config_tls_mode_name(enum tls_mode mode)
+{
+	return tls_mode_names[mode];
+}
+
 static const char *check_sslmode(const char *value)
 {
-	static const char *const modes[] = {"disable", "allow",     "prefer",
-					    "require", "verify-ca", "verify-full"};
+	enum tls_mode mode;
 
-	for (size_t i = 0; i < ARRAY_SIZE(modes); i++)
-		if (strcmp(value, modes[i]) == 0)
-			return NULL;
-	return "expected disable, allow, prefer, require, verify-ca or verify-full";
+	return config_parse_tls_mode(value, &mode)
+		       ? NULL
+		       : "expected disable, allow, prefer, require, verify-ca or verify-full";
 }
 
 static const char *check_wake(const char *value)
@@ -1132,6 +1263,17 @@ static bool validate(struct parser *p)
 	    strspn(cfg->admin_users, ", \t") == strlen(cfg->admin_users))
 		return parse_error(
 			p, "health_user is empty and admin_users has no user to use instead");
+	if (cfg->client_tls_sslmode != TLS_DISABLE &&
+	    (cfg->client_tls_cert_file[0] == '\0' || cfg->client_tls_key_file[0] == '\0'))
+		return parse_error(p,
+				   "client_tls_sslmode %s needs client_tls_cert_file and "
+				   "client_tls_key_file",
+				   tls_mode_names[cfg->client_tls_sslmode]);
+	if (cfg->client_tls_sslmode >= TLS_VERIFY_CA && cfg->client_tls_ca_file[0] == '\0')
+		return parse_error(p, "client_tls_sslmode %s needs client_tls_ca_file",
+				   tls_mode_names[cfg->client_tls_sslmode]);
+	if ((cfg->server_tls_cert_file[0] == '\0') != (cfg->server_tls_key_file[0] == '\0'))
+		return parse_error(p, "server_tls_cert_file and server_tls_key_file go together");
 	return true;
 }
 

@@ -16,6 +16,7 @@
 #include "pgwing/auth.h"
 #include "pgwing/log.h"
 #include "pgwing/runtime.h"
+#include "pgwing/tls.h"
 
 #include <event2/dns.h>
 #include <event2/event.h>
@@ -526,7 +527,7 @@ static const char *health_password(const char *user)
 static void probe_connect(struct health_probe *p, const char *hosts, const char *hostaddrs)
 {
 	const struct backend *b = p->b;
-	const char *keys[9], *values[9];
+	const char *keys[10], *values[10];
 	char port[16], user[128];
 	const char *password;
 	int n = 0;
@@ -544,8 +545,10 @@ static void probe_connect(struct health_probe *p, const char *hosts, const char 
 		keys[n] = "user", values[n++] = user;
 	if (password != NULL)
 		keys[n] = "password", values[n++] = password;
-	if (b->sslmode != NULL)
-		keys[n] = "sslmode", values[n++] = b->sslmode;
+	/* The probe sees the backend as pgwing's servers do. */
+	keys[n] = "sslmode", values[n++] = config_tls_mode_name(tls_server_mode(b));
+	if (health.cfg->server_tls_ca_file[0] != '\0')
+		keys[n] = "sslrootcert", values[n++] = health.cfg->server_tls_ca_file;
 	keys[n] = NULL, values[n] = NULL;
 
 	p->phase = PROBE_CONNECTING;

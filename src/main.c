@@ -12,6 +12,7 @@
 #include "pgwing/runtime.h"
 #include "pgwing/server.h"
 #include "pgwing/stats.h"
+#include "pgwing/tls.h"
 #include "pgwing/topology.h"
 
 #include <event2/dns.h>
@@ -138,6 +139,13 @@ void runtime_reload(void)
 		config_free(cfg);
 		return;
 	}
+	/* New certificates for new connections; established ones keep theirs. */
+	if (!tls_configure(cfg, err, sizeof(err))) {
+		log_error("reload failed, keeping the running config: %s", err);
+		auth_file_free(af);
+		config_free(cfg);
+		return;
+	}
 	keep_restart_settings(rt.cfg, cfg);
 	if (strcmp(cfg->logfile, rt.cfg->logfile) != 0 && log_reopen(cfg->logfile) < 0)
 		log_error("could not open logfile %s: %s", cfg->logfile, strerror(errno));
@@ -260,7 +268,14 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	rt.auth = af;
+	if (!tls_configure(rt.cfg, err, sizeof(err))) {
+		fprintf(stderr, "%s\n", err);
+		auth_file_free(rt.auth);
+		config_free(rt.cfg);
+		return 1;
+	}
 	if (is_check) {
+		tls_shutdown();
 		printf("%s: configuration is valid\n", argv[optind]);
 		auth_file_free(rt.auth);
 		config_free(rt.cfg);
@@ -325,6 +340,7 @@ out:
 	if (rt.dns != NULL)
 		evdns_base_free(rt.dns, 0);
 	event_base_free(rt.base);
+	tls_shutdown();
 	auth_file_free(rt.auth);
 	config_free(rt.cfg);
 	log_close();

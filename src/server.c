@@ -12,9 +12,11 @@
 #include "pgwing/proto.h"
 #include "pgwing/runtime.h"
 #include "pgwing/session.h"
+#include "pgwing/tls.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/dns.h>
 #include <event2/event.h>
 
@@ -84,7 +86,7 @@ void server_close(struct server *sv)
 		 * non-blocking write attempt: if the socket is full, the close says enough.
 		 */
 		proto_put_terminate(out);
-		evbuffer_write(out, bufferevent_getfd(sv->bev));
+		tls_flush_once(sv->bev);
 	}
 	server_free(sv);
 }
@@ -154,6 +156,7 @@ struct server *server_connect(struct backend *b, struct client *cl)
 	sv->backend_port = b->port;
 	sv->client = cl;
 	sv->state = SV_CONNECTING;
+	sv->tls_mode = tls_server_mode(b);
 	sv->connect_time_ms = now_ms();
 	sv->welcome = evbuffer_new();
 	sv->bev = bufferevent_socket_new(rt.base, -1, BEV_OPT_CLOSE_ON_FREE);
@@ -179,15 +182,81 @@ struct server *server_connect(struct backend *b, struct client *cl)
 
 static void server_send_startup(struct server *sv)
 {
-	int one = 1;
-	int fd = bufferevent_getfd(sv->bev);
-
-	if (sv->backend_host[0] != '/')
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	sv->state = SV_LOGIN;
 	sv->login = auth_login_new(&sv->client->cred);
 	proto_put_startup(bufferevent_get_output(sv->bev), &sv->client->params);
 	bufferevent_enable(sv->bev, EV_READ);
+}
+
+/*
+ * The socket is connected: ask for TLS first unless the mode says plaintext
+ * (allow connects in plaintext; pgwing does not retry with TLS).
+ */
+static void server_connected(struct server *sv)
+{
+	int one = 1;
+
+	if (sv->backend_host[0] != '/')
+		setsockopt(bufferevent_getfd(sv->bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (sv->tls_mode <= TLS_ALLOW) {
+		server_send_startup(sv);
+		return;
+	}
+	{
+		/* SSLRequest: length 8 and the magic code, both big-endian. */
+		uint32_t request[2] = {htonl(8), htonl(PROTO_SSL_CODE)};
+
+		evbuffer_add(bufferevent_get_output(sv->bev), request, sizeof(request));
+	}
+	sv->is_awaiting_ssl_reply = true;
+	bufferevent_enable(sv->bev, EV_READ);
+}
+
+/* Wrap the connection in TLS; the handshake's end (BEV_EVENT_CONNECTED) sends the startup. */
+static void server_start_tls(struct server *sv)
+{
+	SSL *ssl = tls_server_ssl_new(sv->backend_host, sv->tls_mode);
+	struct bufferevent *bev;
+
+	if (ssl == NULL) {
+		server_fail(sv, "cannot use TLS with", "could not set up the TLS connection");
+		return;
+	}
+	bev = bufferevent_openssl_filter_new(rt.base, sv->bev, ssl, BUFFEREVENT_SSL_CONNECTING,
+					     BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL) {
+		log_error("cannot create TLS buffer for server: out of memory");
+		abort();
+	}
+	/* As libpq: a server that just closes has ended the session, not been attacked. */
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	sv->bev = bev;
+	bufferevent_setcb(bev, server_read_cb, server_write_cb, server_event_cb, sv);
+	bufferevent_enable(bev, EV_READ);
+}
+
+/* The one-byte answer to SSLRequest. */
+static void server_handle_ssl_reply(struct server *sv)
+{
+	struct evbuffer *in = bufferevent_get_input(sv->bev);
+	char reply;
+
+	if (evbuffer_remove(in, &reply, 1) != 1)
+		return;
+	sv->is_awaiting_ssl_reply = false;
+	if (reply == 'S' && evbuffer_get_length(in) > 0) {
+		/* Bytes before the handshake could be injected by a MITM (CVE-2021-23222). */
+		server_fail(sv, "cannot use TLS with", "received unencrypted data after 'S'");
+	} else if (reply == 'S') {
+		server_start_tls(sv);
+	} else if (reply == 'N' && sv->tls_mode == TLS_PREFER) {
+		server_send_startup(sv);
+	} else if (reply == 'N') {
+		server_fail(sv, "cannot use TLS with",
+			    "the server does not support TLS, and sslmode requires it");
+	} else {
+		server_fail(sv, "cannot use TLS with", "unexpected answer to SSLRequest");
+	}
 }
 
 static void server_ready(struct server *sv)
@@ -535,6 +604,9 @@ static void server_read_cb(struct bufferevent *bev UNUSED, void *arg)
 		server_forward(sv);
 		break;
 	case SV_CONNECTING:
+		if (sv->is_awaiting_ssl_reply)
+			server_handle_ssl_reply(sv);
+		break;
 	case SV_CLOSING:
 		break;
 	}
@@ -558,7 +630,19 @@ static void server_event_cb(struct bufferevent *bev, short what, void *arg)
 	int dns_err;
 
 	if (what & BEV_EVENT_CONNECTED) {
-		server_send_startup(sv);
+		/* The socket connected, or (on a TLS filter) the handshake finished. */
+		if (tls_of(bev) != NULL)
+			server_send_startup(sv);
+		else
+			server_connected(sv);
+		return;
+	}
+	if (sv->state == SV_CONNECTING && tls_of(bev) != NULL) {
+		char detail[300];
+
+		/* A certificate that fails verification won't pass on a retry: tell the client. */
+		tls_describe_error(bev, detail, sizeof(detail));
+		server_fail(sv, "TLS handshake failed with", detail);
 		return;
 	}
 	dns_err = bufferevent_socket_get_dns_error(bev);

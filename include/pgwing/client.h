@@ -37,6 +37,7 @@ struct client {
 	char addr[64];
 	int port;
 	bool is_unix;
+	bool is_direct_tls; /* TLS without SSLRequest (PostgreSQL 17): ALPN must say postgresql */
 	bool is_over_limit; /* accepted past max_client_conn: told so after its startup packet */
 	bool has_peer_uid;  /* unix socket: the peer's uid is known */
 	uid_t peer_uid;

@@ -15,6 +15,16 @@ enum auth_type {
 	AUTH_SCRAM,
 };
 
+/* libpq's sslmode values; the order is the order of strictness. */
+enum tls_mode {
+	TLS_DISABLE,
+	TLS_ALLOW,
+	TLS_PREFER,
+	TLS_REQUIRE,
+	TLS_VERIFY_CA,
+	TLS_VERIFY_FULL,
+};
+
 enum ro_fallback {
 	RO_FALLBACK_PRIMARY,
 	RO_FALLBACK_ERROR,
@@ -81,6 +91,20 @@ struct config {
 	int64_t stats_period_ms;
 	char *metrics_listen; /* "host:port" for the Prometheus endpoint; "" = off */
 
+	/* TLS: clients to pgwing */
+	enum tls_mode client_tls_sslmode;
+	char *client_tls_cert_file;
+	char *client_tls_key_file;
+	char *client_tls_ca_file;
+	char *client_tls_protocols;
+	char *client_tls_ciphers;
+
+	/* TLS: pgwing to servers (a backend's sslmode overrides the mode) */
+	enum tls_mode server_tls_sslmode;
+	char *server_tls_ca_file; /* "" = the system's trusted CAs */
+	char *server_tls_cert_file;
+	char *server_tls_key_file;
+
 	/* [backends], in file order */
 	struct backend_config *backends;
 	int nbackends;
@@ -140,6 +164,10 @@ void config_copy_setting(struct config *dst, const struct config *src, const str
  * as it was and says why in err.
  */
 bool config_set(struct config *cfg, const char *name, const char *value, char *err, size_t errlen);
+
+/* An sslmode name ("verify-full") to its value; false when it names none. */
+bool config_parse_tls_mode(const char *name, enum tls_mode *mode);
+const char *config_tls_mode_name(enum tls_mode mode);
 
 /* Parse helpers, exposed for tests and for SET in the admin console. */
 bool config_parse_duration(const char *text, int64_t *ms);

@@ -6,6 +6,7 @@
 #define PGWING_SERVER_H
 
 #include "pgwing/auth.h"
+#include "pgwing/config.h"
 #include "pgwing/topology.h"
 
 struct bufferevent;
@@ -31,6 +32,8 @@ struct server {
 	int backend_port;
 	struct client *client;
 	enum server_state state;
+	enum tls_mode tls_mode;     /* the effective sslmode towards this backend */
+	bool is_awaiting_ssl_reply; /* SSLRequest sent, 'S' or 'N' not yet read */
 	struct auth_login *login;
 	struct evbuffer *welcome; /* ParameterStatus messages seen during login, for the client */
 	struct event *timer;      /* server_connect_timeout during connect and login */
