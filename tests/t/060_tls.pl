@@ -53,6 +53,8 @@ make_cert('pg',       'ca', '127.0.0.1', 'IP:127.0.0.1');
 make_cert('pg_wrong', 'ca', 'otherhost', 'DNS:otherhost');
 make_cert('pgwing',   'ca', '127.0.0.1', 'IP:127.0.0.1');
 make_cert('pgwing2',  'ca', '127.0.0.1', 'IP:127.0.0.1');
+make_cert('alice',    'ca', 'alice',     'DNS:alice');
+make_cert('bob',      'ca', 'bob',       'DNS:bob');
 
 my $node = new_node('primary',
 	conf => "ssl = on\nssl_cert_file = '$certs/pg.crt'\nssl_key_file = '$certs/pg.key'\n");
@@ -71,7 +73,7 @@ my $pw = PgWing::Test->new(
 	backends  => [ [ primary => $backend ] ],
 	auth_type => 'scram-sha-256',
 	users     => { alice => 'alice-pw' },
-	settings  => { %tls, hold_timeout => '3s' });
+	settings  => { %tls, hold_timeout => '3s', admin_users => 'alice' });
 $pw->start;
 
 my %alice = (user => 'alice', password => 'alice-pw');
@@ -110,6 +112,28 @@ is( $pw->safe_psql(
 		extra   => "$verify channel_binding=require"),
 	'1',
 	'channel_binding=require through pgwing');
+
+# The console tells TLS connections apart.
+like(
+	$pw->safe_psql('SHOW CLIENTS', %alice, dbname => 'pgwing', sslmode => 'require'),
+	qr/^(?:[^|]*\|){11}t\|/m,
+	'SHOW CLIENTS: tls is true for a TLS client');
+
+# PostgreSQL 17's direct TLS: a ClientHello first, with ALPN "postgresql".
+{
+	my ($sout, $serr) = ('', '');
+	IPC::Run::run(
+		[   'openssl', 's_client', '-connect', '127.0.0.1:' . $pw->port,
+			'-alpn', 'postgresql', '-CAfile', "$certs/ca.crt", '-verify_return_error'
+		],
+		'<', \undef, '>', \$sout, '2>', \$serr, IPC::Run::timeout(30));
+	like($sout, qr/ALPN protocol: postgresql/, 'direct TLS: ALPN postgresql negotiated');
+	like($sout, qr/Verify return code: 0 /, 'direct TLS: pgwing\'s certificate verifies');
+	($sout, $serr) = ('', '');
+	IPC::Run::run([ 'openssl', 's_client', '-connect', '127.0.0.1:' . $pw->port, '-alpn', 'http/1.1' ],
+		'<', \undef, '>', \$sout, '2>', \$serr, IPC::Run::timeout(30));
+	like($sout . $serr, qr/no application protocol|alert/i, 'direct TLS: another ALPN is refused');
+}
 
 # Garbage where a ClientHello should be: pgwing closes that one and serves on.
 {
@@ -151,6 +175,31 @@ is( $pw->safe_psql(
 	$session->quit;
 	is( $pw->safe_psql('SELECT 3', %alice, sslmode => 'verify-full', extra => $verify),
 		'3', 'a new connection after the reload verifies');
+}
+
+# Client certificates: verify-full wants one from our CA whose CN is the user.
+{
+	my $certpw = PgWing::Test->new(
+		name      => 'certs',
+		backends  => [ [ primary => $backend ] ],
+		auth_type => 'scram-sha-256',
+		users     => { alice => 'alice-pw' },
+		settings  => {
+			%tls,
+			client_tls_sslmode => 'verify-full',
+			client_tls_ca_file => "$certs/ca.crt"
+		});
+	$certpw->start;
+	my $with = sub { "$verify sslcert=$certs/$_[0].crt sslkey=$certs/$_[0].key" };
+	is($certpw->safe_psql('SELECT 1', %alice, sslmode => 'verify-full', extra => $with->('alice')),
+		'1', 'client certificate for the user: accepted');
+	($rc, $out, $err) = $certpw->psql('SELECT 1', %alice, sslmode => 'verify-full',
+		extra => "$verify sslcert=/dev/null");
+	isnt($rc, 0, 'no client certificate: refused');
+	($rc, $out, $err) =
+	  $certpw->psql('SELECT 1', %alice, sslmode => 'verify-full', extra => $with->('bob'));
+	like($err, qr/common name is not the user name/, "another user's certificate: refused");
+	$certpw->stop;
 }
 
 # A backend whose certificate names another host: the client gets 08006 and why.

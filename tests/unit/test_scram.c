@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include <cmocka.h>
 
 /* RFC 7677, section 3. */
@@ -506,6 +508,84 @@ static void test_md5(void **state)
 	assert_false(md5_salted_response("md5short", salt, response));
 }
 
+/* Whether scram_server_first accepts client_first, as the TLS setup and mechanism make it. */
+static bool first_accepted(const char *client_first, bool has_tls, bool is_plus)
+{
+	static const uint8_t cbind[32] = {1, 2, 3};
+	struct scram_server sv;
+	const char *err = NULL;
+	char *s1;
+	bool is_accepted;
+
+	scram_server_init(&sv, NULL, "u");
+	if (has_tls)
+		scram_server_set_channel_binding(&sv, cbind, sizeof(cbind));
+	sv.is_plus = is_plus;
+	s1 = scram_server_first(&sv, client_first, strlen(client_first), &err);
+	is_accepted = s1 != NULL;
+	free(s1);
+	scram_server_free(&sv);
+	return is_accepted;
+}
+
+static void test_channel_binding_header(void **state)
+{
+	(void)state;
+	/* Without TLS: no binding; 'y' is fine (we offered no -PLUS). */
+	assert_true(first_accepted("n,,n=,r=abc", false, false));
+	assert_true(first_accepted("y,,n=,r=abc", false, false));
+	assert_false(first_accepted("p=tls-server-end-point,,n=,r=abc", false, false));
+	/* On TLS with plain SCRAM: 'y' means -PLUS was stripped on the way. */
+	assert_true(first_accepted("n,,n=,r=abc", true, false));
+	assert_false(first_accepted("y,,n=,r=abc", true, false));
+	/* -PLUS must bind, and with the one type pgwing has. */
+	assert_true(first_accepted("p=tls-server-end-point,,n=,r=abc", true, true));
+	assert_false(first_accepted("n,,n=,r=abc", true, true));
+	assert_false(first_accepted("p=tls-unique,,n=,r=abc", true, true));
+	assert_false(first_accepted("p=tls-server-end-point,a=x,n=,r=abc", true, true));
+}
+
+/* c= must carry the gs2 header and the binding data: anything else fails before the proof. */
+static void test_channel_binding_data(void **state)
+{
+	static const char gs2[] = "p=tls-server-end-point,,";
+	static const uint8_t cbind[32] = {9, 8, 7};
+	uint8_t input[sizeof(gs2) - 1 + sizeof(cbind)];
+	char b64[128], *s1, *c2, nonce[SCRAM_NONCE_MAX + 1];
+	struct scram_server sv;
+	const char *err = NULL;
+	const char *r;
+
+	(void)state;
+	memcpy(input, gs2, sizeof(gs2) - 1);
+	memcpy(input + sizeof(gs2) - 1, cbind, sizeof(cbind));
+	for (int variant = 0; variant < 2; variant++) {
+		scram_server_init(&sv, NULL, "u");
+		scram_server_set_channel_binding(&sv, cbind, sizeof(cbind));
+		sv.is_plus = true;
+		s1 = scram_server_first(&sv, "p=tls-server-end-point,,n=,r=abc", 32, &err);
+		assert_non_null(s1);
+		r = strstr(s1, "r=") + 2;
+		snprintf(nonce, sizeof(nonce), "%.*s", (int)strcspn(r, ","), r);
+		/* variant 1 binds to other data, as a man in the middle's connection would. */
+		input[sizeof(input) - 1] = (uint8_t)variant;
+		EVP_EncodeBlock((unsigned char *)b64, input, (int)sizeof(input));
+		c2 = NULL;
+		assert_true(asprintf(&c2,
+				     "c=%s,r=%s,p=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+				     b64, nonce) > 0);
+		err = NULL;
+		assert_null(scram_server_final(&sv, c2, strlen(c2), &err));
+		if (variant == 0)
+			assert_null(strstr(err, "channel binding"));
+		else
+			assert_non_null(strstr(err, "channel binding"));
+		free(c2);
+		free(s1);
+		scram_server_free(&sv);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -523,6 +603,8 @@ int main(void)
 		cmocka_unit_test(test_client_rejects_bad_server_first),
 		cmocka_unit_test(test_client_rejects_bad_server_final),
 		cmocka_unit_test(test_md5),
+		cmocka_unit_test(test_channel_binding_header),
+		cmocka_unit_test(test_channel_binding_data),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
