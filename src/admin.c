@@ -287,6 +287,8 @@ static void show_backends(struct client *cl)
 		{"clients", PROTO_OID_INT8},
 		{"last_error", PROTO_OID_TEXT},
 		{"last_change", PROTO_OID_TIMESTAMPTZ},
+		{"last_wake", PROTO_OID_TIMESTAMPTZ},
+		{"wake_ms", PROTO_OID_INT8},
 	};
 	struct result r;
 
@@ -324,6 +326,15 @@ static void show_backends(struct client *cl)
 		row_int(&row, 10, b->nclients);
 		row_text(&row, 11, b->last_error[0] != '\0' ? b->last_error : NULL);
 		row_time(&row, 12, b->last_change_ms);
+		/* The wake under way, or the last one; wake_ms only once it succeeded. */
+		if (b->wake_started_ms != 0)
+			row_time(&row, 13, b->wake_started_ms);
+		else
+			row_text(&row, 13, NULL);
+		if (b->state != BACKEND_WAKING && b->last_wake_ms >= 0)
+			row_int(&row, 14, b->last_wake_ms);
+		else
+			row_text(&row, 14, NULL);
 		result_row(&r, &row);
 	}
 	result_end(&r);

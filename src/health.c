@@ -17,6 +17,7 @@
 #include "pgwing/log.h"
 #include "pgwing/runtime.h"
 #include "pgwing/tls.h"
+#include "pgwing/wake.h"
 
 #include <event2/dns.h>
 #include <event2/event.h>
@@ -34,6 +35,13 @@
 
 /* Addresses of one backend name handed to libpq, which tries them in turn as it would its own. */
 #define MAX_ADDRESSES 8
+
+/*
+ * A waking backend is probed this soon after the wake started, then each
+ * interval grows by half up to health_interval: it is seen up at most a third
+ * of its start time late, without hammering a slow starter.
+ */
+#define WAKING_PROBE_FIRST_MS 100
 
 /* Weight of the newest RTT sample: smooths jitter, still follows a real change within ~5 probes. */
 #define RTT_ALPHA 0.3
@@ -94,7 +102,8 @@ struct health_probe {
 	int64_t query_sent_us;
 	bool has_sample;
 	struct probe_sample sample;
-	bool is_conn_stale; /* reloaded mid-probe: reconnect with the new settings after it */
+	bool is_conn_stale;      /* reloaded mid-probe: reconnect with the new settings after it */
+	int64_t waking_delay_ms; /* while the backend wakes: the next probe's delay */
 };
 
 /* One loop, one set of probes per process. */
@@ -170,7 +179,14 @@ static void backend_record_success(struct backend *b, const struct probe_sample 
 		b->role = s->role;
 		b->last_change_ms = now_ms();
 	}
-	if (b->state != BACKEND_UP && b->consecutive_successes >= health.cfg->health_rise_count) {
+	/*
+	 * A waking backend that accepts a login is up at once: rise counting
+	 * guards against flapping, and clients are waiting for this very answer.
+	 */
+	if (b->state == BACKEND_WAKING)
+		wake_note_up(b);
+	if (b->state != BACKEND_UP && (b->state == BACKEND_WAKING ||
+				       b->consecutive_successes >= health.cfg->health_rise_count)) {
 		log_info("backend %s: %s -> up (%s, timeline %" PRIu32 ")", b->name,
 			 backend_state_name(b->state), backend_role_name(b->role), b->timeline);
 		b->state = BACKEND_UP;
@@ -182,26 +198,53 @@ static void backend_record_success(struct backend *b, const struct probe_sample 
 		topology_notify(health.topo);
 }
 
+/*
+ * Whether the error says nothing listens at the backend's address: a stopped
+ * server (connection refused, or a unix socket that is gone) or a stopped
+ * machine (no route). libpq gives no errno, only its message with strerror()'s
+ * text in it.
+ */
+static bool is_unreachable(const char *error)
+{
+	static const char *const causes[] = {"Connection refused", "No route to host",
+					     "No such file or directory"};
+
+	for (size_t i = 0; i < ARRAY_SIZE(causes); i++)
+		if (strstr(error, causes[i]) != NULL)
+			return true;
+	return false;
+}
+
 static void backend_record_failure(struct backend *b)
 {
 	/* A first answer, even a failure, can unblock writes (see topology_primary). */
 	bool was_unheard = backend_is_unheard(b);
+	/* A backend we can start is asleep when nothing listens, not down. */
+	enum backend_state failed =
+		b->can_wake && is_unreachable(b->last_error) ? BACKEND_ASLEEP : BACKEND_DOWN;
 
 	b->consecutive_successes = 0;
 	if (b->consecutive_failures < INT_MAX)
 		b->consecutive_failures++;
-	if (b->state == BACKEND_DOWN)
+	if (b->state == BACKEND_WAKING) {
+		/* Expected until it is started; wake_timeout decides when to give up. */
+		log_debug("backend %s: not awake yet: %s", b->name, b->last_error);
+		return;
+	}
+	if (b->state == failed)
 		return; /* already said; last_error keeps the latest reason */
-	if (b->consecutive_failures < health.cfg->health_fail_count) {
+	/* From down to asleep or back, the failures were already counted. */
+	if (b->state != BACKEND_DOWN && b->state != BACKEND_ASLEEP &&
+	    b->consecutive_failures < health.cfg->health_fail_count) {
 		log_warn("backend %s: probe failed (%d of %d): %s", b->name,
 			 b->consecutive_failures, health.cfg->health_fail_count, b->last_error);
 		if (was_unheard)
 			topology_notify(health.topo);
 		return;
 	}
-	log_warn("backend %s: %s -> down: %s", b->name, backend_state_name(b->state),
-		 b->last_error);
-	b->state = BACKEND_DOWN;
+	log_warn("backend %s: %s -> %s: %s", b->name, backend_state_name(b->state),
+		 backend_state_name(failed), b->last_error);
+	b->state = failed;
 	/* A backend that comes back may be somewhere else on the network: measure afresh. */
 	b->rtt_ms = -1;
 	b->last_change_ms = now_ms();
@@ -251,9 +294,16 @@ static void probe_close(struct health_probe *p)
 /* The probe is over, whatever its outcome: keep watching the connection, schedule the next. */
 static void probe_end(struct health_probe *p)
 {
-	int64_t delay = p->started_ms + health.cfg->health_interval_ms - now_ms();
-	struct timeval tv = ms_to_timeval(delay > 0 ? delay : 0);
+	int64_t interval = health.cfg->health_interval_ms;
+	int64_t delay;
+	struct timeval tv;
 
+	if (p->b->state == BACKEND_WAKING && p->waking_delay_ms < interval) {
+		interval = p->waking_delay_ms;
+		p->waking_delay_ms += p->waking_delay_ms / 2;
+	}
+	delay = p->started_ms + interval - now_ms();
+	tv = ms_to_timeval(delay > 0 ? delay : 0);
 	evtimer_del(p->deadline);
 	p->phase = PROBE_IDLE;
 	p->has_sample = false;
@@ -266,6 +316,11 @@ static void probe_end(struct health_probe *p)
 	 */
 	if (p->conn != NULL && !probe_wait(p, EV_READ))
 		probe_close(p);
+	/* A probe would wake it, or keep it from stopping: the next one waits for wake_backend. */
+	if (p->b->state == BACKEND_ASLEEP && !health.cfg->probe_sleeping) {
+		probe_close(p);
+		return;
+	}
 	evtimer_add(p->next_timer, &tv);
 }
 
@@ -758,6 +813,36 @@ void health_probe_now(struct backend *b)
 	/* Later on the loop, not here: the caller is in the middle of its own state change. */
 	if (b->probe != NULL && b->probe->phase == PROBE_IDLE)
 		probe_schedule_now(b->probe);
+}
+
+void health_probe_waking(struct backend *b)
+{
+	struct health_probe *p = b->probe;
+
+	if (p == NULL)
+		return;
+	p->waking_delay_ms = WAKING_PROBE_FIRST_MS;
+	/* A probe under way ends in probe_end, which schedules the next one at the waking pace. */
+	if (p->phase == PROBE_IDLE) {
+		evtimer_del(p->next_timer);
+		probe_schedule_now(p);
+	}
+}
+
+void health_put_to_sleep(struct backend *b)
+{
+	struct health_probe *p = b->probe;
+
+	/* Mid-probe: the next sweep tries again. */
+	if (p == NULL || p->phase != PROBE_IDLE)
+		return;
+	log_info("backend %s: %s -> asleep: no clients for %" PRId64 " ms", b->name,
+		 backend_state_name(b->state), health.cfg->server_idle_timeout_ms);
+	probe_close(p);
+	evtimer_del(p->next_timer);
+	b->state = BACKEND_ASLEEP;
+	b->last_change_ms = now_ms();
+	topology_notify(health.topo);
 }
 
 void health_stop(struct topology *topo)

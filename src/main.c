@@ -14,6 +14,7 @@
 #include "pgwing/stats.h"
 #include "pgwing/tls.h"
 #include "pgwing/topology.h"
+#include "pgwing/wake.h"
 
 #include <event2/dns.h>
 #include <event2/event.h>
@@ -315,13 +316,15 @@ int main(int argc, char **argv)
 	}
 	if (health_start(rt.base, rt.topo, rt.cfg, rt.auth) < 0)
 		goto out_signals;
-	if (stats_start(rt.base) < 0 || metrics_start(rt.base, rt.cfg) < 0)
+	if (stats_start(rt.base) < 0 || metrics_start(rt.base, rt.cfg) < 0 ||
+	    wake_start(rt.base, rt.topo) < 0)
 		goto out_stats;
 	log_info("pgwing %s started", PACKAGE_VERSION);
 
 	event_base_dispatch(rt.base);
 	rc = 0;
 out_stats:
+	wake_stop();
 	metrics_stop();
 	stats_stop();
 	health_stop(rt.topo);

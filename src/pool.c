@@ -12,6 +12,8 @@
 #include "pgwing/router.h"
 #include "pgwing/runtime.h"
 #include "pgwing/server.h"
+#include "pgwing/session.h"
+#include "pgwing/wake.h"
 
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -70,6 +72,9 @@ static struct pool *pool_get(const char *database, const char *user, enum target
 
 static struct event *retry_timer;
 
+/* See pool_wait. */
+#define WAKE_SLACK_MS 1000
+
 static void pool_dequeue(struct client *cl)
 {
 	struct pool *p = cl->pool;
@@ -125,6 +130,23 @@ static void hold_timeout_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *
 		    cl->target == TARGET_RW ? "primary" : "server for reads", held / 1000, detail);
 }
 
+void pool_fail_wake_waiters(const struct backend *b)
+{
+	for (struct pool *p = pools; p != NULL; p = p->next) {
+		struct client *cl;
+
+		if (p->nwaiting == 0 || router_pick_wakeable(rt.topo, rt.cfg, p->target) != b)
+			continue;
+		while ((cl = TAILQ_FIRST(&p->waiting)) != NULL) {
+			pool_dequeue(cl);
+			cl->state = CL_IDLE;
+			client_fail(cl, SQLSTATE_CONNECTION_FAILURE,
+				    "backend %s did not wake within %.3g s", b->name,
+				    (double)rt.cfg->wake_timeout_ms / 1000);
+		}
+	}
+}
+
 static void retry_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *arg UNUSED)
 {
 	pool_on_topology_change(NULL);
@@ -137,9 +159,21 @@ static void retry_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *arg UNU
 static void pool_wait(struct client *cl)
 {
 	struct pool *p = cl->pool;
-	int64_t left = rt.cfg->hold_timeout_ms - (now_ms() - cl->hold_since_ms);
+	const struct backend *w = router_pick_wakeable(rt.topo, rt.cfg, p->target);
+	int64_t deadline = cl->hold_since_ms + rt.cfg->hold_timeout_ms;
+	int64_t left;
 	struct timeval tv;
 
+	/*
+	 * A client waiting for a wake waits as long as the wake may take. The
+	 * wake's own deadline comes first and fails it with the reason
+	 * (pool_fail_wake_waiters); the slack only keeps the two timers from
+	 * racing.
+	 */
+	if (w != NULL && w->state == BACKEND_WAKING &&
+	    w->wake_started_ms + rt.cfg->wake_timeout_ms + WAKE_SLACK_MS > deadline)
+		deadline = w->wake_started_ms + rt.cfg->wake_timeout_ms + WAKE_SLACK_MS;
+	left = deadline - now_ms();
 	if (left < 0)
 		left = 0;
 	if (p->nwaiting == 0) {
@@ -170,14 +204,28 @@ void pool_add_client(struct client *cl)
 	cl->state = CL_IDLE;
 }
 
+/*
+ * Wake what clients of target need asleep. Also when a replica or the primary
+ * fallback serves them meanwhile: wake_for_reads decides (router_pick_wakeable).
+ */
+static void pool_wake_for(enum target target)
+{
+	struct backend *w = router_pick_wakeable(rt.topo, rt.cfg, target);
+
+	if (w != NULL)
+		wake_backend(w);
+}
+
 void pool_request_server(struct client *cl)
 {
 	struct backend *b = NULL;
 
 	if (cl->hold_since_ms == 0)
 		cl->hold_since_ms = now_ms();
-	if (!pool_is_paused(cl->pool))
+	if (!pool_is_paused(cl->pool)) {
+		pool_wake_for(cl->target);
 		b = router_pick(rt.topo, rt.cfg, cl->target);
+	}
 	if (b != NULL)
 		pool_start_server(cl, b);
 	else
@@ -221,6 +269,10 @@ static void pool_serve_waiters(struct pool *p)
 {
 	struct client *cl;
 
+	/* Clients held for a failover may find the backend they wait for fell asleep. */
+	if (p->nwaiting > 0 && !pool_is_paused(p))
+		pool_wake_for(p->target);
+
 	while (!pool_is_paused(p) && (cl = TAILQ_FIRST(&p->waiting)) != NULL) {
 		struct backend *b = router_pick(rt.topo, rt.cfg, p->target);
 
@@ -243,6 +295,31 @@ static void pool_release_idle(const char *database)
 		if (cl->state == CL_ACTIVE && cl->pool != NULL && matches(cl->pool, database) &&
 		    cl->server->tx_status == 'I' && cl->pending_syncs == 0)
 			client_server_idle(cl);
+	}
+}
+
+void pool_close_idle_servers(void)
+{
+	int64_t oldest_us = now_us() - rt.cfg->server_idle_timeout_ms * 1000;
+	struct client *cl, *next;
+
+	if (rt.cfg->server_idle_timeout_ms == 0)
+		return;
+	for (cl = TAILQ_FIRST(client_all()); cl != NULL; cl = next) {
+		next = TAILQ_NEXT(cl, all_link);
+		/*
+		 * query_start_us moves at every request and every answer: the last
+		 * activity. A session that can't move (temp tables, ...) would lose
+		 * its state, and one that listens would get a server back at once.
+		 */
+		if (cl->state == CL_ACTIVE && cl->server->tx_status == 'I' &&
+		    cl->pending_syncs == 0 && cl->query_start_us < oldest_us &&
+		    (cl->session == NULL || (session_state_unmovable(cl->session) == NULL &&
+					     !session_state_is_listening(cl->session)))) {
+			log_debug("client %" PRIu64 ": closing its server, idle for %" PRId64 " ms",
+				  cl->id, (now_us() - cl->query_start_us) / 1000);
+			client_release_server(cl);
+		}
 	}
 }
 

@@ -54,7 +54,8 @@ enum hold_reason stats_hold_reason(const struct pool *p)
 		return HOLD_PAUSED;
 	/* Nowhere to route to: the primary (or every replica and fallback) is gone. */
 	if (router_pick(rt.topo, rt.cfg, p->target) == NULL)
-		return HOLD_FAILOVER;
+		return router_pick_wakeable(rt.topo, rt.cfg, p->target) != NULL ? HOLD_WAKE
+										: HOLD_FAILOVER;
 	return HOLD_FULL;
 }
 

@@ -32,6 +32,8 @@ static struct backend *backend_new(const struct backend_config *bc)
 	b->lag_ms = -1;
 	b->rtt_ms = -1;
 	b->last_change_ms = now_ms();
+	b->last_wake_ms = -1;
+	b->unused_since_ms = now_ms();
 	return b;
 }
 
@@ -83,6 +85,7 @@ void topology_apply_config(struct topology *topo, const struct config *cfg)
 			free(b->region);
 			b->region = xstrdup(bc->region);
 		}
+		b->can_wake = bc->wake != NULL;
 		topo->backends[topo->count++] = b;
 	}
 	for (int j = 0; j < nold; j++) {

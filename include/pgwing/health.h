@@ -27,6 +27,16 @@ void health_reconfigure(struct topology *topo, const struct config *cfg,
 			const struct auth_file *af);
 /* Probe one backend now (e.g. after a server said 25006 on a "primary"). */
 void health_probe_now(struct backend *b);
+/*
+ * A wake started, or its command finished: probe b now, then after 100 ms,
+ * growing by half each time up to health_interval, until it is up.
+ */
+void health_probe_waking(struct backend *b);
+/*
+ * b is unused and may stop (see wake.c): close its probe and stop probing
+ * until a wake; b is asleep from now on.
+ */
+void health_put_to_sleep(struct backend *b);
 void health_stop(struct topology *topo);
 
 #endif

@@ -10,6 +10,8 @@
 #include "pgwing/client.h"
 #include "pgwing/stats.h"
 
+struct backend;
+
 struct pool {
 	char *database;
 	char *user;
@@ -49,6 +51,10 @@ void pool_retry_later(struct client *cl);
 void pool_forget_client(struct client *cl);
 /* Topology changed: serve whoever waits and can be served now. */
 void pool_on_topology_change(void *arg);
+/* The wake of b timed out: its waiting clients get 08006 saying so. */
+void pool_fail_wake_waiters(const struct backend *b);
+/* Release servers idle for server_idle_timeout; their clients get new ones when they speak. */
+void pool_close_idle_servers(void);
 void pool_free_all(void);
 
 #endif

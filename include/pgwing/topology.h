@@ -46,6 +46,12 @@ struct backend {
 	char last_error[256];
 	int64_t last_change_ms; /* now_ms() of the last role/state change */
 
+	/* Scale to zero (wake.c). */
+	bool can_wake;           /* has wake= configured: unreachable means asleep, not down */
+	int64_t wake_started_ms; /* the wake in progress or last started; 0: never woken */
+	int64_t last_wake_ms;    /* how long the last successful wake took; -1: none yet */
+	int64_t unused_since_ms; /* no server connection to it since; 0: it has some */
+
 	struct health_probe *probe; /* owned by health.c */
 };
 

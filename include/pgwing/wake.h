@@ -1,0 +1,29 @@
+/*
+ * Scale to zero: starting a stopped backend when a client needs it (the
+ * backend's wake= command or HTTP request), and telling when it woke or did
+ * not. Whether it is up is health's call; wake only starts it and keeps time.
+ */
+#ifndef PGWING_WAKE_H
+#define PGWING_WAKE_H
+
+#include "pgwing/topology.h"
+
+struct event_base;
+
+/*
+ * Reap wake commands (SIGCHLD) from now on, and sweep periodically: servers
+ * idle for server_idle_timeout are closed, backends unused that long sleep.
+ */
+int wake_start(struct event_base *base, struct topology *topo);
+/* Give up wakes under way; commands still running are left to run, unreaped. */
+void wake_stop(void);
+/*
+ * A client needs b: an asleep backend goes waking, its wake runs once, and
+ * health probes it quickly. Anything else (already waking, up, down) is left
+ * alone, which is what makes concurrent clients share one wake.
+ */
+void wake_backend(struct backend *b);
+/* Health saw a waking backend accept a login: the wake is over. */
+void wake_note_up(struct backend *b);
+
+#endif

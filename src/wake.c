@@ -1,0 +1,575 @@
+/*
+ * Waking stopped backends. A wake is one attempt per backend at a time: the
+ * first client that needs an asleep backend starts it, later ones find it
+ * waking and just wait in their pool's queue. The wake is over when health
+ * sees the backend accept a login (wake_note_up) or at wake_timeout, when the
+ * waiting clients get an error and the backend is asleep again.
+ *
+ * Nothing here blocks the loop: exec: commands are spawned and reaped on
+ * SIGCHLD, their output is read from a pipe on the loop; http: requests go
+ * through evhttp.
+ */
+#include "pgwing/wake.h"
+
+#include "pgwing/health.h"
+#include "pgwing/log.h"
+#include "pgwing/pool.h"
+#include "pgwing/runtime.h"
+#include "pgwing/stats.h"
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+/* An http: wake retries a 5xx or an unreachable endpoint after this, doubling up to the max. */
+#define HTTP_RETRY_FIRST_MS 250
+#define HTTP_RETRY_MAX_MS   5000
+
+/* Idle servers and unused backends are looked for this often, at most. */
+#define SWEEP_MAX_MS 1000
+#define SWEEP_MIN_MS 100
+
+/* One wake under way. */
+struct wake_job {
+	struct backend *b;
+	struct event *deadline; /* wake_timeout */
+	/* http: */
+	struct evhttp_uri *uri;
+	struct evhttp_connection *conn;
+	struct event *retry_timer;
+	int64_t retry_delay_ms;
+	struct wake_job *next;
+};
+
+/*
+ * A spawned exec: command, until reaped. Kept apart from the job: a command may
+ * outlive its wake (the backend came up first, or the wake timed out).
+ */
+struct wake_child {
+	pid_t pid;
+	char *backend; /* the backend's name, for the log: the backend may be gone by then */
+	int fd;        /* read end of the command's stdout and stderr */
+	struct event *output;
+	struct evbuffer *text; /* output not yet logged: a partial line */
+	struct wake_child *next;
+};
+
+static struct {
+	struct event_base *base;
+	struct topology *topo;
+	struct event *sigchld;
+	struct event *sweep_timer;
+	struct wake_job *jobs;
+	struct wake_child *children;
+	void (*prev_on_remove)(struct backend *b); /* chained: see topology.h */
+} wake;
+
+static const char *backend_wake_spec(const struct backend *b, const char **auth_env)
+{
+	for (int i = 0; i < rt.cfg->nbackends; i++) {
+		const struct backend_config *bc = &rt.cfg->backends[i];
+
+		if (strcmp(bc->name, b->name) == 0) {
+			*auth_env = bc->wake_auth_env;
+			return bc->wake;
+		}
+	}
+	return NULL;
+}
+
+static struct wake_job *job_find(const struct backend *b)
+{
+	for (struct wake_job *j = wake.jobs; j != NULL; j = j->next)
+		if (j->b == b)
+			return j;
+	return NULL;
+}
+
+static void job_free(struct wake_job *job)
+{
+	struct wake_job **link = &wake.jobs;
+
+	while (*link != job)
+		link = &(*link)->next;
+	*link = job->next;
+	event_free(job->deadline);
+	if (job->retry_timer != NULL)
+		event_free(job->retry_timer);
+	/* Frees a request still in flight without calling its callback. */
+	if (job->conn != NULL)
+		evhttp_connection_free(job->conn);
+	if (job->uri != NULL)
+		evhttp_uri_free(job->uri);
+	free(job);
+}
+
+/*
+ * Split a command line into words: blanks separate words, double quotes group
+ * (and are dropped). No shell, so no expansion: exec:"sh -c '...'" for one.
+ * Returns a NULL-terminated array of words pointing into line, which is edited.
+ */
+static char **split_command(char *line)
+{
+	size_t n = 0, cap = 4;
+	char **argv = xmalloc(cap * sizeof(*argv));
+	char *src = line, *dst = line;
+
+	for (;;) {
+		bool is_quoted = false;
+
+		while (*src == ' ' || *src == '\t')
+			src++;
+		if (*src == '\0')
+			break;
+		if (n + 2 > cap)
+			argv = xrealloc(argv, (cap *= 2) * sizeof(*argv));
+		argv[n++] = dst;
+		for (; *src != '\0' && (is_quoted || (*src != ' ' && *src != '\t')); src++) {
+			if (*src == '"')
+				is_quoted = !is_quoted;
+			else
+				*dst++ = *src;
+		}
+		if (*src != '\0')
+			src++;
+		*dst++ = '\0';
+	}
+	argv[n] = NULL;
+	return argv;
+}
+
+/* Log the command's complete lines (all of it at_eof), one log line each. */
+static void child_log_output(struct wake_child *c, bool at_eof)
+{
+	char *line;
+
+	while ((line = evbuffer_readln(c->text, NULL, EVBUFFER_EOL_CRLF)) != NULL) {
+		log_info("backend %s: wake command: %s", c->backend, line);
+		free(line);
+	}
+	if (at_eof && evbuffer_get_length(c->text) > 0) {
+		size_t len = evbuffer_get_length(c->text);
+
+		line = xmalloc(len + 1);
+		evbuffer_remove(c->text, line, len);
+		line[len] = '\0';
+		log_info("backend %s: wake command: %s", c->backend, line);
+		free(line);
+	}
+}
+
+/* Read what the command wrote; false at EOF or on an error (the pipe is done). */
+static bool child_read(struct wake_child *c)
+{
+	char buf[4096];
+	ssize_t got;
+
+	while ((got = read(c->fd, buf, sizeof(buf))) > 0)
+		evbuffer_add(c->text, buf, (size_t)got);
+	child_log_output(c, got == 0);
+	return got < 0 && (errno == EAGAIN || errno == EINTR);
+}
+
+static void child_close_output(struct wake_child *c)
+{
+	if (c->output == NULL)
+		return;
+	event_free(c->output);
+	c->output = NULL;
+	close(c->fd);
+	c->fd = -1;
+}
+
+static void child_on_output(evutil_socket_t fd UNUSED, short what UNUSED, void *arg)
+{
+	struct wake_child *c = arg;
+
+	if (!child_read(c))
+		child_close_output(c);
+}
+
+static void child_free(struct wake_child *c)
+{
+	/* A daemon the command left behind may hold the pipe: take what is there, then let go. */
+	if (c->output != NULL)
+		child_read(c);
+	child_close_output(c);
+	evbuffer_free(c->text);
+	free(c->backend);
+	free(c);
+}
+
+/* SIGCHLD: reap our commands (only ours: pgwing has no other children) and log how they ended. */
+static void on_sigchld(evutil_socket_t fd UNUSED, short what UNUSED, void *arg UNUSED)
+{
+	struct wake_child **link = &wake.children;
+
+	while (*link != NULL) {
+		struct wake_child *c = *link;
+		int status;
+
+		if (waitpid(c->pid, &status, WNOHANG) != c->pid) {
+			link = &c->next;
+			continue;
+		}
+		if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+			struct backend *b = topology_find(wake.topo, c->backend);
+
+			log_info("backend %s: wake command (pid %d) exited with status 0",
+				 c->backend, (int)c->pid);
+			/* A command like pg_ctl -w start returns when the server is ready: look
+			 * now. */
+			if (b != NULL && b->state == BACKEND_WAKING)
+				health_probe_waking(b);
+		} else if (WIFEXITED(status))
+			log_warn("backend %s: wake command (pid %d) exited with status %d",
+				 c->backend, (int)c->pid, WEXITSTATUS(status));
+		else
+			log_warn("backend %s: wake command (pid %d) killed by signal %d",
+				 c->backend, (int)c->pid, WTERMSIG(status));
+		*link = c->next;
+		child_free(c);
+	}
+}
+
+/* Log what the command pid writes to fd, and reap it on SIGCHLD. */
+static void child_watch(const struct backend *b, pid_t pid, int fd)
+{
+	struct wake_child *c = xcalloc(1, sizeof(*c));
+
+	c->pid = pid;
+	c->backend = xstrdup(b->name);
+	c->fd = fd;
+	c->text = evbuffer_new();
+	evutil_make_socket_nonblocking(fd);
+	c->output = event_new(wake.base, fd, EV_READ | EV_PERSIST, child_on_output, c);
+	event_add(c->output, NULL);
+	c->next = wake.children;
+	wake.children = c;
+}
+
+/*
+ * Spawn the command with stdin from /dev/null and stdout and stderr into a
+ * pipe we log from. SIGPIPE goes back to its default: pgwing ignores it, and
+ * an ignored signal would stay ignored across exec.
+ */
+static void wake_exec(struct backend *b, const char *command)
+{
+	char *line = xstrdup(command);
+	char **argv = split_command(line);
+	posix_spawn_file_actions_t actions;
+	posix_spawnattr_t attr;
+	sigset_t defaults, empty;
+	int pipefd[2];
+	pid_t pid;
+	int rc;
+
+	if (argv[0] == NULL) {
+		log_error("backend %s: wake command is empty", b->name);
+		goto out;
+	}
+	if (pipe2(pipefd, O_CLOEXEC) < 0) {
+		log_error("backend %s: cannot run the wake command: pipe: %s", b->name,
+			  strerror(errno));
+		goto out;
+	}
+	posix_spawn_file_actions_init(&actions);
+	posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_adddup2(&actions, pipefd[1], STDOUT_FILENO);
+	posix_spawn_file_actions_adddup2(&actions, pipefd[1], STDERR_FILENO);
+	posix_spawnattr_init(&attr);
+	sigemptyset(&empty);
+	sigemptyset(&defaults);
+	sigaddset(&defaults, SIGPIPE);
+	posix_spawnattr_setsigmask(&attr, &empty);
+	posix_spawnattr_setsigdefault(&attr, &defaults);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	rc = posix_spawnp(&pid, argv[0], &actions, &attr, argv, environ);
+	posix_spawnattr_destroy(&attr);
+	posix_spawn_file_actions_destroy(&actions);
+	close(pipefd[1]);
+	if (rc != 0) {
+		log_error("backend %s: cannot run the wake command %s: %s", b->name, argv[0],
+			  strerror(rc));
+		close(pipefd[0]);
+		goto out;
+	}
+	log_info("backend %s: wake command started (pid %d): %s", b->name, (int)pid, command);
+	child_watch(b, pid, pipefd[0]);
+out:
+	free(argv);
+	free(line);
+}
+
+static void http_send(struct wake_job *job);
+
+static void http_on_retry(evutil_socket_t fd UNUSED, short what UNUSED, void *arg)
+{
+	http_send(arg);
+}
+
+/* A 5xx or no answer: try again after a backoff, if that is still within wake_timeout. */
+static void http_retry(struct wake_job *job, const char *why)
+{
+	int64_t left = job->b->wake_started_ms + rt.cfg->wake_timeout_ms - now_ms();
+	struct timeval tv = {job->retry_delay_ms / 1000, (job->retry_delay_ms % 1000) * 1000};
+
+	if (left <= job->retry_delay_ms) {
+		log_warn("backend %s: wake request failed (%s); no time left to retry",
+			 job->b->name, why);
+		return;
+	}
+	log_warn("backend %s: wake request failed (%s); retrying in %" PRId64 " ms", job->b->name,
+		 why, job->retry_delay_ms);
+	evtimer_add(job->retry_timer, &tv);
+	job->retry_delay_ms *= 2;
+	if (job->retry_delay_ms > HTTP_RETRY_MAX_MS)
+		job->retry_delay_ms = HTTP_RETRY_MAX_MS;
+}
+
+static void http_on_done(struct evhttp_request *req, void *arg)
+{
+	struct wake_job *job = arg;
+	int code = req != NULL ? evhttp_request_get_response_code(req) : 0;
+	char why[64];
+
+	if (code >= 200 && code < 300) {
+		log_info("backend %s: wake request accepted (HTTP %d)", job->b->name, code);
+	} else if (code == 0 || code >= 500) {
+		if (code == 0)
+			snprintf(why, sizeof(why), "no answer");
+		else
+			snprintf(why, sizeof(why), "HTTP %d", code);
+		http_retry(job, why);
+	} else {
+		/* 4xx: a wrong token or URL; retrying cannot fix it. The clients wait it out. */
+		log_error("backend %s: wake request refused: HTTP %d %s", job->b->name, code,
+			  evhttp_request_get_response_code_line(req));
+	}
+}
+
+static void http_send(struct wake_job *job)
+{
+	const char *auth_env = NULL;
+	const char *path = evhttp_uri_get_path(job->uri);
+	const char *query = evhttp_uri_get_query(job->uri);
+	struct evhttp_request *req = evhttp_request_new(http_on_done, job);
+	struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
+	char target[1024], auth[1024];
+
+	backend_wake_spec(job->b, &auth_env);
+	snprintf(target, sizeof(target), "%s%s%s", path != NULL && path[0] != '\0' ? path : "/",
+		 query != NULL ? "?" : "", query != NULL ? query : "");
+	evhttp_add_header(headers, "Host", evhttp_uri_get_host(job->uri));
+	evhttp_add_header(headers, "Content-Length", "0");
+	/* One request per wake: nothing to keep the connection open for. */
+	evhttp_add_header(headers, "Connection", "close");
+	if (auth_env != NULL) {
+		const char *token = getenv(auth_env);
+
+		if (token == NULL) {
+			log_warn("backend %s: wake_auth_env %s is not set: waking without a token",
+				 job->b->name, auth_env);
+		} else {
+			snprintf(auth, sizeof(auth), "Bearer %s", token);
+			evhttp_add_header(headers, "Authorization", auth);
+		}
+	}
+	/* evhttp owns req from here, even when it fails at once. */
+	if (evhttp_make_request(job->conn, req, EVHTTP_REQ_POST, target) != 0)
+		http_retry(job, "cannot send");
+}
+
+/* "http://host[:port]/path", or "http:POST http://...", as the config has it. */
+static void wake_http(struct wake_job *job, const char *spec)
+{
+	const char *url = spec + strlen("http:");
+	int port;
+
+	if (strncmp(url, "//", 2) == 0)
+		url = spec;
+	else if (strncmp(url, "POST ", 5) == 0)
+		url += 5;
+	job->uri = evhttp_uri_parse(url);
+	if (job->uri == NULL || evhttp_uri_get_host(job->uri) == NULL ||
+	    strcmp(evhttp_uri_get_scheme(job->uri), "http") != 0) {
+		log_error("backend %s: cannot wake: %s is not an http:// URL", job->b->name, url);
+		return;
+	}
+	port = evhttp_uri_get_port(job->uri);
+	job->conn = evhttp_connection_base_new(wake.base, rt.dns, evhttp_uri_get_host(job->uri),
+					       port > 0 ? port : 80);
+	evhttp_connection_set_timeout(job->conn, (int)((rt.cfg->wake_timeout_ms + 999) / 1000));
+	job->retry_timer = evtimer_new(wake.base, http_on_retry, job);
+	job->retry_delay_ms = HTTP_RETRY_FIRST_MS;
+	log_info("backend %s: sending wake request POST %s", job->b->name, url);
+	http_send(job);
+}
+
+static void job_on_deadline(evutil_socket_t fd UNUSED, short what UNUSED, void *arg)
+{
+	struct wake_job *job = arg;
+	struct backend *b = job->b;
+
+	log_warn("backend %s: did not wake within %" PRId64 " ms: asleep again", b->name,
+		 rt.cfg->wake_timeout_ms);
+	stats_events.wakes_failed++;
+	b->state = BACKEND_ASLEEP;
+	b->last_change_ms = now_ms();
+	job_free(job);
+	pool_fail_wake_waiters(b);
+	topology_notify(wake.topo);
+}
+
+void wake_backend(struct backend *b)
+{
+	const char *auth_env = NULL;
+	const char *spec = backend_wake_spec(b, &auth_env);
+	struct wake_job *job;
+	struct timeval tv;
+
+	if (b->state != BACKEND_ASLEEP || spec == NULL || wake.base == NULL)
+		return;
+	log_info("backend %s: asleep -> waking", b->name);
+	b->state = BACKEND_WAKING;
+	b->wake_started_ms = now_ms();
+	b->last_change_ms = b->wake_started_ms;
+
+	job = xcalloc(1, sizeof(*job));
+	job->b = b;
+	job->deadline = evtimer_new(wake.base, job_on_deadline, job);
+	tv.tv_sec = rt.cfg->wake_timeout_ms / 1000;
+	tv.tv_usec = (rt.cfg->wake_timeout_ms % 1000) * 1000;
+	evtimer_add(job->deadline, &tv);
+	job->next = wake.jobs;
+	wake.jobs = job;
+
+	if (strncmp(spec, "exec:", 5) == 0)
+		wake_exec(b, spec + 5);
+	else
+		wake_http(job, spec);
+	health_probe_waking(b);
+}
+
+void wake_note_up(struct backend *b)
+{
+	struct wake_job *job = job_find(b);
+
+	if (job == NULL)
+		return;
+	b->last_wake_ms = now_ms() - b->wake_started_ms;
+	log_info("backend %s: woke up in %" PRId64 " ms", b->name, b->last_wake_ms);
+	stats_events.wakes_ok++;
+	job_free(job);
+}
+
+/*
+ * Let backends that have had no server connection for server_idle_timeout
+ * sleep: their probe goes too (unless probe_sleeping), so they can stop.
+ */
+static void sleep_unused(void)
+{
+	int64_t now = now_ms();
+
+	for (int i = 0; i < wake.topo->count; i++) {
+		struct backend *b = wake.topo->backends[i];
+
+		if (b->nclients > 0) {
+			b->unused_since_ms = 0;
+			continue;
+		}
+		if (b->unused_since_ms == 0)
+			b->unused_since_ms = now;
+		/*
+		 * Without wake= a backend that stopped could not be started again, so
+		 * it is not ours to put to sleep; probe_sleeping keeps its probe.
+		 */
+		if (b->can_wake && !rt.cfg->probe_sleeping && b->state == BACKEND_UP &&
+		    rt.cfg->server_idle_timeout_ms > 0 &&
+		    now - b->unused_since_ms >= rt.cfg->server_idle_timeout_ms)
+			health_put_to_sleep(b);
+	}
+}
+
+/* A quarter of server_idle_timeout, so an idle server is closed at most 25% late. */
+static void sweep_schedule(void)
+{
+	int64_t ms = rt.cfg->server_idle_timeout_ms / 4;
+	struct timeval tv;
+
+	if (ms > SWEEP_MAX_MS || ms == 0)
+		ms = SWEEP_MAX_MS;
+	if (ms < SWEEP_MIN_MS)
+		ms = SWEEP_MIN_MS;
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evtimer_add(wake.sweep_timer, &tv);
+}
+
+static void on_sweep(evutil_socket_t fd UNUSED, short what UNUSED, void *arg UNUSED)
+{
+	pool_close_idle_servers();
+	sleep_unused();
+	sweep_schedule();
+}
+
+/* A backend leaves the topology (reload): its wake, if any, goes with it. */
+static void wake_on_remove(struct backend *b)
+{
+	struct wake_job *job = job_find(b);
+
+	if (job != NULL)
+		job_free(job);
+	if (wake.prev_on_remove != NULL)
+		wake.prev_on_remove(b);
+}
+
+int wake_start(struct event_base *base, struct topology *topo)
+{
+	wake.base = base;
+	wake.topo = topo;
+	wake.prev_on_remove = topo->on_remove;
+	topo->on_remove = wake_on_remove;
+	wake.sigchld = evsignal_new(base, SIGCHLD, on_sigchld, NULL);
+	if (wake.sigchld == NULL || evsignal_add(wake.sigchld, NULL) != 0) {
+		log_error("cannot watch SIGCHLD for wake commands");
+		return -1;
+	}
+	wake.sweep_timer = evtimer_new(base, on_sweep, NULL);
+	sweep_schedule();
+	return 0;
+}
+
+void wake_stop(void)
+{
+	while (wake.jobs != NULL)
+		job_free(wake.jobs);
+	while (wake.children != NULL) {
+		struct wake_child *c = wake.children;
+
+		wake.children = c->next;
+		child_free(c);
+	}
+	if (wake.sigchld != NULL) {
+		event_free(wake.sigchld);
+		wake.sigchld = NULL;
+	}
+	if (wake.sweep_timer != NULL) {
+		event_free(wake.sweep_timer);
+		wake.sweep_timer = NULL;
+	}
+	wake.base = NULL;
+}
