@@ -798,6 +798,14 @@ void health_reconfigure(struct topology *topo, const struct config *cfg, const s
 			} else if (b->probe->phase == PROBE_IDLE) {
 				/* health_user, health_dbname or the password may have changed. */
 				probe_close(b->probe);
+				/*
+				 * Asleep, it went unprobed: no longer so if wake=
+				 * went or probe_sleeping came on.
+				 */
+				if (b->state == BACKEND_ASLEEP &&
+				    (!b->can_wake || cfg->probe_sleeping) &&
+				    !evtimer_pending(b->probe->next_timer, NULL))
+					probe_schedule_now(b->probe);
 			} else {
 				b->probe->is_conn_stale = true;
 			}

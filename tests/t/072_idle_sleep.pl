@@ -74,5 +74,13 @@ like($pw->safe_psql('SHOW BACKENDS', dbname => 'pgwing', user => 'admin'),
 	qr/^pg1\|.*\|asleep\|/m, 'SHOW BACKENDS says asleep');
 is($pw->safe_psql('SELECT 4'), '4', 'a new client wakes it');
 
+# probe_sleeping = on: an asleep backend is probed (and so seen up) again.
+ok(wait_for_no_connections(), 'asleep again once unused');
+$pw->set(probe_sleeping => 'on');
+$pw->write_config;
+my $pos = $pw->log_position;
+$pw->signal('HUP');
+ok($pw->wait_for_log(qr/backend pg1: asleep -> up/, $pos), 'probe_sleeping on: probed up again');
+
 $pw->stop;
 done_testing();
