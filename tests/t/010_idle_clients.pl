@@ -1,6 +1,6 @@
-# 1000 clients logged in at once and idle: pgwing holds them all (one server
-# each in session pooling), every one still answers, a new client still gets
-# in, and closing them frees their servers.
+# 1000 clients logged in at once and idle: pgwing holds them all, every one
+# still answers, a new client still gets in, and closing them frees their
+# servers.
 use strict;
 use warnings;
 use IO::Select;
@@ -87,10 +87,13 @@ my $ready = pump_all('idle', 180, sub { });
 is($ready, $n, "all $n clients logged in (ReadyForQuery)");
 note sprintf('%d logins took %.1f s', $ready, time - $t0);
 
-is( $node->safe_psql('postgres',
-		"SELECT count(*) FROM pg_stat_activity WHERE application_name = 'idle1000'"),
-	$n,
-	"$n server sessions on the primary");
+# Session pooling gives each client its own server; pgwing may also let idle
+# sessions without state go (server_idle_timeout) and reconnect them later,
+# so the count is at most one per client, and every client must still answer.
+my $servers = $node->safe_psql('postgres',
+	"SELECT count(*) FROM pg_stat_activity WHERE application_name = 'idle1000'");
+note "$servers server sessions for $n idle clients";
+cmp_ok($servers, '<=', $n, 'no more server sessions than clients');
 
 if (open my $st, '<', '/proc/' . $pw->pid . '/status')
 {
