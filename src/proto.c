@@ -35,15 +35,19 @@ enum proto_frame proto_peek_startup(struct evbuffer *buf, uint32_t max_len, uint
 				    uint32_t *code)
 {
 	uint32_t hdr[2];
+	ev_ssize_t have = evbuffer_copyout(buf, hdr, sizeof(hdr));
 
-	if (evbuffer_copyout(buf, hdr, sizeof(hdr)) < (ev_ssize_t)sizeof(hdr))
+	/* The length alone can be judged as soon as it is there: junk gets no grace period. */
+	if (have < 4)
 		return PROTO_FRAME_NEED_MORE;
 	*len = ntohl(hdr[0]);
-	*code = ntohl(hdr[1]);
 	if (*len < 8)
 		return PROTO_FRAME_BAD_LENGTH;
 	if (*len > max_len)
 		return PROTO_FRAME_TOO_LARGE;
+	if (have < (ev_ssize_t)sizeof(hdr))
+		return PROTO_FRAME_NEED_MORE;
+	*code = ntohl(hdr[1]);
 	return PROTO_FRAME_OK;
 }
 

@@ -537,16 +537,20 @@ static enum proto_inspect server_inspect(void *arg, char type, uint32_t len, str
 			client_note_command(cl, (const char *)body);
 		break;
 	default:
-		/*
-		 * FATAL announces the server's end (shutdown, pg_terminate_backend): it is
-		 * handled like the lost connection it is, so the session can move instead
-		 * of the client seeing its server die.
-		 */
 		if (proto_parse_error(body, n, &ef) && ef.severity != NULL &&
 		    (strcmp(ef.severity, "FATAL") == 0 || strcmp(ef.severity, "PANIC") == 0)) {
-			snprintf(sv->last_fatal, sizeof(sv->last_fatal), "%s",
-				 ef.message != NULL ? ef.message : ef.severity);
-			return PROTO_INSPECT_STOP;
+			/*
+			 * Operator intervention (class 57: shutdown, crash, pg_terminate_backend)
+			 * ends the server, not the session: handled like the lost connection it
+			 * announces, so the session can move. Any other FATAL is about this
+			 * session (a protocol violation, a timeout): the client hears it and goes.
+			 */
+			if (ef.sqlstate != NULL && strncmp(ef.sqlstate, "57", 2) == 0) {
+				snprintf(sv->last_fatal, sizeof(sv->last_fatal), "%s",
+					 ef.message != NULL ? ef.message : ef.severity);
+				return PROTO_INSPECT_STOP;
+			}
+			sv->is_ending = true;
 		}
 		client_note_error(cl, body, n);
 		break;
@@ -575,6 +579,10 @@ void server_forward(struct server *sv)
 	}
 	if (scan == PROTO_SCAN_STOPPED) {
 		server_lost(sv, sv->last_fatal);
+		return;
+	}
+	if (sv->is_ending) {
+		client_close(cl); /* after the FATAL it was just given; frees sv */
 		return;
 	}
 	if (sv->saw_ready) {

@@ -44,6 +44,7 @@ struct server {
 	uint32_t generation;  /* the pool's generation when this server connected */
 	int restore_pending;  /* ReadyForQuery messages still due while restoring */
 	char last_fatal[256]; /* the message of a FATAL the server ended with */
+	bool is_ending;       /* relayed a FATAL about the session itself: the client goes too */
 	uint32_t msg_remaining;
 	int64_t connect_time_ms;
 };

@@ -70,8 +70,11 @@ static void test_peek_startup(void **state UNUSED)
 	assert_int_equal(len, 8);
 	assert_int_equal(code, PROTO_SSL_CODE);
 	evbuffer_drain(b, 8);
+	/* A bad length is refused from its 4 bytes alone, without waiting for the code. */
 	v[0] = htonl(7);
-	evbuffer_add(b, v, 8);
+	evbuffer_add(b, v, 4);
+	assert_int_equal(proto_peek_startup(b, 10000, &len, &code), PROTO_FRAME_BAD_LENGTH);
+	evbuffer_add(b, &v[1], 4);
 	assert_int_equal(proto_peek_startup(b, 10000, &len, &code), PROTO_FRAME_BAD_LENGTH);
 	evbuffer_drain(b, 8);
 	v[0] = htonl(10001);
