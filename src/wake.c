@@ -368,7 +368,7 @@ static void http_send(struct wake_job *job)
 	const char *query = evhttp_uri_get_query(job->uri);
 	struct evhttp_request *req = evhttp_request_new(http_on_done, job);
 	struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
-	char target[1024], auth[1024];
+	char target[1024];
 
 	backend_wake_spec(job->b, &auth_env);
 	snprintf(target, sizeof(target), "%s%s%s", path != NULL && path[0] != '\0' ? path : "/",
@@ -384,8 +384,13 @@ static void http_send(struct wake_job *job)
 			log_warn("backend %s: wake_auth_env %s is not set: waking without a token",
 				 job->b->name, auth_env);
 		} else {
-			snprintf(auth, sizeof(auth), "Bearer %s", token);
+			/* Cloud API tokens run to kilobytes: sized to fit, never truncated. */
+			size_t len = strlen("Bearer ") + strlen(token) + 1;
+			char *auth = xmalloc(len);
+
+			snprintf(auth, len, "Bearer %s", token);
 			evhttp_add_header(headers, "Authorization", auth);
+			free(auth);
 		}
 	}
 	/* evhttp owns req from here, even when it fails at once. */

@@ -14,7 +14,8 @@ use HTTP::Daemon;
 use HTTP::Response;
 use Time::HiRes qw(time);
 
-my $token    = 'sekrit-wake-token';
+# Long, as cloud API tokens are.
+my $token    = 'sekrit-wake-token-' . ('x' x 2000);
 my $requests = "$PostgreSQL::Test::Utils::tmp_check/071_requests.txt";
 
 my $node = new_node('pg1');
