@@ -78,7 +78,17 @@ my @all_instances;
 # Cluster.pm decides TCP vs unix socket in its own INIT block, which runs
 # before ours (it is compiled first). Override it so nodes listen on
 # 127.0.0.1; new_node() does it again in case we were loaded late.
-INIT { _use_tcp(); }
+INIT
+{
+	_use_tcp();
+	# A test killed by prove or a CI timeout still runs the END blocks, which
+	# stop pgwing and the nodes instead of leaving them running.
+	for my $sig (qw(TERM INT HUP))
+	{
+		$SIG{$sig} = sub { die "test killed by SIG$sig\n" }
+		  unless ref $SIG{$sig};
+	}
+}
 
 sub _use_tcp
 {
