@@ -1117,7 +1117,8 @@ void client_server_lost(struct client *cl, const char *what)
 
 void client_server_unreachable(struct client *cl, const char *what)
 {
-	log_info("client %" PRIu64 ": %s; waiting to try again", cl->id, what);
+	/* The pool logs the hold once; each retry is detail. */
+	log_debug("client %" PRIu64 ": %s; waiting to try again", cl->id, what);
 	if (cl->server->backend != NULL)
 		health_probe_now(cl->server->backend);
 	server_close(cl->server);

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -59,6 +60,18 @@ static struct auth_file *load_auth_file(const struct config *cfg, char *err, siz
 	if (cfg->auth_type == AUTH_TRUST && access(cfg->auth_file, F_OK) != 0)
 		return auth_file_load("/dev/null", err, errlen);
 	return auth_file_load(cfg->auth_file, err, errlen);
+}
+
+/* Each client costs two descriptors (its socket and its server's): take all we may have. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			log_warn("could not raise the open files limit: %s", strerror(errno));
+	}
 }
 
 static int write_pidfile(const char *path)
@@ -287,6 +300,7 @@ int main(int argc, char **argv)
 			strerror(errno));
 		return 1;
 	}
+	raise_fd_limit();
 	/* A client that vanishes mid-write must be an error return, not a dead process. */
 	signal(SIGPIPE, SIG_IGN);
 

@@ -264,22 +264,24 @@ bool pool_should_release(const struct client *cl)
 	       router_should_move(rt.topo, rt.cfg, cl->target, sv->backend);
 }
 
-/* Serve whoever waits, in arrival order, while the router has somewhere to send them. */
+/*
+ * Serve whoever waits, in arrival order, while the router has somewhere to
+ * send them. Only those waiting when the pass began: a connect that fails at
+ * once puts its client back at the tail, and must wait for the next pass.
+ */
 static void pool_serve_waiters(struct pool *p)
 {
 	struct client *cl;
 
-	/* Clients held for a failover may find the backend they wait for fell asleep. */
-	if (p->nwaiting > 0 && !pool_is_paused(p))
-		pool_wake_for(p->target);
+	for (int n = p->nwaiting; n > 0 && !pool_is_paused(p); n--) {
+		struct backend *b;
 
-	while (!pool_is_paused(p) && (cl = TAILQ_FIRST(&p->waiting)) != NULL) {
-		struct backend *b = router_pick(rt.topo, rt.cfg, p->target);
-
-		if (b == NULL)
+		cl = TAILQ_FIRST(&p->waiting);
+		b = router_pick(rt.topo, rt.cfg, p->target);
+		if (cl == NULL || b == NULL)
 			break;
-		log_info("client %" PRIu64 ": released after waiting %" PRId64 " ms", cl->id,
-			 now_ms() - cl->wait_start_ms);
+		log_debug("client %" PRIu64 ": released after waiting %" PRId64 " ms", cl->id,
+			  now_ms() - cl->wait_start_ms);
 		pool_dequeue(cl);
 		pool_start_server(cl, b);
 	}

@@ -131,8 +131,8 @@ static void server_unreachable(struct server *sv, const char *detail)
 	char text[512];
 
 	describe(sv, "could not connect to", detail, text, sizeof(text));
-	log_info("server %" PRIu64 ": %s", sv->id, text);
-	client_server_unreachable(sv->client, text); /* frees sv */
+	log_debug("server %" PRIu64 ": %s", sv->id, text); /* retried: the pool logs the hold */
+	client_server_unreachable(sv->client, text);       /* frees sv */
 }
 
 static void server_timeout_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *arg)
