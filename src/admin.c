@@ -692,6 +692,7 @@ static void pause_finish(struct admin_state *st, bool is_done)
 	struct client *cl = st->cl;
 	struct evbuffer *out = bufferevent_get_output(cl->bev);
 	struct evbuffer *deferred = st->deferred;
+	uint8_t *msg;
 	uint32_t len;
 	char type;
 
@@ -710,9 +711,7 @@ static void pause_finish(struct admin_state *st, bool is_done)
 	bufferevent_enable(cl->bev, EV_READ);
 	/* What the client sent behind the PAUSE, in order, until another one waits. */
 	while (deferred != NULL && st->pause_timer == NULL && cl->state == CL_ADMIN &&
-	       proto_peek_message(deferred, UINT32_MAX, &type, &len) == PROTO_FRAME_OK) {
-		const uint8_t *msg = evbuffer_pullup(deferred, 1 + len);
-
+	       proto_next_message(deferred, UINT32_MAX, &type, &len, &msg) == PROTO_FRAME_OK) {
 		admin_handle_message(cl, type, msg + PROTO_HEADER_LEN, len - 4);
 		evbuffer_drain(deferred, 1 + len);
 	}

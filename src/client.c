@@ -529,6 +529,28 @@ static bool client_handle_startup(struct client *cl)
 	return cl->state == CL_AUTH || cl->state == CL_ADMIN;
 }
 
+/*
+ * The next whole message from a client pgwing answers itself (login, console),
+ * or NULL: not all buffered yet, or a bad length, for which it was closed.
+ */
+static uint8_t *client_next_message(struct client *cl, uint32_t max_len, const char *bad_length,
+				    char *type, uint32_t *len)
+{
+	uint8_t *msg = NULL;
+
+	switch (proto_next_message(bufferevent_get_input(cl->bev), max_len, type, len, &msg)) {
+	case PROTO_FRAME_NEED_MORE:
+		return NULL;
+	case PROTO_FRAME_BAD_LENGTH:
+	case PROTO_FRAME_TOO_LARGE:
+		client_fail(cl, SQLSTATE_PROTOCOL_VIOLATION, "%s", bad_length);
+		return NULL;
+	case PROTO_FRAME_OK:
+		break;
+	}
+	return msg;
+}
+
 static bool client_handle_auth(struct client *cl)
 {
 	struct evbuffer *in = bufferevent_get_input(cl->bev);
@@ -539,24 +561,15 @@ static bool client_handle_auth(struct client *cl)
 	char type;
 	uint8_t *msg;
 
-	switch (proto_peek_message(in, AUTH_MESSAGE_MAX, &type, &len)) {
-	case PROTO_FRAME_NEED_MORE:
-		return false;
-	case PROTO_FRAME_BAD_LENGTH:
-	case PROTO_FRAME_TOO_LARGE:
-		client_fail(cl, SQLSTATE_PROTOCOL_VIOLATION, "invalid message length during login");
-		return false;
-	case PROTO_FRAME_OK:
-		break;
-	}
-	if (evbuffer_get_length(in) < 1 + (size_t)len)
+	msg = client_next_message(cl, AUTH_MESSAGE_MAX, "invalid message length during login",
+				  &type, &len);
+	if (msg == NULL)
 		return false;
 	if (type != 'p') {
 		client_fail(cl, SQLSTATE_PROTOCOL_VIOLATION,
 			    "expected password response, got message type %d", type);
 		return false;
 	}
-	msg = evbuffer_pullup(in, 1 + len);
 	step = auth_client_step(cl->auth, msg + PROTO_HEADER_LEN, len - 4, out, &err);
 	evbuffer_drain(in, 1 + len);
 	switch (step) {
@@ -805,23 +818,14 @@ static bool client_handle_admin(struct client *cl)
 	char type;
 	uint8_t *msg;
 
-	switch (proto_peek_message(in, (uint32_t)rt.cfg->max_packet_size, &type, &len)) {
-	case PROTO_FRAME_NEED_MORE:
-		return false;
-	case PROTO_FRAME_BAD_LENGTH:
-	case PROTO_FRAME_TOO_LARGE:
-		client_fail(cl, SQLSTATE_PROTOCOL_VIOLATION, "invalid message length");
-		return false;
-	case PROTO_FRAME_OK:
-		break;
-	}
-	if (evbuffer_get_length(in) < 1 + (size_t)len)
+	msg = client_next_message(cl, (uint32_t)rt.cfg->max_packet_size, "invalid message length",
+				  &type, &len);
+	if (msg == NULL)
 		return false;
 	if (type == 'X') {
 		client_close(cl);
 		return false;
 	}
-	msg = evbuffer_pullup(in, 1 + len);
 	admin_handle_message(cl, type, msg + PROTO_HEADER_LEN, len - 4);
 	evbuffer_drain(in, 1 + len);
 	return cl->state == CL_ADMIN;
@@ -1134,6 +1138,7 @@ void client_server_ready(struct client *cl, struct evbuffer *welcome)
 {
 	struct evbuffer *out = bufferevent_get_output(cl->bev);
 	bool is_first = cl->cancel_pid == 0;
+	uint8_t *msg;
 	uint32_t len;
 	char type;
 
@@ -1142,9 +1147,7 @@ void client_server_ready(struct client *cl, struct evbuffer *welcome)
 	 * hears of parameters whose values differ on the new server (in_hot_standby,
 	 * say), so what it knows stays true.
 	 */
-	while (proto_peek_message(welcome, UINT32_MAX, &type, &len) == PROTO_FRAME_OK &&
-	       evbuffer_get_length(welcome) >= 1 + (size_t)len) {
-		const uint8_t *msg = evbuffer_pullup(welcome, 1 + len);
+	while (proto_next_message(welcome, UINT32_MAX, &type, &len, &msg) == PROTO_FRAME_OK) {
 		bool is_news = type == 'S' ? remember_parameter(cl, msg + PROTO_HEADER_LEN, len - 4)
 					   : is_first;
 

@@ -31,6 +31,19 @@ enum proto_frame proto_peek_message(struct evbuffer *buf, uint32_t max_len, char
 	return PROTO_FRAME_OK;
 }
 
+enum proto_frame proto_next_message(struct evbuffer *buf, uint32_t max_len, char *type,
+				    uint32_t *len, uint8_t **msg)
+{
+	enum proto_frame frame = proto_peek_message(buf, max_len, type, len);
+
+	if (frame != PROTO_FRAME_OK)
+		return frame;
+	if (evbuffer_get_length(buf) < 1 + (size_t)*len)
+		return PROTO_FRAME_NEED_MORE;
+	*msg = evbuffer_pullup(buf, 1 + (ev_ssize_t)*len);
+	return PROTO_FRAME_OK;
+}
+
 enum proto_frame proto_peek_startup(struct evbuffer *buf, uint32_t max_len, uint32_t *len,
 				    uint32_t *code)
 {

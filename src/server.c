@@ -287,6 +287,28 @@ static void server_restore_or_ready(struct server *sv)
 	log_debug("server %" PRIu64 ": restoring session state of client %" PRIu64, sv->id, cl->id);
 }
 
+/*
+ * The next whole message of the login or restore phase, or NULL: not all
+ * buffered yet, or a bad length, for which the client has been told (sv is freed).
+ */
+static uint8_t *server_next_message(struct server *sv, char *type, uint32_t *len)
+{
+	uint8_t *msg = NULL;
+
+	switch (proto_next_message(bufferevent_get_input(sv->bev),
+				   (uint32_t)rt.cfg->max_packet_size, type, len, &msg)) {
+	case PROTO_FRAME_NEED_MORE:
+		return NULL;
+	case PROTO_FRAME_BAD_LENGTH:
+	case PROTO_FRAME_TOO_LARGE:
+		server_fail(sv, "invalid message from", "bad message length");
+		return NULL;
+	case PROTO_FRAME_OK:
+		break;
+	}
+	return msg;
+}
+
 static void server_handle_restore(struct server *sv)
 {
 	struct evbuffer *in = bufferevent_get_input(sv->bev);
@@ -297,19 +319,9 @@ static void server_handle_restore(struct server *sv)
 		uint32_t len;
 		char type;
 
-		switch (proto_peek_message(in, (uint32_t)rt.cfg->max_packet_size, &type, &len)) {
-		case PROTO_FRAME_NEED_MORE:
+		msg = server_next_message(sv, &type, &len);
+		if (msg == NULL)
 			return;
-		case PROTO_FRAME_BAD_LENGTH:
-		case PROTO_FRAME_TOO_LARGE:
-			server_fail(sv, "invalid message from", "bad message length");
-			return;
-		case PROTO_FRAME_OK:
-			break;
-		}
-		if (evbuffer_get_length(in) < 1 + (size_t)len)
-			return;
-		msg = evbuffer_pullup(in, 1 + len);
 		switch (type) {
 		case 'E':
 			if (!proto_parse_error(msg + PROTO_HEADER_LEN, len - 4, &ef) ||
@@ -367,19 +379,9 @@ static void server_handle_login(struct server *sv)
 		uint32_t len;
 		char type;
 
-		switch (proto_peek_message(in, (uint32_t)rt.cfg->max_packet_size, &type, &len)) {
-		case PROTO_FRAME_NEED_MORE:
+		msg = server_next_message(sv, &type, &len);
+		if (msg == NULL)
 			return;
-		case PROTO_FRAME_BAD_LENGTH:
-		case PROTO_FRAME_TOO_LARGE:
-			server_fail(sv, "invalid message from", "bad message length");
-			return;
-		case PROTO_FRAME_OK:
-			break;
-		}
-		if (evbuffer_get_length(in) < 1 + (size_t)len)
-			return;
-		msg = evbuffer_pullup(in, 1 + len);
 		switch (type) {
 		case 'R':
 			switch (auth_login_step(sv->login, msg + PROTO_HEADER_LEN, len - 4,

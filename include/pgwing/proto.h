@@ -47,6 +47,14 @@ enum proto_frame {
 enum proto_frame proto_peek_message(struct evbuffer *buf, uint32_t max_len, char *type,
 				    uint32_t *len);
 
+/*
+ * The same, but OK only once the whole message is buffered; *msg then points
+ * at it (type byte first), made contiguous. Nothing is consumed: the caller
+ * drains or moves 1 + *len bytes.
+ */
+enum proto_frame proto_next_message(struct evbuffer *buf, uint32_t max_len, char *type,
+				    uint32_t *len, uint8_t **msg);
+
 /* The same for a startup-phase packet (no type byte): *len counts itself; *code is the version or
  * request code. */
 enum proto_frame proto_peek_startup(struct evbuffer *buf, uint32_t max_len, uint32_t *len,

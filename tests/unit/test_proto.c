@@ -57,6 +57,27 @@ static void test_peek_message(void **state UNUSED)
 	evbuffer_free(b);
 }
 
+static void test_next_message_waits_for_all(void **state UNUSED)
+{
+	struct evbuffer *b = evbuffer_new();
+	uint8_t *msg = NULL;
+	uint32_t len;
+	char type;
+
+	add_header(b, 'p', 4 + 3);
+	evbuffer_add(b, "ab", 2);
+	assert_int_equal(proto_next_message(b, 1000, &type, &len, &msg), PROTO_FRAME_NEED_MORE);
+	evbuffer_add(b, "c", 1);
+	assert_int_equal(proto_next_message(b, 1000, &type, &len, &msg), PROTO_FRAME_OK);
+	assert_int_equal(type, 'p');
+	assert_int_equal(len, 7);
+	assert_memory_equal(msg + PROTO_HEADER_LEN, "abc", 3);
+	/* Nothing consumed; length errors come as they do from the peek. */
+	assert_int_equal(evbuffer_get_length(b), 8);
+	assert_int_equal(proto_next_message(b, 6, &type, &len, &msg), PROTO_FRAME_TOO_LARGE);
+	evbuffer_free(b);
+}
+
 static void test_peek_startup(void **state UNUSED)
 {
 	struct evbuffer *b = evbuffer_new();
@@ -352,6 +373,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_peek_message),
+		cmocka_unit_test(test_next_message_waits_for_all),
 		cmocka_unit_test(test_peek_startup),
 		cmocka_unit_test(test_reader_bounds),
 		cmocka_unit_test(test_parse_startup),
