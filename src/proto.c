@@ -235,6 +235,49 @@ fail:
 	return false;
 }
 
+bool startup_params_set(struct startup_params *p, const char *name, const char *value)
+{
+	for (size_t i = 0; i < p->count; i++) {
+		if (strcmp(p->items[i].name, name) != 0)
+			continue;
+		if (strcmp(p->items[i].value, value) == 0)
+			return false;
+		free(p->items[i].value);
+		p->items[i].value = xstrdup(value);
+		return true;
+	}
+	startup_params_add(p, name, value);
+	return true;
+}
+
+void startup_params_copy(struct startup_params *dst, const struct startup_params *src)
+{
+	memset(dst, 0, sizeof(*dst));
+	for (size_t i = 0; i < src->count; i++)
+		startup_params_add(dst, src->items[i].name, src->items[i].value);
+	dst->user = src->user != NULL ? startup_params_get(dst, "user") : NULL;
+	dst->database = src->database != NULL ? startup_params_get(dst, "database") : NULL;
+	if (src->database != NULL && dst->database == NULL)
+		dst->database = dst->user;
+}
+
+bool startup_params_equal(const struct startup_params *a, const struct startup_params *b)
+{
+	if (a->count != b->count)
+		return false;
+	for (size_t i = 0; i < a->count; i++)
+		if (strcmp(a->items[i].name, b->items[i].name) != 0 ||
+		    strcmp(a->items[i].value, b->items[i].value) != 0)
+			return false;
+	return true;
+}
+
+void proto_put_parameter_statuses(struct evbuffer *out, const struct startup_params *p)
+{
+	for (size_t i = 0; i < p->count; i++)
+		proto_put_parameter_status(out, p->items[i].name, p->items[i].value);
+}
+
 void startup_params_free(struct startup_params *p)
 {
 	for (size_t i = 0; i < p->count; i++) {

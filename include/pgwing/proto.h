@@ -127,6 +127,12 @@ bool proto_parse_startup(const uint8_t *body, size_t len, struct startup_params 
 			 const char **err);
 void startup_params_free(struct startup_params *p);
 const char *startup_params_get(const struct startup_params *p, const char *name);
+/* Add or replace name; returns false when it already had this value. */
+bool startup_params_set(struct startup_params *p, const char *name, const char *value);
+/* A deep copy; user and database point into the copy. */
+void startup_params_copy(struct startup_params *dst, const struct startup_params *src);
+/* The same names with the same values in the same order. */
+bool startup_params_equal(const struct startup_params *a, const struct startup_params *b);
 
 /* The fields of an ErrorResponse/NoticeResponse pgwing needs. Pointers into the body. */
 struct proto_error_fields {
@@ -147,6 +153,8 @@ void proto_put_notice(struct evbuffer *out, const char *sqlstate, const char *fm
 /* AuthenticationXXX ('R'): code followed by optional data. */
 void proto_put_auth(struct evbuffer *out, uint32_t code, const void *data, size_t len);
 void proto_put_parameter_status(struct evbuffer *out, const char *name, const char *value);
+/* One ParameterStatus per name/value of p, in order. */
+void proto_put_parameter_statuses(struct evbuffer *out, const struct startup_params *p);
 void proto_put_backend_key(struct evbuffer *out, uint32_t pid, uint32_t key);
 void proto_put_ready(struct evbuffer *out, char tx_status);
 void proto_put_startup(struct evbuffer *out, const struct startup_params *params);

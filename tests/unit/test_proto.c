@@ -125,6 +125,48 @@ static void test_reader_bounds(void **state UNUSED)
 	assert_true(r.has_failed);
 }
 
+/* What a pool compares to decide whether a server or a welcome fits a new client. */
+static void test_startup_params_copy_equal_set(void **state UNUSED)
+{
+	static const char a_raw[] = "user\0alice\0application_name\0psql\0";
+	static const char b_raw[] = "user\0alice\0application_name\0pgbench\0";
+	static const char no_db[] = "user\0bob\0";
+	struct startup_params a, b, c;
+	const char *err = NULL;
+
+	assert_true(proto_parse_startup((const uint8_t *)a_raw, sizeof(a_raw), &a, &err));
+	assert_true(proto_parse_startup((const uint8_t *)b_raw, sizeof(b_raw), &b, &err));
+	startup_params_copy(&c, &a);
+	assert_true(startup_params_equal(&a, &c));
+	assert_false(startup_params_equal(&a, &b));
+	/* The copy owns its strings: user and database point into it. */
+	assert_ptr_not_equal(c.user, a.user);
+	assert_string_equal(c.user, "alice");
+	assert_string_equal(c.database, "alice");
+	assert_ptr_equal(c.database, c.user);
+
+	/* set: replace reports a change once; a new name is added at the end. */
+	assert_true(startup_params_set(&c, "application_name", "pgbench"));
+	assert_false(startup_params_set(&c, "application_name", "pgbench"));
+	assert_true(startup_params_equal(&b, &c));
+	assert_true(startup_params_set(&c, "TimeZone", "UTC"));
+	assert_int_equal(c.count, 3);
+	assert_false(startup_params_equal(&b, &c));
+	startup_params_free(&c);
+
+	/* Fewer names is not equal; an empty copy is empty. */
+	startup_params_free(&b);
+	assert_true(proto_parse_startup((const uint8_t *)no_db, sizeof(no_db), &b, &err));
+	assert_false(startup_params_equal(&a, &b));
+	startup_params_free(&b);
+	memset(&b, 0, sizeof(b));
+	startup_params_copy(&c, &b);
+	assert_int_equal(c.count, 0);
+	assert_null(c.user);
+	startup_params_free(&c);
+	startup_params_free(&a);
+}
+
 static void test_parse_startup(void **state UNUSED)
 {
 	static const char good[] = "user\0alice\0database\0shop\0application_name\0psql\0";
@@ -377,6 +419,7 @@ int main(void)
 		cmocka_unit_test(test_peek_startup),
 		cmocka_unit_test(test_reader_bounds),
 		cmocka_unit_test(test_parse_startup),
+		cmocka_unit_test(test_startup_params_copy_equal_set),
 		cmocka_unit_test(test_error_roundtrip),
 		cmocka_unit_test(test_builders_lengths),
 		cmocka_unit_test(test_scan_batches_whole_messages),
