@@ -73,9 +73,8 @@ static const char *const client_state_names[] = {
 };
 
 static const char *const server_state_names[] = {
-	[SV_CONNECTING] = "connecting",
-	[SV_LOGIN] = "login",
-	[SV_ACTIVE] = "active",
+	[SV_CONNECTING] = "connecting", [SV_LOGIN] = "login", [SV_RESTORE] = "restore",
+	[SV_ACTIVE] = "active",         [SV_RESET] = "reset", [SV_IDLE] = "idle",
 	[SV_CLOSING] = "closing",
 };
 
@@ -340,10 +339,10 @@ static void show_backends(struct client *cl)
 	result_end(&r);
 }
 
-/* What SHOW POOLS counts of one pool, from its clients and their servers. */
+/* What SHOW POOLS counts of one pool: its clients' servers and its pooled ones. */
 struct pool_counts {
-	int sv_active; /* in a transaction or a request */
-	int sv_idle;   /* logged in, between transactions */
+	int sv_active; /* in a transaction or a request, or being reset */
+	int sv_idle;   /* logged in, between transactions, with or without a client */
 	int sv_login;  /* connecting or logging in */
 };
 
@@ -351,18 +350,25 @@ static struct pool_counts count_servers(const struct pool *p)
 {
 	struct pool_counts c = {0};
 	const struct client *cl;
+	const struct server *sv;
 
 	TAILQ_FOREACH(cl, client_all(), all_link)
 	{
-		const struct server *sv = cl->server;
-
+		sv = cl->server;
 		if (cl->pool != p || sv == NULL)
 			continue;
 		if (sv->state == SV_CONNECTING || sv->state == SV_LOGIN)
 			c.sv_login++;
 		else if (sv->state == SV_ACTIVE && sv->tx_status == 'I' && cl->pending_syncs == 0)
 			c.sv_idle++;
-		else if (sv->state == SV_ACTIVE)
+		else
+			c.sv_active++;
+	}
+	TAILQ_FOREACH(sv, &p->idle, idle_link)
+	{
+		if (sv->state == SV_IDLE)
+			c.sv_idle++;
+		else
 			c.sv_active++;
 	}
 	return c;
@@ -467,32 +473,47 @@ static void show_clients(struct client *cl)
 	result_end(&r);
 }
 
-/* In session mode every server belongs to a client, so the clients list them all. */
+/* A server row; c is its client, NULL for a pooled server. */
+static void server_row(struct result *r, const struct server *sv, const struct client *c)
+{
+	struct row row;
+
+	if (c != NULL) {
+		connection_row_common(&row, c);
+		row_int(&row, 13, (int64_t)c->id);
+	} else {
+		row_text(&row, 1, sv->pool->user);
+		row_text(&row, 2, sv->pool->database);
+		row_text(&row, 3, target_name(sv->pool->target));
+		row_time(&row, 9, 0);
+		row_text(&row, 12, startup_params_get(&sv->startup, "application_name"));
+		row_text(&row, 13, NULL);
+	}
+	row_int(&row, 0, (int64_t)sv->id);
+	row_text(&row, 4, admin_server_state_name(sv));
+	row_text(&row, 5, sv->backend_host);
+	row_int(&row, 6, sv->backend_port);
+	row_text(&row, 7, sv->backend_name);
+	row_time(&row, 8, sv->connect_time_ms);
+	row_int(&row, 10, 0);
+	row_bool(&row, 11, tls_of(sv->bev) != NULL);
+	result_row(r, &row);
+}
+
+/* The clients' servers, then the pooled ones. */
 static void show_servers(struct client *cl)
 {
 	struct result r;
 	const struct client *c;
+	const struct server *sv;
 
 	result_begin(&r, cl, connection_cols, ARRAY_SIZE(connection_cols));
 	TAILQ_FOREACH(c, client_all(), all_link)
-	{
-		const struct server *sv = c->server;
-		struct row row;
-
-		if (sv == NULL)
-			continue;
-		connection_row_common(&row, c);
-		row_int(&row, 0, (int64_t)sv->id);
-		row_text(&row, 4, admin_server_state_name(sv));
-		row_text(&row, 5, sv->backend_host);
-		row_int(&row, 6, sv->backend_port);
-		row_text(&row, 7, sv->backend_name);
-		row_time(&row, 8, sv->connect_time_ms);
-		row_int(&row, 10, 0);
-		row_bool(&row, 11, tls_of(sv->bev) != NULL);
-		row_int(&row, 13, (int64_t)c->id);
-		result_row(&r, &row);
-	}
+	if (c->server != NULL)
+		server_row(&r, c->server, c);
+	for (const struct pool *p = pool_first(); p != NULL; p = p->next)
+		TAILQ_FOREACH(sv, &p->idle, idle_link)
+	server_row(&r, sv, NULL);
 	result_end(&r);
 }
 

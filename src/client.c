@@ -60,6 +60,7 @@ static void client_read_cb(struct bufferevent *bev, void *arg);
 static void client_event_cb(struct bufferevent *bev, short what, void *arg);
 static void client_write_cb(struct bufferevent *bev, void *arg);
 static void client_wake_from_idle(struct client *cl);
+static void client_give_back_server(struct client *cl);
 
 int client_count(void)
 {
@@ -70,7 +71,7 @@ static void client_free(struct client *cl)
 {
 	admin_client_gone(cl);
 	if (cl->server != NULL)
-		server_close(cl->server);
+		client_give_back_server(cl);
 	pool_forget_client(cl);
 	cancel_unregister(cl);
 	TAILQ_REMOVE(&all_clients, cl, all_link);
@@ -116,7 +117,7 @@ void client_close(struct client *cl)
 	struct evbuffer *out = bufferevent_get_output(cl->bev);
 
 	if (cl->server != NULL)
-		server_close(cl->server);
+		client_give_back_server(cl);
 	pool_forget_client(cl);
 	cl->state = CL_CLOSING;
 	if (cl->timer != NULL)
@@ -234,12 +235,26 @@ void client_accept(int fd, enum target target, const struct sockaddr *addr, int 
 		  target_name(target));
 }
 
+/* The end of a first welcome: the cancel key pgwing gave the client, and it may speak. */
+static void client_finish_welcome(struct client *cl)
+{
+	struct evbuffer *out = bufferevent_get_output(cl->bev);
+
+	cancel_register(cl);
+	proto_put_backend_key(out, cl->cancel_pid, cl->cancel_key);
+	proto_put_ready(out, 'I');
+}
+
 /*
  * Logged in (as far as pgwing is concerned): the console answers itself, any
- * other database gets a server from its pool.
+ * other database gets a server from its pool, or, when the pool knows the
+ * welcome for these startup parameters, is welcomed with it and gets a server
+ * only when it first speaks: an idle client holds no Postgres backend.
  */
 static void client_login_done(struct client *cl)
 {
+	const struct startup_params *welcome;
+
 	proto_put_auth(bufferevent_get_output(cl->bev), AUTH_REQ_OK, NULL, 0);
 	event_del(cl->timer);
 	if (strcmp(cl->params.database, ADMIN_DATABASE) == 0) {
@@ -252,8 +267,15 @@ static void client_login_done(struct client *cl)
 		admin_welcome(cl);
 		return;
 	}
-	pool_add_client(cl);
-	pool_request_server(cl);
+	welcome = pool_add_client(cl);
+	if (welcome == NULL) {
+		pool_request_server(cl);
+		return;
+	}
+	startup_params_copy(&cl->reported, welcome);
+	proto_put_parameter_statuses(bufferevent_get_output(cl->bev), welcome);
+	client_finish_welcome(cl);
+	log_debug("client %" PRIu64 ": welcomed without a server", cl->id);
 }
 
 static void client_begin_auth(struct client *cl)
@@ -944,29 +966,13 @@ static bool remember_parameter(struct client *cl, const uint8_t *body, size_t le
 {
 	struct proto_reader r;
 	const char *name, *value;
-	struct startup_param *p;
 
 	proto_reader_init(&r, body, len);
 	name = proto_read_cstring(&r);
 	value = proto_read_cstring(&r);
 	if (name == NULL || value == NULL)
 		return true;
-	for (size_t i = 0; i < cl->reported.count; i++) {
-		p = &cl->reported.items[i];
-		if (strcmp(p->name, name) != 0)
-			continue;
-		if (strcmp(p->value, value) == 0)
-			return false;
-		free(p->value);
-		p->value = xstrdup(value);
-		return true;
-	}
-	cl->reported.items = xrealloc(cl->reported.items,
-				      (cl->reported.count + 1) * sizeof(*cl->reported.items));
-	cl->reported.items[cl->reported.count].name = xstrdup(name);
-	cl->reported.items[cl->reported.count].value = xstrdup(value);
-	cl->reported.count++;
-	return true;
+	return startup_params_set(&cl->reported, name, value);
 }
 
 void client_note_ready(struct client *cl, char status)
@@ -1037,10 +1043,39 @@ static void request_reset(struct client *cl)
 		evbuffer_drain(cl->retry, evbuffer_get_length(cl->retry));
 }
 
-/* Leave the server behind: the client is logged in and server-less, as between transactions. */
-static void client_drop_server(struct client *cl)
+/*
+ * The client lets go of its server. One left clean (idle, nothing half sent
+ * either way) goes back to the pool for the next client; any other is closed.
+ */
+static void client_give_back_server(struct client *cl)
 {
-	server_close(cl->server);
+	struct server *sv = cl->server;
+	bool is_clean = sv->state == SV_ACTIVE && sv->tx_status == 'I' && !sv->is_ending &&
+			sv->msg_remaining == 0 && cl->msg_remaining == 0 &&
+			cl->pending_syncs == 0 && !cl->is_mid_request;
+	int64_t last_active_ms = cl->query_start_us / 1000;
+
+	sv->client = NULL;
+	cl->server = NULL;
+	if (!is_clean) {
+		server_close(sv);
+		return;
+	}
+	if (last_active_ms < sv->connect_time_ms)
+		last_active_ms = sv->connect_time_ms;
+	pool_put_server(sv, last_active_ms);
+}
+
+/*
+ * Leave the server behind (to the pool if it can serve again, closed if it is
+ * lost): the client is logged in and server-less, as between transactions.
+ */
+static void client_drop_server(struct client *cl, bool is_lost)
+{
+	if (is_lost)
+		server_close(cl->server);
+	else
+		client_give_back_server(cl);
 	cl->state = CL_IDLE;
 	cl->msg_remaining = 0;
 	cl->pool->nactive--;
@@ -1067,7 +1102,7 @@ void client_server_lost(struct client *cl, const char *what)
 	bool is_cut = cl->msg_remaining > 0 || cl->server->msg_remaining > 0;
 	bool is_idle = cl->pending_syncs == 0 && !cl->is_mid_request;
 
-	client_drop_server(cl);
+	client_drop_server(cl, true);
 	if (is_cut) {
 		/* Half a message went one way or the other: the stream can't be mended. */
 		client_fail(cl, SQLSTATE_CONNECTION_FAILURE, "%s in the middle of a message", what);
@@ -1158,11 +1193,8 @@ void client_server_ready(struct client *cl, struct evbuffer *welcome)
 	}
 	cl->state = CL_ACTIVE;
 	cl->hold_since_ms = 0;
-	if (is_first) {
-		cancel_register(cl);
-		proto_put_backend_key(out, cl->cancel_pid, cl->cancel_key);
-		proto_put_ready(out, 'I');
-	}
+	if (is_first)
+		client_finish_welcome(cl);
 	client_forward(cl);
 }
 
@@ -1193,7 +1225,7 @@ void client_release_server(struct client *cl)
 {
 	log_debug("client %" PRIu64 ": releasing server %" PRIu64 " at an idle point", cl->id,
 		  cl->server->id);
-	client_drop_server(cl);
+	client_drop_server(cl, false);
 	request_reset(cl);
 	client_settle_idle(cl);
 }

@@ -216,6 +216,28 @@ static const struct setting settings[] = {
 		       "an error.",
 	},
 	{
+		.name = "server_reset_query",
+		.type = SETTING_STRING,
+		.offset = STRING_FIELD(server_reset_query),
+		.default_value = "DISCARD ALL",
+		.is_reloadable = true,
+		.max_value = NO_MAX,
+		.doc = "Query run on a server its client gave back, before another client may use "
+		       "it; empty runs none (the next client may see the last one's session "
+		       "state).",
+	},
+	{
+		.name = "server_lifetime",
+		.type = SETTING_DURATION,
+		.offset = MS_FIELD(server_lifetime_ms),
+		.default_value = "1h",
+		.is_reloadable = true,
+		.min_value = 0,
+		.max_value = DURATION_MAX,
+		.doc = "Close a pooled server connection older than this instead of reusing it; 0 "
+		       "disables.",
+	},
+	{
 		.name = "logfile",
 		.type = SETTING_STRING,
 		.offset = STRING_FIELD(logfile),

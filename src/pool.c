@@ -5,6 +5,14 @@
  * Servers are released at idle points (ReadyForQuery 'I', nothing pending)
  * when the pool is paused, reconnecting, or the backend should no longer
  * serve this client.
+ *
+ * A server its client gives back clean (idle, nothing half sent) is reset and
+ * kept in the pool's idle list; the next client of the pool that needs a
+ * server on the same backend, with the same startup parameters, takes it
+ * instead of paying for a connect, a login and a Postgres fork. A pooled
+ * server goes when it would no longer be routed to (demotion, removal, pause,
+ * RECONNECT), after server_idle_timeout (so the backend can sleep) and after
+ * server_lifetime.
  */
 #include "pgwing/pool.h"
 
@@ -62,6 +70,7 @@ static struct pool *pool_get(const char *database, const char *user, enum target
 	p->user = xstrdup(user);
 	p->target = target;
 	TAILQ_INIT(&p->waiting);
+	TAILQ_INIT(&p->idle);
 	p->next = pools;
 	pools = p;
 	return p;
@@ -92,11 +101,126 @@ static void pool_dequeue(struct client *cl)
 	}
 }
 
+/* Whether sv may serve this pool's next client: where it would be routed, and not too old. */
+static bool pool_server_is_usable(const struct pool *p, const struct server *sv)
+{
+	return !pool_is_paused(p) && sv->generation == p->generation &&
+	       !router_should_move(rt.topo, rt.cfg, p->target, sv->backend) &&
+	       (rt.cfg->server_lifetime_ms == 0 ||
+		now_ms() - sv->connect_time_ms < rt.cfg->server_lifetime_ms);
+}
+
+/*
+ * A pooled server on b for a client with these startup parameters (they are
+ * the session's defaults, which the reset returns to), or NULL. The most
+ * recently pooled first, so the others stay idle and time out when fewer are
+ * needed.
+ */
+static struct server *pool_take_idle(struct pool *p, const struct backend *b,
+				     const struct startup_params *startup)
+{
+	struct server *sv;
+
+	TAILQ_FOREACH(sv, &p->idle, idle_link)
+	{
+		if (sv->state == SV_IDLE && sv->backend == b &&
+		    startup_params_equal(&sv->startup, startup) && pool_server_is_usable(p, sv)) {
+			pool_unlink_server(sv);
+			return sv;
+		}
+	}
+	return NULL;
+}
+
 static void pool_start_server(struct client *cl, struct backend *b)
 {
+	struct server *sv = pool_take_idle(cl->pool, b, &cl->params);
+
 	cl->state = CL_LOGIN;
 	cl->pool->nactive++;
-	server_connect(b, cl);
+	if (sv != NULL)
+		server_attach(sv, cl);
+	else
+		server_connect(b, cl);
+}
+
+void pool_put_server(struct server *sv, int64_t last_active_ms)
+{
+	struct pool *p = sv->pool;
+
+	if (!pool_server_is_usable(p, sv)) {
+		server_close(sv);
+		return;
+	}
+	sv->idle_since_ms = last_active_ms;
+	TAILQ_INSERT_HEAD(&p->idle, sv, idle_link);
+	sv->is_pooled = true;
+	p->nidle++;
+	server_reset(sv);
+}
+
+bool pool_park_server(struct server *sv)
+{
+	struct pool *p = sv->pool;
+
+	/* The topology may have changed while the reset ran. */
+	if (!pool_server_is_usable(p, sv)) {
+		server_close(sv);
+		return false;
+	}
+	sv->state = SV_IDLE;
+	log_debug("server %" PRIu64 ": pooled (%s/%s/%s, %d idle)", sv->id, p->database, p->user,
+		  target_name(p->target), p->nidle);
+	return true;
+}
+
+void pool_unlink_server(struct server *sv)
+{
+	TAILQ_REMOVE(&sv->pool->idle, sv, idle_link);
+	sv->is_pooled = false;
+	sv->pool->nidle--;
+}
+
+/*
+ * Close the pool's servers that should not serve again, and those idle for
+ * server_idle_timeout: a backend nobody uses must be free to sleep.
+ */
+static void pool_prune_idle(struct pool *p)
+{
+	int64_t timeout_ms = rt.cfg->server_idle_timeout_ms;
+	struct server *sv, *next;
+
+	for (sv = TAILQ_FIRST(&p->idle); sv != NULL; sv = next) {
+		next = TAILQ_NEXT(sv, idle_link);
+		if (pool_server_is_usable(p, sv) && (sv->state != SV_IDLE || timeout_ms == 0 ||
+						     now_ms() - sv->idle_since_ms < timeout_ms))
+			continue;
+		log_debug("server %" PRIu64 ": closing pooled server (%s)", sv->id,
+			  pool_server_is_usable(p, sv) ? "idle timeout" : "no longer usable");
+		server_close(sv);
+	}
+}
+
+void pool_note_welcome(struct pool *p, const struct client *cl, const struct server *sv)
+{
+	startup_params_free(&p->welcome_startup);
+	startup_params_free(&p->welcome);
+	startup_params_copy(&p->welcome_startup, &cl->params);
+	startup_params_copy(&p->welcome, &sv->reported);
+	p->has_welcome = true;
+}
+
+void pool_on_backend_removed(const struct backend *b)
+{
+	for (struct pool *p = pools; p != NULL; p = p->next) {
+		struct server *sv, *next;
+
+		for (sv = TAILQ_FIRST(&p->idle); sv != NULL; sv = next) {
+			next = TAILQ_NEXT(sv, idle_link);
+			if (sv->backend == b)
+				server_close(sv);
+		}
+	}
 }
 
 /* Why nothing can serve this target: the backends' last errors, for the client's message. */
@@ -197,11 +321,16 @@ static void pool_wait(struct client *cl)
 	evtimer_add(cl->timer, &tv);
 }
 
-void pool_add_client(struct client *cl)
+const struct startup_params *pool_add_client(struct client *cl)
 {
-	cl->pool = pool_get(cl->params.database, cl->params.user, cl->target);
-	cl->pool->nclients++;
+	struct pool *p = pool_get(cl->params.database, cl->params.user, cl->target);
+
+	cl->pool = p;
+	p->nclients++;
 	cl->state = CL_IDLE;
+	if (p->has_welcome && startup_params_equal(&p->welcome_startup, &cl->params))
+		return &p->welcome;
+	return NULL;
 }
 
 /*
@@ -305,6 +434,8 @@ void pool_close_idle_servers(void)
 	int64_t oldest_us = now_us() - rt.cfg->server_idle_timeout_ms * 1000;
 	struct client *cl, *next;
 
+	for (struct pool *p = pools; p != NULL; p = p->next)
+		pool_prune_idle(p);
 	if (rt.cfg->server_idle_timeout_ms == 0)
 		return;
 	for (cl = TAILQ_FIRST(client_all()); cl != NULL; cl = next) {
@@ -327,8 +458,10 @@ void pool_close_idle_servers(void)
 
 void pool_on_topology_change(void *arg UNUSED)
 {
-	for (struct pool *p = pools; p != NULL; p = p->next)
+	for (struct pool *p = pools; p != NULL; p = p->next) {
+		pool_prune_idle(p);
 		pool_serve_waiters(p);
+	}
 	pool_release_idle(NULL);
 }
 
@@ -354,6 +487,9 @@ int pool_pause(const char *database)
 			paused_dbs[npaused_dbs++] = xstrdup(database);
 		}
 	}
+	for (struct pool *p = pools; p != NULL; p = p->next)
+		if (matches(p, database))
+			pool_prune_idle(p);
 	pool_release_idle(database);
 	return pool_count_busy(database);
 }
@@ -378,9 +514,12 @@ void pool_resume(const char *database)
 
 void pool_reconnect(const char *database)
 {
-	for (struct pool *p = pools; p != NULL; p = p->next)
-		if (matches(p, database))
+	for (struct pool *p = pools; p != NULL; p = p->next) {
+		if (matches(p, database)) {
 			p->generation++;
+			pool_prune_idle(p);
+		}
+	}
 	pool_release_idle(database);
 }
 
@@ -390,6 +529,10 @@ void pool_free_all(void)
 		struct pool *p = pools;
 
 		pools = p->next;
+		while (!TAILQ_EMPTY(&p->idle))
+			server_close(TAILQ_FIRST(&p->idle));
+		startup_params_free(&p->welcome_startup);
+		startup_params_free(&p->welcome);
 		free(p->database);
 		free(p->user);
 		free(p);

@@ -2,7 +2,8 @@
  * Server connections: connect to a backend, log in as the client's user with
  * the credentials pgwing holds, collect the welcome (ParameterStatus,
  * BackendKeyData, ReadyForQuery), then forward the server's messages to the
- * client, looking only at headers and the ReadyForQuery status.
+ * client, looking only at headers and the ReadyForQuery status. A server its
+ * client gave back is reset here and then kept by its pool (pool.c).
  */
 #include "pgwing/server.h"
 
@@ -62,6 +63,8 @@ static void server_free(struct server *sv)
 {
 	if (sv->client != NULL)
 		sv->client->server = NULL;
+	if (sv->is_pooled)
+		pool_unlink_server(sv);
 	if (sv->backend != NULL)
 		sv->backend->nclients--;
 	if (sv->timer != NULL)
@@ -71,6 +74,8 @@ static void server_free(struct server *sv)
 	if (sv->welcome != NULL)
 		evbuffer_free(sv->welcome);
 	bufferevent_free(sv->bev);
+	startup_params_free(&sv->startup);
+	startup_params_free(&sv->reported);
 	free(sv->backend_name);
 	free(sv->backend_host);
 	free(sv);
@@ -78,7 +83,7 @@ static void server_free(struct server *sv)
 
 void server_close(struct server *sv)
 {
-	if (sv->state == SV_ACTIVE) {
+	if (sv->state == SV_ACTIVE || sv->state == SV_RESET || sv->state == SV_IDLE) {
 		struct evbuffer *out = bufferevent_get_output(sv->bev);
 
 		/*
@@ -140,6 +145,13 @@ static void server_timeout_cb(evutil_socket_t fd UNUSED, short what UNUSED, void
 	struct server *sv = arg;
 	char detail[64];
 
+	if (sv->state == SV_RESET) {
+		log_info("server %" PRIu64 ": server_reset_query not answered within %" PRId64
+			 " ms, closing",
+			 sv->id, rt.cfg->server_connect_timeout_ms);
+		server_close(sv);
+		return;
+	}
 	snprintf(detail, sizeof(detail), "timeout after %" PRId64 " ms",
 		 rt.cfg->server_connect_timeout_ms);
 	server_unreachable(sv, detail);
@@ -155,6 +167,8 @@ struct server *server_connect(struct backend *b, struct client *cl)
 	sv->backend_host = xstrdup(b->host);
 	sv->backend_port = b->port;
 	sv->client = cl;
+	sv->pool = cl->pool;
+	startup_params_copy(&sv->startup, &cl->params);
 	sv->state = SV_CONNECTING;
 	sv->tls_mode = tls_server_mode(b);
 	sv->connect_time_ms = now_ms();
@@ -259,6 +273,19 @@ static void server_handle_ssl_reply(struct server *sv)
 	}
 }
 
+/* A ParameterStatus body: the server's value of a reported parameter changed. */
+static void server_note_parameter(struct server *sv, const uint8_t *body, size_t len)
+{
+	struct proto_reader r;
+	const char *name, *value;
+
+	proto_reader_init(&r, body, len);
+	name = proto_read_cstring(&r);
+	value = proto_read_cstring(&r);
+	if (name != NULL && value != NULL)
+		startup_params_set(&sv->reported, name, value);
+}
+
 static void server_ready(struct server *sv)
 {
 	event_del(sv->timer);
@@ -339,6 +366,7 @@ static void server_handle_restore(struct server *sv)
 		case 'S':
 			/* A replayed SET may report a parameter: the client hears of it if it
 			 * changed. */
+			server_note_parameter(sv, msg + PROTO_HEADER_LEN, len - 4);
 			evbuffer_remove_buffer(in, sv->welcome, 1 + len);
 			break;
 		case 'Z':
@@ -397,6 +425,9 @@ static void server_handle_login(struct server *sv)
 			}
 			break;
 		case 'S':
+			server_note_parameter(sv, msg + PROTO_HEADER_LEN, len - 4);
+			evbuffer_remove_buffer(in, sv->welcome, 1 + len);
+			break;
 		case 'N':
 			evbuffer_remove_buffer(in, sv->welcome, 1 + len);
 			break;
@@ -419,6 +450,7 @@ static void server_handle_login(struct server *sv)
 			sv->login = NULL;
 			log_debug("server %" PRIu64 ": logged in to %s, backend pid %u", sv->id,
 				  sv->backend_name, sv->backend_pid);
+			pool_note_welcome(sv->pool, sv->client, sv);
 			server_restore_or_ready(sv);
 			return;
 		case 'E': {
@@ -599,6 +631,86 @@ void server_forward(struct server *sv)
 	forward_throttle(sv->bev, cl->bev);
 }
 
+void server_attach(struct server *sv, struct client *cl)
+{
+	log_debug("server %" PRIu64 ": reused for client %" PRIu64 " (backend pid %u)", sv->id,
+		  cl->id, sv->backend_pid);
+	sv->client = cl;
+	cl->server = sv;
+	/* The client compares what it was told with this server's values (client_server_ready). */
+	evbuffer_drain(sv->welcome, evbuffer_get_length(sv->welcome));
+	proto_put_parameter_statuses(sv->welcome, &sv->reported);
+	server_restore_or_ready(sv);
+}
+
+/*
+ * Always, as PgBouncer in session mode: the client's recorded session state
+ * (session.c) covers what can be replayed, not all a session can change
+ * (set_config(), temp tables made by functions, advisory locks, portals), and
+ * one query on a connection being reused is cheap next to a new login.
+ */
+void server_reset(struct server *sv)
+{
+	const char *query = rt.cfg->server_reset_query;
+
+	/* Whatever backpressure its last client put on it is gone with the client. */
+	bufferevent_setwatermark(sv->bev, EV_WRITE, 0, 0);
+	bufferevent_enable(sv->bev, EV_READ);
+	sv->restore_pending = 0;
+	if (query[0] == '\0') {
+		sv->state = SV_RESET;
+		pool_park_server(sv);
+		return;
+	}
+	sv->state = SV_RESET;
+	proto_put_query(bufferevent_get_output(sv->bev), query);
+	set_timer(sv->timer, rt.cfg->server_connect_timeout_ms);
+}
+
+/*
+ * Messages of a server without a client: the answer to the reset query, or
+ * what an idle server may say (a parameter report, a notice, or a FATAL
+ * before it goes). Anything else, or a failed reset, closes it.
+ */
+static void server_handle_unattached(struct server *sv)
+{
+	struct evbuffer *in = bufferevent_get_input(sv->bev);
+
+	while (sv->state == SV_RESET || sv->state == SV_IDLE) {
+		bool is_reset_answer;
+		uint8_t *msg;
+		uint32_t len;
+		char type;
+
+		msg = server_next_message(sv, &type, &len);
+		if (msg == NULL)
+			return;
+		/* The reset's own answer: CommandComplete, rows if it is a SELECT, ReadyForQuery.
+		 */
+		is_reset_answer = sv->state == SV_RESET && type != 'E' &&
+				  (type != 'Z' || (len == 5 && msg[5] == 'I'));
+		if (!is_reset_answer && type != 'S' && type != 'N' && type != 'A') {
+			struct proto_error_fields ef;
+
+			if (type != 'E' || !proto_parse_error(msg + PROTO_HEADER_LEN, len - 4, &ef))
+				memset(&ef, 0, sizeof(ef));
+			log_info("server %" PRIu64 ": closing %s server on %s: %s", sv->id,
+				 sv->state == SV_RESET ? "a resetting" : "a pooled",
+				 sv->backend_name,
+				 ef.message != NULL ? ef.message : "unexpected message");
+			server_close(sv);
+			return;
+		}
+		if (type == 'S')
+			server_note_parameter(sv, msg + PROTO_HEADER_LEN, len - 4);
+		evbuffer_drain(in, 1 + len);
+		if (type == 'Z' && sv->state == SV_RESET) {
+			event_del(sv->timer);
+			if (!pool_park_server(sv))
+				return; /* closed */
+		}
+	}
+}
 static void server_read_cb(struct bufferevent *bev UNUSED, void *arg)
 {
 	struct server *sv = arg;
@@ -616,6 +728,10 @@ static void server_read_cb(struct bufferevent *bev UNUSED, void *arg)
 	case SV_CONNECTING:
 		if (sv->is_awaiting_ssl_reply)
 			server_handle_ssl_reply(sv);
+		break;
+	case SV_RESET:
+	case SV_IDLE:
+		server_handle_unattached(sv);
 		break;
 	case SV_CLOSING:
 		break;
@@ -645,6 +761,12 @@ static void server_event_cb(struct bufferevent *bev, short what, void *arg)
 			server_send_startup(sv);
 		else
 			server_connected(sv);
+		return;
+	}
+	if (sv->state == SV_RESET || sv->state == SV_IDLE) {
+		log_debug("server %" PRIu64 ": pooled server on %s closed", sv->id,
+			  sv->backend_name);
+		server_free(sv);
 		return;
 	}
 	if (sv->state == SV_CONNECTING && tls_of(bev) != NULL) {
@@ -685,6 +807,7 @@ static void server_on_backend_removed(struct backend *b)
 	TAILQ_FOREACH(cl, client_all(), all_link)
 	if (cl->server != NULL && cl->server->backend == b)
 		cl->server->backend = NULL;
+	pool_on_backend_removed(b);
 	if (prev_on_remove != NULL)
 		prev_on_remove(b);
 }

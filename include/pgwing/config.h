@@ -66,8 +66,10 @@ struct config {
 	int64_t server_connect_timeout_ms;
 	int64_t client_login_timeout_ms;
 	int64_t hold_timeout_ms;
-	char *logfile; /* "" = stderr */
-	char *pidfile; /* "" = none */
+	char *server_reset_query;   /* "" = none */
+	int64_t server_lifetime_ms; /* 0 disables */
+	char *logfile;              /* "" = stderr */
+	char *pidfile;              /* "" = none */
 
 	/* topology and routing */
 	char *region;

@@ -1,13 +1,16 @@
 /*
  * Pools: one per database x user x target. A client that needs a server and
  * can't have one now waits in its pool's queue; that one mechanism serves a
- * full pool, a failover and a wake-up. In session mode each client gets its
- * own server connection, closed when the client leaves.
+ * full pool, a failover and a wake-up. In session mode a client has a server
+ * to itself while it holds one; a server it gives back (it left, or was idle
+ * when its server was released) is reset and kept in the pool's idle list for
+ * the next client that needs one on the same backend.
  */
 #ifndef PGWING_POOL_H
 #define PGWING_POOL_H
 
 #include "pgwing/client.h"
+#include "pgwing/server.h"
 #include "pgwing/stats.h"
 
 struct backend;
@@ -18,6 +21,15 @@ struct pool {
 	enum target target;
 	struct client_list waiting;
 	int nwaiting;
+	struct server_list idle; /* most recently pooled first */
+	int nidle;
+	/*
+	 * The startup parameters and ParameterStatus set of the last server login:
+	 * a client sending the same startup parameters is welcomed without a server.
+	 */
+	bool has_welcome;
+	struct startup_params welcome_startup;
+	struct startup_params welcome;
 	int nactive;           /* clients of this pool with a server or logging one in */
 	int nclients;          /* all logged-in clients of this pool */
 	uint32_t generation;   /* RECONNECT bumps it: older servers are released when idle */
@@ -41,8 +53,12 @@ bool pool_is_paused(const struct pool *p);
 /* RECONNECT: servers of these pools are replaced at their next idle point. */
 void pool_reconnect(const char *database);
 
-/* Put an authenticated client into its pool (find or create it). */
-void pool_add_client(struct client *cl);
+/*
+ * Put an authenticated client into its pool (find or create it). Returns the
+ * ParameterStatus set to welcome it with, when the pool knows one for its startup
+ * parameters; NULL: it must log in through a server.
+ */
+const struct startup_params *pool_add_client(struct client *cl);
 /* The client needs a server: start one, or wait in the queue. */
 void pool_request_server(struct client *cl);
 /* Its server could not be reached: wait (within the hold) and try again shortly. */
@@ -53,8 +69,24 @@ void pool_forget_client(struct client *cl);
 void pool_on_topology_change(void *arg);
 /* The wake of b timed out: its waiting clients get 08006 saying so. */
 void pool_fail_wake_waiters(const struct backend *b);
-/* Release servers idle for server_idle_timeout; their clients get new ones when they speak. */
+/*
+ * Release servers idle for server_idle_timeout (their clients get new ones when
+ * they speak); close pooled ones idle that long or older than server_lifetime.
+ */
 void pool_close_idle_servers(void);
+/*
+ * The client is done with sv (detached, clean): pool it after a reset, or close
+ * it. last_active_ms: when it last served a request, to time its idleness.
+ */
+void pool_put_server(struct server *sv, int64_t last_active_ms);
+/* sv was reset: it waits for the next client (true), or is closed if it may not serve. */
+bool pool_park_server(struct server *sv);
+/* sv, pooled, is closing: out of the idle list. */
+void pool_unlink_server(struct server *sv);
+/* A fresh server logged in for cl: the pool learns its welcome. */
+void pool_note_welcome(struct pool *p, const struct client *cl, const struct server *sv);
+/* b leaves the topology: its pooled servers go. */
+void pool_on_backend_removed(const struct backend *b);
 void pool_free_all(void);
 
 #endif

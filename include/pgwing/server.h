@@ -7,7 +7,10 @@
 
 #include "pgwing/auth.h"
 #include "pgwing/config.h"
+#include "pgwing/proto.h"
 #include "pgwing/topology.h"
+
+#include <sys/queue.h>
 
 struct bufferevent;
 struct event;
@@ -20,6 +23,8 @@ enum server_state {
 	SV_LOGIN,
 	SV_RESTORE, /* replaying a moved session's state; answers are not the client's */
 	SV_ACTIVE,
+	SV_RESET, /* given back by its client: server_reset_query runs before it is pooled */
+	SV_IDLE,  /* in its pool's idle list, logged in, waiting for the next client */
 	SV_CLOSING,
 };
 
@@ -31,6 +36,13 @@ struct server {
 	char *backend_host;
 	int backend_port;
 	struct client *client;
+	struct pool *pool;
+	TAILQ_ENTRY(server) idle_link; /* in pool->idle while is_pooled */
+	bool is_pooled;
+	/* The startup parameters it logged in with: only a client sending the same may reuse it. */
+	struct startup_params startup;
+	/* Its ParameterStatus values as of its login and its last reset. */
+	struct startup_params reported;
 	enum server_state state;
 	enum tls_mode tls_mode;     /* the effective sslmode towards this backend */
 	bool is_awaiting_ssl_reply; /* SSLRequest sent, 'S' or 'N' not yet read */
@@ -47,10 +59,17 @@ struct server {
 	bool is_ending;       /* relayed a FATAL about the session itself: the client goes too */
 	uint32_t msg_remaining;
 	int64_t connect_time_ms;
+	int64_t idle_since_ms; /* when it was pooled */
 };
+
+TAILQ_HEAD(server_list, server);
 
 /* Start connecting to b for client cl; cl->server is set at once. */
 struct server *server_connect(struct backend *b, struct client *cl);
+/* Give a pooled server to cl: its session state is replayed, then the client is ready. */
+void server_attach(struct server *sv, struct client *cl);
+/* Its client is done with it: run server_reset_query, then pool it (pool_park_server). */
+void server_reset(struct server *sv);
 /* Start a non-blocking connect of bev (TCP by name or address, or a unix socket directory). */
 int server_connect_socket(struct bufferevent *bev, const char *host, int port);
 /* Follow the topology: servers on a backend a reload drops let go of it. */
