@@ -593,6 +593,7 @@ static void show_lists(struct client *cl)
 		lists[0].items += !seen_before(p, p->database, false);
 		lists[1].items += !seen_before(p, p->user, true);
 		lists[2].items++;
+		lists[7].items += p->nidle;
 	}
 	TAILQ_FOREACH(c, client_all(), all_link)
 	{
