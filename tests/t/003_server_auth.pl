@@ -29,8 +29,14 @@ for my $c (@cases)
 	my ($hba, $user, $pass, $logged) = @$c;
 	set_hba($node, $hba);
 	my $off = -s $node->logfile;
-	is($pw->safe_psql('SELECT current_user', user => $user, password => $pass),
-		$user, "server $hba: $user logs in through pgwing");
+	# Its own application_name: a pooled server of an earlier case doesn't fit, pgwing logs in.
+	is( $pw->safe_psql(
+			'SELECT current_user',
+			user             => $user,
+			password         => $pass,
+			application_name => "case-$hba"),
+		$user,
+		"server $hba: $user logs in through pgwing");
 	if ($logged)
 	{
 		ok($node->log_contains($logged, $off), "server $hba: the server used $hba")

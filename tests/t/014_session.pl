@@ -1,7 +1,7 @@
 # A session through pgwing behaves like a direct one: errors don't end it,
 # notices arrive, session state and transactions stay on one server, extended
-# protocol with Flush, the function-call message; leaving (or dying) frees the
-# server and its locks.
+# protocol with Flush, the function-call message; leaving resets the server,
+# dying frees it and its locks.
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
@@ -37,9 +37,11 @@ is($x1, $x2, 'one transaction across statements');
 $bg->query_safe('ROLLBACK');
 is($pw->safe_psql("SELECT to_regclass('in_tx') IS NULL"), 't', 'ROLLBACK undid the transaction');
 $bg->quit;
+# Its server is reset (DISCARD ALL) and pooled for the next client.
 ok( $node->poll_query_until('postgres',
-		"SELECT count(*) = 0 FROM pg_stat_activity WHERE application_name = 'stateful'"),
-	'the server session ends when the client quits');
+		"SELECT count(*) = 0 FROM pg_stat_activity WHERE application_name = 'stateful' "
+		  . "AND query <> 'DISCARD ALL'"),
+	'the server session is reset when the client quits');
 
 # Raw extended protocol, with Flush before Sync.
 sub msgs_until
