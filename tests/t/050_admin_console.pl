@@ -134,14 +134,16 @@ is_deeply([ @$b{qw(name host port region role state)} ],
 	[ 'pg1', '127.0.0.1', $node->port, 'ams', 'primary', 'up' ], 'SHOW BACKENDS: pg1');
 like($b->{lsn},    qr/^[0-9A-F]+\/[0-9A-F]+$/, 'SHOW BACKENDS: lsn');
 like($b->{rtt_ms}, qr/^\d+\.\d+$/,             'SHOW BACKENDS: rtt_ms');
-is($b->{clients}, '1', 'SHOW BACKENDS: the held session is one client');
+is($b->{clients}, '2',
+	'SHOW BACKENDS: two server connections, the held session\'s and the first query\'s, pooled');
 like($b->{last_change}, qr/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}\+00$/,
 	'SHOW BACKENDS: last_change is a timestamptz');
 
 my $pool = pool_row('postgres');
 ok($pool, 'SHOW POOLS: a pool for postgres');
 is_deeply([ @$pool{qw(user cl_active cl_waiting cl_held_for sv_active sv_idle pool_mode)} ],
-	[ os_user(), 1, 0, '', 0, 1, 'session' ], 'SHOW POOLS: one idle session');
+	[ os_user(), 1, 0, '', 0, 2, 'session' ],
+	'SHOW POOLS: one idle session, two idle servers (one pooled)');
 
 (undef, $rows) = show('CLIENTS');
 my ($holder) = grep { $_->{application_name} eq 'holder' } @$rows;
@@ -167,7 +169,7 @@ ok($st->{total_received} > 0 && $st->{total_sent} > 0, 'SHOW STATS: bytes counte
 my %lists = map { $_->{list} => $_->{items} } @$rows;
 is($lists{backends},      1, 'SHOW LISTS: backends');
 is($lists{admin_clients}, 1, 'SHOW LISTS: this console');
-is($lists{servers},       1, 'SHOW LISTS: servers');
+is($lists{servers},       2, 'SHOW LISTS: servers, the pooled one too');
 
 (undef, $rows) = show('STATE');
 my %state = map { $_->{key} => $_->{value} } @$rows;
