@@ -27,8 +27,14 @@ unlike(slurp_file($pw->auth_file), qr/alice-pw/, 'no plaintext password in the a
 for my $i (1 .. 2)
 {
 	my $off = -s $node->logfile;
-	is($pw->safe_psql('SELECT current_user', user => 'alice', password => 'alice-pw'),
-		'alice', "SCRAM secret only: login $i through pgwing");
+	# Each its own application_name: login 1's pooled server doesn't fit login 2.
+	is( $pw->safe_psql(
+			'SELECT current_user',
+			user             => 'alice',
+			password         => 'alice-pw',
+			application_name => "login-$i"),
+		'alice',
+		"SCRAM secret only: login $i through pgwing");
 	ok($node->log_contains(qr/identity="alice" method=scram-sha-256/, $off),
 		"SCRAM secret only: login $i reached the server with SCRAM");
 }
