@@ -22,6 +22,8 @@ struct auth_entry {
 	char *user;
 	char *password;
 	size_t order; /* position in the file: of two lines for one user, the later wins */
+	/* A plaintext password's SCRAM secret, derived at its first use (see init_scram). */
+	struct scram_secret *derived;
 };
 
 struct auth_file {
@@ -129,6 +131,10 @@ static void free_entries(struct auth_entry *entries, size_t count)
 	for (size_t i = 0; i < count; i++) {
 		free(entries[i].user);
 		free_secret_string(entries[i].password);
+		if (entries[i].derived != NULL) {
+			OPENSSL_cleanse(entries[i].derived, sizeof(*entries[i].derived));
+			free(entries[i].derived);
+		}
 	}
 	free(entries);
 }
@@ -212,14 +218,42 @@ static int compare_user(const void *key, const void *entry)
 	return strcmp(key, ((const struct auth_entry *)entry)->user);
 }
 
-const char *auth_file_lookup(const struct auth_file *af, const char *user)
+static struct auth_entry *find_entry(const struct auth_file *af, const char *user)
 {
-	const struct auth_entry *e;
-
 	if (af->count == 0)
 		return NULL;
-	e = bsearch(user, af->entries, af->count, sizeof(af->entries[0]), compare_user);
+	return bsearch(user, af->entries, af->count, sizeof(af->entries[0]), compare_user);
+}
+
+const char *auth_file_lookup(const struct auth_file *af, const char *user)
+{
+	const struct auth_entry *e = find_entry(af, user);
+
 	return e != NULL ? e->password : NULL;
+}
+
+/*
+ * Deriving costs 4096 PBKDF2 rounds, more than the rest of a login; done once
+ * per user and auth file (a reload loads a new file, and derives again).
+ */
+const struct scram_secret *auth_file_derived_secret(struct auth_file *af, const char *user)
+{
+	struct auth_entry *e = find_entry(af, user);
+	uint8_t salt[SCRAM_USER_SALT_LEN];
+	struct scram_secret secret;
+
+	if (e == NULL || e->password[0] == '\0' || password_kind(e->password) != PASSWORD_PLAIN)
+		return NULL;
+	if (e->derived != NULL)
+		return e->derived;
+	scram_user_salt(user, salt);
+	if (!scram_secret_from_password(e->password, salt, sizeof(salt), SCRAM_DEFAULT_ITER,
+					&secret))
+		return NULL;
+	e->derived = xmalloc(sizeof(*e->derived));
+	*e->derived = secret;
+	OPENSSL_cleanse(&secret, sizeof(secret));
+	return e->derived;
 }
 
 enum password_kind password_kind(const char *stored)
@@ -310,7 +344,7 @@ static enum client_method choose_method(enum auth_type type, enum password_kind 
  * The SCRAM verifier for this client. Plaintext gets a secret with a salt that is
  * stable per user, like a stored secret's or an unknown user's mock salt.
  */
-static void init_scram(struct auth_client *ac)
+static void init_scram(struct auth_client *ac, const struct scram_secret *derived)
 {
 	uint8_t salt[SCRAM_USER_SALT_LEN];
 	struct scram_secret secret;
@@ -319,6 +353,9 @@ static void init_scram(struct auth_client *ac)
 	if (ac->no_password_reason == NULL) {
 		if (ac->kind == PASSWORD_SCRAM) {
 			has_secret = scram_parse_secret(ac->stored, &secret);
+		} else if (derived != NULL) {
+			secret = *derived;
+			has_secret = true;
 		} else {
 			scram_user_salt(ac->user, salt);
 			has_secret = scram_secret_from_password(ac->stored, salt, sizeof(salt),
@@ -332,7 +369,8 @@ static void init_scram(struct auth_client *ac)
 	OPENSSL_cleanse(&secret, sizeof(secret));
 }
 
-struct auth_client *auth_client_new(enum auth_type type, const char *user, const char *stored)
+struct auth_client *auth_client_new(enum auth_type type, const char *user, const char *stored,
+				    const struct scram_secret *derived)
 {
 	struct auth_client *ac = xcalloc(1, sizeof(*ac));
 
@@ -348,7 +386,7 @@ struct auth_client *auth_client_new(enum auth_type type, const char *user, const
 	}
 	ac->method = choose_method(type, ac->kind);
 	if (ac->method == METHOD_SCRAM)
-		init_scram(ac);
+		init_scram(ac, derived);
 	return ac;
 }
 

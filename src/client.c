@@ -295,7 +295,8 @@ static void client_begin_auth(struct client *cl)
 		client_login_done(cl);
 		return;
 	}
-	cl->auth = auth_client_new(rt.cfg->auth_type, cl->params.user, stored);
+	cl->auth = auth_client_new(rt.cfg->auth_type, cl->params.user, stored,
+				   auth_file_derived_secret(rt.auth, cl->params.user));
 	if (tls_of(cl->bev) != NULL) {
 		uint8_t cbind[SCRAM_CBIND_MAX];
 		size_t cbind_len;

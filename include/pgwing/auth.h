@@ -20,6 +20,12 @@ struct auth_file *auth_file_load(const char *path, char *err, size_t errlen);
 void auth_file_free(struct auth_file *af);
 /* The stored password (plaintext, "md5..." hash or SCRAM secret), or NULL for an unknown user. */
 const char *auth_file_lookup(const struct auth_file *af, const char *user);
+/*
+ * The SCRAM secret of user's plaintext password (with the per-user salt pgwing
+ * offers), derived once and kept with the auth file; NULL when the stored
+ * password is not plaintext, or there is none.
+ */
+const struct scram_secret *auth_file_derived_secret(struct auth_file *af, const char *user);
 
 enum password_kind {
 	PASSWORD_PLAIN,
@@ -61,7 +67,9 @@ void server_credentials_copy(struct server_credentials *dst, const struct server
  */
 struct auth_client;
 
-struct auth_client *auth_client_new(enum auth_type type, const char *user, const char *stored);
+/* derived: stored's secret from auth_file_derived_secret(), or NULL to derive it here. */
+struct auth_client *auth_client_new(enum auth_type type, const char *user, const char *stored,
+				    const struct scram_secret *derived);
 /*
  * The client is on TLS and this is its tls-server-end-point binding data: a
  * SCRAM login offers SCRAM-SHA-256-PLUS too. Call before auth_client_begin().

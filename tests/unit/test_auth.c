@@ -208,7 +208,7 @@ static void run_login(struct run *run, enum auth_type type, const char *user, co
 		      const char *password)
 {
 	struct server_credentials app = {.user = (char *)user, .password = (char *)password};
-	struct auth_client *ac = auth_client_new(type, user, stored);
+	struct auth_client *ac = auth_client_new(type, user, stored, NULL);
 	struct auth_login *al = auth_login_new(&app);
 
 	drive(run, ac, al);
@@ -349,13 +349,47 @@ static void test_empty_stored_password_never_matches(void **state)
 static void login_with(const struct server_credentials *cred, enum auth_type type,
 		       const char *server_stored, struct run *run)
 {
-	struct auth_client *server = auth_client_new(type, cred->user, server_stored);
+	struct auth_client *server = auth_client_new(type, cred->user, server_stored, NULL);
 	struct auth_login *al = auth_login_new(cred);
 
 	drive(run, server, al);
 	server_credentials_free(&run->cred);
 	auth_client_free(server);
 	auth_login_free(al);
+}
+
+/* A plaintext password's SCRAM secret is derived once per auth file and verifies logins. */
+static void test_derived_secret(void **state)
+{
+	static const char text[] = "\"user\" \"pencil\"\n\"hashed\" \"" PW_MD5_USER "\"\n";
+	struct server_credentials app = {.user = "user", .password = "pencil"};
+	char err[256] = "";
+	struct auth_file *af = load_text(text, err, sizeof(err));
+	const struct scram_secret *derived;
+	const char *passwords[] = {"pencil", "wrong"};
+
+	(void)state;
+	assert_non_null(af);
+	derived = auth_file_derived_secret(af, "user");
+	assert_non_null(derived);
+	assert_ptr_equal(auth_file_derived_secret(af, "user"), derived);
+	assert_null(auth_file_derived_secret(af, "hashed"));
+	assert_null(auth_file_derived_secret(af, "nobody"));
+	for (size_t i = 0; i < ARRAY_SIZE(passwords); i++) {
+		struct auth_client *ac = auth_client_new(AUTH_SCRAM, "user", "pencil", derived);
+		struct auth_login *al;
+		struct run run;
+
+		app.password = (char *)passwords[i];
+		al = auth_login_new(&app);
+		drive(&run, ac, al);
+		assert_int_equal(run.client, i == 0 ? AUTH_STEP_OK : AUTH_STEP_FAILED);
+		if (i == 0)
+			server_credentials_free(&run.cred);
+		auth_client_free(ac);
+		auth_login_free(al);
+	}
+	auth_file_free(af);
 }
 
 static void test_server_login_with_scram_keys(void **state)
@@ -494,7 +528,7 @@ static void test_client_rejects(void **state)
 	size_t len;
 
 	(void)state;
-	ac = auth_client_new(AUTH_SCRAM, "user", PW_SCRAM);
+	ac = auth_client_new(AUTH_SCRAM, "user", PW_SCRAM, NULL);
 	auth_client_begin(ac, out);
 	assert_int_equal(client_feed(ac, unknown_mech, sizeof(unknown_mech) - 1, out, &err),
 			 AUTH_STEP_FAILED);
@@ -504,26 +538,26 @@ static void test_client_rejects(void **state)
 			 AUTH_STEP_FAILED);
 	auth_client_free(ac);
 
-	ac = auth_client_new(AUTH_SCRAM, "user", PW_SCRAM);
+	ac = auth_client_new(AUTH_SCRAM, "user", PW_SCRAM, NULL);
 	auth_client_begin(ac, out);
 	assert_int_equal(client_feed(ac, plus_mech, sizeof(plus_mech) - 1, out, &err),
 			 AUTH_STEP_FAILED);
 	auth_client_free(ac);
 
-	ac = auth_client_new(AUTH_SCRAM, "user", PW_SCRAM);
+	ac = auth_client_new(AUTH_SCRAM, "user", PW_SCRAM, NULL);
 	auth_client_begin(ac, out);
 	assert_int_equal(client_feed(ac, bad_len, sizeof(bad_len) - 1, out, &err),
 			 AUTH_STEP_FAILED);
 	auth_client_free(ac);
 
-	ac = auth_client_new(AUTH_SCRAM, "user", PW_SCRAM);
+	ac = auth_client_new(AUTH_SCRAM, "user", PW_SCRAM, NULL);
 	auth_client_begin(ac, out);
 	assert_int_equal(client_feed(ac, trailing, sizeof(trailing) - 1, out, &err),
 			 AUTH_STEP_FAILED);
 	auth_client_free(ac);
 
 	/* Length -1: an empty SASLContinue, then client-first in a SASLResponse. */
-	ac = auth_client_new(AUTH_SCRAM, "user", PW_SCRAM);
+	ac = auth_client_new(AUTH_SCRAM, "user", PW_SCRAM, NULL);
 	auth_client_begin(ac, out);
 	assert_int_equal(client_feed(ac, no_data, sizeof(no_data) - 1, out, &err),
 			 AUTH_STEP_CONTINUE);
@@ -540,15 +574,15 @@ static void test_client_rejects(void **state)
 	auth_client_free(ac);
 
 	/* A password message must be exactly one NUL-terminated string. */
-	ac = auth_client_new(AUTH_PLAIN, "user", "pencil");
+	ac = auth_client_new(AUTH_PLAIN, "user", "pencil", NULL);
 	auth_client_begin(ac, out);
 	assert_int_equal(client_feed(ac, "pencil", 6, out, &err), AUTH_STEP_FAILED);
 	auth_client_free(ac);
-	ac = auth_client_new(AUTH_PLAIN, "user", "pencil");
+	ac = auth_client_new(AUTH_PLAIN, "user", "pencil", NULL);
 	auth_client_begin(ac, out);
 	assert_int_equal(client_feed(ac, "pencil\0x", 9, out, &err), AUTH_STEP_FAILED);
 	auth_client_free(ac);
-	ac = auth_client_new(AUTH_PLAIN, "user", "");
+	ac = auth_client_new(AUTH_PLAIN, "user", "", NULL);
 	auth_client_begin(ac, out);
 	assert_int_equal(client_feed(ac, "", 1, out, &err), AUTH_STEP_FAILED);
 	auth_client_free(ac);
@@ -568,6 +602,7 @@ int main(void)
 		cmocka_unit_test(test_scram),
 		cmocka_unit_test(test_unknown_user),
 		cmocka_unit_test(test_empty_stored_password_never_matches),
+		cmocka_unit_test(test_derived_secret),
 		cmocka_unit_test(test_server_login_with_scram_keys),
 		cmocka_unit_test(test_server_login_with_md5_hash),
 		cmocka_unit_test(test_login_rejects),
