@@ -61,6 +61,7 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg);
 static void client_write_cb(struct bufferevent *bev, void *arg);
 static void client_wake_from_idle(struct client *cl);
 static void client_give_back_server(struct client *cl);
+static void client_settle_idle(struct client *cl);
 
 int client_count(void)
 {
@@ -270,14 +271,21 @@ static void client_login_done(struct client *cl)
 		return;
 	}
 	welcome = pool_add_client(cl);
-	if (welcome == NULL) {
+	if (welcome != NULL)
+		client_welcome(cl, welcome);
+	else
 		pool_request_server(cl);
-		return;
-	}
+}
+
+void client_welcome(struct client *cl, const struct startup_params *welcome)
+{
 	startup_params_copy(&cl->reported, welcome);
 	proto_put_parameter_statuses(bufferevent_get_output(cl->bev), welcome);
 	client_finish_welcome(cl);
+	cl->state = CL_IDLE;
+	cl->hold_since_ms = 0;
 	log_debug("client %" PRIu64 ": welcomed without a server", cl->id);
+	client_settle_idle(cl);
 }
 
 static void client_begin_auth(struct client *cl)

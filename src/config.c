@@ -227,6 +227,18 @@ static const struct setting settings[] = {
 		       "state).",
 	},
 	{
+		.name = "default_pool_size",
+		.type = SETTING_INT,
+		.offset = INT_FIELD(default_pool_size),
+		.default_value = "20",
+		.is_reloadable = true,
+		.min_value = 0,
+		.max_value = INT_MAX,
+		.doc = "Most server connections of one pool (database, user and port), pooled "
+		       "ones included; beyond it clients wait for one while idle sessions give "
+		       "theirs back; 0 for no limit.",
+	},
+	{
 		.name = "server_lifetime",
 		.type = SETTING_DURATION,
 		.offset = MS_FIELD(server_lifetime_ms),

@@ -23,6 +23,7 @@
 #include "pgwing/session.h"
 #include "pgwing/wake.h"
 
+#include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
@@ -31,6 +32,9 @@
 #include <string.h>
 
 static struct pool *pools;
+
+static void pool_serve_waiters(struct pool *p);
+static void pool_unlink_server(struct server *sv);
 
 /* PAUSE state lives by database name, so pools created while paused are paused too. */
 static bool is_all_paused;
@@ -132,16 +136,113 @@ static struct server *pool_take_idle(struct pool *p, const struct backend *b,
 	return NULL;
 }
 
-static void pool_start_server(struct client *cl, struct backend *b)
+static bool pool_is_full(const struct pool *p)
 {
-	struct server *sv = pool_take_idle(cl->pool, b, &cl->params);
+	return rt.cfg->default_pool_size > 0 && p->nservers >= rt.cfg->default_pool_size;
+}
 
+/* Clients wait because the pool is full, not because nothing can serve them. */
+static bool pool_waits_for_room(const struct pool *p)
+{
+	return pool_is_full(p) && !pool_is_paused(p) &&
+	       router_pick(rt.topo, rt.cfg, p->target) != NULL;
+}
+
+static struct event *serve_event;
+
+static void serve_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *arg UNUSED)
+{
+	for (struct pool *p = pools; p != NULL; p = p->next)
+		if (p->nwaiting > 0)
+			pool_serve_waiters(p);
+}
+
+/*
+ * A server came free (pooled or closed) or a welcome was learned: serve the
+ * waiters from the loop, not from inside whatever freed it.
+ */
+static void pool_serve_soon(const struct pool *p)
+{
+	if (p->nwaiting == 0)
+		return;
+	if (serve_event == NULL)
+		serve_event = event_new(rt.base, -1, 0, serve_cb, NULL);
+	event_active(serve_event, 0, 0);
+}
+
+/*
+ * An idle session of the pool that can give its server back now: nothing in
+ * flight, nothing it can't take to another server, not listening.
+ */
+static bool pool_can_take_back(const struct client *cl)
+{
+	return cl->state == CL_ACTIVE && cl->server->state == SV_ACTIVE &&
+	       cl->server->tx_status == 'I' && cl->pending_syncs == 0 &&
+	       (cl->session == NULL || (session_state_unmovable(cl->session) == NULL &&
+					!session_state_is_listening(cl->session)));
+}
+
+/*
+ * The pool is full and a client waits: an idle session gives its server back
+ * (it gets one again when it speaks, its state replayed), as at any idle point.
+ */
+static void pool_reclaim_idle(struct pool *p)
+{
+	struct client *cl;
+
+	TAILQ_FOREACH(cl, client_all(), all_link)
+	{
+		if (cl->pool == p && pool_can_take_back(cl) &&
+		    evbuffer_get_length(bufferevent_get_input(cl->bev)) == 0) {
+			log_debug("client %" PRIu64 ": giving its server back, the pool is full",
+				  cl->id);
+			client_release_server(cl);
+			return;
+		}
+	}
+}
+
+/* The least recently pooled idle server: the one to close to make room. */
+static struct server *pool_oldest_idle(const struct pool *p)
+{
+	struct server *sv;
+
+	TAILQ_FOREACH_REVERSE(sv, &p->idle, server_list, idle_link)
+	if (sv->state == SV_IDLE)
+		return sv;
+	return NULL;
+}
+
+/*
+ * Give cl a server on b: a pooled one that fits, else a new one if the pool
+ * has room, making room by closing an idle server that doesn't fit (another
+ * backend, other startup parameters). False: the pool is full, cl must wait.
+ */
+static bool pool_start_server(struct client *cl, struct backend *b)
+{
+	struct pool *p = cl->pool;
+	struct server *sv = pool_take_idle(p, b, &cl->params);
+
+	if (sv == NULL && pool_is_full(p)) {
+		struct server *victim = pool_oldest_idle(p);
+
+		if (victim == NULL)
+			return false;
+		log_debug("server %" PRIu64 ": closing a pooled server to make room", victim->id);
+		server_close(victim);
+	}
+	if (cl->state == CL_WAITING) {
+		log_debug("client %" PRIu64 ": released after waiting %" PRId64 " ms", cl->id,
+			  now_ms() - cl->wait_start_ms);
+		pool_dequeue(cl);
+	}
 	cl->state = CL_LOGIN;
-	cl->pool->nactive++;
+	p->nactive++;
 	if (sv != NULL)
 		server_attach(sv, cl);
 	else
 		server_connect(b, cl);
+	return true;
 }
 
 void pool_put_server(struct server *sv, int64_t last_active_ms)
@@ -171,14 +272,23 @@ bool pool_park_server(struct server *sv)
 	sv->state = SV_IDLE;
 	log_debug("server %" PRIu64 ": pooled (%s/%s/%s, %d idle)", sv->id, p->database, p->user,
 		  target_name(p->target), p->nidle);
+	pool_serve_soon(p);
 	return true;
 }
 
-void pool_unlink_server(struct server *sv)
+static void pool_unlink_server(struct server *sv)
 {
 	TAILQ_REMOVE(&sv->pool->idle, sv, idle_link);
 	sv->is_pooled = false;
 	sv->pool->nidle--;
+}
+
+void pool_forget_server(struct server *sv)
+{
+	if (sv->is_pooled)
+		pool_unlink_server(sv);
+	sv->pool->nservers--;
+	pool_serve_soon(sv->pool);
 }
 
 /*
@@ -208,6 +318,7 @@ void pool_note_welcome(struct pool *p, const struct client *cl, const struct ser
 	startup_params_copy(&p->welcome_startup, &cl->params);
 	startup_params_copy(&p->welcome, &sv->reported);
 	p->has_welcome = true;
+	pool_serve_soon(p);
 }
 
 void pool_on_backend_removed(const struct backend *b)
@@ -249,6 +360,14 @@ static void hold_timeout_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *
 	cl->state = CL_IDLE;
 	log_info("client %" PRIu64 ": gave up waiting for a %s server after %" PRId64 " ms", cl->id,
 		 target_name(cl->target), held);
+	if (pool_waits_for_room(cl->pool)) {
+		client_fail(cl, SQLSTATE_CONNECTION_FAILURE,
+			    "no server free after %" PRId64
+			    " s: the pool is full (default_pool_size "
+			    "%d) and its sessions are busy",
+			    held / 1000, rt.cfg->default_pool_size);
+		return;
+	}
 	describe_unavailable(detail, sizeof(detail));
 	client_fail(cl, SQLSTATE_CONNECTION_FAILURE, "no %s available after %" PRId64 " s (%s)",
 		    cl->target == TARGET_RW ? "primary" : "server for reads", held / 1000, detail);
@@ -305,6 +424,7 @@ static void pool_wait(struct client *cl)
 		log_info("pool %s/%s/%s: holding clients: %s", p->database, p->user,
 			 target_name(p->target),
 			 pool_is_paused(p)        ? "paused"
+			 : pool_waits_for_room(p) ? "the pool is full (default_pool_size)"
 			 : p->target == TARGET_RW ? "no primary available"
 						  : "no server available for reads");
 	}
@@ -355,10 +475,11 @@ void pool_request_server(struct client *cl)
 		pool_wake_for(cl->target);
 		b = router_pick(rt.topo, rt.cfg, cl->target);
 	}
+	if (b != NULL && pool_start_server(cl, b))
+		return;
+	pool_wait(cl);
 	if (b != NULL)
-		pool_start_server(cl, b);
-	else
-		pool_wait(cl);
+		pool_reclaim_idle(cl->pool);
 }
 
 void pool_retry_later(struct client *cl)
@@ -390,7 +511,8 @@ bool pool_should_release(const struct client *cl)
 	const struct server *sv = cl->server;
 
 	return pool_is_paused(cl->pool) || sv->generation != cl->pool->generation ||
-	       router_should_move(rt.topo, rt.cfg, cl->target, sv->backend);
+	       router_should_move(rt.topo, rt.cfg, cl->target, sv->backend) ||
+	       (cl->pool->nwaiting > 0 && pool_waits_for_room(cl->pool) && pool_can_take_back(cl));
 }
 
 /*
@@ -400,19 +522,23 @@ bool pool_should_release(const struct client *cl)
  */
 static void pool_serve_waiters(struct pool *p)
 {
-	struct client *cl;
+	struct client *cl, *next;
 
+	/* Clients waiting to log in, for a welcome the pool has learned meanwhile. */
+	for (cl = TAILQ_FIRST(&p->waiting); cl != NULL && p->has_welcome; cl = next) {
+		next = TAILQ_NEXT(cl, wait_link);
+		if (cl->cancel_pid == 0 && startup_params_equal(&p->welcome_startup, &cl->params)) {
+			pool_dequeue(cl);
+			client_welcome(cl, &p->welcome);
+		}
+	}
 	for (int n = p->nwaiting; n > 0 && !pool_is_paused(p); n--) {
 		struct backend *b;
 
 		cl = TAILQ_FIRST(&p->waiting);
 		b = router_pick(rt.topo, rt.cfg, p->target);
-		if (cl == NULL || b == NULL)
+		if (cl == NULL || b == NULL || !pool_start_server(cl, b))
 			break;
-		log_debug("client %" PRIu64 ": released after waiting %" PRId64 " ms", cl->id,
-			  now_ms() - cl->wait_start_ms);
-		pool_dequeue(cl);
-		pool_start_server(cl, b);
 	}
 }
 
@@ -445,10 +571,7 @@ void pool_close_idle_servers(void)
 		 * activity. A session that can't move (temp tables, ...) would lose
 		 * its state, and one that listens would get a server back at once.
 		 */
-		if (cl->state == CL_ACTIVE && cl->server->tx_status == 'I' &&
-		    cl->pending_syncs == 0 && cl->query_start_us < oldest_us &&
-		    (cl->session == NULL || (session_state_unmovable(cl->session) == NULL &&
-					     !session_state_is_listening(cl->session)))) {
+		if (pool_can_take_back(cl) && cl->query_start_us < oldest_us) {
 			log_debug("client %" PRIu64 ": closing its server, idle for %" PRId64 " ms",
 				  cl->id, (now_us() - cl->query_start_us) / 1000);
 			client_release_server(cl);
@@ -543,6 +666,10 @@ void pool_free_all(void)
 	if (retry_timer != NULL) {
 		event_free(retry_timer);
 		retry_timer = NULL;
+	}
+	if (serve_event != NULL) {
+		event_free(serve_event);
+		serve_event = NULL;
 	}
 	paused_dbs = NULL;
 	npaused_dbs = 0;

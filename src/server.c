@@ -63,8 +63,7 @@ static void server_free(struct server *sv)
 {
 	if (sv->client != NULL)
 		sv->client->server = NULL;
-	if (sv->is_pooled)
-		pool_unlink_server(sv);
+	pool_forget_server(sv);
 	if (sv->backend != NULL)
 		sv->backend->nclients--;
 	if (sv->timer != NULL)
@@ -168,6 +167,7 @@ struct server *server_connect(struct backend *b, struct client *cl)
 	sv->backend_port = b->port;
 	sv->client = cl;
 	sv->pool = cl->pool;
+	sv->pool->nservers++; /* until server_free */
 	startup_params_copy(&sv->startup, &cl->params);
 	sv->state = SV_CONNECTING;
 	sv->tls_mode = tls_server_mode(b);

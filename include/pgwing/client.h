@@ -88,6 +88,11 @@ void client_accept(int fd, enum target target, const struct sockaddr *addr, int 
  */
 void client_server_ready(struct client *cl, struct evbuffer *parameter_status);
 /*
+ * Welcome a client logging in with its pool's ParameterStatus set (and its
+ * cancel key) without a server: it gets one when it first speaks.
+ */
+void client_welcome(struct client *cl, const struct startup_params *welcome);
+/*
  * The client's server died. An idle client just loses it (and gets a new one when
  * it speaks); a provably read-only request in flight is run again elsewhere;
  * anything else in flight gets an error saying its outcome is unknown.

@@ -68,6 +68,7 @@ struct config {
 	int64_t hold_timeout_ms;
 	char *server_reset_query;   /* "" = none */
 	int64_t server_lifetime_ms; /* 0 disables */
+	int default_pool_size;      /* 0 = no limit */
 	char *logfile;              /* "" = stderr */
 	char *pidfile;              /* "" = none */
 

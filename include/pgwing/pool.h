@@ -23,6 +23,7 @@ struct pool {
 	int nwaiting;
 	struct server_list idle; /* most recently pooled first */
 	int nidle;
+	int nservers; /* all its servers: logging in, serving, resetting, pooled */
 	/*
 	 * The startup parameters and ParameterStatus set of the last server login:
 	 * a client sending the same startup parameters is welcomed without a server.
@@ -81,8 +82,8 @@ void pool_close_idle_servers(void);
 void pool_put_server(struct server *sv, int64_t last_active_ms);
 /* sv was reset: it waits for the next client (true), or is closed if it may not serve. */
 bool pool_park_server(struct server *sv);
-/* sv, pooled, is closing: out of the idle list. */
-void pool_unlink_server(struct server *sv);
+/* sv is closing: out of its pool's count (and idle list); its room may serve a waiter. */
+void pool_forget_server(struct server *sv);
 /* A fresh server logged in for cl: the pool learns its welcome. */
 void pool_note_welcome(struct pool *p, const struct client *cl, const struct server *sv);
 /* b leaves the topology: its pooled servers go. */
