@@ -187,4 +187,38 @@ my ($active, $idle) = pool_servers($pw2);
 is("$active|$idle", '0|0', 'SHOW POOLS: no servers left');
 $pw2->stop;
 
+# default_pool_size: at the limit an idle session gives its server back to a
+# client that needs one; sessions in a transaction or with a temp table keep
+# theirs, and a client finding only those waits hold_timeout and is told why.
+my $pw3 = PgWing::Test->new(
+	name     => 'full',
+	backends => [ [ b => $b ] ],
+	settings => {
+		health_user       => os_user(),
+		default_pool_size => 2,
+		hold_timeout      => '2s',
+	});
+$pw3->start;
+my $s1 = $pw3->background_psql(application_name => 'capped');
+my $s2 = $pw3->background_psql(application_name => 'capped');
+$s1->query_safe("SET work_mem = '5MB'");
+$s2->query_safe('SELECT 1');
+is(backends_on($b, 'capped'), '2', 'two sessions, two servers: the pool is full');
+is($pw3->safe_psql('SELECT 42', application_name => 'capped'),
+	'42', 'a third client is served: an idle session gave its server back');
+cmp_ok(backends_on($b, 'capped'), '<=', 2, 'still at most default_pool_size servers');
+is($s1->query_safe('SHOW work_mem'), '5MB', 'the session that gave its server back kept its SET');
+$s1->query_safe('BEGIN');
+$s1->query_safe('SELECT 1');
+$s2->query_safe('CREATE TEMP TABLE keep_t (v int)');
+my ($rc, $out, $err) = $pw3->psql('SELECT 1', application_name => 'capped');
+isnt($rc, 0, 'only busy sessions: a new client is not served');
+like($err, qr/the pool is full \(default_pool_size 2\)/, 'it is told the pool is full');
+$s1->query_safe('COMMIT');
+is($pw3->safe_psql('SELECT 43', application_name => 'capped'),
+	'43', 'served again once a session is idle');
+$s1->quit;
+$s2->quit;
+$pw3->stop;
+
 done_testing();
