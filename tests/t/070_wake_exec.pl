@@ -19,6 +19,7 @@ my $node = new_node('pg1');
 my $datadir = $node->data_dir;
 my $pglog   = $node->logfile;
 my $wakes   = "$PostgreSQL::Test::Utils::tmp_check/070_wakes.txt";
+unlink $wakes;    # tmp_check outlives a run: count this run's wakes only
 my $script  = "$PostgreSQL::Test::Utils::tmp_check/070_wake.sh";
 
 # The wake command: count the wake, then start the server and wait until it accepts.

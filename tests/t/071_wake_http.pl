@@ -17,6 +17,7 @@ use Time::HiRes qw(time);
 # Long, as cloud API tokens are.
 my $token    = 'sekrit-wake-token-' . ('x' x 2000);
 my $requests = "$PostgreSQL::Test::Utils::tmp_check/071_requests.txt";
+unlink $requests;    # tmp_check outlives a run: count this run's requests only
 
 my $node = new_node('pg1');
 my $dud  = new_node('pg2');
