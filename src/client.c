@@ -83,7 +83,7 @@ static void client_free(struct client *cl)
 		auth_client_free(cl->auth);
 	server_credentials_free(&cl->cred);
 	startup_params_free(&cl->params);
-	startup_params_free(&cl->reported);
+	param_set_unref(cl->reported);
 	if (cl->session != NULL)
 		session_state_free(cl->session);
 	if (cl->retry != NULL)
@@ -254,7 +254,7 @@ static void client_finish_welcome(struct client *cl)
  */
 static void client_login_done(struct client *cl)
 {
-	const struct startup_params *welcome;
+	struct param_set *welcome;
 
 	proto_put_auth(bufferevent_get_output(cl->bev), AUTH_REQ_OK, NULL, 0);
 	event_del(cl->timer);
@@ -277,10 +277,10 @@ static void client_login_done(struct client *cl)
 		pool_request_server(cl);
 }
 
-void client_welcome(struct client *cl, const struct startup_params *welcome)
+void client_welcome(struct client *cl, struct param_set *welcome)
 {
-	startup_params_copy(&cl->reported, welcome);
-	proto_put_parameter_statuses(bufferevent_get_output(cl->bev), welcome);
+	cl->reported = param_set_ref(welcome);
+	proto_put_parameter_statuses(bufferevent_get_output(cl->bev), &welcome->params);
 	client_finish_welcome(cl);
 	cl->state = CL_IDLE;
 	cl->hold_since_ms = 0;
@@ -983,7 +983,7 @@ static bool remember_parameter(struct client *cl, const uint8_t *body, size_t le
 	value = proto_read_cstring(&r);
 	if (name == NULL || value == NULL)
 		return true;
-	return startup_params_set(&cl->reported, name, value);
+	return param_set_update(&cl->reported, name, value);
 }
 
 void client_note_ready(struct client *cl, char status)

@@ -314,10 +314,9 @@ static void pool_prune_idle(struct pool *p)
 void pool_note_welcome(struct pool *p, const struct client *cl, const struct server *sv)
 {
 	startup_params_free(&p->welcome_startup);
-	startup_params_free(&p->welcome);
+	param_set_unref(p->welcome);
 	startup_params_copy(&p->welcome_startup, &cl->params);
-	startup_params_copy(&p->welcome, &sv->reported);
-	p->has_welcome = true;
+	p->welcome = param_set_new(&sv->reported);
 	pool_serve_soon(p);
 }
 
@@ -441,15 +440,15 @@ static void pool_wait(struct client *cl)
 	evtimer_add(cl->timer, &tv);
 }
 
-const struct startup_params *pool_add_client(struct client *cl)
+struct param_set *pool_add_client(struct client *cl)
 {
 	struct pool *p = pool_get(cl->params.database, cl->params.user, cl->target);
 
 	cl->pool = p;
 	p->nclients++;
 	cl->state = CL_IDLE;
-	if (p->has_welcome && startup_params_equal(&p->welcome_startup, &cl->params))
-		return &p->welcome;
+	if (p->welcome != NULL && startup_params_equal(&p->welcome_startup, &cl->params))
+		return p->welcome;
 	return NULL;
 }
 
@@ -525,11 +524,11 @@ static void pool_serve_waiters(struct pool *p)
 	struct client *cl, *next;
 
 	/* Clients waiting to log in, for a welcome the pool has learned meanwhile. */
-	for (cl = TAILQ_FIRST(&p->waiting); cl != NULL && p->has_welcome; cl = next) {
+	for (cl = TAILQ_FIRST(&p->waiting); cl != NULL && p->welcome != NULL; cl = next) {
 		next = TAILQ_NEXT(cl, wait_link);
 		if (cl->cancel_pid == 0 && startup_params_equal(&p->welcome_startup, &cl->params)) {
 			pool_dequeue(cl);
-			client_welcome(cl, &p->welcome);
+			client_welcome(cl, p->welcome);
 		}
 	}
 	for (int n = p->nwaiting; n > 0 && !pool_is_paused(p); n--) {
@@ -655,7 +654,7 @@ void pool_free_all(void)
 		while (!TAILQ_EMPTY(&p->idle))
 			server_close(TAILQ_FIRST(&p->idle));
 		startup_params_free(&p->welcome_startup);
-		startup_params_free(&p->welcome);
+		param_set_unref(p->welcome);
 		free(p->database);
 		free(p->user);
 		free(p);

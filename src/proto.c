@@ -272,6 +272,45 @@ bool startup_params_equal(const struct startup_params *a, const struct startup_p
 	return true;
 }
 
+struct param_set *param_set_new(const struct startup_params *src)
+{
+	struct param_set *ps = xmalloc(sizeof(*ps));
+
+	ps->refs = 1;
+	startup_params_copy(&ps->params, src);
+	return ps;
+}
+
+struct param_set *param_set_ref(struct param_set *ps)
+{
+	ps->refs++;
+	return ps;
+}
+
+void param_set_unref(struct param_set *ps)
+{
+	if (ps == NULL || --ps->refs > 0)
+		return;
+	startup_params_free(&ps->params);
+	free(ps);
+}
+
+bool param_set_update(struct param_set **ps, const char *name, const char *value)
+{
+	static const struct startup_params none;
+	const char *have = *ps != NULL ? startup_params_get(&(*ps)->params, name) : NULL;
+
+	if (have != NULL && strcmp(have, value) == 0)
+		return false;
+	if (*ps == NULL || (*ps)->refs > 1) {
+		struct param_set *own = param_set_new(*ps != NULL ? &(*ps)->params : &none);
+
+		param_set_unref(*ps);
+		*ps = own;
+	}
+	return startup_params_set(&(*ps)->params, name, value);
+}
+
 void proto_put_parameter_statuses(struct evbuffer *out, const struct startup_params *p)
 {
 	for (size_t i = 0; i < p->count; i++)

@@ -46,7 +46,7 @@ struct client {
 
 	struct startup_params params;
 	/* ParameterStatus values the client has been told, to resend only changes after a move. */
-	struct startup_params reported;
+	struct param_set *reported; /* NULL until the first; often shared with the pool's welcome */
 	/* What it SET, LISTENed to, PREPAREd: replayed when the session moves. */
 	struct session_state *session;
 	/* Session statements of the request in flight, recorded once it succeeds. */
@@ -91,7 +91,7 @@ void client_server_ready(struct client *cl, struct evbuffer *parameter_status);
  * Welcome a client logging in with its pool's ParameterStatus set (and its
  * cancel key) without a server: it gets one when it first speaks.
  */
-void client_welcome(struct client *cl, const struct startup_params *welcome);
+void client_welcome(struct client *cl, struct param_set *welcome);
 /*
  * The client's server died. An idle client just loses it (and gets a new one when
  * it speaks); a provably read-only request in flight is run again elsewhere;

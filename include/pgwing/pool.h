@@ -28,13 +28,12 @@ struct pool {
 	 * The startup parameters and ParameterStatus set of the last server login:
 	 * a client sending the same startup parameters is welcomed without a server.
 	 */
-	bool has_welcome;
 	struct startup_params welcome_startup;
-	struct startup_params welcome;
-	int nactive;           /* clients of this pool with a server or logging one in */
-	int nclients;          /* all logged-in clients of this pool */
-	uint32_t generation;   /* RECONNECT bumps it: older servers are released when idle */
-	int64_t hold_start_ms; /* when clients started waiting here, for the log */
+	struct param_set *welcome; /* NULL until the first login */
+	int nactive;               /* clients of this pool with a server or logging one in */
+	int nclients;              /* all logged-in clients of this pool */
+	uint32_t generation;       /* RECONNECT bumps it: older servers are released when idle */
+	int64_t hold_start_ms;     /* when clients started waiting here, for the log */
 	struct stats stats;
 	struct pool *next;
 };
@@ -59,7 +58,7 @@ void pool_reconnect(const char *database);
  * ParameterStatus set to welcome it with, when the pool knows one for its startup
  * parameters; NULL: it must log in through a server.
  */
-const struct startup_params *pool_add_client(struct client *cl);
+struct param_set *pool_add_client(struct client *cl);
 /* The client needs a server: start one, or wait in the queue. */
 void pool_request_server(struct client *cl);
 /* Its server could not be reached: wait (within the hold) and try again shortly. */

@@ -153,6 +153,27 @@ void proto_put_notice(struct evbuffer *out, const char *sqlstate, const char *fm
 /* AuthenticationXXX ('R'): code followed by optional data. */
 void proto_put_auth(struct evbuffer *out, uint32_t code, const void *data, size_t len);
 void proto_put_parameter_status(struct evbuffer *out, const char *name, const char *value);
+/*
+ * A reference-counted parameter list: the clients a pool welcomed with the same
+ * ParameterStatus set share one, and a client copies it only when a value it
+ * is told changes.
+ */
+struct param_set {
+	int refs;
+	struct startup_params params;
+};
+
+/* A copy of src, with one reference. */
+struct param_set *param_set_new(const struct startup_params *src);
+struct param_set *param_set_ref(struct param_set *ps);
+/* NULL is fine. */
+void param_set_unref(struct param_set *ps);
+/*
+ * Set name to value in *ps (NULL: a new, empty set), copying *ps first if it is
+ * shared; returns false when it already had this value.
+ */
+bool param_set_update(struct param_set **ps, const char *name, const char *value);
+
 /* One ParameterStatus per name/value of p, in order. */
 void proto_put_parameter_statuses(struct evbuffer *out, const struct startup_params *p);
 void proto_put_backend_key(struct evbuffer *out, uint32_t pid, uint32_t key);

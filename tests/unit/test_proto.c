@@ -167,6 +167,41 @@ static void test_startup_params_copy_equal_set(void **state UNUSED)
 	startup_params_free(&a);
 }
 
+/* Clients share their pool's welcome until one of them is told a different value. */
+static void test_param_set_copy_on_write(void **state UNUSED)
+{
+	static const struct startup_params empty;
+	struct param_set *pool = param_set_new(&empty), *a, *b = NULL;
+
+	assert_true(startup_params_set(&pool->params, "TimeZone", "UTC"));
+	assert_true(startup_params_set(&pool->params, "DateStyle", "ISO"));
+	a = param_set_ref(pool);
+	assert_int_equal(pool->refs, 2);
+
+	/* The same value: no change, still shared. */
+	assert_false(param_set_update(&a, "TimeZone", "UTC"));
+	assert_ptr_equal(a, pool);
+	/* Another value: a gets its own copy; the pool's stays as it was. */
+	assert_true(param_set_update(&a, "TimeZone", "Asia/Kathmandu"));
+	assert_ptr_not_equal(a, pool);
+	assert_int_equal(pool->refs, 1);
+	assert_int_equal(a->refs, 1);
+	assert_string_equal(startup_params_get(&a->params, "TimeZone"), "Asia/Kathmandu");
+	assert_string_equal(startup_params_get(&a->params, "DateStyle"), "ISO");
+	assert_string_equal(startup_params_get(&pool->params, "TimeZone"), "UTC");
+	/* Not shared: updated in place. */
+	assert_true(param_set_update(&a, "DateStyle", "German"));
+	assert_int_equal(a->refs, 1);
+	/* From nothing: a new set. */
+	assert_true(param_set_update(&b, "server_version", "15.20"));
+	assert_non_null(b);
+	assert_string_equal(startup_params_get(&b->params, "server_version"), "15.20");
+	param_set_unref(a);
+	param_set_unref(b);
+	param_set_unref(pool);
+	param_set_unref(NULL);
+}
+
 static void test_parse_startup(void **state UNUSED)
 {
 	static const char good[] = "user\0alice\0database\0shop\0application_name\0psql\0";
@@ -420,6 +455,7 @@ int main(void)
 		cmocka_unit_test(test_reader_bounds),
 		cmocka_unit_test(test_parse_startup),
 		cmocka_unit_test(test_startup_params_copy_equal_set),
+		cmocka_unit_test(test_param_set_copy_on_write),
 		cmocka_unit_test(test_error_roundtrip),
 		cmocka_unit_test(test_builders_lengths),
 		cmocka_unit_test(test_scan_batches_whole_messages),
