@@ -837,6 +837,8 @@ static void run_kill(struct client *cl, const char *database)
 	struct client *c, *next;
 	int killed = 0;
 
+	/* Their servers go too, pooled ones included, rather than back to the pool. */
+	pool_reconnect(database[0] != '\0' ? database : NULL);
 	for (c = TAILQ_FIRST(client_all()); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, all_link);
 		if (c->pool == NULL ||

@@ -338,6 +338,12 @@ ok( wait_until(
 		}),
 	'KILL closed the database\'s clients');
 eval { $victim->{run}->finish; };
+ok( wait_until(
+		sub {
+			my (undef, $r) = show('SERVERS');
+			!grep { $_->{database} eq 'postgres' } @$r;
+		}),
+	'KILL closed the database\'s servers, pooled ones too');
 
 $pw->stop;
 done_testing();
