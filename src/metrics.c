@@ -7,6 +7,7 @@
 #include "pgwing/admin.h"
 #include "pgwing/client.h"
 #include "pgwing/log.h"
+#include "pgwing/pool.h"
 #include "pgwing/server.h"
 #include "pgwing/stats.h"
 #include "pgwing/topology.h"
@@ -26,10 +27,7 @@ static const enum client_state client_states[] = {
 	CL_STARTUP, CL_AUTH, CL_IDLE, CL_WAITING, CL_LOGIN, CL_ACTIVE, CL_ADMIN, CL_CLOSING,
 };
 static const enum server_state server_states[] = {
-	SV_CONNECTING,
-	SV_LOGIN,
-	SV_ACTIVE,
-	SV_CLOSING,
+	SV_CONNECTING, SV_LOGIN, SV_RESTORE, SV_ACTIVE, SV_RESET, SV_IDLE, SV_CLOSING,
 };
 
 /* A label value: backslash, double quote and newline are escaped. */
@@ -66,25 +64,31 @@ static void put_clients(struct evbuffer *out)
 	}
 }
 
-/* Servers by backend (as the topology lists them) and state. */
+/* Servers by backend (as the topology lists them) and state: clients' and pooled ones. */
 static void put_servers(struct evbuffer *out)
 {
 	put_header(out, "pgwing_servers", "gauge", "Server connections by backend and state.");
 	for (int b = 0; b < rt.topo->count; b++) {
 		const struct backend *be = rt.topo->backends[b];
-		uint64_t counts[ARRAY_SIZE(server_states)] = {0};
+		uint64_t counts[SV_CLOSING + 1] = {0}; /* by state */
 		const struct client *cl;
+		const struct server *sv;
 
 		TAILQ_FOREACH(cl, client_all(), all_link)
 		if (cl->server != NULL && cl->server->backend == be)
 			counts[cl->server->state]++;
+		for (const struct pool *p = pool_first(); p != NULL; p = p->next)
+			TAILQ_FOREACH(sv, &p->idle, idle_link)
+		if (sv->backend == be)
+			counts[sv->state]++;
 		for (size_t i = 0; i < ARRAY_SIZE(server_states); i++) {
 			struct server probe = {.state = server_states[i]};
 
 			evbuffer_add(out, "pgwing_servers{backend=\"", 24);
 			put_label(out, be->name);
 			evbuffer_add_printf(out, "\",state=\"%s\"} %" PRIu64 "\n",
-					    admin_server_state_name(&probe), counts[i]);
+					    admin_server_state_name(&probe),
+					    counts[server_states[i]]);
 		}
 	}
 }

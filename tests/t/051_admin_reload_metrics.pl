@@ -164,6 +164,11 @@ is($now{'pgwing_transactions_total{database="postgres",target="rw"}'},
 is($now{'pgwing_bytes_total{database="postgres",target="rw",direction="in"}'},
 	$stats->{total_received}, 'pgwing_bytes_total in = total_received');
 is($now{'pgwing_clients{state="admin"}'}, 0, 'no console client while scraping');
+# The servers of the clients that left are pooled: SHOW SERVERS and metrics agree.
+my $pooled = grep { $_->{backend} eq 'pg1' && $_->{state} eq 'idle' } @{ show('SERVERS') };
+cmp_ok($pooled, '>=', 1, 'SHOW SERVERS: a pooled server on pg1');
+is($now{'pgwing_servers{backend="pg1",state="idle"}'}, $pooled,
+	'pgwing_servers idle = the pooled servers');
 
 # SHOW STATS averages come from the stats_period snapshots: the first one
 # after some traffic shows a rate.
