@@ -361,9 +361,8 @@ static void hold_timeout_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *
 		 target_name(cl->target), held);
 	if (pool_waits_for_room(cl->pool)) {
 		client_fail(cl, SQLSTATE_CONNECTION_FAILURE,
-			    "no server free after %" PRId64
-			    " s: the pool is full (default_pool_size "
-			    "%d) and its sessions are busy",
+			    "no server free after %" PRId64 " s: the pool is full "
+			    "(default_pool_size %d) and its sessions are busy",
 			    held / 1000, rt.cfg->default_pool_size);
 		return;
 	}
@@ -571,7 +570,8 @@ void pool_close_idle_servers(void)
 		 * its state, and one that listens would get a server back at once.
 		 */
 		if (pool_can_take_back(cl) && cl->query_start_us < oldest_us) {
-			log_debug("client %" PRIu64 ": closing its server, idle for %" PRId64 " ms",
+			log_debug("client %" PRIu64 ": releasing its server, idle for %" PRId64
+				  " ms",
 				  cl->id, (now_us() - cl->query_start_us) / 1000);
 			client_release_server(cl);
 		}
