@@ -975,13 +975,9 @@ static void client_event_cb(struct bufferevent *bev UNUSED, short what, void *ar
 /* Record a ParameterStatus body; returns true when the value is new to the client. */
 static bool remember_parameter(struct client *cl, const uint8_t *body, size_t len)
 {
-	struct proto_reader r;
 	const char *name, *value;
 
-	proto_reader_init(&r, body, len);
-	name = proto_read_cstring(&r);
-	value = proto_read_cstring(&r);
-	if (name == NULL || value == NULL)
+	if (!proto_parse_parameter_status(body, len, &name, &value))
 		return true;
 	return param_set_update(&cl->reported, name, value);
 }

@@ -235,6 +235,17 @@ fail:
 	return false;
 }
 
+bool proto_parse_parameter_status(const uint8_t *body, size_t len, const char **name,
+				  const char **value)
+{
+	struct proto_reader r;
+
+	proto_reader_init(&r, body, len);
+	*name = proto_read_cstring(&r);
+	*value = proto_read_cstring(&r);
+	return *name != NULL && *value != NULL;
+}
+
 bool startup_params_set(struct startup_params *p, const char *name, const char *value)
 {
 	for (size_t i = 0; i < p->count; i++) {

@@ -276,13 +276,9 @@ static void server_handle_ssl_reply(struct server *sv)
 /* A ParameterStatus body: the server's value of a reported parameter changed. */
 static void server_note_parameter(struct server *sv, const uint8_t *body, size_t len)
 {
-	struct proto_reader r;
 	const char *name, *value;
 
-	proto_reader_init(&r, body, len);
-	name = proto_read_cstring(&r);
-	value = proto_read_cstring(&r);
-	if (name != NULL && value != NULL)
+	if (proto_parse_parameter_status(body, len, &name, &value))
 		startup_params_set(&sv->reported, name, value);
 }
 

@@ -127,6 +127,9 @@ bool proto_parse_startup(const uint8_t *body, size_t len, struct startup_params 
 			 const char **err);
 void startup_params_free(struct startup_params *p);
 const char *startup_params_get(const struct startup_params *p, const char *name);
+/* The name and value of a ParameterStatus body (pointers into it); false if malformed. */
+bool proto_parse_parameter_status(const uint8_t *body, size_t len, const char **name,
+				  const char **value);
 /* Add or replace name; returns false when it already had this value. */
 bool startup_params_set(struct startup_params *p, const char *name, const char *value);
 /* A deep copy; user and database point into the copy. */

@@ -192,6 +192,19 @@ static void test_param_set_copy_on_write(void **state UNUSED)
 	/* Not shared: updated in place. */
 	assert_true(param_set_update(&a, "DateStyle", "German"));
 	assert_int_equal(a->refs, 1);
+	/* What the sets are fed with. */
+	{
+		static const char good[] = "TimeZone\0UTC\0";
+		static const char bad[] = {'T', 'i', 'm', 'e', 0, 'U'};
+		const char *name, *value;
+
+		assert_true(proto_parse_parameter_status((const uint8_t *)good, sizeof(good), &name,
+							 &value));
+		assert_string_equal(name, "TimeZone");
+		assert_string_equal(value, "UTC");
+		assert_false(proto_parse_parameter_status((const uint8_t *)bad, sizeof(bad), &name,
+							  &value));
+	}
 	/* From nothing: a new set. */
 	assert_true(param_set_update(&b, "server_version", "15.20"));
 	assert_non_null(b);
