@@ -82,12 +82,31 @@ ok(raw_login($t)->{ok}, 'temp-table session logged in');
 my @tt = simple_query($t, 'CREATE TEMP TABLE scratch (v int)');
 ok(!error_of(@tt), 'temporary table created');
 
+# A client welcomed without a server, with the old primary's parameters; the
+# new primary reports another time zone.
+my $l = $pw->raw_connect;
+my $welcome = raw_login($l);
+ok($welcome->{ok}, 'a third client logged in');
+is( $old->safe_psql('postgres',
+		"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
+		  . "AND application_name = ''"),
+	'2', 'it holds no server: only the two sessions have one');
+$new->append_conf('postgresql.conf', "timezone = 'Asia/Kathmandu'");
+$new->reload;
+isnt($welcome->{params}{TimeZone}, 'Asia/Kathmandu', 'its welcome has the old primary\'s time zone');
+
 # Failover.
 $old->stop('fast');
 $new->promote;
 ok($pw->wait_for_log(qr/backend new: replica -> primary/), 'replica promoted and seen as primary');
 
-my @r = simple_query($s, 'SHOW search_path');
+my @r = simple_query($l, 'SELECT inet_server_port()');
+is(first_value(@r), $new->port, 'the welcomed client\'s first query runs on the new primary');
+my %told = map { split /\0/, $_->[1] } grep { $_->[0] eq 'S' } @r;
+is($told{TimeZone}, 'Asia/Kathmandu', 'it is told the new primary\'s time zone');
+ok(!exists $told{server_version}, 'and not what did not change');
+
+@r = simple_query($s, 'SHOW search_path');
 is(first_value(@r), 'app, public', 'SET search_path survived the failover');
 @r = simple_query($s, 'SELECT inet_server_port()');
 is(first_value(@r), $new->port, 'the session now runs on the new primary');
