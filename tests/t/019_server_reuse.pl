@@ -175,7 +175,7 @@ my $pw2 = PgWing::Test->new(
 	settings => {
 		admin_users         => 'admin',
 		health_user         => os_user(),
-		server_idle_timeout => '1s',
+		server_idle_timeout => '3s',
 	});
 $pw2->start;
 $pw2->safe_psql('SELECT 1', application_name => 'idlegone');
@@ -186,6 +186,31 @@ is(backends_on($b, 'idlegone'), '0', 'the pooled server is closed after server_i
 my ($active, $idle) = pool_servers($pw2);
 is("$active|$idle", '0|0', 'SHOW POOLS: no servers left');
 $pw2->stop;
+
+# server_lifetime: a pooled server older than it is not reused, and is closed.
+my $pw4 = PgWing::Test->new(
+	name     => 'life',
+	backends => [ [ b => $b ] ],
+	settings => {
+		health_user         => os_user(),
+		server_lifetime     => '3s',
+		server_idle_timeout => '0',
+	});
+$pw4->start;
+my $young = $pw4->safe_psql('SELECT pg_backend_pid()', application_name => 'lifetime');
+wait_pooled($pw4, 1);
+is($pw4->safe_psql('SELECT pg_backend_pid()', application_name => 'lifetime'),
+	$young, 'a server younger than server_lifetime is reused');
+usleep(3_200_000);
+isnt($pw4->safe_psql('SELECT pg_backend_pid()', application_name => 'lifetime'),
+	$young, 'an older one is not');
+$tries = 0;
+usleep(100_000)
+  while $b->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE pid = $young")
+  ne '0' && ++$tries < 50;
+is($b->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE pid = $young"),
+	'0', 'and it is closed');
+$pw4->stop;
 
 # default_pool_size: at the limit an idle session gives its server back to a
 # client that needs one; sessions in a transaction or with a temp table keep
