@@ -107,13 +107,16 @@ sub _tool_command
 # reports go to files next to the log, so a daemon whose stderr is /dev/null
 # still leaves them; GCC's UBSan ignores log_path and writes to stderr, the
 # pgwing log, which run-tap searches too. UBSan stops pgwing at the first report
-# (halt_on_error), so the test that triggered it fails as well.
+# (halt_on_error), so the test that triggered it fails as well. Beyond the
+# defaults, ASan checks use after return (a libevent callback holding a pointer
+# into a stack frame that is gone) and reads of unterminated strings.
 sub _tool_env
 {
 	my ($logbase) = @_;
 	my $opts = sub { join(':', grep { defined && $_ ne '' } @_) };
 	return (
-		ASAN_OPTIONS => $opts->('detect_leaks=1', $ENV{ASAN_OPTIONS}, "log_path=$logbase.asan"),
+		ASAN_OPTIONS => $opts->('detect_leaks=1:detect_stack_use_after_return=1:strict_string_checks=1',
+			$ENV{ASAN_OPTIONS}, "log_path=$logbase.asan"),
 		UBSAN_OPTIONS => $opts->('print_stacktrace=1:halt_on_error=1', $ENV{UBSAN_OPTIONS},
 			"log_path=$logbase.ubsan"));
 }
