@@ -105,9 +105,10 @@ sub _tool_command
 
 # Sanitizer settings; a build without sanitizers ignores them. ASan and LSan
 # reports go to files next to the log, so a daemon whose stderr is /dev/null
-# still leaves them; GCC's UBSan ignores log_path and writes to stderr, the
-# pgwing log, which run-tap searches too. UBSan stops pgwing at the first report
-# (halt_on_error), so the test that triggered it fails as well. Beyond the
+# still leaves them. GCC's UBSan built not to recover (configure's
+# -fno-sanitize-recover) ignores log_path and writes to stderr, the pgwing log,
+# which run-tap searches too (a daemon's UBSan report is lost); it stops pgwing
+# at the first report, so the test that triggered it fails as well. Beyond the
 # defaults, ASan checks use after return (a libevent callback holding a pointer
 # into a stack frame that is gone) and reads of unterminated strings.
 sub _tool_env
