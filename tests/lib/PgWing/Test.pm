@@ -532,10 +532,10 @@ sub write_config
 =item $pw->start(%opt) => 1 or 0
 
 Write the config and run pgwing in the background (not daemonized; its
-stdout and stderr go to C<logfile>), then wait until the rw port accepts
-connections. Dies (failing the test) if pgwing exits or does not listen
-within C<timeout> seconds (default 30), unless C<fail_ok =E<gt> 1>, in which case
-it returns 0. C<args =E<gt> [...]> adds command-line flags.
+stdout and stderr go to C<logfile>), then wait until the rw and ro ports
+accept connections (and the unix sockets exist, with C<unix_socket_dir>). Dies
+(failing the test) if pgwing exits or does not listen within C<timeout>
+seconds (default 30), unless C<fail_ok =E<gt> 1>, in which case it returns 0. C<args =E<gt> [...]> adds command-line flags.
 
 =cut
 
@@ -583,23 +583,35 @@ sub start
 			return 0 if $opt{fail_ok};
 			croak $msg;
 		}
-		my $s = IO::Socket::INET->new(
-			PeerAddr => '127.0.0.1',
-			PeerPort => $self->{rw_port},
-			Proto    => 'tcp',
-			Timeout  => 1);
-		if ($s)
-		{
-			close $s;
-			return 1;
-		}
+		return 1 if $self->_is_listening;
 		usleep(50_000);
 	}
-	my $msg = "pgwing $self->{name} not listening on $self->{rw_port} after ${timeout}s\n"
+	my $msg =
+	  "pgwing $self->{name} not listening on $self->{rw_port} and $self->{ro_port} after ${timeout}s\n"
 	  . $self->log_tail(30);
 	$self->_kill_hard;
 	return 0 if $opt{fail_ok};
 	croak $msg;
+}
+
+# Ready means every listener accepts: pgwing opens the rw port, the ro port and
+# the unix sockets one after the other, and under valgrind a test that used the
+# ro port or the socket as soon as the rw port answered found nothing there.
+sub _is_listening
+{
+	my ($self) = @_;
+	for my $port ($self->{rw_port}, $self->{ro_port})
+	{
+		my $s = IO::Socket::INET->new(
+			PeerAddr => '127.0.0.1',
+			PeerPort => $port,
+			Proto    => 'tcp',
+			Timeout  => 1) or return 0;
+		close $s;
+	}
+	my $dir = $self->{settings}{unix_socket_dir} // '';
+	return 1 if $dir eq '';
+	return (-S "$dir/.s.PGSQL.$self->{rw_port}" && -S "$dir/.s.PGSQL.$self->{ro_port}") ? 1 : 0;
 }
 
 =pod
