@@ -3,7 +3,10 @@
 #
 #   contrib/setup.sh demo    install packages, build, run a demo primary with one
 #                            streaming replica and pgwing in front; Ctrl-C stops all
-#   contrib/setup.sh test    install packages, build, make check (unit, format, TAP)
+#   contrib/setup.sh test    install packages, build, make check (unit, format, TAP),
+#                            then make check-sanitizers (unit and TAP on an ASan+UBSan
+#                            build) and make check-valgrind (a short TAP suite under
+#                            valgrind); fails if any of the three fails
 #   contrib/setup.sh deps    only install the Debian packages
 #   contrib/setup.sh build   only build (autoreconf, configure, make)
 #
@@ -19,7 +22,7 @@ srcdir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PG_BINDIR=${PG_BINDIR:-/usr/lib/postgresql/15/bin}
 PACKAGES=(build-essential autoconf automake libtool pkg-config libevent-dev libssl-dev
 	libpq-dev libcmocka-dev postgresql-15 postgresql-server-dev-15 postgresql-client-15
-	libipc-run-perl libhttp-daemon-perl openssl curl clang-format)
+	libipc-run-perl libhttp-daemon-perl openssl curl clang-format valgrind)
 
 say() { printf '\n== %s\n' "$*"; }
 
@@ -60,10 +63,17 @@ build() {
 	make -j"$(nproc)"
 }
 
+# All three passes run even when one fails, so one run shows every failure.
 run_tests() {
-	say "make check (unit tests, clang-format, TAP tests on PostgreSQL 15)"
+	local rc=0
 	cd "$srcdir"
-	make check
+	say "make check (unit tests, clang-format, TAP tests on PostgreSQL 15)"
+	make check || rc=1
+	say "make check-sanitizers (the same on an ASan+UBSan build in build-sanitizers/)"
+	make check-sanitizers || rc=1
+	say "make check-valgrind (a short TAP suite with pgwing under valgrind)"
+	make check-valgrind || rc=1
+	return $rc
 }
 
 port_free() {
@@ -194,7 +204,7 @@ build) deps && build ;;
 test) deps && build && run_tests ;;
 demo) deps && build && demo ;;
 *)
-	sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
 	exit 2
 	;;
 esac

@@ -3,8 +3,9 @@
 #
 # - 20 concurrent clients of an asleep backend share one wake (the command
 #   runs once) and all get their rows.
-# - The wake overhead: a client's first query to its row, minus what the
-#   wake command (pg_ctl start) alone takes; median of 5.
+# - A stopped backend is woken by a query, five times over; the wake overhead
+#   (first query to its row, minus the wake command alone, median of 5) is
+#   printed as a figure, not asserted: timing belongs to the benchmark.
 # - A wake command that starts nothing: clients get 08006 at wake_timeout,
 #   not before, and the admin console answers throughout.
 use strict;
@@ -112,7 +113,6 @@ for my $round (1 .. 5)
 my $overhead = median(@through) - median(@bare);
 diag(sprintf("wake overhead: %.0f ms (median through pgwing %.0f ms, pg_ctl start alone %.0f ms)",
 		$overhead * 1000, median(@through) * 1000, median(@bare) * 1000));
-cmp_ok($overhead, '<', 0.5, 'wake overhead is small');
 
 # A wake that starts nothing: the error comes at wake_timeout, not before.
 my $dead = new_node('dead');

@@ -192,16 +192,16 @@ static void test_unknown_and_garbage(void **state UNUSED)
 /* A word longer than the token buffer is an error, not a truncation. */
 static void test_long_input(void **state UNUSED)
 {
-	char query[3 * ADMIN_VALUE_MAX];
+	char query[2 * ADMIN_VALUE_MAX];
+	size_t n;
 
-	snprintf(query, sizeof(query), "SET region = ");
-	memset(query + strlen(query), 'x', ADMIN_VALUE_MAX);
-	query[sizeof(query) - 1] = '\0';
+	n = strlen(strcpy(query, "SET region = "));
+	memset(query + n, 'x', ADMIN_VALUE_MAX);
+	query[n + ADMIN_VALUE_MAX] = '\0';
 	parse_fails(query, "word is too long");
-	snprintf(query, sizeof(query), "SET region = '");
-	memset(query + strlen(query), 'x', ADMIN_VALUE_MAX);
-	query[sizeof(query) - 2] = '\'';
-	query[sizeof(query) - 1] = '\0';
+	n = strlen(strcpy(query, "SET region = '"));
+	memset(query + n, 'x', ADMIN_VALUE_MAX);
+	strcpy(query + n + ADMIN_VALUE_MAX, "'");
 	parse_fails(query, "quoted text is too long");
 }
 

@@ -41,6 +41,16 @@ Each pgwing instance gets its own directory under C<tmp_check/>
 logs (stdout+stderr) to C<tmp_check/log/TESTNAME_pgwing_NAME.log>, next to the
 Postgres logs; F<tests/run-tap> prints its tail when a test fails.
 
+=head1 CHECKING TOOLS
+
+Every pgwing (C<start>, C<run_pgwing>) runs with C<ASAN_OPTIONS> and
+C<UBSAN_OPTIONS> that put AddressSanitizer/LeakSanitizer reports in
+C<tmp_check/log/TESTNAME_pgwing_NAME.asan.PID>; F<tests/run-tap> fails the run
+on any report, whether the test passed or not. C<PGWING_WRAPPER> (a command
+prefix, C<%L> standing for that log base) runs pgwing under a tool such as
+valgrind, and C<PGWING_TIMEOUT_FACTOR> multiplies the waits of this module
+(start, stop, C<wait_for_log>, C<read_message>) for the slower pgwing.
+
 =cut
 
 package PgWing::Test;
@@ -74,6 +84,43 @@ our @EXPORT_OK = qw(
 our %EXPORT_TAGS = (all => \@EXPORT_OK);
 
 my @all_instances;
+
+# Checking tools around every pgwing a test runs; tests/run-tap collects what
+# they report after the run. PGWING_WRAPPER is a command prefix (valgrind, for
+# `make check-valgrind`) in which %L stands for the pgwing's log base,
+# tmp_check/log/TEST_pgwing_NAME. PGWING_TIMEOUT_FACTOR stretches every wait
+# for pgwing below, for a pgwing such a wrapper slows down; a wait only decides
+# when to give up, so stretching it never hides a wrong answer.
+my $timeout_factor = $ENV{PGWING_TIMEOUT_FACTOR} || 1;
+
+sub _timeout { return $_[0] * $timeout_factor; }
+
+sub _tool_command
+{
+	my ($logbase, @cmd) = @_;
+	my @wrapper = split ' ', ($ENV{PGWING_WRAPPER} // '');
+	s/%L/$logbase/g for @wrapper;
+	return (@wrapper, @cmd);
+}
+
+# Sanitizer settings; a build without sanitizers ignores them. ASan and LSan
+# reports go to files next to the log, so a daemon whose stderr is /dev/null
+# still leaves them. GCC's UBSan built not to recover (configure's
+# -fno-sanitize-recover) ignores log_path and writes to stderr, the pgwing log,
+# which run-tap searches too (a daemon's UBSan report is lost); it stops pgwing
+# at the first report, so the test that triggered it fails as well. Beyond the
+# defaults, ASan checks use after return (a libevent callback holding a pointer
+# into a stack frame that is gone) and reads of unterminated strings.
+sub _tool_env
+{
+	my ($logbase) = @_;
+	my $opts = sub { join(':', grep { defined && $_ ne '' } @_) };
+	return (
+		ASAN_OPTIONS => $opts->('detect_leaks=1:detect_stack_use_after_return=1:strict_string_checks=1',
+			$ENV{ASAN_OPTIONS}, "log_path=$logbase.asan"),
+		UBSAN_OPTIONS => $opts->('print_stacktrace=1:halt_on_error=1', $ENV{UBSAN_OPTIONS},
+			"log_path=$logbase.ubsan"));
+}
 
 # Cluster.pm decides TCP vs unix socket in its own INIT block, which runs
 # before ours (it is compiled first). Override it so nodes listen on
@@ -131,22 +178,31 @@ sub pgwing_bin
 =item run_pgwing(@args) => ($exit_code, $stdout, $stderr)
 
 Run the pgwing binary to completion (e.g. C<--check FILE>, C<--version>),
-with a 30 s timeout.
+with a 30 s timeout. Its stderr is also appended to
+C<tmp_check/log/TESTNAME_pgwing_run.log>.
 
 =cut
 
 sub run_pgwing
 {
-	my @args = @_;
+	my @args    = @_;
+	my $logbase = "$PostgreSQL::Test::Utils::log_path/" . _testname() . '_pgwing_run';
 	my ($out, $err) = ('', '');
 	my $ok = eval {
-		IPC::Run::run([ pgwing_bin(), @args ],
+		local %ENV = (%ENV, _tool_env($logbase));
+		IPC::Run::run([ _tool_command($logbase, pgwing_bin(), @args) ],
 			'<', \undef, '>', \$out, '2>', \$err,
-			IPC::Run::timeout(30));
+			IPC::Run::timeout(_timeout(30)));
 		1;
 	};
-	return (-1, $out, "pgwing @args timed out: $@") unless $ok;
-	return ($? >> 8, $out, $err);
+	my $rc = $ok ? $? >> 8 : -1;
+	$err .= "pgwing @args timed out: $@" unless $ok;
+	if (open my $log, '>>', "$logbase.log")
+	{
+		print $log "# pgwing @args: exit code $rc\n$err";
+		close $log;
+	}
+	return ($rc, $out, $err);
 }
 
 =pod
@@ -476,10 +532,10 @@ sub write_config
 =item $pw->start(%opt) => 1 or 0
 
 Write the config and run pgwing in the background (not daemonized; its
-stdout and stderr go to C<logfile>), then wait until the rw port accepts
-connections. Dies (failing the test) if pgwing exits or does not listen
-within C<timeout> seconds (default 30), unless C<fail_ok =E<gt> 1>, in which case
-it returns 0. C<args =E<gt> [...]> adds command-line flags.
+stdout and stderr go to C<logfile>), then wait until the rw and ro ports
+accept connections (and the unix sockets exist, with C<unix_socket_dir>). Dies
+(failing the test) if pgwing exits or does not listen within C<timeout>
+seconds (default 30), unless C<fail_ok =E<gt> 1>, in which case it returns 0. C<args =E<gt> [...]> adds command-line flags.
 
 =cut
 
@@ -492,7 +548,10 @@ sub start
 	my $bin     = pgwing_bin();
 	my @cmd     = ($bin, ($self->{verbose} ? ('-v') : ()), @{ $opt{args} // [] },
 		$self->config_file);
-	my $timeout = $opt{timeout} // 30;
+	my $timeout = _timeout($opt{timeout} // 30);
+	my $logbase = $self->{logfile} =~ s/\.log$//r;
+	@cmd = _tool_command($logbase, @cmd);
+	my %env = (_tool_env($logbase), %{ $self->{env} });
 
 	open my $log, '>>', $self->{logfile} or die "open $self->{logfile}: $!";
 	print $log "# " . localtime() . " PgWing::Test starting: @cmd\n";
@@ -506,7 +565,7 @@ sub start
 		open STDIN, '<', '/dev/null';
 		open STDOUT, '>>', $self->{logfile} or POSIX::_exit(127);
 		open STDERR, '>&', \*STDOUT or POSIX::_exit(127);
-		$ENV{$_} = $self->{env}{$_} for keys %{ $self->{env} };
+		$ENV{$_} = $env{$_} for keys %env;
 		exec { $cmd[0] } @cmd or POSIX::_exit(127);
 	}
 	$self->{pid}         = $pid;
@@ -524,23 +583,35 @@ sub start
 			return 0 if $opt{fail_ok};
 			croak $msg;
 		}
-		my $s = IO::Socket::INET->new(
-			PeerAddr => '127.0.0.1',
-			PeerPort => $self->{rw_port},
-			Proto    => 'tcp',
-			Timeout  => 1);
-		if ($s)
-		{
-			close $s;
-			return 1;
-		}
+		return 1 if $self->_is_listening;
 		usleep(50_000);
 	}
-	my $msg = "pgwing $self->{name} not listening on $self->{rw_port} after ${timeout}s\n"
+	my $msg =
+	  "pgwing $self->{name} not listening on $self->{rw_port} and $self->{ro_port} after ${timeout}s\n"
 	  . $self->log_tail(30);
 	$self->_kill_hard;
 	return 0 if $opt{fail_ok};
 	croak $msg;
+}
+
+# Ready means every listener accepts: pgwing opens the rw port, the ro port and
+# the unix sockets one after the other, and under valgrind a test that used the
+# ro port or the socket as soon as the rw port answered found nothing there.
+sub _is_listening
+{
+	my ($self) = @_;
+	for my $port ($self->{rw_port}, $self->{ro_port})
+	{
+		my $s = IO::Socket::INET->new(
+			PeerAddr => '127.0.0.1',
+			PeerPort => $port,
+			Proto    => 'tcp',
+			Timeout  => 1) or return 0;
+		close $s;
+	}
+	my $dir = $self->{settings}{unix_socket_dir} // '';
+	return 1 if $dir eq '';
+	return (-S "$dir/.s.PGSQL.$self->{rw_port}" && -S "$dir/.s.PGSQL.$self->{ro_port}") ? 1 : 0;
 }
 
 =pod
@@ -608,7 +679,7 @@ sub _kill_hard
 
 Stop pgwing, asserting (as two TAP tests) that it was still running -- a
 crash is a failure -- and that it exits cleanly (exit code 0 or by the
-signal) within 10 s of the signal. C<signal =E<gt> 'TERM'> for a graceful
+signal) within 10 s (times PGWING_TIMEOUT_FACTOR) of the signal. C<signal =E<gt> 'TERM'> for a graceful
 drain; default C<'INT'> (fast stop).
 
 =cut
@@ -628,9 +699,10 @@ sub stop
 	}
 	pass("pgwing $name still running at stop");
 	kill $sig, $self->{pid};
-	if (!$self->_wait_exit(10))
+	my $wait = _timeout(10);
+	if (!$self->_wait_exit($wait))
 	{
-		fail("pgwing $name exits within 10 s of SIG$sig");
+		fail("pgwing $name exits within $wait s of SIG$sig");
 		$self->_kill_hard;
 		return;
 	}
@@ -638,7 +710,8 @@ sub stop
 	my %signo = (INT => 2, TERM => 15);
 	ok(defined $st && ($st == 0 || ($st & 127) == $signo{$sig}),
 		"pgwing $name exits cleanly on SIG$sig")
-	  or diag("pgwing $name: " . _status_text($st) . "\n" . $self->log_tail(30));
+	  or diag("pgwing $name: " . _status_text($st) . "\n" . $self->log_tail(30)
+		  . join('', map { "# report in $_\n" } glob($self->{logfile} =~ s/\.log$/.*.*/r)));
 	return;
 }
 
@@ -732,7 +805,7 @@ sub log_contains
 sub wait_for_log
 {
 	my ($self, $re, $offset, $timeout) = @_;
-	my $deadline = time() + ($timeout // 10);
+	my $deadline = time() + _timeout($timeout // 10);
 	while (time() < $deadline)
 	{
 		return 1 if $self->log_contains($re, $offset);
@@ -956,7 +1029,7 @@ sub _read_n
 sub read_message
 {
 	my ($sock, $timeout) = @_;
-	my $deadline = time() + ($timeout // 10);
+	my $deadline = time() + _timeout($timeout // 10);
 	my $hdr = _read_n($sock, 5, $deadline);
 	return (undef, 'timeout') unless defined $hdr;
 	return (undef, 'eof') if length($hdr) < 5;
