@@ -187,6 +187,29 @@ my ($active, $idle) = pool_servers($pw2);
 is("$active|$idle", '0|0', 'SHOW POOLS: no servers left');
 $pw2->stop;
 
+# A backend that stops being the primary (here: another backend claims the
+# role too, so none is routed to) loses its pooled servers at once.
+my $pw5 = PgWing::Test->new(
+	name     => 'demote',
+	backends => [ [ a => $a ] ],
+	settings => {
+		health_interval => '200ms',
+		health_user     => os_user(),
+		hold_timeout    => '1s',
+	});
+$pw5->start;
+$pw5->safe_psql('SELECT 1', application_name => 'demoted');
+is(backends_on($a, 'demoted'), '1', 'a server pooled on backend a');
+$offset = $pw5->log_position;
+$pw5->set_backends([ [ a => $a ], [ b => $b ] ]);
+$pw5->write_config;
+$pw5->signal('HUP');
+ok($pw5->wait_for_log(qr/several backends claim primary/, $offset), 'a is no longer the primary');
+$tries = 0;
+usleep(100_000) while backends_on($a, 'demoted') ne '0' && ++$tries < 50;
+is(backends_on($a, 'demoted'), '0', 'its pooled server is closed');
+$pw5->stop;
+
 # server_lifetime: a pooled server older than it is not reused, and is closed.
 my $pw4 = PgWing::Test->new(
 	name     => 'life',
