@@ -4,7 +4,9 @@
  * full pool, a failover and a wake-up. In session mode a client has a server
  * to itself while it holds one; a server it gives back (it left, or was idle
  * when its server was released) is reset and kept in the pool's idle list for
- * the next client that needs one on the same backend.
+ * the next client that needs one on the same backend. A pool holds at most
+ * default_pool_size servers; at the limit, idle sessions give theirs back to
+ * waiting clients.
  */
 #ifndef PGWING_POOL_H
 #define PGWING_POOL_H
@@ -21,7 +23,7 @@ struct pool {
 	enum target target;
 	struct client_list waiting;
 	int nwaiting;
-	struct server_list idle; /* most recently pooled first */
+	struct server_list idle; /* without a client, resetting or SV_IDLE; most recent first */
 	int nidle;
 	int nservers; /* all its servers: logging in, serving, resetting, pooled */
 	/*
@@ -39,7 +41,10 @@ struct pool {
 };
 
 struct pool *pool_first(void);
-/* Whether the client's server should go at this idle point (pause, reconnect, re-route). */
+/*
+ * Whether the client's server should go at this idle point (pause, reconnect,
+ * re-route, or clients waiting for room in a full pool).
+ */
 bool pool_should_release(const struct client *cl);
 /*
  * PAUSE/RESUME for one database (NULL: all). Paused pools release servers as
