@@ -1,5 +1,7 @@
 # pgbench through pgwing: -i, then 10 s each of the simple, extended and
-# prepared query protocols with no failed transaction.
+# prepared query protocols with no failed transaction; then prepared with
+# more clients than default_pool_size, sessions handing servers to each other
+# at their idle points (prepared statements replayed), still without a failure.
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
@@ -30,9 +32,17 @@ is($rc, 0, 'pgbench -i through pgwing') or diag $err;
 is($node->safe_psql('postgres', 'SELECT count(*) FROM pgbench_accounts'),
 	'200000', 'pgbench -i loaded 200000 accounts (via COPY)');
 
-for my $mode (qw(simple extended prepared))
+my @runs = map { [ $_, 4 ] } qw(simple extended prepared);
+push @runs, [ 'prepared', 6, 'default_pool_size = 2' ];
+for my $run (@runs)
 {
-	($rc, $out, $err) = pgbench('-M', $mode, '-c', '4', '-j', '2', '-T', $secs, '-n');
+	my ($mode, $clients, $set) = @$run;
+	if ($set)
+	{
+		$pw->safe_psql("SET $set", dbname => 'pgwing', user => 'admin');
+		$mode .= " -c $clients ($set)";
+	}
+	($rc, $out, $err) = pgbench('-M', $run->[0], '-c', $clients, '-j', '2', '-T', $secs, '-n');
 	is($rc, 0, "pgbench -M $mode exits 0") or diag "$out\n$err";
 	my ($processed) = $out =~ /number of transactions actually processed: (\d+)/;
 	my ($failed)    = $out =~ /number of failed transactions: (\d+)/;
