@@ -13,6 +13,7 @@
 #include <event2/listener.h>
 
 #include <errno.h>
+#include <inttypes.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,8 +24,18 @@
 #include <unistd.h>
 
 #define LISTEN_BACKLOG  4096
-/* After running out of file descriptors, accepting is retried this much later. */
-#define ACCEPT_RETRY_MS 1000
+/*
+ * After running out of file descriptors, accepting is retried this much later:
+ * each retry costs one accept() call, and a client waits at most this long in
+ * the backlog after a descriptor frees up.
+ */
+#define ACCEPT_RETRY_MS 250
+/*
+ * Running out of fds ends after this long without a failed accept: while
+ * descriptors are scarce, accepts fail and succeed in turn, and that is one
+ * episode to the log, not two lines per retry.
+ */
+#define ACCEPT_QUIET_MS 5000
 
 struct listener {
 	struct evconnlistener *lev;
@@ -35,38 +46,77 @@ struct listener {
 
 static struct listener *listeners;
 static struct event *retry_timer;
-static bool is_paused;
+/* In an episode of failing accepts (see ACCEPT_QUIET_MS), since starved_since_ms. */
+static bool is_starved;
+static int64_t starved_since_ms, last_accept_error_ms;
+/* now_ms() when a server connect last failed for want of a descriptor (0: never). */
+static int64_t fd_shortage_ms;
 
 static void accept_cb(struct evconnlistener *lev UNUSED, evutil_socket_t fd, struct sockaddr *addr,
 		      int addrlen, void *arg)
 {
 	struct listener *l = arg;
 
+	if (is_starved && now_ms() - last_accept_error_ms >= ACCEPT_QUIET_MS) {
+		is_starved = false;
+		log_info("accepting new connections again after %" PRId64 " s of failed accepts",
+			 (last_accept_error_ms - starved_since_ms) / 1000);
+	}
 	client_accept(fd, l->target, addr, addrlen);
 }
 
-static void retry_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *arg UNUSED)
+static void arm_retry(void)
 {
-	log_info("resuming accepting connections");
-	listener_resume();
+	struct timeval tv = {ACCEPT_RETRY_MS / 1000, (ACCEPT_RETRY_MS % 1000) * 1000};
+
+	listener_pause();
+	evtimer_add(retry_timer, &tv);
 }
 
 /*
- * Out of fds (or another accept error): pause every listener instead of
- * spinning on a socket that stays readable, log once, and try again later.
+ * The pool retries its waiters as often as we retry accepting; while their
+ * connects still fail for want of descriptors, a freed one goes to them.
+ */
+static void retry_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *arg UNUSED)
+{
+	if (fd_shortage_ms != 0 && now_ms() - fd_shortage_ms < 2 * ACCEPT_RETRY_MS)
+		arm_retry();
+	else
+		listener_resume();
+}
+
+/*
+ * Out of fds (or another accept error): the pending connection keeps the
+ * socket readable, so pause every listener instead of spinning on it, and
+ * try again later. The clients wait in the backlog meanwhile.
  */
 static void accept_error_cb(struct evconnlistener *lev UNUSED, void *arg UNUSED)
 {
 	int err = EVUTIL_SOCKET_ERROR();
-	struct timeval tv = {ACCEPT_RETRY_MS / 1000, (ACCEPT_RETRY_MS % 1000) * 1000};
 
 	if (err == EINTR || err == EAGAIN || err == ECONNABORTED)
 		return;
-	if (!is_paused)
-		log_warn("accept failed: %s; pausing new connections for %d ms",
+	last_accept_error_ms = now_ms();
+	if (!is_starved) {
+		is_starved = true;
+		starved_since_ms = last_accept_error_ms;
+		log_warn("accept failed: %s; pausing new connections until it works again "
+			 "(retrying every %d ms)",
 			 evutil_socket_error_to_string(err), ACCEPT_RETRY_MS);
-	listener_pause();
-	evtimer_add(retry_timer, &tv);
+	}
+	arm_retry();
+}
+
+/*
+ * Accepting a client whose server cannot be opened only takes a descriptor
+ * that a client already waiting for its server needs: without this pause,
+ * every freed descriptor goes to the next accept and nobody is ever served.
+ */
+void listener_note_fd_shortage(void)
+{
+	fd_shortage_ms = now_ms();
+	if (retry_timer != NULL && !evtimer_pending(retry_timer, NULL))
+		arm_retry();
 }
 
 static int add_listener(struct event_base *base, const struct sockaddr *sa, socklen_t salen,
@@ -174,14 +224,12 @@ void listener_pause(void)
 {
 	for (struct listener *l = listeners; l != NULL; l = l->next)
 		evconnlistener_disable(l->lev);
-	is_paused = true;
 }
 
 void listener_resume(void)
 {
 	for (struct listener *l = listeners; l != NULL; l = l->next)
 		evconnlistener_enable(l->lev);
-	is_paused = false;
 }
 
 void listener_stop(void)
