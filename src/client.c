@@ -1123,6 +1123,7 @@ void client_server_unreachable(struct client *cl, const char *what)
 {
 	/* The pool logs the hold once; each retry is detail. */
 	log_debug("client %" PRIu64 ": %s; waiting to try again", cl->id, what);
+	snprintf(cl->last_connect_error, sizeof(cl->last_connect_error), "%s", what);
 	if (cl->server->backend != NULL)
 		health_probe_now(cl->server->backend);
 	server_close(cl->server);
