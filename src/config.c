@@ -125,6 +125,16 @@ static const struct setting settings[] = {
 		.doc = "Directory for the unix sockets (.s.PGSQL.<port>); empty disables them.",
 	},
 	{
+		.name = "listen_backlog",
+		.type = SETTING_INT,
+		.offset = INT_FIELD(listen_backlog),
+		.default_value = "4096",
+		.min_value = 1,
+		.max_value = INT_MAX,
+		.doc = "Connections the kernel queues before pgwing accepts them (capped by "
+		       "net.core.somaxconn); a login storm beyond it waits for SYN retries.",
+	},
+	{
 		.name = "auth_type",
 		.type = SETTING_ENUM,
 		.offset = ENUM_FIELD(auth_type),

@@ -23,7 +23,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define LISTEN_BACKLOG  4096
 /*
  * After running out of file descriptors, accepting is retried this much later:
  * each retry costs one accept() call, and a client waits at most this long in
@@ -45,6 +44,7 @@ struct listener {
 };
 
 static struct listener *listeners;
+static int backlog; /* listen_backlog at start: listen() takes it once */
 static struct event *retry_timer;
 /* In an episode of failing accepts (see ACCEPT_QUIET_MS), since starved_since_ms. */
 static bool is_starved;
@@ -130,7 +130,7 @@ static int add_listener(struct event_base *base, const struct sockaddr *sa, sock
 	if (sa->sa_family == AF_INET6)
 		flags |= LEV_OPT_BIND_IPV6ONLY;
 	l->target = target;
-	l->lev = evconnlistener_new_bind(base, accept_cb, l, flags, LISTEN_BACKLOG, sa, (int)salen);
+	l->lev = evconnlistener_new_bind(base, accept_cb, l, flags, backlog, sa, (int)salen);
 	if (l->lev == NULL) {
 		log_error("could not listen on %s: %s", desc, strerror(errno));
 		free(l);
@@ -198,6 +198,7 @@ int listener_start(struct event_base *base, const struct config *cfg)
 	int rc = 0;
 
 	retry_timer = evtimer_new(base, retry_cb, NULL);
+	backlog = cfg->listen_backlog;
 	for (char *tok = strtok_r(addrs, ",", &save); tok != NULL && rc == 0;
 	     tok = strtok_r(NULL, ",", &save)) {
 		while (*tok == ' ' || *tok == '\t')

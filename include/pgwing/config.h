@@ -57,6 +57,7 @@ struct config {
 	int rw_port;
 	int ro_port;
 	char *unix_socket_dir; /* "" disables */
+	int listen_backlog;
 	enum auth_type auth_type;
 	char *auth_file;
 	char *admin_users; /* comma list */

@@ -15,9 +15,15 @@ my $headroom = 10;     # fds left free when the limit is lowered
 my $nclients = 100;    # then these arrive: far more than the headroom holds
 
 my $node = new_node('primary', max_connections => 150);
-my $pw = PgWing::Test->new(backends => [ [ primary => $node ] ], auth_type => 'trust');
+# While accept is paused, arriving clients wait in the kernel's backlog.
+my $backlog = 200;
+my $pw = PgWing::Test->new(backends => [ [ primary => $node ] ], auth_type => 'trust',
+	settings => { listen_backlog => $backlog });
 $pw->start;
 my $pid = $pw->pid;
+my $ss = `ss -ltnH 'sport = :@{[ $pw->rw_port ]}'`;
+is((split ' ', $ss)[2], $backlog, "the listening socket's backlog is listen_backlog ($backlog)")
+  or diag "ss: $ss";
 
 sub open_fds { my @f = glob("/proc/$pid/fd/*"); return scalar @f; }
 
