@@ -24,17 +24,24 @@
 #include <unistd.h>
 
 /*
- * After running out of file descriptors, accepting is retried this much later:
- * each retry costs one accept() call, and a client waits at most this long in
- * the backlog after a descriptor frees up.
+ * After running out of file descriptors, accepting is retried this much later,
+ * and while descriptors stay scarce one client is accepted per retry: each
+ * retry costs one accept() call, and a client waits at most this long in the
+ * backlog after a descriptor frees up.
  */
-#define ACCEPT_RETRY_MS 250
+#define ACCEPT_RETRY_MS     100
 /*
  * Running out of fds ends after this long without a failed accept: while
  * descriptors are scarce, accepts fail and succeed in turn, and that is one
  * episode to the log, not two lines per retry.
  */
-#define ACCEPT_QUIET_MS 5000
+#define ACCEPT_QUIET_MS     5000
+/*
+ * After a server connect failed for want of a descriptor, accepting waits this
+ * long, longer than the pool takes to retry its waiters (POOL_RETRY_MS), so a
+ * descriptor that frees up goes to them.
+ */
+#define FD_SHORTAGE_HOLD_MS 500
 
 struct listener {
 	struct evconnlistener *lev;
@@ -52,6 +59,14 @@ static int64_t starved_since_ms, last_accept_error_ms;
 /* now_ms() when a server connect last failed for want of a descriptor (0: never). */
 static int64_t fd_shortage_ms;
 
+static void arm_retry(void)
+{
+	struct timeval tv = {ACCEPT_RETRY_MS / 1000, (ACCEPT_RETRY_MS % 1000) * 1000};
+
+	listener_pause();
+	evtimer_add(retry_timer, &tv);
+}
+
 static void accept_cb(struct evconnlistener *lev UNUSED, evutil_socket_t fd, struct sockaddr *addr,
 		      int addrlen, void *arg)
 {
@@ -62,24 +77,20 @@ static void accept_cb(struct evconnlistener *lev UNUSED, evutil_socket_t fd, str
 		log_info("accepting new connections again after %" PRId64 " s of failed accepts",
 			 (last_accept_error_ms - starved_since_ms) / 1000);
 	}
+	/*
+	 * While descriptors are scarce, a burst of accepts would take every one
+	 * that freed up and leave none for those clients' servers: one at a
+	 * time, so each reaches its server connect before the next comes in.
+	 */
+	if (is_starved || (fd_shortage_ms != 0 && now_ms() - fd_shortage_ms < ACCEPT_QUIET_MS))
+		arm_retry();
 	client_accept(fd, l->target, addr, addrlen);
 }
 
-static void arm_retry(void)
-{
-	struct timeval tv = {ACCEPT_RETRY_MS / 1000, (ACCEPT_RETRY_MS % 1000) * 1000};
-
-	listener_pause();
-	evtimer_add(retry_timer, &tv);
-}
-
-/*
- * The pool retries its waiters as often as we retry accepting; while their
- * connects still fail for want of descriptors, a freed one goes to them.
- */
+/* While waiting clients' connects fail for want of descriptors, a freed one goes to them. */
 static void retry_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *arg UNUSED)
 {
-	if (fd_shortage_ms != 0 && now_ms() - fd_shortage_ms < 2 * ACCEPT_RETRY_MS)
+	if (fd_shortage_ms != 0 && now_ms() - fd_shortage_ms < FD_SHORTAGE_HOLD_MS)
 		arm_retry();
 	else
 		listener_resume();

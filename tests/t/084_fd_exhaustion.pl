@@ -150,7 +150,11 @@ for my $s (@held, grep { $state{$_} eq 'ready' } @socks)
 $n = pump(15);
 note sprintf('after the served clients left: %d ready, %d waiting, %d error, %d closed',
 	$n->{ready}, $n->{waiting}, $n->{error}, $n->{closed});
-cmp_ok($n->{ready}, '>=', $nheld / 2, 'waiting clients are served once fds free up');
+# The descriptors freed ($nheld sessions' and the headroom) are enough for at
+# least a client and a server each for half of them; accepting them all at
+# once would leave none for their servers, and nobody would be served.
+my $budget = 2 * $nheld + $headroom;
+cmp_ok($n->{ready}, '>=', $budget / 2, 'waiting clients are served once fds free up');
 is($n->{error} + $n->{closed}, 0, 'none of them failed');
 
 # Everyone leaves; pgwing is back to normal.
