@@ -30,7 +30,7 @@ my $rss0 = rss_kb();
 
 my $s = $pw->raw_connect;
 my $login = raw_login($s, params => { application_name => 'slowreader' });
-ok($login->{ok}, 'slow reader logged in') or BAIL_OUT('login failed');
+ok($login->{ok}, 'slow reader logged in') or die 'login failed: ' . explain($login);
 syswrite($s, pg_message('Q', "SELECT repeat('x', $row_size) FROM generate_series(1, $rows)\0"));
 
 # The backend fills the socket buffers and then waits for pgwing to read.

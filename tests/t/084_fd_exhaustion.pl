@@ -106,7 +106,7 @@ my @held = grep { $state{$_} eq 'ready' } @socks;
 # pgwing raises its soft limit to the hard one at startup; lower both under it.
 my $fd_limit = open_fds() + $headroom;
 system('prlimit', "--pid=$pid", "--nofile=$fd_limit:$fd_limit") == 0
-  or BAIL_OUT("prlimit --pid $pid failed: cannot lower pgwing's fd limit");
+  or die "prlimit --pid $pid failed: cannot lower pgwing's fd limit";
 note "pgwing: $base_fds fds at start, limit now $fd_limit";
 
 # $nclients arrive at once; let the storm settle, then watch pgwing under pressure.
