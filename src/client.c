@@ -242,6 +242,8 @@ static void client_login_done(struct client *cl)
 {
 	proto_put_auth(bufferevent_get_output(cl->bev), AUTH_REQ_OK, NULL, 0);
 	event_del(cl->timer);
+	/* The last activity, until its first request: idle timeouts count from the login. */
+	cl->query_start_us = now_us();
 	if (strcmp(cl->params.database, ADMIN_DATABASE) == 0) {
 		if (cl->admin_role == ADMIN_ROLE_NONE) {
 			client_fail(cl, SQLSTATE_INSUFFICIENT_PRIVILEGE,

@@ -304,12 +304,6 @@ static void pool_release_idle(const char *database)
 	}
 }
 
-/* A session that has sent nothing yet has been idle since it connected, not since boot. */
-static int64_t last_activity_us(const struct client *cl)
-{
-	return cl->query_start_us != 0 ? cl->query_start_us : cl->connect_time_ms * 1000;
-}
-
 void pool_close_idle_servers(void)
 {
 	int64_t oldest_us = now_us() - rt.cfg->server_idle_timeout_ms * 1000;
@@ -325,11 +319,11 @@ void pool_close_idle_servers(void)
 		 * its state, and one that listens would get a server back at once.
 		 */
 		if (cl->state == CL_ACTIVE && cl->server->tx_status == 'I' &&
-		    cl->pending_syncs == 0 && last_activity_us(cl) < oldest_us &&
+		    cl->pending_syncs == 0 && cl->query_start_us < oldest_us &&
 		    (cl->session == NULL || (session_state_unmovable(cl->session) == NULL &&
 					     !session_state_is_listening(cl->session)))) {
 			log_debug("client %" PRIu64 ": closing its server, idle for %" PRId64 " ms",
-				  cl->id, (now_us() - last_activity_us(cl)) / 1000);
+				  cl->id, (now_us() - cl->query_start_us) / 1000);
 			client_release_server(cl);
 		}
 	}
