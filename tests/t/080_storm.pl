@@ -48,6 +48,14 @@ $pw->start;
 my $pid = $pw->pid;
 
 sub fds { my @f = glob("/proc/$pid/fd/*"); return scalar @f; }
+
+# pgwing's server connections from the storm's sessions (kept in the pool
+# after their clients leave, until server_idle_timeout).
+sub storm_backends
+{
+	return $node->safe_psql('postgres',
+		"SELECT count(*) FROM pg_stat_activity WHERE application_name = 'storm'");
+}
 sub rss_kb
 {
 	open my $fh, '<', "/proc/$pid/status" or return -1;
@@ -58,22 +66,30 @@ sub rss_kb
 # A pool logs in once through a plain client, so the storm finds it warm.
 is($pw->safe_psql('SELECT 1', application_name => 'storm'), '1', 'warm-up login');
 sleep 1;
-my ($fds0, $rss0) = (fds(), rss_kb());
-note "before the storms: $fds0 fds, RSS $rss0 kB";
+my ($fds0, $rss0, $servers0) = (fds(), rss_kb(), storm_backends());
+note "before the storms: $fds0 fds, RSS $rss0 kB, $servers0 pooled servers";
+# What may stay after a storm: pages of malloc's heap that a few long-lived
+# allocations made during it (pooled servers, caches) keep in use -- about
+# 9 MB after 4000 sessions (from 120 MB with them). What must not stay is
+# memory per session: the second storm must not add to the first one's level,
+# where 4000 sessions leaking even 1 kB each would add 4 MB.
+my $rss_slack_kb = 16 * 1024;
+my $rss_growth_kb = 2048;
 
-# One storm: returns pgwing's fds and RSS once the clients have left.
+# One storm, and pgwing once its clients have left. The second storm shows
+# that nothing stays behind per storm.
 sub storm
 {
 	my ($round) = @_;
 	my ($in, $out, $err) = ('', '', '');
+	my $pooled = storm_backends();
 	my $t0 = time;
 	my $h = IPC::Run::start(
 		[ $storm_bin, $pw->connstr(application_name => 'storm'), $nclients, $sample ],
 		'<', \$in, '>', \$out, '2>', \$err, IPC::Run::timeout(300));
 	$h->pump until $out =~ /^logins .*\n/m;
 	my %r = $out =~ /(\w+)=(\d+)/g;
-	my $backends_idle = $node->safe_psql('postgres',
-		"SELECT count(*) FROM pg_stat_activity WHERE application_name = 'storm'");
+	my $backends_idle = storm_backends();
 	my ($fds_held, $rss_held) = (fds(), rss_kb());
 	$in .= "query\n";
 	$h->pump until $out =~ /^queries .*\n/m;
@@ -93,33 +109,36 @@ sub storm
 	my ($qok, $qof) = $out =~ /queries ok=(\d+) of (\d+)/;
 	ok($qof > 0 && $qok == $qof,
 		"storm $round: a sample of the logged-in sessions runs a query ($qok of $qof)");
-	# The warm-up's server may still be pooled; nothing beyond that.
-	cmp_ok($backends_idle, '<=', 1, "storm $round: idle logged-in clients hold no backend");
+	# Servers pooled before the storm may still be there; nothing beyond them.
+	cmp_ok($backends_idle, '<=', $pooled,
+		"storm $round: idle logged-in clients hold no backend ($backends_idle, $pooled pooled)");
 
 	$in .= "close\n";
 	$h->pump until $out =~ /^closed$/m;
 	$h->finish;
-	my ($fds, $rss);
-	for (1 .. 100)
+	# Back to the baseline: the fds less the pooled servers' sockets, and
+	# RSS, once pgwing has given the freed heap back (it looks every 2 s).
+	my ($fds, $rss, $servers);
+	for (1 .. 50)
 	{
-		($fds, $rss) = (fds(), rss_kb());
-		last if $fds <= $fds0 + 2;
+		($fds, $rss, $servers) = (fds(), rss_kb(), storm_backends());
+		last if $fds - $servers <= $fds0 - $servers0 + 2 && $rss - $rss0 < $rss_slack_kb;
 		sleep 0.2;
 	}
-	note sprintf('storm %d: after they left (%.0f s in all): %d fds, RSS %d kB',
-		$round, time - $t0, $fds, $rss);
-	cmp_ok($fds, '<=', $fds0 + 2, "storm $round: fds back to baseline ($fds, was $fds0)");
+	note sprintf('storm %d: after they left (%.0f s in all): %d fds, %d pooled servers, '
+		  . 'RSS %d kB', $round, time - $t0, $fds, $servers, $rss);
+	cmp_ok($fds - $servers, '<=', $fds0 - $servers0 + 2,
+		"storm $round: fds back to baseline ($fds with $servers pooled servers, "
+		  . "was $fds0 with $servers0)");
+	cmp_ok($rss - $rss0, '<', $rss_slack_kb,
+		"storm $round: RSS back near baseline ($rss kB, was $rss0 kB)");
 	return $rss;
 }
 
-# Memory freed after the first storm stays in malloc's arenas for the next
-# one (RSS does not drop back), so the baseline for memory is after a first
-# storm: the second must not add to it. 4000 sessions leaking even 1 kB each
-# would show as 4 MB.
 my $rss1 = storm(1);
 my $rss2 = storm(2);
-cmp_ok($rss2 - $rss1, '<', 4096,
-	"RSS back to its level after the first storm ($rss2 kB, was $rss1 kB; $rss0 kB at start)");
+cmp_ok($rss2 - $rss1, '<', $rss_growth_kb,
+	"a second storm leaves nothing behind ($rss2 kB after it, $rss1 kB after the first)");
 is($pw->safe_psql('SELECT 1', timeout => 60), '1', 'pgwing still serves');
 $pw->stop;
 done_testing();
