@@ -74,8 +74,8 @@ static void accept_cb(struct evconnlistener *lev UNUSED, evutil_socket_t fd, str
 
 	if (is_starved && now_ms() - last_accept_error_ms >= ACCEPT_QUIET_MS) {
 		is_starved = false;
-		log_info("accepting new connections again after %" PRId64 " s of failed accepts",
-			 (last_accept_error_ms - starved_since_ms) / 1000);
+		log_info("accepting new connections again, %" PRId64 " s after running out of fds",
+			 (now_ms() - starved_since_ms) / 1000);
 	}
 	/*
 	 * While descriptors are scarce, a burst of accepts would take every one
