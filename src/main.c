@@ -21,9 +21,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#if defined(HAVE_MALLOC_TRIM) && defined(HAVE_MALLINFO2)
-#include <malloc.h>
-#endif
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -32,6 +29,9 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#if defined(HAVE_MALLOC_TRIM) && defined(HAVE_MALLINFO2)
+#include <malloc.h>
+#endif
 
 struct runtime rt;
 

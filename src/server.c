@@ -126,7 +126,6 @@ static void server_lost(struct server *sv, const char *reason)
 	client_server_lost(sv->client, text); /* frees sv */
 }
 
-/* Connecting or logging in failed in a way that may pass: the client waits and tries again. */
 /* Out of descriptors: new clients would only take the ones the waiting clients' servers need. */
 static void note_connect_errno(int err)
 {
@@ -134,6 +133,7 @@ static void note_connect_errno(int err)
 		listener_note_fd_shortage();
 }
 
+/* Connecting or logging in failed in a way that may pass: the client waits and tries again. */
 static void server_unreachable(struct server *sv, const char *detail)
 {
 	char text[512];
@@ -182,8 +182,10 @@ struct server *server_connect(struct backend *b, struct client *cl)
 		  b->name, b->host, b->port, cl->id);
 	if (server_connect_socket(sv->bev, b->host, b->port) < 0) {
 		/* The event callback reports most failures; this is the synchronous rest. */
-		note_connect_errno(errno);
-		server_unreachable(sv, strerror(errno));
+		int err = errno;
+
+		note_connect_errno(err);
+		server_unreachable(sv, strerror(err));
 		return NULL;
 	}
 	return sv;
@@ -668,8 +670,10 @@ static void server_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (dns_err != 0)
 		reason = evutil_gai_strerror(dns_err);
 	else if (what & BEV_EVENT_ERROR) {
-		note_connect_errno(EVUTIL_SOCKET_ERROR());
-		reason = evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR());
+		int err = EVUTIL_SOCKET_ERROR();
+
+		reason = evutil_socket_error_to_string(err);
+		note_connect_errno(err);
 	} else
 		reason = "server closed the connection";
 	if (sv->state == SV_ACTIVE) {
