@@ -195,6 +195,17 @@ static const struct setting settings[] = {
 		.doc = "Largest protocol message accepted from a client or a server.",
 	},
 	{
+		.name = "forward_buffer_size",
+		.type = SETTING_SIZE,
+		.offset = MS_FIELD(forward_buffer_size),
+		.default_value = "256kB",
+		.is_reloadable = true,
+		.min_value = 16 * KB,
+		.max_value = GB,
+		.doc = "Bytes queued for a slow reader, client or server, before pgwing stops "
+		       "reading from the other side; it reads again below a quarter of it.",
+	},
+	{
 		.name = "server_connect_timeout",
 		.type = SETTING_DURATION,
 		.offset = MS_FIELD(server_connect_timeout_ms),

@@ -44,8 +44,8 @@ my $still = $node->safe_psql('postgres',
 is($still, 'ClientWrite', 'and stays blocked while the client does not read');
 my $rss1 = rss_kb();
 note "pgwing RSS: $rss0 kB before, $rss1 kB with the stalled 200 MB result";
-# What pgwing may hold is its backpressure watermark plus socket-sized reads:
-# well under 8 MB, against the 200 MB the query would produce.
+# What pgwing may hold is forward_buffer_size (256kB) plus socket-sized
+# reads: well under 8 MB, against the 200 MB the query would produce.
 cmp_ok($rss1 - $rss0, '<', 8 * 1024, 'pgwing memory stays bounded (< 8 MB growth)');
 
 my $t0 = time;
@@ -74,6 +74,31 @@ note "pgwing RSS after streaming it: $rss2 kB";
 cmp_ok($rss2 - $rss0, '<', 8 * 1024, 'pgwing memory still bounded after the stream');
 syswrite($s, pg_message('X'));
 close $s;
+
+# The bound is forward_buffer_size (256kB by default): raised to 32 MB by a
+# reload, a stalled reader costs about that much, and no more.
+my $pos = $pw->log_position;
+$pw->set(forward_buffer_size => '32MB');
+$pw->write_config;
+$pw->signal('HUP');
+ok($pw->wait_for_log(qr/configuration reloaded/, $pos), 'forward_buffer_size raised to 32MB');
+my $rss3 = rss_kb();
+$s = $pw->raw_connect;
+ok(raw_login($s, params => { application_name => 'slowreader2' })->{ok}, 'a second slow reader');
+syswrite($s, pg_message('Q', "SELECT repeat('x', $row_size) FROM generate_series(1, $rows)\0"));
+ok( $node->poll_query_until('postgres',
+		"SELECT wait_event = 'ClientWrite' FROM pg_stat_activity "
+		  . "WHERE application_name = 'slowreader2' AND state = 'active'"),
+	'its backend blocks too');
+sleep 2;
+my $rss4 = rss_kb();
+note "pgwing RSS with forward_buffer_size = 32MB: $rss3 kB before, $rss4 kB stalled";
+# libevent allocates its buffer chains with room to spare (up to twice the
+# data they hold), hence the upper bound.
+cmp_ok($rss4 - $rss3, '>', 24 * 1024, 'pgwing buffers about forward_buffer_size for it');
+cmp_ok($rss4 - $rss3, '<', 80 * 1024, 'and not much more (< 2.5 times)');
+close $s;
+is($pw->safe_psql('SELECT 1'), '1', 'pgwing serves after the reader vanished');
 
 $pw->stop;
 done_testing();
