@@ -31,9 +31,9 @@
  */
 #define ACCEPT_RETRY_MS     100
 /*
- * Running out of fds ends after this long without a failed accept: while
- * descriptors are scarce, accepts fail and succeed in turn, and that is one
- * episode to the log, not two lines per retry.
+ * Running out of fds ends after this long without a failed accept or server
+ * connect: while descriptors are scarce, they fail and succeed in turn, and
+ * that is one episode to the log, not two lines per retry.
  */
 #define ACCEPT_QUIET_MS     5000
 /*
@@ -53,7 +53,10 @@ struct listener {
 static struct listener *listeners;
 static int backlog; /* listen_backlog at start: listen() takes it once */
 static struct event *retry_timer;
-/* In an episode of failing accepts (see ACCEPT_QUIET_MS), since starved_since_ms. */
+/*
+ * Out of descriptors: accept() failed, or a server connect did, and not long
+ * ago (ACCEPT_QUIET_MS). One warning per episode, not one per retry.
+ */
 static bool is_starved;
 static int64_t starved_since_ms, last_accept_error_ms;
 /* now_ms() when a server connect last failed for want of a descriptor (0: never). */
@@ -67,12 +70,25 @@ static void arm_retry(void)
 	evtimer_add(retry_timer, &tv);
 }
 
+static void note_starved(const char *what, int err)
+{
+	if (is_starved)
+		return;
+	is_starved = true;
+	starved_since_ms = now_ms();
+	log_warn("%s failed: %s; accepting clients one at a time, and none while waiting clients "
+		 "cannot get a server (retrying every %d ms)",
+		 what, evutil_socket_error_to_string(err), ACCEPT_RETRY_MS);
+}
+
 static void accept_cb(struct evconnlistener *lev UNUSED, evutil_socket_t fd, struct sockaddr *addr,
 		      int addrlen, void *arg)
 {
 	struct listener *l = arg;
+	int64_t last_failure_ms =
+		last_accept_error_ms > fd_shortage_ms ? last_accept_error_ms : fd_shortage_ms;
 
-	if (is_starved && now_ms() - last_accept_error_ms >= ACCEPT_QUIET_MS) {
+	if (is_starved && now_ms() - last_failure_ms >= ACCEPT_QUIET_MS) {
 		is_starved = false;
 		log_info("accepting new connections again, %" PRId64 " s after running out of fds",
 			 (now_ms() - starved_since_ms) / 1000);
@@ -82,7 +98,7 @@ static void accept_cb(struct evconnlistener *lev UNUSED, evutil_socket_t fd, str
 	 * that freed up and leave none for those clients' servers: one at a
 	 * time, so each reaches its server connect before the next comes in.
 	 */
-	if (is_starved || (fd_shortage_ms != 0 && now_ms() - fd_shortage_ms < ACCEPT_QUIET_MS))
+	if (is_starved)
 		arm_retry();
 	client_accept(fd, l->target, addr, addrlen);
 }
@@ -108,13 +124,7 @@ static void accept_error_cb(struct evconnlistener *lev UNUSED, void *arg UNUSED)
 	if (err == EINTR || err == EAGAIN || err == ECONNABORTED)
 		return;
 	last_accept_error_ms = now_ms();
-	if (!is_starved) {
-		is_starved = true;
-		starved_since_ms = last_accept_error_ms;
-		log_warn("accept failed: %s; pausing new connections until it works again "
-			 "(retrying every %d ms)",
-			 evutil_socket_error_to_string(err), ACCEPT_RETRY_MS);
-	}
+	note_starved("accept", err);
 	arm_retry();
 }
 
@@ -123,9 +133,10 @@ static void accept_error_cb(struct evconnlistener *lev UNUSED, void *arg UNUSED)
  * that a client already waiting for its server needs: without this pause,
  * every freed descriptor goes to the next accept and nobody is ever served.
  */
-void listener_note_fd_shortage(void)
+void listener_note_fd_shortage(int err)
 {
 	fd_shortage_ms = now_ms();
+	note_starved("connecting to a server", err);
 	if (retry_timer != NULL && !evtimer_pending(retry_timer, NULL))
 		arm_retry();
 }

@@ -130,7 +130,7 @@ static void server_lost(struct server *sv, const char *reason)
 static void note_connect_errno(int err)
 {
 	if (err == EMFILE || err == ENFILE)
-		listener_note_fd_shortage();
+		listener_note_fd_shortage(err);
 }
 
 /* Connecting or logging in failed in a way that may pass: the client waits and tries again. */

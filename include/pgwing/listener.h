@@ -17,7 +17,7 @@ void listener_resume(void);
  * A server connect failed with EMFILE/ENFILE: accepting waits, then takes one
  * client at a time for a while, so descriptors that free up go to servers first.
  */
-void listener_note_fd_shortage(void);
+void listener_note_fd_shortage(int err);
 void listener_stop(void);
 
 #endif

@@ -109,7 +109,13 @@ sub median { my @v = sort { $a <=> $b } @_; return $v[ $#v / 2 ]; }
 sub start_slowloris
 {
 	my $pid = fork // die "fork: $!";
-	slowloris() if $pid == 0;
+	if ($pid == 0)
+	{
+		# The child must never run the END blocks that stop the node and pgwing.
+		eval { slowloris() };
+		print STDERR "slowloris: $@";
+		POSIX::_exit(1);
+	}
 	sleep 1;    # all connected and dribbling
 	return $pid;
 }
