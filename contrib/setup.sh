@@ -22,7 +22,7 @@ srcdir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PG_BINDIR=${PG_BINDIR:-/usr/lib/postgresql/15/bin}
 PACKAGES=(build-essential autoconf automake libtool pkg-config libevent-dev libssl-dev
 	libpq-dev libcmocka-dev postgresql-15 postgresql-server-dev-15 postgresql-client-15
-	libipc-run-perl libhttp-daemon-perl openssl curl clang-format valgrind)
+	libipc-run-perl libhttp-daemon-perl openssl curl clang-format valgrind iproute2)
 
 say() { printf '\n== %s\n' "$*"; }
 

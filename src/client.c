@@ -38,14 +38,6 @@
 #define AUTH_MESSAGE_MAX 8192
 
 /*
- * Forwarding stops reading from one side while the other side's output holds
- * this much, and resumes when it drains below the low mark: memory per
- * connection stays bounded whatever the peer's speed.
- */
-#define BACKPRESSURE_HIGH (256 * 1024)
-#define BACKPRESSURE_LOW  (64 * 1024)
-
-/*
  * Queries up to this size are classified (retry safety, session state); larger
  * ones pass unexamined, which only means they are never retried or replayed.
  */
@@ -815,12 +807,19 @@ void client_forward(struct client *cl)
 	forward_throttle(cl->bev, cl->server->bev);
 }
 
+/*
+ * Forwarding stops reading from one side while the other side's output holds
+ * forward_buffer_size, and resumes when it drains below a quarter of it:
+ * memory per connection stays bounded whatever the peer's speed.
+ */
 void forward_throttle(struct bufferevent *src, struct bufferevent *dst)
 {
-	if (evbuffer_get_length(bufferevent_get_output(dst)) < BACKPRESSURE_HIGH)
+	size_t high = (size_t)rt.cfg->forward_buffer_size;
+
+	if (evbuffer_get_length(bufferevent_get_output(dst)) < high)
 		return;
 	bufferevent_disable(src, EV_READ);
-	bufferevent_setwatermark(dst, EV_WRITE, BACKPRESSURE_LOW, 0);
+	bufferevent_setwatermark(dst, EV_WRITE, high / 4, 0);
 }
 
 void forward_drained(struct bufferevent *src, struct bufferevent *dst)
@@ -1165,6 +1164,7 @@ void client_server_unreachable(struct client *cl, const char *what)
 {
 	/* The pool logs the hold once; each retry is detail. */
 	log_debug("client %" PRIu64 ": %s; waiting to try again", cl->id, what);
+	snprintf(cl->last_connect_error, sizeof(cl->last_connect_error), "%s", what);
 	if (cl->server->backend != NULL)
 		health_probe_now(cl->server->backend);
 	server_close(cl->server);

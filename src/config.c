@@ -125,6 +125,16 @@ static const struct setting settings[] = {
 		.doc = "Directory for the unix sockets (.s.PGSQL.<port>); empty disables them.",
 	},
 	{
+		.name = "listen_backlog",
+		.type = SETTING_INT,
+		.offset = INT_FIELD(listen_backlog),
+		.default_value = "4096",
+		.min_value = 1,
+		.max_value = INT_MAX,
+		.doc = "Connections the kernel queues before pgwing accepts them (capped by "
+		       "net.core.somaxconn); a login storm beyond it waits for SYN retries.",
+	},
+	{
 		.name = "auth_type",
 		.type = SETTING_ENUM,
 		.offset = ENUM_FIELD(auth_type),
@@ -183,6 +193,17 @@ static const struct setting settings[] = {
 		.min_value = KB,
 		.max_value = GB,
 		.doc = "Largest protocol message accepted from a client or a server.",
+	},
+	{
+		.name = "forward_buffer_size",
+		.type = SETTING_SIZE,
+		.offset = MS_FIELD(forward_buffer_size),
+		.default_value = "256kB",
+		.is_reloadable = true,
+		.min_value = 16 * KB,
+		.max_value = GB,
+		.doc = "Bytes queued for a slow reader, client or server, before pgwing stops "
+		       "reading from the other side; it reads again below a quarter of it.",
 	},
 	{
 		.name = "server_connect_timeout",

@@ -13,6 +13,7 @@
 #include <event2/listener.h>
 
 #include <errno.h>
+#include <inttypes.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,9 +23,25 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define LISTEN_BACKLOG  4096
-/* After running out of file descriptors, accepting is retried this much later. */
-#define ACCEPT_RETRY_MS 1000
+/*
+ * After running out of file descriptors, accepting is retried this much later,
+ * and while descriptors stay scarce one client is accepted per retry: each
+ * retry costs one accept() call, and a client waits at most this long in the
+ * backlog after a descriptor frees up.
+ */
+#define ACCEPT_RETRY_MS     100
+/*
+ * Running out of fds ends after this long without a failed accept or server
+ * connect: while descriptors are scarce, they fail and succeed in turn, and
+ * that is one episode to the log, not two lines per retry.
+ */
+#define ACCEPT_QUIET_MS     5000
+/*
+ * After a server connect failed for want of a descriptor, accepting waits this
+ * long, longer than the pool takes to retry its waiters (POOL_RETRY_MS), so a
+ * descriptor that frees up goes to them.
+ */
+#define FD_SHORTAGE_HOLD_MS 500
 
 struct listener {
 	struct evconnlistener *lev;
@@ -34,39 +51,94 @@ struct listener {
 };
 
 static struct listener *listeners;
+static int backlog; /* listen_backlog at start: listen() takes it once */
 static struct event *retry_timer;
-static bool is_paused;
+/*
+ * Out of descriptors: accept() failed, or a server connect did, and not long
+ * ago (ACCEPT_QUIET_MS). One warning per episode, not one per retry.
+ */
+static bool is_starved;
+static int64_t starved_since_ms, last_accept_error_ms;
+/* now_ms() when a server connect last failed for want of a descriptor (0: never). */
+static int64_t fd_shortage_ms;
+
+static void arm_retry(void)
+{
+	struct timeval tv = {ACCEPT_RETRY_MS / 1000, (ACCEPT_RETRY_MS % 1000) * 1000};
+
+	listener_pause();
+	evtimer_add(retry_timer, &tv);
+}
+
+static void note_starved(const char *what, int err)
+{
+	if (is_starved)
+		return;
+	is_starved = true;
+	starved_since_ms = now_ms();
+	log_warn("%s failed: %s; accepting clients one at a time, and none while waiting clients "
+		 "cannot get a server (retrying every %d ms)",
+		 what, evutil_socket_error_to_string(err), ACCEPT_RETRY_MS);
+}
 
 static void accept_cb(struct evconnlistener *lev UNUSED, evutil_socket_t fd, struct sockaddr *addr,
 		      int addrlen, void *arg)
 {
 	struct listener *l = arg;
+	int64_t last_failure_ms =
+		last_accept_error_ms > fd_shortage_ms ? last_accept_error_ms : fd_shortage_ms;
 
+	if (is_starved && now_ms() - last_failure_ms >= ACCEPT_QUIET_MS) {
+		is_starved = false;
+		log_info("accepting new connections again, %" PRId64 " s after running out of fds",
+			 (now_ms() - starved_since_ms) / 1000);
+	}
+	/*
+	 * While descriptors are scarce, a burst of accepts would take every one
+	 * that freed up and leave none for those clients' servers: one at a
+	 * time, so each reaches its server connect before the next comes in.
+	 */
+	if (is_starved)
+		arm_retry();
 	client_accept(fd, l->target, addr, addrlen);
 }
 
+/* While waiting clients' connects fail for want of descriptors, a freed one goes to them. */
 static void retry_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *arg UNUSED)
 {
-	log_info("resuming accepting connections");
-	listener_resume();
+	if (fd_shortage_ms != 0 && now_ms() - fd_shortage_ms < FD_SHORTAGE_HOLD_MS)
+		arm_retry();
+	else
+		listener_resume();
 }
 
 /*
- * Out of fds (or another accept error): pause every listener instead of
- * spinning on a socket that stays readable, log once, and try again later.
+ * Out of fds (or another accept error): the pending connection keeps the
+ * socket readable, so pause every listener instead of spinning on it, and
+ * try again later. The clients wait in the backlog meanwhile.
  */
 static void accept_error_cb(struct evconnlistener *lev UNUSED, void *arg UNUSED)
 {
 	int err = EVUTIL_SOCKET_ERROR();
-	struct timeval tv = {ACCEPT_RETRY_MS / 1000, (ACCEPT_RETRY_MS % 1000) * 1000};
 
 	if (err == EINTR || err == EAGAIN || err == ECONNABORTED)
 		return;
-	if (!is_paused)
-		log_warn("accept failed: %s; pausing new connections for %d ms",
-			 evutil_socket_error_to_string(err), ACCEPT_RETRY_MS);
-	listener_pause();
-	evtimer_add(retry_timer, &tv);
+	last_accept_error_ms = now_ms();
+	note_starved("accept", err);
+	arm_retry();
+}
+
+/*
+ * Accepting a client whose server cannot be opened only takes a descriptor
+ * that a client already waiting for its server needs: without this pause,
+ * every freed descriptor goes to the next accept and nobody is ever served.
+ */
+void listener_note_fd_shortage(int err)
+{
+	fd_shortage_ms = now_ms();
+	note_starved("connecting to a server", err);
+	if (retry_timer != NULL && !evtimer_pending(retry_timer, NULL))
+		arm_retry();
 }
 
 static int add_listener(struct event_base *base, const struct sockaddr *sa, socklen_t salen,
@@ -80,7 +152,7 @@ static int add_listener(struct event_base *base, const struct sockaddr *sa, sock
 	if (sa->sa_family == AF_INET6)
 		flags |= LEV_OPT_BIND_IPV6ONLY;
 	l->target = target;
-	l->lev = evconnlistener_new_bind(base, accept_cb, l, flags, LISTEN_BACKLOG, sa, (int)salen);
+	l->lev = evconnlistener_new_bind(base, accept_cb, l, flags, backlog, sa, (int)salen);
 	if (l->lev == NULL) {
 		log_error("could not listen on %s: %s", desc, strerror(errno));
 		free(l);
@@ -148,6 +220,7 @@ int listener_start(struct event_base *base, const struct config *cfg)
 	int rc = 0;
 
 	retry_timer = evtimer_new(base, retry_cb, NULL);
+	backlog = cfg->listen_backlog;
 	for (char *tok = strtok_r(addrs, ",", &save); tok != NULL && rc == 0;
 	     tok = strtok_r(NULL, ",", &save)) {
 		while (*tok == ' ' || *tok == '\t')
@@ -174,14 +247,12 @@ void listener_pause(void)
 {
 	for (struct listener *l = listeners; l != NULL; l = l->next)
 		evconnlistener_disable(l->lev);
-	is_paused = true;
 }
 
 void listener_resume(void)
 {
 	for (struct listener *l = listeners; l != NULL; l = l->next)
 		evconnlistener_enable(l->lev);
-	is_paused = false;
 }
 
 void listener_stop(void)

@@ -29,6 +29,9 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#if defined(HAVE_MALLOC_TRIM) && defined(HAVE_MALLINFO2)
+#include <malloc.h>
+#endif
 
 struct runtime rt;
 
@@ -36,6 +39,50 @@ struct runtime rt;
 #define DRAIN_CHECK_MS 200
 
 static struct event *drain_timer;
+
+#if defined(HAVE_MALLOC_TRIM) && defined(HAVE_MALLINFO2)
+/* How often to look whether malloc holds more free memory than it hands out. */
+#define TRIM_CHECK_MS 2000
+
+static struct event *trim_timer;
+
+/*
+ * When a crowd of clients leaves, the memory of their buffers stays in malloc's
+ * heap, pinned there by whatever was allocated after it (a pooled server, a
+ * later client), and RSS stays at the peak. Once more of the heap is free than
+ * in use, give the free pages back. Pages given back before cost only a walk
+ * over the free chunks, which a heap that big in free space has few of.
+ */
+static void trim_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *arg UNUSED)
+{
+	struct mallinfo2 mi = mallinfo2();
+
+	if (mi.fordblks > mi.uordblks)
+		malloc_trim(0);
+}
+
+static void trim_start(void)
+{
+	struct timeval tv = {TRIM_CHECK_MS / 1000, (TRIM_CHECK_MS % 1000) * 1000};
+
+	trim_timer = event_new(rt.base, -1, EV_PERSIST, trim_cb, NULL);
+	event_add(trim_timer, &tv);
+}
+
+static void trim_stop(void)
+{
+	if (trim_timer != NULL)
+		event_free(trim_timer);
+}
+#else
+static void trim_start(void)
+{
+}
+
+static void trim_stop(void)
+{
+}
+#endif
 
 static void usage(FILE *f)
 {
@@ -333,10 +380,12 @@ int main(int argc, char **argv)
 	if (stats_start(rt.base) < 0 || metrics_start(rt.base, rt.cfg) < 0 ||
 	    wake_start(rt.base, rt.topo) < 0)
 		goto out_stats;
+	trim_start();
 	log_info("pgwing %s started", PACKAGE_VERSION);
 
 	event_base_dispatch(rt.base);
 	rc = 0;
+	trim_stop();
 out_stats:
 	wake_stop();
 	metrics_stop();

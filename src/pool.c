@@ -367,8 +367,10 @@ static void hold_timeout_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *
 		return;
 	}
 	describe_unavailable(detail, sizeof(detail));
-	client_fail(cl, SQLSTATE_CONNECTION_FAILURE, "no %s available after %" PRId64 " s (%s)",
-		    cl->target == TARGET_RW ? "primary" : "server for reads", held / 1000, detail);
+	/* A backend can look up to its probes and still fail this client's logins: say so. */
+	client_fail(cl, SQLSTATE_CONNECTION_FAILURE, "no %s available after %" PRId64 " s (%s%s%s)",
+		    cl->target == TARGET_RW ? "primary" : "server for reads", held / 1000,
+		    cl->last_connect_error, cl->last_connect_error[0] ? "; " : "", detail);
 }
 
 void pool_fail_wake_waiters(const struct backend *b)
@@ -467,8 +469,10 @@ void pool_request_server(struct client *cl)
 {
 	struct backend *b = NULL;
 
-	if (cl->hold_since_ms == 0)
+	if (cl->hold_since_ms == 0) {
 		cl->hold_since_ms = now_ms();
+		cl->last_connect_error[0] = '\0';
+	}
 	if (!pool_is_paused(cl->pool)) {
 		pool_wake_for(cl->target);
 		b = router_pick(rt.topo, rt.cfg, cl->target);

@@ -8,6 +8,7 @@
 #include "pgwing/server.h"
 
 #include "pgwing/client.h"
+#include "pgwing/listener.h"
 #include "pgwing/log.h"
 #include "pgwing/pool.h"
 #include "pgwing/proto.h"
@@ -129,6 +130,13 @@ static void server_lost(struct server *sv, const char *reason)
 	client_server_lost(sv->client, text); /* frees sv */
 }
 
+/* Out of descriptors: new clients would only take the ones the waiting clients' servers need. */
+static void note_connect_errno(int err)
+{
+	if (err == EMFILE || err == ENFILE)
+		listener_note_fd_shortage(err);
+}
+
 /* Connecting or logging in failed in a way that may pass: the client waits and tries again. */
 static void server_unreachable(struct server *sv, const char *detail)
 {
@@ -188,7 +196,10 @@ struct server *server_connect(struct backend *b, struct client *cl)
 		  b->name, b->host, b->port, cl->id);
 	if (server_connect_socket(sv->bev, b->host, b->port) < 0) {
 		/* The event callback reports most failures; this is the synchronous rest. */
-		server_unreachable(sv, strerror(errno));
+		int err = errno;
+
+		note_connect_errno(err);
+		server_unreachable(sv, strerror(err));
 		return NULL;
 	}
 	return sv;
@@ -776,9 +787,12 @@ static void server_event_cb(struct bufferevent *bev, short what, void *arg)
 	dns_err = bufferevent_socket_get_dns_error(bev);
 	if (dns_err != 0)
 		reason = evutil_gai_strerror(dns_err);
-	else if (what & BEV_EVENT_ERROR)
-		reason = evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR());
-	else
+	else if (what & BEV_EVENT_ERROR) {
+		int err = EVUTIL_SOCKET_ERROR();
+
+		reason = evutil_socket_error_to_string(err);
+		note_connect_errno(err);
+	} else
 		reason = "server closed the connection";
 	if (sv->state == SV_ACTIVE) {
 		struct client *cl = sv->client;

@@ -72,6 +72,7 @@ struct client {
 	bool is_mid_request;      /* extended-protocol messages sent since the last Sync */
 	bool is_skipping_to_sync; /* its server died mid-request: drop messages up to Sync */
 	int64_t hold_since_ms;    /* waiting for a server since (0: not waiting), across retries */
+	char last_connect_error[256]; /* why its last server connect failed, told at hold_timeout */
 	int64_t query_start_us;
 	int64_t xact_start_us;
 	int64_t connect_time_ms;

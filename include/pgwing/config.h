@@ -57,12 +57,14 @@ struct config {
 	int rw_port;
 	int ro_port;
 	char *unix_socket_dir; /* "" disables */
+	int listen_backlog;
 	enum auth_type auth_type;
 	char *auth_file;
 	char *admin_users; /* comma list */
 	char *stats_users; /* comma list */
 	int max_client_conn;
-	int64_t max_packet_size; /* bytes */
+	int64_t max_packet_size;     /* bytes */
+	int64_t forward_buffer_size; /* bytes */
 	int64_t server_connect_timeout_ms;
 	int64_t client_login_timeout_ms;
 	int64_t hold_timeout_ms;

@@ -13,6 +13,11 @@ int listener_start(struct event_base *base, const struct config *cfg);
 /* Stop accepting (shutdown, or running out of fds) and start again. */
 void listener_pause(void);
 void listener_resume(void);
+/*
+ * A server connect failed with EMFILE/ENFILE: accepting waits, then takes one
+ * client at a time for a while, so descriptors that free up go to servers first.
+ */
+void listener_note_fd_shortage(int err);
 void listener_stop(void);
 
 #endif

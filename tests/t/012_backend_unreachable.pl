@@ -1,8 +1,10 @@
-# A backend that cannot be reached: the client gets 08006 naming the backend
-# within server_connect_timeout + hold_timeout, instead of hanging; pgwing
-# serves again when the backend is back.
+# A backend that cannot be reached, or that never answers a login: the client
+# gets 08006 naming the backend within server_connect_timeout + hold_timeout,
+# instead of hanging; pgwing serves again when the backend is back.
 use strict;
 use warnings;
+use IO::Select;
+use POSIX ();
 use IO::Socket::INET;
 use PostgreSQL::Test::Utils;
 use PgWing::Test qw(:all);
@@ -53,7 +55,112 @@ expect_08006($pw, 'server never answers', qr/pg_hung.*127\.0\.0\.1:$hang_port/);
 $pw->stop;
 close $hang;
 
-# 3. The backend goes away under pgwing, then comes back.
+# 3. The backend's health probes pass, but logins of clients hang: only
+# server_connect_timeout stands between the client and a hang (the backend
+# stays up, so nothing else would end the server's login).
+{
+	my $real = new_node('halfhung');
+	my $port = PostgreSQL::Test::Cluster::get_free_port();
+	my $lsock = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port,
+		Listen => 128, ReuseAddr => 1) or die "listen: $!";
+	my $pid = fork // die "fork: $!";
+	if ($pid == 0)
+	{
+		# The child must never run the END blocks that stop the nodes and pgwing.
+		eval { half_hung_backend($lsock, $real->port, os_user()) };
+		POSIX::_exit(0);
+	}
+	close $lsock;
+	$pw = PgWing::Test->new(name => 'halfhung',
+		backends => [ [ pg_halfhung => "host=127.0.0.1 port=$port" ] ],
+		settings => \%timeouts);
+	$pw->start;
+	ok($pw->wait_for_log(qr/pg_halfhung: \w+ -> up/, 0, 30),
+		'half-hung backend: its probes pass');
+	my $t0 = time;
+	my $r = raw_login($pw->raw_connect, user => 'alice', timeout => 30);
+	my $elapsed = time - $t0;
+	is($r->{error}{C}, '08006', 'half-hung backend: the login gets 08006') or diag explain $r;
+	like($r->{error}{M} // '', qr/pg_halfhung.*timeout after 1000 ms/,
+		'half-hung backend: the message says its login timed out')
+	  or diag explain $r;
+	cmp_ok($elapsed, '<', $limit, 'half-hung backend: answered within the timeouts');
+	unlike($pw->log_content, qr/pg_halfhung: up -> down/, 'half-hung backend: still up');
+	$pw->stop;
+	kill 'KILL', $pid;
+	waitpid($pid, 0);
+	$real->stop;
+}
+
+# A TCP front for Postgres: passes through the connections of $pass_user
+# (the health probes), accepts the others and never answers them.
+sub half_hung_backend
+{
+	my ($lsock, $pg_port, $pass_user) = @_;
+	my $sel = IO::Select->new($lsock);
+	my (%peer, %hung);
+	while (1)
+	{
+		for my $s ($sel->can_read(1))
+		{
+			if ($s == $lsock)
+			{
+				my $c = $lsock->accept or next;
+				my $user = read_startup_user($c);
+				if (!defined $user || $user ne $pass_user)
+				{
+					$hung{$c} = $c;    # keep it open, say nothing
+					next;
+				}
+				my $up = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+					PeerPort => $pg_port, Proto => 'tcp') or next;
+				syswrite($up, ${*$c}{startup});
+				@peer{ $c, $up } = ($up, $c);
+				$sel->add($c, $up);
+				next;
+			}
+			my $r = sysread($s, my $buf, 65536);
+			my $other = $peer{$s};
+			if (!$r)
+			{
+				$sel->remove($s, $other);
+				delete @peer{ $s, $other };
+				close $_ for $s, $other;
+				next;
+			}
+			syswrite($other, $buf);
+		}
+	}
+}
+
+# Answer SSL/GSS requests with 'N' and return the startup packet's user.
+sub read_startup_user
+{
+	my ($c) = @_;
+	while (1)
+	{
+		return undef unless sysread($c, my $hdr, 4) == 4;
+		my $len = unpack('N', $hdr);
+		return undef if $len < 8 || $len > 10000;
+		my $body = '';
+		while (length($body) < $len - 4)
+		{
+			my $r = sysread($c, $body, $len - 4 - length($body), length($body));
+			return undef unless $r;
+		}
+		my $code = unpack('N', $body);
+		if ($code == 80877103 || $code == 80877104)
+		{
+			syswrite($c, 'N');
+			next;
+		}
+		${*$c}{startup} = $hdr . $body;
+		my %p = split /\0/, substr($body, 4);
+		return $p{user};
+	}
+}
+
+# 4. The backend goes away under pgwing, then comes back.
 my $node = new_node('primary');
 $pw = PgWing::Test->new(name => 'flaky', backends => [ [ primary => $node ] ],
 	settings => \%timeouts);

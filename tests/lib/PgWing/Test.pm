@@ -79,7 +79,7 @@ use Exporter 'import';
 our @EXPORT_OK = qw(
   new_node create_role role_secret set_hba os_user
   startup_packet pg_message read_message error_fields raw_login
-  pgwing_bin run_pgwing
+  pgwing_bin run_pgwing tool_bin
 );
 our %EXPORT_TAGS = (all => \@EXPORT_OK);
 
@@ -171,6 +171,25 @@ sub pgwing_bin
 	  unless defined $bin && $bin ne '';
 	croak "PGWING_BIN=$bin is not executable" unless -x $bin;
 	return $bin;
+}
+
+=pod
+
+=item tool_bin($name)
+
+A client program from F<tests/tools/> (built by C<make check>), via
+C<$ENV{PGWING_TOOLDIR}> (set by run-tap). Dies saying how to build it.
+
+=cut
+
+sub tool_bin
+{
+	my ($name) = @_;
+	my $dir = $ENV{PGWING_TOOLDIR} // '';
+	croak "tests/tools/$name is not built (PGWING_TOOLDIR=$dir): run make check, "
+	  . "or make tests/tools/$name"
+	  unless $dir ne '' && -x "$dir/$name";
+	return "$dir/$name";
 }
 
 =pod
