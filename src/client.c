@@ -697,15 +697,15 @@ static void request_note_statement(struct client *cl, char type, const uint8_t *
 	}
 }
 
-static enum proto_inspect client_inspect(void *arg, char type, uint32_t len, struct evbuffer *in,
-					 const struct evbuffer_ptr *at)
+static enum proto_inspect client_inspect(void *arg, struct evbuffer *in,
+					 const struct proto_msg *msg)
 {
-	static char body[CLASSIFY_MAX_SQL];
+	static uint8_t scratch[CLASSIFY_MAX_SQL];
 	struct client *cl = arg;
-	struct evbuffer_ptr p = *at;
-	size_t n = len - 4;
+	const uint8_t *body;
+	size_t n = msg->len - 4;
 
-	switch (type) {
+	switch (msg->type) {
 	case 'X':
 		/* Terminate ends the session here; the server gets its own on close. */
 		return PROTO_INSPECT_STOP;
@@ -716,26 +716,26 @@ static enum proto_inspect client_inspect(void *arg, char type, uint32_t len, str
 	case 'Q':
 	case 'P':
 	case 'C':
-		if (n > sizeof(body)) {
-			if (type == 'Q')
+		if (n > sizeof(scratch)) {
+			if (msg->type == 'Q')
 				request_begin(cl);
 			else
 				cl->is_mid_request = true;
-			if (type != 'Q' && cl->session != NULL)
+			if (msg->type != 'Q' && cl->session != NULL)
 				session_state_mark_unmovable(
 					cl->session, "a prepared statement too large to track");
 			return PROTO_INSPECT_FORWARD;
 		}
-		if (evbuffer_ptr_set(in, &p, PROTO_HEADER_LEN, EVBUFFER_PTR_ADD) < 0 ||
-		    evbuffer_copyout_from(in, &p, body, n) != (ev_ssize_t)n)
+		body = proto_msg_body(in, msg, scratch);
+		if (body == NULL)
 			return PROTO_INSPECT_WAIT;
-		if (type == 'Q') {
+		if (msg->type == 'Q') {
 			request_begin(cl);
 			if (n > 0 && body[n - 1] == '\0')
-				request_classify(cl, body, n - 1);
+				request_classify(cl, (const char *)body, n - 1);
 		} else {
 			cl->is_mid_request = true;
-			request_note_statement(cl, type, (const uint8_t *)body, n);
+			request_note_statement(cl, msg->type, body, n);
 		}
 		return PROTO_INSPECT_FORWARD;
 	case 'B':
@@ -831,11 +831,10 @@ static bool client_handle_admin(struct client *cl)
 	return cl->state == CL_ADMIN;
 }
 
-static enum proto_inspect skip_inspect(void *arg UNUSED, char type, uint32_t len UNUSED,
-				       struct evbuffer *in UNUSED,
-				       const struct evbuffer_ptr *at UNUSED)
+static enum proto_inspect skip_inspect(void *arg UNUSED, struct evbuffer *in UNUSED,
+				       const struct proto_msg *msg)
 {
-	return type == 'S' ? PROTO_INSPECT_STOP : PROTO_INSPECT_FORWARD;
+	return msg->type == 'S' ? PROTO_INSPECT_STOP : PROTO_INSPECT_FORWARD;
 }
 
 /*
