@@ -751,17 +751,15 @@ static enum proto_inspect client_inspect(void *arg, struct evbuffer *in,
 void client_forward(struct client *cl)
 {
 	struct evbuffer *in = bufferevent_get_input(cl->bev);
-	struct evbuffer *out;
 	enum proto_scan scan;
 	size_t movable;
 
 	if (cl->server == NULL || cl->state != CL_ACTIVE)
 		return;
-	out = bufferevent_get_output(cl->server->bev);
 	scan = proto_scan_messages(in, (uint32_t)rt.cfg->max_packet_size, &cl->msg_remaining,
 				   &movable, client_inspect, cl);
 	if (movable > 0) {
-		evbuffer_remove_buffer(in, out, movable);
+		forward_move(cl->bev, cl->server->bev, movable);
 		cl->pool->stats.bytes_in += movable;
 	}
 	switch (scan) {
@@ -780,6 +778,29 @@ void client_forward(struct client *cl)
 		return;
 	}
 	forward_throttle(cl->bev, cl->server->bev);
+}
+
+/*
+ * While dst has nothing queued and is a plain socket, the bytes are written to
+ * it at once, straight from src's chains: most requests and answers fit the
+ * socket buffer, and this saves arming dst's write event, a turn of the loop
+ * and the write callback after it. What the socket doesn't take goes through
+ * dst's output as always; so does everything after a failed write, which
+ * dst's own next write then reports.
+ */
+void forward_move(struct bufferevent *src, struct bufferevent *dst, size_t n)
+{
+	struct evbuffer *in = bufferevent_get_input(src);
+	struct evbuffer *out = bufferevent_get_output(dst);
+
+	if (evbuffer_get_length(out) == 0 && tls_of(dst) == NULL) {
+		int written = evbuffer_write_atmost(in, bufferevent_getfd(dst), (ev_ssize_t)n);
+
+		if (written > 0)
+			n -= (size_t)written;
+	}
+	if (n > 0)
+		evbuffer_remove_buffer(in, out, n);
 }
 
 void forward_throttle(struct bufferevent *src, struct bufferevent *dst)

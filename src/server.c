@@ -554,7 +554,7 @@ void server_forward(struct server *sv)
 	scan = proto_scan_messages(in, (uint32_t)rt.cfg->max_packet_size, &sv->msg_remaining,
 				   &movable, server_inspect, sv);
 	if (movable > 0) {
-		evbuffer_remove_buffer(in, bufferevent_get_output(cl->bev), movable);
+		forward_move(sv->bev, cl->bev, movable);
 		cl->pool->stats.bytes_out += movable;
 	}
 	if (scan == PROTO_SCAN_BAD_LENGTH) {

@@ -125,6 +125,8 @@ int client_count(void);
  */
 void forward_throttle(struct bufferevent *src, struct bufferevent *dst);
 void forward_drained(struct bufferevent *src, struct bufferevent *dst);
+/* Move the first n bytes of src's input on to dst, both directions' one way of sending. */
+void forward_move(struct bufferevent *src, struct bufferevent *dst, size_t n);
 /* Close every client (fast shutdown). */
 void client_close_all(const char *reason);
 
