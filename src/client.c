@@ -623,9 +623,16 @@ static void request_classify(struct client *cl, const char *sql, size_t len)
 	if (cl->retry != NULL)
 		evbuffer_drain(cl->retry, evbuffer_get_length(cl->retry));
 	if (is_read && cl->pending_syncs == 1 && cl->server->tx_status == 'I') {
+		/* The message as the client sent it: header, text, NUL. */
+		uint8_t hdr[PROTO_HEADER_LEN] = {'Q'};
+		uint32_t msg_len = htonl((uint32_t)(4 + len + 1));
+
+		memcpy(hdr + 1, &msg_len, 4);
 		if (cl->retry == NULL)
 			cl->retry = evbuffer_new();
-		proto_put_query(cl->retry, sql);
+		evbuffer_expand(cl->retry, sizeof(hdr) + len + 1);
+		evbuffer_add(cl->retry, hdr, sizeof(hdr));
+		evbuffer_add(cl->retry, sql, len + 1);
 	}
 	if (is_stateful) {
 		/* Inside a transaction block several requests add up until it ends. */
