@@ -484,9 +484,11 @@ static void token_lookup(const char *sql, struct token *t)
 #define C_START  0x2
 #define C_DIGIT  0x4
 #define C_DOLLAR 0x8
+#define C_LETTER 0x10 /* C_START but '_' */
 
 #define S_ C_SPACE
-#define L_ C_START
+#define L_ (C_START | C_LETTER)
+#define U_ C_START
 #define D_ C_DIGIT
 #define X_ C_DOLLAR
 /* clang-format off */
@@ -496,7 +498,7 @@ static const uint8_t char_class[256] = {
 	S_, 0,  0,  0,  X_, 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,	/* ' ' '$' */
 	D_, D_, D_, D_, D_, D_, D_, D_, D_, D_, 0,  0,  0,  0,  0,  0,	/* 0-9 */
 	0,  L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_,	/* A-O */
-	L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, 0,  0,  0,  0,  L_,	/* P-Z '_' */
+	L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, 0,  0,  0,  0,  U_,	/* P-Z '_' */
 	0,  L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_,	/* a-o */
 	L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, 0,  0,  0,  0,  0,	/* p-z */
 	L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_,	/* non-ASCII */
@@ -511,6 +513,7 @@ static const uint8_t char_class[256] = {
 /* clang-format on */
 #undef S_
 #undef L_
+#undef U_
 #undef D_
 #undef X_
 
@@ -1265,4 +1268,84 @@ enum stmt_class classify_query_class(const char *sql, size_t len)
 		if (info.cls != STMT_READ)
 			return STMT_OTHER;
 	return STMT_READ;
+}
+
+bool classify_may_read(const char *sql, size_t len)
+{
+	struct cursor c = {sql, 0, len};
+	struct token t;
+
+	do
+		next_token(&c, &t);
+	while (is_punct(sql, &t, ';'));
+	if (t.word == W_SHOW || t.word == W_EXPLAIN)
+		return true;
+	return classify_query_head(&c, &t) == STMT_READ;
+}
+
+/*
+ * Every statement classify_head() and scan_token() call SESSION or UNMOVABLE
+ * has one of these words, in any case, at the start of a token or after a '_'
+ * in one: SET, RESET; LISTEN, UNLISTEN; PREPARE; DEALLOCATE; DISCARD; TEMP,
+ * TEMPORARY, pg_temp; WITH HOLD; pg_[try_]advisory_lock[_shared]. Keep in step
+ * with those.
+ */
+static bool starts_with_word(const char *s, size_t n, const char *w)
+{
+	size_t i;
+
+	/* ASCII folding, as the lexer's: only 'A'..'Z' | 0x20 gives 'a'..'z'. */
+	for (i = 0; w[i] != '\0'; i++)
+		if (i >= n || ((unsigned char)s[i] | 0x20) != (unsigned char)w[i])
+			return false;
+	return true;
+}
+
+static bool is_state_word(const char *s, size_t n)
+{
+	switch ((unsigned char)s[0] | 0x20) {
+	case 'a':
+		return starts_with_word(s, n, "advisory");
+	case 'd':
+		return starts_with_word(s, n, "deallocate") || starts_with_word(s, n, "discard");
+	case 'h':
+		return starts_with_word(s, n, "hold");
+	case 'l':
+		return starts_with_word(s, n, "listen");
+	case 'p':
+		return starts_with_word(s, n, "prepare");
+	case 'r':
+		return starts_with_word(s, n, "reset");
+	case 's':
+		return starts_with_word(s, n, "set");
+	case 't':
+		return starts_with_word(s, n, "temp");
+	case 'u':
+		return starts_with_word(s, n, "unlisten");
+	default:
+		return false;
+	}
+}
+
+/*
+ * A word starts after anything but a letter or non-ASCII byte: a keyword may
+ * follow a digit or '$' with no space ("1set" lexes as 1, set), so those count
+ * as ends too, and so does '_' for the words inside function names.
+ */
+bool classify_may_keep_state(const char *sql, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		if (!(char_class[(unsigned char)sql[i]] & C_LETTER)) {
+			i++;
+			continue;
+		}
+		if (is_state_word(sql + i, len - i))
+			return true;
+		do
+			i++;
+		while (i < len && (char_class[(unsigned char)sql[i]] & C_LETTER));
+	}
+	return false;
 }

@@ -605,24 +605,43 @@ static void request_begin(struct client *cl)
 }
 
 /*
- * A simple Query: keep a copy if it may be run again after a failover (provably
- * read-only, outside a transaction, the only request in flight), and note the
- * session state it sets up, to be recorded once it succeeds.
+ * Classify a simple Query's statements: whether all are READ (and there are
+ * some, no more than can be checked) and whether any sets up session state.
  */
-static void request_classify(struct client *cl, const char *sql, size_t len)
+static void query_classify(const char *sql, size_t len, bool *is_read, bool *is_stateful)
 {
 	struct stmt_info info[CLASSIFY_MAX_STMTS];
 	size_t n = classify_query(sql, len, info, CLASSIFY_MAX_STMTS);
-	bool is_read = n > 0 && n <= CLASSIFY_MAX_STMTS, is_stateful = false;
 
+	*is_read = n > 0 && n <= CLASSIFY_MAX_STMTS;
+	*is_stateful = false;
 	for (size_t i = 0; i < n && i < CLASSIFY_MAX_STMTS; i++) {
-		is_read = is_read && info[i].cls == STMT_READ;
-		is_stateful =
-			is_stateful || info[i].cls == STMT_SESSION || info[i].cls == STMT_UNMOVABLE;
+		*is_read = *is_read && info[i].cls == STMT_READ;
+		*is_stateful = *is_stateful || info[i].cls == STMT_SESSION ||
+			       info[i].cls == STMT_UNMOVABLE;
 	}
+}
+
+/*
+ * A simple Query: keep a copy if it may be run again after a failover
+ * (outside a transaction, the only request in flight, and read-only), and
+ * note the session state it sets up, to be recorded once it succeeds. Every
+ * Query passes here, so the full classifier runs only when cheap checks say
+ * it must: for session state, or to rule a retry out early. Whether a kept
+ * copy is provably read-only is settled only if its server dies unanswered
+ * (retry_is_read).
+ */
+static void request_classify(struct client *cl, const char *sql, size_t len)
+{
+	bool may_retry = cl->pending_syncs == 1 && cl->server->tx_status == 'I' &&
+			 classify_may_read(sql, len);
+	bool is_read = true, is_stateful = false;
+
+	if (classify_may_keep_state(sql, len))
+		query_classify(sql, len, &is_read, &is_stateful);
 	if (cl->retry != NULL)
 		evbuffer_drain(cl->retry, evbuffer_get_length(cl->retry));
-	if (is_read && cl->pending_syncs == 1 && cl->server->tx_status == 'I') {
+	if (may_retry && is_read) {
 		/* The message as the client sent it: header, text, NUL. */
 		uint8_t hdr[PROTO_HEADER_LEN] = {'Q'};
 		uint32_t msg_len = htonl((uint32_t)(4 + len + 1));
@@ -1018,6 +1037,17 @@ void client_note_ready(struct client *cl, char status)
 	}
 }
 
+/* The kept Query (header, text, NUL) is provably read-only: safe to run on another server. */
+static bool retry_is_read(struct client *cl)
+{
+	size_t n = evbuffer_get_length(cl->retry);
+	const char *msg = (const char *)evbuffer_pullup(cl->retry, -1);
+	bool is_read, is_stateful;
+
+	query_classify(msg + PROTO_HEADER_LEN, n - PROTO_HEADER_LEN - 1, &is_read, &is_stateful);
+	return is_read;
+}
+
 bool client_can_retry(const struct client *cl)
 {
 	return cl->retry != NULL && evbuffer_get_length(cl->retry) > 0 && cl->pending_syncs == 1 &&
@@ -1124,7 +1154,7 @@ void client_server_lost(struct client *cl, const char *what)
 		client_settle_idle(cl);
 		return;
 	}
-	if (client_can_retry(cl) && !cl->is_response_started) {
+	if (client_can_retry(cl) && !cl->is_response_started && retry_is_read(cl)) {
 		struct evbuffer *in = bufferevent_get_input(cl->bev);
 
 		/* Never answered, provably read-only, autocommit: run it again elsewhere. */

@@ -465,10 +465,10 @@ static void server_handle_login(struct server *sv)
  * recorded, CommandComplete (a ROLLBACK undoes it). The rest passes by its header.
  */
 /*
- * A retryable read's answer is held back until its ReadyForQuery is buffered
- * too (or it outgrows this): if the server dies mid-answer, the client has seen
- * nothing and the read runs again elsewhere. Small answers arrive in one read,
- * so holding them costs no time.
+ * The answer to a query that may be retried (client_can_retry) is held back
+ * until its ReadyForQuery is buffered too (or it outgrows this): if the server
+ * dies mid-answer, the client has seen nothing and a read runs again elsewhere. Small answers
+ * arrive in one read, so holding them costs no time.
  */
 #define RETRY_HOLD_MAX (64 * 1024)
 
