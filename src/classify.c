@@ -15,6 +15,7 @@
  */
 #include "pgwing/classify.h"
 
+#include <stdint.h>
 #include <string.h>
 
 enum tok_kind {
@@ -112,7 +113,7 @@ struct word_entry {
 };
 
 /*
- * Sorted by name (bytewise) for find_word(). F_PURE functions may be volatile
+ * In name order, for the reader. F_PURE functions may be volatile
  * (random, now, pg_sleep): what matters is that running them twice changes
  * nothing in the database.
  */
@@ -392,26 +393,46 @@ struct token {
 };
 
 /*
- * Binary search over words[]. Most steps differ in the first byte, so that
- * is compared inline: this runs for every identifier of every Query.
+ * words[] by hash of name, for the lookup every identifier of every Query
+ * makes: one probe and one compare where a binary search took eight steps.
+ * Open addressing; each slot holds an index into words[] plus one, 0 is empty.
+ * Built on first use from the constant table, so it never changes after.
  */
-static const struct word_entry *find_word(const char *name)
+#define WORD_SLOTS 1024 /* a power of two, over twice the words */
+
+static uint16_t word_slots[WORD_SLOTS];
+
+/* FNV-1a. */
+#define NAME_HASH_INIT       2166136261u
+#define NAME_HASH_STEP(h, c) (((h) ^ (unsigned char)(c)) * 16777619u)
+
+static void word_slots_build(void)
 {
-	size_t lo = 0, hi = ARRAY_SIZE(words);
+	for (size_t i = 0; i < ARRAY_SIZE(words); i++) {
+		uint32_t h = NAME_HASH_INIT;
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		const char *w = words[mid].name;
-		int d = (unsigned char)name[0] - (unsigned char)w[0];
+		for (const char *c = words[i].name; *c != '\0'; c++)
+			h = NAME_HASH_STEP(h, *c);
+		for (h &= WORD_SLOTS - 1; word_slots[h] != 0; h = (h + 1) & (WORD_SLOTS - 1))
+			;
+		word_slots[h] = (uint16_t)(i + 1);
+	}
+}
 
-		if (d == 0 && name[0] != '\0')
-			d = strcmp(name + 1, w + 1);
-		if (d == 0)
-			return &words[mid];
-		if (d < 0)
-			hi = mid;
-		else
-			lo = mid + 1;
+/* The entry for a name of n bytes with hash h, or NULL. */
+static const struct word_entry *find_word(const char *name, size_t n, uint32_t h)
+{
+	static bool is_built;
+
+	if (!is_built) {
+		word_slots_build();
+		is_built = true;
+	}
+	for (h &= WORD_SLOTS - 1; word_slots[h] != 0; h = (h + 1) & (WORD_SLOTS - 1)) {
+		const struct word_entry *e = &words[word_slots[h] - 1];
+
+		if (strncmp(e->name, name, n) == 0 && e->name[n] == '\0')
+			return e;
 	}
 	return NULL;
 }
@@ -423,29 +444,29 @@ static const struct word_entry *find_word(const char *name)
  */
 static void token_lookup(const char *sql, struct token *t)
 {
-	char name[WORD_MAX + 1];
+	char name[WORD_MAX];
 	const char *s = sql + t->start;
 	size_t n = t->len;
+	uint32_t h = NAME_HASH_INIT;
 	const struct word_entry *e;
+	bool is_folded = t->kind == TOK_IDENT;
 
-	t->word = W_NONE;
-	t->flags = 0;
-	if (t->kind == TOK_QIDENT) {
+	if (!is_folded) {
 		s++;
 		n = n >= 2 ? n - 2 : 0;
 	}
 	if (n > WORD_MAX)
 		return;
 	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
+		char c = is_folded && s[i] >= 'A' && s[i] <= 'Z' ? (char)(s[i] - 'A' + 'a') : s[i];
 
-		name[i] = t->kind == TOK_IDENT && c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+		name[i] = c;
+		h = NAME_HASH_STEP(h, c);
 	}
-	name[n] = '\0';
-	e = find_word(name);
+	e = find_word(name, n, h);
 	if (e == NULL)
 		return;
-	if (t->kind == TOK_IDENT) {
+	if (is_folded) {
 		t->word = e->word;
 		t->flags = e->flags;
 	} else {
@@ -453,31 +474,72 @@ static void token_lookup(const char *sql, struct token *t)
 	}
 }
 
+/*
+ * The classes of a byte, by table: the lexer asks for every byte of every
+ * Query. Identifiers start with a letter, '_' or any non-ASCII byte (Postgres's
+ * ident_start) and go on with those, digits and '$'; a dollar-quote tag is an
+ * identifier without '$'.
+ */
+#define C_SPACE  0x1
+#define C_START  0x2
+#define C_DIGIT  0x4
+#define C_DOLLAR 0x8
+#define C_LETTER 0x10 /* C_START but '_' */
+
+#define S_ C_SPACE
+#define L_ (C_START | C_LETTER)
+#define U_ C_START
+#define D_ C_DIGIT
+#define X_ C_DOLLAR
+/* clang-format off */
+static const uint8_t char_class[256] = {
+	0,  0,  0,  0,  0,  0,  0,  0,  0,  S_, S_, S_, S_, S_, 0,  0,	/* \t \n \v \f \r */
+	0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+	S_, 0,  0,  0,  X_, 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,	/* ' ' '$' */
+	D_, D_, D_, D_, D_, D_, D_, D_, D_, D_, 0,  0,  0,  0,  0,  0,	/* 0-9 */
+	0,  L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_,	/* A-O */
+	L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, 0,  0,  0,  0,  U_,	/* P-Z '_' */
+	0,  L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_,	/* a-o */
+	L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, 0,  0,  0,  0,  0,	/* p-z */
+	L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_,	/* non-ASCII */
+	L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_,
+	L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_,
+	L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_,
+	L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_,
+	L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_,
+	L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_,
+	L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_, L_,
+};
+/* clang-format on */
+#undef S_
+#undef L_
+#undef U_
+#undef D_
+#undef X_
+
 static bool is_space(unsigned char c)
 {
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+	return char_class[c] & C_SPACE;
 }
 
 static bool is_digit(unsigned char c)
 {
-	return c >= '0' && c <= '9';
+	return char_class[c] & C_DIGIT;
 }
 
-/* Postgres's ident_start: letters, '_' and any non-ASCII byte. */
 static bool is_ident_start(unsigned char c)
 {
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c >= 0x80;
+	return char_class[c] & C_START;
 }
 
-/* A dollar-quote tag is an identifier without '$'. */
 static bool is_tag_char(unsigned char c)
 {
-	return is_ident_start(c) || is_digit(c);
+	return char_class[c] & (C_START | C_DIGIT);
 }
 
 static bool is_ident_char(unsigned char c)
 {
-	return is_tag_char(c) || c == '$';
+	return char_class[c] & (C_START | C_DIGIT | C_DOLLAR);
 }
 
 /*
@@ -1206,4 +1268,84 @@ enum stmt_class classify_query_class(const char *sql, size_t len)
 		if (info.cls != STMT_READ)
 			return STMT_OTHER;
 	return STMT_READ;
+}
+
+bool classify_may_read(const char *sql, size_t len)
+{
+	struct cursor c = {sql, 0, len};
+	struct token t;
+
+	do
+		next_token(&c, &t);
+	while (is_punct(sql, &t, ';'));
+	if (t.word == W_SHOW || t.word == W_EXPLAIN)
+		return true;
+	return classify_query_head(&c, &t) == STMT_READ;
+}
+
+/*
+ * Every statement classify_head() and scan_token() call SESSION or UNMOVABLE
+ * has one of these words, in any case, at the start of a token or after a '_'
+ * in one: SET, RESET; LISTEN, UNLISTEN; PREPARE; DEALLOCATE; DISCARD; TEMP,
+ * TEMPORARY, pg_temp; WITH HOLD; pg_[try_]advisory_lock[_shared]. Keep in step
+ * with those.
+ */
+static bool starts_with_word(const char *s, size_t n, const char *w)
+{
+	size_t i;
+
+	/* ASCII folding, as the lexer's: only 'A'..'Z' | 0x20 gives 'a'..'z'. */
+	for (i = 0; w[i] != '\0'; i++)
+		if (i >= n || ((unsigned char)s[i] | 0x20) != (unsigned char)w[i])
+			return false;
+	return true;
+}
+
+static bool is_state_word(const char *s, size_t n)
+{
+	switch ((unsigned char)s[0] | 0x20) {
+	case 'a':
+		return starts_with_word(s, n, "advisory");
+	case 'd':
+		return starts_with_word(s, n, "deallocate") || starts_with_word(s, n, "discard");
+	case 'h':
+		return starts_with_word(s, n, "hold");
+	case 'l':
+		return starts_with_word(s, n, "listen");
+	case 'p':
+		return starts_with_word(s, n, "prepare");
+	case 'r':
+		return starts_with_word(s, n, "reset");
+	case 's':
+		return starts_with_word(s, n, "set");
+	case 't':
+		return starts_with_word(s, n, "temp");
+	case 'u':
+		return starts_with_word(s, n, "unlisten");
+	default:
+		return false;
+	}
+}
+
+/*
+ * A word starts after anything but a letter or non-ASCII byte: a keyword may
+ * follow a digit or '$' with no space ("1set" lexes as 1, set), so those count
+ * as ends too, and so does '_' for the words inside function names.
+ */
+bool classify_may_keep_state(const char *sql, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		if (!(char_class[(unsigned char)sql[i]] & C_LETTER)) {
+			i++;
+			continue;
+		}
+		if (is_state_word(sql + i, len - i))
+			return true;
+		do
+			i++;
+		while (i < len && (char_class[(unsigned char)sql[i]] & C_LETTER));
+	}
+	return false;
 }

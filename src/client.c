@@ -630,27 +630,53 @@ static void request_begin(struct client *cl)
 }
 
 /*
- * A simple Query: keep a copy if it may be run again after a failover (provably
- * read-only, outside a transaction, the only request in flight), and note the
- * session state it sets up, to be recorded once it succeeds.
+ * Classify a simple Query's statements: whether all are READ (and there are
+ * some, no more than can be checked) and whether any sets up session state.
  */
-static void request_classify(struct client *cl, const char *sql, size_t len)
+static void query_classify(const char *sql, size_t len, bool *is_read, bool *is_stateful)
 {
 	struct stmt_info info[CLASSIFY_MAX_STMTS];
 	size_t n = classify_query(sql, len, info, CLASSIFY_MAX_STMTS);
-	bool is_read = n > 0 && n <= CLASSIFY_MAX_STMTS, is_stateful = false;
 
+	*is_read = n > 0 && n <= CLASSIFY_MAX_STMTS;
+	*is_stateful = false;
 	for (size_t i = 0; i < n && i < CLASSIFY_MAX_STMTS; i++) {
-		is_read = is_read && info[i].cls == STMT_READ;
-		is_stateful =
-			is_stateful || info[i].cls == STMT_SESSION || info[i].cls == STMT_UNMOVABLE;
+		*is_read = *is_read && info[i].cls == STMT_READ;
+		*is_stateful = *is_stateful || info[i].cls == STMT_SESSION ||
+			       info[i].cls == STMT_UNMOVABLE;
 	}
+}
+
+/*
+ * A simple Query: keep a copy if it may be run again after a failover
+ * (outside a transaction, the only request in flight, and read-only), and
+ * note the session state it sets up, to be recorded once it succeeds. Every
+ * Query passes here, so the full classifier runs only when cheap checks say
+ * it must: for session state, or to rule a retry out early. Whether a kept
+ * copy is provably read-only is settled only if its server dies unanswered
+ * (retry_is_read).
+ */
+static void request_classify(struct client *cl, const char *sql, size_t len)
+{
+	bool may_retry = cl->pending_syncs == 1 && cl->server->tx_status == 'I' &&
+			 classify_may_read(sql, len);
+	bool is_read = true, is_stateful = false;
+
+	if (classify_may_keep_state(sql, len))
+		query_classify(sql, len, &is_read, &is_stateful);
 	if (cl->retry != NULL)
 		evbuffer_drain(cl->retry, evbuffer_get_length(cl->retry));
-	if (is_read && cl->pending_syncs == 1 && cl->server->tx_status == 'I') {
+	if (may_retry && is_read) {
+		/* The message as the client sent it: header, text, NUL. */
+		uint8_t hdr[PROTO_HEADER_LEN] = {'Q'};
+		uint32_t msg_len = htonl((uint32_t)(4 + len + 1));
+
+		memcpy(hdr + 1, &msg_len, 4);
 		if (cl->retry == NULL)
 			cl->retry = evbuffer_new();
-		proto_put_query(cl->retry, sql);
+		evbuffer_expand(cl->retry, sizeof(hdr) + len + 1);
+		evbuffer_add(cl->retry, hdr, sizeof(hdr));
+		evbuffer_add(cl->retry, sql, len + 1);
 	}
 	if (is_stateful) {
 		/* Inside a transaction block several requests add up until it ends. */
@@ -722,15 +748,15 @@ static void request_note_statement(struct client *cl, char type, const uint8_t *
 	}
 }
 
-static enum proto_inspect client_inspect(void *arg, char type, uint32_t len, struct evbuffer *in,
-					 const struct evbuffer_ptr *at)
+static enum proto_inspect client_inspect(void *arg, struct evbuffer *in,
+					 const struct proto_msg *msg)
 {
-	static char body[CLASSIFY_MAX_SQL];
+	static uint8_t scratch[CLASSIFY_MAX_SQL];
 	struct client *cl = arg;
-	struct evbuffer_ptr p = *at;
-	size_t n = len - 4;
+	const uint8_t *body;
+	size_t n = msg->len - 4;
 
-	switch (type) {
+	switch (msg->type) {
 	case 'X':
 		/* Terminate ends the session here; the server gets its own on close. */
 		return PROTO_INSPECT_STOP;
@@ -741,26 +767,26 @@ static enum proto_inspect client_inspect(void *arg, char type, uint32_t len, str
 	case 'Q':
 	case 'P':
 	case 'C':
-		if (n > sizeof(body)) {
-			if (type == 'Q')
+		if (n > sizeof(scratch)) {
+			if (msg->type == 'Q')
 				request_begin(cl);
 			else
 				cl->is_mid_request = true;
-			if (type != 'Q' && cl->session != NULL)
+			if (msg->type != 'Q' && cl->session != NULL)
 				session_state_mark_unmovable(
 					cl->session, "a prepared statement too large to track");
 			return PROTO_INSPECT_FORWARD;
 		}
-		if (evbuffer_ptr_set(in, &p, PROTO_HEADER_LEN, EVBUFFER_PTR_ADD) < 0 ||
-		    evbuffer_copyout_from(in, &p, body, n) != (ev_ssize_t)n)
+		body = proto_msg_body(in, msg, scratch);
+		if (body == NULL)
 			return PROTO_INSPECT_WAIT;
-		if (type == 'Q') {
+		if (msg->type == 'Q') {
 			request_begin(cl);
 			if (n > 0 && body[n - 1] == '\0')
-				request_classify(cl, body, n - 1);
+				request_classify(cl, (const char *)body, n - 1);
 		} else {
 			cl->is_mid_request = true;
-			request_note_statement(cl, type, (const uint8_t *)body, n);
+			request_note_statement(cl, msg->type, body, n);
 		}
 		return PROTO_INSPECT_FORWARD;
 	case 'B':
@@ -776,17 +802,15 @@ static enum proto_inspect client_inspect(void *arg, char type, uint32_t len, str
 void client_forward(struct client *cl)
 {
 	struct evbuffer *in = bufferevent_get_input(cl->bev);
-	struct evbuffer *out;
 	enum proto_scan scan;
 	size_t movable;
 
 	if (cl->server == NULL || cl->state != CL_ACTIVE)
 		return;
-	out = bufferevent_get_output(cl->server->bev);
 	scan = proto_scan_messages(in, (uint32_t)rt.cfg->max_packet_size, &cl->msg_remaining,
 				   &movable, client_inspect, cl);
 	if (movable > 0) {
-		evbuffer_remove_buffer(in, out, movable);
+		forward_move(cl->bev, cl->server->bev, movable);
 		cl->pool->stats.bytes_in += movable;
 	}
 	switch (scan) {
@@ -805,6 +829,29 @@ void client_forward(struct client *cl)
 		return;
 	}
 	forward_throttle(cl->bev, cl->server->bev);
+}
+
+/*
+ * While dst has nothing queued and is a plain socket, the bytes are written to
+ * it at once, straight from src's chains: most requests and answers fit the
+ * socket buffer, and this saves arming dst's write event, a turn of the loop
+ * and the write callback after it. What the socket doesn't take goes through
+ * dst's output as always; so does everything after a failed write, which
+ * dst's own next write then reports.
+ */
+void forward_move(struct bufferevent *src, struct bufferevent *dst, size_t n)
+{
+	struct evbuffer *in = bufferevent_get_input(src);
+	struct evbuffer *out = bufferevent_get_output(dst);
+
+	if (evbuffer_get_length(out) == 0 && tls_of(dst) == NULL) {
+		int written = evbuffer_write_atmost(in, bufferevent_getfd(dst), (ev_ssize_t)n);
+
+		if (written > 0)
+			n -= (size_t)written;
+	}
+	if (n > 0)
+		evbuffer_remove_buffer(in, out, n);
 }
 
 /*
@@ -863,11 +910,10 @@ static bool client_handle_admin(struct client *cl)
 	return cl->state == CL_ADMIN;
 }
 
-static enum proto_inspect skip_inspect(void *arg UNUSED, char type, uint32_t len UNUSED,
-				       struct evbuffer *in UNUSED,
-				       const struct evbuffer_ptr *at UNUSED)
+static enum proto_inspect skip_inspect(void *arg UNUSED, struct evbuffer *in UNUSED,
+				       const struct proto_msg *msg)
 {
-	return type == 'S' ? PROTO_INSPECT_STOP : PROTO_INSPECT_FORWARD;
+	return msg->type == 'S' ? PROTO_INSPECT_STOP : PROTO_INSPECT_FORWARD;
 }
 
 /*
@@ -1001,6 +1047,17 @@ void client_note_ready(struct client *cl, char status)
 		if (cl->retry != NULL)
 			evbuffer_drain(cl->retry, evbuffer_get_length(cl->retry));
 	}
+}
+
+/* The kept Query (header, text, NUL) is provably read-only: safe to run on another server. */
+static bool retry_is_read(struct client *cl)
+{
+	size_t n = evbuffer_get_length(cl->retry);
+	const char *msg = (const char *)evbuffer_pullup(cl->retry, -1);
+	bool is_read, is_stateful;
+
+	query_classify(msg + PROTO_HEADER_LEN, n - PROTO_HEADER_LEN - 1, &is_read, &is_stateful);
+	return is_read;
 }
 
 bool client_can_retry(const struct client *cl)
@@ -1138,7 +1195,7 @@ void client_server_lost(struct client *cl, const char *what)
 		client_settle_idle(cl);
 		return;
 	}
-	if (client_can_retry(cl) && !cl->is_response_started) {
+	if (client_can_retry(cl) && !cl->is_response_started && retry_is_read(cl)) {
 		struct evbuffer *in = bufferevent_get_input(cl->bev);
 
 		/* Never answered, provably read-only, autocommit: run it again elsewhere. */

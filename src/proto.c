@@ -64,50 +64,185 @@ enum proto_frame proto_peek_startup(struct evbuffer *buf, uint32_t max_len, uint
 	return PROTO_FRAME_OK;
 }
 
+/*
+ * A position in an evbuffer that reads its chains in place. A few chains are
+ * peeked at a time; only a walk past them asks libevent for the next few.
+ */
+#define WALK_VECS 8
+
+struct walk {
+	struct evbuffer *buf;
+	struct evbuffer_iovec vec[WALK_VECS];
+	int nvec;   /* chains peeked */
+	int i;      /* the current one */
+	size_t off; /* offset into vec[i] */
+	size_t pos; /* offset from the start of the buffer */
+	size_t end; /* the buffer's length */
+};
+
+static void walk_peek(struct walk *w)
+{
+	struct evbuffer_ptr p;
+
+	w->i = 0;
+	w->off = 0;
+	w->nvec = 0;
+	if (w->pos == 0)
+		w->nvec = evbuffer_peek(w->buf, -1, NULL, w->vec, WALK_VECS);
+	else if (w->pos < w->end && evbuffer_ptr_set(w->buf, &p, w->pos, EVBUFFER_PTR_SET) == 0)
+		w->nvec = evbuffer_peek(w->buf, -1, &p, w->vec, WALK_VECS);
+	if (w->nvec > WALK_VECS)
+		w->nvec = WALK_VECS;
+}
+
+static void walk_init(struct walk *w, struct evbuffer *buf, size_t pos)
+{
+	w->buf = buf;
+	w->pos = pos;
+	w->end = evbuffer_get_length(buf);
+	walk_peek(w);
+}
+
+/* Bytes readable in place from the current position. */
+static size_t walk_contiguous(const struct walk *w)
+{
+	return w->i < w->nvec ? w->vec[w->i].iov_len - w->off : 0;
+}
+
+static const uint8_t *walk_here(const struct walk *w)
+{
+	return (const uint8_t *)w->vec[w->i].iov_base + w->off;
+}
+
+/* Move n bytes on (no further than the end); the current chain always has a byte left. */
+static void walk_skip(struct walk *w, size_t n)
+{
+	w->pos += n;
+	n += w->off;
+	while (w->i < w->nvec && n >= w->vec[w->i].iov_len) {
+		n -= w->vec[w->i].iov_len;
+		w->i++;
+	}
+	w->off = n;
+	if (w->i == w->nvec && w->pos < w->end)
+		walk_peek(w);
+}
+
+/* n bytes from the current position, which are buffered. */
+static void walk_copy(const struct walk *w, uint8_t *dst, size_t n)
+{
+	size_t off = w->off, got = 0;
+	struct evbuffer_ptr p;
+
+	for (int i = w->i; got < n && i < w->nvec; i++, off = 0) {
+		size_t k = w->vec[i].iov_len - off;
+
+		if (k > n - got)
+			k = n - got;
+		memcpy(dst + got, (const uint8_t *)w->vec[i].iov_base + off, k);
+		got += k;
+	}
+	if (got == n)
+		return;
+	/* It runs past the chains peeked at: rare enough for the slow way. */
+	evbuffer_ptr_set(w->buf, &p, w->pos, EVBUFFER_PTR_SET);
+	evbuffer_copyout_from(w->buf, &p, dst, n);
+}
+
+/* The header at the current position, which is buffered; body set when all is in this chain. */
+static void walk_header(const struct walk *w, struct proto_msg *m)
+{
+	uint8_t copy[PROTO_HEADER_LEN];
+	const uint8_t *hdr = copy;
+	uint32_t len;
+
+	if (walk_contiguous(w) >= PROTO_HEADER_LEN)
+		hdr = walk_here(w);
+	else
+		walk_copy(w, copy, sizeof(copy));
+	memcpy(&len, hdr + 1, 4);
+	m->type = (char)hdr[0];
+	m->len = ntohl(len);
+	m->offset = w->pos;
+	m->body = m->len >= 4 && walk_contiguous(w) >= 1 + (size_t)m->len
+			  ? walk_here(w) + PROTO_HEADER_LEN
+			  : NULL;
+}
+
 enum proto_scan proto_scan_messages(struct evbuffer *in, uint32_t max_len, uint32_t *remaining,
 				    size_t *movable, proto_inspect_fn inspect, void *arg)
 {
-	size_t avail = evbuffer_get_length(in);
-	size_t done = 0;
+	struct walk w;
 
+	walk_init(&w, in, 0);
 	for (;;) {
-		struct evbuffer_ptr at;
-		uint8_t hdr[PROTO_HEADER_LEN];
-		uint32_t len;
+		struct proto_msg m;
 
 		if (*remaining > 0) {
-			size_t take = avail - done < *remaining ? avail - done : *remaining;
+			size_t take = w.end - w.pos < *remaining ? w.end - w.pos : *remaining;
 
-			done += take;
+			walk_skip(&w, take);
 			*remaining -= (uint32_t)take;
 			if (*remaining > 0)
 				break;
 		}
-		if (avail - done < PROTO_HEADER_LEN)
+		if (w.end - w.pos < PROTO_HEADER_LEN)
 			break;
-		evbuffer_ptr_set(in, &at, done, EVBUFFER_PTR_SET);
-		evbuffer_copyout_from(in, &at, hdr, sizeof(hdr));
-		memcpy(&len, hdr + 1, 4);
-		len = ntohl(len);
-		if (len < 4 || len > max_len) {
-			*movable = done;
+		walk_header(&w, &m);
+		if (m.len < 4 || m.len > max_len) {
+			*movable = w.pos;
 			return PROTO_SCAN_BAD_LENGTH;
 		}
-		switch (inspect != NULL ? inspect(arg, (char)hdr[0], len, in, &at)
-					: PROTO_INSPECT_FORWARD) {
+		switch (inspect != NULL ? inspect(arg, in, &m) : PROTO_INSPECT_FORWARD) {
 		case PROTO_INSPECT_FORWARD:
-			*remaining = len + 1;
+			*remaining = m.len + 1;
 			break;
 		case PROTO_INSPECT_STOP:
-			*movable = done;
+			*movable = w.pos;
 			return PROTO_SCAN_STOPPED;
 		case PROTO_INSPECT_WAIT:
-			*movable = done;
+			*movable = w.pos;
 			return PROTO_SCAN_DONE;
 		}
 	}
-	*movable = done;
+	*movable = w.pos;
 	return PROTO_SCAN_DONE;
+}
+
+const uint8_t *proto_msg_body(struct evbuffer *in, const struct proto_msg *msg, void *scratch)
+{
+	size_t n = msg->len - 4;
+	struct evbuffer_ptr p;
+
+	if (msg->body != NULL)
+		return msg->body;
+	if (evbuffer_get_length(in) < msg->offset + 1 + msg->len ||
+	    evbuffer_ptr_set(in, &p, msg->offset + PROTO_HEADER_LEN, EVBUFFER_PTR_SET) < 0 ||
+	    evbuffer_copyout_from(in, &p, scratch, n) != (ev_ssize_t)n)
+		return NULL;
+	return scratch;
+}
+
+enum proto_lookahead proto_find_message(struct evbuffer *in, size_t offset, char type, size_t limit)
+{
+	size_t before = 0;
+	struct walk w;
+
+	walk_init(&w, in, offset);
+	while (w.end - w.pos >= PROTO_HEADER_LEN) {
+		struct proto_msg m;
+
+		walk_header(&w, &m);
+		if (m.type == type)
+			return PROTO_AHEAD_FOUND;
+		before += 1 + (size_t)m.len;
+		if (before > limit)
+			return PROTO_AHEAD_OVER_LIMIT;
+		if (w.end - w.pos < 1 + (size_t)m.len)
+			break;
+		walk_skip(&w, 1 + (size_t)m.len);
+	}
+	return PROTO_AHEAD_NEED_MORE;
 }
 
 void proto_reader_init(struct proto_reader *r, const void *data, size_t len)

@@ -504,43 +504,23 @@ static void server_handle_login(struct server *sv)
  * recorded, CommandComplete (a ROLLBACK undoes it). The rest passes by its header.
  */
 /*
- * A retryable read's answer is held back until its ReadyForQuery is buffered
- * too (or it outgrows this): if the server dies mid-answer, the client has seen
- * nothing and the read runs again elsewhere. Small answers arrive in one read,
- * so holding them costs no time.
+ * The answer to a query that may be retried (client_can_retry) is held back
+ * until its ReadyForQuery is buffered too (or it outgrows this): if the server
+ * dies mid-answer, the client has seen nothing and a read runs again elsewhere. Small answers
+ * arrive in one read, so holding them costs no time.
  */
 #define RETRY_HOLD_MAX (64 * 1024)
 
-static bool answer_is_buffered(struct evbuffer *in, const struct evbuffer_ptr *at)
+static enum proto_inspect server_inspect(void *arg, struct evbuffer *in,
+					 const struct proto_msg *msg)
 {
-	struct evbuffer_ptr p = *at;
-	size_t held = 0;
-	uint8_t hdr[PROTO_HEADER_LEN];
-	uint32_t len;
-
-	for (;;) {
-		if (evbuffer_copyout_from(in, &p, hdr, sizeof(hdr)) != (ev_ssize_t)sizeof(hdr))
-			return false;
-		if (hdr[0] == 'Z')
-			return true;
-		memcpy(&len, hdr + 1, 4);
-		held += 1 + (size_t)ntohl(len);
-		if (held > RETRY_HOLD_MAX)
-			return true; /* too big to hold: it flows, and can't be retried */
-		if (evbuffer_ptr_set(in, &p, 1 + ntohl(len), EVBUFFER_PTR_ADD) < 0)
-			return false;
-	}
-}
-
-static enum proto_inspect server_inspect(void *arg, char type, uint32_t len, struct evbuffer *in,
-					 const struct evbuffer_ptr *at)
-{
-	static uint8_t body[ERROR_PEEK_MAX];
+	static uint8_t scratch[ERROR_PEEK_MAX];
 	struct server *sv = arg;
 	struct client *cl = sv->client;
-	struct evbuffer_ptr p = *at;
 	struct proto_error_fields ef;
-	size_t n = len - 4;
+	const uint8_t *body;
+	size_t n = msg->len - 4;
+	char type = msg->type;
 
 	/*
 	 * Notices, notifications and parameter reports may come at any time, and a
@@ -549,20 +529,22 @@ static enum proto_inspect server_inspect(void *arg, char type, uint32_t len, str
 	 */
 	if (type != 'N' && type != 'A' && type != 'S' && type != 'E' && cl->pending_syncs > 0 &&
 	    !cl->is_response_started) {
-		if (client_can_retry(cl) && !answer_is_buffered(in, at))
+		if (client_can_retry(cl) &&
+		    proto_find_message(in, msg->offset, 'Z', RETRY_HOLD_MAX) ==
+			    PROTO_AHEAD_NEED_MORE)
 			return PROTO_INSPECT_WAIT;
 		cl->is_response_started = true;
 	}
 	if (type != 'Z' && type != 'S' && type != 'E' &&
 	    (type != 'C' || cl->pending_session_sql == NULL))
 		return PROTO_INSPECT_FORWARD;
-	if (n > sizeof(body) || (type == 'Z' && n != 1)) {
+	if (n > sizeof(scratch) || (type == 'Z' && n != 1)) {
 		if (type == 'E')
 			client_note_error(cl, NULL, 0);
 		return PROTO_INSPECT_FORWARD;
 	}
-	if (evbuffer_ptr_set(in, &p, PROTO_HEADER_LEN, EVBUFFER_PTR_ADD) < 0 ||
-	    evbuffer_copyout_from(in, &p, body, n) != (ev_ssize_t)n)
+	body = proto_msg_body(in, msg, scratch);
+	if (body == NULL)
 		return PROTO_INSPECT_WAIT;
 	switch (type) {
 	case 'Z':
@@ -611,7 +593,7 @@ void server_forward(struct server *sv)
 	scan = proto_scan_messages(in, (uint32_t)rt.cfg->max_packet_size, &sv->msg_remaining,
 				   &movable, server_inspect, sv);
 	if (movable > 0) {
-		evbuffer_remove_buffer(in, bufferevent_get_output(cl->bev), movable);
+		forward_move(sv->bev, cl->bev, movable);
 		cl->pool->stats.bytes_out += movable;
 	}
 	if (scan == PROTO_SCAN_BAD_LENGTH) {

@@ -53,4 +53,14 @@ size_t classify_query(const char *sql, size_t len, struct stmt_info *out, size_t
 /* The class of a whole query string: READ only if every statement is READ. */
 enum stmt_class classify_query_class(const char *sql, size_t len);
 
+/*
+ * Cheap questions for the data path, which sees every Query but seldom needs
+ * the full answer. Each false is certain; true means "classify to know".
+ * classify_may_read: the first statement starts like a query that may be READ
+ * (and there is one). classify_may_keep_state: a word some STMT_SESSION or
+ * STMT_UNMOVABLE statement needs appears in the text, in any case.
+ */
+bool classify_may_read(const char *sql, size_t len);
+bool classify_may_keep_state(const char *sql, size_t len);
+
 #endif

@@ -104,7 +104,11 @@ void client_server_lost(struct client *cl, const char *what);
 void client_server_unreachable(struct client *cl, const char *what);
 /* ReadyForQuery from the server: a request is answered. */
 void client_note_ready(struct client *cl, char status);
-/* The request in flight is a provably read-only autocommit query that may run again. */
+/*
+ * The request in flight is an autocommit query that may run again elsewhere if
+ * its server dies before answering: its answer is held back until complete.
+ * (Whether it is provably read-only is settled only if that happens.)
+ */
 bool client_can_retry(const struct client *cl);
 /* A CommandComplete tag, looked at only while session state waits to be recorded. */
 void client_note_command(struct client *cl, const char *tag);
@@ -131,6 +135,8 @@ int client_count(void);
  */
 void forward_throttle(struct bufferevent *src, struct bufferevent *dst);
 void forward_drained(struct bufferevent *src, struct bufferevent *dst);
+/* Move the first n bytes of src's input on to dst, both directions' one way of sending. */
+void forward_move(struct bufferevent *src, struct bufferevent *dst, size_t n);
 /* Close every client (fast shutdown). */
 void client_close_all(const char *reason);
 

@@ -62,14 +62,21 @@ enum proto_frame proto_peek_startup(struct evbuffer *buf, uint32_t max_len, uint
 
 /*
  * The forwarding scan. Walks the messages buffered in `in` and counts how many
- * leading bytes can be moved on as they are, without copying anything. Each
- * message header is shown to the inspector (which may peek at the body through
- * `at`); it decides whether the message goes on, whether the scan stops there
- * for the caller to act on it, or whether more bytes are needed first.
- * *remaining carries a partly forwarded message across calls: large messages
- * (a 20 MB row, COPY data) stream through without being buffered whole.
+ * leading bytes can be moved on as they are, without copying anything: the
+ * headers are read in place, chain by chain. Each message header is shown to
+ * the inspector; it decides whether the message goes on, whether the scan
+ * stops there for the caller to act on it, or whether more bytes are needed
+ * first. The inspector must not change `in`. *remaining carries a partly
+ * forwarded message across calls: large messages (a 20 MB row, COPY data)
+ * stream through without being buffered whole.
  */
-struct evbuffer_ptr;
+struct proto_msg {
+	char type;
+	uint32_t len;  /* as on the wire: counts itself, not the type byte */
+	size_t offset; /* where the message starts in the scanned buffer */
+	const uint8_t
+		*body; /* the body in place when it is buffered whole in one chain, else NULL */
+};
 
 enum proto_inspect {
 	PROTO_INSPECT_FORWARD,
@@ -77,8 +84,8 @@ enum proto_inspect {
 	PROTO_INSPECT_WAIT, /* the inspector needs more of this message buffered */
 };
 
-typedef enum proto_inspect (*proto_inspect_fn)(void *arg, char type, uint32_t len,
-					       struct evbuffer *in, const struct evbuffer_ptr *at);
+typedef enum proto_inspect (*proto_inspect_fn)(void *arg, struct evbuffer *in,
+					       const struct proto_msg *msg);
 
 enum proto_scan {
 	PROTO_SCAN_DONE,       /* everything movable is counted; wait for more bytes */
@@ -88,6 +95,23 @@ enum proto_scan {
 
 enum proto_scan proto_scan_messages(struct evbuffer *in, uint32_t max_len, uint32_t *remaining,
 				    size_t *movable, proto_inspect_fn inspect, void *arg);
+
+/*
+ * The body (len - 4 bytes) of a message an inspector was shown: in place when
+ * it lies in one chain, else copied into scratch, which must hold it. NULL
+ * while the body is not all buffered.
+ */
+const uint8_t *proto_msg_body(struct evbuffer *in, const struct proto_msg *msg, void *scratch);
+
+enum proto_lookahead {
+	PROTO_AHEAD_FOUND,      /* a header of the type is buffered */
+	PROTO_AHEAD_OVER_LIMIT, /* the messages before it add up to more than the limit */
+	PROTO_AHEAD_NEED_MORE,  /* neither, with what is buffered */
+};
+
+/* Looks for the header of a message of `type`, from the message at `offset` on. */
+enum proto_lookahead proto_find_message(struct evbuffer *in, size_t offset, char type,
+					size_t limit);
 
 /* Bounds-checked reading of a message body; any overrun sets has_failed and yields zeroes. */
 struct proto_reader {

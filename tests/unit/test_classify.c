@@ -283,9 +283,79 @@ static void test_prefixes(void **state UNUSED)
 			memcpy(copy, texts[i], n);
 			classify_query(copy, n, info, ARRAY_SIZE(info));
 			classify_query_class(copy, n);
+			classify_may_read(copy, n);
+			classify_may_keep_state(copy, n);
 			free(copy);
 		}
 	}
+}
+
+/*
+ * The data path's cheap checks: a "no" must be right, or a read would be
+ * run again when it isn't one, or session state would go unrecorded.
+ */
+static void test_cheap_checks(void **state UNUSED)
+{
+	static const char *const stateful[] = {
+		"create temp table t (a int)",
+		"CREATE TEMPORARY SEQUENCE s",
+		"create table pg_temp.t (a int)",
+		"declare c cursor WITH HOLD for select 1",
+		"select 1, pg_advisory_lock_shared(7)",
+		"select \"pg_try_advisory_lock\"(1)",
+		"ReSeT all",
+		"select 1; UNLISTEN *",
+		"select * into temp t from u",
+		"/* x */ Discard All",
+		"DEALLOCATE p",
+		"PREPARE p AS select 1",
+	};
+	static const char *const not_read[] = {
+		"insert into t values (1)",
+		"copy t to stdout",
+		"update t set a = 1",
+		"",
+		" ; -- x\n;",
+		"/* unterminated select 1",
+		"begin",
+		"set x = 1",
+	};
+	static const char *const may_read[] = {
+		" ;(( SELECT 1))",
+		"/* c */ show x",
+		"with x as (select 1) select * from x",
+		"explain analyze select 1",
+		"select nextval('s')",
+		"TABLE t",
+		"values (1)",
+	};
+	const char *pgbench = "SELECT abalance FROM pgbench_accounts WHERE aid = 42;";
+
+	for (size_t i = 0; i < ARRAY_SIZE(single_cases); i++) {
+		const struct single_case *c = &single_cases[i];
+		size_t len = strlen(c->sql);
+
+		if (c->cls == STMT_READ && !classify_may_read(c->sql, len))
+			fail_msg("classify_may_read said no to a read: %s", c->sql);
+		if ((c->cls == STMT_SESSION || c->cls == STMT_UNMOVABLE) &&
+		    !classify_may_keep_state(c->sql, len))
+			fail_msg("classify_may_keep_state missed: %s", c->sql);
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(stateful); i++)
+		if (!classify_may_keep_state(stateful[i], strlen(stateful[i])))
+			fail_msg("classify_may_keep_state missed: %s", stateful[i]);
+	for (size_t i = 0; i < ARRAY_SIZE(not_read); i++)
+		if (classify_may_read(not_read[i], strlen(not_read[i])))
+			fail_msg("classify_may_read said yes: \"%s\"", not_read[i]);
+	for (size_t i = 0; i < ARRAY_SIZE(may_read); i++)
+		if (!classify_may_read(may_read[i], strlen(may_read[i])))
+			fail_msg("classify_may_read said no: %s", may_read[i]);
+	/* The common case costs no classify_query() at all. */
+	assert_true(classify_may_read(pgbench, strlen(pgbench)));
+	assert_false(classify_may_keep_state(pgbench, strlen(pgbench)));
+	assert_false(classify_may_keep_state("insert into t values (1)", 24));
+	/* len, not the NUL, ends the text. */
+	assert_false(classify_may_keep_state("select 1; set x = 1", 9));
 }
 
 /* ---- Session state ---- */
@@ -481,15 +551,11 @@ static void test_session_caps(void **state UNUSED)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_single),
-		cmocka_unit_test(test_reasons),
-		cmocka_unit_test(test_split),
-		cmocka_unit_test(test_counts),
-		cmocka_unit_test(test_key_truncation),
-		cmocka_unit_test(test_prefixes),
-		cmocka_unit_test(test_session_sql),
-		cmocka_unit_test(test_session_parse),
-		cmocka_unit_test(test_session_unmovable),
+		cmocka_unit_test(test_single),         cmocka_unit_test(test_reasons),
+		cmocka_unit_test(test_split),          cmocka_unit_test(test_counts),
+		cmocka_unit_test(test_key_truncation), cmocka_unit_test(test_prefixes),
+		cmocka_unit_test(test_cheap_checks),   cmocka_unit_test(test_session_sql),
+		cmocka_unit_test(test_session_parse),  cmocka_unit_test(test_session_unmovable),
 		cmocka_unit_test(test_session_caps),
 	};
 

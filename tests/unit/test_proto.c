@@ -318,14 +318,13 @@ static void test_builders_lengths(void **state UNUSED)
 	evbuffer_free(b);
 }
 
-static enum proto_inspect stop_on_x(void *arg, char type, uint32_t len UNUSED,
-				    struct evbuffer *in UNUSED,
-				    const struct evbuffer_ptr *at UNUSED)
+static enum proto_inspect stop_on_x(void *arg, struct evbuffer *in UNUSED,
+				    const struct proto_msg *msg)
 {
 	int *seen = arg;
 
 	(*seen)++;
-	return type == 'X' ? PROTO_INSPECT_STOP : PROTO_INSPECT_FORWARD;
+	return msg->type == 'X' ? PROTO_INSPECT_STOP : PROTO_INSPECT_FORWARD;
 }
 
 static void test_scan_batches_whole_messages(void **state UNUSED)
@@ -423,17 +422,18 @@ static void test_scan_stops_and_rejects(void **state UNUSED)
 	evbuffer_free(b);
 }
 
-static enum proto_inspect want_status(void *arg, char type, uint32_t len UNUSED,
-				      struct evbuffer *in, const struct evbuffer_ptr *at)
+static enum proto_inspect want_status(void *arg, struct evbuffer *in, const struct proto_msg *msg)
 {
 	char *status = arg;
-	struct evbuffer_ptr p = *at;
+	uint8_t scratch[1];
+	const uint8_t *body;
 
-	if (type != 'Z')
+	if (msg->type != 'Z')
 		return PROTO_INSPECT_FORWARD;
-	if (evbuffer_ptr_set(in, &p, 5, EVBUFFER_PTR_ADD) < 0 ||
-	    evbuffer_copyout_from(in, &p, status, 1) != 1)
+	body = proto_msg_body(in, msg, scratch);
+	if (body == NULL)
 		return PROTO_INSPECT_WAIT;
+	*status = (char)body[0];
 	return PROTO_INSPECT_FORWARD;
 }
 
@@ -459,6 +459,165 @@ static void test_scan_inspector_waits_for_body(void **state UNUSED)
 	evbuffer_free(b);
 }
 
+/*
+ * What a socket read leaves: the bytes spread over chains, cut anywhere. Each
+ * piece becomes a chain of its own (a reference is never merged with another).
+ */
+static void add_in_pieces(struct evbuffer *b, const uint8_t *bytes, size_t len, size_t piece)
+{
+	for (size_t i = 0; i < len; i += piece)
+		evbuffer_add_reference(b, bytes + i, len - i < piece ? len - i : piece, NULL, NULL);
+}
+
+/* Q "select 1", P with a statement name, S; and the bytes' total. */
+static size_t sample_stream(uint8_t *out)
+{
+	struct evbuffer *b = evbuffer_new();
+	size_t n;
+
+	proto_put_query(b, "select 1");
+	add_header(b, 'P', 4 + 9);
+	evbuffer_add(b, "stmt\0q\0\0\0", 9);
+	add_message(b, 'S', 0);
+	n = evbuffer_get_length(b);
+	evbuffer_remove(b, out, n);
+	evbuffer_free(b);
+	return n;
+}
+
+struct seen {
+	char types[8];
+	char bodies[8][16];
+	int n;
+	int in_place; /* how many bodies the scan offered in place */
+};
+
+static enum proto_inspect record(void *arg, struct evbuffer *in, const struct proto_msg *msg)
+{
+	struct seen *s = arg;
+	uint8_t scratch[16];
+	const uint8_t *body;
+
+	assert_true(msg->len - 4 < sizeof(scratch));
+	body = proto_msg_body(in, msg, scratch);
+	if (body == NULL)
+		return PROTO_INSPECT_WAIT;
+	s->in_place += msg->body != NULL;
+	s->types[s->n] = msg->type;
+	memcpy(s->bodies[s->n], body, msg->len - 4);
+	s->n++;
+	return PROTO_INSPECT_FORWARD;
+}
+
+/* Every cut of the stream into chains, from one byte each on: the same messages, the same bodies.
+ */
+static void test_scan_across_chains(void **state UNUSED)
+{
+	uint8_t bytes[64];
+	size_t len = sample_stream(bytes);
+
+	for (size_t piece = 1; piece <= len; piece++) {
+		struct evbuffer *b = evbuffer_new();
+		struct seen s = {0};
+		uint32_t remaining = 0;
+		size_t movable;
+
+		add_in_pieces(b, bytes, len, piece);
+		assert_int_equal(proto_scan_messages(b, 1000, &remaining, &movable, record, &s),
+				 PROTO_SCAN_DONE);
+		assert_int_equal(movable, len);
+		assert_int_equal(remaining, 0);
+		assert_int_equal(s.n, 3);
+		assert_memory_equal(s.types, "QPS", 3);
+		assert_string_equal(s.bodies[0], "select 1");
+		assert_memory_equal(s.bodies[1], "stmt\0q\0\0\0", 9);
+		if (piece == len)
+			assert_int_equal(s.in_place, 3); /* one chain: nothing copied */
+		if (piece == 1)
+			assert_int_equal(s.in_place, 0); /* every body copied */
+		evbuffer_free(b);
+	}
+}
+
+/* A stream cut after every byte count: what is movable never passes a message not yet whole. */
+static void test_scan_split_everywhere(void **state UNUSED)
+{
+	uint8_t bytes[64];
+	size_t len = sample_stream(bytes);
+	const size_t ends[] = {14, 28, 33}; /* where each message ends */
+
+	for (size_t cut = 0; cut <= len; cut++) {
+		struct evbuffer *b = evbuffer_new();
+		struct seen s = {0};
+		uint32_t remaining = 0;
+		size_t movable, expect = 0;
+
+		add_in_pieces(b, bytes, cut, 3);
+		proto_scan_messages(b, 1000, &remaining, &movable, record, &s);
+		for (size_t i = 0; i < 3; i++)
+			if (ends[i] <= cut)
+				expect = ends[i];
+		assert_int_equal(movable, expect);
+		evbuffer_free(b);
+	}
+}
+
+/* A message streamed in many small chains: *remaining is walked over them without re-reading. */
+static void test_scan_streams_over_many_chains(void **state UNUSED)
+{
+	struct evbuffer *b = evbuffer_new();
+	uint8_t body[100];
+	uint8_t tail[5 + 1];
+	uint32_t remaining = 0;
+	size_t movable;
+	int seen = 0;
+
+	memset(body, 'd', sizeof(body));
+	add_header(b, 'D', 4 + sizeof(body));
+	add_in_pieces(b, body, sizeof(body), 3); /* 34 chains, more than one peek holds */
+	tail[0] = 'X';
+	memcpy(tail + 1, "\0\0\0\4", 4);
+	add_in_pieces(b, tail, 5, 2);
+	assert_int_equal(proto_scan_messages(b, 1000, &remaining, &movable, stop_on_x, &seen),
+			 PROTO_SCAN_STOPPED);
+	assert_int_equal(movable, 5 + sizeof(body));
+	assert_int_equal(seen, 2);
+	evbuffer_free(b);
+}
+
+static void test_find_message(void **state UNUSED)
+{
+	struct evbuffer *whole = evbuffer_new();
+	uint8_t bytes[256];
+	size_t len;
+
+	add_message(whole, 'T', 20);
+	add_message(whole, 'D', 30);
+	add_message(whole, 'C', 8);
+	add_header(whole, 'Z', 5);
+	evbuffer_add(whole, "I", 1);
+	len = evbuffer_get_length(whole);
+	evbuffer_remove(whole, bytes, len);
+	evbuffer_free(whole);
+
+	for (size_t piece = 1; piece <= len; piece += 7) {
+		struct evbuffer *b = evbuffer_new();
+
+		add_in_pieces(b, bytes, len, piece);
+		assert_int_equal(proto_find_message(b, 0, 'Z', 1000), PROTO_AHEAD_FOUND);
+		/* From the second message on; the first two add up to 60 bytes. */
+		assert_int_equal(proto_find_message(b, 25, 'Z', 1000), PROTO_AHEAD_FOUND);
+		assert_int_equal(proto_find_message(b, 0, 'Z', 59), PROTO_AHEAD_OVER_LIMIT);
+		assert_int_equal(proto_find_message(b, 0, 'E', 1000), PROTO_AHEAD_NEED_MORE);
+		evbuffer_free(b);
+		/* Cut one byte into Z's header: not there yet. */
+		b = evbuffer_new();
+		add_in_pieces(b, bytes, len - 5, piece);
+		assert_int_equal(proto_find_message(b, 0, 'Z', 1000), PROTO_AHEAD_NEED_MORE);
+		evbuffer_free(b);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -476,6 +635,10 @@ int main(void)
 		cmocka_unit_test(test_scan_partial_header_waits),
 		cmocka_unit_test(test_scan_stops_and_rejects),
 		cmocka_unit_test(test_scan_inspector_waits_for_body),
+		cmocka_unit_test(test_scan_across_chains),
+		cmocka_unit_test(test_scan_split_everywhere),
+		cmocka_unit_test(test_scan_streams_over_many_chains),
+		cmocka_unit_test(test_find_message),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
