@@ -52,7 +52,6 @@ sub connect_client
 	$buf{$s} = '';
 	return $s;
 }
-my $pos = $pw->log_position;
 
 # Read answers for $secs seconds: a client is 'ready' at ReadyForQuery,
 # 'error' (with its SQLSTATE) at ErrorResponse, 'closed' at EOF.
