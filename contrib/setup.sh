@@ -14,15 +14,18 @@
 # else). PostgreSQL refuses to run as root, so as root the demo servers run as the
 # system user $DEMO_USER (default pgwingdemo) and the tests as pgwingtest.
 #
-# Demo ports (environment): RW_PORT=5432 RO_PORT=5433 PRIMARY_PORT=6432
-# REPLICA_PORT=6433. Demo data lives in a temp dir removed on exit.
+# Demo ports (environment): RW_PORT=5432 RO_PORT=5433 PRIMARY_PORT=6442
+# REPLICA_PORT=6443. Demo data lives in a temp dir removed on exit.
 set -euo pipefail
 
 srcdir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PG_BINDIR=${PG_BINDIR:-/usr/lib/postgresql/15/bin}
+# pgbouncer and gnuplot-nox are for `make bench` (contrib/bench), which compares
+# pgwing with PgBouncer; the demo's backends stay off PgBouncer's default 6432.
 PACKAGES=(build-essential autoconf automake libtool pkg-config libevent-dev libssl-dev
 	libpq-dev libcmocka-dev postgresql-15 postgresql-server-dev-15 postgresql-client-15
-	libipc-run-perl libhttp-daemon-perl openssl curl clang-format valgrind iproute2)
+	libipc-run-perl libhttp-daemon-perl openssl curl clang-format valgrind iproute2
+	pgbouncer gnuplot-nox)
 
 say() { printf '\n== %s\n' "$*"; }
 
@@ -82,7 +85,7 @@ port_free() {
 
 demo() {
 	local rw=${RW_PORT:-5432} ro=${RO_PORT:-5433}
-	local pport=${PRIMARY_PORT:-6432} rport=${REPLICA_PORT:-6433}
+	local pport=${PRIMARY_PORT:-6442} rport=${REPLICA_PORT:-6443}
 	# Globals, not locals: the EXIT trap runs after demo() returns.
 	user='' bin=$srcdir/src/pgwing run=() dir='' pgwing_pid=
 	for p in "$rw" "$ro" "$pport" "$rport"; do
