@@ -44,6 +44,14 @@
 #define CLASSIFY_MAX_SQL   (64 * 1024)
 #define CLASSIFY_MAX_STMTS 32
 
+/*
+ * The copy of a retryable Query is kept in a buffer that serves the next one
+ * too, so that small queries cost no allocation. A buffer grown past this is
+ * freed after its request, and a client that gives its server back keeps none:
+ * idle clients hold no retry memory.
+ */
+#define RETRY_KEEP_MAX 2048
+
 static struct client_list all_clients = TAILQ_HEAD_INITIALIZER(all_clients);
 static int nclients;
 static uint64_t next_client_id = 1;
@@ -78,8 +86,7 @@ static void client_free(struct client *cl)
 	param_set_unref(cl->reported);
 	if (cl->session != NULL)
 		session_state_free(cl->session);
-	if (cl->retry != NULL)
-		evbuffer_free(cl->retry);
+	free(cl->retry);
 	free(cl->pending_session_sql);
 	/*
 	 * Freeing a TLS filter frees the socket's bufferevent too, with whatever
@@ -629,6 +636,34 @@ static void request_begin(struct client *cl)
 	cl->is_mid_request = false;
 }
 
+/* Forget the kept Query; its buffer stays for the next one unless it is large or is_final. */
+static void retry_forget(struct client *cl, bool is_final)
+{
+	cl->retry_len = 0;
+	if (is_final || cl->retry_cap > RETRY_KEEP_MAX) {
+		free(cl->retry);
+		cl->retry = NULL;
+		cl->retry_cap = 0;
+	}
+}
+
+/* Keep the Query as the client sent it: header, text, NUL. */
+static void retry_keep(struct client *cl, const char *sql, size_t len)
+{
+	size_t need = PROTO_HEADER_LEN + len + 1;
+	uint32_t msg_len = htonl((uint32_t)(4 + len + 1));
+
+	if (need > cl->retry_cap) {
+		free(cl->retry); /* nothing in it to keep */
+		cl->retry = xmalloc(need);
+		cl->retry_cap = need;
+	}
+	cl->retry[0] = 'Q';
+	memcpy(cl->retry + 1, &msg_len, 4);
+	memcpy(cl->retry + PROTO_HEADER_LEN, sql, len + 1);
+	cl->retry_len = need;
+}
+
 /*
  * Classify a simple Query's statements: whether all are READ (and there are
  * some, no more than can be checked) and whether any sets up session state.
@@ -664,20 +699,10 @@ static void request_classify(struct client *cl, const char *sql, size_t len)
 
 	if (classify_may_keep_state(sql, len))
 		query_classify(sql, len, &is_read, &is_stateful);
-	if (cl->retry != NULL)
-		evbuffer_drain(cl->retry, evbuffer_get_length(cl->retry));
-	if (may_retry && is_read) {
-		/* The message as the client sent it: header, text, NUL. */
-		uint8_t hdr[PROTO_HEADER_LEN] = {'Q'};
-		uint32_t msg_len = htonl((uint32_t)(4 + len + 1));
-
-		memcpy(hdr + 1, &msg_len, 4);
-		if (cl->retry == NULL)
-			cl->retry = evbuffer_new();
-		evbuffer_expand(cl->retry, sizeof(hdr) + len + 1);
-		evbuffer_add(cl->retry, hdr, sizeof(hdr));
-		evbuffer_add(cl->retry, sql, len + 1);
-	}
+	if (may_retry && is_read)
+		retry_keep(cl, sql, len);
+	else
+		retry_forget(cl, false);
 	if (is_stateful) {
 		/* Inside a transaction block several requests add up until it ends. */
 		size_t have = cl->pending_session_len;
@@ -1043,27 +1068,23 @@ void client_note_ready(struct client *cl, char status)
 		cl->xact_start_us = 0;
 	}
 	request_settle_session(cl, status);
-	if (cl->pending_syncs == 0) {
-		if (cl->retry != NULL)
-			evbuffer_drain(cl->retry, evbuffer_get_length(cl->retry));
-	}
+	if (cl->pending_syncs == 0)
+		retry_forget(cl, false);
 }
 
 /* The kept Query (header, text, NUL) is provably read-only: safe to run on another server. */
 static bool retry_is_read(struct client *cl)
 {
-	size_t n = evbuffer_get_length(cl->retry);
-	const char *msg = (const char *)evbuffer_pullup(cl->retry, -1);
 	bool is_read, is_stateful;
 
-	query_classify(msg + PROTO_HEADER_LEN, n - PROTO_HEADER_LEN - 1, &is_read, &is_stateful);
+	query_classify((const char *)cl->retry + PROTO_HEADER_LEN,
+		       cl->retry_len - PROTO_HEADER_LEN - 1, &is_read, &is_stateful);
 	return is_read;
 }
 
 bool client_can_retry(const struct client *cl)
 {
-	return cl->retry != NULL && evbuffer_get_length(cl->retry) > 0 && cl->pending_syncs == 1 &&
-	       !cl->is_mid_request;
+	return cl->retry_len > 0 && cl->pending_syncs == 1 && !cl->is_mid_request;
 }
 
 void client_note_command(struct client *cl, const char *tag)
@@ -1102,8 +1123,7 @@ static void request_reset(struct client *cl)
 	free(cl->pending_session_sql);
 	cl->pending_session_sql = NULL;
 	cl->pending_session_len = 0;
-	if (cl->retry != NULL)
-		evbuffer_drain(cl->retry, evbuffer_get_length(cl->retry));
+	retry_forget(cl, true);
 }
 
 /*
@@ -1200,7 +1220,7 @@ void client_server_lost(struct client *cl, const char *what)
 
 		/* Never answered, provably read-only, autocommit: run it again elsewhere. */
 		log_info("client %" PRIu64 ": %s; retrying its read-only query", cl->id, what);
-		evbuffer_prepend_buffer(in, cl->retry);
+		evbuffer_prepend(in, cl->retry, cl->retry_len);
 		request_reset(cl);
 		pool_request_server(cl);
 		return;

@@ -63,10 +63,17 @@ struct client {
 	uint32_t cancel_pid; /* the key pgwing gave the client */
 	uint32_t cancel_key;
 
-	struct event *timer;      /* login timeout while logging in, hold timeout while waiting */
-	uint32_t msg_remaining;   /* bytes of a partly forwarded message still to come */
-	int pending_syncs;        /* Query/Sync/FunctionCall sent, ReadyForQuery not yet back */
-	struct evbuffer *retry;   /* the in-flight Query, when it is provably safe to run again */
+	struct event *timer;    /* login timeout while logging in, hold timeout while waiting */
+	uint32_t msg_remaining; /* bytes of a partly forwarded message still to come */
+	int pending_syncs;      /* Query/Sync/FunctionCall sent, ReadyForQuery not yet back */
+	/*
+	 * The in-flight Query (header, text, NUL) when it is provably safe to run
+	 * again: retry_len bytes of a buffer of retry_cap, kept from one request
+	 * to the next (client.c says how long).
+	 */
+	uint8_t *retry;
+	size_t retry_len;
+	size_t retry_cap;
 	bool is_response_started; /* the server has sent something for the request in flight */
 	bool has_request_failed;  /* an ErrorResponse came for the request in flight */
 	bool is_mid_request;      /* extended-protocol messages sent since the last Sync */
