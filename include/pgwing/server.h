@@ -51,12 +51,13 @@ struct server {
 	struct event *timer;      /* server_connect_timeout during connect and login */
 	uint32_t backend_pid;
 	uint32_t backend_key;
-	char tx_status;       /* from the last ReadyForQuery: 'I', 'T' or 'E' */
-	bool saw_ready;       /* a ReadyForQuery went by in the current forwarding pass */
-	uint32_t generation;  /* the pool's generation when this server connected */
-	int restore_pending;  /* ReadyForQuery messages still due while restoring */
-	char last_fatal[256]; /* the message of a FATAL the server ended with */
-	bool is_ending;       /* relayed a FATAL about the session itself: the client goes too */
+	char tx_status;        /* from the last ReadyForQuery: 'I', 'T' or 'E' */
+	bool saw_ready;        /* a ReadyForQuery went by in the current forwarding pass */
+	uint32_t generation;   /* the pool's generation when this server connected */
+	uint64_t routed_epoch; /* topology epoch at which the router last kept it where it is */
+	int restore_pending;   /* ReadyForQuery messages still due while restoring */
+	char last_fatal[256];  /* the message of a FATAL the server ended with */
+	bool is_ending;        /* relayed a FATAL about the session itself: the client goes too */
 	uint32_t msg_remaining;
 	int64_t connect_time_ms;
 	int64_t idle_since_ms; /* when it was pooled */
