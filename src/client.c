@@ -1282,27 +1282,29 @@ void client_server_ready(struct client *cl, struct evbuffer *welcome)
 	client_forward(cl);
 }
 
-void client_server_idle(struct client *cl)
+bool client_server_idle(struct client *cl)
 {
 	const char *unmovable;
 
 	if (evbuffer_get_length(bufferevent_get_input(cl->bev)) > 0 || !pool_should_release(cl))
-		return;
+		return true;
 	unmovable = cl->session != NULL ? session_state_unmovable(cl->session) : NULL;
 	if (unmovable == NULL) {
 		client_release_server(cl);
-		return;
+		return false;
 	}
 	/*
 	 * A session that can't move keeps its server through a pause or a
 	 * reconnect; if the backend no longer serves it (demoted, gone), it ends
 	 * with the reason rather than moving without its state.
 	 */
-	if (router_should_move(rt.topo, rt.cfg, cl->target, cl->server->backend))
-		client_fail(cl, SQLSTATE_CONNECTION_FAILURE,
-			    "backend %s no longer serves this session, and the session can't move "
-			    "to another server: it has %s",
-			    cl->server->backend_name, unmovable);
+	if (!router_should_move(rt.topo, rt.cfg, cl->target, cl->server->backend))
+		return true;
+	client_fail(cl, SQLSTATE_CONNECTION_FAILURE,
+		    "backend %s no longer serves this session, and the session can't move "
+		    "to another server: it has %s",
+		    cl->server->backend_name, unmovable);
+	return false;
 }
 
 void client_release_server(struct client *cl)

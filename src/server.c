@@ -581,7 +581,7 @@ static enum proto_inspect server_inspect(void *arg, struct evbuffer *in,
 	return PROTO_INSPECT_FORWARD;
 }
 
-void server_forward(struct server *sv)
+bool server_forward(struct server *sv)
 {
 	struct evbuffer *in = bufferevent_get_input(sv->bev);
 	struct client *cl = sv->client;
@@ -589,7 +589,7 @@ void server_forward(struct server *sv)
 	size_t movable;
 
 	if (cl == NULL || sv->state != SV_ACTIVE)
-		return;
+		return true;
 	scan = proto_scan_messages(in, (uint32_t)rt.cfg->max_packet_size, &sv->msg_remaining,
 				   &movable, server_inspect, sv);
 	if (movable > 0) {
@@ -598,26 +598,24 @@ void server_forward(struct server *sv)
 	}
 	if (scan == PROTO_SCAN_BAD_LENGTH) {
 		server_fail(sv, "invalid message from", "bad message length");
-		return;
+		return false;
 	}
 	if (scan == PROTO_SCAN_STOPPED) {
 		server_lost(sv, sv->last_fatal);
-		return;
+		return false;
 	}
 	if (sv->is_ending) {
 		client_close(cl); /* after the FATAL it was just given; frees sv */
-		return;
+		return false;
 	}
 	if (sv->saw_ready) {
 		sv->saw_ready = false;
 		if (sv->tx_status == 'I' && cl->pending_syncs == 0 && sv->msg_remaining == 0 &&
-		    evbuffer_get_length(in) == 0) {
-			client_server_idle(cl);
-			if (cl->server != sv)
-				return; /* released and freed */
-		}
+		    evbuffer_get_length(in) == 0 && !client_server_idle(cl))
+			return false; /* released and freed */
 	}
 	forward_throttle(sv->bev, cl->bev);
+	return true;
 }
 
 void server_attach(struct server *sv, struct client *cl)
@@ -777,11 +775,11 @@ static void server_event_cb(struct bufferevent *bev, short what, void *arg)
 	} else
 		reason = "server closed the connection";
 	if (sv->state == SV_ACTIVE) {
-		struct client *cl = sv->client;
-
-		/* What the server sent before it went reaches the client first. */
-		server_forward(sv);
-		if (cl->server == sv)
+		/*
+		 * What the server sent before it went reaches the client first. If
+		 * that already ended sv (a FATAL), the session may have a new server.
+		 */
+		if (server_forward(sv))
 			server_lost(sv, reason);
 	} else if (sv->state == SV_RESTORE) {
 		server_fail(sv, "lost connection to", reason);

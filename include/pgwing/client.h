@@ -123,8 +123,12 @@ void client_note_command(struct client *cl, const char *tag);
 void client_note_error(struct client *cl, const uint8_t *body, size_t len);
 /* The server reported a parameter mid-session (already forwarded): remember it. */
 void client_note_parameter(struct client *cl, const uint8_t *body, size_t len);
-/* The server answered everything the client asked (ReadyForQuery, nothing pending). */
-void client_server_idle(struct client *cl);
+/*
+ * The server answered everything the client asked (ReadyForQuery, nothing
+ * pending). Returns whether the client keeps it: false when it was given
+ * back, or the client failed (then the client may be freed too).
+ */
+bool client_server_idle(struct client *cl);
 /* Release the client's server (it stays logged in, CL_IDLE, and gets one again when it speaks). */
 void client_release_server(struct client *cl);
 struct client_list *client_all(void);

@@ -75,8 +75,12 @@ void server_reset(struct server *sv);
 int server_connect_socket(struct bufferevent *bev, const char *host, int port);
 /* Follow the topology: servers on a backend a reload drops let go of it. */
 void server_watch_topology(struct topology *topo);
-/* Forward whatever the server has buffered to its client. */
-void server_forward(struct server *sv);
+/*
+ * Forward whatever the server has buffered to its client. Returns false when
+ * sv is gone (lost, failed, given back or closed with its client): a new
+ * server may have taken its place, even at its address.
+ */
+bool server_forward(struct server *sv);
 /* Close (sending Terminate when logged in); detaches from its client. */
 void server_close(struct server *sv);
 
