@@ -1098,8 +1098,6 @@ void client_note_error(struct client *cl, const uint8_t *body, size_t len)
 	struct proto_error_fields ef;
 
 	cl->has_request_failed = true;
-	if (cl->pending_syncs > 0)
-		cl->is_response_started = true;
 	if (cl->target != TARGET_RW || cl->server == NULL || !proto_parse_error(body, len, &ef) ||
 	    ef.sqlstate == NULL || strcmp(ef.sqlstate, SQLSTATE_READ_ONLY_TRANSACTION) != 0)
 		return;

@@ -511,6 +511,23 @@ static void server_handle_login(struct server *sv)
  */
 #define RETRY_HOLD_MAX (64 * 1024)
 
+/*
+ * An error is an answer, but one inside a held answer goes on with it at its
+ * ReadyForQuery: until then the request can still run again elsewhere.
+ */
+/*
+ * An error is an answer, except inside a held one: that goes on whole at its
+ * ReadyForQuery, and until then the request can still run again elsewhere.
+ */
+static void server_note_error(struct server *sv, const uint8_t *body, size_t n)
+{
+	struct client *cl = sv->client;
+
+	client_note_error(cl, body, n);
+	if (!sv->is_holding && cl->pending_syncs > 0)
+		cl->is_response_started = true;
+}
+
 static enum proto_inspect server_inspect(void *arg, struct evbuffer *in,
 					 const struct proto_msg *msg)
 {
@@ -518,30 +535,34 @@ static enum proto_inspect server_inspect(void *arg, struct evbuffer *in,
 	struct server *sv = arg;
 	struct client *cl = sv->client;
 	struct proto_error_fields ef;
+	enum proto_inspect verdict = PROTO_INSPECT_FORWARD;
 	const uint8_t *body;
 	size_t n = msg->len - 4;
 	char type = msg->type;
 
 	/*
-	 * Notices, notifications and parameter reports may come at any time, and a
-	 * FATAL is taken off the stream below; anything else is an answer, after
-	 * which the request can't be run again elsewhere.
+	 * Notices, notifications and parameter reports may come at any time, and
+	 * errors are seen to below; anything else is an answer, after which the
+	 * request can't be run again elsewhere. The scan holds it until its
+	 * ReadyForQuery, which releases it, in the same walk.
 	 */
 	if (type != 'N' && type != 'A' && type != 'S' && type != 'E' && cl->pending_syncs > 0 &&
 	    !cl->is_response_started) {
-		if (client_can_retry(cl) &&
-		    proto_find_message(in, msg->offset, 'Z', RETRY_HOLD_MAX) ==
-			    PROTO_AHEAD_NEED_MORE)
-			return PROTO_INSPECT_WAIT;
+		if (type != 'Z' && client_can_retry(cl) &&
+		    msg->offset + 1 + (size_t)msg->len <= RETRY_HOLD_MAX) {
+			sv->is_holding = true;
+			return PROTO_INSPECT_HOLD;
+		}
 		cl->is_response_started = true;
+		verdict = PROTO_INSPECT_RELEASE;
 	}
 	if (type != 'Z' && type != 'S' && type != 'E' &&
 	    (type != 'C' || cl->pending_session_sql == NULL))
-		return PROTO_INSPECT_FORWARD;
+		return verdict;
 	if (n > sizeof(scratch) || (type == 'Z' && n != 1)) {
 		if (type == 'E')
-			client_note_error(cl, NULL, 0);
-		return PROTO_INSPECT_FORWARD;
+			server_note_error(sv, NULL, 0);
+		return verdict;
 	}
 	body = proto_msg_body(in, msg, scratch);
 	if (body == NULL)
@@ -551,7 +572,7 @@ static enum proto_inspect server_inspect(void *arg, struct evbuffer *in,
 		sv->tx_status = (char)body[0];
 		sv->saw_ready = true;
 		client_note_ready(cl, sv->tx_status);
-		break;
+		return PROTO_INSPECT_RELEASE;
 	case 'S':
 		client_note_parameter(cl, body, n);
 		break;
@@ -562,6 +583,13 @@ static enum proto_inspect server_inspect(void *arg, struct evbuffer *in,
 	default:
 		if (proto_parse_error(body, n, &ef) && ef.severity != NULL &&
 		    (strcmp(ef.severity, "FATAL") == 0 || strcmp(ef.severity, "PANIC") == 0)) {
+			/*
+			 * The server goes, and its answer stays held: the client has seen
+			 * none of it, and the read runs again elsewhere once the connection is
+			 * lost.
+			 */
+			if (sv->is_holding)
+				return PROTO_INSPECT_HOLD;
 			/*
 			 * Operator intervention (class 57: shutdown, crash, pg_terminate_backend)
 			 * ends the server, not the session: handled like the lost connection it
@@ -575,10 +603,10 @@ static enum proto_inspect server_inspect(void *arg, struct evbuffer *in,
 			}
 			sv->is_ending = true;
 		}
-		client_note_error(cl, body, n);
+		server_note_error(sv, body, n);
 		break;
 	}
-	return PROTO_INSPECT_FORWARD;
+	return verdict;
 }
 
 bool server_forward(struct server *sv)
@@ -590,6 +618,7 @@ bool server_forward(struct server *sv)
 
 	if (cl == NULL || sv->state != SV_ACTIVE)
 		return true;
+	sv->is_holding = false;
 	scan = proto_scan_messages(in, (uint32_t)rt.cfg->max_packet_size, &sv->msg_remaining,
 				   &movable, server_inspect, sv);
 	if (movable > 0) {

@@ -53,6 +53,7 @@ struct server {
 	uint32_t backend_key;
 	char tx_status;        /* from the last ReadyForQuery: 'I', 'T' or 'E' */
 	bool saw_ready;        /* a ReadyForQuery went by in the current forwarding pass */
+	bool is_holding;       /* the current forwarding pass holds an answer back (server.c) */
 	uint32_t generation;   /* the pool's generation when this server connected */
 	uint64_t routed_epoch; /* topology epoch at which the router last kept it where it is */
 	int restore_pending;   /* ReadyForQuery messages still due while restoring */
