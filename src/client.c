@@ -214,6 +214,7 @@ void client_accept(int fd, enum target target, const struct sockaddr *addr, int 
 	}
 	evutil_make_socket_nonblocking(fd);
 	cl->bev = bufferevent_socket_new(rt.base, fd, BEV_OPT_CLOSE_ON_FREE);
+	cl->plain_fd = fd;
 	if (cl->bev == NULL) {
 		log_error("cannot create buffer for client: out of memory");
 		close(fd);
@@ -390,6 +391,7 @@ static void client_start_tls(struct client *cl, bool is_direct)
 	struct bufferevent *raw = cl->bev;
 	SSL *ssl = tls_client_ssl_new();
 
+	cl->plain_fd = -1;
 	cl->bev = ssl == NULL ? NULL
 			      : bufferevent_openssl_filter_new(rt.base, raw, ssl,
 							       BUFFEREVENT_SSL_ACCEPTING,
@@ -835,7 +837,7 @@ void client_forward(struct client *cl)
 	scan = proto_scan_messages(in, (uint32_t)rt.cfg->max_packet_size, &cl->msg_remaining,
 				   &movable, client_inspect, cl);
 	if (movable > 0) {
-		forward_move(cl->bev, cl->server->bev, movable);
+		forward_move(cl->bev, cl->server->bev, cl->server->plain_fd, movable);
 		cl->pool->stats.bytes_in += movable;
 	}
 	switch (scan) {
@@ -864,13 +866,13 @@ void client_forward(struct client *cl)
  * dst's output as always; so does everything after a failed write, which
  * dst's own next write then reports.
  */
-void forward_move(struct bufferevent *src, struct bufferevent *dst, size_t n)
+void forward_move(struct bufferevent *src, struct bufferevent *dst, int dst_fd, size_t n)
 {
 	struct evbuffer *in = bufferevent_get_input(src);
 	struct evbuffer *out = bufferevent_get_output(dst);
 
-	if (evbuffer_get_length(out) == 0 && tls_of(dst) == NULL) {
-		int written = evbuffer_write_atmost(in, bufferevent_getfd(dst), (ev_ssize_t)n);
+	if (dst_fd >= 0 && evbuffer_get_length(out) == 0) {
+		int written = evbuffer_write_atmost(in, dst_fd, (ev_ssize_t)n);
 
 		if (written > 0)
 			n -= (size_t)written;

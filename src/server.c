@@ -182,6 +182,7 @@ struct server *server_connect(struct backend *b, struct client *cl)
 	sv->connect_time_ms = now_ms();
 	sv->welcome = evbuffer_new();
 	sv->bev = bufferevent_socket_new(rt.base, -1, BEV_OPT_CLOSE_ON_FREE);
+	sv->plain_fd = -1; /* until connected */
 	sv->timer = evtimer_new(rt.base, server_timeout_cb, sv);
 	if (sv->welcome == NULL || sv->bev == NULL || sv->timer == NULL) {
 		log_error("cannot create server connection: out of memory");
@@ -221,8 +222,9 @@ static void server_connected(struct server *sv)
 {
 	int one = 1;
 
+	sv->plain_fd = bufferevent_getfd(sv->bev);
 	if (sv->backend_host[0] != '/')
-		setsockopt(bufferevent_getfd(sv->bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		setsockopt(sv->plain_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (sv->tls_mode <= TLS_ALLOW) {
 		server_send_startup(sv);
 		return;
@@ -256,6 +258,7 @@ static void server_start_tls(struct server *sv)
 	/* As libpq: a server that just closes has ended the session, not been attacked. */
 	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
 	sv->bev = bev;
+	sv->plain_fd = -1;
 	bufferevent_setcb(bev, server_read_cb, server_write_cb, server_event_cb, sv);
 	bufferevent_enable(bev, EV_READ);
 }
@@ -622,7 +625,7 @@ bool server_forward(struct server *sv)
 	scan = proto_scan_messages(in, (uint32_t)rt.cfg->max_packet_size, &sv->msg_remaining,
 				   &movable, server_inspect, sv);
 	if (movable > 0) {
-		forward_move(sv->bev, cl->bev, movable);
+		forward_move(sv->bev, cl->bev, cl->plain_fd, movable);
 		cl->pool->stats.bytes_out += movable;
 	}
 	if (scan == PROTO_SCAN_BAD_LENGTH) {

@@ -32,6 +32,7 @@ enum client_state {
 struct client {
 	uint64_t id;
 	struct bufferevent *bev;
+	int plain_fd; /* bev's socket while it is plaintext, else -1 (forward_move) */
 	enum target target;
 	enum client_state state;
 	char addr[64];
@@ -146,8 +147,11 @@ int client_count(void);
  */
 void forward_throttle(struct bufferevent *src, struct bufferevent *dst);
 void forward_drained(struct bufferevent *src, struct bufferevent *dst);
-/* Move the first n bytes of src's input on to dst, both directions' one way of sending. */
-void forward_move(struct bufferevent *src, struct bufferevent *dst, size_t n);
+/*
+ * Move the first n bytes of src's input on to dst, both directions' one way of
+ * sending; dst_fd is dst's plain_fd.
+ */
+void forward_move(struct bufferevent *src, struct bufferevent *dst, int dst_fd, size_t n);
 /* Close every client (fast shutdown). */
 void client_close_all(const char *reason);
 
