@@ -1328,24 +1328,55 @@ static bool is_state_word(const char *s, size_t n)
 }
 
 /*
+ * The letters among 8 bytes, as 0x80 in each byte that is one: what
+ * char_class calls C_LETTER ('A'..'Z', 'a'..'z', non-ASCII), eight at a time.
+ * Byte k of the text is byte k of the word, least significant first.
+ */
+#define BYTES(b) (0x0101010101010101ULL * (b))
+
+static uint64_t letters_of(const char *s)
+{
+	uint64_t x, folded;
+
+	memcpy(&x, s, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	x = __builtin_bswap64(x);
+#endif
+	/* ASCII folding as the lexer's; then 'a' <= b <= 'z' without a carry between bytes. */
+	folded = (x | BYTES(0x20)) & BYTES(0x7f);
+	return ((folded + BYTES(0x80 - 'a')) & ~(folded + BYTES(0x80 - 'z' - 1)) & BYTES(0x80)) |
+	       (x & BYTES(0x80));
+}
+
+/*
  * A word starts after anything but a letter or non-ASCII byte: a keyword may
  * follow a digit or '$' with no space ("1set" lexes as 1, set), so those count
- * as ends too, and so does '_' for the words inside function names.
+ * as ends too, and so does '_' for the words inside function names. Every Query
+ * passes here, so the text is read eight bytes at a time and only the starts
+ * of words are looked at.
  */
 bool classify_may_keep_state(const char *sql, size_t len)
 {
-	size_t i = 0;
+	uint64_t prev = 0; /* 0x80 in the low byte: the byte before this block is a letter */
 
-	while (i < len) {
-		if (!(char_class[(unsigned char)sql[i]] & C_LETTER)) {
-			i++;
-			continue;
+	for (size_t i = 0; i < len; i += 8) {
+		char tail[8] = {0}; /* NUL is no letter */
+		uint64_t letters, starts;
+
+		if (len - i >= 8) {
+			letters = letters_of(sql + i);
+		} else {
+			memcpy(tail, sql + i, len - i);
+			letters = letters_of(tail);
 		}
-		if (is_state_word(sql + i, len - i))
-			return true;
-		do
-			i++;
-		while (i < len && (char_class[(unsigned char)sql[i]] & C_LETTER));
+		starts = letters & ~((letters << 8) | prev);
+		prev = letters >> 56;
+		for (; starts != 0; starts &= starts - 1) {
+			size_t at = i + (size_t)__builtin_ctzll(starts) / 8;
+
+			if (is_state_word(sql + at, len - at))
+				return true;
+		}
 	}
 	return false;
 }

@@ -44,6 +44,14 @@
 #define CLASSIFY_MAX_SQL   (64 * 1024)
 #define CLASSIFY_MAX_STMTS 32
 
+/*
+ * The copy of a retryable Query is kept in a buffer that serves the next one
+ * too, so that small queries cost no allocation. A buffer grown past this is
+ * freed after its request, and a client that gives its server back keeps none:
+ * idle clients hold no retry memory.
+ */
+#define RETRY_KEEP_MAX 2048
+
 static struct client_list all_clients = TAILQ_HEAD_INITIALIZER(all_clients);
 static int nclients;
 static uint64_t next_client_id = 1;
@@ -78,8 +86,7 @@ static void client_free(struct client *cl)
 	param_set_unref(cl->reported);
 	if (cl->session != NULL)
 		session_state_free(cl->session);
-	if (cl->retry != NULL)
-		evbuffer_free(cl->retry);
+	free(cl->retry);
 	free(cl->pending_session_sql);
 	/*
 	 * Freeing a TLS filter frees the socket's bufferevent too, with whatever
@@ -207,6 +214,7 @@ void client_accept(int fd, enum target target, const struct sockaddr *addr, int 
 	}
 	evutil_make_socket_nonblocking(fd);
 	cl->bev = bufferevent_socket_new(rt.base, fd, BEV_OPT_CLOSE_ON_FREE);
+	cl->plain_fd = fd;
 	if (cl->bev == NULL) {
 		log_error("cannot create buffer for client: out of memory");
 		close(fd);
@@ -383,6 +391,7 @@ static void client_start_tls(struct client *cl, bool is_direct)
 	struct bufferevent *raw = cl->bev;
 	SSL *ssl = tls_client_ssl_new();
 
+	cl->plain_fd = -1;
 	cl->bev = ssl == NULL ? NULL
 			      : bufferevent_openssl_filter_new(rt.base, raw, ssl,
 							       BUFFEREVENT_SSL_ACCEPTING,
@@ -629,6 +638,34 @@ static void request_begin(struct client *cl)
 	cl->is_mid_request = false;
 }
 
+/* Forget the kept Query; its buffer stays for the next one unless it is large or is_final. */
+static void retry_forget(struct client *cl, bool is_final)
+{
+	cl->retry_len = 0;
+	if (is_final || cl->retry_cap > RETRY_KEEP_MAX) {
+		free(cl->retry);
+		cl->retry = NULL;
+		cl->retry_cap = 0;
+	}
+}
+
+/* Keep the Query as the client sent it: header, text, NUL. */
+static void retry_keep(struct client *cl, const char *sql, size_t len)
+{
+	size_t need = PROTO_HEADER_LEN + len + 1;
+	uint32_t msg_len = htonl((uint32_t)(4 + len + 1));
+
+	if (need > cl->retry_cap) {
+		free(cl->retry); /* nothing in it to keep */
+		cl->retry = xmalloc(need);
+		cl->retry_cap = need;
+	}
+	cl->retry[0] = 'Q';
+	memcpy(cl->retry + 1, &msg_len, 4);
+	memcpy(cl->retry + PROTO_HEADER_LEN, sql, len + 1);
+	cl->retry_len = need;
+}
+
 /*
  * Classify a simple Query's statements: whether all are READ (and there are
  * some, no more than can be checked) and whether any sets up session state.
@@ -664,20 +701,10 @@ static void request_classify(struct client *cl, const char *sql, size_t len)
 
 	if (classify_may_keep_state(sql, len))
 		query_classify(sql, len, &is_read, &is_stateful);
-	if (cl->retry != NULL)
-		evbuffer_drain(cl->retry, evbuffer_get_length(cl->retry));
-	if (may_retry && is_read) {
-		/* The message as the client sent it: header, text, NUL. */
-		uint8_t hdr[PROTO_HEADER_LEN] = {'Q'};
-		uint32_t msg_len = htonl((uint32_t)(4 + len + 1));
-
-		memcpy(hdr + 1, &msg_len, 4);
-		if (cl->retry == NULL)
-			cl->retry = evbuffer_new();
-		evbuffer_expand(cl->retry, sizeof(hdr) + len + 1);
-		evbuffer_add(cl->retry, hdr, sizeof(hdr));
-		evbuffer_add(cl->retry, sql, len + 1);
-	}
+	if (may_retry && is_read)
+		retry_keep(cl, sql, len);
+	else
+		retry_forget(cl, false);
 	if (is_stateful) {
 		/* Inside a transaction block several requests add up until it ends. */
 		size_t have = cl->pending_session_len;
@@ -810,7 +837,7 @@ void client_forward(struct client *cl)
 	scan = proto_scan_messages(in, (uint32_t)rt.cfg->max_packet_size, &cl->msg_remaining,
 				   &movable, client_inspect, cl);
 	if (movable > 0) {
-		forward_move(cl->bev, cl->server->bev, movable);
+		forward_move(cl->bev, cl->server->bev, cl->server->plain_fd, movable);
 		cl->pool->stats.bytes_in += movable;
 	}
 	switch (scan) {
@@ -839,13 +866,13 @@ void client_forward(struct client *cl)
  * dst's output as always; so does everything after a failed write, which
  * dst's own next write then reports.
  */
-void forward_move(struct bufferevent *src, struct bufferevent *dst, size_t n)
+void forward_move(struct bufferevent *src, struct bufferevent *dst, int dst_fd, size_t n)
 {
 	struct evbuffer *in = bufferevent_get_input(src);
 	struct evbuffer *out = bufferevent_get_output(dst);
 
-	if (evbuffer_get_length(out) == 0 && tls_of(dst) == NULL) {
-		int written = evbuffer_write_atmost(in, bufferevent_getfd(dst), (ev_ssize_t)n);
+	if (dst_fd >= 0 && evbuffer_get_length(out) == 0) {
+		int written = evbuffer_write_atmost(in, dst_fd, (ev_ssize_t)n);
 
 		if (written > 0)
 			n -= (size_t)written;
@@ -1043,27 +1070,23 @@ void client_note_ready(struct client *cl, char status)
 		cl->xact_start_us = 0;
 	}
 	request_settle_session(cl, status);
-	if (cl->pending_syncs == 0) {
-		if (cl->retry != NULL)
-			evbuffer_drain(cl->retry, evbuffer_get_length(cl->retry));
-	}
+	if (cl->pending_syncs == 0)
+		retry_forget(cl, false);
 }
 
 /* The kept Query (header, text, NUL) is provably read-only: safe to run on another server. */
 static bool retry_is_read(struct client *cl)
 {
-	size_t n = evbuffer_get_length(cl->retry);
-	const char *msg = (const char *)evbuffer_pullup(cl->retry, -1);
 	bool is_read, is_stateful;
 
-	query_classify(msg + PROTO_HEADER_LEN, n - PROTO_HEADER_LEN - 1, &is_read, &is_stateful);
+	query_classify((const char *)cl->retry + PROTO_HEADER_LEN,
+		       cl->retry_len - PROTO_HEADER_LEN - 1, &is_read, &is_stateful);
 	return is_read;
 }
 
 bool client_can_retry(const struct client *cl)
 {
-	return cl->retry != NULL && evbuffer_get_length(cl->retry) > 0 && cl->pending_syncs == 1 &&
-	       !cl->is_mid_request;
+	return cl->retry_len > 0 && cl->pending_syncs == 1 && !cl->is_mid_request;
 }
 
 void client_note_command(struct client *cl, const char *tag)
@@ -1077,8 +1100,6 @@ void client_note_error(struct client *cl, const uint8_t *body, size_t len)
 	struct proto_error_fields ef;
 
 	cl->has_request_failed = true;
-	if (cl->pending_syncs > 0)
-		cl->is_response_started = true;
 	if (cl->target != TARGET_RW || cl->server == NULL || !proto_parse_error(body, len, &ef) ||
 	    ef.sqlstate == NULL || strcmp(ef.sqlstate, SQLSTATE_READ_ONLY_TRANSACTION) != 0)
 		return;
@@ -1102,8 +1123,7 @@ static void request_reset(struct client *cl)
 	free(cl->pending_session_sql);
 	cl->pending_session_sql = NULL;
 	cl->pending_session_len = 0;
-	if (cl->retry != NULL)
-		evbuffer_drain(cl->retry, evbuffer_get_length(cl->retry));
+	retry_forget(cl, true);
 }
 
 /*
@@ -1200,7 +1220,7 @@ void client_server_lost(struct client *cl, const char *what)
 
 		/* Never answered, provably read-only, autocommit: run it again elsewhere. */
 		log_info("client %" PRIu64 ": %s; retrying its read-only query", cl->id, what);
-		evbuffer_prepend_buffer(in, cl->retry);
+		evbuffer_prepend(in, cl->retry, cl->retry_len);
 		request_reset(cl);
 		pool_request_server(cl);
 		return;
@@ -1262,27 +1282,29 @@ void client_server_ready(struct client *cl, struct evbuffer *welcome)
 	client_forward(cl);
 }
 
-void client_server_idle(struct client *cl)
+bool client_server_idle(struct client *cl)
 {
 	const char *unmovable;
 
 	if (evbuffer_get_length(bufferevent_get_input(cl->bev)) > 0 || !pool_should_release(cl))
-		return;
+		return true;
 	unmovable = cl->session != NULL ? session_state_unmovable(cl->session) : NULL;
 	if (unmovable == NULL) {
 		client_release_server(cl);
-		return;
+		return false;
 	}
 	/*
 	 * A session that can't move keeps its server through a pause or a
 	 * reconnect; if the backend no longer serves it (demoted, gone), it ends
 	 * with the reason rather than moving without its state.
 	 */
-	if (router_should_move(rt.topo, rt.cfg, cl->target, cl->server->backend))
-		client_fail(cl, SQLSTATE_CONNECTION_FAILURE,
-			    "backend %s no longer serves this session, and the session can't move "
-			    "to another server: it has %s",
-			    cl->server->backend_name, unmovable);
+	if (!router_should_move(rt.topo, rt.cfg, cl->target, cl->server->backend))
+		return true;
+	client_fail(cl, SQLSTATE_CONNECTION_FAILURE,
+		    "backend %s no longer serves this session, and the session can't move "
+		    "to another server: it has %s",
+		    cl->server->backend_name, unmovable);
+	return false;
 }
 
 void client_release_server(struct client *cl)

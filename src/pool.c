@@ -105,11 +105,26 @@ static void pool_dequeue(struct client *cl)
 	}
 }
 
+/*
+ * Whether the router would now take sv's clients elsewhere. Every
+ * ReadyForQuery asks, and the answer changes only with the topology: it is
+ * worked out again only after the topology's epoch moved.
+ */
+static bool pool_server_is_misrouted(const struct pool *p, struct server *sv)
+{
+	if (sv->routed_epoch == rt.topo->epoch)
+		return false;
+	if (router_should_move(rt.topo, rt.cfg, p->target, sv->backend))
+		return true;
+	sv->routed_epoch = rt.topo->epoch;
+	return false;
+}
+
 /* Whether sv may serve this pool's next client: where it would be routed, and not too old. */
-static bool pool_server_is_usable(const struct pool *p, const struct server *sv)
+static bool pool_server_is_usable(const struct pool *p, struct server *sv)
 {
 	return !pool_is_paused(p) && sv->generation == p->generation &&
-	       !router_should_move(rt.topo, rt.cfg, p->target, sv->backend) &&
+	       !pool_server_is_misrouted(p, sv) &&
 	       (rt.cfg->server_lifetime_ms == 0 ||
 		now_ms() - sv->connect_time_ms < rt.cfg->server_lifetime_ms);
 }
@@ -510,10 +525,10 @@ void pool_forget_client(struct client *cl)
 
 bool pool_should_release(const struct client *cl)
 {
-	const struct server *sv = cl->server;
+	struct server *sv = cl->server;
 
 	return pool_is_paused(cl->pool) || sv->generation != cl->pool->generation ||
-	       router_should_move(rt.topo, rt.cfg, cl->target, sv->backend) ||
+	       pool_server_is_misrouted(cl->pool, sv) ||
 	       (cl->pool->nwaiting > 0 && pool_waits_for_room(cl->pool) && pool_can_take_back(cl));
 }
 

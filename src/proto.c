@@ -169,9 +169,22 @@ static void walk_header(const struct walk *w, struct proto_msg *m)
 			  : NULL;
 }
 
+/* Where the scan ended: what is held stays, and is walked again from its start next time. */
+static enum proto_scan scan_end(size_t pos, size_t held, uint32_t *remaining, size_t *movable,
+				enum proto_scan result)
+{
+	*movable = pos;
+	if (held < pos) {
+		*movable = held;
+		*remaining = 0;
+	}
+	return result;
+}
+
 enum proto_scan proto_scan_messages(struct evbuffer *in, uint32_t max_len, uint32_t *remaining,
 				    size_t *movable, proto_inspect_fn inspect, void *arg)
 {
+	size_t held = SIZE_MAX; /* where the hold began, while one is on */
 	struct walk w;
 
 	walk_init(&w, in, 0);
@@ -189,24 +202,26 @@ enum proto_scan proto_scan_messages(struct evbuffer *in, uint32_t max_len, uint3
 		if (w.end - w.pos < PROTO_HEADER_LEN)
 			break;
 		walk_header(&w, &m);
-		if (m.len < 4 || m.len > max_len) {
-			*movable = w.pos;
-			return PROTO_SCAN_BAD_LENGTH;
-		}
+		if (m.len < 4 || m.len > max_len)
+			return scan_end(w.pos, held, remaining, movable, PROTO_SCAN_BAD_LENGTH);
 		switch (inspect != NULL ? inspect(arg, in, &m) : PROTO_INSPECT_FORWARD) {
+		case PROTO_INSPECT_HOLD:
+			if (held == SIZE_MAX)
+				held = w.pos;
+			break;
+		case PROTO_INSPECT_RELEASE:
+			held = SIZE_MAX;
+			break;
 		case PROTO_INSPECT_FORWARD:
-			*remaining = m.len + 1;
 			break;
 		case PROTO_INSPECT_STOP:
-			*movable = w.pos;
-			return PROTO_SCAN_STOPPED;
+			return scan_end(w.pos, held, remaining, movable, PROTO_SCAN_STOPPED);
 		case PROTO_INSPECT_WAIT:
-			*movable = w.pos;
-			return PROTO_SCAN_DONE;
+			return scan_end(w.pos, held, remaining, movable, PROTO_SCAN_DONE);
 		}
+		*remaining = m.len + 1;
 	}
-	*movable = w.pos;
-	return PROTO_SCAN_DONE;
+	return scan_end(w.pos, held, remaining, movable, PROTO_SCAN_DONE);
 }
 
 const uint8_t *proto_msg_body(struct evbuffer *in, const struct proto_msg *msg, void *scratch)
@@ -221,28 +236,6 @@ const uint8_t *proto_msg_body(struct evbuffer *in, const struct proto_msg *msg, 
 	    evbuffer_copyout_from(in, &p, scratch, n) != (ev_ssize_t)n)
 		return NULL;
 	return scratch;
-}
-
-enum proto_lookahead proto_find_message(struct evbuffer *in, size_t offset, char type, size_t limit)
-{
-	size_t before = 0;
-	struct walk w;
-
-	walk_init(&w, in, offset);
-	while (w.end - w.pos >= PROTO_HEADER_LEN) {
-		struct proto_msg m;
-
-		walk_header(&w, &m);
-		if (m.type == type)
-			return PROTO_AHEAD_FOUND;
-		before += 1 + (size_t)m.len;
-		if (before > limit)
-			return PROTO_AHEAD_OVER_LIMIT;
-		if (w.end - w.pos < 1 + (size_t)m.len)
-			break;
-		walk_skip(&w, 1 + (size_t)m.len);
-	}
-	return PROTO_AHEAD_NEED_MORE;
 }
 
 void proto_reader_init(struct proto_reader *r, const void *data, size_t len)

@@ -182,6 +182,7 @@ struct server *server_connect(struct backend *b, struct client *cl)
 	sv->connect_time_ms = now_ms();
 	sv->welcome = evbuffer_new();
 	sv->bev = bufferevent_socket_new(rt.base, -1, BEV_OPT_CLOSE_ON_FREE);
+	sv->plain_fd = -1; /* until connected */
 	sv->timer = evtimer_new(rt.base, server_timeout_cb, sv);
 	if (sv->welcome == NULL || sv->bev == NULL || sv->timer == NULL) {
 		log_error("cannot create server connection: out of memory");
@@ -221,8 +222,9 @@ static void server_connected(struct server *sv)
 {
 	int one = 1;
 
+	sv->plain_fd = bufferevent_getfd(sv->bev);
 	if (sv->backend_host[0] != '/')
-		setsockopt(bufferevent_getfd(sv->bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		setsockopt(sv->plain_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (sv->tls_mode <= TLS_ALLOW) {
 		server_send_startup(sv);
 		return;
@@ -256,6 +258,7 @@ static void server_start_tls(struct server *sv)
 	/* As libpq: a server that just closes has ended the session, not been attacked. */
 	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
 	sv->bev = bev;
+	sv->plain_fd = -1;
 	bufferevent_setcb(bev, server_read_cb, server_write_cb, server_event_cb, sv);
 	bufferevent_enable(bev, EV_READ);
 }
@@ -511,6 +514,23 @@ static void server_handle_login(struct server *sv)
  */
 #define RETRY_HOLD_MAX (64 * 1024)
 
+/*
+ * An error is an answer, but one inside a held answer goes on with it at its
+ * ReadyForQuery: until then the request can still run again elsewhere.
+ */
+/*
+ * An error is an answer, except inside a held one: that goes on whole at its
+ * ReadyForQuery, and until then the request can still run again elsewhere.
+ */
+static void server_note_error(struct server *sv, const uint8_t *body, size_t n)
+{
+	struct client *cl = sv->client;
+
+	client_note_error(cl, body, n);
+	if (!sv->is_holding && cl->pending_syncs > 0)
+		cl->is_response_started = true;
+}
+
 static enum proto_inspect server_inspect(void *arg, struct evbuffer *in,
 					 const struct proto_msg *msg)
 {
@@ -518,30 +538,34 @@ static enum proto_inspect server_inspect(void *arg, struct evbuffer *in,
 	struct server *sv = arg;
 	struct client *cl = sv->client;
 	struct proto_error_fields ef;
+	enum proto_inspect verdict = PROTO_INSPECT_FORWARD;
 	const uint8_t *body;
 	size_t n = msg->len - 4;
 	char type = msg->type;
 
 	/*
-	 * Notices, notifications and parameter reports may come at any time, and a
-	 * FATAL is taken off the stream below; anything else is an answer, after
-	 * which the request can't be run again elsewhere.
+	 * Notices, notifications and parameter reports may come at any time, and
+	 * errors are seen to below; anything else is an answer, after which the
+	 * request can't be run again elsewhere. The scan holds it until its
+	 * ReadyForQuery, which releases it, in the same walk.
 	 */
 	if (type != 'N' && type != 'A' && type != 'S' && type != 'E' && cl->pending_syncs > 0 &&
 	    !cl->is_response_started) {
-		if (client_can_retry(cl) &&
-		    proto_find_message(in, msg->offset, 'Z', RETRY_HOLD_MAX) ==
-			    PROTO_AHEAD_NEED_MORE)
-			return PROTO_INSPECT_WAIT;
+		if (type != 'Z' && client_can_retry(cl) &&
+		    msg->offset + 1 + (size_t)msg->len <= RETRY_HOLD_MAX) {
+			sv->is_holding = true;
+			return PROTO_INSPECT_HOLD;
+		}
 		cl->is_response_started = true;
+		verdict = PROTO_INSPECT_RELEASE;
 	}
 	if (type != 'Z' && type != 'S' && type != 'E' &&
 	    (type != 'C' || cl->pending_session_sql == NULL))
-		return PROTO_INSPECT_FORWARD;
+		return verdict;
 	if (n > sizeof(scratch) || (type == 'Z' && n != 1)) {
 		if (type == 'E')
-			client_note_error(cl, NULL, 0);
-		return PROTO_INSPECT_FORWARD;
+			server_note_error(sv, NULL, 0);
+		return verdict;
 	}
 	body = proto_msg_body(in, msg, scratch);
 	if (body == NULL)
@@ -551,7 +575,7 @@ static enum proto_inspect server_inspect(void *arg, struct evbuffer *in,
 		sv->tx_status = (char)body[0];
 		sv->saw_ready = true;
 		client_note_ready(cl, sv->tx_status);
-		break;
+		return PROTO_INSPECT_RELEASE;
 	case 'S':
 		client_note_parameter(cl, body, n);
 		break;
@@ -562,6 +586,13 @@ static enum proto_inspect server_inspect(void *arg, struct evbuffer *in,
 	default:
 		if (proto_parse_error(body, n, &ef) && ef.severity != NULL &&
 		    (strcmp(ef.severity, "FATAL") == 0 || strcmp(ef.severity, "PANIC") == 0)) {
+			/*
+			 * The server goes, and its answer stays held: the client has seen
+			 * none of it, and the read runs again elsewhere once the connection is
+			 * lost.
+			 */
+			if (sv->is_holding)
+				return PROTO_INSPECT_HOLD;
 			/*
 			 * Operator intervention (class 57: shutdown, crash, pg_terminate_backend)
 			 * ends the server, not the session: handled like the lost connection it
@@ -575,13 +606,13 @@ static enum proto_inspect server_inspect(void *arg, struct evbuffer *in,
 			}
 			sv->is_ending = true;
 		}
-		client_note_error(cl, body, n);
+		server_note_error(sv, body, n);
 		break;
 	}
-	return PROTO_INSPECT_FORWARD;
+	return verdict;
 }
 
-void server_forward(struct server *sv)
+bool server_forward(struct server *sv)
 {
 	struct evbuffer *in = bufferevent_get_input(sv->bev);
 	struct client *cl = sv->client;
@@ -589,35 +620,34 @@ void server_forward(struct server *sv)
 	size_t movable;
 
 	if (cl == NULL || sv->state != SV_ACTIVE)
-		return;
+		return true;
+	sv->is_holding = false;
 	scan = proto_scan_messages(in, (uint32_t)rt.cfg->max_packet_size, &sv->msg_remaining,
 				   &movable, server_inspect, sv);
 	if (movable > 0) {
-		forward_move(sv->bev, cl->bev, movable);
+		forward_move(sv->bev, cl->bev, cl->plain_fd, movable);
 		cl->pool->stats.bytes_out += movable;
 	}
 	if (scan == PROTO_SCAN_BAD_LENGTH) {
 		server_fail(sv, "invalid message from", "bad message length");
-		return;
+		return false;
 	}
 	if (scan == PROTO_SCAN_STOPPED) {
 		server_lost(sv, sv->last_fatal);
-		return;
+		return false;
 	}
 	if (sv->is_ending) {
 		client_close(cl); /* after the FATAL it was just given; frees sv */
-		return;
+		return false;
 	}
 	if (sv->saw_ready) {
 		sv->saw_ready = false;
 		if (sv->tx_status == 'I' && cl->pending_syncs == 0 && sv->msg_remaining == 0 &&
-		    evbuffer_get_length(in) == 0) {
-			client_server_idle(cl);
-			if (cl->server != sv)
-				return; /* released and freed */
-		}
+		    evbuffer_get_length(in) == 0 && !client_server_idle(cl))
+			return false; /* released and freed */
 	}
 	forward_throttle(sv->bev, cl->bev);
+	return true;
 }
 
 void server_attach(struct server *sv, struct client *cl)
@@ -777,11 +807,11 @@ static void server_event_cb(struct bufferevent *bev, short what, void *arg)
 	} else
 		reason = "server closed the connection";
 	if (sv->state == SV_ACTIVE) {
-		struct client *cl = sv->client;
-
-		/* What the server sent before it went reaches the client first. */
-		server_forward(sv);
-		if (cl->server == sv)
+		/*
+		 * What the server sent before it went reaches the client first. If
+		 * that already ended sv (a FATAL), the session may have a new server.
+		 */
+		if (server_forward(sv))
 			server_lost(sv, reason);
 	} else if (sv->state == SV_RESTORE) {
 		server_fail(sv, "lost connection to", reason);

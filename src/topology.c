@@ -57,6 +57,8 @@ struct topology *topology_new(const struct config *cfg)
 {
 	struct topology *topo = xcalloc(1, sizeof(*topo));
 
+	topo->epoch = 1;
+
 	topology_apply_config(topo, cfg);
 	return topo;
 }
@@ -187,6 +189,7 @@ bool topology_reconcile(struct topology *topo)
 	struct backend *primary;
 	int nlive;
 
+	topo->epoch++; /* the probes that led here changed lags and maybe more */
 	for (int i = 0; i < topo->count; i++)
 		if (topo->backends[i]->timeline > topo->max_timeline)
 			topo->max_timeline = topo->backends[i]->timeline;
@@ -235,6 +238,7 @@ bool topology_reconcile(struct topology *topo)
 
 void topology_notify(struct topology *topo)
 {
+	topo->epoch++;
 	if (topo->on_change != NULL)
 		topo->on_change(topo->on_change_arg);
 }

@@ -32,6 +32,7 @@ enum client_state {
 struct client {
 	uint64_t id;
 	struct bufferevent *bev;
+	int plain_fd; /* bev's socket while it is plaintext, else -1 (forward_move) */
 	enum target target;
 	enum client_state state;
 	char addr[64];
@@ -63,10 +64,17 @@ struct client {
 	uint32_t cancel_pid; /* the key pgwing gave the client */
 	uint32_t cancel_key;
 
-	struct event *timer;      /* login timeout while logging in, hold timeout while waiting */
-	uint32_t msg_remaining;   /* bytes of a partly forwarded message still to come */
-	int pending_syncs;        /* Query/Sync/FunctionCall sent, ReadyForQuery not yet back */
-	struct evbuffer *retry;   /* the in-flight Query, when it is provably safe to run again */
+	struct event *timer;    /* login timeout while logging in, hold timeout while waiting */
+	uint32_t msg_remaining; /* bytes of a partly forwarded message still to come */
+	int pending_syncs;      /* Query/Sync/FunctionCall sent, ReadyForQuery not yet back */
+	/*
+	 * The in-flight Query (header, text, NUL) when it is provably safe to run
+	 * again: retry_len bytes of a buffer of retry_cap, kept from one request
+	 * to the next (client.c says how long).
+	 */
+	uint8_t *retry;
+	size_t retry_len;
+	size_t retry_cap;
 	bool is_response_started; /* the server has sent something for the request in flight */
 	bool has_request_failed;  /* an ErrorResponse came for the request in flight */
 	bool is_mid_request;      /* extended-protocol messages sent since the last Sync */
@@ -116,8 +124,12 @@ void client_note_command(struct client *cl, const char *tag);
 void client_note_error(struct client *cl, const uint8_t *body, size_t len);
 /* The server reported a parameter mid-session (already forwarded): remember it. */
 void client_note_parameter(struct client *cl, const uint8_t *body, size_t len);
-/* The server answered everything the client asked (ReadyForQuery, nothing pending). */
-void client_server_idle(struct client *cl);
+/*
+ * The server answered everything the client asked (ReadyForQuery, nothing
+ * pending). Returns whether the client keeps it: false when it was given
+ * back, or the client failed (then the client may be freed too).
+ */
+bool client_server_idle(struct client *cl);
 /* Release the client's server (it stays logged in, CL_IDLE, and gets one again when it speaks). */
 void client_release_server(struct client *cl);
 struct client_list *client_all(void);
@@ -135,8 +147,11 @@ int client_count(void);
  */
 void forward_throttle(struct bufferevent *src, struct bufferevent *dst);
 void forward_drained(struct bufferevent *src, struct bufferevent *dst);
-/* Move the first n bytes of src's input on to dst, both directions' one way of sending. */
-void forward_move(struct bufferevent *src, struct bufferevent *dst, size_t n);
+/*
+ * Move the first n bytes of src's input on to dst, both directions' one way of
+ * sending; dst_fd is dst's plain_fd.
+ */
+void forward_move(struct bufferevent *src, struct bufferevent *dst, int dst_fd, size_t n);
 /* Close every client (fast shutdown). */
 void client_close_all(const char *reason);
 

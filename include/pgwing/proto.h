@@ -69,6 +69,11 @@ enum proto_frame proto_peek_startup(struct evbuffer *buf, uint32_t max_len, uint
  * first. The inspector must not change `in`. *remaining carries a partly
  * forwarded message across calls: large messages (a 20 MB row, COPY data)
  * stream through without being buffered whole.
+ *
+ * The inspector may also hold messages back until a later one is buffered (an
+ * answer until its ReadyForQuery): from the first message it holds, nothing
+ * is movable until one it releases. A hold still on when the scan ends starts
+ * the next scan over at the first held message, which is shown again.
  */
 struct proto_msg {
 	char type;
@@ -79,9 +84,11 @@ struct proto_msg {
 };
 
 enum proto_inspect {
-	PROTO_INSPECT_FORWARD,
-	PROTO_INSPECT_STOP, /* the caller handles this message (it starts at *movable) */
-	PROTO_INSPECT_WAIT, /* the inspector needs more of this message buffered */
+	PROTO_INSPECT_FORWARD, /* it goes on, or stays held with the others while a hold is on */
+	PROTO_INSPECT_HOLD,    /* held, and so is all after it until a release */
+	PROTO_INSPECT_RELEASE, /* it goes on, and so does all held before it */
+	PROTO_INSPECT_STOP,    /* the caller handles this message (it starts at *movable) */
+	PROTO_INSPECT_WAIT,    /* the inspector needs more of this message buffered */
 };
 
 typedef enum proto_inspect (*proto_inspect_fn)(void *arg, struct evbuffer *in,
@@ -102,16 +109,6 @@ enum proto_scan proto_scan_messages(struct evbuffer *in, uint32_t max_len, uint3
  * while the body is not all buffered.
  */
 const uint8_t *proto_msg_body(struct evbuffer *in, const struct proto_msg *msg, void *scratch);
-
-enum proto_lookahead {
-	PROTO_AHEAD_FOUND,      /* a header of the type is buffered */
-	PROTO_AHEAD_OVER_LIMIT, /* the messages before it add up to more than the limit */
-	PROTO_AHEAD_NEED_MORE,  /* neither, with what is buffered */
-};
-
-/* Looks for the header of a message of `type`, from the message at `offset` on. */
-enum proto_lookahead proto_find_message(struct evbuffer *in, size_t offset, char type,
-					size_t limit);
 
 /* Bounds-checked reading of a message body; any overrun sets has_failed and yields zeroes. */
 struct proto_reader {

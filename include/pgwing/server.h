@@ -31,6 +31,7 @@ enum server_state {
 struct server {
 	uint64_t id;
 	struct bufferevent *bev;
+	int plain_fd;            /* bev's connected socket while it is plaintext, else -1 */
 	struct backend *backend; /* NULL once a reload dropped it: the session moves when idle */
 	char *backend_name;      /* copied, as are host and port, to outlive the backend */
 	char *backend_host;
@@ -51,12 +52,14 @@ struct server {
 	struct event *timer;      /* server_connect_timeout during connect and login */
 	uint32_t backend_pid;
 	uint32_t backend_key;
-	char tx_status;       /* from the last ReadyForQuery: 'I', 'T' or 'E' */
-	bool saw_ready;       /* a ReadyForQuery went by in the current forwarding pass */
-	uint32_t generation;  /* the pool's generation when this server connected */
-	int restore_pending;  /* ReadyForQuery messages still due while restoring */
-	char last_fatal[256]; /* the message of a FATAL the server ended with */
-	bool is_ending;       /* relayed a FATAL about the session itself: the client goes too */
+	char tx_status;        /* from the last ReadyForQuery: 'I', 'T' or 'E' */
+	bool saw_ready;        /* a ReadyForQuery went by in the current forwarding pass */
+	bool is_holding;       /* the current forwarding pass holds an answer back (server.c) */
+	uint32_t generation;   /* the pool's generation when this server connected */
+	uint64_t routed_epoch; /* topology epoch at which the router last kept it where it is */
+	int restore_pending;   /* ReadyForQuery messages still due while restoring */
+	char last_fatal[256];  /* the message of a FATAL the server ended with */
+	bool is_ending;        /* relayed a FATAL about the session itself: the client goes too */
 	uint32_t msg_remaining;
 	int64_t connect_time_ms;
 	int64_t idle_since_ms; /* when it was pooled */
@@ -74,8 +77,12 @@ void server_reset(struct server *sv);
 int server_connect_socket(struct bufferevent *bev, const char *host, int port);
 /* Follow the topology: servers on a backend a reload drops let go of it. */
 void server_watch_topology(struct topology *topo);
-/* Forward whatever the server has buffered to its client. */
-void server_forward(struct server *sv);
+/*
+ * Forward whatever the server has buffered to its client. Returns false when
+ * sv is gone (lost, failed, given back or closed with its client): a new
+ * server may have taken its place, even at its address.
+ */
+bool server_forward(struct server *sv);
 /* Close (sending Terminate when logged in); detaches from its client. */
 void server_close(struct server *sv);
 

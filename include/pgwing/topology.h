@@ -65,6 +65,12 @@ struct topology {
 	 */
 	uint32_t max_timeline;
 	bool is_primary_ambiguous; /* two unfenced primaries on one timeline: no writes */
+	/*
+	 * Counts the changes a routing decision may depend on (topology_reconcile
+	 * after probes and reloads, topology_notify): a decision taken at one epoch
+	 * holds until it moves. Never 0, so 0 can mean "never decided".
+	 */
+	uint64_t epoch;
 	/* Called after any change of role or state, so pools can release or move clients. */
 	void (*on_change)(void *arg);
 	void *on_change_arg;

@@ -358,6 +358,44 @@ static void test_cheap_checks(void **state UNUSED)
 	assert_false(classify_may_keep_state("select 1; set x = 1", 9));
 }
 
+/*
+ * classify_may_keep_state reads eight bytes at a time: a word is found, or
+ * rightly not, wherever it falls against those blocks and the end.
+ */
+static void test_keep_state_blocks(void **state UNUSED)
+{
+	static const struct {
+		const char *after; /* follows a run of 1 to 19 spaces or letters */
+		bool is_after_space, expect;
+	} cases[] = {
+		{"set x = 1", true, true},
+		{"reset all", true, true},
+		{"_advisory_lock(1)", false, true},
+		{"set x = 1", false, false},
+		{"1set", true, true},
+		{"\xc3\xa9set", true, false},
+		{"sex", true, false},
+		{"unlisten *", true, true},
+		{"x", true, false},
+	};
+	char text[64];
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		for (size_t k = 1; k < 20; k++) {
+			size_t n = strlen(cases[i].after);
+
+			memset(text, cases[i].is_after_space ? ' ' : 'x', k);
+			memcpy(text + k, cases[i].after, n);
+			if (classify_may_keep_state(text, k + n) != cases[i].expect)
+				fail_msg("classify_may_keep_state(\"%.*s\") != %d", (int)(k + n),
+					 text, cases[i].expect);
+		}
+	}
+	/* A word that ends one block goes on into the next: "xxxxxxxset" has no word "set". */
+	assert_false(classify_may_keep_state("xxxxxxxset", 10));
+	assert_true(classify_may_keep_state("xxxxxxx set", 11));
+}
+
 /* ---- Session state ---- */
 
 /* Records every statement of a successfully executed query string. */
@@ -556,7 +594,7 @@ int main(void)
 		cmocka_unit_test(test_key_truncation), cmocka_unit_test(test_prefixes),
 		cmocka_unit_test(test_cheap_checks),   cmocka_unit_test(test_session_sql),
 		cmocka_unit_test(test_session_parse),  cmocka_unit_test(test_session_unmovable),
-		cmocka_unit_test(test_session_caps),
+		cmocka_unit_test(test_session_caps),   cmocka_unit_test(test_keep_state_blocks),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -585,37 +585,103 @@ static void test_scan_streams_over_many_chains(void **state UNUSED)
 	evbuffer_free(b);
 }
 
-static void test_find_message(void **state UNUSED)
+/* Holds an answer (T, D, C) until its ReadyForQuery; notices go at once; X stops. */
+static enum proto_inspect hold_until_ready(void *arg, struct evbuffer *in UNUSED,
+					   const struct proto_msg *msg)
+{
+	int *seen = arg;
+
+	(*seen)++;
+	switch (msg->type) {
+	case 'N':
+		return PROTO_INSPECT_FORWARD;
+	case 'Z':
+		return PROTO_INSPECT_RELEASE;
+	case 'X':
+		return PROTO_INSPECT_STOP;
+	default:
+		return PROTO_INSPECT_HOLD;
+	}
+}
+
+/*
+ * A held answer goes on only with its ReadyForQuery, however its bytes
+ * arrive; what came before the hold goes at once; bytes the caller moved are
+ * never shown again.
+ */
+static void test_scan_holds(void **state UNUSED)
 {
 	struct evbuffer *whole = evbuffer_new();
 	uint8_t bytes[256];
-	size_t len;
+	size_t len, ready_at;
 
+	add_message(whole, 'N', 10);
 	add_message(whole, 'T', 20);
 	add_message(whole, 'D', 30);
 	add_message(whole, 'C', 8);
+	ready_at = evbuffer_get_length(whole);
 	add_header(whole, 'Z', 5);
 	evbuffer_add(whole, "I", 1);
 	len = evbuffer_get_length(whole);
 	evbuffer_remove(whole, bytes, len);
 	evbuffer_free(whole);
 
-	for (size_t piece = 1; piece <= len; piece += 7) {
-		struct evbuffer *b = evbuffer_new();
+	for (size_t piece = 1; piece <= len; piece++) {
+		struct evbuffer *in = evbuffer_new(), *out = evbuffer_new();
+		uint32_t remaining = 0;
+		int seen = 0;
 
-		add_in_pieces(b, bytes, len, piece);
-		assert_int_equal(proto_find_message(b, 0, 'Z', 1000), PROTO_AHEAD_FOUND);
-		/* From the second message on; the first two add up to 60 bytes. */
-		assert_int_equal(proto_find_message(b, 25, 'Z', 1000), PROTO_AHEAD_FOUND);
-		assert_int_equal(proto_find_message(b, 0, 'Z', 59), PROTO_AHEAD_OVER_LIMIT);
-		assert_int_equal(proto_find_message(b, 0, 'E', 1000), PROTO_AHEAD_NEED_MORE);
-		evbuffer_free(b);
-		/* Cut one byte into Z's header: not there yet. */
-		b = evbuffer_new();
-		add_in_pieces(b, bytes, len - 5, piece);
-		assert_int_equal(proto_find_message(b, 0, 'Z', 1000), PROTO_AHEAD_NEED_MORE);
-		evbuffer_free(b);
+		for (size_t fed = 0; fed < len; fed += piece) {
+			size_t movable;
+
+			evbuffer_add(in, bytes + fed, len - fed < piece ? len - fed : piece);
+			assert_int_equal(proto_scan_messages(in, 1000, &remaining, &movable,
+							     hold_until_ready, &seen),
+					 PROTO_SCAN_DONE);
+			evbuffer_remove_buffer(in, out, movable);
+			if (fed + piece < ready_at + PROTO_HEADER_LEN)
+				assert_true(evbuffer_get_length(out) <=
+					    15); /* the notice at most */
+		}
+		assert_int_equal(evbuffer_get_length(out), len);
+		assert_int_equal(evbuffer_get_length(in), 0);
+		assert_int_equal(remaining, 0);
+		assert_memory_equal(evbuffer_pullup(out, -1), bytes, len);
+		evbuffer_free(in);
+		evbuffer_free(out);
 	}
+}
+
+/* A stop, a wait or the end inside a hold leaves all of it for the next scan. */
+static void test_scan_hold_stop(void **state UNUSED)
+{
+	struct evbuffer *b = evbuffer_new();
+	uint32_t remaining = 0;
+	size_t movable;
+	int seen = 0;
+
+	add_message(b, 'N', 3);
+	add_message(b, 'T', 20);
+	add_message(b, 'D', 30);
+	add_message(b, 'X', 0);
+	assert_int_equal(
+		proto_scan_messages(b, 1000, &remaining, &movable, hold_until_ready, &seen),
+		PROTO_SCAN_STOPPED);
+	assert_int_equal(movable, 8);
+	assert_int_equal(seen, 4);
+	evbuffer_free(b);
+
+	/* Ending inside a held message: the next scan starts at the hold, not mid-message. */
+	b = evbuffer_new();
+	add_message(b, 'T', 20);
+	add_header(b, 'D', 34);
+	evbuffer_add(b, "xx", 2);
+	assert_int_equal(
+		proto_scan_messages(b, 1000, &remaining, &movable, hold_until_ready, &seen),
+		PROTO_SCAN_DONE);
+	assert_int_equal(movable, 0);
+	assert_int_equal(remaining, 0);
+	evbuffer_free(b);
 }
 
 int main(void)
@@ -638,7 +704,8 @@ int main(void)
 		cmocka_unit_test(test_scan_across_chains),
 		cmocka_unit_test(test_scan_split_everywhere),
 		cmocka_unit_test(test_scan_streams_over_many_chains),
-		cmocka_unit_test(test_find_message),
+		cmocka_unit_test(test_scan_holds),
+		cmocka_unit_test(test_scan_hold_stop),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
