@@ -62,12 +62,8 @@ sub pump_all
 				next;
 			}
 			$buf{$s} .= $chunk;
-			while (length($buf{$s}) >= 5)
+			while (my ($t, $body) = take_message(\$buf{$s}))
 			{
-				my ($t, $len) = unpack('a1 N', $buf{$s});
-				last if length($buf{$s}) < $len + 1;
-				my $body = substr($buf{$s}, 5, $len - 4);
-				substr($buf{$s}, 0, $len + 1) = '';
 				$on_msg->($s, $t, $body);
 				if ($t eq 'Z')
 				{

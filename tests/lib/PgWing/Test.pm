@@ -78,7 +78,7 @@ use Test::More;
 use Exporter 'import';
 our @EXPORT_OK = qw(
   new_node create_role role_secret set_hba os_user
-  startup_packet pg_message read_message error_fields raw_login
+  startup_packet pg_message read_message take_message error_fields raw_login
   pgwing_bin run_pgwing tool_bin
 );
 our %EXPORT_TAGS = (all => \@EXPORT_OK);
@@ -1057,6 +1057,19 @@ sub read_message
 	my $body = _read_n($sock, $len - 4, $deadline);
 	return (undef, 'timeout') unless defined $body;
 	return (undef, 'eof') if length($body) < $len - 4;
+	return ($type, $body);
+}
+
+# Take the first whole message off the bytes read so far from a socket (many
+# sockets at once, with select): ($type, $body), or () while it is incomplete.
+sub take_message
+{
+	my ($bufref) = @_;
+	return () if length($$bufref) < 5;
+	my ($type, $len) = unpack('a1 N', $$bufref);
+	return () if length($$bufref) < $len + 1;
+	my $body = substr($$bufref, 5, $len - 4);
+	substr($$bufref, 0, $len + 1) = '';
 	return ($type, $body);
 }
 
