@@ -89,7 +89,8 @@ enum proto_scan proto_scan_messages(struct evbuffer *in, uint32_t max_len, uint3
 		evbuffer_copyout_from(in, &at, hdr, sizeof(hdr));
 		memcpy(&len, hdr + 1, 4);
 		len = ntohl(len);
-		if (len < 4 || len > max_len) {
+		/* 1 + len must fit *remaining, whatever max_len the caller allows. */
+		if (len < 4 || len > max_len || len == UINT32_MAX) {
 			*movable = done;
 			return PROTO_SCAN_BAD_LENGTH;
 		}
