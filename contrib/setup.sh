@@ -19,7 +19,7 @@ srcdir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PG_BINDIR=${PG_BINDIR:-/usr/lib/postgresql/15/bin}
 PACKAGES=(build-essential autoconf automake libtool pkg-config libevent-dev libssl-dev
 	libpq-dev libcmocka-dev postgresql-15 postgresql-server-dev-15 postgresql-client-15
-	libipc-run-perl libhttp-daemon-perl openssl curl clang-format)
+	libipc-run-perl libhttp-daemon-perl openssl curl clang-format clang libclang-rt-14-dev llvm)
 
 say() { printf '\n== %s\n' "$*"; }
 
@@ -61,7 +61,7 @@ build() {
 }
 
 run_tests() {
-	say "make check (unit tests, clang-format, TAP tests on PostgreSQL 15)"
+	say "make check (unit tests, clang-format, fuzz targets, TAP tests on PostgreSQL 15)"
 	cd "$srcdir"
 	make check
 }
