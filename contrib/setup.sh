@@ -25,7 +25,7 @@ PG_BINDIR=${PG_BINDIR:-/usr/lib/postgresql/15/bin}
 PACKAGES=(build-essential autoconf automake libtool pkg-config libevent-dev libssl-dev
 	libpq-dev libcmocka-dev postgresql-15 postgresql-server-dev-15 postgresql-client-15
 	libipc-run-perl libhttp-daemon-perl openssl curl clang-format valgrind iproute2
-	pgbouncer gnuplot-nox)
+	clang libclang-rt-14-dev llvm pgbouncer gnuplot-nox)
 
 say() { printf '\n== %s\n' "$*"; }
 
@@ -70,7 +70,7 @@ build() {
 run_tests() {
 	local rc=0
 	cd "$srcdir"
-	say "make check (unit tests, clang-format, TAP tests on PostgreSQL 15)"
+	say "make check (unit tests, clang-format, fuzz targets, TAP tests on PostgreSQL 15)"
 	make check || rc=1
 	say "make check-sanitizers (the same on an ASan+UBSan build in build-sanitizers/)"
 	make check-sanitizers || rc=1

@@ -969,11 +969,22 @@ static bool parse_error(struct parser *p, const char *fmt, ...)
 	return false;
 }
 
+/*
+ * Blanks are whatever isspace() says, at the start as at the end: a line that
+ * began with a \v once passed for a backend with an empty name.
+ */
+static char *skip_blanks(char *s)
+{
+	while (isspace((unsigned char)*s))
+		s++;
+	return s;
+}
+
 static char *trim(char *s)
 {
 	char *end;
 
-	s += strspn(s, " \t");
+	s = skip_blanks(s);
 	end = s + strlen(s);
 	while (end > s && isspace((unsigned char)end[-1]))
 		end--;
@@ -1193,7 +1204,7 @@ static bool parse_backend(struct parser *p, const char *name, char *value)
 	b = &cfg->backends[cfg->nbackends++];
 	*b = (struct backend_config){.name = xstrdup(name), .port = 5432, .line = p->line};
 
-	for (char *pos = value + strspn(value, " \t"); *pos != '\0'; pos += strspn(pos, " \t")) {
+	for (char *pos = skip_blanks(value); *pos != '\0'; pos = skip_blanks(pos)) {
 		char *word = read_word(&pos);
 		char *eq = strchr(word, '=');
 		bool ok;

@@ -202,7 +202,8 @@ enum proto_scan proto_scan_messages(struct evbuffer *in, uint32_t max_len, uint3
 		if (w.end - w.pos < PROTO_HEADER_LEN)
 			break;
 		walk_header(&w, &m);
-		if (m.len < 4 || m.len > max_len)
+		/* 1 + len must fit *remaining, whatever max_len the caller allows. */
+		if (m.len < 4 || m.len > max_len || m.len == UINT32_MAX)
 			return scan_end(w.pos, held, remaining, movable, PROTO_SCAN_BAD_LENGTH);
 		switch (inspect != NULL ? inspect(arg, in, &m) : PROTO_INSPECT_FORWARD) {
 		case PROTO_INSPECT_HOLD:

@@ -439,6 +439,9 @@ static void test_errors(void **state)
 		 ":2: backend \"primary\": expected key=value, found \"localhost\""},
 		{"[backends]\nmy primary = host=a\n",
 		 ":2: invalid backend name \"my primary\" (use letters, digits, _ . -)"},
+		/* Found by fuzz_config: this was a backend named "". */
+		{"[backends]\n\v = host=a\n",
+		 ":2: syntax error: expected \"name = value\" or \"[section]\""},
 		{"", ": no backends: add at least one to [backends]"},
 		{"[pgwing]\n[backends]\n", ": no backends: add at least one to [backends]"},
 		{"[pgwing]\nro_port = 5432\n" BACKENDS,

@@ -422,6 +422,23 @@ static void test_scan_stops_and_rejects(void **state UNUSED)
 	evbuffer_free(b);
 }
 
+/* Found by fuzz_framer: 1 + 0xffffffff wrapped *remaining to 0, and the scan reread the header. */
+static void test_scan_rejects_length_beyond_counter(void **state UNUSED)
+{
+	struct evbuffer *b = evbuffer_new();
+	uint32_t remaining = 0;
+	size_t movable;
+
+	add_message(b, 'Q', 4);
+	add_header(b, 'd', UINT32_MAX);
+	evbuffer_add(b, "xxxxxxxx", 8);
+	assert_int_equal(proto_scan_messages(b, UINT32_MAX, &remaining, &movable, NULL, NULL),
+			 PROTO_SCAN_BAD_LENGTH);
+	assert_int_equal(movable, 9);
+	assert_int_equal(remaining, 0);
+	evbuffer_free(b);
+}
+
 static enum proto_inspect want_status(void *arg, struct evbuffer *in, const struct proto_msg *msg)
 {
 	char *status = arg;
@@ -700,6 +717,7 @@ int main(void)
 		cmocka_unit_test(test_scan_streams_large_message),
 		cmocka_unit_test(test_scan_partial_header_waits),
 		cmocka_unit_test(test_scan_stops_and_rejects),
+		cmocka_unit_test(test_scan_rejects_length_beyond_counter),
 		cmocka_unit_test(test_scan_inspector_waits_for_body),
 		cmocka_unit_test(test_scan_across_chains),
 		cmocka_unit_test(test_scan_split_everywhere),
