@@ -89,7 +89,7 @@ static bool parse_line(const char *line, struct auth_entry *entry, const char **
 	const char *p = skip_blanks(line);
 	struct scram_secret secret;
 
-	entry->user = entry->password = NULL;
+	memset(entry, 0, sizeof(*entry));
 	if (*p == '\0' || *p == ';' || *p == '#')
 		return true;
 	entry->user = read_quoted(&p, err);
