@@ -405,6 +405,13 @@ out:
 	topology_free(rt.topo);
 	if (rt.dns != NULL)
 		evdns_base_free(rt.dns, 0);
+	/*
+	 * Freed bufferevents finish in deferred finalizers; a TLS filter's frees its
+	 * socket bufferevent, whose own finalizer event_base_free would no longer
+	 * run (the pooled TLS servers closed above leaked it). One pass of the loop
+	 * runs them while the base is whole.
+	 */
+	event_base_loop(rt.base, EVLOOP_NONBLOCK);
 	event_base_free(rt.base);
 	tls_shutdown();
 	auth_file_free(rt.auth);
