@@ -219,6 +219,11 @@ int main(int argc, char **argv)
 	wait_for_line();
 	for (int i = 0; i < n; i++)
 		PQfinish(c[i].pg);
+	free(c);
+	free(pfds);
+	free(map);
+	/* Flushed here: a sanitizer build's exit-time checks may end the process without stdio. */
 	printf("closed\n");
+	fflush(stdout);
 	return 0;
 }
