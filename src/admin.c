@@ -99,7 +99,7 @@ enum admin_role admin_role_of(const char *user)
 
 void admin_welcome(struct client *cl)
 {
-	struct evbuffer *out = bufferevent_get_output(cl->bev);
+	struct evbuffer *out = bufferevent_get_output(cl->conn.bev);
 
 	proto_put_parameter_status(out, "server_version", "15.0 (pgwing " PACKAGE_VERSION ")");
 	proto_put_parameter_status(out, "client_encoding", "UTF8");
@@ -142,7 +142,7 @@ void admin_client_gone(struct client *cl)
 static void result_begin(struct result *r, struct client *cl, const struct proto_column *cols,
 			 size_t ncols)
 {
-	r->out = bufferevent_get_output(cl->bev);
+	r->out = bufferevent_get_output(cl->conn.bev);
 	r->ncols = ncols;
 	r->nrows = 0;
 	proto_put_row_description(r->out, cols, ncols);
@@ -463,7 +463,7 @@ static void show_clients(struct client *cl)
 		row_text(&row, 7, c->server != NULL ? c->server->backend_name : NULL);
 		row_time(&row, 8, c->connect_time_ms);
 		row_int(&row, 10, c->state == CL_WAITING ? now_ms() - c->wait_start_ms : 0);
-		row_bool(&row, 11, tls_of(c->bev) != NULL);
+		row_bool(&row, 11, tls_of(c->conn.bev) != NULL);
 		if (c->server != NULL)
 			row_int(&row, 13, (int64_t)c->server->id);
 		else
@@ -496,7 +496,7 @@ static void server_row(struct result *r, const struct server *sv, const struct c
 	row_text(&row, 7, sv->backend_name);
 	row_time(&row, 8, sv->connect_time_ms);
 	row_int(&row, 10, 0);
-	row_bool(&row, 11, tls_of(sv->bev) != NULL);
+	row_bool(&row, 11, tls_of(sv->conn.bev) != NULL);
 	result_row(r, &row);
 }
 
@@ -712,7 +712,7 @@ static const char *db_or_null(const char *database)
 static void pause_finish(struct admin_state *st, bool is_done)
 {
 	struct client *cl = st->cl;
-	struct evbuffer *out = bufferevent_get_output(cl->bev);
+	struct evbuffer *out = bufferevent_get_output(cl->conn.bev);
 	struct evbuffer *deferred = st->deferred;
 	uint8_t *msg;
 	uint32_t len;
@@ -730,7 +730,7 @@ static void pause_finish(struct admin_state *st, bool is_done)
 				"PAUSE canceled: the database was resumed before it was paused");
 	}
 	proto_put_ready(out, 'I');
-	bufferevent_enable(cl->bev, EV_READ);
+	conn_read_on(&cl->conn);
 	/* What the client sent behind the PAUSE, in order, until another one waits. */
 	while (deferred != NULL && st->pause_timer == NULL && cl->state == CL_ADMIN &&
 	       proto_next_message(deferred, UINT32_MAX, &type, &len, &msg) == PROTO_FRAME_OK) {
@@ -750,7 +750,7 @@ static void pause_finish(struct admin_state *st, bool is_done)
 static bool is_peer_gone(const struct client *cl)
 {
 	char byte;
-	ssize_t n = recv(bufferevent_getfd(cl->bev), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+	ssize_t n = recv(bufferevent_getfd(cl->conn.bev), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
 
 	return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
@@ -784,20 +784,20 @@ static void run_pause(struct client *cl, const char *database)
 	log_info("console client %" PRIu64 ": PAUSE %s, %d client(s) in a transaction", cl->id,
 		 database[0] != '\0' ? database : "(all)", busy);
 	if (busy == 0) {
-		proto_put_command_complete(bufferevent_get_output(cl->bev), "PAUSE");
+		proto_put_command_complete(bufferevent_get_output(cl->conn.bev), "PAUSE");
 		return;
 	}
 	snprintf(st->pause_database, sizeof(st->pause_database), "%s", database);
 	st->pause_timer = event_new(rt.base, -1, EV_PERSIST, pause_poll_cb, st);
 	event_add(st->pause_timer, &tv);
-	bufferevent_disable(cl->bev, EV_READ);
+	conn_read_off(&cl->conn);
 }
 
 /* The other commands. */
 
 static void run_reload(struct client *cl)
 {
-	struct evbuffer *out = bufferevent_get_output(cl->bev);
+	struct evbuffer *out = bufferevent_get_output(cl->conn.bev);
 	const struct config *before = rt.cfg;
 
 	log_info("console client %" PRIu64 ": RELOAD", cl->id);
@@ -813,7 +813,7 @@ static void run_reload(struct client *cl)
 
 static void run_set(struct client *cl, const char *name, const char *value)
 {
-	struct evbuffer *out = bufferevent_get_output(cl->bev);
+	struct evbuffer *out = bufferevent_get_output(cl->conn.bev);
 	char err[512];
 	char *old_logfile = xstrdup(rt.cfg->logfile);
 
@@ -850,12 +850,12 @@ static void run_kill(struct client *cl, const char *database)
 	}
 	log_info("console client %" PRIu64 ": KILL %s closed %d client(s)", cl->id,
 		 database[0] != '\0' ? database : "(all)", killed);
-	proto_put_command_complete(bufferevent_get_output(cl->bev), "KILL");
+	proto_put_command_complete(bufferevent_get_output(cl->conn.bev), "KILL");
 }
 
 static void run_kill_client(struct client *cl, uint64_t id)
 {
-	struct evbuffer *out = bufferevent_get_output(cl->bev);
+	struct evbuffer *out = bufferevent_get_output(cl->conn.bev);
 	struct client *victim = client_find(id);
 
 	if (victim == NULL || victim->state == CL_CLOSING) {
@@ -880,7 +880,7 @@ static void run_kill_client(struct client *cl, uint64_t id)
  */
 static void run_shutdown(struct client *cl, bool wait_for_clients)
 {
-	struct evbuffer *out = bufferevent_get_output(cl->bev);
+	struct evbuffer *out = bufferevent_get_output(cl->conn.bev);
 
 	log_info("console client %" PRIu64 ": SHUTDOWN%s", cl->id,
 		 wait_for_clients ? " WAIT_FOR_CLIENTS" : "");
@@ -892,7 +892,7 @@ static void run_shutdown(struct client *cl, bool wait_for_clients)
 /* One simple Query. Every path ends with ReadyForQuery, except a PAUSE that waits. */
 static void admin_run(struct client *cl, const char *query)
 {
-	struct evbuffer *out = bufferevent_get_output(cl->bev);
+	struct evbuffer *out = bufferevent_get_output(cl->conn.bev);
 	struct admin_command cmd;
 	char err[1024];
 
@@ -956,7 +956,7 @@ static void admin_run(struct client *cl, const char *query)
 
 void admin_handle_message(struct client *cl, char type, const uint8_t *body, size_t len)
 {
-	struct evbuffer *out = bufferevent_get_output(cl->bev);
+	struct evbuffer *out = bufferevent_get_output(cl->conn.bev);
 	struct admin_state *st = state_of(cl);
 	const uint8_t *nul;
 

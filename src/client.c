@@ -20,7 +20,6 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 
 #include <arpa/inet.h>
@@ -88,13 +87,7 @@ static void client_free(struct client *cl)
 		session_state_free(cl->session);
 	free(cl->retry);
 	free(cl->pending_session_sql);
-	/*
-	 * Freeing a TLS filter frees the socket's bufferevent too, with whatever
-	 * encrypted bytes (our last message) it still holds: give them one try.
-	 */
-	if (tls_of(cl->bev) != NULL)
-		tls_flush_once(cl->bev);
-	bufferevent_free(cl->bev);
+	conn_close(&cl->conn);
 	free(cl);
 }
 
@@ -102,7 +95,7 @@ static void closing_write_cb(struct bufferevent *bev UNUSED, void *arg)
 {
 	struct client *cl = arg;
 
-	if (evbuffer_get_length(bufferevent_get_output(cl->bev)) == 0)
+	if (evbuffer_get_length(bufferevent_get_output(cl->conn.bev)) == 0)
 		client_free(cl);
 }
 
@@ -114,7 +107,7 @@ static void closing_event_cb(struct bufferevent *bev UNUSED, short what UNUSED, 
 /* Stop reading, let the output drain, then free: the client sees our last message. */
 void client_close(struct client *cl)
 {
-	struct evbuffer *out = bufferevent_get_output(cl->bev);
+	struct evbuffer *out = bufferevent_get_output(cl->conn.bev);
 
 	if (cl->server != NULL)
 		client_give_back_server(cl);
@@ -122,20 +115,20 @@ void client_close(struct client *cl)
 	cl->state = CL_CLOSING;
 	if (cl->timer != NULL)
 		event_del(cl->timer);
-	bufferevent_disable(cl->bev, EV_READ);
+	conn_read_off(&cl->conn);
 	if (evbuffer_get_length(out) == 0) {
 		client_free(cl);
 		return;
 	}
-	bufferevent_setwatermark(cl->bev, EV_WRITE, 0, 0);
-	bufferevent_setcb(cl->bev, NULL, closing_write_cb, closing_event_cb, cl);
+	bufferevent_setwatermark(cl->conn.bev, EV_WRITE, 0, 0);
+	conn_set_callbacks(&cl->conn, NULL, closing_write_cb, closing_event_cb, cl);
 	/* A peer that never reads must not hold the connection forever. */
 	{
 		struct timeval tv = {5, 0};
 
-		bufferevent_set_timeouts(cl->bev, NULL, &tv);
+		bufferevent_set_timeouts(cl->conn.bev, NULL, &tv);
 	}
-	bufferevent_enable(cl->bev, EV_WRITE);
+	bufferevent_enable(cl->conn.bev, EV_WRITE);
 }
 
 void client_fail(struct client *cl, const char *sqlstate, const char *fmt, ...)
@@ -149,7 +142,7 @@ void client_fail(struct client *cl, const char *sqlstate, const char *fmt, ...)
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
 	log_debug("client %" PRIu64 " %s: %s", cl->id, sqlstate, text);
-	proto_put_error(bufferevent_get_output(cl->bev), "FATAL", sqlstate, "%s", text);
+	proto_put_error(bufferevent_get_output(cl->conn.bev), "FATAL", sqlstate, "%s", text);
 	client_close(cl);
 }
 
@@ -213,11 +206,8 @@ void client_accept(int fd, enum target target, const struct sockaddr *addr, int 
 		}
 	}
 	evutil_make_socket_nonblocking(fd);
-	cl->bev = bufferevent_socket_new(rt.base, fd, BEV_OPT_CLOSE_ON_FREE);
-	cl->plain_fd = fd;
-	if (cl->bev == NULL) {
+	if (!conn_open(&cl->conn, fd, client_read_cb, client_write_cb, client_event_cb, cl)) {
 		log_error("cannot create buffer for client: out of memory");
-		close(fd);
 		free(cl);
 		return;
 	}
@@ -230,8 +220,7 @@ void client_accept(int fd, enum target target, const struct sockaddr *addr, int 
 	tv.tv_usec = (rt.cfg->client_login_timeout_ms % 1000) * 1000;
 	evtimer_add(cl->timer, &tv);
 
-	bufferevent_setcb(cl->bev, client_read_cb, client_write_cb, client_event_cb, cl);
-	bufferevent_enable(cl->bev, EV_READ);
+	conn_read_on(&cl->conn);
 	log_debug("client %" PRIu64 " connected from %s:%d to %s", cl->id, cl->addr, cl->port,
 		  target_name(target));
 }
@@ -239,7 +228,7 @@ void client_accept(int fd, enum target target, const struct sockaddr *addr, int 
 /* The end of a first welcome: the cancel key pgwing gave the client, and it may speak. */
 static void client_finish_welcome(struct client *cl)
 {
-	struct evbuffer *out = bufferevent_get_output(cl->bev);
+	struct evbuffer *out = bufferevent_get_output(cl->conn.bev);
 
 	cancel_register(cl);
 	proto_put_backend_key(out, cl->cancel_pid, cl->cancel_key);
@@ -256,7 +245,7 @@ static void client_login_done(struct client *cl)
 {
 	struct param_set *welcome;
 
-	proto_put_auth(bufferevent_get_output(cl->bev), AUTH_REQ_OK, NULL, 0);
+	proto_put_auth(bufferevent_get_output(cl->conn.bev), AUTH_REQ_OK, NULL, 0);
 	event_del(cl->timer);
 	/* The last activity, until its first request: idle timeouts count from the login. */
 	cl->query_start_us = now_us();
@@ -280,7 +269,7 @@ static void client_login_done(struct client *cl)
 void client_welcome(struct client *cl, struct param_set *welcome)
 {
 	cl->reported = param_set_ref(welcome);
-	proto_put_parameter_statuses(bufferevent_get_output(cl->bev), &welcome->params);
+	proto_put_parameter_statuses(bufferevent_get_output(cl->conn.bev), &welcome->params);
 	client_finish_welcome(cl);
 	cl->state = CL_IDLE;
 	cl->hold_since_ms = 0;
@@ -290,7 +279,7 @@ void client_welcome(struct client *cl, struct param_set *welcome)
 
 static void client_begin_auth(struct client *cl)
 {
-	struct evbuffer *out = bufferevent_get_output(cl->bev);
+	struct evbuffer *out = bufferevent_get_output(cl->conn.bev);
 	const char *stored = auth_file_lookup(rt.auth, cl->params.user);
 
 	cl->admin_role = admin_role_of(cl->params.user);
@@ -305,12 +294,12 @@ static void client_begin_auth(struct client *cl)
 	}
 	cl->auth = auth_client_new(rt.cfg->auth_type, cl->params.user, stored,
 				   auth_file_derived_secret(rt.auth, cl->params.user));
-	if (tls_of(cl->bev) != NULL) {
+	if (tls_of(cl->conn.bev) != NULL) {
 		uint8_t cbind[SCRAM_CBIND_MAX];
 		size_t cbind_len;
 
 		/* SCRAM-SHA-256-PLUS binds the login to this TLS connection (RFC 5929). */
-		if (tls_server_end_point(tls_of(cl->bev), cbind, &cbind_len))
+		if (tls_server_end_point(tls_of(cl->conn.bev), cbind, &cbind_len))
 			auth_client_set_channel_binding(cl->auth, cbind, cbind_len);
 	}
 	switch (auth_client_begin(cl->auth, out)) {
@@ -335,7 +324,7 @@ static void client_begin_auth(struct client *cl)
 static void negotiate_protocol_version(struct client *cl, uint32_t version)
 {
 	struct evbuffer *body = evbuffer_new();
-	struct evbuffer *out = bufferevent_get_output(cl->bev);
+	struct evbuffer *out = bufferevent_get_output(cl->conn.bev);
 	uint32_t n, minor = htonl(0), count = 0;
 	char type = 'v';
 	size_t i;
@@ -382,29 +371,20 @@ static void strip_protocol_options(struct startup_params *p)
 }
 
 /*
- * Wrap the connection in TLS. The filter replaces cl->bev, so everything after
- * reads and writes plaintext as before; it owns (and frees) the socket's
- * bufferevent.
+ * Wrap the connection in TLS. The filter replaces cl->conn.bev, so everything
+ * after reads and writes plaintext as before; it owns (and frees) the
+ * socket's bufferevent.
  */
 static void client_start_tls(struct client *cl, bool is_direct)
 {
-	struct bufferevent *raw = cl->bev;
+	struct bufferevent *raw = cl->conn.bev;
 	SSL *ssl = tls_client_ssl_new();
 
-	cl->plain_fd = -1;
-	cl->bev = ssl == NULL ? NULL
-			      : bufferevent_openssl_filter_new(rt.base, raw, ssl,
-							       BUFFEREVENT_SSL_ACCEPTING,
-							       BEV_OPT_CLOSE_ON_FREE);
-	if (cl->bev == NULL) {
+	if (ssl == NULL || !conn_start_tls(&cl->conn, ssl, true)) {
 		log_error("cannot create TLS buffer for client: out of memory");
 		abort();
 	}
-	/* Many clients close without close_notify; that is an end, not an attack on a login. */
-	bufferevent_openssl_set_allow_dirty_shutdown(cl->bev, 1);
 	cl->is_direct_tls = is_direct;
-	bufferevent_setcb(cl->bev, client_read_cb, client_write_cb, client_event_cb, cl);
-	bufferevent_enable(cl->bev, EV_READ);
 	/* A direct ClientHello is already buffered: no new bytes will wake the handshake. */
 	if (is_direct)
 		bufferevent_trigger(raw, EV_READ, 0);
@@ -413,7 +393,7 @@ static void client_start_tls(struct client *cl, bool is_direct)
 /* The handshake finished: a direct TLS client must have said it speaks Postgres. */
 static void client_tls_established(struct client *cl)
 {
-	SSL *ssl = tls_of(cl->bev);
+	SSL *ssl = tls_of(cl->conn.bev);
 
 	log_debug("client %" PRIu64 ": TLS established (%s, %s)", cl->id, SSL_get_version(ssl),
 		  SSL_get_cipher_name(ssl));
@@ -425,17 +405,17 @@ static void client_tls_established(struct client *cl)
 /* SSLRequest: 'S' and a handshake when clients may use TLS, else 'N'. */
 static bool client_answer_ssl_request(struct client *cl)
 {
-	if (tls_of(cl->bev) != NULL) {
+	if (tls_of(cl->conn.bev) != NULL) {
 		client_fail(cl, SQLSTATE_PROTOCOL_VIOLATION, "SSLRequest on a TLS connection");
 		return false;
 	}
 	/* As PostgreSQL: no TLS on a unix socket, which no one else can read. */
 	if (!tls_client_is_enabled() || cl->is_unix) {
-		evbuffer_add(bufferevent_get_output(cl->bev), "N", 1);
+		evbuffer_add(bufferevent_get_output(cl->conn.bev), "N", 1);
 		return true;
 	}
 	/* The 'S' is queued on the socket before the filter's first record: it goes first. */
-	evbuffer_add(bufferevent_get_output(cl->bev), "S", 1);
+	evbuffer_add(bufferevent_get_output(cl->conn.bev), "S", 1);
 	client_start_tls(cl, false);
 	return true;
 }
@@ -447,7 +427,7 @@ static bool client_answer_ssl_request(struct client *cl)
 static bool client_check_tls(struct client *cl)
 {
 	enum tls_mode mode = rt.cfg->client_tls_sslmode;
-	SSL *ssl = tls_of(cl->bev);
+	SSL *ssl = tls_of(cl->conn.bev);
 
 	if (cl->is_unix || mode < TLS_REQUIRE)
 		return true;
@@ -472,15 +452,15 @@ static bool client_check_tls(struct client *cl)
 /* Returns false when the client was closed or must wait for more bytes. */
 static bool client_handle_startup(struct client *cl)
 {
-	struct evbuffer *in = bufferevent_get_input(cl->bev);
-	struct evbuffer *out = bufferevent_get_output(cl->bev);
+	struct evbuffer *in = bufferevent_get_input(cl->conn.bev);
+	struct evbuffer *out = bufferevent_get_output(cl->conn.bev);
 	uint32_t len, code;
 	uint8_t *packet;
 	const char *err = NULL;
 	uint8_t first;
 
 	/* A TLS record (handshake type 22) where a startup packet's length would be: direct TLS. */
-	if (tls_of(cl->bev) == NULL && evbuffer_copyout(in, &first, 1) == 1 &&
+	if (tls_of(cl->conn.bev) == NULL && evbuffer_copyout(in, &first, 1) == 1 &&
 	    first == TLS_HANDSHAKE_RECORD) {
 		if (!tls_client_is_enabled() || cl->is_unix) {
 			log_info("client %" PRIu64 " from %s: direct TLS while TLS is off, closing",
@@ -572,7 +552,7 @@ static uint8_t *client_next_message(struct client *cl, uint32_t max_len, const c
 {
 	uint8_t *msg = NULL;
 
-	switch (proto_next_message(bufferevent_get_input(cl->bev), max_len, type, len, &msg)) {
+	switch (proto_next_message(bufferevent_get_input(cl->conn.bev), max_len, type, len, &msg)) {
 	case PROTO_FRAME_NEED_MORE:
 		return NULL;
 	case PROTO_FRAME_BAD_LENGTH:
@@ -587,8 +567,8 @@ static uint8_t *client_next_message(struct client *cl, uint32_t max_len, const c
 
 static bool client_handle_auth(struct client *cl)
 {
-	struct evbuffer *in = bufferevent_get_input(cl->bev);
-	struct evbuffer *out = bufferevent_get_output(cl->bev);
+	struct evbuffer *in = bufferevent_get_input(cl->conn.bev);
+	struct evbuffer *out = bufferevent_get_output(cl->conn.bev);
 	enum auth_step step;
 	const char *err = NULL;
 	uint32_t len;
@@ -828,7 +808,7 @@ static enum proto_inspect client_inspect(void *arg, struct evbuffer *in,
 
 void client_forward(struct client *cl)
 {
-	struct evbuffer *in = bufferevent_get_input(cl->bev);
+	struct evbuffer *in = bufferevent_get_input(cl->conn.bev);
 	enum proto_scan scan;
 	size_t movable;
 
@@ -837,7 +817,7 @@ void client_forward(struct client *cl)
 	scan = proto_scan_messages(in, (uint32_t)rt.cfg->max_packet_size, &cl->msg_remaining,
 				   &movable, client_inspect, cl);
 	if (movable > 0) {
-		forward_move(cl->bev, cl->server->bev, cl->server->plain_fd, movable);
+		conn_move(&cl->conn, &cl->server->conn, movable);
 		cl->pool->stats.bytes_in += movable;
 	}
 	switch (scan) {
@@ -855,53 +835,7 @@ void client_forward(struct client *cl)
 			    rt.cfg->max_packet_size);
 		return;
 	}
-	forward_throttle(cl->bev, cl->server->bev);
-}
-
-/*
- * While dst has nothing queued and is a plain socket, the bytes are written to
- * it at once, straight from src's chains: most requests and answers fit the
- * socket buffer, and this saves arming dst's write event, a turn of the loop
- * and the write callback after it. What the socket doesn't take goes through
- * dst's output as always; so does everything after a failed write, which
- * dst's own next write then reports.
- */
-void forward_move(struct bufferevent *src, struct bufferevent *dst, int dst_fd, size_t n)
-{
-	struct evbuffer *in = bufferevent_get_input(src);
-	struct evbuffer *out = bufferevent_get_output(dst);
-
-	if (dst_fd >= 0 && evbuffer_get_length(out) == 0) {
-		int written = evbuffer_write_atmost(in, dst_fd, (ev_ssize_t)n);
-
-		if (written > 0)
-			n -= (size_t)written;
-	}
-	if (n > 0)
-		evbuffer_remove_buffer(in, out, n);
-}
-
-/*
- * Forwarding stops reading from one side while the other side's output holds
- * forward_buffer_size, and resumes when it drains below a quarter of it:
- * memory per connection stays bounded whatever the peer's speed.
- */
-void forward_throttle(struct bufferevent *src, struct bufferevent *dst)
-{
-	size_t high = (size_t)rt.cfg->forward_buffer_size;
-
-	if (evbuffer_get_length(bufferevent_get_output(dst)) < high)
-		return;
-	bufferevent_disable(src, EV_READ);
-	bufferevent_setwatermark(dst, EV_WRITE, high / 4, 0);
-}
-
-void forward_drained(struct bufferevent *src, struct bufferevent *dst)
-{
-	if (bufferevent_get_enabled(src) & EV_READ)
-		return;
-	bufferevent_setwatermark(dst, EV_WRITE, 0, 0);
-	bufferevent_enable(src, EV_READ);
+	conn_throttle(&cl->conn, &cl->server->conn);
 }
 
 /* The client's output drained: the server may send again. */
@@ -910,7 +844,7 @@ static void client_write_cb(struct bufferevent *bev UNUSED, void *arg)
 	struct client *cl = arg;
 
 	if (cl->server != NULL && cl->state == CL_ACTIVE) {
-		forward_drained(cl->server->bev, cl->bev);
+		conn_drained(&cl->server->conn, &cl->conn);
 		/* Data may have arrived while reading was off. */
 		server_forward(cl->server);
 	}
@@ -919,7 +853,7 @@ static void client_write_cb(struct bufferevent *bev UNUSED, void *arg)
 /* A console client: whole messages, answered by admin.c. */
 static bool client_handle_admin(struct client *cl)
 {
-	struct evbuffer *in = bufferevent_get_input(cl->bev);
+	struct evbuffer *in = bufferevent_get_input(cl->conn.bev);
 	uint32_t len;
 	char type;
 	uint8_t *msg;
@@ -949,7 +883,7 @@ static enum proto_inspect skip_inspect(void *arg UNUSED, struct evbuffer *in UNU
  */
 static bool client_skip_to_sync(struct client *cl)
 {
-	struct evbuffer *in = bufferevent_get_input(cl->bev);
+	struct evbuffer *in = bufferevent_get_input(cl->conn.bev);
 	size_t skip;
 
 	switch (proto_scan_messages(in, (uint32_t)rt.cfg->max_packet_size, &cl->msg_remaining,
@@ -959,7 +893,7 @@ static bool client_skip_to_sync(struct client *cl)
 		return false;
 	case PROTO_SCAN_STOPPED:
 		evbuffer_drain(in, skip + PROTO_HEADER_LEN);
-		proto_put_ready(bufferevent_get_output(cl->bev), 'I');
+		proto_put_ready(bufferevent_get_output(cl->conn.bev), 'I');
 		cl->is_skipping_to_sync = false;
 		return true;
 	case PROTO_SCAN_BAD_LENGTH:
@@ -972,7 +906,7 @@ static bool client_skip_to_sync(struct client *cl)
 /* An idle client spoke: it needs a server again, unless it is saying goodbye. */
 static void client_wake_from_idle(struct client *cl)
 {
-	struct evbuffer *in = bufferevent_get_input(cl->bev);
+	struct evbuffer *in = bufferevent_get_input(cl->conn.bev);
 	uint8_t type;
 
 	if (cl->is_skipping_to_sync && !client_skip_to_sync(cl))
@@ -1031,10 +965,10 @@ static void client_event_cb(struct bufferevent *bev UNUSED, short what, void *ar
 		client_tls_established(cl);
 		return;
 	}
-	if ((what & BEV_EVENT_ERROR) && tls_of(cl->bev) != NULL) {
+	if ((what & BEV_EVENT_ERROR) && tls_of(cl->conn.bev) != NULL) {
 		char reason[300];
 
-		tls_describe_error(cl->bev, reason, sizeof(reason));
+		tls_describe_error(cl->conn.bev, reason, sizeof(reason));
 		log_info("client %" PRIu64 " from %s: %s", cl->id, cl->addr, reason);
 	} else if (what & BEV_EVENT_ERROR)
 		log_debug("client %" PRIu64 " connection error: %s", cl->id,
@@ -1162,7 +1096,7 @@ static void client_drop_server(struct client *cl, bool is_lost)
 	cl->state = CL_IDLE;
 	cl->msg_remaining = 0;
 	cl->pool->nactive--;
-	bufferevent_enable(cl->bev, EV_READ);
+	conn_read_on(&cl->conn);
 }
 
 /*
@@ -1171,7 +1105,7 @@ static void client_drop_server(struct client *cl, bool is_lost)
  */
 static void client_settle_idle(struct client *cl)
 {
-	if (evbuffer_get_length(bufferevent_get_input(cl->bev)) > 0)
+	if (evbuffer_get_length(bufferevent_get_input(cl->conn.bev)) > 0)
 		client_wake_from_idle(cl);
 	else if (cl->session != NULL && session_state_is_listening(cl->session))
 		pool_request_server(cl);
@@ -1179,7 +1113,7 @@ static void client_settle_idle(struct client *cl)
 
 void client_server_lost(struct client *cl, const char *what)
 {
-	struct evbuffer *out = bufferevent_get_output(cl->bev);
+	struct evbuffer *out = bufferevent_get_output(cl->conn.bev);
 	const char *unmovable = cl->session != NULL ? session_state_unmovable(cl->session) : NULL;
 	char tx_status = cl->server->tx_status;
 	bool is_cut = cl->msg_remaining > 0 || cl->server->msg_remaining > 0;
@@ -1216,7 +1150,7 @@ void client_server_lost(struct client *cl, const char *what)
 		return;
 	}
 	if (client_can_retry(cl) && !cl->is_response_started && retry_is_read(cl)) {
-		struct evbuffer *in = bufferevent_get_input(cl->bev);
+		struct evbuffer *in = bufferevent_get_input(cl->conn.bev);
 
 		/* Never answered, provably read-only, autocommit: run it again elsewhere. */
 		log_info("client %" PRIu64 ": %s; retrying its read-only query", cl->id, what);
@@ -1255,7 +1189,7 @@ void client_note_parameter(struct client *cl, const uint8_t *body, size_t len)
 
 void client_server_ready(struct client *cl, struct evbuffer *welcome)
 {
-	struct evbuffer *out = bufferevent_get_output(cl->bev);
+	struct evbuffer *out = bufferevent_get_output(cl->conn.bev);
 	bool is_first = cl->cancel_pid == 0;
 	uint8_t *msg;
 	uint32_t len;
@@ -1286,7 +1220,8 @@ bool client_server_idle(struct client *cl)
 {
 	const char *unmovable;
 
-	if (evbuffer_get_length(bufferevent_get_input(cl->bev)) > 0 || !pool_should_release(cl))
+	if (evbuffer_get_length(bufferevent_get_input(cl->conn.bev)) > 0 ||
+	    !pool_should_release(cl))
 		return true;
 	unmovable = cl->session != NULL ? session_state_unmovable(cl->session) : NULL;
 	if (unmovable == NULL) {

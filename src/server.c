@@ -18,7 +18,6 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/dns.h>
 #include <event2/event.h>
 
@@ -73,7 +72,7 @@ static void server_free(struct server *sv)
 		auth_login_free(sv->login);
 	if (sv->welcome != NULL)
 		evbuffer_free(sv->welcome);
-	bufferevent_free(sv->bev);
+	conn_close(&sv->conn);
 	startup_params_free(&sv->startup);
 	startup_params_free(&sv->reported);
 	free(sv->backend_name);
@@ -84,14 +83,13 @@ static void server_free(struct server *sv)
 void server_close(struct server *sv)
 {
 	if (sv->state == SV_ACTIVE || sv->state == SV_RESET || sv->state == SV_IDLE) {
-		struct evbuffer *out = bufferevent_get_output(sv->bev);
+		struct evbuffer *out = bufferevent_get_output(sv->conn.bev);
 
 		/*
 		 * A polite goodbye keeps "unexpected EOF" out of the server's log. One
 		 * non-blocking write attempt: if the socket is full, the close says enough.
 		 */
 		proto_put_terminate(out);
-		tls_flush_once(sv->bev);
 	}
 	server_free(sv);
 }
@@ -181,21 +179,19 @@ struct server *server_connect(struct backend *b, struct client *cl)
 	sv->tls_mode = tls_server_mode(b);
 	sv->connect_time_ms = now_ms();
 	sv->welcome = evbuffer_new();
-	sv->bev = bufferevent_socket_new(rt.base, -1, BEV_OPT_CLOSE_ON_FREE);
-	sv->plain_fd = -1; /* until connected */
 	sv->timer = evtimer_new(rt.base, server_timeout_cb, sv);
-	if (sv->welcome == NULL || sv->bev == NULL || sv->timer == NULL) {
+	if (sv->welcome == NULL || sv->timer == NULL ||
+	    !conn_open(&sv->conn, -1, server_read_cb, server_write_cb, server_event_cb, sv)) {
 		log_error("cannot create server connection: out of memory");
 		abort();
 	}
 	b->nclients++;
 	sv->generation = cl->pool->generation;
 	cl->server = sv;
-	bufferevent_setcb(sv->bev, server_read_cb, server_write_cb, server_event_cb, sv);
 	set_timer(sv->timer, rt.cfg->server_connect_timeout_ms);
 	log_debug("server %" PRIu64 ": connecting to %s (%s:%d) for client %" PRIu64, sv->id,
 		  b->name, b->host, b->port, cl->id);
-	if (server_connect_socket(sv->bev, b->host, b->port) < 0) {
+	if (server_connect_socket(sv->conn.bev, b->host, b->port) < 0) {
 		/* The event callback reports most failures; this is the synchronous rest. */
 		int err = errno;
 
@@ -210,8 +206,8 @@ static void server_send_startup(struct server *sv)
 {
 	sv->state = SV_LOGIN;
 	sv->login = auth_login_new(&sv->client->cred);
-	proto_put_startup(bufferevent_get_output(sv->bev), &sv->client->params);
-	bufferevent_enable(sv->bev, EV_READ);
+	proto_put_startup(bufferevent_get_output(sv->conn.bev), &sv->client->params);
+	conn_read_on(&sv->conn);
 }
 
 /*
@@ -222,9 +218,9 @@ static void server_connected(struct server *sv)
 {
 	int one = 1;
 
-	sv->plain_fd = bufferevent_getfd(sv->bev);
+	conn_connected(&sv->conn);
 	if (sv->backend_host[0] != '/')
-		setsockopt(sv->plain_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		setsockopt(sv->conn.plain_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (sv->tls_mode <= TLS_ALLOW) {
 		server_send_startup(sv);
 		return;
@@ -233,40 +229,31 @@ static void server_connected(struct server *sv)
 		/* SSLRequest: length 8 and the magic code, both big-endian. */
 		uint32_t request[2] = {htonl(8), htonl(PROTO_SSL_CODE)};
 
-		evbuffer_add(bufferevent_get_output(sv->bev), request, sizeof(request));
+		evbuffer_add(bufferevent_get_output(sv->conn.bev), request, sizeof(request));
 	}
 	sv->is_awaiting_ssl_reply = true;
-	bufferevent_enable(sv->bev, EV_READ);
+	conn_read_on(&sv->conn);
 }
 
 /* Wrap the connection in TLS; the handshake's end (BEV_EVENT_CONNECTED) sends the startup. */
 static void server_start_tls(struct server *sv)
 {
 	SSL *ssl = tls_server_ssl_new(sv->backend_host, sv->tls_mode);
-	struct bufferevent *bev;
 
 	if (ssl == NULL) {
 		server_fail(sv, "cannot use TLS with", "could not set up the TLS connection");
 		return;
 	}
-	bev = bufferevent_openssl_filter_new(rt.base, sv->bev, ssl, BUFFEREVENT_SSL_CONNECTING,
-					     BEV_OPT_CLOSE_ON_FREE);
-	if (bev == NULL) {
+	if (!conn_start_tls(&sv->conn, ssl, false)) {
 		log_error("cannot create TLS buffer for server: out of memory");
 		abort();
 	}
-	/* As libpq: a server that just closes has ended the session, not been attacked. */
-	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-	sv->bev = bev;
-	sv->plain_fd = -1;
-	bufferevent_setcb(bev, server_read_cb, server_write_cb, server_event_cb, sv);
-	bufferevent_enable(bev, EV_READ);
 }
 
 /* The one-byte answer to SSLRequest. */
 static void server_handle_ssl_reply(struct server *sv)
 {
-	struct evbuffer *in = bufferevent_get_input(sv->bev);
+	struct evbuffer *in = bufferevent_get_input(sv->conn.bev);
 	char reply;
 
 	if (evbuffer_remove(in, &reply, 1) != 1)
@@ -315,7 +302,8 @@ static void server_restore_or_ready(struct server *sv)
 		server_ready(sv);
 		return;
 	}
-	sv->restore_pending = session_state_replay(cl->session, bufferevent_get_output(sv->bev));
+	sv->restore_pending =
+		session_state_replay(cl->session, bufferevent_get_output(sv->conn.bev));
 	if (sv->restore_pending == 0) {
 		server_ready(sv);
 		return;
@@ -332,7 +320,7 @@ static uint8_t *server_next_message(struct server *sv, char *type, uint32_t *len
 {
 	uint8_t *msg = NULL;
 
-	switch (proto_next_message(bufferevent_get_input(sv->bev),
+	switch (proto_next_message(bufferevent_get_input(sv->conn.bev),
 				   (uint32_t)rt.cfg->max_packet_size, type, len, &msg)) {
 	case PROTO_FRAME_NEED_MORE:
 		return NULL;
@@ -348,7 +336,7 @@ static uint8_t *server_next_message(struct server *sv, char *type, uint32_t *len
 
 static void server_handle_restore(struct server *sv)
 {
-	struct evbuffer *in = bufferevent_get_input(sv->bev);
+	struct evbuffer *in = bufferevent_get_input(sv->conn.bev);
 
 	while (sv->state == SV_RESTORE) {
 		struct proto_error_fields ef;
@@ -409,7 +397,7 @@ static void server_login_failed(struct server *sv, const char *err)
  */
 static void server_handle_login(struct server *sv)
 {
-	struct evbuffer *in = bufferevent_get_input(sv->bev);
+	struct evbuffer *in = bufferevent_get_input(sv->conn.bev);
 
 	while (sv->state == SV_LOGIN) {
 		const char *err = NULL;
@@ -423,7 +411,7 @@ static void server_handle_login(struct server *sv)
 		switch (type) {
 		case 'R':
 			switch (auth_login_step(sv->login, msg + PROTO_HEADER_LEN, len - 4,
-						bufferevent_get_output(sv->bev), &err)) {
+						bufferevent_get_output(sv->conn.bev), &err)) {
 			case AUTH_STEP_CONTINUE:
 			case AUTH_STEP_OK:
 				evbuffer_drain(in, 1 + len);
@@ -484,7 +472,7 @@ static void server_handle_login(struct server *sv)
 				server_unreachable(sv, reason);
 				return;
 			}
-			evbuffer_remove_buffer(in, bufferevent_get_output(cl->bev), 1 + len);
+			evbuffer_remove_buffer(in, bufferevent_get_output(cl->conn.bev), 1 + len);
 			client_close(cl); /* the server's error says it all; frees sv */
 			return;
 		}
@@ -614,7 +602,7 @@ static enum proto_inspect server_inspect(void *arg, struct evbuffer *in,
 
 bool server_forward(struct server *sv)
 {
-	struct evbuffer *in = bufferevent_get_input(sv->bev);
+	struct evbuffer *in = bufferevent_get_input(sv->conn.bev);
 	struct client *cl = sv->client;
 	enum proto_scan scan;
 	size_t movable;
@@ -625,7 +613,7 @@ bool server_forward(struct server *sv)
 	scan = proto_scan_messages(in, (uint32_t)rt.cfg->max_packet_size, &sv->msg_remaining,
 				   &movable, server_inspect, sv);
 	if (movable > 0) {
-		forward_move(sv->bev, cl->bev, cl->plain_fd, movable);
+		conn_move(&sv->conn, &cl->conn, movable);
 		cl->pool->stats.bytes_out += movable;
 	}
 	if (scan == PROTO_SCAN_BAD_LENGTH) {
@@ -646,7 +634,7 @@ bool server_forward(struct server *sv)
 		    evbuffer_get_length(in) == 0 && !client_server_idle(cl))
 			return false; /* released and freed */
 	}
-	forward_throttle(sv->bev, cl->bev);
+	conn_throttle(&sv->conn, &cl->conn);
 	return true;
 }
 
@@ -673,8 +661,8 @@ void server_reset(struct server *sv)
 	const char *query = rt.cfg->server_reset_query;
 
 	/* Whatever backpressure its last client put on it is gone with the client. */
-	bufferevent_setwatermark(sv->bev, EV_WRITE, 0, 0);
-	bufferevent_enable(sv->bev, EV_READ);
+	bufferevent_setwatermark(sv->conn.bev, EV_WRITE, 0, 0);
+	conn_read_on(&sv->conn);
 	sv->restore_pending = 0;
 	if (query[0] == '\0') {
 		sv->state = SV_RESET;
@@ -682,7 +670,7 @@ void server_reset(struct server *sv)
 		return;
 	}
 	sv->state = SV_RESET;
-	proto_put_query(bufferevent_get_output(sv->bev), query);
+	proto_put_query(bufferevent_get_output(sv->conn.bev), query);
 	set_timer(sv->timer, rt.cfg->server_connect_timeout_ms);
 }
 
@@ -693,7 +681,7 @@ void server_reset(struct server *sv)
  */
 static void server_handle_unattached(struct server *sv)
 {
-	struct evbuffer *in = bufferevent_get_input(sv->bev);
+	struct evbuffer *in = bufferevent_get_input(sv->conn.bev);
 
 	while (sv->state == SV_RESET || sv->state == SV_IDLE) {
 		bool is_reset_answer;
@@ -763,7 +751,7 @@ static void server_write_cb(struct bufferevent *bev UNUSED, void *arg)
 	struct server *sv = arg;
 
 	if (sv->client != NULL && sv->state == SV_ACTIVE) {
-		forward_drained(sv->client->bev, sv->bev);
+		conn_drained(&sv->client->conn, &sv->conn);
 		client_forward(sv->client);
 	}
 }

@@ -354,17 +354,3 @@ bool tls_server_end_point(SSL *ssl, uint8_t out[SCRAM_CBIND_MAX], size_t *len)
 	*len = n;
 	return true;
 }
-
-void tls_flush_once(struct bufferevent *bev)
-{
-	struct bufferevent *raw = bufferevent_get_underlying(bev);
-	struct evbuffer *out;
-
-	if (raw == NULL)
-		raw = bev;
-	out = bufferevent_get_output(raw);
-	/* A socket bufferevent freezes its output's start so only it drains it: it is ending. */
-	evbuffer_unfreeze(out, 1);
-	evbuffer_write(out, bufferevent_getfd(raw));
-	evbuffer_freeze(out, 1);
-}

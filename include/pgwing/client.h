@@ -7,12 +7,12 @@
 
 #include "pgwing/admin.h"
 #include "pgwing/auth.h"
+#include "pgwing/conn.h"
 #include "pgwing/proto.h"
 
 #include <sys/queue.h>
 #include <sys/types.h>
 
-struct bufferevent;
 struct event;
 struct pool;
 struct server;
@@ -31,8 +31,7 @@ enum client_state {
 
 struct client {
 	uint64_t id;
-	struct bufferevent *bev;
-	int plain_fd; /* bev's socket while it is plaintext, else -1 (forward_move) */
+	struct conn conn;
 	enum target target;
 	enum client_state state;
 	char addr[64];
@@ -141,17 +140,6 @@ void client_close(struct client *cl);
 /* Forward whatever the client has buffered to its server (after backpressure lifts). */
 void client_forward(struct client *cl);
 int client_count(void);
-/*
- * Backpressure, shared by both directions: when dst holds too much unsent data,
- * stop reading src; forward_drained() resumes it once dst's output drains.
- */
-void forward_throttle(struct bufferevent *src, struct bufferevent *dst);
-void forward_drained(struct bufferevent *src, struct bufferevent *dst);
-/*
- * Move the first n bytes of src's input on to dst, both directions' one way of
- * sending; dst_fd is dst's plain_fd.
- */
-void forward_move(struct bufferevent *src, struct bufferevent *dst, int dst_fd, size_t n);
 /* Close every client (fast shutdown). */
 void client_close_all(const char *reason);
 

@@ -7,6 +7,7 @@
 
 #include "pgwing/auth.h"
 #include "pgwing/config.h"
+#include "pgwing/conn.h"
 #include "pgwing/proto.h"
 #include "pgwing/topology.h"
 
@@ -30,8 +31,7 @@ enum server_state {
 
 struct server {
 	uint64_t id;
-	struct bufferevent *bev;
-	int plain_fd;            /* bev's connected socket while it is plaintext, else -1 */
+	struct conn conn;
 	struct backend *backend; /* NULL once a reload dropped it: the session moves when idle */
 	char *backend_name;      /* copied, as are host and port, to outlive the backend */
 	char *backend_host;

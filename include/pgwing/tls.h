@@ -50,10 +50,5 @@ SSL *tls_of(struct bufferevent *bev);
 void tls_describe_error(struct bufferevent *bev, char *buf, size_t buflen);
 /* tls-server-end-point (RFC 5929) of our certificate on ssl; false when not available. */
 bool tls_server_end_point(SSL *ssl, uint8_t out[SCRAM_CBIND_MAX], size_t *len);
-/*
- * One non-blocking attempt to write what bev has queued (encrypted, for TLS)
- * straight to its socket: a last message before the bufferevent is freed.
- */
-void tls_flush_once(struct bufferevent *bev);
 
 #endif

@@ -1,0 +1,75 @@
+/*
+ * A connection's socket, for both the client and the server side: a
+ * bufferevent for output, TLS and connecting, and pgwing's own reads while
+ * the socket is plaintext (a bufferevent asks the kernel how much is readable
+ * before every read, one system call more per message, and reads at most
+ * 4 kB). Forwarding between two connections lives here too: the move of
+ * bytes from one's input to the other, and the backpressure between them.
+ */
+#ifndef PGWING_CONN_H
+#define PGWING_CONN_H
+
+#include <event2/bufferevent.h>
+#include <openssl/ssl.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct event;
+
+struct conn {
+	struct bufferevent *bev; /* the socket's, or the TLS filter over it */
+	int plain_fd;            /* the connected socket while it is plaintext, else -1 */
+	struct event *read_ev;   /* pgwing's reads of plain_fd, in place of bev's */
+	bool is_reading;
+	size_t read_size; /* the next read's size: grows while reads fill it */
+	bufferevent_data_cb read_cb;
+	bufferevent_event_cb event_cb;
+	void *arg;
+};
+
+/*
+ * Set up c on an accepted socket, or, with fd -1, on one to connect
+ * (conn_connected() once it is). Reading starts off. Returns false when out
+ * of memory; fd is closed then.
+ */
+bool conn_open(struct conn *c, int fd, bufferevent_data_cb read_cb, bufferevent_data_cb write_cb,
+	       bufferevent_event_cb event_cb, void *arg);
+/* The socket connected (BEV_EVENT_CONNECTED on a plaintext c): pgwing reads it from now on. */
+void conn_connected(struct conn *c);
+/* Change the callbacks (read, write, event) of c. */
+void conn_set_callbacks(struct conn *c, bufferevent_data_cb read_cb, bufferevent_data_cb write_cb,
+			bufferevent_event_cb event_cb, void *arg);
+/*
+ * Wrap c in TLS (ssl is owned by c from now on, also on failure): bytes
+ * already read wait for the handshake in the socket's input. Reading is on.
+ * Returns false when out of memory.
+ */
+bool conn_start_tls(struct conn *c, SSL *ssl, bool is_accepting);
+void conn_read_on(struct conn *c);
+void conn_read_off(struct conn *c);
+/* Sends what is queued once more (a last message), then frees c's socket. */
+void conn_close(struct conn *c);
+
+/*
+ * Move the first n bytes of src's input on to dst, both directions' one way
+ * of sending.
+ */
+void conn_move(struct conn *src, struct conn *dst, size_t n);
+/*
+ * Backpressure, shared by both directions: when dst holds too much unsent data,
+ * stop reading src; conn_drained() resumes it once dst's output drains.
+ */
+void conn_throttle(struct conn *src, struct conn *dst);
+void conn_drained(struct conn *src, struct conn *dst);
+
+static inline struct evbuffer *conn_input(const struct conn *c)
+{
+	return bufferevent_get_input(c->bev);
+}
+
+static inline struct evbuffer *conn_output(const struct conn *c)
+{
+	return bufferevent_get_output(c->bev);
+}
+
+#endif

@@ -1,0 +1,257 @@
+/*
+ * Connection sockets and the move of bytes between two of them. While a
+ * socket is plaintext pgwing reads it itself, with one readv into the
+ * input's free space: no FIONREAD before each read, and reads as large as
+ * the data needs, where a bufferevent reads 4 kB at a time. Writes, TLS and
+ * connecting stay with the bufferevent.
+ */
+#include "pgwing/conn.h"
+
+#include "pgwing/config.h"
+#include "pgwing/log.h"
+#include "pgwing/runtime.h"
+#include "pgwing/tls.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+
+#include <errno.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+/*
+ * A read's buffer starts at 1 kB (most requests and answers are smaller, and
+ * the allocator serves that size from its fastest cache), doubles up to
+ * 64 kB while reads fill it (a large result streaming in), and halves when
+ * one does not: a connection between requests holds no large buffer. The
+ * sizes leave room for libevent's chain header within the allocation.
+ */
+#define CONN_READ_MIN (1024 - 128)
+#define CONN_READ_MAX (65536 - 128)
+
+static void conn_read_ready(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer_iovec vec[2];
+	size_t space, left;
+	ssize_t got;
+	int nvec, i, err;
+
+	(void)what;
+	nvec = evbuffer_reserve_space(in, (ev_ssize_t)c->read_size, vec, 2);
+	if (nvec < 0) {
+		errno = ENOMEM;
+		got = -1;
+	} else {
+		got = readv(fd, vec, nvec);
+	}
+	err = errno;
+	space = 0;
+	for (i = 0; i < nvec; i++)
+		space += vec[i].iov_len;
+	left = got > 0 ? (size_t)got : 0;
+	for (i = 0; i < nvec; i++) {
+		if (vec[i].iov_len > left)
+			vec[i].iov_len = left;
+		left -= vec[i].iov_len;
+	}
+	if (nvec > 0)
+		evbuffer_commit_space(in, vec, nvec);
+	if (got > 0) {
+		if ((size_t)got == space && c->read_size < CONN_READ_MAX)
+			c->read_size = c->read_size * 2 + 128;
+		else if ((size_t)got < space && c->read_size > CONN_READ_MIN)
+			c->read_size = (c->read_size - 128) / 2;
+		c->read_cb(c->bev, c->arg);
+		return;
+	}
+	if (got < 0 && (err == EAGAIN || err == EWOULDBLOCK || err == EINTR))
+		return;
+	/* As a bufferevent: reading ends, and the event callback hears why. */
+	conn_read_off(c);
+	errno = err;
+	c->event_cb(c->bev, BEV_EVENT_READING | (got == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR),
+		    c->arg);
+}
+
+bool conn_open(struct conn *c, int fd, bufferevent_data_cb read_cb, bufferevent_data_cb write_cb,
+	       bufferevent_event_cb event_cb, void *arg)
+{
+	c->plain_fd = -1;
+	c->read_ev = NULL;
+	c->is_reading = false;
+	c->read_size = CONN_READ_MIN;
+	c->bev = bufferevent_socket_new(rt.base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return false;
+	}
+	conn_set_callbacks(c, read_cb, write_cb, event_cb, arg);
+	if (fd >= 0)
+		conn_connected(c);
+	return true;
+}
+
+void conn_connected(struct conn *c)
+{
+	c->plain_fd = bufferevent_getfd(c->bev);
+	/*
+	 * A socket bufferevent freezes its input's end so that only its own reads
+	 * add to it; they are ours now (and it unfreezes it itself when it reads).
+	 */
+	evbuffer_unfreeze(bufferevent_get_input(c->bev), 0);
+	c->read_ev = event_new(rt.base, c->plain_fd, EV_READ | EV_PERSIST, conn_read_ready, c);
+	if (c->read_ev == NULL) {
+		log_error("cannot create a read event: out of memory");
+		abort();
+	}
+	if (c->is_reading)
+		event_add(c->read_ev, NULL);
+}
+
+void conn_set_callbacks(struct conn *c, bufferevent_data_cb read_cb, bufferevent_data_cb write_cb,
+			bufferevent_event_cb event_cb, void *arg)
+{
+	c->read_cb = read_cb;
+	c->event_cb = event_cb;
+	c->arg = arg;
+	bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, arg);
+}
+
+/* The socket's own reads end here: the TLS filter reads it through the bufferevent. */
+static void conn_stop_own_reads(struct conn *c)
+{
+	if (c->read_ev != NULL)
+		event_free(c->read_ev);
+	c->read_ev = NULL;
+	c->plain_fd = -1;
+}
+
+bool conn_start_tls(struct conn *c, SSL *ssl, bool is_accepting)
+{
+	struct bufferevent *raw = c->bev;
+	struct bufferevent *bev;
+	bufferevent_data_cb write_cb;
+
+	bufferevent_getcb(raw, NULL, &write_cb, NULL, NULL);
+	conn_stop_own_reads(c);
+	bev = bufferevent_openssl_filter_new(rt.base, raw, ssl,
+					     is_accepting ? BUFFEREVENT_SSL_ACCEPTING
+							  : BUFFEREVENT_SSL_CONNECTING,
+					     BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL) {
+		SSL_free(ssl);
+		return false;
+	}
+	/*
+	 * Many clients close without close_notify, and so does a server that
+	 * ends a session (libpq allows it too): an end, not an attack.
+	 */
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	c->bev = bev;
+	conn_set_callbacks(c, c->read_cb, write_cb, c->event_cb, c->arg);
+	c->is_reading = false;
+	conn_read_on(c);
+	return true;
+}
+
+void conn_read_on(struct conn *c)
+{
+	if (c->is_reading)
+		return;
+	c->is_reading = true;
+	if (c->read_ev != NULL)
+		event_add(c->read_ev, NULL);
+	else if (tls_of(c->bev) != NULL)
+		bufferevent_enable(c->bev, EV_READ);
+	/* else: not connected yet; conn_connected() starts the reads */
+}
+
+void conn_read_off(struct conn *c)
+{
+	if (!c->is_reading)
+		return;
+	c->is_reading = false;
+	if (c->read_ev != NULL)
+		event_del(c->read_ev);
+	else
+		bufferevent_disable(c->bev, EV_READ);
+}
+
+/*
+ * One non-blocking attempt to write what c has queued (encrypted, for TLS)
+ * straight to its socket: a last message (Terminate, a FATAL) before the
+ * bufferevent is freed; if the socket is full, the close says the rest.
+ */
+static void conn_flush_once(struct conn *c)
+{
+	struct bufferevent *raw = bufferevent_get_underlying(c->bev);
+	struct evbuffer *out;
+
+	if (raw == NULL)
+		raw = c->bev;
+	if (bufferevent_getfd(raw) < 0)
+		return; /* never connected */
+	out = bufferevent_get_output(raw);
+	/* A socket bufferevent freezes its output's start so only it drains it: it is ending. */
+	evbuffer_unfreeze(out, 1);
+	evbuffer_write(out, bufferevent_getfd(raw));
+	evbuffer_freeze(out, 1);
+}
+
+void conn_close(struct conn *c)
+{
+	conn_flush_once(c);
+	conn_stop_own_reads(c);
+	bufferevent_free(c->bev);
+	c->bev = NULL;
+}
+
+/*
+ * While dst has nothing queued and is a plain socket, the bytes are written to
+ * it at once, straight from src's chains: most requests and answers fit the
+ * socket buffer, and this saves arming dst's write event, a turn of the loop
+ * and the write callback after it. What the socket doesn't take goes through
+ * dst's output as always; so does everything after a failed write, which
+ * dst's own next write then reports.
+ */
+void conn_move(struct conn *src, struct conn *dst, size_t n)
+{
+	struct evbuffer *in = bufferevent_get_input(src->bev);
+	struct evbuffer *out = bufferevent_get_output(dst->bev);
+
+	if (dst->plain_fd >= 0 && evbuffer_get_length(out) == 0) {
+		int written = evbuffer_write_atmost(in, dst->plain_fd, (ev_ssize_t)n);
+
+		if (written > 0)
+			n -= (size_t)written;
+	}
+	if (n > 0)
+		evbuffer_remove_buffer(in, out, n);
+}
+
+/*
+ * Forwarding stops reading from one side while the other side's output holds
+ * forward_buffer_size, and resumes when it drains below a quarter of it:
+ * memory per connection stays bounded whatever the peer's speed.
+ */
+void conn_throttle(struct conn *src, struct conn *dst)
+{
+	size_t high = (size_t)rt.cfg->forward_buffer_size;
+
+	if (evbuffer_get_length(bufferevent_get_output(dst->bev)) < high)
+		return;
+	conn_read_off(src);
+	bufferevent_setwatermark(dst->bev, EV_WRITE, high / 4, 0);
+}
+
+void conn_drained(struct conn *src, struct conn *dst)
+{
+	if (src->is_reading)
+		return;
+	bufferevent_setwatermark(dst->bev, EV_WRITE, 0, 0);
+	conn_read_on(src);
+}
