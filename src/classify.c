@@ -1270,11 +1270,34 @@ enum stmt_class classify_query_class(const char *sql, size_t len)
 	return STMT_READ;
 }
 
+static bool starts_with_word(const char *s, size_t n, const char *w)
+{
+	size_t i;
+
+	/* ASCII folding, as the lexer's: only 'A'..'Z' | 0x20 gives 'a'..'z'. */
+	for (i = 0; w[i] != '\0'; i++)
+		if (i >= n || ((unsigned char)s[i] | 0x20) != (unsigned char)w[i])
+			return false;
+	return true;
+}
+
 bool classify_may_read(const char *sql, size_t len)
 {
 	struct cursor c = {sql, 0, len};
 	struct token t;
+	size_t i = 0;
 
+	/*
+	 * Most queries start with a plain SELECT: a word at the first non-blank
+	 * byte is the first token (no comment, quote or parenthesis before it),
+	 * so those six letters and a byte no identifier continues with settle it
+	 * without the lexer.
+	 */
+	while (i < len && is_space((unsigned char)sql[i]))
+		i++;
+	if (len - i > 6 && starts_with_word(sql + i, 6, "select") &&
+	    !is_ident_char((unsigned char)sql[i + 6]))
+		return true;
 	do
 		next_token(&c, &t);
 	while (is_punct(sql, &t, ';'));
@@ -1290,16 +1313,6 @@ bool classify_may_read(const char *sql, size_t len)
  * TEMPORARY, pg_temp; WITH HOLD; pg_[try_]advisory_lock[_shared]. Keep in step
  * with those.
  */
-static bool starts_with_word(const char *s, size_t n, const char *w)
-{
-	size_t i;
-
-	/* ASCII folding, as the lexer's: only 'A'..'Z' | 0x20 gives 'a'..'z'. */
-	for (i = 0; w[i] != '\0'; i++)
-		if (i >= n || ((unsigned char)s[i] | 0x20) != (unsigned char)w[i])
-			return false;
-	return true;
-}
 
 static bool is_state_word(const char *s, size_t n)
 {

@@ -319,6 +319,10 @@ static void test_cheap_checks(void **state UNUSED)
 		"/* unterminated select 1",
 		"begin",
 		"set x = 1",
+		/* Longer names that start with select are not the keyword. */
+		"selectx()",
+		"select_it()",
+		"SELECT$1",
 	};
 	static const char *const may_read[] = {
 		" ;(( SELECT 1))",
@@ -328,6 +332,10 @@ static void test_cheap_checks(void **state UNUSED)
 		"select nextval('s')",
 		"TABLE t",
 		"values (1)",
+		"\n\t SeLeCt(1)",
+		"select\n1",
+		"select;",
+		"select",
 	};
 	const char *pgbench = "SELECT abalance FROM pgbench_accounts WHERE aid = 42;";
 
