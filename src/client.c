@@ -377,7 +377,6 @@ static void strip_protocol_options(struct startup_params *p)
  */
 static void client_start_tls(struct client *cl, bool is_direct)
 {
-	struct bufferevent *raw = cl->conn.bev;
 	SSL *ssl = tls_client_ssl_new();
 
 	if (ssl == NULL || !conn_start_tls(&cl->conn, ssl, true)) {
@@ -385,9 +384,8 @@ static void client_start_tls(struct client *cl, bool is_direct)
 		abort();
 	}
 	cl->is_direct_tls = is_direct;
-	/* A direct ClientHello is already buffered: no new bytes will wake the handshake. */
-	if (is_direct)
-		bufferevent_trigger(raw, EV_READ, 0);
+	/* Last: a direct ClientHello, already read, is handshaken here and may end cl. */
+	conn_read_on(&cl->conn);
 }
 
 /* The handshake finished: a direct TLS client must have said it speaks Postgres. */
@@ -416,8 +414,9 @@ static bool client_answer_ssl_request(struct client *cl)
 	}
 	/* The 'S' is queued on the socket before the filter's first record: it goes first. */
 	evbuffer_add(bufferevent_get_output(cl->conn.bev), "S", 1);
+	/* What follows arrives through the TLS filter, which calls back; cl may be gone. */
 	client_start_tls(cl, false);
-	return true;
+	return false;
 }
 
 /*

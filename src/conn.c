@@ -154,7 +154,6 @@ bool conn_start_tls(struct conn *c, SSL *ssl, bool is_accepting)
 	c->bev = bev;
 	conn_set_callbacks(c, c->read_cb, write_cb, c->event_cb, c->arg);
 	c->is_reading = false;
-	conn_read_on(c);
 	return true;
 }
 

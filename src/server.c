@@ -248,6 +248,7 @@ static void server_start_tls(struct server *sv)
 		log_error("cannot create TLS buffer for server: out of memory");
 		abort();
 	}
+	conn_read_on(&sv->conn);
 }
 
 /* The one-byte answer to SSLRequest. */

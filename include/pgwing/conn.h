@@ -41,7 +41,9 @@ void conn_set_callbacks(struct conn *c, bufferevent_data_cb read_cb, bufferevent
 			bufferevent_event_cb event_cb, void *arg);
 /*
  * Wrap c in TLS (ssl is owned by c from now on, also on failure): bytes
- * already read wait for the handshake in the socket's input. Reading is on.
+ * already read wait for the handshake in the socket's input. Reading is off:
+ * conn_read_on() starts the handshake, at once on bytes already read, so its
+ * callbacks may run (and end the connection) before it returns.
  * Returns false when out of memory.
  */
 bool conn_start_tls(struct conn *c, SSL *ssl, bool is_accepting);
