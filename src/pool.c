@@ -492,7 +492,14 @@ void pool_request_server(struct client *cl)
 		pool_wake_for(cl->target);
 		b = router_pick(rt.topo, rt.cfg, cl->target);
 	}
-	if (b != NULL && pool_start_server(cl, b))
+	/*
+	 * First come, first served: while others wait, cl queues behind them. A
+	 * server given back for the waiters is pooled, then handed out from the
+	 * loop (pool_serve_soon); the session that gave it back, its next request
+	 * read in between, must not take it back, or the waiters it was given
+	 * back for never get it.
+	 */
+	if (b != NULL && cl->pool->nwaiting == 0 && pool_start_server(cl, b))
 		return;
 	pool_wait(cl);
 	if (b != NULL)
