@@ -2,9 +2,9 @@
 # server is held by an idle session, A; client B asks for a server, A is made
 # to give it back, and A asks again at once: B, which asked first, gets it.
 # Before, A's request, read in the same turn of the event loop as B's, took the
-# pooled server back before the queue was served, and B waited behind it: with
-# pgbench -M prepared under a lowered default_pool_size, that stalled every
-# client for hold_timeout (005).
+# pooled server back before the queue was served, and B waited behind it. With
+# pgbench -M prepared under a lowered default_pool_size (005) that was the way
+# into a stall of every client until hold_timeout.
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
@@ -24,10 +24,10 @@ my $pw = PgWing::Test->new(
 	});
 $pw->start;
 
-my $a = $pw->raw_connect;
-ok(raw_login($a)->{ok}, 'A logs in: through the pool\'s one server, which it keeps');
-my $b = $pw->raw_connect;
-ok(raw_login($b)->{ok}, 'B logs in without a server (the pool knows the welcome)');
+my $cl_a = $pw->raw_connect;
+ok(raw_login($cl_a)->{ok}, 'A logs in: through the pool\'s one server, which it keeps');
+my $cl_b = $pw->raw_connect;
+ok(raw_login($cl_b)->{ok}, 'B logs in without a server (the pool knows the welcome)');
 
 # Which query the one server ran first: each takes the next number.
 $node->safe_psql('postgres', 'CREATE SEQUENCE turn');
@@ -67,9 +67,9 @@ sub answers
 for my $round (1 .. 10)
 {
 	# B asks first, then A, whose server B's request makes it give back.
-	syswrite($b, pg_message('Q', "SELECT nextval('turn')\0"));
-	syswrite($a, pg_message('Q', "SELECT nextval('turn')\0"));
-	my $got = answers(a => $a, b => $b);
+	syswrite($cl_b, pg_message('Q', "SELECT nextval('turn')\0"));
+	syswrite($cl_a, pg_message('Q', "SELECT nextval('turn')\0"));
+	my $got = answers(a => $cl_a, b => $cl_b);
 	ok(defined $got->{a}{value} && defined $got->{b}{value},
 		"round $round: both queries answered")
 	  or diag explain $got;
