@@ -156,6 +156,12 @@ static bool pool_is_full(const struct pool *p)
 	return rt.cfg->default_pool_size > 0 && p->nservers >= rt.cfg->default_pool_size;
 }
 
+/* default_pool_size was lowered under the servers the pool has open. */
+static bool pool_is_over_limit(const struct pool *p)
+{
+	return rt.cfg->default_pool_size > 0 && p->nservers > rt.cfg->default_pool_size;
+}
+
 /* Clients wait because the pool is full, not because nothing can serve them. */
 static bool pool_waits_for_room(const struct pool *p)
 {
@@ -264,7 +270,8 @@ void pool_put_server(struct server *sv, int64_t last_active_ms)
 {
 	struct pool *p = sv->pool;
 
-	if (!pool_server_is_usable(p, sv)) {
+	/* Over a lowered limit, servers go as they are given back, down to it. */
+	if (!pool_server_is_usable(p, sv) || pool_is_over_limit(p)) {
 		server_close(sv);
 		return;
 	}
@@ -307,13 +314,20 @@ void pool_forget_server(struct server *sv)
 }
 
 /*
- * Close the pool's servers that should not serve again, and those idle for
- * server_idle_timeout: a backend nobody uses must be free to sleep.
+ * Close the pool's servers that should not serve again, those idle for
+ * server_idle_timeout (a backend nobody uses must be free to sleep), and the
+ * oldest idle ones over a lowered default_pool_size.
  */
 static void pool_prune_idle(struct pool *p)
 {
 	int64_t timeout_ms = rt.cfg->server_idle_timeout_ms;
 	struct server *sv, *next;
+
+	while (pool_is_over_limit(p) && (sv = pool_oldest_idle(p)) != NULL) {
+		log_debug("server %" PRIu64 ": closing a pooled server over default_pool_size",
+			  sv->id);
+		server_close(sv);
+	}
 
 	for (sv = TAILQ_FIRST(&p->idle); sv != NULL; sv = next) {
 		next = TAILQ_NEXT(sv, idle_link);
@@ -492,7 +506,14 @@ void pool_request_server(struct client *cl)
 		pool_wake_for(cl->target);
 		b = router_pick(rt.topo, rt.cfg, cl->target);
 	}
-	if (b != NULL && pool_start_server(cl, b))
+	/*
+	 * First come, first served: while others wait, cl queues behind them. A
+	 * server given back for the waiters is pooled, then handed out from the
+	 * loop (pool_serve_soon); the session that gave it back, its next request
+	 * read in between, must not take it back, or the waiters it was given
+	 * back for never get it.
+	 */
+	if (b != NULL && cl->pool->nwaiting == 0 && pool_start_server(cl, b))
 		return;
 	pool_wait(cl);
 	if (b != NULL)
