@@ -382,6 +382,11 @@ static void hold_timeout_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *
 {
 	struct client *cl = arg;
 	int64_t held = now_ms() - cl->hold_since_ms;
+	/*
+	 * In whole seconds, rounded: the timer runs on the loop's cached clock and
+	 * held is read off a coarse one, so a 3 s hold can measure 2 996 ms.
+	 */
+	int64_t held_s = (held + 500) / 1000;
 	char detail[512];
 
 	pool_dequeue(cl);
@@ -392,13 +397,13 @@ static void hold_timeout_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *
 		client_fail(cl, SQLSTATE_CONNECTION_FAILURE,
 			    "no server free after %" PRId64 " s: the pool is full "
 			    "(default_pool_size %d) and its sessions are busy",
-			    held / 1000, rt.cfg->default_pool_size);
+			    held_s, rt.cfg->default_pool_size);
 		return;
 	}
 	describe_unavailable(detail, sizeof(detail));
 	/* A backend can look up to its probes and still fail this client's logins: say so. */
 	client_fail(cl, SQLSTATE_CONNECTION_FAILURE, "no %s available after %" PRId64 " s (%s%s%s)",
-		    cl->target == TARGET_RW ? "primary" : "server for reads", held / 1000,
+		    cl->target == TARGET_RW ? "primary" : "server for reads", held_s,
 		    cl->last_connect_error, cl->last_connect_error[0] ? "; " : "", detail);
 }
 
