@@ -1210,6 +1210,7 @@ void client_server_ready(struct client *cl, struct evbuffer *welcome)
 	}
 	cl->state = CL_ACTIVE;
 	cl->hold_since_ms = 0;
+	pool_note_served(cl);
 	if (is_first)
 		client_finish_welcome(cl);
 	client_forward(cl);

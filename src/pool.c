@@ -88,7 +88,23 @@ static struct event *retry_timer;
 /* See pool_wait. */
 #define WAKE_SLACK_MS 1000
 
-static void pool_dequeue(struct client *cl)
+/*
+ * A hold ends when nobody waits any more and it is not for a retry: a client
+ * that leaves the queue to try a server and fails at once (a backend down,
+ * no descriptors) comes back every POOL_RETRY_MS, and that is one hold, logged
+ * once, not an end and a start four times a second.
+ */
+static void pool_end_hold(struct pool *p)
+{
+	if (p->nwaiting == 0 && p->hold_start_ms != 0) {
+		log_info("pool %s/%s/%s: hold ended after %" PRId64 " ms", p->database, p->user,
+			 target_name(p->target), now_ms() - p->hold_start_ms);
+		p->hold_start_ms = 0;
+	}
+}
+
+/* is_trying: cl leaves to try a server, and may come back; the hold goes on. */
+static void pool_dequeue(struct client *cl, bool is_trying)
 {
 	struct pool *p = cl->pool;
 	int64_t waited = now_ms() - cl->wait_start_ms;
@@ -98,11 +114,13 @@ static void pool_dequeue(struct client *cl)
 	stats_note_wait(&p->stats, waited * 1000);
 	cl->wait_start_ms = 0;
 	event_del(cl->timer);
-	if (p->nwaiting == 0 && p->hold_start_ms != 0) {
-		log_info("pool %s/%s/%s: hold ended after %" PRId64 " ms", p->database, p->user,
-			 target_name(p->target), now_ms() - p->hold_start_ms);
-		p->hold_start_ms = 0;
-	}
+	if (!is_trying)
+		pool_end_hold(p);
+}
+
+void pool_note_served(struct client *cl)
+{
+	pool_end_hold(cl->pool);
 }
 
 /*
@@ -255,7 +273,7 @@ static bool pool_start_server(struct client *cl, struct backend *b)
 	if (cl->state == CL_WAITING) {
 		log_debug("client %" PRIu64 ": released after waiting %" PRId64 " ms", cl->id,
 			  now_ms() - cl->wait_start_ms);
-		pool_dequeue(cl);
+		pool_dequeue(cl, true);
 	}
 	cl->state = CL_LOGIN;
 	p->nactive++;
@@ -389,7 +407,7 @@ static void hold_timeout_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *
 	int64_t held_s = (held + 500) / 1000;
 	char detail[512];
 
-	pool_dequeue(cl);
+	pool_dequeue(cl, false);
 	cl->state = CL_IDLE;
 	log_info("client %" PRIu64 ": gave up waiting for a %s server after %" PRId64 " ms", cl->id,
 		 target_name(cl->target), held);
@@ -415,7 +433,7 @@ void pool_fail_wake_waiters(const struct backend *b)
 		if (p->nwaiting == 0 || router_pick_wakeable(rt.topo, rt.cfg, p->target) != b)
 			continue;
 		while ((cl = TAILQ_FIRST(&p->waiting)) != NULL) {
-			pool_dequeue(cl);
+			pool_dequeue(cl, false);
 			cl->state = CL_IDLE;
 			client_fail(cl, SQLSTATE_CONNECTION_FAILURE,
 				    "backend %s did not wake within %.3g s", b->name,
@@ -453,7 +471,7 @@ static void pool_wait(struct client *cl)
 	left = deadline - now_ms();
 	if (left < 0)
 		left = 0;
-	if (p->nwaiting == 0) {
+	if (p->nwaiting == 0 && p->hold_start_ms == 0) {
 		p->hold_start_ms = now_ms();
 		log_info("pool %s/%s/%s: holding clients: %s", p->database, p->user,
 			 target_name(p->target),
@@ -542,9 +560,10 @@ void pool_forget_client(struct client *cl)
 	if (cl->pool == NULL)
 		return;
 	if (cl->state == CL_WAITING)
-		pool_dequeue(cl);
+		pool_dequeue(cl, false);
 	else if (cl->state == CL_LOGIN || cl->state == CL_ACTIVE)
 		cl->pool->nactive--;
+	pool_end_hold(cl->pool); /* it may have been the last one trying */
 	cl->pool->nclients--;
 	cl->pool = NULL;
 }
@@ -571,7 +590,7 @@ static void pool_serve_waiters(struct pool *p)
 	for (cl = TAILQ_FIRST(&p->waiting); cl != NULL && p->welcome != NULL; cl = next) {
 		next = TAILQ_NEXT(cl, wait_link);
 		if (cl->cancel_pid == 0 && startup_params_equal(&p->welcome_startup, &cl->params)) {
-			pool_dequeue(cl);
+			pool_dequeue(cl, false);
 			client_welcome(cl, p->welcome);
 		}
 	}

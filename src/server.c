@@ -458,9 +458,6 @@ static void server_handle_login(struct server *sv)
 
 			if (!proto_parse_error(msg + PROTO_HEADER_LEN, len - 4, &ef))
 				memset(&ef, 0, sizeof(ef));
-			log_info("server %" PRIu64 ": login to %s refused: %s %s", sv->id,
-				 sv->backend_name, ef.sqlstate ? ef.sqlstate : "",
-				 ef.message ? ef.message : "");
 			if (ef.sqlstate != NULL &&
 			    (strcmp(ef.sqlstate, SQLSTATE_CANNOT_CONNECT_NOW) == 0 ||
 			     strcmp(ef.sqlstate, SQLSTATE_ADMIN_SHUTDOWN) == 0)) {
@@ -473,6 +470,9 @@ static void server_handle_login(struct server *sv)
 				server_unreachable(sv, reason);
 				return;
 			}
+			log_info("server %" PRIu64 ": login to %s refused: %s %s", sv->id,
+				 sv->backend_name, ef.sqlstate ? ef.sqlstate : "",
+				 ef.message ? ef.message : "");
 			evbuffer_remove_buffer(in, bufferevent_get_output(cl->conn.bev), 1 + len);
 			client_close(cl); /* the server's error says it all; frees sv */
 			return;

@@ -68,6 +68,8 @@ struct param_set *pool_add_client(struct client *cl);
 void pool_request_server(struct client *cl);
 /* Its server could not be reached: wait (within the hold) and try again shortly. */
 void pool_retry_later(struct client *cl);
+/* The client got its server after waiting: the pool's hold may have ended (logged). */
+void pool_note_served(struct client *cl);
 /* The client leaves its pool (closed, or served). */
 void pool_forget_client(struct client *cl);
 /* Topology changed: serve whoever waits and can be served now. */

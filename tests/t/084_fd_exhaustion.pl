@@ -132,6 +132,12 @@ my $log = substr($pw->log_content, $pos);
 my $warnings = () = $log =~ /WARNING .*failed: Too many open files/g;
 is($warnings, 1, 'running out of fds is logged once, not once per retry, with the cause')
   or diag $pw->log_tail(20);
+# Clients whose server connects fail for want of fds try again every 250 ms:
+# one hold, logged as it starts, not an end and a start at every retry.
+my $holds = () = $log =~ /holding clients/g;
+my $ends  = () = $log =~ /hold ended/g;
+cmp_ok($holds + $ends, '<=', 2, 'the hold is logged once, not at every retry')
+  or diag "$holds starts, $ends ends:\n" . $pw->log_tail(20);
 
 # Free descriptors: whoever is served leaves; the waiting clients get in and
 # are served, as many at a time as the limit allows.
