@@ -1,8 +1,9 @@
 /*
  * Connection sockets and the move of bytes between two of them. While a
- * socket is plaintext pgwing reads it itself, with one readv into the
+ * socket is plaintext pgwing reads it itself, with one recv into the
  * input's free space: no FIONREAD before each read, and reads as large as
- * the data needs, where a bufferevent reads 4 kB at a time. Writes, TLS and
+ * the data needs, where a bufferevent reads 4 kB at a time. What the other
+ * side's socket takes at once is sent from here too; queued writes, TLS and
  * connecting stay with the bufferevent.
  */
 #include "pgwing/conn.h"
@@ -17,6 +18,7 @@
 #include <event2/event.h>
 
 #include <errno.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -29,6 +31,30 @@
  */
 #define CONN_READ_MIN (1024 - 128)
 #define CONN_READ_MAX (65536 - 128)
+
+/* The most chains one direct send takes; the rest goes through the output buffer. */
+#define CONN_SEND_VECS 16
+
+/*
+ * recv/send (recvmsg/sendmsg for several extents), not readv/writev: the
+ * socket calls skip the file layer's permission hook and fsnotify, which cost
+ * pgwing a tenth more kernel time per query than PgBouncer on loopback, with
+ * the same number of calls.
+ */
+static ssize_t sock_recv(int fd, struct iovec *vec, int nvec)
+{
+	struct msghdr mh = {.msg_iov = vec, .msg_iovlen = (size_t)nvec};
+
+	return nvec == 1 ? recv(fd, vec[0].iov_base, vec[0].iov_len, 0) : recvmsg(fd, &mh, 0);
+}
+
+static ssize_t sock_send(int fd, struct iovec *vec, int nvec)
+{
+	struct msghdr mh = {.msg_iov = vec, .msg_iovlen = (size_t)nvec};
+
+	return nvec == 1 ? send(fd, vec[0].iov_base, vec[0].iov_len, MSG_NOSIGNAL)
+			 : sendmsg(fd, &mh, MSG_NOSIGNAL);
+}
 
 static void conn_read_ready(evutil_socket_t fd, short what, void *arg)
 {
@@ -45,7 +71,7 @@ static void conn_read_ready(evutil_socket_t fd, short what, void *arg)
 		errno = ENOMEM;
 		got = -1;
 	} else {
-		got = readv(fd, vec, nvec);
+		got = sock_recv(fd, vec, nvec);
 	}
 	err = errno;
 	space = 0;
@@ -223,10 +249,23 @@ void conn_move(struct conn *src, struct conn *dst, size_t n)
 	struct evbuffer *out = bufferevent_get_output(dst->bev);
 
 	if (dst->plain_fd >= 0 && evbuffer_get_length(out) == 0) {
-		int written = evbuffer_write_atmost(in, dst->plain_fd, (ev_ssize_t)n);
+		struct evbuffer_iovec vec[CONN_SEND_VECS];
+		int nvec = evbuffer_peek(in, (ev_ssize_t)n, NULL, vec, CONN_SEND_VECS);
+		size_t left = n;
+		ssize_t sent;
 
-		if (written > 0)
-			n -= (size_t)written;
+		if (nvec > CONN_SEND_VECS)
+			nvec = CONN_SEND_VECS;
+		for (int i = 0; i < nvec; i++) {
+			if (vec[i].iov_len > left)
+				vec[i].iov_len = left;
+			left -= vec[i].iov_len;
+		}
+		sent = nvec > 0 ? sock_send(dst->plain_fd, vec, nvec) : -1;
+		if (sent > 0) {
+			evbuffer_drain(in, (size_t)sent);
+			n -= (size_t)sent;
+		}
 	}
 	if (n > 0)
 		evbuffer_remove_buffer(in, out, n);
