@@ -29,8 +29,9 @@
  * one does not: a connection between requests holds no large buffer. The
  * sizes leave room for libevent's chain header within the allocation.
  */
-#define CONN_READ_MIN (1024 - 128)
-#define CONN_READ_MAX (65536 - 128)
+#define CONN_CHAIN_ROOM 128
+#define CONN_READ_MIN   (1024 - CONN_CHAIN_ROOM)
+#define CONN_READ_MAX   (65536 - CONN_CHAIN_ROOM)
 
 /* The most chains one direct send takes; the rest goes through the output buffer. */
 #define CONN_SEND_VECS 16
@@ -56,14 +57,28 @@ static ssize_t sock_send(int fd, struct iovec *vec, int nvec)
 			 : sendmsg(fd, &mh, MSG_NOSIGNAL);
 }
 
+/* Shorten the extents to limit bytes in all; returns their length before. */
+static size_t iov_clip(struct iovec *vec, int nvec, size_t limit)
+{
+	size_t total = 0;
+
+	for (int i = 0; i < nvec; i++) {
+		total += vec[i].iov_len;
+		if (vec[i].iov_len > limit)
+			vec[i].iov_len = limit;
+		limit -= vec[i].iov_len;
+	}
+	return total;
+}
+
 static void conn_read_ready(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	struct evbuffer_iovec vec[2];
-	size_t space, left;
+	size_t space;
 	ssize_t got;
-	int nvec, i, err;
+	int nvec, err;
 
 	(void)what;
 	nvec = evbuffer_reserve_space(in, (ev_ssize_t)c->read_size, vec, 2);
@@ -74,22 +89,14 @@ static void conn_read_ready(evutil_socket_t fd, short what, void *arg)
 		got = sock_recv(fd, vec, nvec);
 	}
 	err = errno;
-	space = 0;
-	for (i = 0; i < nvec; i++)
-		space += vec[i].iov_len;
-	left = got > 0 ? (size_t)got : 0;
-	for (i = 0; i < nvec; i++) {
-		if (vec[i].iov_len > left)
-			vec[i].iov_len = left;
-		left -= vec[i].iov_len;
-	}
+	space = iov_clip(vec, nvec, got > 0 ? (size_t)got : 0);
 	if (nvec > 0)
 		evbuffer_commit_space(in, vec, nvec);
 	if (got > 0) {
 		if ((size_t)got == space && c->read_size < CONN_READ_MAX)
-			c->read_size = c->read_size * 2 + 128;
+			c->read_size = c->read_size * 2 + CONN_CHAIN_ROOM;
 		else if ((size_t)got < space && c->read_size > CONN_READ_MIN)
-			c->read_size = (c->read_size - 128) / 2;
+			c->read_size = (c->read_size - CONN_CHAIN_ROOM) / 2;
 		c->read_cb(c->bev, c->arg);
 		return;
 	}
@@ -251,16 +258,11 @@ void conn_move(struct conn *src, struct conn *dst, size_t n)
 	if (dst->plain_fd >= 0 && evbuffer_get_length(out) == 0) {
 		struct evbuffer_iovec vec[CONN_SEND_VECS];
 		int nvec = evbuffer_peek(in, (ev_ssize_t)n, NULL, vec, CONN_SEND_VECS);
-		size_t left = n;
 		ssize_t sent;
 
 		if (nvec > CONN_SEND_VECS)
 			nvec = CONN_SEND_VECS;
-		for (int i = 0; i < nvec; i++) {
-			if (vec[i].iov_len > left)
-				vec[i].iov_len = left;
-			left -= vec[i].iov_len;
-		}
+		iov_clip(vec, nvec, n);
 		sent = nvec > 0 ? sock_send(dst->plain_fd, vec, nvec) : -1;
 		if (sent > 0) {
 			evbuffer_drain(in, (size_t)sent);
