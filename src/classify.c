@@ -431,7 +431,8 @@ static const struct word_entry *find_word(const char *name, size_t n, uint32_t h
 	for (h &= WORD_SLOTS - 1; word_slots[h] != 0; h = (h + 1) & (WORD_SLOTS - 1)) {
 		const struct word_entry *e = &words[word_slots[h] - 1];
 
-		if (strncmp(e->name, name, n) == 0 && e->name[n] == '\0')
+		/* name may hold a NUL (a quoted identifier can): compare lengths first. */
+		if (strnlen(e->name, n + 1) == n && memcmp(e->name, name, n) == 0)
 			return e;
 	}
 	return NULL;

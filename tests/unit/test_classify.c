@@ -291,6 +291,23 @@ static void test_prefixes(void **state UNUSED)
 }
 
 /*
+ * A quoted identifier may hold a NUL byte: a name that matches a known word
+ * up to it is another name, and the compare must not read past the word (the
+ * fuzzer found that under ASan).
+ */
+static void test_quoted_nul(void **state UNUSED)
+{
+	static const char with_nul[] = "select \"now\0x\"()";
+	static const char exact[] = "select \"now\"()";
+	/* The fuzzer's input: "table\0\b" hashes to the chain that holds "table". */
+	static const char found[] = "litn \"table\0\b\"x@\"nowover";
+
+	assert_int_equal(classify_query_class(exact, sizeof(exact) - 1), STMT_READ);
+	assert_int_equal(classify_query_class(with_nul, sizeof(with_nul) - 1), STMT_OTHER);
+	assert_int_equal(classify_query_class(found, sizeof(found) - 1), STMT_OTHER);
+}
+
+/*
  * The data path's cheap checks: a "no" must be right, or a read would be
  * run again when it isn't one, or session state would go unrecorded.
  */
@@ -603,6 +620,7 @@ int main(void)
 		cmocka_unit_test(test_cheap_checks),   cmocka_unit_test(test_session_sql),
 		cmocka_unit_test(test_session_parse),  cmocka_unit_test(test_session_unmovable),
 		cmocka_unit_test(test_session_caps),   cmocka_unit_test(test_keep_state_blocks),
+		cmocka_unit_test(test_quoted_nul),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
