@@ -451,7 +451,7 @@ static bool client_check_tls(struct client *cl)
 /* Returns false when the client was closed or must wait for more bytes. */
 static bool client_handle_startup(struct client *cl)
 {
-	struct evbuffer *in = bufferevent_get_input(cl->conn.bev);
+	struct evbuffer *in = conn_input(&cl->conn);
 	struct evbuffer *out = bufferevent_get_output(cl->conn.bev);
 	uint32_t len, code;
 	uint8_t *packet;
@@ -551,7 +551,7 @@ static uint8_t *client_next_message(struct client *cl, uint32_t max_len, const c
 {
 	uint8_t *msg = NULL;
 
-	switch (proto_next_message(bufferevent_get_input(cl->conn.bev), max_len, type, len, &msg)) {
+	switch (proto_next_message(conn_input(&cl->conn), max_len, type, len, &msg)) {
 	case PROTO_FRAME_NEED_MORE:
 		return NULL;
 	case PROTO_FRAME_BAD_LENGTH:
@@ -566,7 +566,7 @@ static uint8_t *client_next_message(struct client *cl, uint32_t max_len, const c
 
 static bool client_handle_auth(struct client *cl)
 {
-	struct evbuffer *in = bufferevent_get_input(cl->conn.bev);
+	struct evbuffer *in = conn_input(&cl->conn);
 	struct evbuffer *out = bufferevent_get_output(cl->conn.bev);
 	enum auth_step step;
 	const char *err = NULL;
@@ -807,14 +807,13 @@ static enum proto_inspect client_inspect(void *arg, struct evbuffer *in,
 
 void client_forward(struct client *cl)
 {
-	struct evbuffer *in = bufferevent_get_input(cl->conn.bev);
 	enum proto_scan scan;
 	size_t movable;
 
 	if (cl->server == NULL || cl->state != CL_ACTIVE)
 		return;
-	scan = proto_scan_messages(in, (uint32_t)rt.cfg->max_packet_size, &cl->msg_remaining,
-				   &movable, client_inspect, cl);
+	scan = conn_scan(&cl->conn, (uint32_t)rt.cfg->max_packet_size, &cl->msg_remaining, &movable,
+			 client_inspect, cl);
 	if (movable > 0) {
 		conn_move(&cl->conn, &cl->server->conn, movable);
 		cl->pool->stats.bytes_in += movable;
@@ -852,7 +851,7 @@ static void client_write_cb(struct bufferevent *bev UNUSED, void *arg)
 /* A console client: whole messages, answered by admin.c. */
 static bool client_handle_admin(struct client *cl)
 {
-	struct evbuffer *in = bufferevent_get_input(cl->conn.bev);
+	struct evbuffer *in = conn_input(&cl->conn);
 	uint32_t len;
 	char type;
 	uint8_t *msg;
@@ -882,7 +881,7 @@ static enum proto_inspect skip_inspect(void *arg UNUSED, struct evbuffer *in UNU
  */
 static bool client_skip_to_sync(struct client *cl)
 {
-	struct evbuffer *in = bufferevent_get_input(cl->conn.bev);
+	struct evbuffer *in = conn_input(&cl->conn);
 	size_t skip;
 
 	switch (proto_scan_messages(in, (uint32_t)rt.cfg->max_packet_size, &cl->msg_remaining,
@@ -905,7 +904,7 @@ static bool client_skip_to_sync(struct client *cl)
 /* An idle client spoke: it needs a server again, unless it is saying goodbye. */
 static void client_wake_from_idle(struct client *cl)
 {
-	struct evbuffer *in = bufferevent_get_input(cl->conn.bev);
+	struct evbuffer *in = conn_input(&cl->conn);
 	uint8_t type;
 
 	if (cl->is_skipping_to_sync && !client_skip_to_sync(cl))
@@ -1104,7 +1103,7 @@ static void client_drop_server(struct client *cl, bool is_lost)
  */
 static void client_settle_idle(struct client *cl)
 {
-	if (evbuffer_get_length(bufferevent_get_input(cl->conn.bev)) > 0)
+	if (evbuffer_get_length(conn_input(&cl->conn)) > 0)
 		client_wake_from_idle(cl);
 	else if (cl->session != NULL && session_state_is_listening(cl->session))
 		pool_request_server(cl);
@@ -1149,7 +1148,7 @@ void client_server_lost(struct client *cl, const char *what)
 		return;
 	}
 	if (client_can_retry(cl) && !cl->is_response_started && retry_is_read(cl)) {
-		struct evbuffer *in = bufferevent_get_input(cl->conn.bev);
+		struct evbuffer *in = conn_input(&cl->conn);
 
 		/* Never answered, provably read-only, autocommit: run it again elsewhere. */
 		log_info("client %" PRIu64 ": %s; retrying its read-only query", cl->id, what);
@@ -1220,8 +1219,7 @@ bool client_server_idle(struct client *cl)
 {
 	const char *unmovable;
 
-	if (evbuffer_get_length(bufferevent_get_input(cl->conn.bev)) > 0 ||
-	    !pool_should_release(cl))
+	if (evbuffer_get_length(conn_input(&cl->conn)) > 0 || !pool_should_release(cl))
 		return true;
 	unmovable = cl->session != NULL ? session_state_unmovable(cl->session) : NULL;
 	if (unmovable == NULL) {

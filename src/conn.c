@@ -1,15 +1,24 @@
 /*
  * Connection sockets and the move of bytes between two of them. While a
- * socket is plaintext pgwing reads it itself, with one recv into the
- * input's free space: no FIONREAD before each read, and reads as large as
- * the data needs, where a bufferevent reads 4 kB at a time. What the other
- * side's socket takes at once is sent from here too; queued writes, TLS and
- * connecting stay with the bufferevent.
+ * socket is plaintext pgwing reads it itself, with one recv: no FIONREAD
+ * before each read, and reads as large as the data needs, where a bufferevent
+ * reads 4 kB at a time. What the other side's socket takes at once is sent
+ * from here too; queued writes, TLS and connecting stay with the bufferevent.
+ *
+ * A read into an empty input lands in one buffer shared by all connections
+ * (the "fresh bytes"), not in the input's chains: forwarding scans and sends
+ * them from there, so a request or an answer that goes straight through
+ * costs no allocation and no chain bookkeeping, and the memory it touches is
+ * the same few cache lines for every connection. Whatever is still unread
+ * when the read's callback returns (a partial message, a held answer), or as
+ * soon as anything asks for the input buffer, is copied into the input, in
+ * order, and later reads append to it as before.
  */
 #include "pgwing/conn.h"
 
 #include "pgwing/config.h"
 #include "pgwing/log.h"
+#include "pgwing/proto.h"
 #include "pgwing/runtime.h"
 #include "pgwing/tls.h"
 
@@ -35,6 +44,29 @@
 
 /* The most chains one direct send takes; the rest goes through the output buffer. */
 #define CONN_SEND_VECS 16
+
+/* The fresh bytes: owner is the connection they were read from, during its read callback. */
+static uint8_t fresh_buf[CONN_READ_MAX];
+static struct {
+	struct conn *owner;
+	const uint8_t *data;
+	size_t len;
+} fresh;
+
+static void out_of_memory(void)
+{
+	log_error("cannot buffer bytes: out of memory");
+	abort();
+}
+
+/* The fresh bytes left join their connection's input, which they follow. */
+static void fresh_keep(void)
+{
+	if (fresh.len > 0 &&
+	    evbuffer_add(bufferevent_get_input(fresh.owner->bev), fresh.data, fresh.len) != 0)
+		out_of_memory();
+	fresh.owner = NULL;
+}
 
 /*
  * recv/send (recvmsg/sendmsg for several extents), not readv/writev: the
@@ -71,35 +103,9 @@ static size_t iov_clip(struct iovec *vec, int nvec, size_t limit)
 	return total;
 }
 
-static void conn_read_ready(evutil_socket_t fd, short what, void *arg)
+/* A failed or empty read: retried later, or the end of reading, which the event callback hears. */
+static void conn_read_failed(struct conn *c, ssize_t got, int err)
 {
-	struct conn *c = arg;
-	struct evbuffer *in = bufferevent_get_input(c->bev);
-	struct evbuffer_iovec vec[2];
-	size_t space;
-	ssize_t got;
-	int nvec, err;
-
-	(void)what;
-	nvec = evbuffer_reserve_space(in, (ev_ssize_t)c->read_size, vec, 2);
-	if (nvec < 0) {
-		errno = ENOMEM;
-		got = -1;
-	} else {
-		got = sock_recv(fd, vec, nvec);
-	}
-	err = errno;
-	space = iov_clip(vec, nvec, got > 0 ? (size_t)got : 0);
-	if (nvec > 0)
-		evbuffer_commit_space(in, vec, nvec);
-	if (got > 0) {
-		if ((size_t)got == space && c->read_size < CONN_READ_MAX)
-			c->read_size = c->read_size * 2 + CONN_CHAIN_ROOM;
-		else if ((size_t)got < space && c->read_size > CONN_READ_MIN)
-			c->read_size = (c->read_size - CONN_CHAIN_ROOM) / 2;
-		c->read_cb(c->bev, c->arg);
-		return;
-	}
 	if (got < 0 && (err == EAGAIN || err == EWOULDBLOCK || err == EINTR))
 		return;
 	/* As a bufferevent: reading ends, and the event callback hears why. */
@@ -107,6 +113,61 @@ static void conn_read_ready(evutil_socket_t fd, short what, void *arg)
 	errno = err;
 	c->event_cb(c->bev, BEV_EVENT_READING | (got == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR),
 		    c->arg);
+}
+
+/* A read into an input that holds bytes already: appended to its chains. */
+static void conn_read_append(struct conn *c, struct evbuffer *in)
+{
+	struct evbuffer_iovec vec[2];
+	size_t space;
+	ssize_t got;
+	int nvec, err;
+
+	nvec = evbuffer_reserve_space(in, (ev_ssize_t)c->read_size, vec, 2);
+	if (nvec < 0) {
+		errno = ENOMEM;
+		got = -1;
+	} else {
+		got = sock_recv(c->plain_fd, vec, nvec);
+	}
+	err = errno;
+	space = iov_clip(vec, nvec, got > 0 ? (size_t)got : 0);
+	if (nvec > 0)
+		evbuffer_commit_space(in, vec, nvec);
+	if (got <= 0) {
+		conn_read_failed(c, got, err);
+		return;
+	}
+	if ((size_t)got == space && c->read_size < CONN_READ_MAX)
+		c->read_size = c->read_size * 2 + CONN_CHAIN_ROOM;
+	else if ((size_t)got < space && c->read_size > CONN_READ_MIN)
+		c->read_size = (c->read_size - CONN_CHAIN_ROOM) / 2;
+	c->read_cb(c->bev, c->arg);
+}
+
+static void conn_read_ready(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	ssize_t got;
+
+	(void)what;
+	if (evbuffer_get_length(in) > 0 || fresh.owner != NULL) {
+		conn_read_append(c, in);
+		return;
+	}
+	got = recv(fd, fresh_buf, sizeof(fresh_buf), 0);
+	if (got <= 0) {
+		conn_read_failed(c, got, errno);
+		return;
+	}
+	fresh.owner = c;
+	fresh.data = fresh_buf;
+	fresh.len = (size_t)got;
+	c->read_cb(c->bev, c->arg);
+	/* Unless c was closed (conn_close let them go) or its input was asked for. */
+	if (fresh.owner == c)
+		fresh_keep();
 }
 
 bool conn_open(struct conn *c, int fd, bufferevent_data_cb read_cb, bufferevent_data_cb write_cb,
@@ -169,6 +230,7 @@ bool conn_start_tls(struct conn *c, SSL *ssl, bool is_accepting)
 	struct bufferevent *bev;
 	bufferevent_data_cb write_cb;
 
+	conn_input(c); /* bytes read before the handshake wait in the socket's input */
 	bufferevent_getcb(raw, NULL, &write_cb, NULL, NULL);
 	conn_stop_own_reads(c);
 	bev = bufferevent_openssl_filter_new(rt.base, raw, ssl,
@@ -236,29 +298,65 @@ static void conn_flush_once(struct conn *c)
 
 void conn_close(struct conn *c)
 {
+	if (fresh.owner == c)
+		fresh.owner = NULL; /* unread bytes go with the connection */
 	conn_flush_once(c);
 	conn_stop_own_reads(c);
 	bufferevent_free(c->bev);
 	c->bev = NULL;
 }
 
+struct evbuffer *conn_input(struct conn *c)
+{
+	if (fresh.owner == c)
+		fresh_keep();
+	return bufferevent_get_input(c->bev);
+}
+
+enum proto_scan conn_scan(struct conn *c, uint32_t max_len, uint32_t *remaining, size_t *movable,
+			  proto_inspect_fn inspect, void *arg)
+{
+	if (fresh.owner == c)
+		return proto_scan_bytes(fresh.data, fresh.len, max_len, remaining, movable, inspect,
+					arg);
+	return proto_scan_messages(bufferevent_get_input(c->bev), max_len, remaining, movable,
+				   inspect, arg);
+}
+
 /*
  * While dst has nothing queued and is a plain socket, the bytes are written to
- * it at once, straight from src's chains: most requests and answers fit the
- * socket buffer, and this saves arming dst's write event, a turn of the loop
- * and the write callback after it. What the socket doesn't take goes through
- * dst's output as always; so does everything after a failed write, which
- * dst's own next write then reports.
+ * it at once, straight from where they were read: most requests and answers
+ * fit the socket buffer, and this saves arming dst's write event, a turn of
+ * the loop and the write callback after it. What the socket doesn't take goes
+ * through dst's output as always; so does everything after a failed write,
+ * which dst's own next write then reports.
  */
 void conn_move(struct conn *src, struct conn *dst, size_t n)
 {
-	struct evbuffer *in = bufferevent_get_input(src->bev);
 	struct evbuffer *out = bufferevent_get_output(dst->bev);
+	bool can_send = dst->plain_fd >= 0 && evbuffer_get_length(out) == 0;
+	struct evbuffer_iovec vec[CONN_SEND_VECS];
+	ssize_t sent = 0;
 
-	if (dst->plain_fd >= 0 && evbuffer_get_length(out) == 0) {
-		struct evbuffer_iovec vec[CONN_SEND_VECS];
+	if (fresh.owner == src) {
+		const uint8_t *data = fresh.data;
+
+		fresh.data += n;
+		fresh.len -= n;
+		if (can_send) {
+			vec[0].iov_base = (void *)data;
+			vec[0].iov_len = n;
+			sent = sock_send(dst->plain_fd, vec, 1);
+		}
+		if (sent < 0)
+			sent = 0;
+		if ((size_t)sent < n && evbuffer_add(out, data + sent, n - (size_t)sent) != 0)
+			out_of_memory();
+		return;
+	}
+	if (can_send) {
+		struct evbuffer *in = bufferevent_get_input(src->bev);
 		int nvec = evbuffer_peek(in, (ev_ssize_t)n, NULL, vec, CONN_SEND_VECS);
-		ssize_t sent;
 
 		if (nvec > CONN_SEND_VECS)
 			nvec = CONN_SEND_VECS;
@@ -270,7 +368,7 @@ void conn_move(struct conn *src, struct conn *dst, size_t n)
 		}
 	}
 	if (n > 0)
-		evbuffer_remove_buffer(in, out, n);
+		evbuffer_remove_buffer(bufferevent_get_input(src->bev), out, n);
 }
 
 /*

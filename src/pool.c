@@ -232,7 +232,7 @@ static void pool_reclaim_idle(struct pool *p)
 	TAILQ_FOREACH(cl, client_all(), all_link)
 	{
 		if (cl->pool == p && pool_can_take_back(cl) &&
-		    evbuffer_get_length(bufferevent_get_input(cl->conn.bev)) == 0) {
+		    evbuffer_get_length(conn_input(&cl->conn)) == 0) {
 			log_debug("client %" PRIu64 ": giving its server back, the pool is full",
 				  cl->id);
 			client_release_server(cl);

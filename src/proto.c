@@ -181,34 +181,33 @@ static enum proto_scan scan_end(size_t pos, size_t held, uint32_t *remaining, si
 	return result;
 }
 
-enum proto_scan proto_scan_messages(struct evbuffer *in, uint32_t max_len, uint32_t *remaining,
-				    size_t *movable, proto_inspect_fn inspect, void *arg)
+/* The scan over a walk set up on either kind of input; inspectors see w->buf. */
+static enum proto_scan scan_walk(struct walk *w, uint32_t max_len, uint32_t *remaining,
+				 size_t *movable, proto_inspect_fn inspect, void *arg)
 {
 	size_t held = SIZE_MAX; /* where the hold began, while one is on */
-	struct walk w;
 
-	walk_init(&w, in, 0);
 	for (;;) {
 		struct proto_msg m;
 
 		if (*remaining > 0) {
-			size_t take = w.end - w.pos < *remaining ? w.end - w.pos : *remaining;
+			size_t take = w->end - w->pos < *remaining ? w->end - w->pos : *remaining;
 
-			walk_skip(&w, take);
+			walk_skip(w, take);
 			*remaining -= (uint32_t)take;
 			if (*remaining > 0)
 				break;
 		}
-		if (w.end - w.pos < PROTO_HEADER_LEN)
+		if (w->end - w->pos < PROTO_HEADER_LEN)
 			break;
-		walk_header(&w, &m);
+		walk_header(w, &m);
 		/* 1 + len must fit *remaining, whatever max_len the caller allows. */
 		if (m.len < 4 || m.len > max_len || m.len == UINT32_MAX)
-			return scan_end(w.pos, held, remaining, movable, PROTO_SCAN_BAD_LENGTH);
-		switch (inspect != NULL ? inspect(arg, in, &m) : PROTO_INSPECT_FORWARD) {
+			return scan_end(w->pos, held, remaining, movable, PROTO_SCAN_BAD_LENGTH);
+		switch (inspect != NULL ? inspect(arg, w->buf, &m) : PROTO_INSPECT_FORWARD) {
 		case PROTO_INSPECT_HOLD:
 			if (held == SIZE_MAX)
-				held = w.pos;
+				held = w->pos;
 			break;
 		case PROTO_INSPECT_RELEASE:
 			held = SIZE_MAX;
@@ -216,13 +215,34 @@ enum proto_scan proto_scan_messages(struct evbuffer *in, uint32_t max_len, uint3
 		case PROTO_INSPECT_FORWARD:
 			break;
 		case PROTO_INSPECT_STOP:
-			return scan_end(w.pos, held, remaining, movable, PROTO_SCAN_STOPPED);
+			return scan_end(w->pos, held, remaining, movable, PROTO_SCAN_STOPPED);
 		case PROTO_INSPECT_WAIT:
-			return scan_end(w.pos, held, remaining, movable, PROTO_SCAN_DONE);
+			return scan_end(w->pos, held, remaining, movable, PROTO_SCAN_DONE);
 		}
 		*remaining = m.len + 1;
 	}
-	return scan_end(w.pos, held, remaining, movable, PROTO_SCAN_DONE);
+	return scan_end(w->pos, held, remaining, movable, PROTO_SCAN_DONE);
+}
+
+enum proto_scan proto_scan_messages(struct evbuffer *in, uint32_t max_len, uint32_t *remaining,
+				    size_t *movable, proto_inspect_fn inspect, void *arg)
+{
+	struct walk w;
+
+	walk_init(&w, in, 0);
+	return scan_walk(&w, max_len, remaining, movable, inspect, arg);
+}
+
+enum proto_scan proto_scan_bytes(const uint8_t *data, size_t len, uint32_t max_len,
+				 uint32_t *remaining, size_t *movable, proto_inspect_fn inspect,
+				 void *arg)
+{
+	/* One extent that is all there is: the walk never needs to peek again. */
+	struct walk w = {.buf = NULL, .nvec = len > 0, .end = len};
+
+	w.vec[0].iov_base = (void *)data;
+	w.vec[0].iov_len = len;
+	return scan_walk(&w, max_len, remaining, movable, inspect, arg);
 }
 
 const uint8_t *proto_msg_body(struct evbuffer *in, const struct proto_msg *msg, void *scratch)
@@ -230,7 +250,7 @@ const uint8_t *proto_msg_body(struct evbuffer *in, const struct proto_msg *msg, 
 	size_t n = msg->len - 4;
 	struct evbuffer_ptr p;
 
-	if (msg->body != NULL)
+	if (msg->body != NULL || in == NULL)
 		return msg->body;
 	if (evbuffer_get_length(in) < msg->offset + 1 + msg->len ||
 	    evbuffer_ptr_set(in, &p, msg->offset + PROTO_HEADER_LEN, EVBUFFER_PTR_SET) < 0 ||

@@ -254,7 +254,7 @@ static void server_start_tls(struct server *sv)
 /* The one-byte answer to SSLRequest. */
 static void server_handle_ssl_reply(struct server *sv)
 {
-	struct evbuffer *in = bufferevent_get_input(sv->conn.bev);
+	struct evbuffer *in = conn_input(&sv->conn);
 	char reply;
 
 	if (evbuffer_remove(in, &reply, 1) != 1)
@@ -321,8 +321,8 @@ static uint8_t *server_next_message(struct server *sv, char *type, uint32_t *len
 {
 	uint8_t *msg = NULL;
 
-	switch (proto_next_message(bufferevent_get_input(sv->conn.bev),
-				   (uint32_t)rt.cfg->max_packet_size, type, len, &msg)) {
+	switch (proto_next_message(conn_input(&sv->conn), (uint32_t)rt.cfg->max_packet_size, type,
+				   len, &msg)) {
 	case PROTO_FRAME_NEED_MORE:
 		return NULL;
 	case PROTO_FRAME_BAD_LENGTH:
@@ -337,7 +337,7 @@ static uint8_t *server_next_message(struct server *sv, char *type, uint32_t *len
 
 static void server_handle_restore(struct server *sv)
 {
-	struct evbuffer *in = bufferevent_get_input(sv->conn.bev);
+	struct evbuffer *in = conn_input(&sv->conn);
 
 	while (sv->state == SV_RESTORE) {
 		struct proto_error_fields ef;
@@ -398,7 +398,7 @@ static void server_login_failed(struct server *sv, const char *err)
  */
 static void server_handle_login(struct server *sv)
 {
-	struct evbuffer *in = bufferevent_get_input(sv->conn.bev);
+	struct evbuffer *in = conn_input(&sv->conn);
 
 	while (sv->state == SV_LOGIN) {
 		const char *err = NULL;
@@ -603,7 +603,6 @@ static enum proto_inspect server_inspect(void *arg, struct evbuffer *in,
 
 bool server_forward(struct server *sv)
 {
-	struct evbuffer *in = bufferevent_get_input(sv->conn.bev);
 	struct client *cl = sv->client;
 	enum proto_scan scan;
 	size_t movable;
@@ -611,8 +610,8 @@ bool server_forward(struct server *sv)
 	if (cl == NULL || sv->state != SV_ACTIVE)
 		return true;
 	sv->is_holding = false;
-	scan = proto_scan_messages(in, (uint32_t)rt.cfg->max_packet_size, &sv->msg_remaining,
-				   &movable, server_inspect, sv);
+	scan = conn_scan(&sv->conn, (uint32_t)rt.cfg->max_packet_size, &sv->msg_remaining, &movable,
+			 server_inspect, sv);
 	if (movable > 0) {
 		conn_move(&sv->conn, &cl->conn, movable);
 		cl->pool->stats.bytes_out += movable;
@@ -632,7 +631,7 @@ bool server_forward(struct server *sv)
 	if (sv->saw_ready) {
 		sv->saw_ready = false;
 		if (sv->tx_status == 'I' && cl->pending_syncs == 0 && sv->msg_remaining == 0 &&
-		    evbuffer_get_length(in) == 0 && !client_server_idle(cl))
+		    evbuffer_get_length(conn_input(&sv->conn)) == 0 && !client_server_idle(cl))
 			return false; /* released and freed */
 	}
 	conn_throttle(&sv->conn, &cl->conn);
@@ -682,7 +681,7 @@ void server_reset(struct server *sv)
  */
 static void server_handle_unattached(struct server *sv)
 {
-	struct evbuffer *in = bufferevent_get_input(sv->conn.bev);
+	struct evbuffer *in = conn_input(&sv->conn);
 
 	while (sv->state == SV_RESET || sv->state == SV_IDLE) {
 		bool is_reset_answer;

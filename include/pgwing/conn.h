@@ -9,6 +9,8 @@
 #ifndef PGWING_CONN_H
 #define PGWING_CONN_H
 
+#include "pgwing/proto.h"
+
 #include <event2/bufferevent.h>
 #include <openssl/ssl.h>
 #include <stdbool.h>
@@ -64,10 +66,14 @@ void conn_move(struct conn *src, struct conn *dst, size_t n);
 void conn_throttle(struct conn *src, struct conn *dst);
 void conn_drained(struct conn *src, struct conn *dst);
 
-static inline struct evbuffer *conn_input(const struct conn *c)
-{
-	return bufferevent_get_input(c->bev);
-}
+/* c's input buffer, with any bytes of the read running now that are still unread. */
+struct evbuffer *conn_input(struct conn *c);
+/*
+ * The forwarding scan (proto_scan_messages) over c's unread bytes, in place:
+ * the read running now, or else the input buffer.
+ */
+enum proto_scan conn_scan(struct conn *c, uint32_t max_len, uint32_t *remaining, size_t *movable,
+			  proto_inspect_fn inspect, void *arg);
 
 static inline struct evbuffer *conn_output(const struct conn *c)
 {

@@ -102,11 +102,18 @@ enum proto_scan {
 
 enum proto_scan proto_scan_messages(struct evbuffer *in, uint32_t max_len, uint32_t *remaining,
 				    size_t *movable, proto_inspect_fn inspect, void *arg);
+/*
+ * The same scan over len bytes in one piece of memory, which is all there is
+ * (the inspector is shown in == NULL and every whole message's body).
+ */
+enum proto_scan proto_scan_bytes(const uint8_t *data, size_t len, uint32_t max_len,
+				 uint32_t *remaining, size_t *movable, proto_inspect_fn inspect,
+				 void *arg);
 
 /*
  * The body (len - 4 bytes) of a message an inspector was shown: in place when
  * it lies in one chain, else copied into scratch, which must hold it. NULL
- * while the body is not all buffered.
+ * while the body is not all buffered (in is NULL for a scan of bytes).
  */
 const uint8_t *proto_msg_body(struct evbuffer *in, const struct proto_msg *msg, void *scratch);
 

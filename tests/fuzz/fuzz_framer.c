@@ -10,11 +10,16 @@
  * and how much of a message is still to come do not depend on how the stream
  * was split: they equal a plain walk over the whole stream at once.
  *
+ * The pump works as conn.c's: a piece that arrives while nothing is
+ * buffered may be scanned where it lies (proto_scan_bytes), its first
+ * movable bytes moved from there and the rest buffered; any other piece is
+ * appended to the buffer and scanned there (proto_scan_messages).
+ *
  * The inspectors here never hold (PROTO_INSPECT_HOLD/RELEASE, server.c's
  * hold of a retryable answer): that path is covered by the unit tests.
  *
- * Input: byte 0 seeds the chunk sizes, byte 1 picks the limit and the chunking,
- * the rest is the stream.
+ * Input: byte 0 seeds the chunk sizes, byte 1 picks the limit, the chunking
+ * and whether pieces are scanned where they lie; the rest is the stream.
  */
 #include "fuzz.h"
 #include "pgwing/proto.h"
@@ -53,8 +58,10 @@ struct pump {
 	const uint8_t *stream;
 	size_t stream_len;
 	struct evbuffer *in;
-	uint64_t consumed; /* stream bytes taken off the front of in */
+	uint64_t consumed; /* stream bytes taken off the front of in (or of fresh) */
 	struct result *res;
+	const uint8_t *fresh; /* a piece being scanned where it lies, before in */
+	size_t fresh_len;
 };
 
 static void check_error_fields(const uint8_t *body, size_t n, const struct proto_error_fields *ef)
@@ -107,7 +114,7 @@ static enum proto_inspect inspect(void *arg, struct evbuffer *in, const struct p
 	struct pump *p = arg;
 	uint8_t hdr[PROTO_HEADER_LEN], scratch[PEEK_MAX];
 	const uint8_t *body = NULL;
-	size_t buffered = evbuffer_get_length(in);
+	size_t buffered = in != NULL ? evbuffer_get_length(in) : p->fresh_len;
 	size_t pos = msg->offset;
 	uint64_t offset = p->consumed + pos;
 	struct evbuffer_ptr at;
@@ -115,19 +122,25 @@ static enum proto_inspect inspect(void *arg, struct evbuffer *in, const struct p
 	bool is_whole;
 
 	/* The header shown is the one in the stream at that place. */
-	FUZZ_CHECK(in == p->in && pos + PROTO_HEADER_LEN <= buffered);
+	FUZZ_CHECK(in == NULL ? p->fresh != NULL : in == p->in);
+	FUZZ_CHECK(pos + PROTO_HEADER_LEN <= buffered);
 	FUZZ_CHECK(offset + PROTO_HEADER_LEN <= p->stream_len);
-	FUZZ_CHECK(evbuffer_ptr_set(in, &at, pos, EVBUFFER_PTR_SET) == 0);
-	FUZZ_CHECK(evbuffer_copyout_from(in, &at, hdr, sizeof(hdr)) == sizeof(hdr));
+	if (in == NULL) {
+		memcpy(hdr, p->fresh + pos, sizeof(hdr));
+	} else {
+		FUZZ_CHECK(evbuffer_ptr_set(in, &at, pos, EVBUFFER_PTR_SET) == 0);
+		FUZZ_CHECK(evbuffer_copyout_from(in, &at, hdr, sizeof(hdr)) == sizeof(hdr));
+	}
 	FUZZ_CHECK(memcmp(hdr, p->stream + offset, sizeof(hdr)) == 0);
 	FUZZ_CHECK(msg->type == (char)hdr[0] && msg->len == fuzz_be32(hdr + 1));
 	FUZZ_CHECK(msg->len >= 4 && msg->len <= p->max_len);
 
-	/* A body shown in place is whole, and is the stream's. */
+	/* A body shown in place is whole, and is the stream's; in one piece it always is. */
 	is_whole = buffered - pos >= 1 + (uint64_t)msg->len;
 	FUZZ_CHECK(msg->body == NULL ||
 		   (is_whole &&
 		    memcmp(msg->body, p->stream + offset + PROTO_HEADER_LEN, msg->len - 4) == 0));
+	FUZZ_CHECK(in != NULL || (msg->body != NULL) == is_whole);
 	if (msg->len - 4 <= PEEK_MAX) {
 		body = proto_msg_body(in, msg, scratch);
 		FUZZ_CHECK((body != NULL) == is_whole);
@@ -175,11 +188,22 @@ static bool pump_run(struct pump *p)
 
 		if (res->is_stop_pending && !take_stopped(p))
 			return true;
-		buffered = evbuffer_get_length(p->in);
-		scan = proto_scan_messages(p->in, p->max_len, &res->remaining, &movable, inspect,
-					   p);
-		FUZZ_CHECK(movable <= buffered && evbuffer_get_length(p->in) == buffered);
-		FUZZ_CHECK(evbuffer_remove_buffer(p->in, res->out, movable) == (int)movable);
+		if (p->fresh != NULL) {
+			/* One scan where the piece lies; the rest is buffered, as conn.c does. */
+			scan = proto_scan_bytes(p->fresh, p->fresh_len, p->max_len, &res->remaining,
+						&movable, inspect, p);
+			FUZZ_CHECK(movable <= p->fresh_len && evbuffer_get_length(p->in) == 0);
+			evbuffer_add(res->out, p->fresh, movable);
+			evbuffer_add(p->in, p->fresh + movable, p->fresh_len - movable);
+			p->fresh = NULL;
+		} else {
+			buffered = evbuffer_get_length(p->in);
+			scan = proto_scan_messages(p->in, p->max_len, &res->remaining, &movable,
+						   inspect, p);
+			FUZZ_CHECK(movable <= buffered && evbuffer_get_length(p->in) == buffered);
+			FUZZ_CHECK(evbuffer_remove_buffer(p->in, res->out, movable) ==
+				   (int)movable);
+		}
 		p->consumed += movable;
 		switch (scan) {
 		case PROTO_SCAN_DONE:
@@ -201,7 +225,7 @@ static bool pump_run(struct pump *p)
 }
 
 /* The same stream fed in pieces, the way sockets deliver it. */
-static void run_chunked(struct pump *p, uint32_t seed, unsigned chunking)
+static void run_chunked(struct pump *p, uint32_t seed, unsigned chunking, bool is_fresh)
 {
 	size_t pos = 0;
 
@@ -216,9 +240,14 @@ static void run_chunked(struct pump *p, uint32_t seed, unsigned chunking)
 			n = 1 + seed % 8;
 		else if (chunking == 2 && n > 1 + seed % 300)
 			n = 1 + seed % 300;
-		/* A separate buffer moved in: chain boundaries fall where the pieces meet. */
-		evbuffer_add(piece, p->stream + pos, n);
-		evbuffer_add_buffer(p->in, piece);
+		if (is_fresh && evbuffer_get_length(p->in) == 0 && !p->res->is_stop_pending) {
+			p->fresh = p->stream + pos;
+			p->fresh_len = n;
+		} else {
+			/* A separate buffer moved in: chain boundaries fall where pieces meet. */
+			evbuffer_add(piece, p->stream + pos, n);
+			evbuffer_add_buffer(p->in, piece);
+		}
 		evbuffer_free(piece);
 		pos += n;
 		if (!pump_run(p))
@@ -275,17 +304,17 @@ static void run_reference(enum side side, uint32_t max_len, const uint8_t *s, si
 }
 
 static void check_side(enum side side, uint32_t max_len, const uint8_t *s, size_t size,
-		       uint32_t seed, unsigned chunking)
+		       uint32_t seed, unsigned chunking, bool is_fresh)
 {
 	static struct result got, want;
-	struct pump p = {side, max_len, s, size, evbuffer_new(), 0, &got};
+	struct pump p = {side, max_len, s, size, evbuffer_new(), 0, &got, NULL, 0};
 	size_t out_len;
 
 	memset(&got, 0, sizeof(got));
 	memset(&want, 0, sizeof(want));
 	got.out = evbuffer_new();
 	want.out = evbuffer_new();
-	run_chunked(&p, seed, chunking);
+	run_chunked(&p, seed, chunking, is_fresh);
 	run_reference(side, max_len, s, size, &want);
 
 	FUZZ_CHECK(got.nevents == want.nevents);
@@ -315,13 +344,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint32_t seed;
 	unsigned chunking;
 	uint32_t max_len;
+	bool is_fresh;
 
 	if (size < 2)
 		return 0;
 	seed = 0x9e3779b9u ^ data[0];
 	chunking = data[1] % 3;
 	max_len = limits[(data[1] >> 2) % 4];
-	check_side(SIDE_CLIENT, max_len, data + 2, size - 2, seed, chunking);
-	check_side(SIDE_SERVER, max_len, data + 2, size - 2, seed, chunking);
+	is_fresh = (data[1] >> 4) & 1;
+	check_side(SIDE_CLIENT, max_len, data + 2, size - 2, seed, chunking, is_fresh);
+	check_side(SIDE_SERVER, max_len, data + 2, size - 2, seed, chunking, is_fresh);
 	return 0;
 }

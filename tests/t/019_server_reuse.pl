@@ -272,18 +272,18 @@ $pw3->stop;
 # default_pool_size lowered under the servers a pool has open: sessions keep
 # theirs, a server given back over the limit is closed, and so are the oldest
 # pooled ones over it.
-my $pw5 = PgWing::Test->new(
+my $pw6 = PgWing::Test->new(
 	name     => 'lowered',
 	backends => [ [ b => $b ] ],
 	settings => { health_user => os_user(), server_idle_timeout => '1h' });
-$pw5->start;
+$pw6->start;
 
 # Rows of SHOW CLIENTS or SHOW SERVERS for database postgres.
 sub listed
 {
 	my ($what) = @_;
 	return scalar grep { (split /\|/, $_, -1)[2] eq 'postgres' }
-	  split /\n/, $pw5->safe_psql("SHOW $what", dbname => 'pgwing', user => 'admin');
+	  split /\n/, $pw6->safe_psql("SHOW $what", dbname => 'pgwing', user => 'admin');
 }
 
 # Quit sessions, and wait until pgwing has let their clients go.
@@ -300,17 +300,17 @@ sub quit_sessions
 	return;
 }
 
-my @lowered = map { $pw5->background_psql(application_name => 'lowered') } 1 .. 5;
+my @lowered = map { $pw6->background_psql(application_name => 'lowered') } 1 .. 5;
 $_->query_safe('SELECT 1') for @lowered;
 is(listed('SERVERS'), 5, 'five sessions, five servers');
-$pw5->safe_psql('SET default_pool_size = 3', dbname => 'pgwing', user => 'admin');
+$pw6->safe_psql('SET default_pool_size = 3', dbname => 'pgwing', user => 'admin');
 is($_->query_safe('SELECT 2'), '2', 'a session over the lowered limit keeps working')
   for @lowered;
 quit_sessions(splice(@lowered, 0, 2));
 is(listed('SERVERS'), 3, 'the two servers given back over the limit are closed, not pooled');
 quit_sessions(shift @lowered);
 is(listed('SERVERS'), 3, 'at the limit, a server given back is pooled');
-$pw5->safe_psql('SET default_pool_size = 2', dbname => 'pgwing', user => 'admin');
+$pw6->safe_psql('SET default_pool_size = 2', dbname => 'pgwing', user => 'admin');
 is(listed('SERVERS'), 2, 'lowered again: the pooled server over it is closed');
 ok( $b->poll_query_until('postgres',
 		"SELECT count(*) = 2 FROM pg_stat_activity WHERE application_name = 'lowered'"),
@@ -318,6 +318,6 @@ ok( $b->poll_query_until('postgres',
 is($_->query_safe('SELECT 3'), '3', 'the sessions holding the two servers still work')
   for @lowered;
 quit_sessions(@lowered);
-$pw5->stop;
+$pw6->stop;
 
 done_testing();

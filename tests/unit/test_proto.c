@@ -579,6 +579,59 @@ static void test_scan_split_everywhere(void **state UNUSED)
 	}
 }
 
+/*
+ * The scan over bytes in one piece (conn.c's fresh reads), cut after every
+ * byte count: it moves what the buffer scan moves, shows every whole body in
+ * place, and carries a message cut in its body over in *remaining.
+ */
+static void test_scan_bytes(void **state UNUSED)
+{
+	uint8_t bytes[64];
+	size_t len = sample_stream(bytes);
+	const size_t ends[] = {14, 28, 33};
+
+	for (size_t cut = 0; cut <= len; cut++) {
+		struct seen s = {0};
+		uint32_t remaining = 0;
+		size_t movable, expect = 0;
+		int whole = 0;
+
+		assert_int_equal(
+			proto_scan_bytes(bytes, cut, 1000, &remaining, &movable, record, &s),
+			PROTO_SCAN_DONE);
+		for (size_t i = 0; i < 3; i++)
+			if (ends[i] <= cut) {
+				expect = ends[i];
+				whole++;
+			}
+		assert_int_equal(movable, expect);
+		assert_int_equal(remaining, 0);
+		assert_int_equal(s.n, whole);
+		assert_int_equal(s.in_place, whole);
+	}
+	{
+		uint8_t big[5 + 100];
+		uint32_t remaining = 0;
+		size_t movable;
+		int seen = 0;
+
+		memset(big, 'd', sizeof(big));
+		memcpy(big, "D\0\0\0\xe8", 5); /* 'D' of 1 + 232 bytes: 100 here */
+		assert_int_equal(proto_scan_bytes(big, sizeof(big), 1000, &remaining, &movable,
+						  stop_on_x, &seen),
+				 PROTO_SCAN_DONE);
+		assert_int_equal(movable, sizeof(big));
+		assert_int_equal(remaining, 233 - sizeof(big));
+		/* The next read starts inside that message. */
+		assert_int_equal(
+			proto_scan_bytes(big, 50, 1000, &remaining, &movable, stop_on_x, &seen),
+			PROTO_SCAN_DONE);
+		assert_int_equal(movable, 50);
+		assert_int_equal(remaining, 233 - sizeof(big) - 50);
+		assert_int_equal(seen, 1);
+	}
+}
+
 /* A message streamed in many small chains: *remaining is walked over them without re-reading. */
 static void test_scan_streams_over_many_chains(void **state UNUSED)
 {
@@ -721,6 +774,7 @@ int main(void)
 		cmocka_unit_test(test_scan_inspector_waits_for_body),
 		cmocka_unit_test(test_scan_across_chains),
 		cmocka_unit_test(test_scan_split_everywhere),
+		cmocka_unit_test(test_scan_bytes),
 		cmocka_unit_test(test_scan_streams_over_many_chains),
 		cmocka_unit_test(test_scan_holds),
 		cmocka_unit_test(test_scan_hold_stop),
