@@ -260,6 +260,29 @@ static const struct setting settings[] = {
 		       "theirs back; 0 for no limit.",
 	},
 	{
+		.name = "reserve_pool_size",
+		.type = SETTING_INT,
+		.offset = INT_FIELD(reserve_pool_size),
+		.default_value = "0",
+		.is_reloadable = true,
+		.min_value = 0,
+		.max_value = INT_MAX,
+		.doc = "Servers a full pool may open beyond default_pool_size, one for each "
+		       "client that has waited reserve_pool_timeout; one given back while nobody "
+		       "waits is closed; 0 for none.",
+	},
+	{
+		.name = "reserve_pool_timeout",
+		.type = SETTING_DURATION,
+		.offset = MS_FIELD(reserve_pool_timeout_ms),
+		.default_value = "5s",
+		.is_reloadable = true,
+		.min_value = 0,
+		.max_value = DURATION_MAX,
+		.doc = "How long a client waits in a full pool before the reserve opens for it; "
+		       "0 turns the reserve off.",
+	},
+	{
 		.name = "server_lifetime",
 		.type = SETTING_DURATION,
 		.offset = MS_FIELD(server_lifetime_ms),

@@ -169,15 +169,41 @@ static struct server *pool_take_idle(struct pool *p, const struct backend *b,
 	return NULL;
 }
 
-static bool pool_is_full(const struct pool *p)
+/*
+ * Once the first client in the queue has waited reserve_pool_timeout (since
+ * it first asked), the pool may open reserve_pool_size servers beyond
+ * default_pool_size: a burst, or a program waiting on itself (doc/config.md),
+ * gets through instead of waiting out hold_timeout. Each client must have
+ * waited that long itself; a server given back while no one has is closed.
+ */
+static bool pool_reserve_is_open(const struct pool *p)
 {
-	return rt.cfg->default_pool_size > 0 && p->nservers >= rt.cfg->default_pool_size;
+	const struct client *first = TAILQ_FIRST(&p->waiting);
+
+	return rt.cfg->reserve_pool_size > 0 && rt.cfg->reserve_pool_timeout_ms > 0 &&
+	       first != NULL && now_ms() - first->hold_since_ms >= rt.cfg->reserve_pool_timeout_ms;
 }
 
-/* default_pool_size was lowered under the servers the pool has open. */
+static bool pool_is_full(const struct pool *p)
+{
+	int64_t limit = rt.cfg->default_pool_size;
+
+	if (limit > 0 && pool_reserve_is_open(p))
+		limit += rt.cfg->reserve_pool_size;
+	return limit > 0 && p->nservers >= limit;
+}
+
+/*
+ * default_pool_size was lowered under the servers the pool has open, or
+ * reserve servers are no longer needed: nobody waits for them.
+ */
 static bool pool_is_over_limit(const struct pool *p)
 {
-	return rt.cfg->default_pool_size > 0 && p->nservers > rt.cfg->default_pool_size;
+	int64_t limit = rt.cfg->default_pool_size;
+
+	if (limit > 0 && p->nwaiting > 0)
+		limit += rt.cfg->reserve_pool_size;
+	return limit > 0 && p->nservers > limit;
 }
 
 /* Clients wait because the pool is full, not because nothing can serve them. */
@@ -269,6 +295,14 @@ static bool pool_start_server(struct client *cl, struct backend *b)
 			return false;
 		log_debug("server %" PRIu64 ": closing a pooled server to make room", victim->id);
 		server_close(victim);
+	} else if (sv == NULL && rt.cfg->default_pool_size > 0 &&
+		   p->nservers >= rt.cfg->default_pool_size) {
+		log_info("pool %s/%s/%s: client %" PRIu64 " waited %" PRId64
+			 " ms: opening a reserve server (%d over default_pool_size, "
+			 "reserve_pool_size %d)",
+			 p->database, p->user, target_name(p->target), cl->id,
+			 now_ms() - cl->hold_since_ms, p->nservers - rt.cfg->default_pool_size + 1,
+			 rt.cfg->reserve_pool_size);
 	}
 	if (cl->state == CL_WAITING) {
 		log_debug("client %" PRIu64 ": released after waiting %" PRId64 " ms", cl->id,
@@ -405,17 +439,20 @@ static void hold_timeout_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *
 	 * held is read off a coarse one, so a 3 s hold can measure 2 996 ms.
 	 */
 	int64_t held_s = (held + 500) / 1000;
-	char detail[512];
+	char detail[512], reserve[64] = "";
 
 	pool_dequeue(cl, false);
 	cl->state = CL_IDLE;
 	log_info("client %" PRIu64 ": gave up waiting for a %s server after %" PRId64 " ms", cl->id,
 		 target_name(cl->target), held);
 	if (pool_waits_for_room(cl->pool)) {
+		if (rt.cfg->reserve_pool_size > 0)
+			snprintf(reserve, sizeof(reserve), ", reserve_pool_size %d",
+				 rt.cfg->reserve_pool_size);
 		client_fail(cl, SQLSTATE_CONNECTION_FAILURE,
 			    "no server free after %" PRId64 " s: the pool is full "
-			    "(default_pool_size %d) and its sessions are busy",
-			    held_s, rt.cfg->default_pool_size);
+			    "(default_pool_size %d%s) and its sessions are busy",
+			    held_s, rt.cfg->default_pool_size, reserve);
 		return;
 	}
 	describe_unavailable(detail, sizeof(detail));
@@ -445,6 +482,38 @@ void pool_fail_wake_waiters(const struct backend *b)
 static void retry_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *arg UNUSED)
 {
 	pool_on_topology_change(NULL);
+}
+
+static void pool_arm_reserve(struct pool *p);
+
+static void reserve_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *arg)
+{
+	struct pool *p = arg;
+
+	pool_serve_waiters(p);
+	pool_arm_reserve(p);
+}
+
+/* Serve the queue again when its first client will have waited reserve_pool_timeout. */
+static void pool_arm_reserve(struct pool *p)
+{
+	const struct client *first = TAILQ_FIRST(&p->waiting);
+	int64_t left;
+	struct timeval tv;
+
+	if (first == NULL || rt.cfg->reserve_pool_size <= 0 ||
+	    rt.cfg->reserve_pool_timeout_ms <= 0 || !pool_waits_for_room(p))
+		return;
+	if (p->reserve_timer == NULL)
+		p->reserve_timer = evtimer_new(rt.base, reserve_cb, p);
+	if (evtimer_pending(p->reserve_timer, NULL))
+		return;
+	left = first->hold_since_ms + rt.cfg->reserve_pool_timeout_ms - now_ms();
+	if (left < 0)
+		left = 0;
+	tv.tv_sec = left / 1000;
+	tv.tv_usec = (left % 1000) * 1000;
+	evtimer_add(p->reserve_timer, &tv);
 }
 
 /*
@@ -491,6 +560,7 @@ static void pool_wait(struct client *cl)
 	tv.tv_sec = left / 1000;
 	tv.tv_usec = (left % 1000) * 1000;
 	evtimer_add(cl->timer, &tv);
+	pool_arm_reserve(p);
 }
 
 struct param_set *pool_add_client(struct client *cl)
@@ -717,6 +787,8 @@ void pool_free_all(void)
 		pools = p->next;
 		while (!TAILQ_EMPTY(&p->idle))
 			server_close(TAILQ_FIRST(&p->idle));
+		if (p->reserve_timer != NULL)
+			event_free(p->reserve_timer);
 		startup_params_free(&p->welcome_startup);
 		param_set_unref(p->welcome);
 		free(p->database);

@@ -68,11 +68,13 @@ struct config {
 	int64_t server_connect_timeout_ms;
 	int64_t client_login_timeout_ms;
 	int64_t hold_timeout_ms;
-	char *server_reset_query;   /* "" = none */
-	int64_t server_lifetime_ms; /* 0 disables */
-	int default_pool_size;      /* 0 = no limit */
-	char *logfile;              /* "" = stderr */
-	char *pidfile;              /* "" = none */
+	char *server_reset_query;        /* "" = none */
+	int64_t server_lifetime_ms;      /* 0 disables */
+	int default_pool_size;           /* 0 = no limit */
+	int reserve_pool_size;           /* 0 = none */
+	int64_t reserve_pool_timeout_ms; /* 0 = the reserve is off */
+	char *logfile;                   /* "" = stderr */
+	char *pidfile;                   /* "" = none */
 
 	/* topology and routing */
 	char *region;

@@ -5,6 +5,11 @@
  * before every read, one system call more per message, and reads at most
  * 4 kB). Forwarding between two connections lives here too: the move of
  * bytes from one's input to the other, and the backpressure between them.
+ *
+ * A read into an empty input lands in a buffer shared by all connections,
+ * valid during that read's callback: conn_scan() and conn_move() use the
+ * bytes there, and conn_input() (which every other reader of the input goes
+ * through) first appends what is left of them to the input buffer.
  */
 #ifndef PGWING_CONN_H
 #define PGWING_CONN_H
@@ -23,7 +28,7 @@ struct conn {
 	int plain_fd;            /* the connected socket while it is plaintext, else -1 */
 	struct event *read_ev;   /* pgwing's reads of plain_fd, in place of bev's */
 	bool is_reading;
-	size_t read_size; /* the next read's size: grows while reads fill it */
+	size_t read_size; /* a read onto buffered bytes: grows while reads fill it */
 	bufferevent_data_cb read_cb;
 	bufferevent_event_cb event_cb;
 	void *arg;

@@ -15,6 +15,8 @@
 #include "pgwing/server.h"
 #include "pgwing/stats.h"
 
+struct event;
+
 struct backend;
 
 struct pool {
@@ -36,6 +38,8 @@ struct pool {
 	int nclients;              /* all logged-in clients of this pool */
 	uint32_t generation;       /* RECONNECT bumps it: older servers are released when idle */
 	int64_t hold_start_ms;     /* when clients started waiting here, for the log */
+	struct event
+		*reserve_timer; /* when the first waiter will have waited reserve_pool_timeout */
 	struct stats stats;
 	struct pool *next;
 };
