@@ -99,7 +99,7 @@ enum admin_role admin_role_of(const char *user)
 
 void admin_welcome(struct client *cl)
 {
-	struct evbuffer *out = bufferevent_get_output(cl->conn.bev);
+	struct evbuffer *out = conn_output(&cl->conn);
 
 	proto_put_parameter_status(out, "server_version", "15.0 (pgwing " PACKAGE_VERSION ")");
 	proto_put_parameter_status(out, "client_encoding", "UTF8");
@@ -142,7 +142,7 @@ void admin_client_gone(struct client *cl)
 static void result_begin(struct result *r, struct client *cl, const struct proto_column *cols,
 			 size_t ncols)
 {
-	r->out = bufferevent_get_output(cl->conn.bev);
+	r->out = conn_output(&cl->conn);
 	r->ncols = ncols;
 	r->nrows = 0;
 	proto_put_row_description(r->out, cols, ncols);
@@ -712,7 +712,7 @@ static const char *db_or_null(const char *database)
 static void pause_finish(struct admin_state *st, bool is_done)
 {
 	struct client *cl = st->cl;
-	struct evbuffer *out = bufferevent_get_output(cl->conn.bev);
+	struct evbuffer *out = conn_output(&cl->conn);
 	struct evbuffer *deferred = st->deferred;
 	uint8_t *msg;
 	uint32_t len;
@@ -784,7 +784,7 @@ static void run_pause(struct client *cl, const char *database)
 	log_info("console client %" PRIu64 ": PAUSE %s, %d client(s) in a transaction", cl->id,
 		 database[0] != '\0' ? database : "(all)", busy);
 	if (busy == 0) {
-		proto_put_command_complete(bufferevent_get_output(cl->conn.bev), "PAUSE");
+		proto_put_command_complete(conn_output(&cl->conn), "PAUSE");
 		return;
 	}
 	snprintf(st->pause_database, sizeof(st->pause_database), "%s", database);
@@ -797,7 +797,7 @@ static void run_pause(struct client *cl, const char *database)
 
 static void run_reload(struct client *cl)
 {
-	struct evbuffer *out = bufferevent_get_output(cl->conn.bev);
+	struct evbuffer *out = conn_output(&cl->conn);
 	const struct config *before = rt.cfg;
 
 	log_info("console client %" PRIu64 ": RELOAD", cl->id);
@@ -813,7 +813,7 @@ static void run_reload(struct client *cl)
 
 static void run_set(struct client *cl, const char *name, const char *value)
 {
-	struct evbuffer *out = bufferevent_get_output(cl->conn.bev);
+	struct evbuffer *out = conn_output(&cl->conn);
 	char err[512];
 	char *old_logfile = xstrdup(rt.cfg->logfile);
 
@@ -850,12 +850,12 @@ static void run_kill(struct client *cl, const char *database)
 	}
 	log_info("console client %" PRIu64 ": KILL %s closed %d client(s)", cl->id,
 		 database[0] != '\0' ? database : "(all)", killed);
-	proto_put_command_complete(bufferevent_get_output(cl->conn.bev), "KILL");
+	proto_put_command_complete(conn_output(&cl->conn), "KILL");
 }
 
 static void run_kill_client(struct client *cl, uint64_t id)
 {
-	struct evbuffer *out = bufferevent_get_output(cl->conn.bev);
+	struct evbuffer *out = conn_output(&cl->conn);
 	struct client *victim = client_find(id);
 
 	if (victim == NULL || victim->state == CL_CLOSING) {
@@ -880,7 +880,7 @@ static void run_kill_client(struct client *cl, uint64_t id)
  */
 static void run_shutdown(struct client *cl, bool wait_for_clients)
 {
-	struct evbuffer *out = bufferevent_get_output(cl->conn.bev);
+	struct evbuffer *out = conn_output(&cl->conn);
 
 	log_info("console client %" PRIu64 ": SHUTDOWN%s", cl->id,
 		 wait_for_clients ? " WAIT_FOR_CLIENTS" : "");
@@ -892,7 +892,7 @@ static void run_shutdown(struct client *cl, bool wait_for_clients)
 /* One simple Query. Every path ends with ReadyForQuery, except a PAUSE that waits. */
 static void admin_run(struct client *cl, const char *query)
 {
-	struct evbuffer *out = bufferevent_get_output(cl->conn.bev);
+	struct evbuffer *out = conn_output(&cl->conn);
 	struct admin_command cmd;
 	char err[1024];
 
@@ -956,7 +956,7 @@ static void admin_run(struct client *cl, const char *query)
 
 void admin_handle_message(struct client *cl, char type, const uint8_t *body, size_t len)
 {
-	struct evbuffer *out = bufferevent_get_output(cl->conn.bev);
+	struct evbuffer *out = conn_output(&cl->conn);
 	struct admin_state *st = state_of(cl);
 	const uint8_t *nul;
 

@@ -95,7 +95,7 @@ static void closing_write_cb(struct bufferevent *bev UNUSED, void *arg)
 {
 	struct client *cl = arg;
 
-	if (evbuffer_get_length(bufferevent_get_output(cl->conn.bev)) == 0)
+	if (evbuffer_get_length(conn_output(&cl->conn)) == 0)
 		client_free(cl);
 }
 
@@ -107,7 +107,7 @@ static void closing_event_cb(struct bufferevent *bev UNUSED, short what UNUSED, 
 /* Stop reading, let the output drain, then free: the client sees our last message. */
 void client_close(struct client *cl)
 {
-	struct evbuffer *out = bufferevent_get_output(cl->conn.bev);
+	struct evbuffer *out = conn_output(&cl->conn);
 
 	if (cl->server != NULL)
 		client_give_back_server(cl);
@@ -142,7 +142,7 @@ void client_fail(struct client *cl, const char *sqlstate, const char *fmt, ...)
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
 	log_debug("client %" PRIu64 " %s: %s", cl->id, sqlstate, text);
-	proto_put_error(bufferevent_get_output(cl->conn.bev), "FATAL", sqlstate, "%s", text);
+	proto_put_error(conn_output(&cl->conn), "FATAL", sqlstate, "%s", text);
 	client_close(cl);
 }
 
@@ -228,7 +228,7 @@ void client_accept(int fd, enum target target, const struct sockaddr *addr, int 
 /* The end of a first welcome: the cancel key pgwing gave the client, and it may speak. */
 static void client_finish_welcome(struct client *cl)
 {
-	struct evbuffer *out = bufferevent_get_output(cl->conn.bev);
+	struct evbuffer *out = conn_output(&cl->conn);
 
 	cancel_register(cl);
 	proto_put_backend_key(out, cl->cancel_pid, cl->cancel_key);
@@ -245,7 +245,7 @@ static void client_login_done(struct client *cl)
 {
 	struct param_set *welcome;
 
-	proto_put_auth(bufferevent_get_output(cl->conn.bev), AUTH_REQ_OK, NULL, 0);
+	proto_put_auth(conn_output(&cl->conn), AUTH_REQ_OK, NULL, 0);
 	event_del(cl->timer);
 	/* The last activity, until its first request: idle timeouts count from the login. */
 	cl->query_start_us = now_us();
@@ -269,7 +269,7 @@ static void client_login_done(struct client *cl)
 void client_welcome(struct client *cl, struct param_set *welcome)
 {
 	cl->reported = param_set_ref(welcome);
-	proto_put_parameter_statuses(bufferevent_get_output(cl->conn.bev), &welcome->params);
+	proto_put_parameter_statuses(conn_output(&cl->conn), &welcome->params);
 	client_finish_welcome(cl);
 	cl->state = CL_IDLE;
 	cl->hold_since_ms = 0;
@@ -279,7 +279,7 @@ void client_welcome(struct client *cl, struct param_set *welcome)
 
 static void client_begin_auth(struct client *cl)
 {
-	struct evbuffer *out = bufferevent_get_output(cl->conn.bev);
+	struct evbuffer *out = conn_output(&cl->conn);
 	const char *stored = auth_file_lookup(rt.auth, cl->params.user);
 
 	cl->admin_role = admin_role_of(cl->params.user);
@@ -324,7 +324,7 @@ static void client_begin_auth(struct client *cl)
 static void negotiate_protocol_version(struct client *cl, uint32_t version)
 {
 	struct evbuffer *body = evbuffer_new();
-	struct evbuffer *out = bufferevent_get_output(cl->conn.bev);
+	struct evbuffer *out = conn_output(&cl->conn);
 	uint32_t n, minor = htonl(0), count = 0;
 	char type = 'v';
 	size_t i;
@@ -409,11 +409,11 @@ static bool client_answer_ssl_request(struct client *cl)
 	}
 	/* As PostgreSQL: no TLS on a unix socket, which no one else can read. */
 	if (!tls_client_is_enabled() || cl->is_unix) {
-		evbuffer_add(bufferevent_get_output(cl->conn.bev), "N", 1);
+		evbuffer_add(conn_output(&cl->conn), "N", 1);
 		return true;
 	}
 	/* The 'S' is queued on the socket before the filter's first record: it goes first. */
-	evbuffer_add(bufferevent_get_output(cl->conn.bev), "S", 1);
+	evbuffer_add(conn_output(&cl->conn), "S", 1);
 	/* What follows arrives through the TLS filter, which calls back; cl may be gone. */
 	client_start_tls(cl, false);
 	return false;
@@ -452,7 +452,7 @@ static bool client_check_tls(struct client *cl)
 static bool client_handle_startup(struct client *cl)
 {
 	struct evbuffer *in = conn_input(&cl->conn);
-	struct evbuffer *out = bufferevent_get_output(cl->conn.bev);
+	struct evbuffer *out = conn_output(&cl->conn);
 	uint32_t len, code;
 	uint8_t *packet;
 	const char *err = NULL;
@@ -567,7 +567,7 @@ static uint8_t *client_next_message(struct client *cl, uint32_t max_len, const c
 static bool client_handle_auth(struct client *cl)
 {
 	struct evbuffer *in = conn_input(&cl->conn);
-	struct evbuffer *out = bufferevent_get_output(cl->conn.bev);
+	struct evbuffer *out = conn_output(&cl->conn);
 	enum auth_step step;
 	const char *err = NULL;
 	uint32_t len;
@@ -891,7 +891,7 @@ static bool client_skip_to_sync(struct client *cl)
 		return false;
 	case PROTO_SCAN_STOPPED:
 		evbuffer_drain(in, skip + PROTO_HEADER_LEN);
-		proto_put_ready(bufferevent_get_output(cl->conn.bev), 'I');
+		proto_put_ready(conn_output(&cl->conn), 'I');
 		cl->is_skipping_to_sync = false;
 		return true;
 	case PROTO_SCAN_BAD_LENGTH:
@@ -1111,7 +1111,7 @@ static void client_settle_idle(struct client *cl)
 
 void client_server_lost(struct client *cl, const char *what)
 {
-	struct evbuffer *out = bufferevent_get_output(cl->conn.bev);
+	struct evbuffer *out = conn_output(&cl->conn);
 	const char *unmovable = cl->session != NULL ? session_state_unmovable(cl->session) : NULL;
 	char tx_status = cl->server->tx_status;
 	bool is_cut = cl->msg_remaining > 0 || cl->server->msg_remaining > 0;
@@ -1187,7 +1187,7 @@ void client_note_parameter(struct client *cl, const uint8_t *body, size_t len)
 
 void client_server_ready(struct client *cl, struct evbuffer *welcome)
 {
-	struct evbuffer *out = bufferevent_get_output(cl->conn.bev);
+	struct evbuffer *out = conn_output(&cl->conn);
 	bool is_first = cl->cancel_pid == 0;
 	uint8_t *msg;
 	uint32_t len;

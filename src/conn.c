@@ -62,8 +62,7 @@ static void out_of_memory(void)
 /* The fresh bytes left join their connection's input, which they follow. */
 static void fresh_keep(void)
 {
-	if (fresh.len > 0 &&
-	    evbuffer_add(bufferevent_get_input(fresh.owner->bev), fresh.data, fresh.len) != 0)
+	if (fresh.len > 0 && evbuffer_add(fresh.owner->in, fresh.data, fresh.len) != 0)
 		out_of_memory();
 	fresh.owner = NULL;
 }
@@ -148,7 +147,7 @@ static void conn_read_append(struct conn *c, struct evbuffer *in)
 static void conn_read_ready(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = c->in;
 	ssize_t got;
 
 	(void)what;
@@ -176,7 +175,6 @@ bool conn_open(struct conn *c, int fd, bufferevent_data_cb read_cb, bufferevent_
 	       bufferevent_event_cb event_cb, void *arg)
 {
 	c->plain_fd = -1;
-	c->read_ev = NULL;
 	c->is_reading = false;
 	c->read_size = CONN_READ_MIN;
 	c->bev = bufferevent_socket_new(rt.base, fd, BEV_OPT_CLOSE_ON_FREE);
@@ -185,6 +183,8 @@ bool conn_open(struct conn *c, int fd, bufferevent_data_cb read_cb, bufferevent_
 			close(fd);
 		return false;
 	}
+	c->in = bufferevent_get_input(c->bev);
+	c->out = bufferevent_get_output(c->bev);
 	conn_set_callbacks(c, read_cb, write_cb, event_cb, arg);
 	if (fd >= 0)
 		conn_connected(c);
@@ -198,14 +198,10 @@ void conn_connected(struct conn *c)
 	 * A socket bufferevent freezes its input's end so that only its own reads
 	 * add to it; they are ours now (and it unfreezes it itself when it reads).
 	 */
-	evbuffer_unfreeze(bufferevent_get_input(c->bev), 0);
-	c->read_ev = event_new(rt.base, c->plain_fd, EV_READ | EV_PERSIST, conn_read_ready, c);
-	if (c->read_ev == NULL) {
-		log_error("cannot create a read event: out of memory");
-		abort();
-	}
+	evbuffer_unfreeze(c->in, 0);
+	event_assign(&c->read_ev, rt.base, c->plain_fd, EV_READ | EV_PERSIST, conn_read_ready, c);
 	if (c->is_reading)
-		event_add(c->read_ev, NULL);
+		event_add(&c->read_ev, NULL);
 }
 
 void conn_set_callbacks(struct conn *c, bufferevent_data_cb read_cb, bufferevent_data_cb write_cb,
@@ -220,9 +216,8 @@ void conn_set_callbacks(struct conn *c, bufferevent_data_cb read_cb, bufferevent
 /* The socket's own reads end here: the TLS filter reads it through the bufferevent. */
 static void conn_stop_own_reads(struct conn *c)
 {
-	if (c->read_ev != NULL)
-		event_free(c->read_ev);
-	c->read_ev = NULL;
+	if (c->plain_fd >= 0)
+		event_del(&c->read_ev);
 	c->plain_fd = -1;
 }
 
@@ -249,6 +244,8 @@ bool conn_start_tls(struct conn *c, SSL *ssl, bool is_accepting)
 	 */
 	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
 	c->bev = bev;
+	c->in = bufferevent_get_input(bev);
+	c->out = bufferevent_get_output(bev);
 	conn_set_callbacks(c, c->read_cb, write_cb, c->event_cb, c->arg);
 	c->is_reading = false;
 	return true;
@@ -259,8 +256,8 @@ void conn_read_on(struct conn *c)
 	if (c->is_reading)
 		return;
 	c->is_reading = true;
-	if (c->read_ev != NULL)
-		event_add(c->read_ev, NULL);
+	if (c->plain_fd >= 0)
+		event_add(&c->read_ev, NULL);
 	else if (tls_of(c->bev) != NULL)
 		bufferevent_enable(c->bev, EV_READ);
 	/* else: not connected yet; conn_connected() starts the reads */
@@ -271,8 +268,8 @@ void conn_read_off(struct conn *c)
 	if (!c->is_reading)
 		return;
 	c->is_reading = false;
-	if (c->read_ev != NULL)
-		event_del(c->read_ev);
+	if (c->plain_fd >= 0)
+		event_del(&c->read_ev);
 	else
 		bufferevent_disable(c->bev, EV_READ);
 }
@@ -306,13 +303,15 @@ void conn_close(struct conn *c)
 	conn_stop_own_reads(c);
 	bufferevent_free(c->bev);
 	c->bev = NULL;
+	c->in = NULL;
+	c->out = NULL;
 }
 
 struct evbuffer *conn_input(struct conn *c)
 {
 	if (fresh.owner == c)
 		fresh_keep();
-	return bufferevent_get_input(c->bev);
+	return c->in;
 }
 
 enum proto_scan conn_scan(struct conn *c, uint32_t max_len, uint32_t *remaining, size_t *movable,
@@ -321,8 +320,7 @@ enum proto_scan conn_scan(struct conn *c, uint32_t max_len, uint32_t *remaining,
 	if (fresh.owner == c)
 		return proto_scan_bytes(fresh.data, fresh.len, max_len, remaining, movable, inspect,
 					arg);
-	return proto_scan_messages(bufferevent_get_input(c->bev), max_len, remaining, movable,
-				   inspect, arg);
+	return proto_scan_messages(c->in, max_len, remaining, movable, inspect, arg);
 }
 
 /*
@@ -335,7 +333,7 @@ enum proto_scan conn_scan(struct conn *c, uint32_t max_len, uint32_t *remaining,
  */
 void conn_move(struct conn *src, struct conn *dst, size_t n)
 {
-	struct evbuffer *out = bufferevent_get_output(dst->bev);
+	struct evbuffer *out = dst->out;
 	bool can_send = dst->plain_fd >= 0 && evbuffer_get_length(out) == 0;
 	struct evbuffer_iovec vec[CONN_SEND_VECS];
 	ssize_t sent = 0;
@@ -357,7 +355,7 @@ void conn_move(struct conn *src, struct conn *dst, size_t n)
 		return;
 	}
 	if (can_send) {
-		struct evbuffer *in = bufferevent_get_input(src->bev);
+		struct evbuffer *in = src->in;
 		int nvec = evbuffer_peek(in, (ev_ssize_t)n, NULL, vec, CONN_SEND_VECS);
 
 		if (nvec > CONN_SEND_VECS)
@@ -370,7 +368,7 @@ void conn_move(struct conn *src, struct conn *dst, size_t n)
 		}
 	}
 	if (n > 0)
-		evbuffer_remove_buffer(bufferevent_get_input(src->bev), out, n);
+		evbuffer_remove_buffer(src->in, out, n);
 }
 
 /*
@@ -382,7 +380,7 @@ void conn_throttle(struct conn *src, struct conn *dst)
 {
 	size_t high = (size_t)rt.cfg->forward_buffer_size;
 
-	if (evbuffer_get_length(bufferevent_get_output(dst->bev)) < high)
+	if (evbuffer_get_length(dst->out) < high)
 		return;
 	conn_read_off(src);
 	bufferevent_setwatermark(dst->bev, EV_WRITE, high / 4, 0);

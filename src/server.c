@@ -83,7 +83,7 @@ static void server_free(struct server *sv)
 void server_close(struct server *sv)
 {
 	if (sv->state == SV_ACTIVE || sv->state == SV_RESET || sv->state == SV_IDLE) {
-		struct evbuffer *out = bufferevent_get_output(sv->conn.bev);
+		struct evbuffer *out = conn_output(&sv->conn);
 
 		/*
 		 * A polite goodbye keeps "unexpected EOF" out of the server's log. One
@@ -206,7 +206,7 @@ static void server_send_startup(struct server *sv)
 {
 	sv->state = SV_LOGIN;
 	sv->login = auth_login_new(&sv->client->cred);
-	proto_put_startup(bufferevent_get_output(sv->conn.bev), &sv->client->params);
+	proto_put_startup(conn_output(&sv->conn), &sv->client->params);
 	conn_read_on(&sv->conn);
 }
 
@@ -229,7 +229,7 @@ static void server_connected(struct server *sv)
 		/* SSLRequest: length 8 and the magic code, both big-endian. */
 		uint32_t request[2] = {htonl(8), htonl(PROTO_SSL_CODE)};
 
-		evbuffer_add(bufferevent_get_output(sv->conn.bev), request, sizeof(request));
+		evbuffer_add(conn_output(&sv->conn), request, sizeof(request));
 	}
 	sv->is_awaiting_ssl_reply = true;
 	conn_read_on(&sv->conn);
@@ -303,8 +303,7 @@ static void server_restore_or_ready(struct server *sv)
 		server_ready(sv);
 		return;
 	}
-	sv->restore_pending =
-		session_state_replay(cl->session, bufferevent_get_output(sv->conn.bev));
+	sv->restore_pending = session_state_replay(cl->session, conn_output(&sv->conn));
 	if (sv->restore_pending == 0) {
 		server_ready(sv);
 		return;
@@ -412,7 +411,7 @@ static void server_handle_login(struct server *sv)
 		switch (type) {
 		case 'R':
 			switch (auth_login_step(sv->login, msg + PROTO_HEADER_LEN, len - 4,
-						bufferevent_get_output(sv->conn.bev), &err)) {
+						conn_output(&sv->conn), &err)) {
 			case AUTH_STEP_CONTINUE:
 			case AUTH_STEP_OK:
 				evbuffer_drain(in, 1 + len);
@@ -473,7 +472,7 @@ static void server_handle_login(struct server *sv)
 			log_info("server %" PRIu64 ": login to %s refused: %s %s", sv->id,
 				 sv->backend_name, ef.sqlstate ? ef.sqlstate : "",
 				 ef.message ? ef.message : "");
-			evbuffer_remove_buffer(in, bufferevent_get_output(cl->conn.bev), 1 + len);
+			evbuffer_remove_buffer(in, conn_output(&cl->conn), 1 + len);
 			client_close(cl); /* the server's error says it all; frees sv */
 			return;
 		}
@@ -670,7 +669,7 @@ void server_reset(struct server *sv)
 		return;
 	}
 	sv->state = SV_RESET;
-	proto_put_query(bufferevent_get_output(sv->conn.bev), query);
+	proto_put_query(conn_output(&sv->conn), query);
 	set_timer(sv->timer, rt.cfg->server_connect_timeout_ms);
 }
 
