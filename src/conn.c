@@ -151,7 +151,9 @@ static void conn_read_ready(evutil_socket_t fd, short what, void *arg)
 	ssize_t got;
 
 	(void)what;
-	/* (The shared buffer in use means a read inside another's callback: never seen, kept safe.)
+	/*
+	 * The shared buffer still in use would mean a read inside another read's
+	 * callback (none does that): it appends, as a read onto buffered bytes.
 	 */
 	if (evbuffer_get_length(in) > 0 || fresh.owner != NULL) {
 		conn_read_append(c, in);
