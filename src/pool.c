@@ -176,12 +176,24 @@ static struct server *pool_take_idle(struct pool *p, const struct backend *b,
  * gets through instead of waiting out hold_timeout. Each client must have
  * waited that long itself; a server given back while no one has is closed.
  */
+static bool pool_has_reserve(void)
+{
+	return rt.cfg->reserve_pool_size > 0 && rt.cfg->reserve_pool_timeout_ms > 0;
+}
+
 static bool pool_reserve_is_open(const struct pool *p)
 {
 	const struct client *first = TAILQ_FIRST(&p->waiting);
 
-	return rt.cfg->reserve_pool_size > 0 && rt.cfg->reserve_pool_timeout_ms > 0 &&
-	       first != NULL && now_ms() - first->hold_since_ms >= rt.cfg->reserve_pool_timeout_ms;
+	return pool_has_reserve() && first != NULL &&
+	       now_ms() - first->hold_since_ms >= rt.cfg->reserve_pool_timeout_ms;
+}
+
+static void timer_add_ms(struct event *ev, int64_t ms)
+{
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+
+	evtimer_add(ev, &tv);
 }
 
 static bool pool_is_full(const struct pool *p)
@@ -499,21 +511,15 @@ static void pool_arm_reserve(struct pool *p)
 {
 	const struct client *first = TAILQ_FIRST(&p->waiting);
 	int64_t left;
-	struct timeval tv;
 
-	if (first == NULL || rt.cfg->reserve_pool_size <= 0 ||
-	    rt.cfg->reserve_pool_timeout_ms <= 0 || !pool_waits_for_room(p))
+	if (first == NULL || !pool_has_reserve() || !pool_waits_for_room(p))
 		return;
 	if (p->reserve_timer == NULL)
 		p->reserve_timer = evtimer_new(rt.base, reserve_cb, p);
 	if (evtimer_pending(p->reserve_timer, NULL))
 		return;
 	left = first->hold_since_ms + rt.cfg->reserve_pool_timeout_ms - now_ms();
-	if (left < 0)
-		left = 0;
-	tv.tv_sec = left / 1000;
-	tv.tv_usec = (left % 1000) * 1000;
-	evtimer_add(p->reserve_timer, &tv);
+	timer_add_ms(p->reserve_timer, left < 0 ? 0 : left);
 }
 
 /*
@@ -526,7 +532,6 @@ static void pool_wait(struct client *cl)
 	const struct backend *w = router_pick_wakeable(rt.topo, rt.cfg, p->target);
 	int64_t deadline = cl->hold_since_ms + rt.cfg->hold_timeout_ms;
 	int64_t left;
-	struct timeval tv;
 
 	/*
 	 * A client waiting for a wake waits as long as the wake may take. The
@@ -557,9 +562,7 @@ static void pool_wait(struct client *cl)
 	/* The login timer is done by now; the same event becomes the hold timer. */
 	event_del(cl->timer);
 	event_assign(cl->timer, rt.base, -1, 0, hold_timeout_cb, cl);
-	tv.tv_sec = left / 1000;
-	tv.tv_usec = (left % 1000) * 1000;
-	evtimer_add(cl->timer, &tv);
+	timer_add_ms(cl->timer, left);
 	pool_arm_reserve(p);
 }
 
