@@ -778,7 +778,6 @@ static void pause_poll_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *ar
 static void run_pause(struct client *cl, const char *database)
 {
 	struct admin_state *st = state_of(cl);
-	struct timeval tv = {0, PAUSE_POLL_MS * 1000};
 	int busy = pool_pause(db_or_null(database));
 
 	log_info("console client %" PRIu64 ": PAUSE %s, %d client(s) in a transaction", cl->id,
@@ -789,7 +788,7 @@ static void run_pause(struct client *cl, const char *database)
 	}
 	snprintf(st->pause_database, sizeof(st->pause_database), "%s", database);
 	st->pause_timer = event_new(rt.base, -1, EV_PERSIST, pause_poll_cb, st);
-	event_add(st->pause_timer, &tv);
+	timer_add_ms(st->pause_timer, PAUSE_POLL_MS);
 	conn_read_off(&cl->conn);
 }
 

@@ -186,7 +186,6 @@ static void describe_peer(struct client *cl, const struct sockaddr *sa)
 void client_accept(int fd, enum target target, const struct sockaddr *addr, int addrlen UNUSED)
 {
 	struct client *cl = xcalloc(1, sizeof(*cl));
-	struct timeval tv;
 	int one = 1;
 
 	cl->id = next_client_id++;
@@ -216,9 +215,7 @@ void client_accept(int fd, enum target target, const struct sockaddr *addr, int 
 	cl->is_over_limit = nclients > rt.cfg->max_client_conn;
 
 	cl->timer = evtimer_new(rt.base, client_login_timeout_cb, cl);
-	tv.tv_sec = rt.cfg->client_login_timeout_ms / 1000;
-	tv.tv_usec = (rt.cfg->client_login_timeout_ms % 1000) * 1000;
-	evtimer_add(cl->timer, &tv);
+	timer_add_ms(cl->timer, rt.cfg->client_login_timeout_ms);
 
 	conn_read_on(&cl->conn);
 	log_debug("client %" PRIu64 " connected from %s:%d to %s", cl->id, cl->addr, cl->port,

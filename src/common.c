@@ -1,6 +1,8 @@
 #include "pgwing/common.h"
 #include "pgwing/log.h"
 
+#include <event2/event.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,4 +56,11 @@ int64_t now_us(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void timer_add_ms(struct event *ev, int64_t ms)
+{
+	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+
+	evtimer_add(ev, &tv);
 }

@@ -120,22 +120,6 @@ static void probe_begin(struct health_probe *p);
 static void probe_on_io(evutil_socket_t fd, short what, void *arg);
 static void probe_failf(struct health_probe *p, const char *fmt, ...) PRINTF_LIKE(2, 3);
 
-/* RTTs are often well under a millisecond: this needs a finer clock than now_ms(). */
-static int64_t monotonic_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static struct timeval ms_to_timeval(int64_t ms)
-{
-	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
-
-	return tv;
-}
-
 /* libpq messages are multi-line with tabs; last_error is one line for the log and SHOW BACKENDS. */
 static void copy_one_line(char *dst, size_t dstlen, const char *src)
 {
@@ -296,14 +280,12 @@ static void probe_end(struct health_probe *p)
 {
 	int64_t interval = health.cfg->health_interval_ms;
 	int64_t delay;
-	struct timeval tv;
 
 	if (p->b->state == BACKEND_WAKING && p->waking_delay_ms < interval) {
 		interval = p->waking_delay_ms;
 		p->waking_delay_ms += p->waking_delay_ms / 2;
 	}
 	delay = p->started_ms + interval - now_ms();
-	tv = ms_to_timeval(delay > 0 ? delay : 0);
 	evtimer_del(p->deadline);
 	p->phase = PROBE_IDLE;
 	p->has_sample = false;
@@ -321,7 +303,7 @@ static void probe_end(struct health_probe *p)
 		probe_close(p);
 		return;
 	}
-	evtimer_add(p->next_timer, &tv);
+	timer_add_ms(p->next_timer, delay > 0 ? delay : 0);
 }
 
 static void probe_failf(struct health_probe *p, const char *fmt, ...)
@@ -416,7 +398,7 @@ static void probe_read_results(struct health_probe *p)
 			PQclear(res);
 			return;
 		}
-		p->sample.rtt_ms = (double)(monotonic_us() - p->query_sent_us) / 1000.0;
+		p->sample.rtt_ms = (double)(now_us() - p->query_sent_us) / 1000.0;
 		p->has_sample = probe_parse_row(p, res);
 		PQclear(res);
 		if (!p->has_sample) {
@@ -434,7 +416,7 @@ static void probe_send_query(struct health_probe *p)
 
 	p->phase = PROBE_QUERYING;
 	p->has_sample = false;
-	p->query_sent_us = monotonic_us();
+	p->query_sent_us = now_us();
 	if (!PQsendQuery(p->conn, PROBE_QUERY)) {
 		probe_failf(p, "%s", PQerrorMessage(p->conn));
 		return;
@@ -701,10 +683,8 @@ static void probe_resolve(struct health_probe *p)
 
 static void probe_begin(struct health_probe *p)
 {
-	struct timeval tv = ms_to_timeval(health.cfg->health_timeout_ms);
-
 	p->started_ms = now_ms();
-	evtimer_add(p->deadline, &tv);
+	timer_add_ms(p->deadline, health.cfg->health_timeout_ms);
 	if (p->conn != NULL)
 		probe_send_query(p);
 	else if (is_literal_host(p->b->host))
@@ -727,9 +707,7 @@ static void probe_on_deadline(evutil_socket_t fd UNUSED, short what UNUSED, void
 
 static void probe_schedule_now(struct health_probe *p)
 {
-	struct timeval now = {0, 0};
-
-	evtimer_add(p->next_timer, &now);
+	timer_add_ms(p->next_timer, 0);
 }
 
 static struct health_probe *probe_new(struct backend *b)

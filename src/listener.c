@@ -64,10 +64,8 @@ static int64_t fd_shortage_ms;
 
 static void arm_retry(void)
 {
-	struct timeval tv = {ACCEPT_RETRY_MS / 1000, (ACCEPT_RETRY_MS % 1000) * 1000};
-
 	listener_pause();
-	evtimer_add(retry_timer, &tv);
+	timer_add_ms(retry_timer, ACCEPT_RETRY_MS);
 }
 
 static void note_starved(const char *what, int err)

@@ -63,10 +63,8 @@ static void trim_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *arg UNUS
 
 static void trim_start(void)
 {
-	struct timeval tv = {TRIM_CHECK_MS / 1000, (TRIM_CHECK_MS % 1000) * 1000};
-
 	trim_timer = event_new(rt.base, -1, EV_PERSIST, trim_cb, NULL);
-	event_add(trim_timer, &tv);
+	timer_add_ms(trim_timer, TRIM_CHECK_MS);
 }
 
 static void trim_stop(void)
@@ -230,8 +228,6 @@ static void drain_check_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *a
 
 void runtime_shutdown(bool wait_for_clients)
 {
-	struct timeval tv = {0, DRAIN_CHECK_MS * 1000};
-
 	if (wait_for_clients) {
 		if (rt.is_shutting_down)
 			return;
@@ -239,7 +235,7 @@ void runtime_shutdown(bool wait_for_clients)
 		rt.is_shutting_down = true;
 		listener_stop();
 		drain_timer = event_new(rt.base, -1, EV_PERSIST, drain_check_cb, NULL);
-		event_add(drain_timer, &tv);
+		timer_add_ms(drain_timer, DRAIN_CHECK_MS);
 		return;
 	}
 	log_info("shutting down now");
@@ -247,7 +243,7 @@ void runtime_shutdown(bool wait_for_clients)
 	listener_stop();
 	client_close_all("pgwing is shutting down");
 	/* A moment for the goodbyes to be written. */
-	event_base_loopexit(rt.base, &tv);
+	event_base_loopexit(rt.base, &(struct timeval){0, DRAIN_CHECK_MS * 1000});
 }
 
 static void signal_cb(evutil_socket_t sig, short what UNUSED, void *arg UNUSED)

@@ -189,13 +189,6 @@ static bool pool_reserve_is_open(const struct pool *p)
 	       now_ms() - first->hold_since_ms >= rt.cfg->reserve_pool_timeout_ms;
 }
 
-static void timer_add_ms(struct event *ev, int64_t ms)
-{
-	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
-
-	evtimer_add(ev, &tv);
-}
-
 static bool pool_is_full(const struct pool *p)
 {
 	int64_t limit = rt.cfg->default_pool_size;
@@ -618,14 +611,12 @@ void pool_request_server(struct client *cl)
 
 void pool_retry_later(struct client *cl)
 {
-	struct timeval tv = {0, POOL_RETRY_MS * 1000};
-
 	cl->pool->nactive--;
 	pool_wait(cl);
 	if (retry_timer == NULL)
 		retry_timer = evtimer_new(rt.base, retry_cb, NULL);
 	if (!evtimer_pending(retry_timer, NULL))
-		evtimer_add(retry_timer, &tv);
+		timer_add_ms(retry_timer, POOL_RETRY_MS);
 }
 
 void pool_forget_client(struct client *cl)

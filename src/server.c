@@ -52,13 +52,6 @@ int server_connect_socket(struct bufferevent *bev, const char *host, int port)
 	return bufferevent_socket_connect_hostname(bev, rt.dns, AF_UNSPEC, host, port);
 }
 
-static void set_timer(struct event *ev, int64_t ms)
-{
-	struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
-
-	evtimer_add(ev, &tv);
-}
-
 static void server_free(struct server *sv)
 {
 	if (sv->client != NULL)
@@ -188,7 +181,7 @@ struct server *server_connect(struct backend *b, struct client *cl)
 	b->nclients++;
 	sv->generation = cl->pool->generation;
 	cl->server = sv;
-	set_timer(sv->timer, rt.cfg->server_connect_timeout_ms);
+	timer_add_ms(sv->timer, rt.cfg->server_connect_timeout_ms);
 	log_debug("server %" PRIu64 ": connecting to %s (%s:%d) for client %" PRIu64, sv->id,
 		  b->name, b->host, b->port, cl->id);
 	if (server_connect_socket(sv->conn.bev, b->host, b->port) < 0) {
@@ -670,7 +663,7 @@ void server_reset(struct server *sv)
 	}
 	sv->state = SV_RESET;
 	proto_put_query(conn_output(&sv->conn), query);
-	set_timer(sv->timer, rt.cfg->server_connect_timeout_ms);
+	timer_add_ms(sv->timer, rt.cfg->server_connect_timeout_ms);
 }
 
 /*

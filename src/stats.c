@@ -162,12 +162,7 @@ static void snapshot_take(struct snapshot *s, const struct stats *now, double se
 
 static void snapshot_schedule(void)
 {
-	struct timeval tv = {
-		.tv_sec = rt.cfg->stats_period_ms / 1000,
-		.tv_usec = (rt.cfg->stats_period_ms % 1000) * 1000,
-	};
-
-	evtimer_add(snapshot_timer, &tv);
+	timer_add_ms(snapshot_timer, rt.cfg->stats_period_ms);
 }
 
 static void snapshot_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *arg UNUSED)

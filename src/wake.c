@@ -325,7 +325,6 @@ static void http_on_retry(evutil_socket_t fd UNUSED, short what UNUSED, void *ar
 static void http_retry(struct wake_job *job, const char *why)
 {
 	int64_t left = job->b->wake_started_ms + rt.cfg->wake_timeout_ms - now_ms();
-	struct timeval tv = {job->retry_delay_ms / 1000, (job->retry_delay_ms % 1000) * 1000};
 
 	if (left <= job->retry_delay_ms) {
 		log_warn("backend %s: wake request failed (%s); no time left to retry",
@@ -334,7 +333,7 @@ static void http_retry(struct wake_job *job, const char *why)
 	}
 	log_warn("backend %s: wake request failed (%s); retrying in %" PRId64 " ms", job->b->name,
 		 why, job->retry_delay_ms);
-	evtimer_add(job->retry_timer, &tv);
+	timer_add_ms(job->retry_timer, job->retry_delay_ms);
 	job->retry_delay_ms *= 2;
 	if (job->retry_delay_ms > HTTP_RETRY_MAX_MS)
 		job->retry_delay_ms = HTTP_RETRY_MAX_MS;
@@ -444,7 +443,6 @@ void wake_backend(struct backend *b)
 	const char *auth_env = NULL;
 	const char *spec = backend_wake_spec(b, &auth_env);
 	struct wake_job *job;
-	struct timeval tv;
 
 	if (b->state != BACKEND_ASLEEP || spec == NULL || wake.base == NULL)
 		return;
@@ -456,9 +454,7 @@ void wake_backend(struct backend *b)
 	job = xcalloc(1, sizeof(*job));
 	job->b = b;
 	job->deadline = evtimer_new(wake.base, job_on_deadline, job);
-	tv.tv_sec = rt.cfg->wake_timeout_ms / 1000;
-	tv.tv_usec = (rt.cfg->wake_timeout_ms % 1000) * 1000;
-	evtimer_add(job->deadline, &tv);
+	timer_add_ms(job->deadline, rt.cfg->wake_timeout_ms);
 	job->next = wake.jobs;
 	wake.jobs = job;
 
@@ -513,15 +509,12 @@ static void sleep_unused(void)
 static void sweep_schedule(void)
 {
 	int64_t ms = rt.cfg->server_idle_timeout_ms / 4;
-	struct timeval tv;
 
 	if (ms > SWEEP_MAX_MS || ms == 0)
 		ms = SWEEP_MAX_MS;
 	if (ms < SWEEP_MIN_MS)
 		ms = SWEEP_MIN_MS;
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
-	evtimer_add(wake.sweep_timer, &tv);
+	timer_add_ms(wake.sweep_timer, ms);
 }
 
 static void on_sweep(evutil_socket_t fd UNUSED, short what UNUSED, void *arg UNUSED)

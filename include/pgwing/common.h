@@ -34,4 +34,8 @@ char *xstrdup(const char *s);
 int64_t now_ms(void);
 int64_t now_us(void);
 
+/* Arms a libevent timer to fire in ms milliseconds (0: on the next loop turn). */
+struct event;
+void timer_add_ms(struct event *ev, int64_t ms);
+
 #endif
