@@ -304,6 +304,63 @@ bool scram_salted_password(const char *password, const uint8_t *salt, size_t sal
 				 SCRAM_KEY_LEN, out) == 1;
 }
 
+/*
+ * Logging in to a server with a plaintext password costs the server's PBKDF2
+ * rounds (4096 by default, milliseconds of the one event loop) for every new
+ * server connection, though a role's salt and count change only with its
+ * password: a pool refilling after failover, a wake or an idle timeout would
+ * stall every client meanwhile. A few results are kept, found by a digest of
+ * everything that went in; a miss derives again.
+ */
+#define SALTED_CACHE_SIZE 16
+
+static struct {
+	uint8_t inputs[SCRAM_KEY_LEN]; /* SHA-256 over count, salt length, salt, password */
+	uint8_t salted[SCRAM_KEY_LEN];
+	bool is_set;
+} salted_cache[SALTED_CACHE_SIZE];
+static size_t salted_cache_next;
+_Static_assert(SCRAM_SALT_MAX <= UINT8_MAX, "the salt's length is digested as one byte");
+
+static void digest_salted_inputs(const char *password, const uint8_t *salt, size_t salt_len,
+				 int iterations, uint8_t out[SCRAM_KEY_LEN])
+{
+	uint8_t head[5] = {(uint8_t)(iterations >> 24), (uint8_t)(iterations >> 16),
+			   (uint8_t)(iterations >> 8), (uint8_t)iterations, (uint8_t)salt_len};
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+
+	if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
+	    EVP_DigestUpdate(ctx, head, sizeof(head)) != 1 ||
+	    EVP_DigestUpdate(ctx, salt, salt_len) != 1 ||
+	    EVP_DigestUpdate(ctx, password, strlen(password)) != 1 ||
+	    EVP_DigestFinal_ex(ctx, out, NULL) != 1)
+		crypto_fatal("SHA-256");
+	EVP_MD_CTX_free(ctx);
+}
+
+static bool salted_password_cached(const char *password, const uint8_t *salt, size_t salt_len,
+				   int iterations, uint8_t out[SCRAM_KEY_LEN])
+{
+	uint8_t inputs[SCRAM_KEY_LEN];
+	size_t i;
+
+	digest_salted_inputs(password, salt, salt_len, iterations, inputs);
+	for (i = 0; i < SALTED_CACHE_SIZE; i++) {
+		if (salted_cache[i].is_set &&
+		    CRYPTO_memcmp(salted_cache[i].inputs, inputs, SCRAM_KEY_LEN) == 0) {
+			memcpy(out, salted_cache[i].salted, SCRAM_KEY_LEN);
+			return true;
+		}
+	}
+	if (!scram_salted_password(password, salt, salt_len, iterations, out))
+		return false;
+	i = salted_cache_next++ % SALTED_CACHE_SIZE;
+	memcpy(salted_cache[i].inputs, inputs, SCRAM_KEY_LEN);
+	memcpy(salted_cache[i].salted, out, SCRAM_KEY_LEN);
+	salted_cache[i].is_set = true;
+	return true;
+}
+
 bool scram_secret_from_password(const char *password, const uint8_t *salt, size_t salt_len,
 				int iterations, struct scram_secret *out)
 {
@@ -638,8 +695,8 @@ char *scram_client_final(struct scram_client *st, const char *server_first, size
 		return NULL;
 	}
 	if (!st->has_keys) {
-		if (!scram_salted_password(st->password, st->salt, st->salt_len, st->iterations,
-					   salted)) {
+		if (!salted_password_cached(st->password, st->salt, st->salt_len, st->iterations,
+					    salted)) {
 			*err = "could not derive the SCRAM salted password";
 			return NULL;
 		}

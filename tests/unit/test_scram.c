@@ -224,6 +224,44 @@ static void test_exchange_password_and_keys(void **state)
 	scram_client_free(&cl);
 }
 
+/*
+ * Logins to servers reuse salted passwords: whatever is reused, each login
+ * must still prove exactly the password, salt and count it is given, also
+ * after more logins than are remembered.
+ */
+static void test_client_logins_again(void **state)
+{
+	static const char *const passwords[] = {"s3cret", "s3cret2", ""}; /* [0] is right */
+	static const int counts[] = {4096, 4097};
+	struct scram_secret secret;
+	struct scram_client cl;
+	uint8_t salt[SCRAM_USER_SALT_LEN];
+	char user[16];
+
+	(void)state;
+	for (int round = 0; round < 2; round++) {
+		for (int u = 0; u < 12; u++) {
+			snprintf(user, sizeof(user), "user%d", u);
+			scram_user_salt(user, salt);
+			for (size_t c = 0; c < ARRAY_SIZE(counts); c++) {
+				assert_true(scram_secret_from_password("s3cret", salt, sizeof(salt),
+								       counts[c], &secret));
+				/* Each twice: the second finds the first's result. */
+				for (size_t i = 0; i < 2 * ARRAY_SIZE(passwords); i++) {
+					const char *password = passwords[i / 2];
+
+					scram_client_init_password(&cl, password);
+					if (exchange(&cl, &secret, user, NULL) != (i / 2 == 0))
+						fail_msg("round %d, %s, count %d, password '%s': "
+							 "wrong outcome",
+							 round, user, counts[c], password);
+					scram_client_free(&cl);
+				}
+			}
+		}
+	}
+}
+
 static void test_user_salt_is_stable(void **state)
 {
 	uint8_t a1[SCRAM_USER_SALT_LEN], a2[SCRAM_USER_SALT_LEN], b[SCRAM_USER_SALT_LEN];
@@ -595,6 +633,7 @@ int main(void)
 		cmocka_unit_test(test_server_vector),
 		cmocka_unit_test(test_parse_secret_bad),
 		cmocka_unit_test(test_exchange_password_and_keys),
+		cmocka_unit_test(test_client_logins_again),
 		cmocka_unit_test(test_user_salt_is_stable),
 		cmocka_unit_test(test_mock_exchange_fails),
 		cmocka_unit_test(test_server_rejects_malformed_first),
