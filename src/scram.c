@@ -48,6 +48,19 @@ static void sha256(const uint8_t *data, size_t len, uint8_t out[SCRAM_KEY_LEN])
 		crypto_fatal("SHA-256");
 }
 
+/* One digest over two pieces; false only if OpenSSL fails or, for MD5, forbids it. */
+static bool digest_two(const EVP_MD *md, const void *a, size_t alen, const void *b, size_t blen,
+		       uint8_t *out)
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	bool ok = ctx != NULL && EVP_DigestInit_ex(ctx, md, NULL) == 1 &&
+		  EVP_DigestUpdate(ctx, a, alen) == 1 && EVP_DigestUpdate(ctx, b, blen) == 1 &&
+		  EVP_DigestFinal_ex(ctx, out, NULL) == 1;
+
+	EVP_MD_CTX_free(ctx);
+	return ok;
+}
+
 static void hmac_sha256(const uint8_t *key, size_t keylen, const void *data, size_t len,
 			uint8_t out[SCRAM_KEY_LEN])
 {
@@ -325,17 +338,13 @@ _Static_assert(SCRAM_SALT_MAX <= UINT8_MAX, "the salt's length is digested as on
 static void digest_salted_inputs(const char *password, const uint8_t *salt, size_t salt_len,
 				 int iterations, uint8_t out[SCRAM_KEY_LEN])
 {
-	uint8_t head[5] = {(uint8_t)(iterations >> 24), (uint8_t)(iterations >> 16),
-			   (uint8_t)(iterations >> 8), (uint8_t)iterations, (uint8_t)salt_len};
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	uint8_t head[5 + SCRAM_SALT_MAX] = {(uint8_t)(iterations >> 24),
+					    (uint8_t)(iterations >> 16), (uint8_t)(iterations >> 8),
+					    (uint8_t)iterations, (uint8_t)salt_len};
 
-	if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
-	    EVP_DigestUpdate(ctx, head, sizeof(head)) != 1 ||
-	    EVP_DigestUpdate(ctx, salt, salt_len) != 1 ||
-	    EVP_DigestUpdate(ctx, password, strlen(password)) != 1 ||
-	    EVP_DigestFinal_ex(ctx, out, NULL) != 1)
+	memcpy(head + 5, salt, salt_len);
+	if (!digest_two(EVP_sha256(), head, 5 + salt_len, password, strlen(password), out))
 		crypto_fatal("SHA-256");
-	EVP_MD_CTX_free(ctx);
 }
 
 static bool salted_password_cached(const char *password, const uint8_t *salt, size_t salt_len,
@@ -769,14 +778,8 @@ static bool md5_hex(const void *a, size_t alen, const void *b, size_t blen, char
 {
 	static const char hex[] = "0123456789abcdef";
 	uint8_t digest[16];
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	bool ok;
 
-	ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_md5(), NULL) == 1 &&
-	     EVP_DigestUpdate(ctx, a, alen) == 1 && EVP_DigestUpdate(ctx, b, blen) == 1 &&
-	     EVP_DigestFinal_ex(ctx, digest, NULL) == 1;
-	EVP_MD_CTX_free(ctx);
-	if (!ok)
+	if (!digest_two(EVP_md5(), a, alen, b, blen, digest))
 		return false;
 	memcpy(out, "md5", 3);
 	for (size_t i = 0; i < sizeof(digest); i++) {
