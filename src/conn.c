@@ -173,20 +173,29 @@ static void conn_read_ready(evutil_socket_t fd, short what, void *arg)
 		fresh_keep();
 }
 
+/* The socket's bufferevent, or the TLS filter that replaces it, and its buffers. */
+static void conn_use_bev(struct conn *c, struct bufferevent *bev)
+{
+	c->bev = bev;
+	c->in = bufferevent_get_input(bev);
+	c->out = bufferevent_get_output(bev);
+}
+
 bool conn_open(struct conn *c, int fd, bufferevent_data_cb read_cb, bufferevent_data_cb write_cb,
 	       bufferevent_event_cb event_cb, void *arg)
 {
+	struct bufferevent *bev;
+
 	c->plain_fd = -1;
 	c->is_reading = false;
 	c->read_size = CONN_READ_MIN;
-	c->bev = bufferevent_socket_new(rt.base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (c->bev == NULL) {
+	bev = bufferevent_socket_new(rt.base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL) {
 		if (fd >= 0)
 			close(fd);
 		return false;
 	}
-	c->in = bufferevent_get_input(c->bev);
-	c->out = bufferevent_get_output(c->bev);
+	conn_use_bev(c, bev);
 	conn_set_callbacks(c, read_cb, write_cb, event_cb, arg);
 	if (fd >= 0)
 		conn_connected(c);
@@ -245,9 +254,7 @@ bool conn_start_tls(struct conn *c, SSL *ssl, bool is_accepting)
 	 * ends a session (libpq allows it too): an end, not an attack.
 	 */
 	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-	c->bev = bev;
-	c->in = bufferevent_get_input(bev);
-	c->out = bufferevent_get_output(bev);
+	conn_use_bev(c, bev);
 	conn_set_callbacks(c, c->read_cb, write_cb, c->event_cb, c->arg);
 	c->is_reading = false;
 	return true;
