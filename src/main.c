@@ -348,7 +348,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	rt.base = event_base_new();
-	if (rt.base == NULL) {
+	if (rt.base == NULL || !free_later_start(rt.base)) {
 		log_error("could not create the event loop");
 		return 1;
 	}
@@ -408,6 +408,7 @@ out:
 	 * runs them while the base is whole.
 	 */
 	event_base_loop(rt.base, EVLOOP_NONBLOCK);
+	free_later_stop();
 	event_base_free(rt.base);
 	tls_shutdown();
 	auth_file_free(rt.auth);

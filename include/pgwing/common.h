@@ -38,4 +38,17 @@ int64_t now_us(void);
 struct event;
 void timer_add_ms(struct event *ev, int64_t ms);
 
+/*
+ * The lifetime rule for objects closed inside a callback chain (a client read
+ * that forwards, readies a server, closes the client, gives back the server):
+ * the object is unlinked and marked closed at once, and its memory is freed by
+ * release(obj) only when the loop is back from the chain, so no caller up the
+ * chain ever touches freed memory (PgBouncer's "just freed" lists). free_later
+ * needs free_later_start; free_later_stop releases what is left, at exit.
+ */
+struct event_base;
+bool free_later_start(struct event_base *base);
+void free_later(void (*release)(void *), void *obj);
+void free_later_stop(void);
+
 #endif
