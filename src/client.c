@@ -67,17 +67,11 @@ int client_count(void)
 	return nclients;
 }
 
-static void client_free(struct client *cl)
+/* The memory of a closed client, once no callback chain can hold it (free_later). */
+static void client_release(void *arg)
 {
-	admin_client_gone(cl);
-	if (cl->server != NULL)
-		client_give_back_server(cl);
-	pool_forget_client(cl);
-	cancel_unregister(cl);
-	TAILQ_REMOVE(&all_clients, cl, all_link);
-	nclients--;
-	if (cl->timer != NULL)
-		event_free(cl->timer);
+	struct client *cl = arg;
+
 	if (cl->auth != NULL)
 		auth_client_free(cl->auth);
 	server_credentials_free(&cl->cred);
@@ -87,8 +81,28 @@ static void client_free(struct client *cl)
 		session_state_free(cl->session);
 	free(cl->retry);
 	free(cl->pending_session_sql);
-	conn_close(&cl->conn);
 	free(cl);
+}
+
+/*
+ * The client is gone: unlinked from everything and its socket closed now,
+ * its state CL_CLOSING for any caller up the chain, its memory freed later.
+ */
+static void client_free(struct client *cl)
+{
+	admin_client_gone(cl);
+	if (cl->server != NULL)
+		client_give_back_server(cl);
+	pool_forget_client(cl);
+	cancel_unregister(cl);
+	TAILQ_REMOVE(&all_clients, cl, all_link);
+	nclients--;
+	cl->state = CL_CLOSING;
+	if (cl->timer != NULL)
+		event_free(cl->timer);
+	cl->timer = NULL;
+	conn_close(&cl->conn);
+	free_later(client_release, cl);
 }
 
 static void closing_write_cb(struct bufferevent *bev UNUSED, void *arg)
@@ -473,7 +487,13 @@ static bool client_handle_startup(struct client *cl)
 		return false;
 	case PROTO_FRAME_BAD_LENGTH:
 	case PROTO_FRAME_TOO_LARGE:
-		client_fail(cl, SQLSTATE_PROTOCOL_VIOLATION, "invalid length of startup packet");
+		/*
+		 * As Postgres: logged, and closed without a word. A client that
+		 * connects and says Terminate at once sends such a "length".
+		 */
+		log_info("client %" PRIu64 " from %s: invalid length of startup packet, closing",
+			 cl->id, cl->addr);
+		client_close(cl);
 		return false;
 	case PROTO_FRAME_OK:
 		break;
@@ -661,6 +681,32 @@ static void query_classify(const char *sql, size_t len, bool *is_read, bool *is_
 }
 
 /*
+ * Session statements of the request in flight, kept until it ends. Inside a
+ * transaction block several requests add up, to max_session_sql_size: past it
+ * nothing more is kept (the text stays, empty if need be, so that the end of
+ * the transaction is still watched), and a commit pins the session instead.
+ */
+static void request_keep_session_sql(struct client *cl, const char *sql, size_t len)
+{
+	size_t have = cl->pending_session_len;
+
+	if (cl->is_session_sql_over)
+		return;
+	if (have + len + 2 > (size_t)rt.cfg->max_session_sql_size) {
+		cl->is_session_sql_over = true;
+		if (cl->pending_session_sql == NULL)
+			cl->pending_session_sql = xstrdup("");
+		return;
+	}
+	cl->pending_session_sql = xrealloc(cl->pending_session_sql, have + len + 2);
+	if (have > 0)
+		cl->pending_session_sql[have++] = ';';
+	memcpy(cl->pending_session_sql + have, sql, len);
+	cl->pending_session_len = have + len;
+	cl->pending_session_sql[cl->pending_session_len] = '\0';
+}
+
+/*
  * A simple Query: keep a copy if it may be run again after a failover
  * (outside a transaction, the only request in flight, and read-only), and
  * note the session state it sets up, to be recorded once it succeeds. Every
@@ -681,17 +727,8 @@ static void request_classify(struct client *cl, const char *sql, size_t len)
 		retry_keep(cl, sql, len);
 	else
 		retry_forget(cl, false);
-	if (is_stateful) {
-		/* Inside a transaction block several requests add up until it ends. */
-		size_t have = cl->pending_session_len;
-
-		cl->pending_session_sql = xrealloc(cl->pending_session_sql, have + len + 2);
-		if (have > 0)
-			cl->pending_session_sql[have++] = ';';
-		memcpy(cl->pending_session_sql + have, sql, len);
-		cl->pending_session_len = have + len;
-		cl->pending_session_sql[cl->pending_session_len] = '\0';
-	}
+	if (is_stateful)
+		request_keep_session_sql(cl, sql, len);
 }
 
 /*
@@ -700,6 +737,14 @@ static void request_classify(struct client *cl, const char *sql, size_t len)
  * failed request, a failed transaction or a ROLLBACK leaves no trace, as on
  * the server.
  */
+static void request_forget_session_sql(struct client *cl)
+{
+	free(cl->pending_session_sql);
+	cl->pending_session_sql = NULL;
+	cl->pending_session_len = 0;
+	cl->is_session_sql_over = false;
+}
+
 static void request_settle_session(struct client *cl, char tx_status)
 {
 	struct stmt_info info[CLASSIFY_MAX_STMTS];
@@ -710,16 +755,20 @@ static void request_settle_session(struct client *cl, char tx_status)
 	if (tx_status == 'I' && !cl->has_request_failed) {
 		if (cl->session == NULL)
 			cl->session = session_state_new();
-		n = classify_query(cl->pending_session_sql, cl->pending_session_len, info,
-				   CLASSIFY_MAX_STMTS);
-		if (n > CLASSIFY_MAX_STMTS)
+		n = cl->is_session_sql_over
+			    ? 0
+			    : classify_query(cl->pending_session_sql, cl->pending_session_len, info,
+					     CLASSIFY_MAX_STMTS);
+		if (cl->is_session_sql_over)
+			session_state_mark_unmovable(cl->session,
+						     "more session statements in one transaction "
+						     "than max_session_sql_size");
+		else if (n > CLASSIFY_MAX_STMTS)
 			session_state_mark_unmovable(cl->session, "too many statements to track");
 		for (size_t i = 0; i < n && i < CLASSIFY_MAX_STMTS; i++)
 			session_state_apply(cl->session, &info[i], cl->pending_session_sql);
 	}
-	free(cl->pending_session_sql);
-	cl->pending_session_sql = NULL;
-	cl->pending_session_len = 0;
+	request_forget_session_sql(cl);
 }
 
 /* Parse and Close of named statements, so they can be re-created on another server. */
@@ -820,6 +869,12 @@ void client_forward(struct client *cl)
 		break;
 	case PROTO_SCAN_STOPPED:
 		log_debug("client %" PRIu64 " terminated", cl->id);
+		if (cl->pending_syncs > 0) {
+			/* As Postgres does, the requests before Terminate are answered first. */
+			cl->is_leaving = true;
+			conn_read_off(&cl->conn);
+			return;
+		}
 		client_close(cl);
 		return;
 	case PROTO_SCAN_BAD_LENGTH:
@@ -915,6 +970,17 @@ static void client_wake_from_idle(struct client *cl)
 	pool_request_server(cl);
 }
 
+/*
+ * A client without a server yet (waiting in its pool, or its server logging
+ * in) is read up to forward_buffer_size, then not until it has one: what it
+ * sends waits for the server, bounded as on the data path.
+ */
+static void client_hold_input(struct client *cl)
+{
+	if (evbuffer_get_length(conn_input(&cl->conn)) >= (size_t)rt.cfg->forward_buffer_size)
+		conn_read_off(&cl->conn);
+}
+
 static void client_read_cb(struct bufferevent *bev UNUSED, void *arg)
 {
 	struct client *cl = arg;
@@ -938,6 +1004,8 @@ static void client_read_cb(struct bufferevent *bev UNUSED, void *arg)
 			return;
 		case CL_IDLE:
 			client_wake_from_idle(cl);
+			if (cl->state == CL_WAITING || cl->state == CL_LOGIN)
+				client_hold_input(cl);
 			return;
 		case CL_WAITING:
 		case CL_LOGIN:
@@ -945,6 +1013,7 @@ static void client_read_cb(struct bufferevent *bev UNUSED, void *arg)
 			 * A client waits for ReadyForQuery before it speaks; if it speaks
 			 * anyway, the bytes wait in the buffer until a server is ready.
 			 */
+			client_hold_input(cl);
 			return;
 		case CL_CLOSING:
 			return;
@@ -1049,9 +1118,7 @@ static void request_reset(struct client *cl)
 	cl->is_mid_request = false;
 	cl->is_response_started = false;
 	cl->xact_start_us = 0;
-	free(cl->pending_session_sql);
-	cl->pending_session_sql = NULL;
-	cl->pending_session_len = 0;
+	request_forget_session_sql(cl);
 	retry_forget(cl, true);
 }
 
@@ -1209,6 +1276,8 @@ void client_server_ready(struct client *cl, struct evbuffer *welcome)
 	pool_note_served(cl);
 	if (is_first)
 		client_finish_welcome(cl);
+	if (!cl->is_leaving)
+		conn_read_on(&cl->conn); /* client_hold_input may have stopped it */
 	client_forward(cl);
 }
 

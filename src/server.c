@@ -52,25 +52,43 @@ int server_connect_socket(struct bufferevent *bev, const char *host, int port)
 	return bufferevent_socket_connect_hostname(bev, rt.dns, AF_UNSPEC, host, port);
 }
 
-static void server_free(struct server *sv)
+/* The memory of a closed server, once no callback chain can hold it (free_later). */
+static void server_release(void *arg)
 {
-	if (sv->client != NULL)
-		sv->client->server = NULL;
-	pool_forget_server(sv);
-	if (sv->backend != NULL)
-		sv->backend->nclients--;
-	if (sv->timer != NULL)
-		event_free(sv->timer);
+	struct server *sv = arg;
+
 	if (sv->login != NULL)
 		auth_login_free(sv->login);
 	if (sv->welcome != NULL)
 		evbuffer_free(sv->welcome);
-	conn_close(&sv->conn);
 	startup_params_free(&sv->startup);
 	startup_params_free(&sv->reported);
 	free(sv->backend_name);
 	free(sv->backend_host);
 	free(sv);
+}
+
+/*
+ * The server is gone: unlinked from its client, pool and backend and its
+ * socket closed now, its state SV_CLOSING for any caller up the chain (a
+ * restore loop that readied the client, which then closed), its memory freed
+ * later.
+ */
+static void server_free(struct server *sv)
+{
+	if (sv->client != NULL)
+		sv->client->server = NULL;
+	sv->client = NULL;
+	pool_forget_server(sv);
+	if (sv->backend != NULL)
+		sv->backend->nclients--;
+	sv->backend = NULL;
+	sv->state = SV_CLOSING;
+	if (sv->timer != NULL)
+		event_free(sv->timer);
+	sv->timer = NULL;
+	conn_close(&sv->conn);
+	free_later(server_release, sv);
 }
 
 void server_close(struct server *sv)
@@ -622,6 +640,10 @@ bool server_forward(struct server *sv)
 	}
 	if (sv->saw_ready) {
 		sv->saw_ready = false;
+		if (cl->is_leaving && cl->pending_syncs == 0) {
+			client_close(cl); /* its Terminate waited for this answer; frees sv */
+			return false;
+		}
 		if (sv->tx_status == 'I' && cl->pending_syncs == 0 && sv->msg_remaining == 0 &&
 		    evbuffer_get_length(conn_input(&sv->conn)) == 0 && !client_server_idle(cl))
 			return false; /* released and freed */

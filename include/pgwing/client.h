@@ -52,6 +52,7 @@ struct client {
 	/* Session statements of the request in flight, recorded once it succeeds. */
 	char *pending_session_sql;
 	size_t pending_session_len;
+	bool is_session_sql_over; /* the request in flight set more than max_session_sql_size */
 	struct auth_client *auth;
 	struct server_credentials cred;
 
@@ -78,7 +79,8 @@ struct client {
 	bool has_request_failed;  /* an ErrorResponse came for the request in flight */
 	bool is_mid_request;      /* extended-protocol messages sent since the last Sync */
 	bool is_skipping_to_sync; /* its server died mid-request: drop messages up to Sync */
-	int64_t hold_since_ms;    /* waiting for a server since (0: not waiting), across retries */
+	bool is_leaving; /* sent Terminate with answers still owed: closes after the last one */
+	int64_t hold_since_ms; /* waiting for a server since (0: not waiting), across retries */
 	char last_connect_error[256]; /* why its last server connect failed, told at hold_timeout */
 	int64_t query_start_us;
 	int64_t xact_start_us;
