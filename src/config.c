@@ -206,6 +206,19 @@ static const struct setting settings[] = {
 		       "reading from the other side; it reads again below a quarter of it.",
 	},
 	{
+		.name = "max_session_sql_size",
+		.type = SETTING_SIZE,
+		.offset = MS_FIELD(max_session_sql_size),
+		.default_value = "64kB",
+		.is_reloadable = true,
+		.min_value = KB,
+		.max_value = GB,
+		.doc = "Most text of session-changing statements (SET, PREPARE, ...) one "
+		       "transaction "
+		       "may add to what a move replays; a transaction that adds more keeps its "
+		       "session on its server.",
+	},
+	{
 		.name = "server_connect_timeout",
 		.type = SETTING_DURATION,
 		.offset = MS_FIELD(server_connect_timeout_ms),

@@ -63,8 +63,9 @@ struct config {
 	char *admin_users; /* comma list */
 	char *stats_users; /* comma list */
 	int max_client_conn;
-	int64_t max_packet_size;     /* bytes */
-	int64_t forward_buffer_size; /* bytes */
+	int64_t max_packet_size;      /* bytes */
+	int64_t forward_buffer_size;  /* bytes */
+	int64_t max_session_sql_size; /* bytes */
 	int64_t server_connect_timeout_ms;
 	int64_t client_login_timeout_ms;
 	int64_t hold_timeout_ms;
