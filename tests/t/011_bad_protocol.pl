@@ -91,6 +91,17 @@ error_or_close('startup length 2 (below the header)', @r);
 @r = poke(pack('N', 4 << 20) . pack('N', 196608) . "user\0x\0");
 error_or_close('startup length 4 MB, over max_packet_size', @r);
 
+# A client that connects and says Terminate before any startup packet (as
+# node-postgres may): Postgres closes without a word, and so does pgwing; an
+# error would fail the client's connect(), which asked for nothing.
+@r = poke(pg_message('X'));
+is($r[0], 'close', 'Terminate before the startup packet: closed without a message');
+cmp_ok($r[1], '<', 2.5, 'Terminate before the startup packet: closed at once');
+
+# A bad startup length is a protocol violation Postgres only logs: it closes in silence.
+@r = poke(pack('N', 2) . "xx");
+is($r[0], 'close', 'startup length 2: closed without a message, as Postgres');
+
 my $startup = startup_packet(user => os_user(), database => 'postgres');
 @r = poke(substr($startup, 0, 12), half_close => 1);
 error_or_close('truncated startup then EOF', @r, qr/^(08P01|08006)$/);

@@ -40,13 +40,6 @@ my ($iout, $ierr) = ('', '');
 IPC::Run::run(\@init, '>', \$iout, '2>', \$ierr) or die "pgbench -i: $ierr";
 $node_a->wait_for_catchup($node_b, 'replay');
 
-sub rss_kb
-{
-	open(my $fh, '<', '/proc/' . $pw->pid . '/status') or return -1;
-	while (<$fh>) { return $1 if /^VmRSS:\s+(\d+)/; }
-	return -1;
-}
-
 # Make $node a streaming standby of $primary (a clean switchover needs no rewind).
 sub follow
 {
@@ -95,9 +88,9 @@ for my $round (1 .. $rounds)
 	ok(
 		$pw->wait_for_log(qr/backend @{[ $standby->name ]}: \w+ -> up \(replica/, $offset, 30),
 		"round $round: the old primary is back as a replica");
-	$rss_warm = rss_kb() if $round == 2;
+	$rss_warm = $pw->rss_kb if $round == 2;
 }
-my $rss_end = rss_kb();
+my $rss_end = $pw->rss_kb;
 
 $bench->signal('INT');
 $bench->finish;

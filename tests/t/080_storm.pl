@@ -56,17 +56,11 @@ sub storm_backends
 	return $node->safe_psql('postgres',
 		"SELECT count(*) FROM pg_stat_activity WHERE application_name = 'storm'");
 }
-sub rss_kb
-{
-	open my $fh, '<', "/proc/$pid/status" or return -1;
-	my ($l) = grep { /^VmRSS:/ } <$fh>;
-	return ($l =~ /(\d+)/)[0];
-}
 
 # A pool logs in once through a plain client, so the storm finds it warm.
 is($pw->safe_psql('SELECT 1', application_name => 'storm'), '1', 'warm-up login');
 sleep 1;
-my ($fds0, $rss0, $servers0) = (fds(), rss_kb(), storm_backends());
+my ($fds0, $rss0, $servers0) = (fds(), $pw->rss_kb, storm_backends());
 note "before the storms: $fds0 fds, RSS $rss0 kB, $servers0 pooled servers";
 # What may stay after a storm: heap pages that long-lived allocations made
 # during it keep in use -- libevent's per-descriptor map entries (one for
@@ -91,7 +85,7 @@ sub storm
 	$h->pump until $out =~ /^logins .*\n/m;
 	my %r = $out =~ /(\w+)=(\d+)/g;
 	my $backends_idle = storm_backends();
-	my ($fds_held, $rss_held) = (fds(), rss_kb());
+	my ($fds_held, $rss_held) = (fds(), $pw->rss_kb);
 	$in .= "query\n";
 	$h->pump until $out =~ /^queries .*\n/m;
 	note "storm $round: $out";
@@ -122,7 +116,7 @@ sub storm
 	my ($fds, $rss, $servers);
 	for (1 .. 50)
 	{
-		($fds, $rss, $servers) = (fds(), rss_kb(), storm_backends());
+		($fds, $rss, $servers) = (fds(), $pw->rss_kb, storm_backends());
 		last if $fds - $servers <= $fds0 - $servers0 + 2 && $rss - $rss0 < $rss_slack_kb;
 		sleep 0.2;
 	}

@@ -694,6 +694,22 @@ sub alive
 
 =pod
 
+=item $pw->rss_kb
+
+The resident memory of the running pgwing process in kB (VmRSS), or -1.
+
+=cut
+
+sub rss_kb
+{
+	my ($self) = @_;
+	open(my $fh, '<', "/proc/$self->{pid}/status") or return -1;
+	while (<$fh>) { return $1 if /^VmRSS:\s+(\d+)/; }
+	return -1;
+}
+
+=pod
+
 =item $pw->exit_status
 
 The raw wait status of the last pgwing process that exited (undef if none).
