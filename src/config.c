@@ -135,6 +135,14 @@ static const struct setting settings[] = {
 		       "net.core.somaxconn); a login storm beyond it waits for SYN retries.",
 	},
 	{
+		.name = "so_reuseport",
+		.type = SETTING_BOOL,
+		.offset = BOOL_FIELD(so_reuseport),
+		.default_value = "off",
+		.doc = "Share the TCP ports with other pgwing processes that also set it (one per "
+		       "core); off refuses to start while anything else holds them.",
+	},
+	{
 		.name = "auth_type",
 		.type = SETTING_ENUM,
 		.offset = ENUM_FIELD(auth_type),

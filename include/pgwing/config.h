@@ -58,6 +58,7 @@ struct config {
 	int ro_port;
 	char *unix_socket_dir; /* "" disables */
 	int listen_backlog;
+	bool so_reuseport; /* share the TCP ports with other processes */
 	enum auth_type auth_type;
 	char *auth_file;
 	char *admin_users; /* comma list */

@@ -110,8 +110,8 @@ static void test_defaults(void **state)
 static void test_table(void **state)
 {
 	static const char *const fixed[] = {"listen_addr",     "rw_port",        "ro_port",
-					    "unix_socket_dir", "listen_backlog", "pidfile",
-					    "metrics_listen"};
+					    "unix_socket_dir", "listen_backlog", "so_reuseport",
+					    "pidfile",         "metrics_listen"};
 	size_t n;
 	const struct setting *settings = config_settings(&n);
 
