@@ -56,7 +56,7 @@ my $b = PgWing::Test->new(
 	settings  => { unix_socket_dir => $sockdir });
 $b->write_config;
 my ($rc, $out, $err) = run_pgwing($b->config_file);
-isnt($rc, 0, 'a second pgwing on the same ports exits non-zero');
+is($rc, 1, 'a second pgwing on the same ports exits with code 1');
 like($err, qr/could not listen on 127\.0\.0\.1:$rw: Address already in use: another process holds the port/,
 	'it says the port is held');
 all_reach_a('second start on the same ports');
@@ -65,7 +65,7 @@ all_reach_a('second start on the same ports');
 $b->set(listen_addr => '127.0.0.2');
 $b->write_config;
 ($rc, $out, $err) = run_pgwing($b->config_file);
-isnt($rc, 0, 'a second pgwing on the same unix sockets exits non-zero');
+is($rc, 1, 'a second pgwing on the same unix sockets exits with code 1');
 like($err, qr/unix socket \Q$sockdir\E\/\.s\.PGSQL\.$rw is in use by process ${\ $a->pid } \(lock file \Q$lock\E\)/,
 	'it names the socket, the process holding it and the lock file');
 all_reach_a('second start on the same unix sockets');
@@ -74,7 +74,7 @@ all_reach_a('second start on the same unix sockets');
 $b->set(listen_addr => '127.0.0.1', unix_socket_dir => '', so_reuseport => 'on');
 $b->write_config;
 ($rc, $out, $err) = run_pgwing($b->config_file);
-isnt($rc, 0, 'so_reuseport = on does not join a process that did not set it');
+is($rc, 1, 'so_reuseport = on does not join a process that did not set it');
 all_reach_a('second start with so_reuseport');
 
 # A lock left by a process that is gone (kill -9) is replaced.
