@@ -294,8 +294,7 @@ static int lock_unix_socket(const char *lock_path, const char *sock_path)
 		if (pid != getpid() && pid != getppid() &&
 		    (kill((pid_t)pid, 0) == 0 || errno == EPERM)) {
 			log_error("unix socket %s is in use by process %ld (lock file %s): is "
-				  "another "
-				  "pgwing running?",
+				  "another pgwing running?",
 				  sock_path, pid, lock_path);
 			return -1;
 		}
