@@ -814,17 +814,13 @@ static void run_set(struct client *cl, const char *name, const char *value)
 {
 	struct evbuffer *out = conn_output(&cl->conn);
 	char err[512];
-	char *old_logfile = xstrdup(rt.cfg->logfile);
 
+	/* No file settings (logfile among them): config_set refuses those. */
 	if (!config_set(rt.cfg, name, value, err, sizeof(err))) {
 		proto_put_error(out, "ERROR", SQLSTATE_INVALID_PARAMETER_VALUE, "%s", err);
-		free(old_logfile);
 		return;
 	}
 	log_info("console client %" PRIu64 ": SET %s = '%s'", cl->id, name, value);
-	if (strcmp(old_logfile, rt.cfg->logfile) != 0 && log_reopen(rt.cfg->logfile) < 0)
-		log_error("could not open logfile %s: %s", rt.cfg->logfile, strerror(errno));
-	free(old_logfile);
 	/* As after a reload: probes pick up their settings, pools re-route and serve waiters. */
 	health_reconfigure(rt.topo, rt.cfg, rt.auth);
 	pool_on_topology_change(NULL);

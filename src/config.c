@@ -135,6 +135,14 @@ static const struct setting settings[] = {
 		       "net.core.somaxconn); a login storm beyond it waits for SYN retries.",
 	},
 	{
+		.name = "so_reuseport",
+		.type = SETTING_BOOL,
+		.offset = BOOL_FIELD(so_reuseport),
+		.default_value = "off",
+		.doc = "Share the TCP ports with other pgwing processes that also set it (one per "
+		       "core); off refuses to start while anything else holds them.",
+	},
+	{
 		.name = "auth_type",
 		.type = SETTING_ENUM,
 		.offset = ENUM_FIELD(auth_type),
@@ -1413,19 +1421,29 @@ bool config_set(struct config *cfg, const char *name, const char *value, char *e
 			 name);
 		return false;
 	}
+	/*
+	 * A console user could otherwise point the log at any file pgwing may
+	 * write, or have it read keys and passwords from one of their choosing:
+	 * files are for whoever may edit the config file.
+	 */
+	if (s->is_path) {
+		snprintf(err, errlen,
+			 "setting \"%s\" names a file and cannot be changed with SET; edit the "
+			 "config file and RELOAD",
+			 name);
+		return false;
+	}
 	snprintf(what, sizeof(what), "SET %s", name);
-	p.dir = xstrdup(cfg->path);
-	*strrchr(p.dir, '/') = '\0';
 	/* The old value, to put back if the new one breaks a rule across settings. */
 	saved = xcalloc(1, sizeof(*saved));
 	config_copy_setting(saved, cfg, s);
-	ok = setting_apply(cfg, s, value, p.dir, err, errlen);
+	/* No directory: only a path would be resolved against one. */
+	ok = setting_apply(cfg, s, value, NULL, err, errlen);
 	if (ok && !validate(&p)) {
 		config_copy_setting(cfg, saved, s);
 		ok = false;
 	}
 	config_free(saved);
-	free(p.dir);
 	return ok;
 }
 

@@ -1,8 +1,13 @@
 /*
  * Listening sockets. Every address in listen_addr gets the read-write and the
  * read-only port; unix sockets follow Postgres' naming (.s.PGSQL.<port>) so
- * psql -h <dir> -p <port> finds them. SO_REUSEPORT lets several pgwing
- * processes share the ports, one per core.
+ * psql -h <dir> -p <port> finds them.
+ *
+ * A port or a socket held by another process stops the start: two pgwing
+ * processes silently sharing a port would split its clients between two
+ * configurations (another auth_type, other users). Sharing the TCP ports, one
+ * process per core, is asked for with so_reuseport; a unix socket is never
+ * shared, and its lock file says whose it is.
  */
 #include "pgwing/listener.h"
 
@@ -13,7 +18,9 @@
 #include <event2/listener.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,16 +49,23 @@
  * descriptor that frees up goes to them.
  */
 #define FD_SHORTAGE_HOLD_MS 500
+/*
+ * Tries at taking a socket's lock file: each finds it taken by a dead process
+ * and removes it, so more than a couple means others are racing for it too.
+ */
+#define LOCK_ATTEMPTS       10
 
 struct listener {
 	struct evconnlistener *lev;
 	enum target target;
 	char *unix_path; /* removed on stop */
+	char *lock_path; /* unix_path's lock file, ours while we listen; removed after it */
 	struct listener *next;
 };
 
 static struct listener *listeners;
-static int backlog; /* listen_backlog at start: listen() takes it once */
+static int backlog;         /* listen_backlog at start: listen() takes it once */
+static bool is_port_shared; /* so_reuseport at start */
 static struct event *retry_timer;
 /*
  * Out of descriptors: accept() failed, or a server connect did, and not long
@@ -139,25 +153,37 @@ void listener_note_fd_shortage(int err)
 		arm_retry();
 }
 
+/* Returns 0, or the errno of the failure (EADDRINUSE: another process holds the address). */
 static int add_listener(struct event_base *base, const struct sockaddr *sa, socklen_t salen,
-			enum target target, const char *desc, const char *unix_path)
+			enum target target, const char *desc, const char *unix_path,
+			const char *lock_path)
 {
+	/* SO_REUSEADDR only skips TIME_WAIT: Linux still refuses a port someone listens on. */
 	unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE;
 	struct listener *l = xcalloc(1, sizeof(*l));
+	int err;
 
-	if (unix_path == NULL)
+	if (unix_path == NULL && is_port_shared)
 		flags |= LEV_OPT_REUSEABLE_PORT;
 	if (sa->sa_family == AF_INET6)
 		flags |= LEV_OPT_BIND_IPV6ONLY;
 	l->target = target;
 	l->lev = evconnlistener_new_bind(base, accept_cb, l, flags, backlog, sa, (int)salen);
 	if (l->lev == NULL) {
-		log_error("could not listen on %s: %s", desc, strerror(errno));
+		err = errno;
+		if (err == EADDRINUSE && unix_path == NULL)
+			log_error("could not listen on %s: %s: another process holds the port (is "
+				  "another pgwing running? pgwing processes share a port only when "
+				  "each sets so_reuseport = on)",
+				  desc, strerror(err));
+		else
+			log_error("could not listen on %s: %s", desc, strerror(err));
 		free(l);
-		return -1;
+		return err;
 	}
 	evconnlistener_set_error_cb(l->lev, accept_error_cb);
 	l->unix_path = unix_path != NULL ? xstrdup(unix_path) : NULL;
+	l->lock_path = lock_path != NULL ? xstrdup(lock_path) : NULL;
 	l->next = listeners;
 	listeners = l;
 	log_info("listening on %s (%s)", desc, target_name(target));
@@ -171,6 +197,7 @@ static int listen_tcp(struct event_base *base, const char *host, int port, enum 
 	struct addrinfo *res, *ai;
 	char service[16];
 	int rc, nok = 0;
+	bool is_in_use = false;
 
 	snprintf(service, sizeof(service), "%d", port);
 	/* Runs before the loop starts (or on restart), so a blocking lookup is fine here. */
@@ -186,29 +213,140 @@ static int listen_tcp(struct event_base *base, const char *host, int port, enum 
 			    NI_NUMERICHOST);
 		snprintf(desc, sizeof(desc), "%s%s%s:%d", ai->ai_family == AF_INET6 ? "[" : "",
 			 name, ai->ai_family == AF_INET6 ? "]" : "", port);
-		if (add_listener(base, ai->ai_addr, ai->ai_addrlen, target, desc, NULL) == 0)
+		rc = add_listener(base, ai->ai_addr, ai->ai_addrlen, target, desc, NULL, NULL);
+		if (rc == 0)
 			nok++;
+		is_in_use |= rc == EADDRINUSE;
 	}
 	freeaddrinfo(res);
-	return nok > 0 ? 0 : -1;
+	/*
+	 * An address this host lacks (no IPv6) may fail alone; one that another
+	 * process holds may not, or clients of that name would reach it.
+	 */
+	return nok > 0 && !is_in_use ? 0 : -1;
+}
+
+/* The pid in a lock file; 0 if it holds none (being written, or not ours), -1 if it is gone. */
+static long read_lock_pid(const char *lock_path)
+{
+	char buf[32];
+	int fd = open(lock_path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+	long pid;
+
+	if (fd < 0)
+		return errno == ENOENT ? -1 : 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	/* Postgres writes a negative pid for a standalone backend. */
+	pid = labs(strtol(buf, NULL, 10));
+	return pid > 0 && pid <= INT32_MAX ? pid : 0;
+}
+
+/* Write our pid into the lock file: at start, and again after daemonizing. */
+static int write_lock_pid(const char *lock_path, int fd)
+{
+	char buf[32];
+	int len = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+
+	if (write(fd, buf, (size_t)len) != len) {
+		log_error("could not write lock file %s: %s", lock_path, strerror(errno));
+		close(fd);
+		unlink(lock_path);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+/*
+ * Take the socket's lock file, <socket>.lock holding the pid, as Postgres does
+ * (and with its name, so a Postgres on the same directory and port is seen
+ * too): only its holder may unlink and bind the socket, so a second start
+ * never deletes a live one. A lock whose process is gone is replaced.
+ */
+static int lock_unix_socket(const char *lock_path, const char *sock_path)
+{
+	for (int attempt = 0; attempt < LOCK_ATTEMPTS; attempt++) {
+		int fd = open(lock_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		long pid;
+
+		if (fd >= 0)
+			return write_lock_pid(lock_path, fd);
+		if (errno != EEXIST) {
+			log_error("could not create lock file %s: %s", lock_path, strerror(errno));
+			return -1;
+		}
+		pid = read_lock_pid(lock_path);
+		if (pid < 0)
+			continue; /* removed meanwhile */
+		if (pid == 0) {
+			log_error(
+				"lock file %s holds no process id: another pgwing may be starting "
+				"on %s; remove the file if none is",
+				lock_path, sock_path);
+			return -1;
+		}
+		/* Our pid or our parent's in a stale file: a pid reused after a reboot. */
+		if (pid != getpid() && pid != getppid() &&
+		    (kill((pid_t)pid, 0) == 0 || errno == EPERM)) {
+			log_error("unix socket %s is in use by process %ld (lock file %s): is "
+				  "another pgwing running?",
+				  sock_path, pid, lock_path);
+			return -1;
+		}
+		log_info("removing stale lock file %s (process %ld is gone)", lock_path, pid);
+		if (unlink(lock_path) < 0 && errno != ENOENT) {
+			log_error("could not remove stale lock file %s: %s", lock_path,
+				  strerror(errno));
+			return -1;
+		}
+	}
+	log_error("could not take lock file %s: other processes keep taking it", lock_path);
+	return -1;
 }
 
 static int listen_unix(struct event_base *base, const char *dir, int port, enum target target)
 {
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	char lock_path[sizeof(sun.sun_path) + sizeof(".lock")];
 
 	if ((size_t)snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/.s.PGSQL.%d", dir, port) >=
 	    sizeof(sun.sun_path)) {
 		log_error("unix socket path too long in %s", dir);
 		return -1;
 	}
-	/* A socket file left by a dead process would make bind fail. */
+	snprintf(lock_path, sizeof(lock_path), "%s.lock", sun.sun_path);
+	if (lock_unix_socket(lock_path, sun.sun_path) < 0)
+		return -1;
+	/* Ours now: a socket file left by a dead process would make bind fail. */
 	unlink(sun.sun_path);
 	if (add_listener(base, (struct sockaddr *)&sun, sizeof(sun), target, sun.sun_path,
-			 sun.sun_path) < 0)
+			 sun.sun_path, lock_path) != 0) {
+		unlink(lock_path);
 		return -1;
+	}
 	chmod(sun.sun_path, 0777);
 	return 0;
+}
+
+void listener_relock(void)
+{
+	for (struct listener *l = listeners; l != NULL; l = l->next) {
+		int fd;
+
+		if (l->lock_path == NULL)
+			continue;
+		fd = open(l->lock_path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+		if (fd < 0)
+			log_error("could not rewrite lock file %s: %s", l->lock_path,
+				  strerror(errno));
+		else
+			write_lock_pid(l->lock_path, fd);
+	}
 }
 
 int listener_start(struct event_base *base, const struct config *cfg)
@@ -219,6 +357,7 @@ int listener_start(struct event_base *base, const struct config *cfg)
 
 	retry_timer = evtimer_new(base, retry_cb, NULL);
 	backlog = cfg->listen_backlog;
+	is_port_shared = cfg->so_reuseport;
 	for (char *tok = strtok_r(addrs, ",", &save); tok != NULL && rc == 0;
 	     tok = strtok_r(NULL, ",", &save)) {
 		while (*tok == ' ' || *tok == '\t')
@@ -263,6 +402,11 @@ void listener_stop(void)
 		if (l->unix_path != NULL) {
 			unlink(l->unix_path);
 			free(l->unix_path);
+		}
+		/* After the socket: while the lock stands, nobody else touches the socket. */
+		if (l->lock_path != NULL) {
+			unlink(l->lock_path);
+			free(l->lock_path);
 		}
 		free(l);
 	}

@@ -1,16 +1,31 @@
 /*
  * Logging to stderr or a file. One line per message, with a wall-clock time
  * stamp and the process id (several SO_REUSEPORT processes may share a file).
+ *
+ * Messages carry what clients sent (user and database names, application
+ * names, statements), so every message is escaped here, once, for all
+ * callers: a client must not be able to end a line and forge the next one,
+ * nor send terminal escapes or bytes that make the file invalid UTF-8.
  */
 #include "pgwing/log.h"
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+
+/*
+ * Most messages fit: they are formatted, and their line built, on the stack;
+ * a longer one (a long statement at debug level) takes the heap.
+ */
+#define MSG_STACK_SIZE 1024
+/* Time stamp, pid and level name before the message. */
+#define PREFIX_MAX     64
 
 static FILE *log_file;
 static enum log_level max_level = LL_INFO;
@@ -70,6 +85,82 @@ bool log_enabled(enum log_level level)
 	return level <= max_level;
 }
 
+/* Bytes of the well-formed UTF-8 sequence at s (n bytes left), or 0 when it is malformed. */
+static size_t utf8_sequence_len(const unsigned char *s, size_t n)
+{
+	size_t len;
+	uint32_t cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+		len = 2;
+		cp = s[0] & 0x1f;
+	} else if ((s[0] & 0xf0) == 0xe0) {
+		len = 3;
+		cp = s[0] & 0x0f;
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		len = 4;
+		cp = s[0] & 0x07;
+	} else {
+		return 0; /* a continuation byte, an overlong lead (c0, c1) or past Unicode */
+	}
+	if (n < len)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	/* Overlong forms, UTF-16 surrogates and code points past U+10FFFF are not UTF-8. */
+	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+		return 0;
+	return len;
+}
+
+size_t log_escape(char *out, const char *in, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)in;
+	char *o = out;
+
+	for (size_t i = 0; i < len;) {
+		size_t n = utf8_sequence_len(s + i, len - i);
+
+		if (n == 0) {
+			o += sprintf(o, "\\x%02x", s[i++]);
+		} else if (n == 2 && s[i] == 0xc2 && s[i + 1] < 0xa0) {
+			/* C1 controls: some terminals take U+009B as an escape (CSI). */
+			o += sprintf(o, "\\u%04x", s[i + 1]);
+			i += 2;
+		} else if (n > 1) {
+			memcpy(o, s + i, n);
+			o += n;
+			i += n;
+		} else if (s[i] == '\\') {
+			/* Doubled, so an escape in the log always stands for a byte. */
+			*o++ = '\\';
+			*o++ = '\\';
+			i++;
+		} else if (s[i] >= 0x20 && s[i] != 0x7f) {
+			*o++ = (char)s[i++];
+		} else {
+			const char *name = s[i] == '\n'   ? "\\n"
+					   : s[i] == '\r' ? "\\r"
+					   : s[i] == '\t' ? "\\t"
+							  : NULL;
+
+			if (name != NULL)
+				o += sprintf(o, "%s", name);
+			else
+				o += sprintf(o, "\\x%02x", s[i]);
+			i++;
+		}
+	}
+	*o = '\0';
+	return (size_t)(o - out);
+}
+
 void log_msg(enum log_level level, const char *fmt, ...)
 {
 	FILE *f = log_file != NULL ? log_file : stderr;
@@ -77,18 +168,39 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	struct timeval tv;
 	struct tm tm;
 	char stamp[32];
+	char msg_stack[MSG_STACK_SIZE], line_stack[PREFIX_MAX + LOG_ESCAPED_SIZE(MSG_STACK_SIZE)];
+	char *msg = msg_stack, *line = line_stack;
+	size_t len;
 	va_list ap;
+	int n;
 
 	if (!log_enabled(level))
 		return;
+	va_start(ap, fmt);
+	n = vsnprintf(msg_stack, sizeof(msg_stack), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		goto out;
+	if ((size_t)n >= sizeof(msg_stack)) {
+		msg = xmalloc((size_t)n + 1);
+		va_start(ap, fmt);
+		vsnprintf(msg, (size_t)n + 1, fmt, ap);
+		va_end(ap);
+		line = xmalloc(PREFIX_MAX + LOG_ESCAPED_SIZE((size_t)n));
+	}
 	gettimeofday(&tv, NULL);
 	localtime_r(&tv.tv_sec, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm);
-	fprintf(f, "%s.%03d [%d] %s ", stamp, (int)(tv.tv_usec / 1000), (int)getpid(),
-		level_names[level]);
-	va_start(ap, fmt);
-	vfprintf(f, fmt, ap);
-	va_end(ap);
-	fputc('\n', f);
+	len = (size_t)snprintf(line, PREFIX_MAX, "%s.%03d [%d] %s ", stamp,
+			       (int)(tv.tv_usec / 1000), (int)getpid(), level_names[level]);
+	len += log_escape(line + len, msg, (size_t)n);
+	line[len++] = '\n';
+	/* One write per line, so processes sharing the file never interleave within one. */
+	fwrite(line, 1, len, f);
+	if (msg != msg_stack) {
+		free(msg);
+		free(line);
+	}
+out:
 	errno = saved_errno;
 }

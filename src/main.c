@@ -361,9 +361,12 @@ int main(int argc, char **argv)
 
 	if (listener_start(rt.base, rt.cfg) < 0)
 		goto out;
-	if (is_daemon && daemonize() < 0) {
-		log_error("could not daemonize: %s", strerror(errno));
-		goto out;
+	if (is_daemon) {
+		if (daemonize() < 0) {
+			log_error("could not daemonize: %s", strerror(errno));
+			goto out;
+		}
+		listener_relock();
 	}
 	if (write_pidfile(rt.cfg->pidfile) < 0)
 		goto out;

@@ -58,6 +58,7 @@ struct config {
 	int ro_port;
 	char *unix_socket_dir; /* "" disables */
 	int listen_backlog;
+	bool so_reuseport; /* share the TCP ports with other processes */
 	enum auth_type auth_type;
 	char *auth_file;
 	char *admin_users; /* comma list */
@@ -166,10 +167,10 @@ bool config_is_changed(const struct config *a, const struct config *b, const str
 void config_copy_setting(struct config *dst, const struct config *src, const struct setting *s);
 
 /*
- * SET name = value from the console: parse value as the file would (relative
- * paths against the config file's directory) into cfg. Only reloadable
- * settings; a bad value, or one that breaks a rule across settings, leaves cfg
- * as it was and says why in err.
+ * SET name = value from the console: parse value as the file would into cfg.
+ * Only reloadable settings, and none that names a file (is_path): those change
+ * by editing the file and RELOAD. A bad value, or one that breaks a rule across
+ * settings, leaves cfg as it was and says why in err.
  */
 bool config_set(struct config *cfg, const char *name, const char *value, char *err, size_t errlen);
 

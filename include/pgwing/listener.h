@@ -1,6 +1,7 @@
 /*
- * Listening sockets: TCP (v4/v6, SO_REUSEPORT) and unix, one set per port;
- * the port decides a client's target.
+ * Listening sockets: TCP (v4/v6; SO_REUSEPORT only with so_reuseport) and
+ * unix (with a lock file each), one set per port; the port decides a client's
+ * target.
  */
 #ifndef PGWING_LISTENER_H
 #define PGWING_LISTENER_H
@@ -9,7 +10,11 @@
 
 struct event_base;
 
+/* Fails (and logs why) when a port or a unix socket is held by another process. */
 int listener_start(struct event_base *base, const struct config *cfg);
+/* After daemonizing: the unix sockets' lock files name the new pid, not the parent's that exited.
+ */
+void listener_relock(void);
 /* Stop accepting (shutdown, or running out of fds) and start again. */
 void listener_pause(void);
 void listener_resume(void);

@@ -1,6 +1,7 @@
 /*
- * Logging: levels and one target (stderr or a file). Callers must never pass a
- * password, a SCRAM secret or a token: there is no redaction here.
+ * Logging: levels and one target (stderr or a file). Every message is escaped
+ * (log_escape), so callers may log what clients sent as it came. Callers must
+ * never pass a password, a SCRAM secret or a token: there is no redaction here.
  */
 #ifndef PGWING_LOG_H
 #define PGWING_LOG_H
@@ -22,6 +23,16 @@ void log_close(void);
 int log_reopen(const char *logfile);
 bool log_enabled(enum log_level level);
 void log_msg(enum log_level level, const char *fmt, ...) PRINTF_LIKE(2, 3);
+
+/* Room log_escape needs for len bytes: at most 4 per byte ("\x1b"), and the NUL. */
+#define LOG_ESCAPED_SIZE(len) (4 * (len) + 1)
+/*
+ * Copy len bytes of in to out (LOG_ESCAPED_SIZE(len) bytes), NUL-terminated,
+ * with what could forge or garble a log line escaped: newline, CR and tab as
+ * \n \r \t, other C0 controls, DEL and bytes that are not UTF-8 as \xNN, C1
+ * controls as \uNNNN, and a backslash doubled. Returns the length written.
+ */
+size_t log_escape(char *out, const char *in, size_t len);
 
 #define log_error(...) log_msg(LL_ERROR, __VA_ARGS__)
 #define log_warn(...)  log_msg(LL_WARNING, __VA_ARGS__)

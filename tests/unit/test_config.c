@@ -110,8 +110,8 @@ static void test_defaults(void **state)
 static void test_table(void **state)
 {
 	static const char *const fixed[] = {"listen_addr",     "rw_port",        "ro_port",
-					    "unix_socket_dir", "listen_backlog", "pidfile",
-					    "metrics_listen"};
+					    "unix_socket_dir", "listen_backlog", "so_reuseport",
+					    "pidfile",         "metrics_listen"};
 	size_t n;
 	const struct setting *settings = config_settings(&n);
 
@@ -623,7 +623,6 @@ static void test_format_round_trip(void **state)
 static void test_set(void **state)
 {
 	struct config *cfg = load_text(BACKENDS);
-	char expected[512];
 
 	(void)state;
 	assert_non_null(cfg);
@@ -635,10 +634,6 @@ static void test_set(void **state)
 	assert_int_equal(cfg->ro_fallback, RO_FALLBACK_ERROR);
 	assert_true(config_set(cfg, "region", "", err, sizeof(err)));
 	assert_string_equal(cfg->region, "");
-	/* Relative paths are relative to the config file, as in the file. */
-	assert_true(config_set(cfg, "logfile", "pgwing.log", err, sizeof(err)));
-	snprintf(expected, sizeof(expected), "%s/pgwing.log", tmpdir);
-	assert_string_equal(cfg->logfile, expected);
 
 	assert_false(config_set(cfg, "hold_timeout", "soon", err, sizeof(err)));
 	assert_non_null(strstr(err, "expected a duration"));
@@ -654,6 +649,42 @@ static void test_set(void **state)
 	assert_false(config_set(cfg, "admin_users", "", err, sizeof(err)));
 	assert_non_null(strstr(err, "SET admin_users: health_user is empty"));
 	assert_string_equal(cfg->admin_users, "admin");
+	config_free(cfg);
+}
+
+/*
+ * No file from the console: SET logfile would write chosen lines into any
+ * file pgwing may write, SET auth_file or a TLS file would read users or keys
+ * from one of the console user's choosing. Every file setting is refused,
+ * reloadable or not, and keeps its value; RELOAD of the file still changes it.
+ */
+static void test_set_refuses_paths(void **state)
+{
+	struct config *cfg = load_text("[pgwing]\nlogfile = pgwing.log\n" BACKENDS);
+	char before[512], after[512];
+	size_t n;
+	const struct setting *settings = config_settings(&n);
+	int npaths = 0;
+
+	(void)state;
+	assert_non_null(cfg);
+	for (size_t i = 0; i < n; i++) {
+		const struct setting *s = &settings[i];
+
+		if (!s->is_path)
+			continue;
+		npaths++;
+		config_format_value(cfg, s, before, sizeof(before));
+		assert_false(config_set(cfg, s->name, "/tmp/planted.sh", err, sizeof(err)));
+		if (s->is_reloadable)
+			assert_non_null(strstr(err, "names a file and cannot be changed with SET"));
+		config_format_value(cfg, s, after, sizeof(after));
+		assert_string_equal(before, after);
+	}
+	/* auth_file, logfile, pidfile, unix_socket_dir and the six TLS files. */
+	assert_int_equal(npaths, 10);
+	snprintf(before, sizeof(before), "%s/pgwing.log", tmpdir);
+	assert_string_equal(cfg->logfile, before);
 	config_free(cfg);
 }
 
@@ -794,6 +825,7 @@ int main(void)
 		cmocka_unit_test(test_format_range),
 		cmocka_unit_test(test_format_round_trip),
 		cmocka_unit_test(test_set),
+		cmocka_unit_test(test_set_refuses_paths),
 		cmocka_unit_test(test_is_changed),
 		cmocka_unit_test(test_list_contains),
 		cmocka_unit_test(test_doc_matches_table),
