@@ -205,6 +205,7 @@ void runtime_reload(void)
 		config_free(cfg);
 		return;
 	}
+	auth_warn_config(cfg);
 	keep_restart_settings(rt.cfg, cfg);
 	if (strcmp(cfg->logfile, rt.cfg->logfile) != 0 && log_reopen(cfg->logfile) < 0)
 		log_error("could not open logfile %s: %s", cfg->logfile, strerror(errno));
@@ -343,6 +344,7 @@ int main(int argc, char **argv)
 			strerror(errno));
 		return 1;
 	}
+	auth_warn_config(rt.cfg);
 	raise_fd_limit();
 	/* A client that vanishes mid-write must be an error return, not a dead process. */
 	signal(SIGPIPE, SIG_IGN);
