@@ -205,8 +205,9 @@ void runtime_reload(void)
 		config_free(cfg);
 		return;
 	}
-	auth_warn_config(cfg);
 	keep_restart_settings(rt.cfg, cfg);
+	/* After keep_restart_settings: listen_addr is the one still in use. */
+	auth_warn_config(cfg);
 	if (strcmp(cfg->logfile, rt.cfg->logfile) != 0 && log_reopen(cfg->logfile) < 0)
 		log_error("could not open logfile %s: %s", cfg->logfile, strerror(errno));
 	auth_file_free(rt.auth);
