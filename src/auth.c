@@ -6,12 +6,14 @@
  */
 #include "pgwing/common.h"
 #include "pgwing/auth.h"
+#include "pgwing/log.h"
 #include "pgwing/proto.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
@@ -159,6 +161,21 @@ static void sort_and_dedup(struct auth_file *af)
 	af->count = n;
 }
 
+/*
+ * Anyone who can write the auth file can give themselves any user (and the
+ * console). A warning, not a refusal: the directory or the group may be meant to
+ * be shared, and refusing would stop a running pool at the next reload.
+ */
+static void warn_if_writable(FILE *f, const char *path)
+{
+	struct stat st;
+
+	if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & (S_IWGRP | S_IWOTH)))
+		log_warn("auth file %s is writable by its group or by anyone (mode %04o): they can "
+			 "log in as any user; chmod go-w it",
+			 path, (unsigned)(st.st_mode & 07777));
+}
+
 struct auth_file *auth_file_load(const char *path, char *err, size_t errlen)
 {
 	struct auth_file *af;
@@ -174,6 +191,7 @@ struct auth_file *auth_file_load(const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return NULL;
 	}
+	warn_if_writable(f, path);
 	af = xcalloc(1, sizeof(*af));
 	while ((n = getline(&line, &linecap, f)) >= 0) {
 		lineno++;
@@ -293,6 +311,26 @@ void server_credentials_copy(struct server_credentials *dst, const struct server
 
 /* Verifying a client */
 
+enum auth_type auth_client_type(const struct config *cfg, bool is_console, bool is_tcp)
+{
+	if (cfg->auth_type == AUTH_TRUST && is_console && is_tcp && !cfg->admin_trust_tcp)
+		return AUTH_SCRAM;
+	return cfg->auth_type;
+}
+
+void auth_warn_config(const struct config *cfg)
+{
+	/* An empty listen_addr (blanks and commas only) opens no TCP port. */
+	if (cfg->auth_type != AUTH_TRUST ||
+	    cfg->listen_addr[strspn(cfg->listen_addr, " \t,")] == '\0')
+		return;
+	log_warn("auth_type = trust with listen_addr = %s: anyone who reaches these addresses "
+		 "logs in as any user without a password%s",
+		 cfg->listen_addr,
+		 cfg->admin_trust_tcp ? ", and admin_trust_tcp = on gives them the admin console"
+				      : "; the admin console still asks for a password");
+}
+
 enum client_method {
 	METHOD_TRUST,
 	METHOD_CLEARTEXT,
@@ -334,8 +372,11 @@ static enum client_method choose_method(enum auth_type type, enum password_kind 
 		/* An md5 response can't be checked against a SCRAM secret; PgBouncer uses SCRAM. */
 		return kind == PASSWORD_SCRAM ? METHOD_SCRAM : METHOD_MD5;
 	case AUTH_SCRAM:
-		/* A SCRAM proof can't be checked against an md5 hash. */
-		return kind == PASSWORD_MD5 ? METHOD_MD5 : METHOD_SCRAM;
+		/*
+		 * Only SCRAM, whatever is stored, as Postgres's scram-sha-256: offering md5 for
+		 * an md5 entry would downgrade the login and tell a client the user exists.
+		 */
+		return METHOD_SCRAM;
 	}
 	return METHOD_SCRAM;
 }
@@ -383,6 +424,10 @@ struct auth_client *auth_client_new(enum auth_type type, const char *user, const
 		/* Postgres refuses to store an empty password; never let one authenticate. */
 		if (stored[0] == '\0')
 			ac->no_password_reason = "empty password in the auth file";
+		else if (type == AUTH_SCRAM && ac->kind == PASSWORD_MD5)
+			ac->no_password_reason =
+				"the auth file holds an md5 hash, which cannot verify SCRAM, and "
+				"auth_type = scram-sha-256 offers only SCRAM";
 	}
 	ac->method = choose_method(type, ac->kind);
 	if (ac->method == METHOD_SCRAM)

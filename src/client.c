@@ -292,19 +292,20 @@ static void client_begin_auth(struct client *cl)
 {
 	struct evbuffer *out = conn_output(&cl->conn);
 	const char *stored = auth_file_lookup(rt.auth, cl->params.user);
+	bool is_console = strcmp(cl->params.database, ADMIN_DATABASE) == 0;
 
 	cl->admin_role = admin_role_of(cl->params.user);
 	cl->state = CL_AUTH;
 	/* Like PgBouncer: pgwing's own user on the unix socket needs no password for the console.
 	 */
-	if (strcmp(cl->params.database, ADMIN_DATABASE) == 0 && cl->has_peer_uid &&
-	    cl->peer_uid == geteuid()) {
+	if (is_console && cl->has_peer_uid && cl->peer_uid == geteuid()) {
 		cl->admin_role = ADMIN_ROLE_ADMIN;
 		client_login_done(cl);
 		return;
 	}
-	cl->auth = auth_client_new(rt.cfg->auth_type, cl->params.user, stored,
-				   auth_file_derived_secret(rt.auth, cl->params.user));
+	cl->auth =
+		auth_client_new(auth_client_type(rt.cfg, is_console, !cl->is_unix), cl->params.user,
+				stored, auth_file_derived_secret(rt.auth, cl->params.user));
 	if (tls_of(cl->conn.bev) != NULL) {
 		uint8_t cbind[SCRAM_CBIND_MAX];
 		size_t cbind_len;

@@ -183,6 +183,15 @@ static const struct setting settings[] = {
 		       "comma-separated.",
 	},
 	{
+		.name = "admin_trust_tcp",
+		.type = SETTING_BOOL,
+		.offset = BOOL_FIELD(admin_trust_tcp),
+		.default_value = "off",
+		.is_reloadable = true,
+		.doc = "Let auth_type = trust log in to the admin database over TCP too; off asks "
+		       "there for the auth file's password (SCRAM).",
+	},
+	{
 		.name = "max_client_conn",
 		.type = SETTING_INT,
 		.offset = INT_FIELD(max_client_conn),

@@ -206,6 +206,8 @@ void runtime_reload(void)
 		return;
 	}
 	keep_restart_settings(rt.cfg, cfg);
+	/* After keep_restart_settings: listen_addr is the one still in use. */
+	auth_warn_config(cfg);
 	if (strcmp(cfg->logfile, rt.cfg->logfile) != 0 && log_reopen(cfg->logfile) < 0)
 		log_error("could not open logfile %s: %s", cfg->logfile, strerror(errno));
 	auth_file_free(rt.auth);
@@ -343,6 +345,7 @@ int main(int argc, char **argv)
 			strerror(errno));
 		return 1;
 	}
+	auth_warn_config(rt.cfg);
 	raise_fd_limit();
 	/* A client that vanishes mid-write must be an error return, not a dead process. */
 	signal(SIGPIPE, SIG_IGN);

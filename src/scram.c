@@ -19,6 +19,8 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include <stringprep.h>
+
 /* Postgres uses 18 random bytes: 24 base64 characters, no padding. */
 #define SCRAM_RAW_NONCE_LEN 18
 /* Far above any sane setting; stops a hostile server or file from pinning a CPU. */
@@ -306,15 +308,42 @@ static void auth_message_hmac(const uint8_t key[SCRAM_KEY_LEN], const char *clie
 	free(msg);
 }
 
+char *scram_saslprep(const char *password)
+{
+	char *prepared = NULL;
+	const char *p;
+
+	/* ASCII maps to itself (or is prohibited, which keeps it as it is): Postgres skips it. */
+	for (p = password; *p != '\0' && !(*p & 0x80); p++)
+		;
+	if (*p == '\0')
+		return xstrdup(password);
+	/* Flags 0: unassigned code points allowed, as Postgres allows them in stored passwords. */
+	if (stringprep_profile(password, &prepared, "SASLprep", 0) != STRINGPREP_OK) {
+		/* Invalid UTF-8 or a prohibited character: the raw bytes, as Postgres uses. */
+		free(prepared);
+		return xstrdup(password);
+	}
+	return prepared;
+}
+
+/* Hi() of the SASLprep'ed password, as Postgres derives it on both sides. */
 bool scram_salted_password(const char *password, const uint8_t *salt, size_t salt_len,
 			   int iterations, uint8_t out[SCRAM_KEY_LEN])
 {
-	size_t len = strlen(password);
+	char *prepared;
+	size_t len;
+	bool ok;
 
-	if (iterations < 1 || iterations > SCRAM_ITER_MAX || len > INT_MAX || salt_len > INT_MAX)
+	if (iterations < 1 || iterations > SCRAM_ITER_MAX || salt_len > INT_MAX)
 		return false;
-	return PKCS5_PBKDF2_HMAC(password, (int)len, salt, (int)salt_len, iterations, EVP_sha256(),
-				 SCRAM_KEY_LEN, out) == 1;
+	prepared = scram_saslprep(password);
+	len = strlen(prepared);
+	ok = len <= INT_MAX && PKCS5_PBKDF2_HMAC(prepared, (int)len, salt, (int)salt_len,
+						 iterations, EVP_sha256(), SCRAM_KEY_LEN, out) == 1;
+	OPENSSL_cleanse(prepared, len);
+	free(prepared);
+	return ok;
 }
 
 /*

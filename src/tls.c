@@ -20,6 +20,8 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* ALPN as PostgreSQL 17 defines it: length-prefixed "postgresql". */
 static const unsigned char PG_ALPN[] = "\x0apostgresql";
@@ -113,9 +115,47 @@ static int select_alpn(SSL *ssl UNUSED, const unsigned char **out, unsigned char
 	return SSL_TLSEXT_ERR_OK;
 }
 
+/*
+ * A private key others can read is no longer private, so refuse it as Postgres
+ * does (be-secure-common.c): owned by us, nothing for group or others (0600);
+ * owned by root, the group may read (0640), which lets a shared ssl-cert group
+ * hand the key to the daemon.
+ */
+static bool check_key_permissions(const char *key, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (stat(key, &st) != 0) {
+		snprintf(err, errlen, "could not access private key file %s: %s", key,
+			 strerror(errno));
+		return false;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "private key file %s is not a regular file", key);
+		return false;
+	}
+	if (st.st_uid != geteuid() && st.st_uid != 0) {
+		snprintf(err, errlen, "private key file %s must be owned by pgwing's user or root",
+			 key);
+		return false;
+	}
+	if ((st.st_uid != 0 && (st.st_mode & (S_IRWXG | S_IRWXO))) ||
+	    (st.st_uid == 0 && (st.st_mode & (S_IWGRP | S_IXGRP | S_IRWXO)))) {
+		snprintf(err, errlen,
+			 "private key file %s has group or world access (mode %04o): it must be "
+			 "u=rw (0600) or less if owned by pgwing's user, or u=rw,g=r (0640) or "
+			 "less if owned by root",
+			 key, (unsigned)(st.st_mode & 07777));
+		return false;
+	}
+	return true;
+}
+
 static bool load_cert_and_key(SSL_CTX *ctx, const char *cert, const char *key, char *err,
 			      size_t errlen)
 {
+	if (!check_key_permissions(key, err, errlen))
+		return false;
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1)
 		return fail_openssl(err, errlen, "could not load certificate", cert);
 	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1)

@@ -59,11 +59,20 @@ void server_credentials_free(struct server_credentials *cred);
 void server_credentials_copy(struct server_credentials *dst, const struct server_credentials *src);
 
 /*
+ * The auth_type a client gets: cfg's, except that trust does not reach the admin
+ * console over TCP (anyone who can reach the port could claim an admin's name)
+ * unless admin_trust_tcp says so; the console then asks for SCRAM.
+ */
+enum auth_type auth_client_type(const struct config *cfg, bool is_console, bool is_tcp);
+/* Warns, at start and reload, about a cfg that lets anyone in: trust on TCP. */
+void auth_warn_config(const struct config *cfg);
+
+/*
  * Verifying a client. begin() chooses the method from auth_type and what is stored
- * (scram-sha-256 with an md5 hash stored falls back to md5; md5 with a SCRAM secret
- * stored uses SCRAM, as PgBouncer does) and appends the first AuthenticationRequest,
- * or returns OK at once for trust. stored == NULL (unknown user) runs the same
- * exchange and fails at the end, so user names can't be probed.
+ * (scram-sha-256 offers only SCRAM, so an md5 hash stored can't log in; md5 with a
+ * SCRAM secret stored uses SCRAM, as Postgres does) and appends the first
+ * AuthenticationRequest, or returns OK at once for trust. stored == NULL (unknown
+ * user) runs the same exchange and fails at the end, so user names can't be probed.
  */
 struct auth_client;
 

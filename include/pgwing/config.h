@@ -63,6 +63,8 @@ struct config {
 	char *auth_file;
 	char *admin_users; /* comma list */
 	char *stats_users; /* comma list */
+	/* auth_type trust reaches the admin console over TCP too */
+	bool admin_trust_tcp;
 	int max_client_conn;
 	int64_t max_packet_size;      /* bytes */
 	int64_t forward_buffer_size;  /* bytes */

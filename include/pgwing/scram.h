@@ -43,6 +43,14 @@ void scram_format_secret(const struct scram_secret *s, char *buf, size_t buflen)
  */
 void scram_user_salt(const char *user, uint8_t salt[SCRAM_USER_SALT_LEN]);
 
+/*
+ * SASLprep (RFC 4013) of a password, as Postgres's pg_saslprep: a malloc'd copy,
+ * normalised; the input unchanged when it is ASCII, not valid UTF-8, or holds a
+ * prohibited character (Postgres falls back to the raw bytes there, and so must
+ * we to derive the same keys). scram_salted_password applies it.
+ */
+char *scram_saslprep(const char *password);
+
 /* Hi(), ClientKey, StoredKey, ServerKey: exposed for the RFC 7677 test vector. */
 bool scram_salted_password(const char *password, const uint8_t *salt, size_t salt_len,
 			   int iterations, uint8_t out[SCRAM_KEY_LEN]);

@@ -310,11 +310,42 @@ static void test_scram(void **state)
 	(void)state;
 	assert_login_ok(AUTH_SCRAM, PW_SCRAM, codes_scram, 3, NULL, true);
 	assert_login_ok(AUTH_SCRAM, "pencil", codes_scram, 3, "pencil", true);
-	/* A SCRAM proof can't be checked against an md5 hash: md5 it is. */
-	assert_login_ok(AUTH_SCRAM, PW_MD5_USER, codes_md5, 1, PW_MD5_USER, false);
 	assert_wrong_password_fails(AUTH_SCRAM, PW_SCRAM, codes_scram, 2);
 	assert_wrong_password_fails(AUTH_SCRAM, "pencil", codes_scram, 2);
-	assert_wrong_password_fails(AUTH_SCRAM, PW_MD5_USER, codes_md5, 1);
+}
+
+/*
+ * scram-sha-256 never offers md5, as Postgres's: an md5 hash stored can't verify
+ * SCRAM, so even the right password fails, after the very exchange an unknown
+ * user gets, and the reason is left for the log.
+ */
+static void test_scram_with_md5_stored(void **state)
+{
+	struct run run, unknown;
+
+	(void)state;
+	run_login(&run, AUTH_SCRAM, "user", PW_MD5_USER, "pencil");
+	assert_int_equal(run.client, AUTH_STEP_FAILED);
+	assert_codes(&run, codes_scram, 2);
+	assert_non_null(strstr(run.client_err, "md5 hash"));
+	run_login(&unknown, AUTH_SCRAM, "user", NULL, "pencil");
+	assert_codes(&unknown, run.codes, run.ncodes);
+}
+
+/* trust reaches the console over TCP only when admin_trust_tcp says so. */
+static void test_client_type(void **state)
+{
+	struct config cfg = {.auth_type = AUTH_TRUST};
+
+	(void)state;
+	assert_int_equal(auth_client_type(&cfg, true, true), AUTH_SCRAM);
+	assert_int_equal(auth_client_type(&cfg, true, false), AUTH_TRUST);
+	assert_int_equal(auth_client_type(&cfg, false, true), AUTH_TRUST);
+	cfg.admin_trust_tcp = true;
+	assert_int_equal(auth_client_type(&cfg, true, true), AUTH_TRUST);
+	cfg.auth_type = AUTH_MD5;
+	cfg.admin_trust_tcp = false;
+	assert_int_equal(auth_client_type(&cfg, true, true), AUTH_MD5);
 }
 
 /* An unknown user sees exactly what a known one with a wrong password sees. */
@@ -599,6 +630,8 @@ int main(void)
 		cmocka_unit_test(test_trust),
 		cmocka_unit_test(test_plain),
 		cmocka_unit_test(test_md5),
+		cmocka_unit_test(test_scram_with_md5_stored),
+		cmocka_unit_test(test_client_type),
 		cmocka_unit_test(test_scram),
 		cmocka_unit_test(test_unknown_user),
 		cmocka_unit_test(test_empty_stored_password_never_matches),

@@ -62,6 +62,62 @@ static void test_secret_from_password_vector(void **state)
 	assert_memory_equal(&parsed, &secret, sizeof(secret));
 }
 
+static void assert_saslprep(const char *in, const char *expected)
+{
+	char *out = scram_saslprep(in);
+
+	assert_string_equal(out, expected);
+	free(out);
+}
+
+/* RFC 4013, section 3, and Postgres's fallbacks to the raw bytes. */
+static void test_saslprep(void **state)
+{
+	(void)state;
+	assert_saslprep("I\xc2\xad"
+			"X",
+			"IX");                       /* SOFT HYPHEN mapped to nothing */
+	assert_saslprep("user", "user");             /* no transformation */
+	assert_saslprep("USER", "USER");             /* case preserved */
+	assert_saslprep("\xc2\xaa", "a");            /* NFKC: FEMININE ORDINAL INDICATOR */
+	assert_saslprep("\xe2\x85\xa8", "IX");       /* NFKC: ROMAN NUMERAL NINE */
+	assert_saslprep("IX-\xe2\x85\xa8", "IX-IX"); /* node-postgres's SASLprep test */
+	assert_saslprep("a\xc2\xa0"
+			"b",
+			"a b");                   /* NO-BREAK SPACE mapped to SPACE */
+	assert_saslprep("e\xcc\x81", "\xc3\xa9"); /* NFKC composes e + COMBINING ACUTE */
+	assert_saslprep("", "");
+	/* Prohibited (RFC 4013's examples): Postgres keeps the password as it is. */
+	assert_saslprep("\x07", "\x07"); /* ASCII control character */
+	assert_saslprep("\xd8\xa7"
+			"1",
+			"\xd8\xa7"
+			"1"); /* RandALCat then LCat: bidi rule */
+	assert_saslprep("a\xef\xbf\xbd\xe2\x80\x8e", "a\xef\xbf\xbd\xe2\x80\x8e");
+	/* Not UTF-8: raw bytes too. */
+	assert_saslprep("\xff\xfe\xe2\x85\xa8", "\xff\xfe\xe2\x85\xa8");
+	assert_saslprep("\xc3", "\xc3");
+	/* Unassigned code points are allowed, as Postgres allows them (U+0378). */
+	assert_saslprep("a\xcd\xb8", "a\xcd\xb8");
+}
+
+/* The salted password is Hi() of the prepared password; raw bytes when preparing fails. */
+static void test_salted_password_saslprep(void **state)
+{
+	static const char invalid[] = "\xff\xe2\x85\xa8";
+	uint8_t a[SCRAM_KEY_LEN], b[SCRAM_KEY_LEN];
+
+	(void)state;
+	assert_true(scram_salted_password("IX-\xe2\x85\xa8", rfc_salt, sizeof(rfc_salt), 4096, a));
+	assert_true(scram_salted_password("IX-IX", rfc_salt, sizeof(rfc_salt), 4096, b));
+	assert_memory_equal(a, b, SCRAM_KEY_LEN);
+	assert_true(scram_salted_password(invalid, rfc_salt, sizeof(rfc_salt), 4096, a));
+	assert_int_equal(PKCS5_PBKDF2_HMAC(invalid, (int)strlen(invalid), rfc_salt,
+					   sizeof(rfc_salt), 4096, EVP_sha256(), SCRAM_KEY_LEN, b),
+			 1);
+	assert_memory_equal(a, b, SCRAM_KEY_LEN);
+}
+
 /* The client half of the RFC exchange, with the vector's nonce and user name swapped in. */
 static void test_client_vector(void **state)
 {
@@ -629,6 +685,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_salted_password_vector),
 		cmocka_unit_test(test_secret_from_password_vector),
+		cmocka_unit_test(test_saslprep),
+		cmocka_unit_test(test_salted_password_saslprep),
 		cmocka_unit_test(test_client_vector),
 		cmocka_unit_test(test_server_vector),
 		cmocka_unit_test(test_parse_secret_bad),

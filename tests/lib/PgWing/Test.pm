@@ -420,7 +420,7 @@ Written to the auth file as C<"user" "password-or-secret"> lines.
 
 Any other [pgwing] setting; overrides the defaults written by the module
 (listen_addr 127.0.0.1, free rw/ro ports, unix_socket_dir empty,
-auth_file, admin_users admin, health_user os_user() -- the nodes' superuser,
+auth_file, admin_users admin, admin_trust_tcp on, health_user os_user() -- the nodes' superuser,
 trusted by their pg_hba.conf, also after set_hba).
 
 =item extra_config => "raw text appended to the ini file"
@@ -560,6 +560,9 @@ sub write_config
 		auth_type       => $self->{auth_type},
 		auth_file       => $self->auth_file,
 		admin_users     => 'admin',
+		# The tests reach the console as "admin" over loopback under trust;
+		# 090_auth_hardening.pl tests the default (off).
+		admin_trust_tcp => 'on',
 		# Probes log in as health_user; the nodes' bootstrap superuser is the OS user.
 		health_user     => os_user(),
 		%{ $self->{settings} });
