@@ -228,7 +228,7 @@ void client_accept(int fd, enum target target, const struct sockaddr *addr, int 
 	nclients++;
 	cl->is_over_limit = nclients > rt.cfg->max_client_conn;
 
-	cl->timer = evtimer_new(rt.base, client_login_timeout_cb, cl);
+	cl->timer = CHECK_ALLOC(evtimer_new(rt.base, client_login_timeout_cb, cl));
 	timer_add_ms(cl->timer, rt.cfg->client_login_timeout_ms);
 
 	conn_read_on(&cl->conn);
@@ -335,7 +335,7 @@ static void client_begin_auth(struct client *cl)
  */
 static void negotiate_protocol_version(struct client *cl, uint32_t version)
 {
-	struct evbuffer *body = evbuffer_new();
+	struct evbuffer *body = CHECK_ALLOC(evbuffer_new());
 	struct evbuffer *out = conn_output(&cl->conn);
 	uint32_t n, minor = htonl(0), count = 0;
 	char type = 'v';
@@ -789,7 +789,7 @@ static void request_note_statement(struct client *cl, char type, const uint8_t *
 	if (type == 'C') {
 		session_state_note_close(cl->session, name);
 	} else {
-		struct evbuffer *msg = evbuffer_new();
+		struct evbuffer *msg = CHECK_ALLOC(evbuffer_new());
 		uint32_t n = htonl((uint32_t)len + 4);
 
 		evbuffer_add(msg, "P", 1);

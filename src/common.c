@@ -42,6 +42,15 @@ void *xrealloc(void *ptr, size_t size)
 	return check_alloc(realloc(ptr, size), size);
 }
 
+void *check_alloc_of(void *p, const char *call)
+{
+	if (p == NULL) {
+		log_error("out of memory: %s failed", call);
+		abort();
+	}
+	return p;
+}
+
 char *xstrdup(const char *s)
 {
 	return check_alloc(strdup(s), strlen(s) + 1);

@@ -355,7 +355,7 @@ int listener_start(struct event_base *base, const struct config *cfg)
 	char *save = NULL;
 	int rc = 0;
 
-	retry_timer = evtimer_new(base, retry_cb, NULL);
+	retry_timer = CHECK_ALLOC(evtimer_new(base, retry_cb, NULL));
 	backlog = cfg->listen_backlog;
 	is_port_shared = cfg->so_reuseport;
 	for (char *tok = strtok_r(addrs, ",", &save); tok != NULL && rc == 0;

@@ -63,7 +63,7 @@ static void trim_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *arg UNUS
 
 static void trim_start(void)
 {
-	trim_timer = event_new(rt.base, -1, EV_PERSIST, trim_cb, NULL);
+	trim_timer = CHECK_ALLOC(event_new(rt.base, -1, EV_PERSIST, trim_cb, NULL));
 	timer_add_ms(trim_timer, TRIM_CHECK_MS);
 }
 
@@ -236,7 +236,7 @@ void runtime_shutdown(bool wait_for_clients)
 		log_info("shutting down: no new connections; stopping when the last client leaves");
 		rt.is_shutting_down = true;
 		listener_stop();
-		drain_timer = event_new(rt.base, -1, EV_PERSIST, drain_check_cb, NULL);
+		drain_timer = CHECK_ALLOC(event_new(rt.base, -1, EV_PERSIST, drain_check_cb, NULL));
 		timer_add_ms(drain_timer, DRAIN_CHECK_MS);
 		return;
 	}
@@ -374,7 +374,7 @@ int main(int argc, char **argv)
 	if (write_pidfile(rt.cfg->pidfile) < 0)
 		goto out;
 	for (size_t i = 0; i < ARRAY_SIZE(signos); i++) {
-		signals[i] = evsignal_new(rt.base, signos[i], signal_cb, NULL);
+		signals[i] = CHECK_ALLOC(evsignal_new(rt.base, signos[i], signal_cb, NULL));
 		evsignal_add(signals[i], NULL);
 	}
 	if (health_start(rt.base, rt.topo, rt.cfg, rt.auth) < 0)

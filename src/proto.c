@@ -546,10 +546,8 @@ struct msg {
 
 static struct msg msg_begin(struct evbuffer *out, char type)
 {
-	struct msg m = {out, evbuffer_new(), type};
+	struct msg m = {out, CHECK_ALLOC(evbuffer_new()), type};
 
-	if (m.body == NULL)
-		abort();
 	return m;
 }
 

@@ -189,8 +189,8 @@ struct server *server_connect(struct backend *b, struct client *cl)
 	sv->state = SV_CONNECTING;
 	sv->tls_mode = tls_server_mode(b);
 	sv->connect_time_ms = now_ms();
-	sv->welcome = evbuffer_new();
-	sv->timer = evtimer_new(rt.base, server_timeout_cb, sv);
+	sv->welcome = CHECK_ALLOC(evbuffer_new());
+	sv->timer = CHECK_ALLOC(evtimer_new(rt.base, server_timeout_cb, sv));
 	if (sv->welcome == NULL || sv->timer == NULL ||
 	    !conn_open(&sv->conn, -1, server_read_cb, server_write_cb, server_event_cb, sv)) {
 		log_error("cannot create server connection: out of memory");

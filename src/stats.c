@@ -191,7 +191,7 @@ static void snapshot_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *arg 
 
 int stats_start(struct event_base *base)
 {
-	snapshot_timer = evtimer_new(base, snapshot_cb, NULL);
+	snapshot_timer = CHECK_ALLOC(evtimer_new(base, snapshot_cb, NULL));
 	if (snapshot_timer == NULL) {
 		log_error("could not create the statistics timer");
 		return -1;

@@ -253,9 +253,9 @@ static void child_watch(const struct backend *b, pid_t pid, int fd)
 	c->pid = pid;
 	c->backend = xstrdup(b->name);
 	c->fd = fd;
-	c->text = evbuffer_new();
+	c->text = CHECK_ALLOC(evbuffer_new());
 	evutil_make_socket_nonblocking(fd);
-	c->output = event_new(wake.base, fd, EV_READ | EV_PERSIST, child_on_output, c);
+	c->output = CHECK_ALLOC(event_new(wake.base, fd, EV_READ | EV_PERSIST, child_on_output, c));
 	event_add(c->output, NULL);
 	c->next = wake.children;
 	wake.children = c;
@@ -365,7 +365,7 @@ static void http_send(struct wake_job *job)
 	const char *auth_env = NULL;
 	const char *path = evhttp_uri_get_path(job->uri);
 	const char *query = evhttp_uri_get_query(job->uri);
-	struct evhttp_request *req = evhttp_request_new(http_on_done, job);
+	struct evhttp_request *req = CHECK_ALLOC(evhttp_request_new(http_on_done, job));
 	struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
 	char target[1024];
 
@@ -414,10 +414,10 @@ static void wake_http(struct wake_job *job, const char *spec)
 		return;
 	}
 	port = evhttp_uri_get_port(job->uri);
-	job->conn = evhttp_connection_base_new(wake.base, rt.dns, evhttp_uri_get_host(job->uri),
-					       port > 0 ? port : 80);
+	job->conn = CHECK_ALLOC(evhttp_connection_base_new(
+		wake.base, rt.dns, evhttp_uri_get_host(job->uri), port > 0 ? port : 80));
 	evhttp_connection_set_timeout(job->conn, (int)((rt.cfg->wake_timeout_ms + 999) / 1000));
-	job->retry_timer = evtimer_new(wake.base, http_on_retry, job);
+	job->retry_timer = CHECK_ALLOC(evtimer_new(wake.base, http_on_retry, job));
 	job->retry_delay_ms = HTTP_RETRY_FIRST_MS;
 	log_info("backend %s: sending wake request POST %s", job->b->name, url);
 	http_send(job);
@@ -453,7 +453,7 @@ void wake_backend(struct backend *b)
 
 	job = xcalloc(1, sizeof(*job));
 	job->b = b;
-	job->deadline = evtimer_new(wake.base, job_on_deadline, job);
+	job->deadline = CHECK_ALLOC(evtimer_new(wake.base, job_on_deadline, job));
 	timer_add_ms(job->deadline, rt.cfg->wake_timeout_ms);
 	job->next = wake.jobs;
 	wake.jobs = job;
@@ -541,12 +541,12 @@ int wake_start(struct event_base *base, struct topology *topo)
 	wake.topo = topo;
 	wake.prev_on_remove = topo->on_remove;
 	topo->on_remove = wake_on_remove;
-	wake.sigchld = evsignal_new(base, SIGCHLD, on_sigchld, NULL);
+	wake.sigchld = CHECK_ALLOC(evsignal_new(base, SIGCHLD, on_sigchld, NULL));
 	if (wake.sigchld == NULL || evsignal_add(wake.sigchld, NULL) != 0) {
 		log_error("cannot watch SIGCHLD for wake commands");
 		return -1;
 	}
-	wake.sweep_timer = evtimer_new(base, on_sweep, NULL);
+	wake.sweep_timer = CHECK_ALLOC(evtimer_new(base, on_sweep, NULL));
 	sweep_schedule();
 	return 0;
 }

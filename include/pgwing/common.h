@@ -29,6 +29,13 @@ void *xmalloc(size_t size);
 void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *ptr, size_t size);
 char *xstrdup(const char *s);
+/*
+ * The same rule for what libraries allocate (libevent's events, buffers and
+ * connections): CHECK_ALLOC(evbuffer_new()) aborts with a message naming the
+ * call when it returns NULL.
+ */
+#define CHECK_ALLOC(call) check_alloc_of((call), #call)
+void *check_alloc_of(void *p, const char *call);
 
 /* Milliseconds and microseconds on a monotonic clock. */
 int64_t now_ms(void);
