@@ -282,7 +282,10 @@ static void apply_limits(void)
 
 /*
  * evhttp asks for a connection's bufferevent at accept: counting it here
- * stops the listener's accept loop as soon as the cap is reached.
+ * stops the listener's accept loop as soon as the cap is reached. The
+ * bufferevent closes its fd when freed (evhttp's own would leave that to
+ * evhttp), so while adopt_cb holds its reference the fd stays open and its
+ * number cannot be reused under the bufferevent's events.
  */
 static struct bufferevent *conn_new_cb(struct event_base *base, void *arg UNUSED)
 {
@@ -385,7 +388,9 @@ int metrics_start(struct event_base *base, const struct config *cfg)
 	retry_timer = evtimer_new(base, retry_cb, NULL);
 	adopt_event = event_new(base, -1, 0, adopt_cb, NULL);
 	evhttp_set_bevcb(http, conn_new_cb, NULL);
-	bound = evhttp_bind_socket_with_handle(http, host, port);
+	bound = retry_timer != NULL && adopt_event != NULL
+			? evhttp_bind_socket_with_handle(http, host, port)
+			: NULL;
 	if (bound == NULL) {
 		log_error("could not listen for metrics on %s", cfg->metrics_listen);
 		metrics_stop();
