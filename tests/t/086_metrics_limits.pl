@@ -3,7 +3,8 @@
 # of headers and a request line that never ends (refused at
 # metrics_max_request_size, without memory growth or a busy loop), and more
 # scrapers than metrics_max_conn while pgwing is short of descriptors (the
-# extra ones wait in the backlog; Postgres clients keep being served).
+# extra ones wait in the backlog; Postgres clients keep being served), and a
+# reload of those settings.
 use strict;
 use warnings;
 use Errno qw(EAGAIN EWOULDBLOCK);
@@ -43,6 +44,14 @@ sub rss_kb
 
 sub open_fds { my @f = glob("/proc/$pid/fd/*"); return scalar @f; }
 
+# Metrics connections pgwing accepted (those in the backlog have no process).
+sub accepted_scrapers
+{
+	my @l = grep { /pid=$pid,/ }
+	  `ss -tnpH state established '( sport = :$metrics_port )'`;
+	return scalar @l;
+}
+
 my $clk_tck = `getconf CLK_TCK` + 0 || 100;
 sub cpu_seconds
 {
@@ -78,14 +87,19 @@ sub closed_within
 	my ($sock, $secs) = @_;
 	my $deadline = time + $secs;
 	my $sel      = IO::Select->new($sock);
-	while (time < $deadline)
+	while (1)
 	{
-		next unless $sel->can_read(0.1);
-		my $r = sysread($sock, my $buf, 65536);
-		return 1 if !defined $r || $r == 0;
+		if ($sel->can_read(0.1))
+		{
+			my $r = sysread($sock, my $buf, 65536);
+			return 1 if !defined $r || $r == 0;
+		}
+		return 0 if time >= $deadline;
 	}
-	return 0;
 }
+
+# How many of the sockets pgwing closed (or sent anything on) by now.
+sub readable_now { my @r = IO::Select->new(@_)->can_read(0); return scalar @r; }
 
 # Write $total bytes of $chunk-sized pieces (the first being $head) as fast
 # as pgwing takes them; stops when pgwing closes the connection. Returns the
@@ -126,7 +140,7 @@ is($pw->safe_psql('SELECT 1'), '1', 'a client is served');
 # 2. Silent connections are closed after metrics_timeout.
 my @silent = map { metrics_connect() or die "connect: $!" } 1 .. $max_conn - 2;
 sleep 0.2;
-is(scalar(grep { closed_within($_, 0) } @silent), 0, 'silent scrapers are connected at first');
+is(readable_now(@silent), 0, 'silent scrapers are connected at first');
 my $t0     = time;
 my $closed = grep { closed_within($_, (4 * $timeout_s + 2) * $factor) } @silent;
 my $took   = time - $t0;
@@ -177,9 +191,11 @@ system('prlimit', "--pid=$pid", "--nofile=$limit:") == 0
   or die "prlimit --pid $pid failed: cannot lower pgwing's fd limit";
 my @scrapers = map { metrics_connect() or die "connect: $!" } 1 .. 100;
 sleep 0.5;
-my $fds = open_fds();
-note "100 scrapers: pgwing has $fds fds (limit $limit, $base_fds before)";
-cmp_ok($fds - $base_fds, '<=', $max_conn, "at most metrics_max_conn ($max_conn) are accepted");
+my $fds      = open_fds();
+my $accepted = accepted_scrapers();
+note "100 scrapers: $accepted accepted; pgwing has $fds fds (limit $limit, $base_fds before)";
+is($accepted, $max_conn, "metrics_max_conn ($max_conn) of them are accepted");
+cmp_ok($fds - $base_fds, '<=', $max_conn + 2, 'pgwing has fds to spare');
 ($rc, $out, $perr) = $pw->psql('SELECT 1', timeout => 10 * $factor);
 is($out, '1', 'a client is served while 100 scrapers wait') or diag $perr;
 # Those accepted time out and make room for the next: all are served or closed in turn.
@@ -187,6 +203,20 @@ is($out, '1', 'a client is served while 100 scrapers wait') or diag $perr;
 ok($ok, 'a scrape behind them is answered in turn') or diag $err;
 close $_ for @scrapers;
 ok($pw->alive, 'pgwing is alive');
+
+# 6. A reload applies to the next connections: a lower cap, a longer timeout.
+my $pos = $pw->log_position;
+$pw->set(metrics_max_conn => 2, metrics_timeout => '60s');
+$pw->write_config;
+$pw->signal('HUP');
+ok($pw->wait_for_log(qr/configuration reloaded/, $pos), 'reloaded');
+@scrapers = map { metrics_connect() or die "connect: $!" } 1 .. 6;
+sleep 0.5;
+is(accepted_scrapers(), 2, 'the reloaded metrics_max_conn (2) holds');
+is(readable_now(@scrapers), 0, 'none closed at once');
+sleep 2 * $timeout_s;
+is(readable_now(@scrapers), 0, 'nor after the old metrics_timeout: the reloaded one applies');
+close $_ for @scrapers;
 
 $pw->stop;
 done_testing();
