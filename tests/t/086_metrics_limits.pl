@@ -169,6 +169,8 @@ $sock = metrics_connect() or die "connect: $!";
 my $cpu0 = cpu_seconds();
 $t0 = time;
 ($sent, $was_closed) = flood($sock, 'GET /', 'a' x 256, 64 << 20, 5 * $factor);
+# At least 2 s, so a clock tick of CPU does not weigh on a short window.
+sleep 2 - (time - $t0) if time - $t0 < 2;
 my $cpu  = cpu_seconds() - $cpu0;
 my $wall = time - $t0;
 $rss1 = rss_kb();
@@ -177,7 +179,7 @@ note sprintf(
 	$sent / 1048576, $wall, $cpu, $rss0, $rss1);
 ok($was_closed, 'a request line that never ends is refused: pgwing closes the connection');
 cmp_ok($sent, '<', 16 << 20, 'long before 16 MB of it');
-cmp_ok($cpu, '<', 0.5 * $wall, 'no busy loop rescanning the line');
+cmp_ok($cpu, '<', 0.2 * $wall, 'no busy loop rescanning the line');
 close $sock;
 ok($pw->alive, 'pgwing is alive after the floods');
 
