@@ -35,31 +35,12 @@ my $pw = PgWing::Test->new(
 $pw->start;
 my $pid = $pw->pid;
 
-sub rss_kb
-{
-	open my $fh, '<', "/proc/$pid/status" or die "status: $!";
-	while (<$fh>) { return $1 if /^VmRSS:\s+(\d+)/; }
-	die "no VmRSS";
-}
-
-sub open_fds { my @f = glob("/proc/$pid/fd/*"); return scalar @f; }
-
 # Metrics connections pgwing accepted (those in the backlog have no process).
 sub accepted_scrapers
 {
 	my @l = grep { /pid=$pid,/ }
 	  `ss -tnpH state established '( sport = :$metrics_port )'`;
 	return scalar @l;
-}
-
-my $clk_tck = `getconf CLK_TCK` + 0 || 100;
-sub cpu_seconds
-{
-	open my $fh, '<', "/proc/$pid/stat" or die "stat: $!";
-	my $stat = <$fh>;
-	$stat =~ s/^.*\) //;    # after "pid (comm) "; fields from 3 on
-	my @f = split / /, $stat;
-	return ($f[11] + $f[12]) / $clk_tck;
 }
 
 sub scrape
@@ -149,11 +130,11 @@ note sprintf('silent scrapers closed %.1f s after the first check', $took);
 close $_ for @silent;
 
 # 3. 64 MB of headers: refused at metrics_max_request_size (16kB), RSS flat.
-my $rss0 = rss_kb();
+my $rss0 = $pw->rss_kb;
 my $sock = metrics_connect() or die "connect: $!";
 my ($sent, $was_closed) = flood($sock, "GET /metrics HTTP/1.1\r\nHost: x\r\n",
 	'X-Junk: ' . ('a' x 1014) . "\r\n", 64 << 20, 30 * $factor);
-my $rss1 = rss_kb();
+my $rss1 = $pw->rss_kb;
 note sprintf('header flood: %.1f MB sent before the close; pgwing RSS %d -> %d kB',
 	$sent / 1048576, $rss0, $rss1);
 ok($was_closed, 'a flood of headers is refused: pgwing closes the connection');
@@ -164,16 +145,16 @@ close $sock;
 
 # 4. A request line that never ends, in small pieces (each a read of its
 # own): refused at the limit instead of being rescanned at every read.
-$rss0 = rss_kb();
+$rss0 = $pw->rss_kb;
 $sock = metrics_connect() or die "connect: $!";
-my $cpu0 = cpu_seconds();
+my $cpu0 = $pw->cpu_seconds;
 $t0 = time;
 ($sent, $was_closed) = flood($sock, 'GET /', 'a' x 256, 64 << 20, 5 * $factor);
 # At least 2 s, so a clock tick of CPU does not weigh on a short window.
 sleep 2 - (time - $t0) if time - $t0 < 2;
-my $cpu  = cpu_seconds() - $cpu0;
+my $cpu  = $pw->cpu_seconds - $cpu0;
 my $wall = time - $t0;
-$rss1 = rss_kb();
+$rss1 = $pw->rss_kb;
 note sprintf(
 	'endless request line: %.1f MB sent in %.1f s, pgwing used %.2f s CPU; RSS %d -> %d kB',
 	$sent / 1048576, $wall, $cpu, $rss0, $rss1);
@@ -187,13 +168,13 @@ ok($pw->alive, 'pgwing is alive after the floods');
 # $headroom free, then 100 silent scrapers arrive. At most metrics_max_conn
 # are accepted; the others wait in the backlog, and clients are still served.
 my $headroom = 3 * $max_conn;
-my $base_fds = open_fds();
+my $base_fds = $pw->open_fds;
 my $limit    = $base_fds + $headroom;
 system('prlimit', "--pid=$pid", "--nofile=$limit:") == 0
   or die "prlimit --pid $pid failed: cannot lower pgwing's fd limit";
 my @scrapers = map { metrics_connect() or die "connect: $!" } 1 .. 100;
 sleep 0.5;
-my $fds      = open_fds();
+my $fds      = $pw->open_fds;
 my $accepted = accepted_scrapers();
 note "100 scrapers: $accepted accepted; pgwing has $fds fds (limit $limit, $base_fds before)";
 is($accepted, $max_conn, "metrics_max_conn ($max_conn) of them are accepted");

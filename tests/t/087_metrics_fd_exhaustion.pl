@@ -26,18 +26,6 @@ $pw->start;
 my $pid = $pw->pid;
 is($pw->safe_psql('SELECT 1'), '1', 'a client is served');
 
-sub open_fds { my @f = glob("/proc/$pid/fd/*"); return scalar @f; }
-
-my $clk_tck = `getconf CLK_TCK` + 0 || 100;
-sub cpu_seconds
-{
-	open my $fh, '<', "/proc/$pid/stat" or die "stat: $!";
-	my $stat = <$fh>;
-	$stat =~ s/^.*\) //;    # after "pid (comm) "; fields from 3 on
-	my @f = split / /, $stat;
-	return ($f[11] + $f[12]) / $clk_tck;
-}
-
 sub scrape
 {
 	my ($out, $err) = ('', '');
@@ -54,7 +42,7 @@ sub scrape
 # and send more silent scrapers than they hold.
 my ($soft) = `cat /proc/$pid/limits` =~ /^Max open files\s+(\d+)/m or die 'no fd limit';
 my $headroom = 5;
-my $limit    = open_fds() + $headroom;
+my $limit    = $pw->open_fds + $headroom;
 system('prlimit', "--pid=$pid", "--nofile=$limit:") == 0
   or die "prlimit --pid $pid failed: cannot lower pgwing's fd limit";
 my $pos      = $pw->log_position;
@@ -65,14 +53,14 @@ my @scrapers = map {
 } 1 .. 4 * $headroom;
 sleep 1;    # the accepts that fit are done; the others fail from now on
 my $log0 = length $pw->log_content;
-my $cpu0 = cpu_seconds();
+my $cpu0 = $pw->cpu_seconds;
 my $t0   = time;
 sleep 3;
-my $cpu    = cpu_seconds() - $cpu0;
+my $cpu    = $pw->cpu_seconds - $cpu0;
 my $wall   = time - $t0;
 my $logged = length($pw->log_content) - $log0;
 note sprintf('out of fds with scrapers waiting: %.2f s CPU in %.1f s, %d bytes logged, '
-	  . 'fds %d/%d', $cpu, $wall, $logged, open_fds(), $limit);
+	  . 'fds %d/%d', $cpu, $wall, $logged, $pw->open_fds, $limit);
 ok($pw->alive, 'pgwing alive with its fds exhausted');
 cmp_ok($cpu, '<', 0.1 * $wall, 'no busy loop: under 10% of a core while out of fds');
 cmp_ok($logged, '<', 4096, 'the log is not flooded with accept errors');
