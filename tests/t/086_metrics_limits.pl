@@ -119,6 +119,7 @@ is($rc, 0, 'SHOW STATS before any pool exists') or diag $perr;
 is($pw->safe_psql('SELECT 1'), '1', 'a client is served');
 
 # 2. Silent connections are closed after metrics_timeout.
+my $rss_silent = $pw->rss_kb;
 my @silent = map { metrics_connect() or die "connect: $!" } 1 .. $max_conn - 2;
 sleep 0.2;
 is(readable_now(@silent), 0, 'silent scrapers are connected at first');
@@ -126,7 +127,8 @@ my $t0     = time;
 my $closed = grep { closed_within($_, (4 * $timeout_s + 2) * $factor) } @silent;
 my $took   = time - $t0;
 is($closed, scalar @silent, "silent scrapers are closed after metrics_timeout ($timeout_s s)");
-note sprintf('silent scrapers closed %.1f s after the first check', $took);
+note sprintf('silent scrapers closed %.1f s after the first check; pgwing RSS %d -> %d kB',
+	$took, $rss_silent, $pw->rss_kb);
 close $_ for @silent;
 
 # 3. 64 MB of headers: refused at metrics_max_request_size (16kB), RSS flat.
@@ -172,11 +174,13 @@ my $base_fds = $pw->open_fds;
 my $limit    = $base_fds + $headroom;
 system('prlimit', "--pid=$pid", "--nofile=$limit:") == 0
   or die "prlimit --pid $pid failed: cannot lower pgwing's fd limit";
+$rss0 = $pw->rss_kb;
 my @scrapers = map { metrics_connect() or die "connect: $!" } 1 .. 100;
 sleep 0.5;
 my $fds      = $pw->open_fds;
 my $accepted = accepted_scrapers();
-note "100 scrapers: $accepted accepted; pgwing has $fds fds (limit $limit, $base_fds before)";
+note "100 scrapers: $accepted accepted; pgwing has $fds fds (limit $limit, $base_fds before); "
+  . "RSS $rss0 -> " . $pw->rss_kb . ' kB';
 is($accepted, $max_conn, "metrics_max_conn ($max_conn) of them are accepted");
 cmp_ok($fds - $base_fds, '<=', $max_conn + 2, 'pgwing has fds to spare');
 ($rc, $out, $perr) = $pw->psql('SELECT 1', timeout => 10 * $factor);

@@ -45,6 +45,7 @@ my $headroom = 5;
 my $limit    = $pw->open_fds + $headroom;
 system('prlimit', "--pid=$pid", "--nofile=$limit:") == 0
   or die "prlimit --pid $pid failed: cannot lower pgwing's fd limit";
+my $rss0     = $pw->rss_kb;
 my $pos      = $pw->log_position;
 my @scrapers = map {
 	IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $metrics_port,
@@ -60,7 +61,8 @@ my $cpu    = $pw->cpu_seconds - $cpu0;
 my $wall   = time - $t0;
 my $logged = length($pw->log_content) - $log0;
 note sprintf('out of fds with scrapers waiting: %.2f s CPU in %.1f s, %d bytes logged, '
-	  . 'fds %d/%d', $cpu, $wall, $logged, $pw->open_fds, $limit);
+	  . 'fds %d/%d, RSS %d -> %d kB',
+	$cpu, $wall, $logged, $pw->open_fds, $limit, $rss0, $pw->rss_kb);
 ok($pw->alive, 'pgwing alive with its fds exhausted');
 cmp_ok($cpu, '<', 0.1 * $wall, 'no busy loop: under 10% of a core while out of fds');
 cmp_ok($logged, '<', 4096, 'the log is not flooded with accept errors');
