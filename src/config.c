@@ -498,6 +498,39 @@ static const struct setting settings[] = {
 		.doc = "Address (host:port) of the Prometheus metrics endpoint; empty disables it.",
 	},
 	{
+		.name = "metrics_timeout",
+		.type = SETTING_DURATION,
+		.offset = MS_FIELD(metrics_timeout_ms),
+		.default_value = "10s",
+		.is_reloadable = true,
+		.min_value = 1,
+		.max_value = DURATION_MAX,
+		.doc = "A metrics connection that sends nothing (or reads nothing of its reply) "
+		       "for this long is closed.",
+	},
+	{
+		.name = "metrics_max_request_size",
+		.type = SETTING_SIZE,
+		.offset = MS_FIELD(metrics_max_request_size),
+		.default_value = "16kB",
+		.is_reloadable = true,
+		.min_value = KB,
+		.max_value = MB,
+		.doc = "Largest request line plus headers, and largest body, a metrics client may "
+		       "send; a larger request is refused and its connection closed.",
+	},
+	{
+		.name = "metrics_max_conn",
+		.type = SETTING_INT,
+		.offset = INT_FIELD(metrics_max_conn),
+		.default_value = "16",
+		.is_reloadable = true,
+		.min_value = 1,
+		.max_value = INT_MAX,
+		.doc = "Most metrics connections open at once; more wait in the kernel's backlog "
+		       "until one closes.",
+	},
+	{
 		.name = "client_tls_sslmode",
 		.type = SETTING_ENUM,
 		.offset = ENUM_FIELD(client_tls_sslmode),

@@ -31,13 +31,6 @@
 #include <unistd.h>
 
 /*
- * After running out of file descriptors, accepting is retried this much later,
- * and while descriptors stay scarce one client is accepted per retry: each
- * retry costs one accept() call, and a client waits at most this long in the
- * backlog after a descriptor frees up.
- */
-#define ACCEPT_RETRY_MS     100
-/*
  * Running out of fds ends after this long without a failed accept or server
  * connect: while descriptors are scarce, they fail and succeed in turn, and
  * that is one episode to the log, not two lines per retry.
@@ -79,7 +72,7 @@ static int64_t fd_shortage_ms;
 static void arm_retry(void)
 {
 	listener_pause();
-	timer_add_ms(retry_timer, ACCEPT_RETRY_MS);
+	timer_add_ms(retry_timer, LISTENER_RETRY_MS);
 }
 
 static void note_starved(const char *what, int err)
@@ -90,7 +83,7 @@ static void note_starved(const char *what, int err)
 	starved_since_ms = now_ms();
 	log_warn("%s failed: %s; accepting clients one at a time, and none while waiting clients "
 		 "cannot get a server (retrying every %d ms)",
-		 what, evutil_socket_error_to_string(err), ACCEPT_RETRY_MS);
+		 what, evutil_socket_error_to_string(err), LISTENER_RETRY_MS);
 }
 
 static void accept_cb(struct evconnlistener *lev UNUSED, evutil_socket_t fd, struct sockaddr *addr,
@@ -131,13 +124,19 @@ static void retry_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *arg UNU
  */
 static void accept_error_cb(struct evconnlistener *lev UNUSED, void *arg UNUSED)
 {
+	if (listener_note_accept_error())
+		arm_retry();
+}
+
+bool listener_note_accept_error(void)
+{
 	int err = EVUTIL_SOCKET_ERROR();
 
 	if (err == EINTR || err == EAGAIN || err == ECONNABORTED)
-		return;
+		return false;
 	last_accept_error_ms = now_ms();
 	note_starved("accept", err);
-	arm_retry();
+	return true;
 }
 
 /*

@@ -6,6 +6,7 @@
 
 #include "pgwing/admin.h"
 #include "pgwing/client.h"
+#include "pgwing/listener.h"
 #include "pgwing/log.h"
 #include "pgwing/pool.h"
 #include "pgwing/server.h"
@@ -14,13 +15,30 @@
 #include "pgwing/runtime.h"
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
 #include <event2/http.h>
+#include <event2/listener.h>
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static struct evhttp *http;
+/* evhttp's listener: paused at metrics_max_conn and after an accept error. */
+static struct evconnlistener *http_listener;
+/* Accepting again LISTENER_RETRY_MS after an accept error (out of fds). */
+static struct event *retry_timer;
+/* Connections open, from their accept to their close. */
+static int nconns;
+/*
+ * Connections accepted in this round of the loop, each with a reference on
+ * its bufferevent: evhttp makes the connection only after making the
+ * bufferevent, so adopt_event gives it its close callback a moment later.
+ */
+static struct bufferevent **unadopted;
+static size_t nunadopted;
+static struct event *adopt_event;
 
 /* The states metrics report, in the order of their enums. */
 static const enum client_state client_states[] = {
@@ -227,6 +245,98 @@ static void not_found_cb(struct evhttp_request *req, void *arg UNUSED)
 	evhttp_send_error(req, 404, "Not Found: try /metrics");
 }
 
+/* Accept while under metrics_max_conn and not backing off from an accept error. */
+static void update_accepting(void)
+{
+	if (http_listener == NULL)
+		return;
+	if (nconns < rt.cfg->metrics_max_conn && !evtimer_pending(retry_timer, NULL))
+		evconnlistener_enable(http_listener);
+	else
+		evconnlistener_disable(http_listener);
+}
+
+static void conn_closed_cb(struct evhttp_connection *evcon UNUSED, void *arg UNUSED)
+{
+	nconns--;
+	update_accepting();
+}
+
+/*
+ * Silent, oversized or too many scrapers must not take pgwing's fds, memory
+ * or loop. evhttp copies these into a connection after asking for its
+ * bufferevent, so setting them there applies a reload to new connections.
+ */
+static void apply_limits(void)
+{
+	struct timeval timeout = {
+		.tv_sec = rt.cfg->metrics_timeout_ms / 1000,
+		.tv_usec = (rt.cfg->metrics_timeout_ms % 1000) * 1000,
+	};
+
+	evhttp_set_timeout_tv(http, &timeout);
+	/* The request line counts too: one that never ends is refused at this size. */
+	evhttp_set_max_headers_size(http, rt.cfg->metrics_max_request_size);
+	evhttp_set_max_body_size(http, rt.cfg->metrics_max_request_size);
+}
+
+/*
+ * evhttp asks for a connection's bufferevent at accept: counting it here
+ * stops the listener's accept loop as soon as the cap is reached. The
+ * bufferevent closes its fd when freed (evhttp's own would leave that to
+ * evhttp), so while adopt_cb holds its reference the fd stays open and its
+ * number cannot be reused under the bufferevent's events.
+ */
+static struct bufferevent *conn_new_cb(struct event_base *base, void *arg UNUSED)
+{
+	struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+
+	apply_limits();
+	if (bev == NULL)
+		return NULL;
+	bufferevent_incref(bev);
+	unadopted = xrealloc(unadopted, (nunadopted + 1) * sizeof(*unadopted));
+	unadopted[nunadopted++] = bev;
+	event_active(adopt_event, EV_TIMEOUT, 0);
+	nconns++;
+	update_accepting();
+	return bev;
+}
+
+/*
+ * The connections are made now: each gets the callback that counts its close.
+ * evhttp clears a bufferevent's callbacks when it closes the connection, and
+ * their argument is the connection otherwise.
+ */
+static void adopt_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *arg UNUSED)
+{
+	for (size_t i = 0; i < nunadopted; i++) {
+		void *evcon;
+
+		bufferevent_getcb(unadopted[i], NULL, NULL, NULL, &evcon);
+		if (evcon != NULL)
+			evhttp_connection_set_closecb(evcon, conn_closed_cb, NULL);
+		else
+			conn_closed_cb(NULL, NULL);
+		bufferevent_decref(unadopted[i]);
+	}
+	nunadopted = 0;
+}
+
+/* Out of fds: the pending connection keeps the socket readable, so pause instead of spinning. */
+static void accept_error_cb(struct evconnlistener *lev UNUSED, void *arg UNUSED)
+{
+	if (!listener_note_accept_error())
+		return;
+	timer_add_ms(retry_timer, LISTENER_RETRY_MS);
+	update_accepting();
+}
+
+static void retry_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *arg UNUSED)
+{
+	update_accepting();
+}
+
 /* "host:port" or "[v6]:port" into host (brackets dropped) and port. */
 static bool split_listen(const char *text, char *host, size_t hostlen, uint16_t *port)
 {
@@ -256,6 +366,7 @@ static bool split_listen(const char *text, char *host, size_t hostlen, uint16_t 
 
 int metrics_start(struct event_base *base, const struct config *cfg)
 {
+	struct evhttp_bound_socket *bound;
 	char host[256];
 	uint16_t port;
 
@@ -274,18 +385,38 @@ int metrics_start(struct event_base *base, const struct config *cfg)
 	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
 	evhttp_set_cb(http, "/metrics", metrics_cb, NULL);
 	evhttp_set_gencb(http, not_found_cb, NULL);
-	if (evhttp_bind_socket(http, host, port) < 0) {
+	retry_timer = evtimer_new(base, retry_cb, NULL);
+	adopt_event = event_new(base, -1, 0, adopt_cb, NULL);
+	evhttp_set_bevcb(http, conn_new_cb, NULL);
+	bound = retry_timer != NULL && adopt_event != NULL
+			? evhttp_bind_socket_with_handle(http, host, port)
+			: NULL;
+	if (bound == NULL) {
 		log_error("could not listen for metrics on %s", cfg->metrics_listen);
 		metrics_stop();
 		return -1;
 	}
+	http_listener = evhttp_bound_socket_get_listener(bound);
+	evconnlistener_set_error_cb(http_listener, accept_error_cb);
 	log_info("metrics on http://%s/metrics", cfg->metrics_listen);
 	return 0;
 }
 
 void metrics_stop(void)
 {
+	/* evhttp_free() frees the listener, then closes the connections. */
+	http_listener = NULL;
 	if (http != NULL)
 		evhttp_free(http);
 	http = NULL;
+	adopt_cb(-1, 0, NULL);
+	free(unadopted);
+	unadopted = NULL;
+	nconns = 0;
+	if (retry_timer != NULL)
+		event_free(retry_timer);
+	retry_timer = NULL;
+	if (adopt_event != NULL)
+		event_free(adopt_event);
+	adopt_event = NULL;
 }

@@ -223,6 +223,8 @@ struct stats_row *stats_collect(size_t *count)
 		if (s != NULL)
 			rows[i].rates = s->rates;
 	}
-	qsort(rows, *count, sizeof(*rows), row_cmp);
+	/* Before the first pool there are no rows, and qsort() wants an array even for none. */
+	if (*count > 1)
+		qsort(rows, *count, sizeof(*rows), row_cmp);
 	return rows;
 }

@@ -101,6 +101,9 @@ struct config {
 	/* console, statistics and metrics */
 	int64_t stats_period_ms;
 	char *metrics_listen; /* "host:port" for the Prometheus endpoint; "" = off */
+	int64_t metrics_timeout_ms;
+	int64_t metrics_max_request_size;
+	int metrics_max_conn;
 
 	/* TLS: clients to pgwing */
 	enum tls_mode client_tls_sslmode;

@@ -1,7 +1,10 @@
 /*
  * The Prometheus endpoint: GET /metrics on metrics_listen, served by evhttp on
  * the main loop. A scrape only reads counters and walks the client list, so it
- * never waits on anything and never holds up the data path for long.
+ * never waits on anything and never holds up the data path for long. Scrapers
+ * are bounded (metrics_timeout, metrics_max_request_size, metrics_max_conn) so
+ * that a silent, oversized or numerous one cannot take the fds, memory or loop
+ * the clients need.
  */
 #ifndef PGWING_METRICS_H
 #define PGWING_METRICS_H

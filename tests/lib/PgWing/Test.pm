@@ -697,18 +697,40 @@ sub alive
 
 =pod
 
-=item $pw->rss_kb
+=item $pw->rss_kb, $pw->open_fds, $pw->cpu_seconds
 
-The resident memory of the running pgwing process in kB (VmRSS), or -1.
+What the running pgwing holds now, from F</proc>: its resident memory (VmRSS,
+kB), its open file descriptors, and the CPU time (user + system, seconds) it
+has used so far; for bounds on what an attack costs it.
 
 =cut
 
 sub rss_kb
 {
 	my ($self) = @_;
-	open(my $fh, '<', "/proc/$self->{pid}/status") or return -1;
+	open my $fh, '<', "/proc/$self->{pid}/status" or croak "status: $!";
 	while (<$fh>) { return $1 if /^VmRSS:\s+(\d+)/; }
-	return -1;
+	croak "no VmRSS for pgwing $self->{name}";
+}
+
+sub open_fds
+{
+	my ($self) = @_;
+	my @fds = glob("/proc/$self->{pid}/fd/*");
+	return scalar @fds;
+}
+
+my $clk_tck;
+
+sub cpu_seconds
+{
+	my ($self) = @_;
+	$clk_tck //= `getconf CLK_TCK` + 0 || 100;
+	open my $fh, '<', "/proc/$self->{pid}/stat" or croak "stat: $!";
+	my $stat = <$fh>;
+	$stat =~ s/^.*\) //;    # after "pid (comm) "; fields from 3 on
+	my @f = split / /, $stat;
+	return ($f[11] + $f[12]) / $clk_tck;
 }
 
 =pod
