@@ -823,8 +823,7 @@ void pool_collect(void)
 		log_debug("pool %s/%s/%s: unused for %" PRId64 " ms, freed", p->database, p->user,
 			  target_name(p->target), now_ms() - p->unused_since_ms);
 		*link = p->next;
-		if (p->welcome != NULL)
-			stats_retire_pool(p);
+		stats_retire_pool(p, p->welcome != NULL);
 		pool_free(p);
 	}
 }

@@ -116,10 +116,30 @@ static struct stats_row *row_get(struct stats_row **rows, size_t *n, const char 
 	return &(*rows)[(*n)++];
 }
 
-void stats_retire_pool(const struct pool *p)
+/*
+ * Whether p's database and target have a row that lasts: kept counters, or a
+ * pool that logged in (whose counters will be kept). Only a database the
+ * backend accepted can have one, so retired rows stay as few as those.
+ */
+static bool has_lasting_row(const struct pool *p)
 {
-	struct stats_row *row = row_get(&retired, &nretired, p->database, p->target);
+	for (size_t i = 0; i < nretired; i++)
+		if (retired[i].target == p->target && strcmp(retired[i].database, p->database) == 0)
+			return true;
+	for (const struct pool *q = pool_first(); q != NULL; q = q->next)
+		if (q != p && q->welcome != NULL && q->target == p->target &&
+		    strcmp(q->database, p->database) == 0)
+			return true;
+	return false;
+}
 
+void stats_retire_pool(const struct pool *p, bool is_kept)
+{
+	struct stats_row *row;
+
+	if (!is_kept && !has_lasting_row(p))
+		return;
+	row = row_get(&retired, &nretired, p->database, p->target);
 	if (row->database == p->database)
 		row->database = xstrdup(p->database); /* the pool's string goes with it */
 	stats_add(&row->total, &p->stats);

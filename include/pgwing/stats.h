@@ -78,9 +78,11 @@ int stats_start(struct event_base *base);
 void stats_stop(void);
 /*
  * p is being freed (pool_collect): its counters are kept, summed by database
- * and target as its rows are, so totals never go back.
+ * and target as its rows are, so totals never go back. Unless is_kept (it
+ * logged in), only when its database and target have a lasting row anyway:
+ * the name of a pool that never logged in may be anything a client typed.
  */
-void stats_retire_pool(const struct pool *p);
+void stats_retire_pool(const struct pool *p, bool is_kept);
 /* One row per database and target, sorted; free() the array. */
 struct stats_row *stats_collect(size_t *count);
 
