@@ -127,6 +127,25 @@ cmp_rss($rss2 - $rss0, '<', 16 * 1024, 'pgwing memory still bounded after');
 syswrite($s, pg_message('X'));
 close $s;
 
+# A PAUSE that waits stops reading the same way: what the admin sent behind
+# it is answered, in order, once it completes.
+my $tx = $pw->background_psql;
+$tx->query_safe('BEGIN');
+$tx->query_safe('SELECT 1');
+$s = $pw->raw_connect;
+ok(raw_login($s, user => 'admin', database => 'pgwing')->{ok}, 'admin on the console');
+syswrite($s, pg_message('Q', "PAUSE\0") . pg_message('Q', "SHOW VERSION\0"));
+my ($type) = read_message($s, 1);
+is($type, undef, 'PAUSE waits for the open transaction; nothing behind it is answered');
+$tx->query_safe('COMMIT');
+($tags) = read_answers($s, 2, 10);
+is_deeply($tags, [ 'PAUSE', 'SELECT 1' ], 'then PAUSE completes, and SHOW VERSION answers');
+syswrite($s, pg_message('Q', "RESUME\0"));
+($tags) = read_answers($s, 1, 10);
+is_deeply($tags, ['RESUME'], 'RESUME');
+close $s;
+$tx->quit;
+
 ok($pw->alive, 'pgwing is alive');
 $pw->stop;
 done_testing();
