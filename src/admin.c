@@ -21,7 +21,6 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,11 +44,12 @@
 struct admin_state {
 	struct client *cl;
 	bool is_skipping_to_sync; /* extended protocol refused: drop messages up to Sync */
-	/* A PAUSE waiting for transactions to end; the client is not read meanwhile. */
+	/*
+	 * A PAUSE waiting for transactions to end; the client is not read
+	 * meanwhile, and what it sent behind the PAUSE waits in its input.
+	 */
 	struct event *pause_timer;
 	char pause_database[ADMIN_NAME_MAX]; /* "" for all */
-	/* Messages that were already buffered behind the PAUSE, run once it completes. */
-	struct evbuffer *deferred;
 };
 
 /* One row of a result set being built: values point into text or elsewhere. */
@@ -123,6 +123,31 @@ static struct admin_state *state_of(struct client *cl)
 	return cl->admin_state;
 }
 
+/*
+ * Not while a PAUSE waits (its answer comes first), nor while
+ * forward_buffer_size of answers wait to be sent, as on the data path: a
+ * client that pipelines SHOWs and never reads would otherwise have pgwing
+ * buffer their answers without bound, and spend the loop making them.
+ */
+bool admin_is_ready(struct client *cl)
+{
+	const struct admin_state *st = cl->admin_state;
+
+	if (st != NULL && st->pause_timer != NULL)
+		return false;
+	return !conn_throttle(&cl->conn, &cl->conn);
+}
+
+void admin_drained(struct client *cl)
+{
+	const struct admin_state *st = cl->admin_state;
+
+	if (cl->conn.is_reading || (st != NULL && st->pause_timer != NULL))
+		return;
+	conn_drained(&cl->conn, &cl->conn);
+	client_read_buffered(cl);
+}
+
 void admin_client_gone(struct client *cl)
 {
 	struct admin_state *st = cl->admin_state;
@@ -131,8 +156,6 @@ void admin_client_gone(struct client *cl)
 		return;
 	if (st->pause_timer != NULL)
 		event_free(st->pause_timer);
-	if (st->deferred != NULL)
-		evbuffer_free(st->deferred);
 	free(st);
 	cl->admin_state = NULL;
 }
@@ -713,14 +736,9 @@ static void pause_finish(struct admin_state *st, bool is_done)
 {
 	struct client *cl = st->cl;
 	struct evbuffer *out = conn_output(&cl->conn);
-	struct evbuffer *deferred = st->deferred;
-	uint8_t *msg;
-	uint32_t len;
-	char type;
 
 	event_free(st->pause_timer);
 	st->pause_timer = NULL;
-	st->deferred = NULL;
 	if (is_done) {
 		log_info("console client %" PRIu64 ": PAUSE %s done", cl->id,
 			 st->pause_database[0] != '\0' ? st->pause_database : "(all)");
@@ -730,20 +748,7 @@ static void pause_finish(struct admin_state *st, bool is_done)
 				"PAUSE canceled: the database was resumed before it was paused");
 	}
 	proto_put_ready(out, 'I');
-	conn_read_on(&cl->conn);
-	/* What the client sent behind the PAUSE, in order, until another one waits. */
-	while (deferred != NULL && st->pause_timer == NULL && cl->state == CL_ADMIN &&
-	       proto_next_message(deferred, UINT32_MAX, &type, &len, &msg) == PROTO_FRAME_OK) {
-		admin_handle_message(cl, type, msg + PROTO_HEADER_LEN, len - 4);
-		evbuffer_drain(deferred, 1 + len);
-	}
-	if (deferred != NULL && evbuffer_get_length(deferred) > 0 && st->pause_timer != NULL &&
-	    cl->state == CL_ADMIN) {
-		st->deferred = evbuffer_new();
-		evbuffer_add_buffer(st->deferred, deferred);
-	}
-	if (deferred != NULL)
-		evbuffer_free(deferred);
+	admin_drained(cl); /* what the client sent behind the PAUSE, in order */
 }
 
 /* The client is not read while it waits, so look at the socket to notice it leaving. */
@@ -955,17 +960,6 @@ void admin_handle_message(struct client *cl, char type, const uint8_t *body, siz
 	struct admin_state *st = state_of(cl);
 	const uint8_t *nul;
 
-	if (st->pause_timer != NULL) {
-		/* Already buffered when PAUSE stopped reading: keep it for afterwards. */
-		uint32_t wire_len = htonl((uint32_t)len + 4);
-
-		if (st->deferred == NULL)
-			st->deferred = evbuffer_new();
-		evbuffer_add(st->deferred, &type, 1);
-		evbuffer_add(st->deferred, &wire_len, 4);
-		evbuffer_add(st->deferred, body, len);
-		return;
-	}
 	switch (type) {
 	case 'Q':
 		nul = memchr(body, '\0', len);

@@ -898,6 +898,8 @@ static void client_write_cb(struct bufferevent *bev UNUSED, void *arg)
 		conn_drained(&cl->server->conn, &cl->conn);
 		/* Data may have arrived while reading was off. */
 		server_forward(cl->server);
+	} else if (cl->state == CL_ADMIN) {
+		admin_drained(cl);
 	}
 }
 
@@ -909,6 +911,8 @@ static bool client_handle_admin(struct client *cl)
 	char type;
 	uint8_t *msg;
 
+	if (!admin_is_ready(cl))
+		return false;
 	msg = client_next_message(cl, (uint32_t)rt.cfg->max_packet_size, "invalid message length",
 				  &type, &len);
 	if (msg == NULL)
@@ -1020,6 +1024,11 @@ static void client_read_cb(struct bufferevent *bev UNUSED, void *arg)
 			return;
 		}
 	}
+}
+
+void client_read_buffered(struct client *cl)
+{
+	client_read_cb(cl->conn.bev, cl);
 }
 
 static void client_event_cb(struct bufferevent *bev UNUSED, short what, void *arg)

@@ -313,6 +313,17 @@ static const struct setting settings[] = {
 		       "0 turns the reserve off.",
 	},
 	{
+		.name = "pool_idle_timeout",
+		.type = SETTING_DURATION,
+		.offset = MS_FIELD(pool_idle_timeout_ms),
+		.default_value = "1h",
+		.is_reloadable = true,
+		.min_value = 0,
+		.max_value = DURATION_MAX,
+		.doc = "Free a pool that has had no client and no server this long (one whose "
+		       "logins all failed goes at once); 0 keeps them.",
+	},
+	{
 		.name = "server_lifetime",
 		.type = SETTING_DURATION,
 		.offset = MS_FIELD(server_lifetime_ms),

@@ -385,14 +385,15 @@ void conn_move(struct conn *src, struct conn *dst, size_t n)
  * forward_buffer_size, and resumes when it drains below a quarter of it:
  * memory per connection stays bounded whatever the peer's speed.
  */
-void conn_throttle(struct conn *src, struct conn *dst)
+bool conn_throttle(struct conn *src, struct conn *dst)
 {
 	size_t high = (size_t)rt.cfg->forward_buffer_size;
 
 	if (evbuffer_get_length(dst->out) < high)
-		return;
+		return false;
 	conn_read_off(src);
 	bufferevent_setwatermark(dst->bev, EV_WRITE, high / 4, 0);
+	return true;
 }
 
 void conn_drained(struct conn *src, struct conn *dst)

@@ -362,11 +362,19 @@ static void pool_unlink_server(struct server *sv)
 	sv->pool->nidle--;
 }
 
+/* The pool's last client or server left: its idle time starts (pool_collect). */
+static void pool_note_unused(struct pool *p)
+{
+	if (p->nclients == 0 && p->nservers == 0)
+		p->unused_since_ms = now_ms();
+}
+
 void pool_forget_server(struct server *sv)
 {
 	if (sv->is_pooled)
 		pool_unlink_server(sv);
 	sv->pool->nservers--;
+	pool_note_unused(sv->pool);
 	pool_serve_soon(sv->pool);
 }
 
@@ -629,6 +637,7 @@ void pool_forget_client(struct client *cl)
 		cl->pool->nactive--;
 	pool_end_hold(cl->pool); /* it may have been the last one trying */
 	cl->pool->nclients--;
+	pool_note_unused(cl->pool);
 	cl->pool = NULL;
 }
 
@@ -773,21 +782,59 @@ void pool_reconnect(const char *database)
 	pool_release_idle(database);
 }
 
+/* p is out of the list: its pooled servers close, and it goes. */
+static void pool_free(struct pool *p)
+{
+	while (!TAILQ_EMPTY(&p->idle))
+		server_close(TAILQ_FIRST(&p->idle));
+	if (p->reserve_timer != NULL)
+		event_free(p->reserve_timer);
+	startup_params_free(&p->welcome_startup);
+	param_set_unref(p->welcome);
+	free(p->database);
+	free(p->user);
+	free(p);
+}
+
+/*
+ * Every database name a client gives (one that does not exist too) makes a
+ * pool; unless they are collected, a client naming thousands fills memory,
+ * SHOW POOLS and the metrics. A pool without clients and servers is reached
+ * by nothing but this list (clients and servers hold it through cl->pool and
+ * sv->pool, counted in nclients and nservers), so it can go. One that never
+ * logged a server in (the backend refused its database or user) holds nothing
+ * worth keeping and goes at once; one that did keeps its welcome, which saves
+ * the next client a server login, for pool_idle_timeout. Its counters go on in
+ * SHOW STATS and the metrics (stats_retire_pool), so totals never go back.
+ */
+void pool_collect(void)
+{
+	int64_t timeout_ms = rt.cfg->pool_idle_timeout_ms;
+	struct pool **link = &pools;
+	struct pool *p;
+
+	while ((p = *link) != NULL) {
+		if (p->nclients > 0 || p->nservers > 0 ||
+		    (p->welcome != NULL &&
+		     (timeout_ms == 0 || now_ms() - p->unused_since_ms < timeout_ms))) {
+			link = &p->next;
+			continue;
+		}
+		log_debug("pool %s/%s/%s: unused for %" PRId64 " ms, freed", p->database, p->user,
+			  target_name(p->target), now_ms() - p->unused_since_ms);
+		*link = p->next;
+		stats_retire_pool(p, p->welcome != NULL);
+		pool_free(p);
+	}
+}
+
 void pool_free_all(void)
 {
 	while (pools != NULL) {
 		struct pool *p = pools;
 
 		pools = p->next;
-		while (!TAILQ_EMPTY(&p->idle))
-			server_close(TAILQ_FIRST(&p->idle));
-		if (p->reserve_timer != NULL)
-			event_free(p->reserve_timer);
-		startup_params_free(&p->welcome_startup);
-		param_set_unref(p->welcome);
-		free(p->database);
-		free(p->user);
-		free(p);
+		pool_free(p);
 	}
 	for (size_t i = 0; i < npaused_dbs; i++)
 		free(paused_dbs[i]);

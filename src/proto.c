@@ -534,10 +534,13 @@ bool proto_parse_error(const uint8_t *body, size_t len, struct proto_error_field
 }
 
 /*
- * Builders write the body into a scratch buffer, then prepend the header and move
- * the chains into out: no length patching, no copy of the body. They are off the
- * forwarding path, so the scratch allocation does not matter.
+ * Builders write the body into a scratch buffer, then prepend the header: no
+ * length patching. They are off the forwarding path, so the scratch
+ * allocation does not matter.
  */
+/* Messages up to this size are copied into their output, larger ones moved. */
+#define PROTO_COPY_MAX 4096
+
 struct msg {
 	struct evbuffer *out;
 	struct evbuffer *body;
@@ -558,7 +561,15 @@ static void msg_end(struct msg m)
 	evbuffer_prepend(m.body, &len, 4);
 	if (m.type != '\0')
 		evbuffer_prepend(m.body, &m.type, 1);
-	evbuffer_add_buffer(m.out, m.body);
+	/*
+	 * A small message is copied into out's last chain: moved, its own chains
+	 * (a kilobyte or more each) would hold a 40-byte DataRow, and a console
+	 * answer would cost 40 times its size while it waits to be sent.
+	 */
+	if (evbuffer_get_length(m.body) <= PROTO_COPY_MAX)
+		evbuffer_add(m.out, evbuffer_pullup(m.body, -1), evbuffer_get_length(m.body));
+	else
+		evbuffer_add_buffer(m.out, m.body);
 	evbuffer_free(m.body);
 }
 

@@ -33,6 +33,10 @@ struct snapshot {
 
 static struct snapshot *snapshots;
 static size_t nsnapshots;
+
+/* The counters of pools that were collected, by database and target; owns database. */
+static struct stats_row *retired;
+static size_t nretired;
 static int64_t snapshot_us;
 static struct event *snapshot_timer;
 
@@ -100,26 +104,60 @@ static int row_cmp(const void *a, const void *b)
 	return cmp != 0 ? cmp : (int)ra->target - (int)rb->target;
 }
 
-/* The pools' counters summed by database and target (users are folded together). */
+/* The row of rows[0 .. *n) for database and target, appended (zeroed) if there is none. */
+static struct stats_row *row_get(struct stats_row **rows, size_t *n, const char *database,
+				 enum target target)
+{
+	for (size_t i = 0; i < *n; i++)
+		if ((*rows)[i].target == target && strcmp((*rows)[i].database, database) == 0)
+			return &(*rows)[i];
+	*rows = xrealloc(*rows, (*n + 1) * sizeof(**rows));
+	(*rows)[*n] = (struct stats_row){.database = database, .target = target};
+	return &(*rows)[(*n)++];
+}
+
+/*
+ * Whether p's database and target have a row that lasts: kept counters, or a
+ * pool that logged in (whose counters will be kept). Only a database the
+ * backend accepted can have one, so retired rows stay as few as those.
+ */
+static bool has_lasting_row(const struct pool *p)
+{
+	for (size_t i = 0; i < nretired; i++)
+		if (retired[i].target == p->target && strcmp(retired[i].database, p->database) == 0)
+			return true;
+	for (const struct pool *q = pool_first(); q != NULL; q = q->next)
+		if (q != p && q->welcome != NULL && q->target == p->target &&
+		    strcmp(q->database, p->database) == 0)
+			return true;
+	return false;
+}
+
+void stats_retire_pool(const struct pool *p, bool is_kept)
+{
+	struct stats_row *row;
+
+	if (!is_kept && !has_lasting_row(p))
+		return;
+	row = row_get(&retired, &nretired, p->database, p->target);
+	if (row->database == p->database)
+		row->database = xstrdup(p->database); /* the pool's string goes with it */
+	stats_add(&row->total, &p->stats);
+}
+
+/*
+ * The pools' counters summed by database and target (users are folded
+ * together), with those of the pools collected.
+ */
 static struct stats_row *sum_pools(size_t *count)
 {
 	struct stats_row *rows = NULL;
 	size_t n = 0;
 
-	for (const struct pool *p = pool_first(); p != NULL; p = p->next) {
-		size_t i;
-
-		for (i = 0; i < n; i++)
-			if (rows[i].target == p->target &&
-			    strcmp(rows[i].database, p->database) == 0)
-				break;
-		if (i == n) {
-			rows = xrealloc(rows, (n + 1) * sizeof(*rows));
-			rows[n++] =
-				(struct stats_row){.database = p->database, .target = p->target};
-		}
-		stats_add(&rows[i].total, &p->stats);
-	}
+	for (size_t i = 0; i < nretired; i++)
+		*row_get(&rows, &n, retired[i].database, retired[i].target) = retired[i];
+	for (const struct pool *p = pool_first(); p != NULL; p = p->next)
+		stats_add(&row_get(&rows, &n, p->database, p->target)->total, &p->stats);
 	*count = n;
 	return rows;
 }
@@ -169,21 +207,31 @@ static void snapshot_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *arg 
 {
 	int64_t now = now_us();
 	double seconds = (double)(now - snapshot_us) / 1e6;
-	size_t n;
+	size_t n, kept = 0;
 	struct stats_row *rows = sum_pools(&n);
 
-	/* A database whose pools all went quiet keeps its last totals; its rates decay to 0. */
 	for (size_t i = 0; i < n; i++)
 		snapshot_find(rows[i].database, rows[i].target, true);
+	/*
+	 * A snapshot without a row is of pools collected with nothing to keep
+	 * (they never logged in): it goes too, or naming databases would fill
+	 * this list instead.
+	 */
 	for (size_t i = 0; i < nsnapshots; i++) {
-		struct stats total = snapshots[i].last;
+		size_t j;
 
-		for (size_t j = 0; j < n; j++)
+		for (j = 0; j < n; j++)
 			if (rows[j].target == snapshots[i].target &&
 			    strcmp(rows[j].database, snapshots[i].database) == 0)
-				total = rows[j].total;
-		snapshot_take(&snapshots[i], &total, seconds > 0 ? seconds : 1);
+				break;
+		if (j == n) {
+			free(snapshots[i].database);
+			continue;
+		}
+		snapshot_take(&snapshots[i], &rows[j].total, seconds > 0 ? seconds : 1);
+		snapshots[kept++] = snapshots[i];
 	}
+	nsnapshots = kept;
 	free(rows);
 	snapshot_us = now;
 	snapshot_schedule();
@@ -211,6 +259,11 @@ void stats_stop(void)
 	free(snapshots);
 	snapshots = NULL;
 	nsnapshots = 0;
+	for (size_t i = 0; i < nretired; i++)
+		free((char *)retired[i].database);
+	free(retired);
+	retired = NULL;
+	nretired = 0;
 }
 
 struct stats_row *stats_collect(size_t *count)

@@ -520,6 +520,7 @@ static void sweep_schedule(void)
 static void on_sweep(evutil_socket_t fd UNUSED, short what UNUSED, void *arg UNUSED)
 {
 	pool_close_idle_servers();
+	pool_collect();
 	sleep_unused();
 	sweep_schedule();
 }

@@ -22,6 +22,16 @@ enum admin_role {
 enum admin_role admin_role_of(const char *user);
 /* A console client logged in: send ParameterStatus, BackendKeyData and ReadyForQuery. */
 void admin_welcome(struct client *cl);
+/*
+ * Whether the console takes the client's next message now; if not, reading
+ * stops, and admin_drained() takes up the messages already read.
+ */
+bool admin_is_ready(struct client *cl);
+/*
+ * The client's output drained (or its PAUSE ended): it is read again, the
+ * messages it already sent first. The client may be closed (and freed) on return.
+ */
+void admin_drained(struct client *cl);
 /* One complete message from a console client (type byte, body without header). */
 void admin_handle_message(struct client *cl, char type, const uint8_t *body, size_t len);
 /* The client is being freed: drop what the console keeps for it (a waiting PAUSE). */

@@ -139,6 +139,8 @@ struct client *client_find(uint64_t id);
 void client_fail(struct client *cl, const char *sqlstate, const char *fmt, ...) PRINTF_LIKE(3, 4);
 /* Close once what is queued for the client is flushed. */
 void client_close(struct client *cl);
+/* Take up the messages the client already sent, as a read would (its reading resumed). */
+void client_read_buffered(struct client *cl);
 /* Forward whatever the client has buffered to its server (after backpressure lifts). */
 void client_forward(struct client *cl);
 int client_count(void);

@@ -77,6 +77,7 @@ struct config {
 	int default_pool_size;           /* 0 = no limit */
 	int reserve_pool_size;           /* 0 = none */
 	int64_t reserve_pool_timeout_ms; /* 0 = the reserve is off */
+	int64_t pool_idle_timeout_ms;    /* 0 = pools are kept */
 	char *logfile;                   /* "" = stderr */
 	char *pidfile;                   /* "" = none */
 

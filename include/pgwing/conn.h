@@ -71,10 +71,11 @@ void conn_close(struct conn *c);
  */
 void conn_move(struct conn *src, struct conn *dst, size_t n);
 /*
- * Backpressure, shared by both directions: when dst holds too much unsent data,
- * stop reading src; conn_drained() resumes it once dst's output drains.
+ * Backpressure, shared by both directions (and the console, whose src is its
+ * dst): when dst holds too much unsent data, stop reading src and return true;
+ * conn_drained() resumes it once dst's output drains.
  */
-void conn_throttle(struct conn *src, struct conn *dst);
+bool conn_throttle(struct conn *src, struct conn *dst);
 void conn_drained(struct conn *src, struct conn *dst);
 
 /* c's input buffer, with any bytes of the read running now that are still unread. */

@@ -38,6 +38,7 @@ struct pool {
 	int nclients;              /* all logged-in clients of this pool */
 	uint32_t generation;       /* RECONNECT bumps it: older servers are released when idle */
 	int64_t hold_start_ms;     /* when clients started waiting here, for the log */
+	int64_t unused_since_ms;   /* when its last client or server left (see pool_collect) */
 	struct event
 		*reserve_timer; /* when the first waiter will have waited reserve_pool_timeout */
 	struct stats stats;
@@ -96,6 +97,13 @@ bool pool_park_server(struct server *sv);
 void pool_forget_server(struct server *sv);
 /* A fresh server logged in for cl: the pool learns its welcome. */
 void pool_note_welcome(struct pool *p, const struct client *cl, const struct server *sv);
+/*
+ * Free the pools nobody can reach: no client and no server. Those that never
+ * logged a server in go at once, the others after pool_idle_timeout. Only
+ * from a timer of its own (the sweep), never inside a client's or server's
+ * callbacks.
+ */
+void pool_collect(void);
 /* b leaves the topology: its pooled servers go. */
 void pool_on_backend_removed(const struct backend *b);
 void pool_free_all(void);

@@ -67,7 +67,7 @@ struct stats_rates {
 
 /* Totals and averages of the pools of one database and target. */
 struct stats_row {
-	const char *database; /* the pools' own string */
+	const char *database; /* the pools' (or the retired counters') own string */
 	enum target target;
 	struct stats total;
 	struct stats_rates rates;
@@ -76,6 +76,13 @@ struct stats_row {
 /* Take a snapshot every stats_period (read at each tick, so a reload applies). */
 int stats_start(struct event_base *base);
 void stats_stop(void);
+/*
+ * p is being freed (pool_collect): its counters are kept, summed by database
+ * and target as its rows are, so totals never go back. Unless is_kept (it
+ * logged in), only when its database and target have a lasting row anyway:
+ * the name of a pool that never logged in may be anything a client typed.
+ */
+void stats_retire_pool(const struct pool *p, bool is_kept);
 /* One row per database and target, sorted; free() the array. */
 struct stats_row *stats_collect(size_t *count);
 
