@@ -792,7 +792,7 @@ static void run_pause(struct client *cl, const char *database)
 		return;
 	}
 	snprintf(st->pause_database, sizeof(st->pause_database), "%s", database);
-	st->pause_timer = event_new(rt.base, -1, EV_PERSIST, pause_poll_cb, st);
+	st->pause_timer = CHECK_ALLOC(event_new(rt.base, -1, EV_PERSIST, pause_poll_cb, st));
 	timer_add_ms(st->pause_timer, PAUSE_POLL_MS);
 	conn_read_off(&cl->conn);
 }

@@ -236,7 +236,7 @@ static void pool_serve_soon(const struct pool *p)
 	if (p->nwaiting == 0)
 		return;
 	if (serve_event == NULL)
-		serve_event = event_new(rt.base, -1, 0, serve_cb, NULL);
+		serve_event = CHECK_ALLOC(event_new(rt.base, -1, 0, serve_cb, NULL));
 	event_active(serve_event, 0, 0);
 }
 
@@ -516,7 +516,7 @@ static void pool_arm_reserve(struct pool *p)
 	if (first == NULL || !pool_has_reserve() || !pool_waits_for_room(p))
 		return;
 	if (p->reserve_timer == NULL)
-		p->reserve_timer = evtimer_new(rt.base, reserve_cb, p);
+		p->reserve_timer = CHECK_ALLOC(evtimer_new(rt.base, reserve_cb, p));
 	if (evtimer_pending(p->reserve_timer, NULL))
 		return;
 	left = first->hold_since_ms + rt.cfg->reserve_pool_timeout_ms - now_ms();
@@ -622,7 +622,7 @@ void pool_retry_later(struct client *cl)
 	cl->pool->nactive--;
 	pool_wait(cl);
 	if (retry_timer == NULL)
-		retry_timer = evtimer_new(rt.base, retry_cb, NULL);
+		retry_timer = CHECK_ALLOC(evtimer_new(rt.base, retry_cb, NULL));
 	if (!evtimer_pending(retry_timer, NULL))
 		timer_add_ms(retry_timer, POOL_RETRY_MS);
 }
