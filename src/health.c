@@ -576,8 +576,7 @@ static void probe_poll_connect(struct health_probe *p, short what)
 				probe_failf(p, "cannot watch the probe connection");
 			return;
 		case AUTH_REFUSE:
-			log_warn("backend %s: probe refused the server's login: %s", p->b->name,
-				 err);
+			/* Logged as any failure is, once: a hostile server is probed on. */
 			probe_failf(p, "refused the server's login: %s", err);
 			return;
 		}
