@@ -22,6 +22,7 @@ create_role($primary, 'prober', 'probe-secret');
 create_role($primary, $_, "$_-pw") for qw(alice bob);
 
 my @fakes;
+END { kill 'KILL', map { -$_ } @fakes; }
 
 # Start a fake backend in a child process: ($port, $record_file). Each login
 # is asked for $how->{user} (or $how->{'*'}): 'cleartext', or that many SCRAM
@@ -41,7 +42,11 @@ sub start_fake
 	my $pid = fork // die "fork: $!";
 	if ($pid == 0)
 	{
-		# Children must never run the END blocks that stop the nodes and pgwing.
+		# Children must never run the END blocks that stop the nodes and pgwing,
+		# nor hold prove's output open: one process group, killed at the END.
+		setpgrp(0, 0);
+		open(STDOUT, '>', '/dev/null');
+		open(STDERR, '>', '/dev/null');
 		local $SIG{CHLD} = 'IGNORE';
 		while (my $c = $lsock->accept)
 		{
@@ -237,6 +242,4 @@ unlike($received, qr/alice-pw/, 'the poser never got alice\'s password');
 like($received, qr/^bob first p /m, 'the poser got bob\'s initial response');
 unlike($received, qr/^bob after p /m, 'but never a proof: nothing was derived');
 
-kill 'KILL', @fakes;
-waitpid($_, 0) for @fakes;
 done_testing();
