@@ -1406,12 +1406,11 @@ static bool parse_server_auth_methods(struct parser *p)
 	}
 	if (negations != 0 && negations != items)
 		return parse_error(p, "server_require_auth: either every method has ! or none has");
-	p->cfg->server_auth_methods = negations != 0 ? (SERVER_AUTH_NONE | SERVER_AUTH_PASSWORD |
-							SERVER_AUTH_MD5 | SERVER_AUTH_SCRAM) &
-							       ~listed
-						     : listed;
-	if (p->cfg->server_auth_methods == 0)
+	if (negations != 0)
+		listed = SERVER_AUTH_ANY & ~listed;
+	if (listed == 0)
 		return parse_error(p, "server_require_auth refuses every method");
+	p->cfg->server_auth_methods = listed;
 	return true;
 }
 

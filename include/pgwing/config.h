@@ -42,6 +42,8 @@ enum wake_for_reads {
 #define SERVER_AUTH_PASSWORD (1u << 1) /* the password in clear */
 #define SERVER_AUTH_MD5      (1u << 2)
 #define SERVER_AUTH_SCRAM    (1u << 3)
+#define SERVER_AUTH_ANY \
+	(SERVER_AUTH_NONE | SERVER_AUTH_PASSWORD | SERVER_AUTH_MD5 | SERVER_AUTH_SCRAM)
 
 /* One line of [backends]: "name = host=... port=... region=... key=value ...". */
 struct backend_config {

@@ -21,7 +21,7 @@
 
 /* A server may ask for anything pgwing can do (server_require_auth's default). */
 static const struct auth_server_policy any_server = {
-	.methods = SERVER_AUTH_NONE | SERVER_AUTH_PASSWORD | SERVER_AUTH_MD5 | SERVER_AUTH_SCRAM,
+	.methods = SERVER_AUTH_ANY,
 	.max_iterations = 10000000,
 };
 
