@@ -10,6 +10,7 @@ use PostgreSQL::Test::Utils;
 use PgWing::Test qw(:all);
 use IO::Select;
 use IO::Socket::INET;
+use IPC::Run;
 use MIME::Base64 qw(encode_base64);
 use POSIX ();
 use Time::HiRes qw(time);
@@ -241,5 +242,56 @@ $received = slurp_file($pose_record);
 unlike($received, qr/alice-pw/, 'the poser never got alice\'s password');
 like($received, qr/^bob first p /m, 'the poser got bob\'s initial response');
 unlike($received, qr/^bob after p /m, 'but never a proof: nothing was derived');
+
+# 3. Over TLS the probe reads the server's requests through libpq's own TLS
+# session: a real server with ssl = on asking the probe for SCRAM (4096
+# iterations). Within the cap it comes up; under a cap of 1000 it is refused.
+my $certs = "$PostgreSQL::Test::Utils::tmp_check/091_certs";
+mkdir $certs;
+my ($openssl_out, $openssl_err);
+IPC::Run::run(
+	[   'openssl', 'req', '-new', '-x509', '-days', '2', '-nodes', '-newkey', 'ec',
+		'-pkeyopt', 'ec_paramgen_curve:prime256v1', '-subj', '/CN=127.0.0.1',
+		'-keyout', "$certs/pg.key", '-out', "$certs/pg.crt"
+	],
+	'<', \undef, '>', \$openssl_out, '2>', \$openssl_err) or die "openssl: $openssl_err";
+chmod 0600, "$certs/pg.key";
+my $tls = new_node('tls',
+	conf => "ssl = on\nssl_cert_file = '$certs/pg.crt'\nssl_key_file = '$certs/pg.key'\n");
+create_role($tls, 'prober', 'probe-secret');
+set_hba($tls, 'scram-sha-256');
+for my $cap (32768, 1000)
+{
+	$pw = PgWing::Test->new(
+		name     => "tls_$cap",
+		backends => [ [ tls => $tls ] ],
+		users    => { prober => 'probe-secret' },
+		settings => {
+			health_user                 => 'prober',
+			health_interval             => '200ms',
+			server_tls_sslmode          => 'require',
+			server_scram_max_iterations => $cap,
+		});
+	$pw->start;
+	if ($cap > 4096)
+	{
+		ok($pw->wait_for_log(qr/backend tls: unknown -> up/),
+			'TLS: an honest SCRAM login within the cap comes up');
+		is( $tls->safe_psql(
+				'postgres',
+				"SELECT ssl FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) "
+				  . "WHERE application_name = 'pgwing-health'"),
+			't',
+			'TLS: the probe is on TLS');
+	}
+	else
+	{
+		ok( $pw->wait_for_log(
+				qr/backend tls: .*: refused the server's login: server asked for 4096 SCRAM iterations, more than server_scram_max_iterations \(1000\)/
+			),
+			'TLS: a SCRAM login over the cap is refused');
+	}
+	$pw->stop;
+}
 
 done_testing();
