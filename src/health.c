@@ -689,7 +689,7 @@ static const char *health_password(const char *user)
 static void probe_connect(struct health_probe *p, const char *hosts, const char *hostaddrs)
 {
 	const struct backend *b = p->b;
-	const char *keys[10], *values[10];
+	const char *keys[11], *values[11];
 	char port[16], user[128];
 	const char *password;
 	int n = 0;
@@ -711,6 +711,8 @@ static void probe_connect(struct health_probe *p, const char *hosts, const char 
 	keys[n] = "sslmode", values[n++] = config_tls_mode_name(tls_server_mode(b));
 	if (health.cfg->server_tls_ca_file[0] != '\0')
 		keys[n] = "sslrootcert", values[n++] = health.cfg->server_tls_ca_file;
+	/* pgwing's servers never use it, and probe_vet_auth could not read through it. */
+	keys[n] = "gssencmode", values[n++] = "disable";
 	keys[n] = NULL, values[n] = NULL;
 
 	p->phase = PROBE_CONNECTING;
