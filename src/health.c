@@ -25,6 +25,7 @@
 #include <event2/util.h>
 #include <libpq-fe.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <sys/socket.h>
 
@@ -475,7 +476,9 @@ enum auth_verdict {
 
 /*
  * Up to len bytes the server sent, left for libpq to read: through TLS when
- * it is on. 0: nothing yet; -1: an error or the end, which libpq reports.
+ * it is on. 0: nothing yet (a TLS session that wants to write waits too, and
+ * times out rather than let libpq read what was not seen); -1: an error or
+ * the end, which libpq meets and reports in turn.
  */
 static ssize_t probe_peek(struct health_probe *p, uint8_t *buf, size_t len)
 {
@@ -483,10 +486,19 @@ static ssize_t probe_peek(struct health_probe *p, uint8_t *buf, size_t len)
 	ssize_t n;
 
 	if (ssl != NULL) {
+		/* SSL_get_error() reads the queue: only this call's errors may be on it. */
+		ERR_clear_error();
 		n = SSL_peek(ssl, buf, (int)len);
 		if (n > 0)
 			return n;
-		return SSL_get_error(ssl, (int)n) == SSL_ERROR_WANT_READ ? 0 : -1;
+		switch (SSL_get_error(ssl, (int)n)) {
+		case SSL_ERROR_ZERO_RETURN:
+		case SSL_ERROR_SYSCALL:
+		case SSL_ERROR_SSL:
+			return -1;
+		default:
+			return 0;
+		}
 	}
 	n = recv(PQsocket(p->conn), buf, len, MSG_PEEK | MSG_DONTWAIT);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
