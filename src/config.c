@@ -590,8 +590,7 @@ static const struct setting settings[] = {
 		.name = "server_scram_max_iterations",
 		.type = SETTING_INT,
 		.offset = INT_FIELD(server_scram_max_iterations),
-		/* About 10 ms of PBKDF2-SHA256 here, each on the one event loop; Postgres uses
-		   4096. */
+		/* 10 to 16 ms of PBKDF2-SHA256 here (doc/config.md); Postgres uses 4096. */
 		.default_value = "32768",
 		.is_reloadable = true,
 		.min_value = 1,
@@ -1440,7 +1439,10 @@ static bool validate(struct parser *p)
 				   tls_mode_names[cfg->client_tls_sslmode]);
 	if ((cfg->server_tls_cert_file[0] == '\0') != (cfg->server_tls_key_file[0] == '\0'))
 		return parse_error(p, "server_tls_cert_file and server_tls_key_file go together");
-	/* Last: a rule above that fails must not leave the methods of a value put back. */
+	/*
+	 * Last: config_set puts back a refused value's string but not the methods
+	 * parsed from it, so they are parsed only once every other rule holds.
+	 */
 	return parse_server_auth_methods(p);
 }
 
