@@ -590,7 +590,7 @@ static const struct setting settings[] = {
 		.name = "server_scram_max_iterations",
 		.type = SETTING_INT,
 		.offset = INT_FIELD(server_scram_max_iterations),
-		/* 10 to 16 ms of PBKDF2-SHA256 here (doc/config.md); Postgres uses 4096. */
+		/* 11 to 28 ms of PBKDF2-SHA256 here (doc/config.md); Postgres uses 4096. */
 		.default_value = "32768",
 		.is_reloadable = true,
 		.min_value = 1,
