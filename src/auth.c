@@ -688,16 +688,19 @@ enum login_state {
 
 struct auth_login {
 	struct server_credentials cred;
+	struct auth_server_policy policy;
 	struct scram_client scram;
 	enum login_state state;
-	char errbuf[128];
+	char errbuf[160];
 };
 
-struct auth_login *auth_login_new(const struct server_credentials *cred)
+struct auth_login *auth_login_new(const struct server_credentials *cred,
+				  const struct auth_server_policy *policy)
 {
 	struct auth_login *al = xcalloc(1, sizeof(*al));
 
 	server_credentials_copy(&al->cred, cred);
+	al->policy = *policy;
 	return al;
 }
 
@@ -844,6 +847,80 @@ static const char *auth_method_name(uint32_t code)
 	}
 }
 
+struct auth_server_policy auth_server_policy_of(const struct config *cfg)
+{
+	return (struct auth_server_policy){
+		.methods = cfg->server_auth_methods,
+		.max_iterations = cfg->server_scram_max_iterations,
+	};
+}
+
+/* SCRAM's server-first-message: a password costs the iterations it asks for, on the loop. */
+static bool login_allows_iterations(const struct auth_server_policy *policy, struct proto_reader *r,
+				    char *err, size_t errlen)
+{
+	int iterations;
+
+	if (!scram_server_first_iterations((const char *)r->pos, proto_reader_remaining(r),
+					   &iterations)) {
+		snprintf(err, errlen, "malformed SCRAM server-first-message");
+		return false;
+	}
+	if (iterations <= policy->max_iterations)
+		return true;
+	snprintf(err, errlen,
+		 "server asked for %d SCRAM iterations, more than server_scram_max_iterations "
+		 "(%d)",
+		 iterations, policy->max_iterations);
+	return false;
+}
+
+bool auth_login_allows(const struct auth_server_policy *policy, const uint8_t *body, size_t len,
+		       bool is_requested, bool uses_password, char *err, size_t errlen)
+{
+	struct proto_reader r;
+	const char *what;
+	unsigned method;
+	uint32_t code;
+
+	proto_reader_init(&r, body, len);
+	code = proto_read_int32(&r);
+	if (r.has_failed) {
+		snprintf(err, errlen, "malformed authentication request from server");
+		return false;
+	}
+	switch (code) {
+	case AUTH_REQ_OK:
+		if (is_requested)
+			return true;
+		method = SERVER_AUTH_NONE, what = "asked for no authentication";
+		break;
+	case AUTH_REQ_PASSWORD:
+		method = SERVER_AUTH_PASSWORD, what = "asked for the password in clear";
+		break;
+	case AUTH_REQ_MD5:
+		method = SERVER_AUTH_MD5, what = "asked for md5";
+		break;
+	case AUTH_REQ_SASL:
+		method = SERVER_AUTH_SCRAM, what = "asked for SCRAM";
+		break;
+	case AUTH_REQ_SASL_CONTINUE:
+		return !uses_password || login_allows_iterations(policy, &r, err, errlen);
+	case AUTH_REQ_SASL_FINAL:
+		return true;
+	default:
+		snprintf(err, errlen,
+			 "server requested %s authentication (code %u), which pgwing does not "
+			 "support",
+			 auth_method_name(code), code);
+		return false;
+	}
+	if (policy->methods & method)
+		return true;
+	snprintf(err, errlen, "server %s, which server_require_auth does not allow", what);
+	return false;
+}
+
 enum auth_step auth_login_step(struct auth_login *al, const uint8_t *body, size_t len,
 			       struct evbuffer *out, const char **err)
 {
@@ -851,12 +928,15 @@ enum auth_step auth_login_step(struct auth_login *al, const uint8_t *body, size_
 	struct proto_reader r;
 	uint32_t code;
 
-	proto_reader_init(&r, body, len);
-	code = proto_read_int32(&r);
-	if (r.has_failed) {
-		*err = "malformed authentication request from server";
+	/* Keys recovered from the client's own SCRAM login derive nothing. */
+	if (!auth_login_allows(&al->policy, body, len, state != LS_START,
+			       login_plaintext(al) != NULL, al->errbuf, sizeof(al->errbuf))) {
+		al->state = LS_DONE;
+		*err = al->errbuf;
 		return AUTH_STEP_FAILED;
 	}
+	proto_reader_init(&r, body, len);
+	code = proto_read_int32(&r);
 	/* Any failure ends the exchange; a success moves the state on below. */
 	al->state = LS_DONE;
 	switch (code) {
@@ -894,13 +974,6 @@ enum auth_step auth_login_step(struct auth_login *al, const uint8_t *body, size_
 			return AUTH_STEP_FAILED;
 		al->state = LS_SASL_DONE;
 		return AUTH_STEP_CONTINUE;
-	default:
-		snprintf(al->errbuf, sizeof(al->errbuf),
-			 "server requested %s authentication (code %u), which pgwing does not "
-			 "support",
-			 auth_method_name(code), code);
-		*err = al->errbuf;
-		return AUTH_STEP_FAILED;
 	}
 	*err = "server sent an authentication request out of order";
 	return AUTH_STEP_FAILED;

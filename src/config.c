@@ -648,6 +648,31 @@ static const struct setting settings[] = {
 		.is_path = true,
 		.doc = "The private key of server_tls_cert_file.",
 	},
+	{
+		.name = "server_require_auth",
+		.type = SETTING_STRING,
+		.offset = STRING_FIELD(server_require_auth),
+		.default_value = "scram-sha-256,md5,password,none",
+		.is_reloadable = true,
+		.min_value = 1,
+		.max_value = NO_MAX,
+		.doc = "What a server may ask pgwing and its health probes for at login, as "
+		       "libpq's require_auth: a comma list of scram-sha-256, md5, password "
+		       "(cleartext), none (no authentication), or of what it may not, each with !.",
+	},
+	{
+		.name = "server_scram_max_iterations",
+		.type = SETTING_INT,
+		.offset = INT_FIELD(server_scram_max_iterations),
+		/* 11 to 28 ms of PBKDF2-SHA256 here (doc/config.md); Postgres uses 4096. */
+		.default_value = "32768",
+		.is_reloadable = true,
+		.min_value = 1,
+		.max_value = 10000000, /* SCRAM_ITER_MAX: scram.c accepts no more */
+		.doc = "Most SCRAM iterations a server may ask for when pgwing or a health probe "
+		       "derives the key from a plaintext password (the event loop waits for it); "
+		       "more fails the login.",
+	},
 };
 
 const struct setting *config_settings(size_t *count)
@@ -1411,6 +1436,57 @@ static bool apply_env(struct parser *p)
 	return true;
 }
 
+/*
+ * server_require_auth into cfg->server_auth_methods. As libpq: either every
+ * item names a method allowed, or every item is one refused ("!md5").
+ */
+static bool parse_server_auth_methods(struct parser *p)
+{
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} methods[] = {
+		{"scram-sha-256", SERVER_AUTH_SCRAM},
+		{"md5", SERVER_AUTH_MD5},
+		{"password", SERVER_AUTH_PASSWORD},
+		{"none", SERVER_AUTH_NONE},
+	};
+	const char *pos = p->cfg->server_require_auth;
+	unsigned listed = 0;
+	int negations = 0, items = 0;
+
+	while (*pos != '\0') {
+		size_t len = strcspn(pos, ","), item_len;
+		const char *item = pos + strspn(pos, " \t");
+		bool is_negated = *item == '!';
+		size_t i;
+
+		item += is_negated;
+		item_len = (size_t)(pos + len - item);
+		while (item_len > 0 && (item[item_len - 1] == ' ' || item[item_len - 1] == '\t'))
+			item_len--;
+		for (i = 0; i < ARRAY_SIZE(methods); i++)
+			if (item_len == strlen(methods[i].name) &&
+			    strncmp(item, methods[i].name, item_len) == 0)
+				break;
+		if (i == ARRAY_SIZE(methods))
+			return parse_error(p, "server_require_auth: unknown method \"%.*s\"",
+					   (int)len, pos);
+		listed |= methods[i].bit;
+		negations += is_negated;
+		items++;
+		pos += len + (pos[len] == ',');
+	}
+	if (negations != 0 && negations != items)
+		return parse_error(p, "server_require_auth: either every method has ! or none has");
+	if (negations != 0)
+		listed = SERVER_AUTH_ANY & ~listed;
+	if (listed == 0)
+		return parse_error(p, "server_require_auth refuses every method");
+	p->cfg->server_auth_methods = listed;
+	return true;
+}
+
 /* Rules across settings, checked once file and environment are both in. */
 static bool validate(struct parser *p)
 {
@@ -1437,7 +1513,11 @@ static bool validate(struct parser *p)
 				   tls_mode_names[cfg->client_tls_sslmode]);
 	if ((cfg->server_tls_cert_file[0] == '\0') != (cfg->server_tls_key_file[0] == '\0'))
 		return parse_error(p, "server_tls_cert_file and server_tls_key_file go together");
-	return true;
+	/*
+	 * Last: config_set puts back a refused value's string but not the methods
+	 * parsed from it, so they are parsed only once every other rule holds.
+	 */
+	return parse_server_auth_methods(p);
 }
 
 /* The absolute form of path, and the directory it is in. */

@@ -15,6 +15,7 @@
 #include "pgwing/health.h"
 #include "pgwing/auth.h"
 #include "pgwing/log.h"
+#include "pgwing/proto.h"
 #include "pgwing/runtime.h"
 #include "pgwing/tls.h"
 #include "pgwing/wake.h"
@@ -24,7 +25,11 @@
 #include <event2/util.h>
 #include <libpq-fe.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <sys/socket.h>
 
+#include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -42,6 +47,13 @@
  * of its start time late, without hammering a slow starter.
  */
 #define WAKING_PROBE_FIRST_MS 100
+
+/*
+ * The most a probe looks at before libpq reads it while authenticating: a
+ * real server's requests are a few hundred bytes, and one that does not fit
+ * cannot be vetted, so it is refused.
+ */
+#define AUTH_PEEK_MAX 4096
 
 /* Weight of the newest RTT sample: smooths jitter, still follows a real change within ~5 probes. */
 #define RTT_ALPHA 0.3
@@ -103,6 +115,7 @@ struct health_probe {
 	bool has_sample;
 	struct probe_sample sample;
 	bool is_conn_stale;      /* reloaded mid-probe: reconnect with the new settings after it */
+	bool is_auth_requested;  /* this login answered a request: AuthenticationOk is no "none" */
 	int64_t waking_delay_ms; /* while the backend wakes: the next probe's delay */
 };
 
@@ -454,8 +467,132 @@ static void probe_on_query_io(struct health_probe *p, short what)
 	probe_read_results(p);
 }
 
-static void probe_poll_connect(struct health_probe *p)
+/* What the vetting of a probe's login says to do with the server's input. */
+enum auth_verdict {
+	AUTH_LET_LIBPQ_READ,
+	AUTH_WAIT_FOR_MORE, /* a message is not all there: libpq would read its head unvetted */
+	AUTH_REFUSE,
+};
+
+/*
+ * Up to len bytes the server sent, left for libpq to read: through TLS when
+ * it is on. 0: nothing yet (a TLS session that wants to write waits too, and
+ * times out rather than let libpq read what was not seen); -1: an error or
+ * the end, which libpq meets and reports in turn.
+ */
+static ssize_t probe_peek(struct health_probe *p, uint8_t *buf, size_t len)
 {
+	SSL *ssl = PQsslStruct(p->conn, "OpenSSL");
+	ssize_t n;
+
+	if (ssl != NULL) {
+		/* SSL_get_error() reads the queue: only this call's errors may be on it. */
+		ERR_clear_error();
+		n = SSL_peek(ssl, buf, (int)len);
+		if (n > 0)
+			return n;
+		switch (SSL_get_error(ssl, (int)n)) {
+		case SSL_ERROR_ZERO_RETURN:
+		case SSL_ERROR_SYSCALL:
+		case SSL_ERROR_SSL:
+			return -1;
+		default:
+			return 0;
+		}
+	}
+	n = recv(PQsocket(p->conn), buf, len, MSG_PEEK | MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return 0;
+	return n > 0 ? n : -1;
+}
+
+/*
+ * libpq 15 has no require_auth and no cap on SCRAM iterations, and derives
+ * the key inside PQconnectPoll, on the loop: a hostile server asking for
+ * millions of iterations would stall every client, and one asking for the
+ * password in clear would get it. So while the probe authenticates, every
+ * request the server sent is put, before libpq reads it, through the check
+ * pgwing's own logins make. All of it, as libpq reads all there is and
+ * answers each request in turn.
+ */
+static enum auth_verdict probe_vet_auth(struct health_probe *p, char *err, size_t errlen)
+{
+	struct auth_server_policy policy = auth_server_policy_of(health.cfg);
+	uint8_t buf[AUTH_PEEK_MAX];
+	ssize_t n = probe_peek(p, buf, sizeof(buf));
+	size_t pos = 0;
+
+	if (n <= 0)
+		return n == 0 ? AUTH_WAIT_FOR_MORE : AUTH_LET_LIBPQ_READ;
+	while (pos < (size_t)n) {
+		struct proto_reader r;
+		const uint8_t *body;
+		uint8_t type;
+		uint32_t len;
+
+		proto_reader_init(&r, buf + pos, (size_t)n - pos);
+		type = proto_read_byte(&r);
+		len = proto_read_int32(&r);
+		if (r.has_failed)
+			break;
+		/* libpq ends this attempt with the server's error: what follows is not read. */
+		if (type == 'E')
+			return AUTH_LET_LIBPQ_READ;
+		if (type != 'R') {
+			snprintf(err, errlen,
+				 "server sent message type 0x%02x while authenticating", type);
+			return AUTH_REFUSE;
+		}
+		if (len < 4 || len > sizeof(buf) - 1) {
+			snprintf(err, errlen,
+				 "server sent an authentication request of %" PRIu32 " bytes", len);
+			return AUTH_REFUSE;
+		}
+		if (proto_reader_remaining(&r) < len - 4)
+			break;
+		body = r.pos;
+		if (!auth_login_allows(&policy, body, len - 4, p->is_auth_requested, true, err,
+				       errlen))
+			return AUTH_REFUSE;
+		/* After AuthenticationOk libpq's own checks are enough. */
+		proto_reader_init(&r, body, len - 4);
+		if (proto_read_int32(&r) == AUTH_REQ_OK)
+			return AUTH_LET_LIBPQ_READ;
+		p->is_auth_requested = true;
+		pos += 1 + len;
+	}
+	if (pos == (size_t)n)
+		return AUTH_LET_LIBPQ_READ;
+	/* A request cut short, unless the buffer is full: then it can never be seen whole. */
+	if ((size_t)n == sizeof(buf)) {
+		snprintf(err, errlen, "server sent more than %d bytes while authenticating",
+			 AUTH_PEEK_MAX);
+		return AUTH_REFUSE;
+	}
+	return AUTH_WAIT_FOR_MORE;
+}
+
+static void probe_poll_connect(struct health_probe *p, short what)
+{
+	char err[200];
+
+	if (PQstatus(p->conn) != CONNECTION_AWAITING_RESPONSE) {
+		/* A new attempt (the next address, or TLS after all) starts its login afresh. */
+		p->is_auth_requested = false;
+	} else if (what & EV_READ) {
+		switch (probe_vet_auth(p, err, sizeof(err))) {
+		case AUTH_LET_LIBPQ_READ:
+			break;
+		case AUTH_WAIT_FOR_MORE:
+			if (!probe_wait(p, EV_READ))
+				probe_failf(p, "cannot watch the probe connection");
+			return;
+		case AUTH_REFUSE:
+			/* Logged as any failure is, once: a hostile server is probed on. */
+			probe_failf(p, "refused the server's login: %s", err);
+			return;
+		}
+	}
 	switch (PQconnectPoll(p->conn)) {
 	case PGRES_POLLING_READING:
 		if (!probe_wait(p, EV_READ))
@@ -506,7 +643,7 @@ static void probe_on_io(evutil_socket_t fd UNUSED, short what, void *arg)
 
 	switch (p->phase) {
 	case PROBE_CONNECTING:
-		probe_poll_connect(p);
+		probe_poll_connect(p, what);
 		break;
 	case PROBE_QUERYING:
 		probe_on_query_io(p, what);
@@ -564,7 +701,7 @@ static const char *health_password(const char *user)
 static void probe_connect(struct health_probe *p, const char *hosts, const char *hostaddrs)
 {
 	const struct backend *b = p->b;
-	const char *keys[10], *values[10];
+	const char *keys[11], *values[11];
 	char port[16], user[128];
 	const char *password;
 	int n = 0;
@@ -586,6 +723,8 @@ static void probe_connect(struct health_probe *p, const char *hosts, const char 
 	keys[n] = "sslmode", values[n++] = config_tls_mode_name(tls_server_mode(b));
 	if (health.cfg->server_tls_ca_file[0] != '\0')
 		keys[n] = "sslrootcert", values[n++] = health.cfg->server_tls_ca_file;
+	/* pgwing's servers never use it, and probe_vet_auth could not read through it. */
+	keys[n] = "gssencmode", values[n++] = "disable";
 	keys[n] = NULL, values[n] = NULL;
 
 	p->phase = PROBE_CONNECTING;

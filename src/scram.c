@@ -182,22 +182,31 @@ static bool b64_decode_salt(const char *src, size_t len, uint8_t out[SCRAM_SALT_
 	return b64_decode(src, len, out, SCRAM_SALT_MAX, outlen) && *outlen > 0;
 }
 
-/* Decimal digits only, no sign or leading zero, within [1, SCRAM_ITER_MAX]. */
-static bool parse_iterations(const char *s, size_t len, int *out)
+/*
+ * Decimal digits only, no sign or leading zero; a count beyond INT_MAX reads
+ * as INT_MAX, so a caller can still say how far over its limit it is.
+ */
+static bool read_count(const char *s, size_t len, int *out)
 {
-	long value = 0;
+	int64_t value = 0;
 
-	if (len == 0 || len > 8 || s[0] == '0')
+	if (len == 0 || s[0] == '0')
 		return false;
 	for (size_t i = 0; i < len; i++) {
 		if (s[i] < '0' || s[i] > '9')
 			return false;
 		value = value * 10 + (s[i] - '0');
+		if (value > INT_MAX)
+			value = INT_MAX;
 	}
-	if (value > SCRAM_ITER_MAX)
-		return false;
 	*out = (int)value;
 	return true;
+}
+
+/* A count within [1, SCRAM_ITER_MAX]. */
+static bool parse_iterations(const char *s, size_t len, int *out)
+{
+	return read_count(s, len, out) && *out <= SCRAM_ITER_MAX;
 }
 
 /* A cursor over an "a=value,b=value" attribute list. */
@@ -685,6 +694,17 @@ void scram_client_init_keys(struct scram_client *st, const uint8_t client_key[SC
 	memcpy(st->client_key, client_key, SCRAM_KEY_LEN);
 	memcpy(st->server_key, server_key, SCRAM_KEY_LEN);
 	st->has_keys = true;
+}
+
+bool scram_server_first_iterations(const char *server_first, size_t len, int *iterations)
+{
+	struct span nonce, salt, count;
+	struct attr_reader r;
+
+	attr_reader_init(&r, server_first, server_first + len);
+	return !has_nul(server_first, len) && expect_attr(&r, 'r', &nonce) &&
+	       expect_attr(&r, 's', &salt) && expect_attr(&r, 'i', &count) &&
+	       read_count(count.ptr, count.len, iterations);
 }
 
 char *scram_client_first(struct scram_client *st)

@@ -215,8 +215,10 @@ struct server *server_connect(struct backend *b, struct client *cl)
 
 static void server_send_startup(struct server *sv)
 {
+	struct auth_server_policy policy = auth_server_policy_of(rt.cfg);
+
 	sv->state = SV_LOGIN;
-	sv->login = auth_login_new(&sv->client->cred);
+	sv->login = auth_login_new(&sv->client->cred, &policy);
 	proto_put_startup(conn_output(&sv->conn), &sv->client->params);
 	conn_read_on(&sv->conn);
 }

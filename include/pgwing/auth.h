@@ -93,13 +93,35 @@ void auth_client_credentials(const struct auth_client *ac, struct server_credent
 void auth_client_free(struct auth_client *ac);
 
 /*
+ * What a server may ask of pgwing logging in to it: server_require_auth and
+ * server_scram_max_iterations. A copy, so a login under way outlives a reload.
+ */
+struct auth_server_policy {
+	unsigned methods; /* SERVER_AUTH_* */
+	int max_iterations;
+};
+
+struct auth_server_policy auth_server_policy_of(const struct config *cfg);
+/*
+ * Whether pgwing may answer a server's authentication request, body being an
+ * 'R' message's (from the int32 code); err says why not. The server login and
+ * the health probes (which look before libpq answers) both ask it.
+ * is_requested: this login already answered a request, so AuthenticationOk
+ * is no "none"; uses_password: an answer to SCRAM derives the key from a
+ * plaintext password, which costs the iterations the server asks for.
+ */
+bool auth_login_allows(const struct auth_server_policy *policy, const uint8_t *body, size_t len,
+		       bool is_requested, bool uses_password, char *err, size_t errlen);
+
+/*
  * Logging in to a server. Feed the body of each 'R' message the server sends
  * (starting with the int32 code); responses are appended to out. Returns OK on
  * AuthenticationOk.
  */
 struct auth_login;
 
-struct auth_login *auth_login_new(const struct server_credentials *cred);
+struct auth_login *auth_login_new(const struct server_credentials *cred,
+				  const struct auth_server_policy *policy);
 enum auth_step auth_login_step(struct auth_login *al, const uint8_t *body, size_t len,
 			       struct evbuffer *out, const char **err);
 void auth_login_free(struct auth_login *al);

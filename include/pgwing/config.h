@@ -37,6 +37,14 @@ enum wake_for_reads {
 	WAKE_FOR_READS_ALWAYS,
 };
 
+/* server_require_auth, parsed: each bit lets a server ask pgwing for one thing. */
+#define SERVER_AUTH_NONE     (1u << 0) /* nothing: AuthenticationOk with no request (trust) */
+#define SERVER_AUTH_PASSWORD (1u << 1) /* the password in clear */
+#define SERVER_AUTH_MD5      (1u << 2)
+#define SERVER_AUTH_SCRAM    (1u << 3)
+#define SERVER_AUTH_ANY \
+	(SERVER_AUTH_NONE | SERVER_AUTH_PASSWORD | SERVER_AUTH_MD5 | SERVER_AUTH_SCRAM)
+
 /* One line of [backends]: "name = host=... port=... region=... key=value ...". */
 struct backend_config {
 	char *name;
@@ -119,6 +127,11 @@ struct config {
 	char *server_tls_ca_file; /* "" = the system's trusted CAs */
 	char *server_tls_cert_file;
 	char *server_tls_key_file;
+
+	/* What servers may ask of pgwing logging in, its own logins and health probes alike */
+	char *server_require_auth;    /* a list as libpq's require_auth */
+	unsigned server_auth_methods; /* SERVER_AUTH_* bits, parsed from it by validation */
+	int server_scram_max_iterations;
 
 	/* [backends], in file order */
 	struct backend_config *backends;

@@ -124,6 +124,13 @@ char *scram_client_first(struct scram_client *st);
 /* Parses server-first-message; returns a malloc'd client-final-message with the proof. */
 char *scram_client_final(struct scram_client *st, const char *server_first, size_t len,
 			 const char **err);
+/*
+ * The iteration count a server-first-message asks for, read before anything is
+ * derived, so that pgwing can refuse a costly login (its own, or a libpq
+ * probe's) up front. Counts beyond INT_MAX read as INT_MAX; false when the
+ * message does not start with well-formed r=, s= and i= attributes.
+ */
+bool scram_server_first_iterations(const char *server_first, size_t len, int *iterations);
 /* Verifies the server's signature in server-final-message. */
 bool scram_client_verify_server(struct scram_client *st, const char *server_final, size_t len,
 				const char **err);

@@ -5,8 +5,9 @@
  * its own client, here RFC 7677's, and its client nonce is pinned to the
  * RFC's. Properties: a client-final-message echoes the server's nonce and
  * carries a proof; for the RFC's server-first-message it is the RFC's
- * client-final-message; and the server's signature is accepted exactly when
- * it is the RFC's.
+ * client-final-message; the count scram_server_first_iterations() reads is
+ * the one used; and the server's signature is accepted exactly when it is the
+ * RFC's.
  */
 #include "fuzz.h"
 #include "pgwing/scram.h"
@@ -54,6 +55,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *err = NULL, *nonce_end;
 	char *client_first, *client_final;
 	bool is_verified;
+	int iterations;
 
 	scram_client_init_keys(&st, client_key, server_key);
 	client_first = scram_client_first(&st);
@@ -77,6 +79,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			   0 &&
 		   first[2 + (nonce_end - client_final - 9)] == ',');
 	FUZZ_CHECK(st.salt_len > 0 && st.iterations > 0);
+	/* The gate that refuses costly logins (auth_login_allows) reads the very count used. */
+	FUZZ_CHECK(scram_server_first_iterations(first, first_len, &iterations) &&
+		   iterations == st.iterations);
 	if (is_rfc_first)
 		FUZZ_CHECK(strcmp(client_final, RFC_CLIENT_FINAL) == 0);
 	free(client_final);

@@ -106,15 +106,15 @@ sub half_hung_backend
 			if ($s == $lsock)
 			{
 				my $c = $lsock->accept or next;
-				my $user = read_startup_user($c);
-				if (!defined $user || $user ne $pass_user)
+				my ($params, $startup) = read_startup($c);
+				if (!$params || ($params->{user} // '') ne $pass_user)
 				{
 					$hung{$c} = $c;    # keep it open, say nothing
 					next;
 				}
 				my $up = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
 					PeerPort => $pg_port, Proto => 'tcp') or next;
-				syswrite($up, ${*$c}{startup});
+				syswrite($up, $startup);
 				@peer{ $c, $up } = ($up, $c);
 				$sel->add($c, $up);
 				next;
@@ -130,33 +130,6 @@ sub half_hung_backend
 			}
 			syswrite($other, $buf);
 		}
-	}
-}
-
-# Answer SSL/GSS requests with 'N' and return the startup packet's user.
-sub read_startup_user
-{
-	my ($c) = @_;
-	while (1)
-	{
-		return undef unless sysread($c, my $hdr, 4) == 4;
-		my $len = unpack('N', $hdr);
-		return undef if $len < 8 || $len > 10000;
-		my $body = '';
-		while (length($body) < $len - 4)
-		{
-			my $r = sysread($c, $body, $len - 4 - length($body), length($body));
-			return undef unless $r;
-		}
-		my $code = unpack('N', $body);
-		if ($code == 80877103 || $code == 80877104)
-		{
-			syswrite($c, 'N');
-			next;
-		}
-		${*$c}{startup} = $hdr . $body;
-		my %p = split /\0/, substr($body, 4);
-		return $p{user};
 	}
 }
 

@@ -19,6 +19,12 @@
 	"wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU="    /* "pencil" */
 #define PW_MD5_USER "md520c46e3762c864548e296b33c3406aa9" /* "pencil" for "user" */
 
+/* A server may ask for anything pgwing can do (server_require_auth's default). */
+static const struct auth_server_policy any_server = {
+	.methods = SERVER_AUTH_ANY,
+	.max_iterations = 10000000,
+};
+
 /* Auth file */
 
 static struct auth_file *load_text(const char *text, char *err, size_t errlen)
@@ -209,7 +215,7 @@ static void run_login(struct run *run, enum auth_type type, const char *user, co
 {
 	struct server_credentials app = {.user = (char *)user, .password = (char *)password};
 	struct auth_client *ac = auth_client_new(type, user, stored, NULL);
-	struct auth_login *al = auth_login_new(&app);
+	struct auth_login *al = auth_login_new(&app, &any_server);
 
 	drive(run, ac, al);
 	auth_client_free(ac);
@@ -381,7 +387,7 @@ static void login_with(const struct server_credentials *cred, enum auth_type typ
 		       const char *server_stored, struct run *run)
 {
 	struct auth_client *server = auth_client_new(type, cred->user, server_stored, NULL);
-	struct auth_login *al = auth_login_new(cred);
+	struct auth_login *al = auth_login_new(cred, &any_server);
 
 	drive(run, server, al);
 	server_credentials_free(&run->cred);
@@ -412,7 +418,7 @@ static void test_derived_secret(void **state)
 		struct run run;
 
 		app.password = (char *)passwords[i];
-		al = auth_login_new(&app);
+		al = auth_login_new(&app, &any_server);
 		drive(&run, ac, al);
 		assert_int_equal(run.client, i == 0 ? AUTH_STEP_OK : AUTH_STEP_FAILED);
 		if (i == 0)
@@ -511,18 +517,18 @@ static void test_login_rejects(void **state)
 	const char *err;
 
 	(void)state;
-	al = auth_login_new(&cred);
+	al = auth_login_new(&cred, &any_server);
 	assert_int_equal(login_feed(al, gss, sizeof(gss), &err), AUTH_STEP_FAILED);
 	assert_non_null(strstr(err, "GSSAPI"));
 	auth_login_free(al);
 
-	al = auth_login_new(&cred);
+	al = auth_login_new(&cred, &any_server);
 	assert_int_equal(login_feed(al, sspi, sizeof(sspi), &err), AUTH_STEP_FAILED);
 	assert_non_null(strstr(err, "SSPI"));
 	auth_login_free(al);
 
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
-		al = auth_login_new(&cred);
+		al = auth_login_new(&cred, &any_server);
 		err = NULL;
 		if (login_feed(al, bad[i].body, bad[i].len, &err) != AUTH_STEP_FAILED)
 			fail_msg("accepted bad request #%zu", i);
@@ -531,10 +537,60 @@ static void test_login_rejects(void **state)
 	}
 
 	/* AuthenticationOk in the middle of SASL: the server never proved itself. */
-	al = auth_login_new(&cred);
+	al = auth_login_new(&cred, &any_server);
 	assert_int_equal(login_feed(al, sasl, sizeof(sasl), &err), AUTH_STEP_CONTINUE);
 	assert_int_equal(login_feed(al, ok, sizeof(ok), &err), AUTH_STEP_FAILED);
 	auth_login_free(al);
+}
+
+/* server_require_auth and server_scram_max_iterations refuse before anything is answered. */
+static void test_login_policy(void **state)
+{
+	static const uint8_t ok[] = {0, 0, 0, 0};
+	static const uint8_t cleartext[] = {0, 0, 0, 3};
+	static const uint8_t md5[] = {0, 0, 0, 5, 1, 2, 3, 4};
+	static const uint8_t sasl[] = "\0\0\0\x0aSCRAM-SHA-256\0";
+	static const uint8_t costly[] = "\0\0\0\x0br=abc,s=c2FsdA==,i=30000000";
+	static const uint8_t cheap[] = "\0\0\0\x0br=abc,s=c2FsdA==,i=4096";
+	static const uint8_t zero_led[] = "\0\0\0\x0br=abc,s=c2FsdA==,i=030000000";
+	const struct auth_server_policy scram_only = {.methods = SERVER_AUTH_SCRAM,
+						      .max_iterations = 4096};
+	struct server_credentials cred = {.user = "user", .password = "pencil"};
+	struct evbuffer *out = evbuffer_new();
+	struct auth_login *al;
+	const char *err;
+	char why[200];
+
+	(void)state;
+	assert_false(auth_login_allows(&scram_only, cleartext, sizeof(cleartext), false, true, why,
+				       sizeof(why)));
+	assert_non_null(strstr(why, "in clear"));
+	assert_false(
+		auth_login_allows(&scram_only, md5, sizeof(md5), false, true, why, sizeof(why)));
+	assert_false(auth_login_allows(&scram_only, ok, sizeof(ok), false, true, why, sizeof(why)));
+	assert_true(auth_login_allows(&scram_only, ok, sizeof(ok), true, true, why, sizeof(why)));
+	assert_true(
+		auth_login_allows(&scram_only, sasl, sizeof(sasl), false, true, why, sizeof(why)));
+	assert_true(auth_login_allows(&scram_only, cheap, sizeof(cheap) - 1, true, true, why,
+				      sizeof(why)));
+	assert_false(auth_login_allows(&scram_only, costly, sizeof(costly) - 1, true, true, why,
+				       sizeof(why)));
+	assert_non_null(strstr(why, "30000000"));
+	/* libpq's strtol would read 30 million here: unreadable is refused, not let through. */
+	assert_false(auth_login_allows(&scram_only, zero_led, sizeof(zero_led) - 1, true, true, why,
+				       sizeof(why)));
+	/* Keys from the client's login derive nothing: no cap. */
+	assert_true(auth_login_allows(&scram_only, costly, sizeof(costly) - 1, true, false, why,
+				      sizeof(why)));
+
+	/* The login itself never answers a refused request: nothing is sent. */
+	al = auth_login_new(&cred, &scram_only);
+	assert_int_equal(auth_login_step(al, cleartext, sizeof(cleartext), out, &err),
+			 AUTH_STEP_FAILED);
+	assert_int_equal(evbuffer_get_length(out), 0);
+	assert_non_null(strstr(err, "server_require_auth"));
+	auth_login_free(al);
+	evbuffer_free(out);
 }
 
 static enum auth_step client_feed(struct auth_client *ac, const void *body, size_t len,
@@ -639,6 +695,7 @@ int main(void)
 		cmocka_unit_test(test_server_login_with_scram_keys),
 		cmocka_unit_test(test_server_login_with_md5_hash),
 		cmocka_unit_test(test_login_rejects),
+		cmocka_unit_test(test_login_policy),
 		cmocka_unit_test(test_client_rejects),
 	};
 

@@ -620,6 +620,34 @@ static void test_format_round_trip(void **state)
 }
 
 /* SET from the console: the file's syntax and ranges, reloadable settings only. */
+/* server_require_auth is parsed into bits as libpq reads require_auth: all ! or none. */
+static void test_server_require_auth(void **state)
+{
+	struct config *cfg = load_text(BACKENDS);
+
+	(void)state;
+	assert_non_null(cfg);
+	assert_int_equal(cfg->server_auth_methods, SERVER_AUTH_ANY);
+	assert_int_equal(cfg->server_scram_max_iterations, 32768);
+	assert_true(
+		config_set(cfg, "server_require_auth", "scram-sha-256, none", err, sizeof(err)));
+	assert_int_equal(cfg->server_auth_methods, SERVER_AUTH_SCRAM | SERVER_AUTH_NONE);
+	assert_true(config_set(cfg, "server_require_auth", "!password", err, sizeof(err)));
+	assert_int_equal(cfg->server_auth_methods, SERVER_AUTH_ANY & ~SERVER_AUTH_PASSWORD);
+
+	assert_false(config_set(cfg, "server_require_auth", "md5,!password", err, sizeof(err)));
+	assert_non_null(strstr(err, "either every method has ! or none has"));
+	assert_false(config_set(cfg, "server_require_auth", "scram-sha-256,gss", err, sizeof(err)));
+	assert_non_null(strstr(err, "unknown method \"gss\""));
+	assert_false(config_set(cfg, "server_require_auth", "!scram-sha-256,!md5,!password,!none",
+				err, sizeof(err)));
+	assert_non_null(strstr(err, "refuses every method"));
+	/* Refused values leave the last good one, string and bits alike. */
+	assert_string_equal(cfg->server_require_auth, "!password");
+	assert_int_equal(cfg->server_auth_methods, SERVER_AUTH_ANY & ~SERVER_AUTH_PASSWORD);
+	config_free(cfg);
+}
+
 static void test_set(void **state)
 {
 	struct config *cfg = load_text(BACKENDS);
@@ -824,6 +852,7 @@ int main(void)
 		cmocka_unit_test(test_format_value),
 		cmocka_unit_test(test_format_range),
 		cmocka_unit_test(test_format_round_trip),
+		cmocka_unit_test(test_server_require_auth),
 		cmocka_unit_test(test_set),
 		cmocka_unit_test(test_set_refuses_paths),
 		cmocka_unit_test(test_is_changed),

@@ -78,7 +78,7 @@ use Test::More;
 use Exporter 'import';
 our @EXPORT_OK = qw(
   new_node create_role role_secret set_hba os_user
-  startup_packet pg_message read_message take_message error_fields raw_login
+  startup_packet read_startup pg_message read_message take_message error_fields raw_login
   pgwing_bin run_pgwing tool_bin is_sanitized cmp_rss
 );
 our %EXPORT_TAGS = (all => \@EXPORT_OK);
@@ -1063,6 +1063,12 @@ sub raw_connect
 
 A v3 StartupMessage with the given parameters (in that order).
 
+=item read_startup($sock) => (\%params, $packet)
+
+On the server side of a fake backend: answer SSLRequest and GSSENCRequest
+with C<N>, then read the StartupMessage. Returns its parameters and its
+bytes (to pass on to a real server), or () at EOF or on a malformed packet.
+
 =item pg_message($type, $body) => bytes
 
 A typed message: type byte, int32 length, body.
@@ -1095,6 +1101,31 @@ sub startup_packet
 	$body .= "$_\0" for @kv;
 	$body .= "\0";
 	return pack('N', length($body) + 4) . $body;
+}
+
+sub read_startup
+{
+	my ($sock) = @_;
+	while (1)
+	{
+		return () unless (sysread($sock, my $hdr, 4) // 0) == 4;
+		my $len = unpack('N', $hdr);
+		return () if $len < 8 || $len > 10000;
+		my $body = '';
+		while (length($body) < $len - 4)
+		{
+			my $r = sysread($sock, $body, $len - 4 - length($body), length($body));
+			return () unless $r;
+		}
+		my $code = unpack('N', $body);
+		if ($code == 80877103 || $code == 80877104)
+		{
+			syswrite($sock, 'N');
+			next;
+		}
+		my %params = split /\0/, substr($body, 4);
+		return (\%params, $hdr . $body);
+	}
 }
 
 sub pg_message
