@@ -45,10 +45,6 @@ my $node = new_node('primary', max_connections => 100,
 my $pw = PgWing::Test->new(backends => [ [ primary => $node ] ], auth_type => 'trust',
 	settings => { max_client_conn => $max, client_login_timeout => '60s' });
 $pw->start;
-my $pid = $pw->pid;
-
-sub fds { my @f = glob("/proc/$pid/fd/*"); return scalar @f; }
-
 # pgwing's server connections from the storm's sessions (kept in the pool
 # after their clients leave, until server_idle_timeout).
 sub storm_backends
@@ -60,7 +56,7 @@ sub storm_backends
 # A pool logs in once through a plain client, so the storm finds it warm.
 is($pw->safe_psql('SELECT 1', application_name => 'storm'), '1', 'warm-up login');
 sleep 1;
-my ($fds0, $rss0, $servers0) = (fds(), $pw->rss_kb, storm_backends());
+my ($fds0, $rss0, $servers0) = ($pw->open_fds, $pw->rss_kb, storm_backends());
 note "before the storms: $fds0 fds, RSS $rss0 kB, $servers0 pooled servers";
 # What may stay after a storm: heap pages that long-lived allocations made
 # during it keep in use -- libevent's per-descriptor map entries (one for
@@ -85,7 +81,7 @@ sub storm
 	$h->pump until $out =~ /^logins .*\n/m;
 	my %r = $out =~ /(\w+)=(\d+)/g;
 	my $backends_idle = storm_backends();
-	my ($fds_held, $rss_held) = (fds(), $pw->rss_kb);
+	my ($fds_held, $rss_held) = ($pw->open_fds, $pw->rss_kb);
 	$in .= "query\n";
 	$h->pump until $out =~ /^queries .*\n/m;
 	note "storm $round: $out";
@@ -116,7 +112,7 @@ sub storm
 	my ($fds, $rss, $servers);
 	for (1 .. 50)
 	{
-		($fds, $rss, $servers) = (fds(), $pw->rss_kb, storm_backends());
+		($fds, $rss, $servers) = ($pw->open_fds, $pw->rss_kb, storm_backends());
 		last if $fds - $servers <= $fds0 - $servers0 + 2 && $rss - $rss0 < $rss_slack_kb;
 		sleep 0.2;
 	}

@@ -15,18 +15,11 @@ my $row_size = 2000;    # 200 MB in all
 my $node = new_node('primary');
 my $pw = PgWing::Test->new(backends => [ [ primary => $node ] ], auth_type => 'trust');
 $pw->start;
-my $pid = $pw->pid;
 
-sub rss_kb
-{
-	open my $fh, '<', "/proc/$pid/status" or return -1;
-	my ($l) = grep { /^VmRSS:/ } <$fh>;
-	return ($l =~ /(\d+)/)[0];
-}
 
 # Warm up: a session and a small query, so the baseline has the pool.
 is($pw->safe_psql('SELECT 1'), '1', 'warm-up');
-my $rss0 = rss_kb();
+my $rss0 = $pw->rss_kb;
 
 my $s = $pw->raw_connect;
 my $login = raw_login($s, params => { application_name => 'slowreader' });
@@ -42,7 +35,7 @@ sleep 2;
 my $still = $node->safe_psql('postgres',
 	"SELECT wait_event FROM pg_stat_activity WHERE application_name = 'slowreader'");
 is($still, 'ClientWrite', 'and stays blocked while the client does not read');
-my $rss1 = rss_kb();
+my $rss1 = $pw->rss_kb;
 note "pgwing RSS: $rss0 kB before, $rss1 kB with the stalled 200 MB result";
 # What pgwing may hold is forward_buffer_size (256kB) plus socket-sized
 # reads: well under 8 MB, against the 200 MB the query would produce.
@@ -69,7 +62,7 @@ while (1)
 is($t, 'Z', 'the query completes once the client reads') or diag "got: $b";
 is($drows, $rows, "all $rows rows arrive");
 cmp_ok($bytes, '>', $rows * $row_size, 'all 200 MB of them');
-my $rss2 = rss_kb();
+my $rss2 = $pw->rss_kb;
 note "pgwing RSS after streaming it: $rss2 kB";
 cmp_rss($rss2 - $rss0, '<', 8 * 1024, 'pgwing memory still bounded after the stream');
 syswrite($s, pg_message('X'));
@@ -82,7 +75,7 @@ $pw->set(forward_buffer_size => '32MB');
 $pw->write_config;
 $pw->signal('HUP');
 ok($pw->wait_for_log(qr/configuration reloaded/, $pos), 'forward_buffer_size raised to 32MB');
-my $rss3 = rss_kb();
+my $rss3 = $pw->rss_kb;
 $s = $pw->raw_connect;
 ok(raw_login($s, params => { application_name => 'slowreader2' })->{ok}, 'a second slow reader');
 syswrite($s, pg_message('Q', "SELECT repeat('x', $row_size) FROM generate_series(1, $rows)\0"));
@@ -91,7 +84,7 @@ ok( $node->poll_query_until('postgres',
 		  . "WHERE application_name = 'slowreader2' AND state = 'active'"),
 	'its backend blocks too');
 sleep 2;
-my $rss4 = rss_kb();
+my $rss4 = $pw->rss_kb;
 note "pgwing RSS with forward_buffer_size = 32MB: $rss3 kB before, $rss4 kB stalled";
 # libevent allocates its buffer chains with room to spare (up to twice the
 # data they hold), hence the upper bound.

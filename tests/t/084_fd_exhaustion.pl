@@ -25,20 +25,7 @@ my $ss = `ss -ltnH 'sport = :@{[ $pw->rw_port ]}'`;
 is((split ' ', $ss)[2], $backlog, "the listening socket's backlog is listen_backlog ($backlog)")
   or diag "ss: $ss";
 
-sub open_fds { my @f = glob("/proc/$pid/fd/*"); return scalar @f; }
-
-# CPU seconds (user + system) pgwing has used so far.
-my $clk_tck = `getconf CLK_TCK` + 0 || 100;
-sub cpu_seconds
-{
-	open my $fh, '<', "/proc/$pid/stat" or die "stat: $!";
-	my $stat = <$fh>;
-	$stat =~ s/^.*\) //;    # after "pid (comm) "; fields from 3 on
-	my @f = split / /, $stat;
-	return ($f[11] + $f[12]) / $clk_tck;
-}
-
-my $base_fds = open_fds();
+my $base_fds = $pw->open_fds;
 my (%state, %buf, @socks);
 sub connect_client
 {
@@ -99,7 +86,7 @@ is($n->{ready}, $nheld, "$nheld sessions logged in before the pressure");
 my @held = grep { $state{$_} eq 'ready' } @socks;
 
 # pgwing raises its soft limit to the hard one at startup; lower both under it.
-my $fd_limit = open_fds() + $headroom;
+my $fd_limit = $pw->open_fds + $headroom;
 system('prlimit', "--pid=$pid", "--nofile=$fd_limit:$fd_limit") == 0
   or die "prlimit --pid $pid failed: cannot lower pgwing's fd limit";
 note "pgwing: $base_fds fds at start, limit now $fd_limit";
@@ -109,15 +96,15 @@ my $pos = $pw->log_position;
 @socks = ();
 connect_client() for 1 .. $nclients;
 pump(3);
-my $cpu0 = cpu_seconds();
+my $cpu0 = $pw->cpu_seconds;
 my $t0   = time;
 $n = pump(4);
-my $cpu  = cpu_seconds() - $cpu0;
+my $cpu  = $pw->cpu_seconds - $cpu0;
 my $wall = time - $t0;
 note sprintf('under pressure: %d ready, %d waiting, %d error (%s), %d closed; fds %d/%d',
 	$n->{ready}, $n->{waiting}, $n->{error},
 	join(',', map { "$_ x$sqlstate{$_}" } sort keys %sqlstate),
-	$n->{closed}, open_fds(), $fd_limit);
+	$n->{closed}, $pw->open_fds, $fd_limit);
 note sprintf('pgwing used %.2f s CPU in %.1f s under pressure', $cpu, $wall);
 
 ok($pw->alive, 'pgwing alive with its fds exhausted');
@@ -176,11 +163,11 @@ sub pooled_servers
 my $back = 0;
 for (1 .. 40)
 {
-	last if ($back = open_fds() - pooled_servers() <= $base_fds + 2);
+	last if ($back = $pw->open_fds - pooled_servers() <= $base_fds + 2);
 	sleep 0.25;
 }
 ok($back, 'pgwing is back to its baseline fd count (less pooled servers)')
-  or diag 'fds: ' . open_fds() . ', pooled servers: ' . pooled_servers();
+  or diag 'fds: ' . $pw->open_fds . ', pooled servers: ' . pooled_servers();
 sleep 5;    # ACCEPT_QUIET_MS: the episode is over
 is($pw->safe_psql('SELECT 1', timeout => 20), '1', 'a new client is served');
 ok($pw->wait_for_log(qr/accepting new connections again/, $pos, 5),

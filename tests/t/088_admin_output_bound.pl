@@ -23,14 +23,7 @@ my $pw = PgWing::Test->new(
 	auth_type => 'trust',
 	settings  => { stats_users => 'watcher' });
 $pw->start;
-my $pid = $pw->pid;
 
-sub rss_kb
-{
-	open my $fh, '<', "/proc/$pid/status" or return -1;
-	my ($l) = grep { /^VmRSS:/ } <$fh>;
-	return ($l =~ /(\d+)/)[0];
-}
 
 # Read until $n ReadyForQuery, writing what is left of $$out from $$sent
 # meanwhile ($s non-blocking); returns the CommandComplete tags and the bytes read.
@@ -78,7 +71,7 @@ syswrite($s, $show);
 my ($tags, $one) = read_answers($s, 1, 10);
 like($tags->[0] // '', qr/^SELECT \d+$/, 'SHOW CONFIG answers');
 note "one SHOW CONFIG answer: $one bytes";
-my $rss0 = rss_kb();
+my $rss0 = $pw->rss_kb;
 
 # The attack: all the queries at once, none of the answers read.
 $s->blocking(0);
@@ -98,7 +91,7 @@ note sprintf('pipelined %d of %d SHOW CONFIGs (%d bytes) in %.1f s',
 	$pipelined, $queries, $sent, time - $t0);
 cmp_ok($pipelined, '>', 0, 'the console read some of them');
 sleep 2;
-my $rss1 = rss_kb();
+my $rss1 = $pw->rss_kb;
 note "pgwing RSS: $rss0 kB before, $rss1 kB with the answers unread";
 # forward_buffer_size (256kB) of answers and one read of queries: under
 # 2 MB, against the 48 MB of answers the queries ask for. (Before the
@@ -122,7 +115,7 @@ my $bytes;
 is(scalar(@$tags), $queries, "all $queries answers arrive");
 is(scalar(grep { $_ eq $tags->[0] } @$tags), $queries, 'each a complete SHOW CONFIG');
 note "read $bytes bytes of answers";
-my $rss2 = rss_kb();
+my $rss2 = $pw->rss_kb;
 note "pgwing RSS after the answers were read: $rss2 kB";
 cmp_rss($rss2 - $rss0, '<', 2 * 1024, 'pgwing memory still bounded after');
 syswrite($s, pg_message('X'));

@@ -30,14 +30,7 @@ my $pw = PgWing::Test->new(
 		metrics_listen      => "127.0.0.1:$metrics_port",
 	});
 $pw->start;
-my $pid = $pw->pid;
 
-sub rss_kb
-{
-	open my $fh, '<', "/proc/$pid/status" or return -1;
-	my ($l) = grep { /^VmRSS:/ } <$fh>;
-	return ($l =~ /(\d+)/)[0];
-}
 
 sub console { return $pw->safe_psql($_[0], dbname => 'pgwing', user => 'admin'); }
 
@@ -91,7 +84,7 @@ $session->query_safe('SELECT 1');
 my $user = os_user();
 my @normal = ("postgres/$user/rw");
 is_deeply(pools(), \@normal, 'SHOW POOLS: the session\'s pool');
-my $rss0 = rss_kb();
+my $rss0 = $pw->rss_kb;
 
 my $t0 = time;
 is(name_databases('nodb_a'), $names, "$names logins naming missing databases get 3D000");
@@ -99,11 +92,11 @@ note sprintf('%d logins in %.1f s', $names, time - $t0);
 ok(wait_until(sub { @{ pools() } == @normal }, 3),
 	'SHOW POOLS returns to its normal rows within a sweep');
 is_deeply(pools(), \@normal, 'only the session\'s pool is left');
-my $rss1 = rss_kb();
+my $rss1 = $pw->rss_kb;
 
 is(name_databases('nodb_b'), $names, "$names more names");
 ok(wait_until(sub { @{ pools() } == @normal }, 3), 'SHOW POOLS is back to normal again');
-my $rss2 = rss_kb();
+my $rss2 = $pw->rss_kb;
 note "pgwing RSS: $rss0 kB, $rss1 kB after $names names, $rss2 kB after $names more";
 # At a1ed8dc each round kept 1000 pools, about 500 kB; collected, the
 # second round reuses what the first one freed.

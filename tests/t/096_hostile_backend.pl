@@ -35,7 +35,7 @@ sub start_fake
 {
 	my ($name, $how, $pass_user) = @_;
 	my $port   = PostgreSQL::Test::Cluster::get_free_port();
-	my $record = "$PostgreSQL::Test::Utils::tmp_check/091_$name.record";
+	my $record = "$PostgreSQL::Test::Utils::tmp_check/096_$name.record";
 	my $lsock  = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port,
 		Listen => 128, ReuseAddr => 1) or die "listen: $!";
 	open(my $touch, '>', $record) or die "$record: $!";
@@ -246,7 +246,7 @@ unlike($received, qr/^bob after p /m, 'but never a proof: nothing was derived');
 # 3. Over TLS the probe reads the server's requests through libpq's own TLS
 # session: a real server with ssl = on asking the probe for SCRAM (4096
 # iterations). Within the cap it comes up; under a cap of 1000 it is refused.
-my $certs = "$PostgreSQL::Test::Utils::tmp_check/091_certs";
+my $certs = "$PostgreSQL::Test::Utils::tmp_check/096_certs";
 mkdir $certs;
 my ($openssl_out, $openssl_err);
 IPC::Run::run(
