@@ -13,7 +13,7 @@ use Time::HiRes qw(time sleep);
 
 my %timeouts = (server_connect_timeout => '1s', hold_timeout => '2s',
 	health_interval => '200ms', health_timeout => '1s');
-my $limit = 1 + 2 + 3;    # the timeouts plus slack
+my $limit = time_bound(1 + 2 + 3);    # the timeouts plus slack
 
 sub expect_08006
 {

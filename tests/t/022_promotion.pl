@@ -14,7 +14,7 @@ use Time::HiRes qw(usleep time);
 
 my $interval_ms = 200;
 my $timeout_ms  = 1000;
-my $budget      = ($interval_ms + $timeout_ms) / 1000 + 1;
+my $budget      = time_bound(($interval_ms + $timeout_ms) / 1000 + 1);
 my $runs        = $ENV{PGWING_PROMOTE_RUNS} // 1;
 
 sub promote_once

@@ -46,10 +46,10 @@ ok( $pw->wait_for_log(
 		$offset),
 	'the log says a reserve server opened');
 
-$node->poll_query_until('postgres',
-	"SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = 'reserve'")
-  or die 'the reserve server was not closed';
-pass('B gone and nobody waiting: the reserve server is closed, A keeps its own');
+ok( $node->poll_query_until(
+		'postgres',
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = 'reserve'"),
+	'B gone and nobody waiting: the reserve server is closed, A keeps its own');
 
 # The reserve used up: B2 holds it inside a transaction, C waits out hold_timeout.
 my $b2 = $pw->background_psql(application_name => 'reserve');

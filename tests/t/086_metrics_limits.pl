@@ -18,7 +18,6 @@ use Time::HiRes qw(time sleep);
 $SIG{PIPE} = 'IGNORE';    # writing to a connection pgwing closed is expected here
 
 # The waits below decide only when to give up; a slow (valgrind) pgwing stretches them.
-my $factor = $ENV{PGWING_TIMEOUT_FACTOR} || 1;
 
 my $metrics_port = PostgreSQL::Test::Cluster::get_free_port();
 my $timeout_s    = 1;
@@ -49,7 +48,7 @@ sub scrape
 	my ($out, $err) = ('', '');
 	IPC::Run::run(
 		[
-			'curl', '-sS', '-f', '--max-time', $max_time // 10 * $factor,
+			'curl', '-sS', '-f', '--max-time', $max_time // time_bound(10),
 			"http://127.0.0.1:$metrics_port/metrics"
 		],
 		'>', \$out, '2>', \$err);
@@ -106,7 +105,7 @@ sub flood
 		$sent += $w;
 		substr($pending, 0, $w) = '';
 	}
-	return ($sent, closed_within($sock, 5 * $factor));
+	return ($sent, closed_within($sock, time_bound(5)));
 }
 
 # 1. The first scrape, and SHOW STATS, before any client made a pool.
@@ -124,7 +123,7 @@ my @silent = map { metrics_connect() or die "connect: $!" } 1 .. $max_conn - 2;
 sleep 0.2;
 is(readable_now(@silent), 0, 'silent scrapers are connected at first');
 my $t0     = time;
-my $closed = grep { closed_within($_, (4 * $timeout_s + 2) * $factor) } @silent;
+my $closed = grep { closed_within($_, time_bound(4 * $timeout_s + 2)) } @silent;
 my $took   = time - $t0;
 is($closed, scalar @silent, "silent scrapers are closed after metrics_timeout ($timeout_s s)");
 note sprintf('silent scrapers closed %.1f s after the first check; pgwing RSS %d -> %d kB',
@@ -135,7 +134,7 @@ close $_ for @silent;
 my $rss0 = $pw->rss_kb;
 my $sock = metrics_connect() or die "connect: $!";
 my ($sent, $was_closed) = flood($sock, "GET /metrics HTTP/1.1\r\nHost: x\r\n",
-	'X-Junk: ' . ('a' x 1014) . "\r\n", 64 << 20, 30 * $factor);
+	'X-Junk: ' . ('a' x 1014) . "\r\n", 64 << 20, time_bound(30));
 my $rss1 = $pw->rss_kb;
 note sprintf('header flood: %.1f MB sent before the close; pgwing RSS %d -> %d kB',
 	$sent / 1048576, $rss0, $rss1);
@@ -151,7 +150,7 @@ $rss0 = $pw->rss_kb;
 $sock = metrics_connect() or die "connect: $!";
 my $cpu0 = $pw->cpu_seconds;
 $t0 = time;
-($sent, $was_closed) = flood($sock, 'GET /', 'a' x 256, 64 << 20, 5 * $factor);
+($sent, $was_closed) = flood($sock, 'GET /', 'a' x 256, 64 << 20, time_bound(5));
 # At least 2 s, so a clock tick of CPU does not weigh on a short window.
 sleep 2 - (time - $t0) if time - $t0 < 2;
 my $cpu  = $pw->cpu_seconds - $cpu0;
@@ -183,10 +182,10 @@ note "100 scrapers: $accepted accepted; pgwing has $fds fds (limit $limit, $base
   . "RSS $rss0 -> " . $pw->rss_kb . ' kB';
 is($accepted, $max_conn, "metrics_max_conn ($max_conn) of them are accepted");
 cmp_ok($fds - $base_fds, '<=', $max_conn + 2, 'pgwing has fds to spare');
-($rc, $out, $perr) = $pw->psql('SELECT 1', timeout => 10 * $factor);
+($rc, $out, $perr) = $pw->psql('SELECT 1', timeout => time_bound(10));
 is($out, '1', 'a client is served while 100 scrapers wait') or diag $perr;
 # Those accepted time out and make room for the next: all are served or closed in turn.
-($ok, $body, $err) = scrape(30 * $factor);
+($ok, $body, $err) = scrape(time_bound(30));
 ok($ok, 'a scrape behind them is answered in turn') or diag $err;
 close $_ for @scrapers;
 ok($pw->alive, 'pgwing is alive');

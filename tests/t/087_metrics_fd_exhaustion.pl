@@ -10,7 +10,6 @@ use PgWing::Test qw(:all);
 use Test::More;
 use Time::HiRes qw(time sleep);
 
-my $factor = $ENV{PGWING_TIMEOUT_FACTOR} || 1;
 
 my $metrics_port = PostgreSQL::Test::Cluster::get_free_port();
 my $node         = new_node('primary');
@@ -31,7 +30,7 @@ sub scrape
 	my ($out, $err) = ('', '');
 	IPC::Run::run(
 		[
-			'curl', '-sS', '-f', '--max-time', 10 * $factor,
+			'curl', '-sS', '-f', '--max-time', time_bound(10),
 			"http://127.0.0.1:$metrics_port/metrics"
 		],
 		'>', \$out, '2>', \$err);

@@ -17,7 +17,6 @@ use Time::HiRes qw(time sleep);
 # 1000 more SHOW POOLS rows, 500 kB more RSS and 260 kB more /metrics, each
 # round.
 my $names          = 1000;
-my $timeout_factor = $ENV{PGWING_TIMEOUT_FACTOR} || 1;
 my $metrics_port   = PostgreSQL::Test::Cluster::get_free_port();
 
 my $node = new_node('primary');
@@ -54,7 +53,7 @@ sub metrics
 sub wait_until
 {
 	my ($cond, $secs) = @_;
-	my $deadline = time + $secs * $timeout_factor;
+	my $deadline = time + time_bound($secs);
 	while (time < $deadline)
 	{
 		return 1 if $cond->();
@@ -111,11 +110,11 @@ my $m = metrics();
 my $took = time - $t0;
 is(scalar(() = $m =~ /nodb_/g), 0, 'metrics: no series for the names');
 note sprintf('/metrics: %d bytes in %.3f s', length $m, $took);
-cmp_ok($took, '<', 1 * $timeout_factor, 'metrics answer at once');
+cmp_ok($took, '<', time_bound(1), 'metrics answer at once');
 $t0 = time;
 is($pw->safe_psql('SELECT 1'), '1', 'a new client logs in');
 $took = time - $t0;
-cmp_ok($took, '<', 2 * $timeout_factor, sprintf('at once (%.2f s)', $took));
+cmp_ok($took, '<', time_bound(2), sprintf('at once (%.2f s)', $took));
 
 # A pool in use is never collected, whatever pool_idle_timeout says.
 console("SET pool_idle_timeout = '1s'");

@@ -16,7 +16,6 @@ use POSIX ();
 use Time::HiRes qw(time);
 use Test::More;
 
-my $factor = $ENV{PGWING_TIMEOUT_FACTOR} || 1;
 
 my $primary = new_node('primary');
 create_role($primary, 'prober', 'probe-secret');
@@ -181,7 +180,7 @@ while (time < $until)
 	$failures++ unless $rc == 0 && $out eq '1';
 }
 is($failures, 0, 'queries to the primary succeed while the fakes are probed');
-cmp_ok($worst, '<', 2 * $factor, 'and none waits long (the loop is not blocked)');
+cmp_ok($worst, '<', time_bound(2), 'and none waits long (the loop is not blocked)');
 
 my $backends = show_backends($pw);
 is($backends->{primary}{state},    'up',   'SHOW BACKENDS: the primary is up');
@@ -193,7 +192,7 @@ like($backends->{fake_clear}{last_error}, qr/password in clear/, 'SHOW BACKENDS:
 
 my $t0 = time;
 $pw->stop;    # SIGINT; asserts a clean exit
-cmp_ok(time - $t0, '<', 2 * $factor, 'SIGINT stops pgwing at once');
+cmp_ok(time - $t0, '<', time_bound(2), 'SIGINT stops pgwing at once');
 
 my $received = slurp_file($scram_record);
 like($received, qr/^prober first p /m, 'the SCRAM fake got the probe\'s initial response');
@@ -232,11 +231,11 @@ my $took = time - $t0;
 isnt($rc, 0, 'bob: the login fails');
 like($err, qr/server asked for 9000000 SCRAM iterations, more than server_scram_max_iterations/,
 	'bob: the client is told why');
-cmp_ok($took, '<', 2 * $factor, 'bob: at once');
+cmp_ok($took, '<', time_bound(2), 'bob: at once');
 
 $t0 = time;
 $pw->stop(signal => 'TERM');
-cmp_ok(time - $t0, '<', 2 * $factor, 'SIGTERM stops pgwing at once');
+cmp_ok(time - $t0, '<', time_bound(2), 'SIGTERM stops pgwing at once');
 
 $received = slurp_file($pose_record);
 unlike($received, qr/alice-pw/, 'the poser never got alice\'s password');

@@ -278,13 +278,27 @@ static void test_prefixes(void **state UNUSED)
 		size_t len = strlen(texts[i]);
 
 		for (size_t n = 0; n <= len; n++) {
+			/* Exactly n bytes, so ASan sees any read past the prefix. */
 			char *copy = malloc(n ? n : 1);
+			size_t count, end = 0;
+			bool has_state = false;
 
 			memcpy(copy, texts[i], n);
-			classify_query(copy, n, info, ARRAY_SIZE(info));
-			classify_query_class(copy, n);
-			classify_may_read(copy, n);
-			classify_may_keep_state(copy, n);
+			count = classify_query(copy, n, info, ARRAY_SIZE(info));
+			/* Statements lie inside the text, in order, and their keys end. */
+			for (size_t k = 0; k < count && k < ARRAY_SIZE(info); k++) {
+				assert_true(info[k].start >= end);
+				assert_true(info[k].start + info[k].len <= n);
+				assert_true(memchr(info[k].key, '\0', STMT_KEY_MAX) != NULL);
+				end = info[k].start + info[k].len;
+				has_state = has_state || info[k].cls == STMT_SESSION ||
+					    info[k].cls == STMT_UNMOVABLE;
+			}
+			/* The cheap checks' "false" is certain (no statement is not a read). */
+			if (count > 0 && classify_query_class(copy, n) == STMT_READ)
+				assert_true(classify_may_read(copy, n));
+			if (has_state)
+				assert_true(classify_may_keep_state(copy, n));
 			free(copy);
 		}
 	}

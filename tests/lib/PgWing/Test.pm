@@ -79,7 +79,7 @@ use Exporter 'import';
 our @EXPORT_OK = qw(
   new_node create_role role_secret set_hba os_user
   startup_packet read_startup pg_message read_message take_message error_fields raw_login
-  pgwing_bin run_pgwing tool_bin is_sanitized cmp_rss
+  pgwing_bin run_pgwing tool_bin is_sanitized cmp_rss time_bound
 );
 our %EXPORT_TAGS = (all => \@EXPORT_OK);
 
@@ -94,6 +94,10 @@ my @all_instances;
 my $timeout_factor = $ENV{PGWING_TIMEOUT_FACTOR} || 1;
 
 sub _timeout { return $_[0] * $timeout_factor; }
+
+# An upper bound a test puts on how long pgwing takes, stretched as the waits
+# are: under valgrind "at once" takes several times longer.
+sub time_bound { return _timeout($_[0]); }
 
 sub _tool_command
 {
