@@ -422,8 +422,18 @@ static void lookup_connect(const struct backend *b)
  */
 static void lookup_next(void)
 {
+	struct cache_entry *e, *next;
 	struct backend *b, *w;
 
+	/*
+	 * Nobody waits for these any more (they gave up, or left): looking them up
+	 * would retry, and wake the database, for no one.
+	 */
+	for (e = TAILQ_FIRST(&cache.queue); e != NULL; e = next) {
+		next = TAILQ_NEXT(e, queue_link);
+		if (TAILQ_EMPTY(&e->waiters))
+			entry_free(e);
+	}
 	if (TAILQ_EMPTY(&cache.queue)) {
 		lookup_close();
 		return;
@@ -490,7 +500,7 @@ void auth_query_cancel(struct auth_query_wait *wait)
 {
 	if (wait == NULL)
 		return;
-	/* The lookup itself goes on: its answer serves the next login of this user. */
+	/* A lookup under way still finishes (its answer serves the next login); see lookup_next. */
 	TAILQ_REMOVE(&wait->entry->waiters, wait, link);
 	free(wait);
 }
