@@ -131,6 +131,12 @@ for my $i (0 .. 4)
 }
 ok($pw->wait_for_log(qr/auth_query: lookup failed, retrying while logins wait/),
 	'the lookup waits for the database');
+# One more login of the same user leaves while it waits: its answer must not
+# reach it (the sanitizers would see a use after free).
+my $leaver = $pw->raw_connect;
+print $leaver startup_packet(user => 'carol', database => 'postgres');
+usleep(200_000);
+close $leaver;
 usleep(500_000);
 $off = -s $node->logfile;
 $node->start;

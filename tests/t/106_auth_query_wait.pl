@@ -11,7 +11,7 @@ use Time::HiRes qw(time usleep);
 
 my $factor = $ENV{PGWING_TIMEOUT_FACTOR} || 1;
 
-my $node = new_node('pg1');
+my $node = new_node('pg1', conf => 'log_connections = on');
 create_role($node, 'pgwing_auth', 'auth-pw', superuser => 1);
 create_role($node, 'dana',        'dana-pw');
 set_hba($node, 'scram-sha-256');
@@ -77,6 +77,14 @@ like($r->{error}{M}, qr/could not look up the password of user "dana" after \d+ 
 	'saying the lookup failed and why');
 cmp_ok($held, '>=', $hold_s - 0.2, 'after hold_timeout, not before');
 ok(!$r->{auth}, 'without being asked for a password');
+
+# Nobody waits for that lookup any more: it is dropped, not retried forever
+# (which would also keep waking a sleeping database).
+my $off = -s $node->logfile;
+$node->start;
+usleep(1_500_000);
+unlike(substr(slurp_file($node->logfile), $off), qr/application_name=pgwing-auth/,
+	'a lookup nobody waits for is not retried once the database is back');
 $pw2->stop;
 
 done_testing();
