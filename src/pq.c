@@ -50,8 +50,12 @@ void pq_copy_one_line(char *dst, size_t dstlen, const char *src)
 			is_space_pending = n > 0;
 			continue;
 		}
-		if (is_space_pending && n + 2 < dstlen)
+		/* No room for the blank and a character after it: end at the word before. */
+		if (is_space_pending) {
+			if (n + 2 >= dstlen)
+				break;
 			dst[n++] = ' ';
+		}
 		is_space_pending = false;
 		dst[n++] = *src;
 	}
