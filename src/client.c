@@ -130,6 +130,9 @@ void client_close(struct client *cl)
 	if (cl->server != NULL)
 		client_give_back_server(cl);
 	pool_forget_client(cl);
+	/* Its lookup's answer must not restart the login of a client on its way out. */
+	auth_query_cancel(cl->lookup);
+	cl->lookup = NULL;
 	cl->state = CL_CLOSING;
 	if (cl->timer != NULL)
 		event_del(cl->timer);
