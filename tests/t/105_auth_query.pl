@@ -94,6 +94,17 @@ create_role($node, 'bob', 'bob-pw');
 is($pw->safe_psql('SELECT current_user', user => 'bob', password => 'bob-pw'),
 	'bob', 'a user created after pgwing started logs in');
 
+# For the record: what a lookup adds to a login (a cache miss: connect as
+# auth_user, SCRAM, one query), against a cached answer.
+create_role($node, 'erin', 'erin-pw');
+for my $case ('lookup', 'cached')
+{
+	my $t0 = time();
+	my $e  = login('erin', 'erin-pw');
+	note(sprintf('login of erin, %s: %.1f ms', $case, 1000 * (time() - $t0)));
+	ok($e->{ok}, "erin logs in ($case)");
+}
+
 # Nothing is kept connected once the lookups are answered: a database with
 # no clients must be free to stop.
 is(lookup_connections(), '0', 'no lookup connection left open');
