@@ -505,6 +505,14 @@ void auth_query_cancel(struct auth_query_wait *wait)
 	free(wait);
 }
 
+void auth_query_forget_user(const char *user)
+{
+	struct cache_entry *e = entry_find(user);
+
+	if (e != NULL && !e->is_pending)
+		entry_free(e);
+}
+
 void auth_query_forget(void)
 {
 	struct cache_entry *e, *next;

@@ -678,6 +678,8 @@ static bool client_handle_auth(struct client *cl)
 	case AUTH_STEP_FAILED:
 		log_info("client %" PRIu64 " from %s: authentication failed for user \"%s\": %s",
 			 cl->id, cl->addr, cl->params.user, err != NULL ? err : "");
+		if (auth_query_is_enabled(rt.cfg))
+			auth_query_forget_user(cl->params.user);
 		client_fail(cl, SQLSTATE_INVALID_PASSWORD,
 			    "password authentication failed for user \"%s\"", cl->params.user);
 		return false;

@@ -31,6 +31,13 @@ bool auth_query_lookup(const char *user, auth_query_done_fn done, void *arg,
 void auth_query_cancel(struct auth_query_wait *wait);
 /* Why lookups are not answered right now (for a client given up on), or "". */
 const char *auth_query_last_error(void);
+/*
+ * A login of user failed: its next login looks it up afresh, so a password
+ * changed (or a user created) since the answer was cached works at the next
+ * try instead of after auth_cache_ttl. Every failure does it, of known and
+ * unknown users alike, so it tells an attacker nothing.
+ */
+void auth_query_forget_user(const char *user);
 /* Drop everything remembered (a reload may have changed the query or the user). */
 void auth_query_forget(void);
 /* At exit: close the connection and free the cache; waiters are not called. */

@@ -1,7 +1,8 @@
 # auth_query: users missing from the auth file log in with the secret pgwing
 # looks up in Postgres as auth_user (PgBouncer's auth_user + auth_query), so
 # no password has to be copied to pgwing. Covers good and bad passwords, a
-# user created after pgwing started, a changed password after auth_cache_ttl,
+# user created after pgwing started, a changed password after auth_cache_ttl
+# (or after one failed login),
 # an unknown user answered exactly as a wrong password, a lookup held while
 # the database is down (one lookup for many logins), and injection through the
 # user name or a look-alike pg_shadow on auth_user's search_path
@@ -205,6 +206,15 @@ is($r->{error}{C}, '28P01',
 	'the look-alike\'s password for a real user fails, whatever the client\'s search_path');
 is($pw2->safe_psql('SELECT current_user', user => 'alice', password => 'alice-new'),
 	'alice', 'the real pg_shadow answers');
+
+# A password changed within auth_cache_ttl (60 s here): the cached secret
+# refuses the new password once, and that failure makes the next login look
+# it up again, so it works at once rather than after the TTL.
+$node->safe_psql('postgres', "ALTER ROLE alice PASSWORD 'alice-3'");
+$r = raw_login($pw2->raw_connect, user => 'alice', password => 'alice-3');
+is($r->{error}{C}, '28P01', 'a new password right after the change is refused once (cached)');
+$r = raw_login($pw2->raw_connect, user => 'alice', password => 'alice-3');
+ok($r->{ok}, 'the next login with it looks the user up again and works') or diag explain $r;
 $pw2->stop;
 
 done_testing();
