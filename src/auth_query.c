@@ -128,9 +128,9 @@ static struct cache_entry *entry_find(const char *user)
 {
 	struct cache_entry *e;
 
-	TAILQ_FOREACH(e, &cache.entries, link)
-	if (strcmp(e->user, user) == 0)
-		return e;
+	for (e = TAILQ_FIRST(&cache.entries); e != NULL; e = TAILQ_NEXT(e, link))
+		if (strcmp(e->user, user) == 0)
+			return e;
 	return NULL;
 }
 
