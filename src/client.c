@@ -6,6 +6,7 @@
  */
 #include "pgwing/client.h"
 
+#include "pgwing/auth_query.h"
 #include "pgwing/cancel.h"
 #include "pgwing/classify.h"
 #include "pgwing/config.h"
@@ -61,6 +62,7 @@ static void client_write_cb(struct bufferevent *bev, void *arg);
 static void client_wake_from_idle(struct client *cl);
 static void client_give_back_server(struct client *cl);
 static void client_settle_idle(struct client *cl);
+static void client_hold_input(struct client *cl);
 
 int client_count(void)
 {
@@ -91,6 +93,8 @@ static void client_release(void *arg)
 static void client_free(struct client *cl)
 {
 	admin_client_gone(cl);
+	auth_query_cancel(cl->lookup);
+	cl->lookup = NULL;
 	if (cl->server != NULL)
 		client_give_back_server(cl);
 	pool_forget_client(cl);
@@ -126,6 +130,9 @@ void client_close(struct client *cl)
 	if (cl->server != NULL)
 		client_give_back_server(cl);
 	pool_forget_client(cl);
+	/* Its lookup's answer must not restart the login of a client on its way out. */
+	auth_query_cancel(cl->lookup);
+	cl->lookup = NULL;
 	cl->state = CL_CLOSING;
 	if (cl->timer != NULL)
 		event_del(cl->timer);
@@ -288,24 +295,15 @@ void client_welcome(struct client *cl, struct param_set *welcome)
 	client_settle_idle(cl);
 }
 
-static void client_begin_auth(struct client *cl)
+/* Ask the client for its password, checked against stored (NULL: an unknown user). */
+static void client_start_auth(struct client *cl, const char *stored,
+			      const struct scram_secret *derived)
 {
 	struct evbuffer *out = conn_output(&cl->conn);
-	const char *stored = auth_file_lookup(rt.auth, cl->params.user);
 	bool is_console = strcmp(cl->params.database, ADMIN_DATABASE) == 0;
 
-	cl->admin_role = admin_role_of(cl->params.user);
-	cl->state = CL_AUTH;
-	/* Like PgBouncer: pgwing's own user on the unix socket needs no password for the console.
-	 */
-	if (is_console && cl->has_peer_uid && cl->peer_uid == geteuid()) {
-		cl->admin_role = ADMIN_ROLE_ADMIN;
-		client_login_done(cl);
-		return;
-	}
-	cl->auth =
-		auth_client_new(auth_client_type(rt.cfg, is_console, !cl->is_unix), cl->params.user,
-				stored, auth_file_derived_secret(rt.auth, cl->params.user));
+	cl->auth = auth_client_new(auth_client_type(rt.cfg, is_console, !cl->is_unix),
+				   cl->params.user, stored, derived);
 	if (tls_of(cl->conn.bev) != NULL) {
 		uint8_t cbind[SCRAM_CBIND_MAX];
 		size_t cbind_len;
@@ -327,6 +325,72 @@ static void client_begin_auth(struct client *cl)
 		client_fail(cl, SQLSTATE_INTERNAL_ERROR, "could not start authentication");
 		break;
 	}
+}
+
+/* The lookup did not answer within hold_timeout: the database stayed away. */
+static void client_lookup_timeout_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *arg)
+{
+	struct client *cl = arg;
+	int64_t held_s = (now_ms() - cl->hold_since_ms + 500) / 1000;
+
+	auth_query_cancel(cl->lookup);
+	cl->lookup = NULL;
+	log_info("client %" PRIu64 " from %s: gave up looking up user \"%s\" after %" PRId64 " s",
+		 cl->id, cl->addr, cl->params.user, held_s);
+	client_fail(cl, SQLSTATE_CONNECTION_FAILURE,
+		    "could not look up the password of user \"%s\" after %" PRId64 " s (%s)",
+		    cl->params.user, held_s, auth_query_last_error());
+}
+
+/* auth_query answered: the login goes on, with client_login_timeout again for the rest. */
+static void client_on_lookup(void *arg, const char *stored)
+{
+	struct client *cl = arg;
+
+	cl->lookup = NULL;
+	cl->hold_since_ms = 0;
+	event_del(cl->timer);
+	event_assign(cl->timer, rt.base, -1, 0, client_login_timeout_cb, cl);
+	timer_add_ms(cl->timer, rt.cfg->client_login_timeout_ms);
+	client_start_auth(cl, stored, NULL);
+	/* It may have stopped reading while it waited (client_hold_input). */
+	if (cl->state == CL_AUTH)
+		conn_read_on(&cl->conn);
+}
+
+/*
+ * The auth file first; a user it lacks is looked up with auth_query (not for
+ * the console: its users are pgwing's, not the database's). A lookup that
+ * must wait holds the login like a client waiting for a server, up to
+ * hold_timeout, since the database may be down or waking.
+ */
+static void client_begin_auth(struct client *cl)
+{
+	const char *stored = auth_file_lookup(rt.auth, cl->params.user);
+	bool is_console = strcmp(cl->params.database, ADMIN_DATABASE) == 0;
+
+	cl->admin_role = admin_role_of(cl->params.user);
+	cl->state = CL_AUTH;
+	/* Like PgBouncer: pgwing's own user on the unix socket needs no password for the console.
+	 */
+	if (is_console && cl->has_peer_uid && cl->peer_uid == geteuid()) {
+		cl->admin_role = ADMIN_ROLE_ADMIN;
+		client_login_done(cl);
+		return;
+	}
+	if (stored != NULL || is_console || !auth_query_is_enabled(rt.cfg) ||
+	    auth_client_type(rt.cfg, is_console, !cl->is_unix) == AUTH_TRUST) {
+		client_start_auth(cl, stored, auth_file_derived_secret(rt.auth, cl->params.user));
+		return;
+	}
+	if (auth_query_lookup(cl->params.user, client_on_lookup, cl, &cl->lookup, &stored)) {
+		client_start_auth(cl, stored, NULL);
+		return;
+	}
+	cl->hold_since_ms = now_ms();
+	event_del(cl->timer);
+	event_assign(cl->timer, rt.base, -1, 0, client_lookup_timeout_cb, cl);
+	timer_add_ms(cl->timer, rt.cfg->hold_timeout_ms);
 }
 
 /*
@@ -592,6 +656,11 @@ static bool client_handle_auth(struct client *cl)
 	char type;
 	uint8_t *msg;
 
+	/* Still looking the user up: nothing was asked of the client yet. */
+	if (cl->auth == NULL) {
+		client_hold_input(cl);
+		return false;
+	}
 	msg = client_next_message(cl, AUTH_MESSAGE_MAX, "invalid message length during login",
 				  &type, &len);
 	if (msg == NULL)
@@ -609,6 +678,8 @@ static bool client_handle_auth(struct client *cl)
 	case AUTH_STEP_FAILED:
 		log_info("client %" PRIu64 " from %s: authentication failed for user \"%s\": %s",
 			 cl->id, cl->addr, cl->params.user, err != NULL ? err : "");
+		if (auth_query_is_enabled(rt.cfg))
+			auth_query_forget_user(cl->params.user);
 		client_fail(cl, SQLSTATE_INVALID_PASSWORD,
 			    "password authentication failed for user \"%s\"", cl->params.user);
 		return false;

@@ -163,6 +163,59 @@ static const struct setting settings[] = {
 		.doc = "File of users with their passwords or SCRAM secrets.",
 	},
 	{
+		.name = "auth_user",
+		.type = SETTING_STRING,
+		.offset = STRING_FIELD(auth_user),
+		.default_value = "",
+		.is_reloadable = true,
+		.max_value = NO_MAX,
+		.doc = "User that looks up, with auth_query, the secret of a user missing from "
+		       "auth_file; empty turns the lookup off.",
+	},
+	{
+		.name = "auth_query",
+		.type = SETTING_STRING,
+		.offset = STRING_FIELD(auth_query),
+		.default_value =
+			"SELECT usename, passwd FROM pg_catalog.pg_shadow WHERE usename = $1",
+		.is_reloadable = true,
+		.min_value = 1,
+		.max_value = NO_MAX,
+		.doc = "Query returning a user's name and stored password ($1: the user name), run "
+		       "on the primary with search_path = pg_catalog, pg_temp.",
+	},
+	{
+		.name = "auth_dbname",
+		.type = SETTING_STRING,
+		.offset = STRING_FIELD(auth_dbname),
+		.default_value = "postgres",
+		.is_reloadable = true,
+		.min_value = 1,
+		.max_value = NO_MAX,
+		.doc = "Database auth_user connects to for auth_query.",
+	},
+	{
+		.name = "auth_cache_ttl",
+		.type = SETTING_DURATION,
+		.offset = MS_FIELD(auth_cache_ttl_ms),
+		.default_value = "60s",
+		.is_reloadable = true,
+		.max_value = DURATION_MAX,
+		.doc = "How long a looked-up secret (or the absence of a user) is reused; 0 looks "
+		       "up at every login.",
+	},
+	{
+		.name = "auth_cache_size",
+		.type = SETTING_INT,
+		.offset = INT_FIELD(auth_cache_size),
+		.default_value = "10000",
+		.is_reloadable = true,
+		.min_value = 1,
+		.max_value = INT_MAX,
+		.doc = "Most users, known or not, whose lookup is remembered; the oldest goes "
+		       "first.",
+	},
+	{
 		.name = "admin_users",
 		.type = SETTING_STRING,
 		.offset = STRING_FIELD(admin_users),

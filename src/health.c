@@ -16,6 +16,7 @@
 #include "pgwing/auth.h"
 #include "pgwing/log.h"
 #include "pgwing/proto.h"
+#include "pgwing/pq.h"
 #include "pgwing/runtime.h"
 #include "pgwing/tls.h"
 #include "pgwing/wake.h"
@@ -103,10 +104,7 @@ struct health_probe {
 	struct evdns_getaddrinfo_request *dns_req;
 	PGconn *conn;
 	enum probe_phase phase;
-	/* One-shot event on PQsocket(); re-created when the socket or the wanted events change. */
-	struct event *io;
-	evutil_socket_t io_fd;
-	short io_what;
+	struct pq_watch io;
 	struct event *next_timer; /* starts the next probe */
 	struct event *deadline;   /* fails a probe still running after health_timeout */
 	int64_t started_ms;
@@ -132,25 +130,6 @@ static struct {
 static void probe_begin(struct health_probe *p);
 static void probe_on_io(evutil_socket_t fd, short what, void *arg);
 static void probe_failf(struct health_probe *p, const char *fmt, ...) PRINTF_LIKE(2, 3);
-
-/* libpq messages are multi-line with tabs; last_error is one line for the log and SHOW BACKENDS. */
-static void copy_one_line(char *dst, size_t dstlen, const char *src)
-{
-	size_t n = 0;
-	bool is_space_pending = false;
-
-	for (; *src != '\0' && n + 1 < dstlen; src++) {
-		if (*src == ' ' || *src == '\n' || *src == '\t' || *src == '\r') {
-			is_space_pending = n > 0;
-			continue;
-		}
-		if (is_space_pending && n + 2 < dstlen)
-			dst[n++] = ' ';
-		is_space_pending = false;
-		dst[n++] = *src;
-	}
-	dst[n] = '\0';
-}
 
 static void backend_record_success(struct backend *b, const struct probe_sample *s)
 {
@@ -252,23 +231,7 @@ static void backend_record_failure(struct backend *b)
 /* Wait for what (EV_READ and/or EV_WRITE) on the connection's current socket. */
 static bool probe_wait(struct health_probe *p, short what)
 {
-	evutil_socket_t fd = PQsocket(p->conn);
-
-	if (fd < 0)
-		return false;
-	/* libpq opens a new socket when it tries the next address or retries without TLS. */
-	if (p->io != NULL && (p->io_fd != fd || p->io_what != what)) {
-		event_free(p->io);
-		p->io = NULL;
-	}
-	if (p->io == NULL) {
-		p->io = event_new(health.base, fd, what, probe_on_io, p);
-		if (p->io == NULL)
-			return false;
-		p->io_fd = fd;
-		p->io_what = what;
-	}
-	return event_add(p->io, NULL) == 0;
+	return pq_watch_arm(&p->io, health.base, p->conn, what, probe_on_io, p);
 }
 
 static void probe_close(struct health_probe *p)
@@ -277,10 +240,7 @@ static void probe_close(struct health_probe *p)
 		evdns_getaddrinfo_cancel(p->dns_req);
 		p->dns_req = NULL;
 	}
-	if (p->io != NULL) {
-		event_free(p->io);
-		p->io = NULL;
-	}
+	pq_watch_clear(&p->io);
 	if (p->conn != NULL) {
 		PQfinish(p->conn);
 		p->conn = NULL;
@@ -327,7 +287,7 @@ static void probe_failf(struct health_probe *p, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(reason, sizeof(reason), fmt, ap);
 	va_end(ap);
-	copy_one_line(p->b->last_error, sizeof(p->b->last_error), reason);
+	pq_copy_one_line(p->b->last_error, sizeof(p->b->last_error), reason);
 	probe_close(p);
 	backend_record_failure(p->b);
 	probe_end(p);
@@ -452,7 +412,7 @@ static void probe_on_query_io(struct health_probe *p, short what)
 		probe_failf(p, "%s", PQerrorMessage(p->conn));
 		return;
 	}
-	if (p->io_what & EV_WRITE) {
+	if (p->io.what & EV_WRITE) {
 		flushed = PQflush(p->conn);
 		if (flushed < 0) {
 			probe_failf(p, "%s", PQerrorMessage(p->conn));
@@ -738,15 +698,6 @@ static void probe_connect(struct health_probe *p, const char *hosts, const char 
 		probe_failf(p, "%s", PQerrorMessage(p->conn));
 }
 
-/* Whether libpq can connect to host without a name lookup: a socket directory or an address. */
-static bool is_literal_host(const char *host)
-{
-	unsigned char addr[sizeof(struct in6_addr)];
-
-	return host[0] == '/' || host[0] == '@' || evutil_inet_pton(AF_INET, host, addr) == 1 ||
-	       evutil_inet_pton(AF_INET6, host, addr) == 1;
-}
-
 /* Append the address of ai to list, comma-separated; false if it is not IPv4 or IPv6. */
 static bool append_address(char *list, size_t listlen, const struct evutil_addrinfo *ai)
 {
@@ -826,7 +777,7 @@ static void probe_begin(struct health_probe *p)
 	timer_add_ms(p->deadline, health.cfg->health_timeout_ms);
 	if (p->conn != NULL)
 		probe_send_query(p);
-	else if (is_literal_host(p->b->host))
+	else if (pq_is_literal_host(p->b->host))
 		probe_connect(p, NULL, NULL);
 	else
 		probe_resolve(p);
@@ -855,7 +806,7 @@ static struct health_probe *probe_new(struct backend *b)
 
 	p->b = b;
 	p->phase = PROBE_IDLE;
-	p->io_fd = -1;
+	pq_watch_init(&p->io);
 	p->next_timer = evtimer_new(health.base, probe_on_next_timer, p);
 	p->deadline = evtimer_new(health.base, probe_on_deadline, p);
 	if (p->next_timer == NULL || p->deadline == NULL) {

@@ -2,6 +2,7 @@
  * pgwing: command line, configuration, signals, pidfile and the event loop.
  */
 #include "pgwing/auth.h"
+#include "pgwing/auth_query.h"
 #include "pgwing/client.h"
 #include "pgwing/config.h"
 #include "pgwing/health.h"
@@ -216,6 +217,8 @@ void runtime_reload(void)
 	rt.cfg = cfg;
 	/* Applies the backends to the topology and notifies, as well as re-probing. */
 	health_reconfigure(rt.topo, rt.cfg, rt.auth);
+	/* auth_user, auth_query or the file's users may have changed: look up afresh. */
+	auth_query_forget();
 	log_info("configuration reloaded from %s", rt.cfg->path);
 	pool_on_topology_change(NULL);
 }
@@ -393,6 +396,7 @@ out_stats:
 	metrics_stop();
 	stats_stop();
 	health_stop(rt.topo);
+	auth_query_stop();
 out_signals:
 	for (size_t i = 0; i < ARRAY_SIZE(signos); i++)
 		event_free(signals[i]);

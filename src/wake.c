@@ -472,6 +472,13 @@ void wake_note_up(struct backend *b)
 	if (job == NULL)
 		return;
 	b->last_wake_ms = now_ms() - b->wake_started_ms;
+	/*
+	 * Woken because something needs it: its idle time starts now, not before
+	 * it slept, or the next sweep would put it back to sleep before an
+	 * auth_query lookup (which retries, unlike pool waiters, who are told at
+	 * once) gets to it.
+	 */
+	b->unused_since_ms = 0;
 	log_info("backend %s: woke up in %" PRId64 " ms", b->name, b->last_wake_ms);
 	stats_events.wakes_ok++;
 	job_free(job);

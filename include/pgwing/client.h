@@ -13,6 +13,7 @@
 #include <sys/queue.h>
 #include <sys/types.h>
 
+struct auth_query_wait;
 struct event;
 struct pool;
 struct server;
@@ -54,6 +55,7 @@ struct client {
 	size_t pending_session_len;
 	bool is_session_sql_over; /* the request in flight set more than max_session_sql_size */
 	struct auth_client *auth;
+	struct auth_query_wait *lookup; /* auth_query lookup it waits for, or NULL */
 	struct server_credentials cred;
 
 	struct pool *pool;

@@ -69,8 +69,14 @@ struct config {
 	bool so_reuseport; /* share the TCP ports with other processes */
 	enum auth_type auth_type;
 	char *auth_file;
-	char *admin_users; /* comma list */
-	char *stats_users; /* comma list */
+	/* auth_query: users missing from auth_file are looked up in Postgres as auth_user */
+	char *auth_user; /* "" = off */
+	char *auth_query;
+	char *auth_dbname;
+	int64_t auth_cache_ttl_ms; /* 0 = every login looks up */
+	int auth_cache_size;       /* users (known or not) remembered at most */
+	char *admin_users;         /* comma list */
+	char *stats_users;         /* comma list */
 	/* auth_type trust reaches the admin console over TCP too */
 	bool admin_trust_tcp;
 	int max_client_conn;
