@@ -7,6 +7,7 @@
 #define PGWING_CONFIG_H
 
 #include "pgwing/common.h"
+#include "pgwing/log.h"
 
 enum auth_type {
 	AUTH_TRUST,
@@ -78,7 +79,8 @@ struct config {
 	int reserve_pool_size;           /* 0 = none */
 	int64_t reserve_pool_timeout_ms; /* 0 = the reserve is off */
 	char *logfile;                   /* "" = stderr */
-	char *pidfile;                   /* "" = none */
+	enum log_format log_format;
+	char *pidfile; /* "" = none */
 
 	/* topology and routing */
 	char *region;
