@@ -79,6 +79,12 @@ static const char *const ro_fallback_names[] = {
 	NULL,
 };
 
+static const char *const log_format_names[] = {
+	[LOG_FORMAT_TEXT] = "text",
+	[LOG_FORMAT_JSON] = "json",
+	NULL,
+};
+
 static const char *const wake_for_reads_names[] = {
 	[WAKE_FOR_READS_NEAREST] = "nearest",
 	[WAKE_FOR_READS_NEVER] = "never",
@@ -396,6 +402,16 @@ static const struct setting settings[] = {
 		.max_value = NO_MAX,
 		.is_path = true,
 		.doc = "File to log to; empty logs to stderr.",
+	},
+	{
+		.name = "log_format",
+		.type = SETTING_ENUM,
+		.offset = ENUM_FIELD(log_format),
+		.default_value = "text",
+		.is_reloadable = true,
+		.enum_names = log_format_names,
+		.doc = "text: one line per message; json: one JSON object per line (time, pid, "
+		       "level, client or server id, message) for log shippers.",
 	},
 	{
 		.name = "pidfile",

@@ -33,6 +33,10 @@
 #if defined(HAVE_MALLOC_TRIM) && defined(HAVE_MALLINFO2)
 #include <malloc.h>
 #endif
+#ifdef HAVE_LIBSYSTEMD
+#include <systemd/sd-daemon.h>
+#include <time.h>
+#endif
 
 struct runtime rt;
 
@@ -82,6 +86,26 @@ static void trim_stop(void)
 {
 }
 #endif
+
+/*
+ * Tell systemd (Type=notify) where the process is: READY=1 once the listeners
+ * accept, RELOADING=1 and READY=1 around a reload, STOPPING=1. Without
+ * NOTIFY_SOCKET in the environment sd_notify does nothing; without libsystemd
+ * neither does this. MONOTONIC_USEC dates a reload, which systemd 253's
+ * Type=notify-reload asks for and older ones ignore.
+ */
+static void notify_systemd(const char *state)
+{
+#ifdef HAVE_LIBSYSTEMD
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	sd_notifyf(0, "%s\nMONOTONIC_USEC=%lld", state,
+		   (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
+#else
+	(void)state;
+#endif
+}
 
 static void usage(FILE *f)
 {
@@ -183,7 +207,7 @@ static void keep_restart_settings(const struct config *old, struct config *new)
 	}
 }
 
-void runtime_reload(void)
+static void reload_config(void)
 {
 	char err[512];
 	struct config *cfg = config_load(rt.cfg->path, err, sizeof(err));
@@ -211,6 +235,7 @@ void runtime_reload(void)
 	auth_warn_config(cfg);
 	if (strcmp(cfg->logfile, rt.cfg->logfile) != 0 && log_reopen(cfg->logfile) < 0)
 		log_error("could not open logfile %s: %s", cfg->logfile, strerror(errno));
+	log_set_format(cfg->log_format);
 	auth_file_free(rt.auth);
 	rt.auth = af;
 	config_free(rt.cfg);
@@ -223,6 +248,14 @@ void runtime_reload(void)
 	pool_on_topology_change(NULL);
 }
 
+void runtime_reload(void)
+{
+	/* READY=1 whatever the outcome: a failed reload keeps the old config running. */
+	notify_systemd("RELOADING=1");
+	reload_config();
+	notify_systemd("READY=1");
+}
+
 static void drain_check_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *arg UNUSED)
 {
 	if (client_count() == 0) {
@@ -233,6 +266,7 @@ static void drain_check_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *a
 
 void runtime_shutdown(bool wait_for_clients)
 {
+	notify_systemd("STOPPING=1");
 	if (wait_for_clients) {
 		if (rt.is_shutting_down)
 			return;
@@ -348,6 +382,7 @@ int main(int argc, char **argv)
 			strerror(errno));
 		return 1;
 	}
+	log_set_format(rt.cfg->log_format);
 	auth_warn_config(rt.cfg);
 	raise_fd_limit();
 	/* A client that vanishes mid-write must be an error return, not a dead process. */
@@ -387,6 +422,7 @@ int main(int argc, char **argv)
 		goto out_stats;
 	trim_start();
 	log_info("pgwing %s started", PACKAGE_VERSION);
+	notify_systemd("READY=1");
 
 	event_base_dispatch(rt.base);
 	rc = 0;

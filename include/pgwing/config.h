@@ -7,6 +7,7 @@
 #define PGWING_CONFIG_H
 
 #include "pgwing/common.h"
+#include "pgwing/log.h"
 
 enum auth_type {
 	AUTH_TRUST,
@@ -93,7 +94,8 @@ struct config {
 	int64_t reserve_pool_timeout_ms; /* 0 = the reserve is off */
 	int64_t pool_idle_timeout_ms;    /* 0 = pools are kept */
 	char *logfile;                   /* "" = stderr */
-	char *pidfile;                   /* "" = none */
+	enum log_format log_format;
+	char *pidfile; /* "" = none */
 
 	/* topology and routing */
 	char *region;

@@ -1,12 +1,19 @@
 /*
- * Logging: levels and one target (stderr or a file). Every message is escaped
- * (log_escape), so callers may log what clients sent as it came. Callers must
+ * Logging: levels, one target (stderr or a file) and a format (text lines, or
+ * one JSON object per line for log shippers). Every message is escaped
+ * (log_escape, log_escape_json), so callers may log what clients sent as it came. Callers must
  * never pass a password, a SCRAM secret or a token: there is no redaction here.
  */
 #ifndef PGWING_LOG_H
 #define PGWING_LOG_H
 
 #include "pgwing/common.h"
+
+/* Config's log_format: the order is the setting's names (src/config.c). */
+enum log_format {
+	LOG_FORMAT_TEXT,
+	LOG_FORMAT_JSON,
+};
 
 enum log_level {
 	LL_ERROR,
@@ -21,6 +28,8 @@ int log_open(const char *logfile, int verbosity, bool quiet);
 void log_close(void);
 /* Re-open the log file (after rotation, on SIGHUP). */
 int log_reopen(const char *logfile);
+/* Takes effect from the next line; on reload too. */
+void log_set_format(enum log_format format);
 bool log_enabled(enum log_level level);
 void log_msg(enum log_level level, const char *fmt, ...) PRINTF_LIKE(2, 3);
 
@@ -33,6 +42,16 @@ void log_msg(enum log_level level, const char *fmt, ...) PRINTF_LIKE(2, 3);
  * controls as \uNNNN, and a backslash doubled. Returns the length written.
  */
 size_t log_escape(char *out, const char *in, size_t len);
+
+/* Room log_escape_json needs for len bytes: at most 6 per byte ("\ufffd"), and the NUL. */
+#define LOG_JSON_ESCAPED_SIZE(len) (6 * (len) + 1)
+/*
+ * The same for the inside of a JSON string (RFC 8259), valid whatever the
+ * bytes: quote and backslash as \" and \\, newline, CR and tab as \n \r \t,
+ * other C0 controls, DEL and C1 controls as \u00NN, and each byte that is not
+ * UTF-8 as U+FFFD (\ufffd), as JSON can carry only Unicode text.
+ */
+size_t log_escape_json(char *out, const char *in, size_t len);
 
 #define log_error(...) log_msg(LL_ERROR, __VA_ARGS__)
 #define log_warn(...)  log_msg(LL_WARNING, __VA_ARGS__)
