@@ -474,6 +474,7 @@ void wake_note_up(struct backend *b)
 	b->last_wake_ms = now_ms() - b->wake_started_ms;
 	log_info("backend %s: woke up in %" PRId64 " ms", b->name, b->last_wake_ms);
 	stats_events.wakes_ok++;
+	stats_note_wake(b->last_wake_ms * 1000);
 	job_free(job);
 }
 

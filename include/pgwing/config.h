@@ -79,6 +79,8 @@ struct config {
 	int64_t reserve_pool_timeout_ms; /* 0 = the reserve is off */
 	char *logfile;                   /* "" = stderr */
 	char *pidfile;                   /* "" = none */
+	int64_t shutdown_grace_ms;       /* SIGTERM: still accepting clients this long */
+	int64_t shutdown_timeout_ms;     /* SIGTERM: transactions end by then, or are cancelled */
 
 	/* topology and routing */
 	char *region;
