@@ -282,6 +282,20 @@ static void client_finish_welcome(struct client *cl)
 }
 
 /*
+ * After a drain's grace only the console takes new clients; the others are
+ * refused as PostgreSQL refuses them during its shutdown. Asked at the startup
+ * packet (no authentication spent on them) and again at the end of a login
+ * that began before the grace ended.
+ */
+static bool client_check_draining(struct client *cl)
+{
+	if (strcmp(cl->params.database, ADMIN_DATABASE) == 0 || runtime_is_accepting_clients())
+		return true;
+	client_fail(cl, SQLSTATE_CANNOT_CONNECT_NOW, "the database system is shutting down");
+	return false;
+}
+
+/*
  * Logged in (as far as pgwing is concerned): the console answers itself, any
  * other database gets a server from its pool, or, when the pool knows the
  * welcome for these startup parameters, is welcomed with it and gets a server
@@ -305,12 +319,8 @@ static void client_login_done(struct client *cl)
 		admin_welcome(cl);
 		return;
 	}
-	/* After a drain's grace, as PostgreSQL answers during its shutdown. */
-	if (!runtime_is_accepting_clients()) {
-		client_fail(cl, SQLSTATE_CANNOT_CONNECT_NOW,
-			    "the database system is shutting down");
+	if (!client_check_draining(cl))
 		return;
-	}
 	welcome = pool_add_client(cl);
 	if (welcome != NULL)
 		client_welcome(cl, welcome);
@@ -593,6 +603,8 @@ static bool client_handle_startup(struct client *cl)
 			    "no more connections allowed (max_client_conn)");
 		return false;
 	}
+	if (!client_check_draining(cl))
+		return false;
 	if (!client_check_tls(cl))
 		return false;
 	log_debug("client %" PRIu64 " login: user=%s database=%s", cl->id, cl->params.user,

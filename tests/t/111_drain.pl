@@ -92,6 +92,9 @@ ok($pw->alive, 'pgwing still runs for the client in a transaction');
 my ($rc, $out, $stderr) = $pw->psql('SELECT 1');
 isnt($rc, 0, 'a new client after the grace is refused');
 like($stderr, qr/the database system is shutting down/, '... as PostgreSQL refuses it (57P03)');
+my $late = raw_login($pw->raw_connect);
+is($late->{error}{C}, '57P03', 'a raw client after the grace: 57P03');
+is($late->{auth}, undef, '... at its startup packet, before any authentication');
 my $console = $pw->background_psql(dbname => 'pgwing', user => 'admin');
 like($console->query_safe('SHOW CLIENTS'), qr/active/,
 	'the console is reachable after the grace: SHOW CLIENTS lists the client in a transaction');
