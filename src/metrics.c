@@ -69,6 +69,45 @@ static void put_header(struct evbuffer *out, const char *name, const char *type,
 	evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/*
+ * The samples of one histogram: labels are rendered already ("" for none),
+ * the buckets are made cumulative here, and their total is the count.
+ */
+static void put_histogram(struct evbuffer *out, const char *name, const char *labels,
+			  const struct stats_histogram *h, uint64_t sum_us)
+{
+	const char *sep = labels[0] != '\0' ? "," : "";
+	uint64_t cumulative = 0;
+
+	for (size_t i = 0; i < STATS_BUCKETS; i++) {
+		cumulative += h->buckets[i];
+		evbuffer_add_printf(out, "%s_bucket{%s%sle=\"%g\"} %" PRIu64 "\n", name, labels,
+				    sep, (double)stats_bucket_bounds_us[i] / 1e6, cumulative);
+	}
+	cumulative += h->buckets[STATS_BUCKETS];
+	evbuffer_add_printf(out, "%s_bucket{%s%sle=\"+Inf\"} %" PRIu64 "\n", name, labels, sep,
+			    cumulative);
+	if (labels[0] != '\0') {
+		evbuffer_add_printf(out, "%s_sum{%s} %.6f\n", name, labels, (double)sum_us / 1e6);
+		evbuffer_add_printf(out, "%s_count{%s} %" PRIu64 "\n", name, labels, cumulative);
+	} else {
+		evbuffer_add_printf(out, "%s_sum %.6f\n", name, (double)sum_us / 1e6);
+		evbuffer_add_printf(out, "%s_count %" PRIu64 "\n", name, cumulative);
+	}
+}
+
+/* name="value" (value escaped), then more as it is, in buf (emptied first), as a string. */
+static const char *format_labels(struct evbuffer *buf, const char *name, const char *value,
+				 const char *more)
+{
+	evbuffer_drain(buf, evbuffer_get_length(buf));
+	evbuffer_add_printf(buf, "%s=\"", name);
+	put_label(buf, value);
+	evbuffer_add_printf(buf, "\"%s", more);
+	evbuffer_add(buf, "", 1);
+	return (const char *)evbuffer_pullup(buf, -1);
+}
+
 static void put_clients(struct evbuffer *out)
 {
 	uint64_t counts[ARRAY_SIZE(client_states)] = {0};
@@ -112,6 +151,24 @@ static void put_servers(struct evbuffer *out)
 					    counts[server_states[i]]);
 		}
 	}
+}
+
+/* Each successful probe's round trip, unsmoothed, per backend. */
+static void put_probe_rtts(struct evbuffer *out)
+{
+	struct evbuffer *labels = CHECK_ALLOC(evbuffer_new());
+
+	put_header(out, "pgwing_probe_rtt_seconds", "histogram",
+		   "Round-trip time of each successful health probe query.");
+	for (int i = 0; i < rt.topo->count && labels != NULL; i++) {
+		const struct backend *b = rt.topo->backends[i];
+
+		put_histogram(out, "pgwing_probe_rtt_seconds",
+			      format_labels(labels, "backend", b->name, ""), &b->rtt_hist,
+			      b->rtt_sum_us);
+	}
+	if (labels != NULL)
+		evbuffer_free(labels);
 }
 
 static void put_backends(struct evbuffer *out)
@@ -164,6 +221,7 @@ static void put_backends(struct evbuffer *out)
 		put_label(out, b->name);
 		evbuffer_add_printf(out, "\"} %.6f\n", b->rtt_ms / 1000);
 	}
+	put_probe_rtts(out);
 }
 
 /* name{database="...",target="..."[,direction="..."]} value */
@@ -179,33 +237,6 @@ static void put_pool_sample(struct evbuffer *out, const char *name, const struct
 }
 
 /*
- * The samples of one histogram: labels are rendered already ("" for none),
- * the buckets are made cumulative here, and their total is the count.
- */
-static void put_histogram(struct evbuffer *out, const char *name, const char *labels,
-			  const struct stats_histogram *h, uint64_t sum_us)
-{
-	const char *sep = labels[0] != '\0' ? "," : "";
-	uint64_t cumulative = 0;
-
-	for (size_t i = 0; i < STATS_BUCKETS; i++) {
-		cumulative += h->buckets[i];
-		evbuffer_add_printf(out, "%s_bucket{%s%sle=\"%g\"} %" PRIu64 "\n", name, labels,
-				    sep, (double)stats_bucket_bounds_us[i] / 1e6, cumulative);
-	}
-	cumulative += h->buckets[STATS_BUCKETS];
-	evbuffer_add_printf(out, "%s_bucket{%s%sle=\"+Inf\"} %" PRIu64 "\n", name, labels, sep,
-			    cumulative);
-	if (labels[0] != '\0') {
-		evbuffer_add_printf(out, "%s_sum{%s} %.6f\n", name, labels, (double)sum_us / 1e6);
-		evbuffer_add_printf(out, "%s_count{%s} %" PRIu64 "\n", name, labels, cumulative);
-	} else {
-		evbuffer_add_printf(out, "%s_sum %.6f\n", name, (double)sum_us / 1e6);
-		evbuffer_add_printf(out, "%s_count %" PRIu64 "\n", name, cumulative);
-	}
-}
-
-/*
  * One histogram per database and target, from the struct stats fields at
  * hist_at (a struct stats_histogram) and sum_at (its sum in microseconds).
  */
@@ -218,17 +249,14 @@ static void put_pool_histograms(struct evbuffer *out, const char *name, const ch
 	put_header(out, name, "histogram", help);
 	for (size_t i = 0; i < n && labels != NULL; i++) {
 		const char *total = (const char *)&rows[i].total;
+		char target[32];
 		uint64_t sum_us;
 
 		memcpy(&sum_us, total + sum_at, sizeof(sum_us));
-		evbuffer_drain(labels, evbuffer_get_length(labels));
-		evbuffer_add(labels, "database=\"", 10);
-		put_label(labels, rows[i].database);
-		evbuffer_add_printf(labels, "\",target=\"%s\"", target_name(rows[i].target));
-		evbuffer_add(labels, "", 1);
-		put_histogram(out, name, (const char *)evbuffer_pullup(labels, -1),
-			      (const struct stats_histogram *)(const void *)(total + hist_at),
-			      sum_us);
+		snprintf(target, sizeof(target), ",target=\"%s\"", target_name(rows[i].target));
+		put_histogram(
+			out, name, format_labels(labels, "database", rows[i].database, target),
+			(const struct stats_histogram *)(const void *)(total + hist_at), sum_us);
 	}
 	if (labels != NULL)
 		evbuffer_free(labels);

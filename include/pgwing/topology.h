@@ -8,6 +8,7 @@
 
 #include "pgwing/common.h"
 #include "pgwing/config.h"
+#include "pgwing/stats.h"
 
 enum backend_role {
 	ROLE_UNKNOWN,
@@ -40,7 +41,10 @@ struct backend {
 	int64_t lag_bytes; /* replica: behind the primary's LSN; -1 unknown */
 	int64_t lag_ms;    /* replica: replay delay; -1 unknown */
 	double rtt_ms;     /* smoothed probe round trip; < 0 unknown */
-	int nclients;      /* clients currently routed here (router's tie-break) */
+	/* Every successful probe's round trip as it was, for the metrics. */
+	struct stats_histogram rtt_hist;
+	uint64_t rtt_sum_us;
+	int nclients; /* clients currently routed here (router's tie-break) */
 	int consecutive_failures;
 	int consecutive_successes;
 	char last_error[256];

@@ -4,7 +4,8 @@
 #   counts are the query and transaction totals (SHOW STATS), with a slow
 #   query in the bucket its duration says;
 # - hold counts and durations by reason (a PAUSE held a client about 1 s);
-# - backend state as a labelled gauge, probe RTT per backend;
+# - backend state as a labelled gauge, probe RTT per backend (gauge and
+#   histogram);
 # - contrib/grafana/pgwing.json is well-formed JSON and every metric its
 #   queries use is one /metrics exports.
 use strict;
@@ -80,7 +81,7 @@ my $after;
 
 for my $family (
 	qw(pgwing_query_duration_seconds pgwing_transaction_duration_seconds pgwing_wait_seconds
-	pgwing_hold_seconds pgwing_wake_duration_seconds))
+	pgwing_hold_seconds pgwing_wake_duration_seconds pgwing_probe_rtt_seconds))
 {
 	is($type->{$family}, 'histogram', "$family is a histogram");
 }
@@ -160,6 +161,10 @@ is($now->{'pgwing_backend_state{backend="pg1",state="down"}'}, 0, 'backend state
 is(scalar(grep { /^pgwing_backend_state\{backend="pg1",/ } keys %$now),
 	5, 'backend state: one sample per state');
 like($now->{'pgwing_backend_rtt_seconds{backend="pg1"}'}, qr/^\d+\.\d+$/, 'probe RTT of pg1');
+check_histogram($now, 'pgwing_probe_rtt_seconds', 'backend="pg1"');
+cmp_ok($now->{'pgwing_probe_rtt_seconds_count{backend="pg1"}'},
+	'>=', 5, 'every probe of pg1 in the RTT histogram (one each 200 ms)');
+cmp_ok($now->{'pgwing_probe_rtt_seconds_sum{backend="pg1"}'}, '>', 0, '... with their sum');
 
 # The Grafana dashboard uses only metrics that exist.
 my $file = File::Spec->catfile(dirname(File::Spec->rel2abs(__FILE__)),
@@ -198,7 +203,7 @@ is_deeply(\@missing, [], 'every metric the dashboard uses is exported');
 for my $family (
 	qw(pgwing_query_duration_seconds pgwing_transaction_duration_seconds pgwing_wait_seconds
 	pgwing_hold_seconds pgwing_holds_total pgwing_wake_duration_seconds pgwing_backend_state
-	pgwing_backend_rtt_seconds))
+	pgwing_backend_rtt_seconds pgwing_probe_rtt_seconds))
 {
 	ok((grep { /^\Q$family\E(_bucket|_sum|_count)?$/ } keys %used), "the dashboard graphs $family");
 }
