@@ -3,11 +3,11 @@
  * GET /metrics (Prometheus), /livez (the loop answers), /readyz (200 when the
  * rw port can be served now or after a hold expected to end, 503 while
  * draining or with no usable primary; the body says why) and /status (the
- * same, with SHOW BACKENDS and SHOW POOLS, as JSON). A scrape only reads counters and walks the
- * client list, so it never waits on anything and never holds up the data path for long. Scrapers
- * are bounded (metrics_timeout, metrics_max_request_size, metrics_max_conn) so
- * that a silent, oversized or numerous one cannot take the fds, memory or loop
- * the clients need.
+ * same, with SHOW BACKENDS and SHOW POOLS, as JSON). A request only reads
+ * counters and walks the client list, so it never waits on anything and never
+ * holds up the data path for long. Clients are bounded (metrics_timeout,
+ * metrics_max_request_size, metrics_max_conn) so that a silent, oversized or
+ * numerous one cannot take the fds, memory or loop the clients need.
  */
 #ifndef PGWING_METRICS_H
 #define PGWING_METRICS_H

@@ -33,12 +33,13 @@ struct pool {
 	 * a client sending the same startup parameters is welcomed without a server.
 	 */
 	struct startup_params welcome_startup;
-	struct param_set *welcome;    /* NULL until the first login */
-	int nactive;                  /* clients of this pool with a server or logging one in */
-	int nclients;                 /* all logged-in clients of this pool */
-	uint32_t generation;          /* RECONNECT bumps it: older servers are released when idle */
-	int64_t hold_start_ms;        /* when clients started waiting here, for the log */
-	enum hold_reason hold_reason; /* why, as it was then: its duration is counted under it */
+	struct param_set *welcome; /* NULL until the first login */
+	int nactive;               /* clients of this pool with a server or logging one in */
+	int nclients;              /* all logged-in clients of this pool */
+	uint32_t generation;       /* RECONNECT bumps it: older servers are released when idle */
+	int64_t hold_start_ms;     /* when clients started waiting here, for the log */
+	/* Why the hold started, as it was then: its duration is counted under it. */
+	enum hold_reason hold_reason;
 	struct event
 		*reserve_timer; /* when the first waiter will have waited reserve_pool_timeout */
 	struct stats stats;

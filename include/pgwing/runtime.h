@@ -35,7 +35,7 @@ void runtime_shutdown(bool wait_for_clients);
  * shutdown_timeout. The console stays reachable until the process exits.
  */
 void runtime_drain(void);
-/* Whether a client that just logged in may use a pool (not after a drain's grace). */
+/* Whether a new client may use a pool: not after a drain's grace. */
 bool runtime_is_accepting_clients(void);
 
 #endif

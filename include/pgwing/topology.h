@@ -41,10 +41,7 @@ struct backend {
 	int64_t lag_bytes; /* replica: behind the primary's LSN; -1 unknown */
 	int64_t lag_ms;    /* replica: replay delay; -1 unknown */
 	double rtt_ms;     /* smoothed probe round trip; < 0 unknown */
-	/* Every successful probe's round trip as it was, for the metrics. */
-	struct stats_histogram rtt_hist;
-	uint64_t rtt_sum_us;
-	int nclients; /* clients currently routed here (router's tie-break) */
+	int nclients;      /* clients currently routed here (router's tie-break) */
 	int consecutive_failures;
 	int consecutive_successes;
 	char last_error[256];
@@ -55,6 +52,10 @@ struct backend {
 	int64_t wake_started_ms; /* the wake in progress or last started; 0: never woken */
 	int64_t last_wake_ms;    /* how long the last successful wake took; -1: none yet */
 	int64_t unused_since_ms; /* no server connection to it since; 0: it has some */
+
+	/* Every successful probe's round trip as it was, for the metrics. */
+	struct stats_histogram rtt_hist;
+	uint64_t rtt_sum_us;
 
 	struct health_probe *probe; /* owned by health.c */
 };
