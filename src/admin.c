@@ -10,6 +10,7 @@
 #include "pgwing/config.h"
 #include "pgwing/health.h"
 #include "pgwing/log.h"
+#include "pgwing/metrics.h"
 #include "pgwing/pool.h"
 #include "pgwing/runtime.h"
 #include "pgwing/server.h"
@@ -62,6 +63,9 @@ struct result {
 	struct evbuffer *out;
 	size_t ncols;
 	uint64_t nrows;
+	/* A JSON array of objects (the HTTP /status) instead of a result set. */
+	bool is_json;
+	const struct proto_column *cols;
 };
 
 static void admin_run(struct client *cl, const char *query);
@@ -162,18 +166,56 @@ void admin_client_gone(struct client *cl)
 
 /* Result sets. */
 
+/* r->out and r->is_json are set: start the rows. */
+static void result_columns(struct result *r, const struct proto_column *cols, size_t ncols)
+{
+	r->cols = cols;
+	r->ncols = ncols;
+	r->nrows = 0;
+	if (r->is_json)
+		evbuffer_add(r->out, "[", 1);
+	else
+		proto_put_row_description(r->out, cols, ncols);
+}
+
 static void result_begin(struct result *r, struct client *cl, const struct proto_column *cols,
 			 size_t ncols)
 {
 	r->out = conn_output(&cl->conn);
-	r->ncols = ncols;
-	r->nrows = 0;
-	proto_put_row_description(r->out, cols, ncols);
+	r->is_json = false;
+	result_columns(r, cols, ncols);
+}
+
+/* A row as a JSON object: numbers stay numbers, NULL is null, the rest strings. */
+static void result_json_row(struct result *r, const struct row *row)
+{
+	evbuffer_add(r->out, r->nrows > 0 ? ",{" : "{", r->nrows > 0 ? 2 : 1);
+	for (size_t i = 0; i < r->ncols; i++) {
+		uint32_t oid = r->cols[i].type_oid;
+
+		if (i > 0)
+			evbuffer_add(r->out, ",", 1);
+		metrics_put_json_string(r->out, r->cols[i].name);
+		evbuffer_add(r->out, ":", 1);
+		if (row->values[i] == NULL)
+			evbuffer_add(r->out, "null", 4);
+		else if (oid == PROTO_OID_INT4 || oid == PROTO_OID_INT8 || oid == PROTO_OID_FLOAT8)
+			evbuffer_add(r->out, row->values[i], strlen(row->values[i]));
+		else if (oid == PROTO_OID_BOOL)
+			evbuffer_add_printf(r->out, "%s",
+					    row->values[i][0] == 't' ? "true" : "false");
+		else
+			metrics_put_json_string(r->out, row->values[i]);
+	}
+	evbuffer_add(r->out, "}", 1);
 }
 
 static void result_row(struct result *r, const struct row *row)
 {
-	proto_put_data_row(r->out, row->values, r->ncols);
+	if (r->is_json)
+		result_json_row(r, row);
+	else
+		proto_put_data_row(r->out, row->values, r->ncols);
 	r->nrows++;
 }
 
@@ -182,6 +224,10 @@ static void result_end(struct result *r)
 {
 	char tag[32];
 
+	if (r->is_json) {
+		evbuffer_add(r->out, "]", 1);
+		return;
+	}
 	snprintf(tag, sizeof(tag), "SELECT %" PRIu64, r->nrows);
 	proto_put_command_complete(r->out, tag);
 }
@@ -293,7 +339,8 @@ static void show_config(struct client *cl)
 	result_end(&r);
 }
 
-static void show_backends(struct client *cl)
+/* SHOW BACKENDS, into a result whose out and is_json are set. */
+static void put_backends(struct result *r)
 {
 	static const struct proto_column cols[] = {
 		{"name", PROTO_OID_TEXT},
@@ -312,9 +359,8 @@ static void show_backends(struct client *cl)
 		{"last_wake", PROTO_OID_TIMESTAMPTZ},
 		{"wake_ms", PROTO_OID_INT8},
 	};
-	struct result r;
 
-	result_begin(&r, cl, cols, ARRAY_SIZE(cols));
+	result_columns(r, cols, ARRAY_SIZE(cols));
 	for (int i = 0; i < rt.topo->count; i++) {
 		const struct backend *b = rt.topo->backends[i];
 		struct row row;
@@ -357,9 +403,16 @@ static void show_backends(struct client *cl)
 			row_int(&row, 14, b->last_wake_ms);
 		else
 			row_text(&row, 14, NULL);
-		result_row(&r, &row);
+		result_row(r, &row);
 	}
-	result_end(&r);
+	result_end(r);
+}
+
+static void show_backends(struct client *cl)
+{
+	struct result r = {.out = conn_output(&cl->conn)};
+
+	put_backends(&r);
 }
 
 /* What SHOW POOLS counts of one pool: its clients' servers and its pooled ones. */
@@ -397,7 +450,8 @@ static struct pool_counts count_servers(const struct pool *p)
 	return c;
 }
 
-static void show_pools(struct client *cl)
+/* SHOW POOLS, into a result whose out and is_json are set. */
+static void put_pools(struct result *r)
 {
 	static const struct proto_column cols[] = {
 		{"database", PROTO_OID_TEXT},   {"user", PROTO_OID_TEXT},
@@ -407,9 +461,8 @@ static void show_pools(struct client *cl)
 		{"sv_login", PROTO_OID_INT8},   {"maxwait_ms", PROTO_OID_INT8},
 		{"pool_mode", PROTO_OID_TEXT},
 	};
-	struct result r;
 
-	result_begin(&r, cl, cols, ARRAY_SIZE(cols));
+	result_columns(r, cols, ARRAY_SIZE(cols));
 	for (const struct pool *p = pool_first(); p != NULL; p = p->next) {
 		struct pool_counts c = count_servers(p);
 		const struct client *first = TAILQ_FIRST(&p->waiting);
@@ -426,9 +479,30 @@ static void show_pools(struct client *cl)
 		row_int(&row, 8, c.sv_login);
 		row_int(&row, 9, first != NULL ? now_ms() - first->wait_start_ms : 0);
 		row_text(&row, 10, "session");
-		result_row(&r, &row);
+		result_row(r, &row);
 	}
-	result_end(&r);
+	result_end(r);
+}
+
+static void show_pools(struct client *cl)
+{
+	struct result r = {.out = conn_output(&cl->conn)};
+
+	put_pools(&r);
+}
+
+void admin_put_backends_json(struct evbuffer *out)
+{
+	struct result r = {.out = out, .is_json = true};
+
+	put_backends(&r);
+}
+
+void admin_put_pools_json(struct evbuffer *out)
+{
+	struct result r = {.out = out, .is_json = true};
+
+	put_pools(&r);
 }
 
 /* SHOW CLIENTS and SHOW SERVERS share their columns; link is the other side's id. */

@@ -177,6 +177,41 @@ void client_close_all(const char *reason)
 	}
 }
 
+/* Logged in to a pool, with no request or transaction under way: PostgreSQL's "idle". */
+static bool client_is_between_transactions(struct client *cl)
+{
+	if (cl->state == CL_IDLE)
+		return true;
+	return cl->state == CL_ACTIVE && cl->pending_syncs == 0 && cl->xact_start_us == 0 &&
+	       !cl->is_mid_request && evbuffer_get_length(conn_input(&cl->conn)) == 0;
+}
+
+int client_close_idle(const char *reason)
+{
+	struct client *cl, *next;
+	int left = 0;
+
+	for (cl = TAILQ_FIRST(&all_clients); cl != NULL; cl = next) {
+		next = TAILQ_NEXT(cl, all_link);
+		if (cl->state == CL_ADMIN || cl->state == CL_CLOSING)
+			continue;
+		if (client_is_between_transactions(cl))
+			client_fail(cl, SQLSTATE_ADMIN_SHUTDOWN, "%s", reason);
+		else
+			left++;
+	}
+	return left;
+}
+
+void client_cancel_all(void)
+{
+	const struct client *cl;
+
+	TAILQ_FOREACH(cl, &all_clients, all_link)
+	if (cl->server != NULL && cl->pending_syncs > 0)
+		cancel_forward(cl->cancel_pid, cl->cancel_key);
+}
+
 static void client_login_timeout_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *arg)
 {
 	struct client *cl = arg;
@@ -254,6 +289,20 @@ static void client_finish_welcome(struct client *cl)
 }
 
 /*
+ * After a drain's grace only the console takes new clients; the others are
+ * refused as PostgreSQL refuses them during its shutdown. Asked at the startup
+ * packet (no authentication spent on them) and again at the end of a login
+ * that began before the grace ended.
+ */
+static bool client_check_draining(struct client *cl)
+{
+	if (strcmp(cl->params.database, ADMIN_DATABASE) == 0 || runtime_is_accepting_clients())
+		return true;
+	client_fail(cl, SQLSTATE_CANNOT_CONNECT_NOW, "the database system is shutting down");
+	return false;
+}
+
+/*
  * Logged in (as far as pgwing is concerned): the console answers itself, any
  * other database gets a server from its pool, or, when the pool knows the
  * welcome for these startup parameters, is welcomed with it and gets a server
@@ -277,6 +326,8 @@ static void client_login_done(struct client *cl)
 		admin_welcome(cl);
 		return;
 	}
+	if (!client_check_draining(cl))
+		return;
 	welcome = pool_add_client(cl);
 	if (welcome != NULL)
 		client_welcome(cl, welcome);
@@ -616,6 +667,8 @@ static bool client_handle_startup(struct client *cl)
 			    "no more connections allowed (max_client_conn)");
 		return false;
 	}
+	if (!client_check_draining(cl))
+		return false;
 	if (!client_check_tls(cl))
 		return false;
 	log_debug("client %" PRIu64 " login: user=%s database=%s", cl->id, cl->params.user,
@@ -1142,10 +1195,12 @@ void client_note_ready(struct client *cl, char status)
 		cl->pending_syncs--;
 	st->query_count++;
 	st->query_time_us += (uint64_t)(now - cl->query_start_us);
+	stats_observe(&st->query_hist, now - cl->query_start_us);
 	cl->query_start_us = now;
 	if (status == 'I' && cl->xact_start_us != 0) {
 		st->xact_count++;
 		st->xact_time_us += (uint64_t)(now - cl->xact_start_us);
+		stats_observe(&st->xact_hist, now - cl->xact_start_us);
 		cl->xact_start_us = 0;
 	}
 	request_settle_session(cl, status);

@@ -423,6 +423,28 @@ static const struct setting settings[] = {
 		.doc = "File to write the process id to; empty writes none.",
 	},
 	{
+		.name = "shutdown_grace",
+		.type = SETTING_DURATION,
+		.offset = MS_FIELD(shutdown_grace_ms),
+		.default_value = "0",
+		.is_reloadable = true,
+		.min_value = 0,
+		.max_value = DURATION_MAX,
+		.doc = "After SIGTERM, how long new clients are still accepted (while /readyz "
+		       "already says 503), for an orchestrator slow to stop sending them.",
+	},
+	{
+		.name = "shutdown_timeout",
+		.type = SETTING_DURATION,
+		.offset = MS_FIELD(shutdown_timeout_ms),
+		.default_value = "25s",
+		.is_reloadable = true,
+		.min_value = 1,
+		.max_value = DURATION_MAX,
+		.doc = "After SIGTERM, how long clients may take to finish their transactions; "
+		       "then queries still running are cancelled and every client gets 57P01.",
+	},
+	{
 		.name = "region",
 		.type = SETTING_STRING,
 		.offset = STRING_FIELD(region),

@@ -140,6 +140,8 @@ static void backend_record_success(struct backend *b, const struct probe_sample 
 	if (b->consecutive_successes < INT_MAX)
 		b->consecutive_successes++;
 	b->rtt_ms = b->rtt_ms < 0 ? s->rtt_ms : RTT_ALPHA * s->rtt_ms + (1 - RTT_ALPHA) * b->rtt_ms;
+	stats_observe(&b->rtt_hist, (int64_t)(s->rtt_ms * 1000));
+	b->rtt_sum_us += (uint64_t)(s->rtt_ms * 1000);
 	b->lsn = s->lsn;
 	b->lag_ms = s->lag_ms;
 	b->timeline = s->timeline;

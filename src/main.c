@@ -119,8 +119,8 @@ static void usage(FILE *f)
 		"  -d, --daemon    run in the background (set pidfile and logfile)\n"
 		"  -v, --verbose   more logging (repeat for more)\n"
 		"  -q, --quiet     log only warnings and errors\n\n"
-		"Signals: SIGHUP reloads the config, SIGTERM stops after clients leave,\n"
-		"SIGINT stops at once.\n",
+		"Signals: SIGHUP reloads the config, SIGTERM drains (shutdown_grace,\n"
+		"shutdown_timeout), SIGINT stops at once.\n",
 		PACKAGE_VERSION);
 }
 
@@ -256,12 +256,55 @@ void runtime_reload(void)
 	notify_systemd("READY=1");
 }
 
+/*
+ * A drain (SIGTERM) goes through its phases on this timer; SHUTDOWN
+ * WAIT_FOR_CLIENTS only waits for the last client, console ones included.
+ */
 static void drain_check_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *arg UNUSED)
 {
-	if (client_count() == 0) {
-		log_info("all clients gone, stopping");
-		event_base_loopbreak(rt.base);
+	int64_t elapsed = now_ms() - rt.drain_started_ms;
+
+	if (rt.drain_started_ms == 0) {
+		if (client_count() == 0) {
+			log_info("all clients gone, stopping");
+			event_base_loopbreak(rt.base);
+		}
+		return;
 	}
+	if (elapsed >= rt.cfg->shutdown_timeout_ms) {
+		log_info("drain: shutdown_timeout reached, cancelling what still runs");
+		client_cancel_all();
+		runtime_shutdown(false);
+		return;
+	}
+	if (elapsed < rt.cfg->shutdown_grace_ms)
+		return;
+	/* As PostgreSQL's fast shutdown says it, to clients between transactions. */
+	if (client_close_idle("terminating connection due to administrator command") == 0) {
+		log_info("drain: every client has left, stopping");
+		runtime_shutdown(false);
+	}
+}
+
+bool runtime_is_accepting_clients(void)
+{
+	return !rt.is_shutting_down || (rt.drain_started_ms != 0 &&
+					now_ms() - rt.drain_started_ms < rt.cfg->shutdown_grace_ms);
+}
+
+void runtime_drain(void)
+{
+	if (rt.is_shutting_down)
+		return;
+	log_info("draining: not ready; new clients accepted for %" PRId64
+		 " ms; clients closed as their transactions end; cancelled after %" PRId64 " ms",
+		 rt.cfg->shutdown_grace_ms, rt.cfg->shutdown_timeout_ms);
+	notify_systemd("STOPPING=1");
+	rt.is_shutting_down = true;
+	rt.drain_started_ms = now_ms();
+	/* The listeners stay: the console must stay reachable, and others get 57P03. */
+	drain_timer = CHECK_ALLOC(event_new(rt.base, -1, EV_PERSIST, drain_check_cb, NULL));
+	timer_add_ms(drain_timer, DRAIN_CHECK_MS);
 }
 
 void runtime_shutdown(bool wait_for_clients)
@@ -279,6 +322,8 @@ void runtime_shutdown(bool wait_for_clients)
 	}
 	log_info("shutting down now");
 	rt.is_shutting_down = true;
+	if (drain_timer != NULL)
+		event_del(drain_timer);
 	listener_stop();
 	client_close_all("pgwing is shutting down");
 	/* A moment for the goodbyes to be written. */
@@ -294,7 +339,7 @@ static void signal_cb(evutil_socket_t sig, short what UNUSED, void *arg UNUSED)
 		break;
 	case SIGTERM:
 		log_info("SIGTERM: draining");
-		runtime_shutdown(true);
+		runtime_drain();
 		break;
 	case SIGINT:
 		log_info("SIGINT: fast shutdown");

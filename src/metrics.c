@@ -1,6 +1,7 @@
 /*
- * Prometheus metrics in the text exposition format, generated at each scrape
- * from the same counters the console shows, so the two always agree.
+ * The HTTP side: Prometheus metrics in the text exposition format, generated
+ * at each scrape from the same counters the console shows, so the two always
+ * agree; and the endpoints an orchestrator probes (/livez, /readyz, /status).
  */
 #include "pgwing/metrics.h"
 
@@ -9,6 +10,7 @@
 #include "pgwing/listener.h"
 #include "pgwing/log.h"
 #include "pgwing/pool.h"
+#include "pgwing/router.h"
 #include "pgwing/server.h"
 #include "pgwing/stats.h"
 #include "pgwing/topology.h"
@@ -20,6 +22,7 @@
 #include <event2/http.h>
 #include <event2/listener.h>
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +67,45 @@ static void put_label(struct evbuffer *out, const char *value)
 static void put_header(struct evbuffer *out, const char *name, const char *type, const char *help)
 {
 	evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/*
+ * The samples of one histogram: labels are rendered already ("" for none),
+ * the buckets are made cumulative here, and their total is the count.
+ */
+static void put_histogram(struct evbuffer *out, const char *name, const char *labels,
+			  const struct stats_histogram *h, uint64_t sum_us)
+{
+	const char *sep = labels[0] != '\0' ? "," : "";
+	uint64_t cumulative = 0;
+
+	for (size_t i = 0; i < STATS_BUCKETS; i++) {
+		cumulative += h->buckets[i];
+		evbuffer_add_printf(out, "%s_bucket{%s%sle=\"%g\"} %" PRIu64 "\n", name, labels,
+				    sep, (double)stats_bucket_bounds_us[i] / 1e6, cumulative);
+	}
+	cumulative += h->buckets[STATS_BUCKETS];
+	evbuffer_add_printf(out, "%s_bucket{%s%sle=\"+Inf\"} %" PRIu64 "\n", name, labels, sep,
+			    cumulative);
+	if (labels[0] != '\0') {
+		evbuffer_add_printf(out, "%s_sum{%s} %.6f\n", name, labels, (double)sum_us / 1e6);
+		evbuffer_add_printf(out, "%s_count{%s} %" PRIu64 "\n", name, labels, cumulative);
+	} else {
+		evbuffer_add_printf(out, "%s_sum %.6f\n", name, (double)sum_us / 1e6);
+		evbuffer_add_printf(out, "%s_count %" PRIu64 "\n", name, cumulative);
+	}
+}
+
+/* name="value" (value escaped), then more as it is, in buf (emptied first), as a string. */
+static const char *format_labels(struct evbuffer *buf, const char *name, const char *value,
+				 const char *more)
+{
+	evbuffer_drain(buf, evbuffer_get_length(buf));
+	evbuffer_add_printf(buf, "%s=\"", name);
+	put_label(buf, value);
+	evbuffer_add_printf(buf, "\"%s", more);
+	evbuffer_add(buf, "", 1);
+	return (const char *)evbuffer_pullup(buf, -1);
 }
 
 static void put_clients(struct evbuffer *out)
@@ -111,6 +153,24 @@ static void put_servers(struct evbuffer *out)
 	}
 }
 
+/* Each successful probe's round trip, unsmoothed, per backend. */
+static void put_probe_rtts(struct evbuffer *out)
+{
+	struct evbuffer *labels = CHECK_ALLOC(evbuffer_new());
+
+	put_header(out, "pgwing_probe_rtt_seconds", "histogram",
+		   "Round-trip time of each successful health probe query.");
+	for (int i = 0; i < rt.topo->count && labels != NULL; i++) {
+		const struct backend *b = rt.topo->backends[i];
+
+		put_histogram(out, "pgwing_probe_rtt_seconds",
+			      format_labels(labels, "backend", b->name, ""), &b->rtt_hist,
+			      b->rtt_sum_us);
+	}
+	if (labels != NULL)
+		evbuffer_free(labels);
+}
+
 static void put_backends(struct evbuffer *out)
 {
 	put_header(out, "pgwing_backend_up", "gauge",
@@ -125,6 +185,19 @@ static void put_backends(struct evbuffer *out)
 		evbuffer_add_printf(out, "\",role=\"%s\"} %d\n",
 				    b->is_fenced ? "fenced" : backend_role_name(b->role),
 				    b->state == BACKEND_UP && !b->is_fenced);
+	}
+	put_header(out, "pgwing_backend_state", "gauge",
+		   "1 for the state the backend is in (as SHOW BACKENDS says), 0 for the others.");
+	for (int i = 0; i < rt.topo->count; i++) {
+		const struct backend *b = rt.topo->backends[i];
+
+		for (int st = BACKEND_UNKNOWN; st <= BACKEND_WAKING; st++) {
+			evbuffer_add(out, "pgwing_backend_state{backend=\"", 30);
+			put_label(out, b->name);
+			evbuffer_add_printf(out, "\",state=\"%s\"} %d\n",
+					    backend_state_name((enum backend_state)st),
+					    b->state == (enum backend_state)st);
+		}
 	}
 	put_header(out, "pgwing_backend_lag_bytes", "gauge",
 		   "How far a replica's replay is behind the primary, in bytes of WAL.");
@@ -148,6 +221,7 @@ static void put_backends(struct evbuffer *out)
 		put_label(out, b->name);
 		evbuffer_add_printf(out, "\"} %.6f\n", b->rtt_ms / 1000);
 	}
+	put_probe_rtts(out);
 }
 
 /* name{database="...",target="..."[,direction="..."]} value */
@@ -162,11 +236,49 @@ static void put_pool_sample(struct evbuffer *out, const char *name, const struct
 	evbuffer_add_printf(out, "} %" PRIu64 "\n", value);
 }
 
+/*
+ * One histogram per database and target, from the struct stats fields at
+ * hist_at (a struct stats_histogram) and sum_at (its sum in microseconds).
+ */
+static void put_pool_histograms(struct evbuffer *out, const char *name, const char *help,
+				const struct stats_row *rows, size_t n, size_t hist_at,
+				size_t sum_at)
+{
+	struct evbuffer *labels = CHECK_ALLOC(evbuffer_new());
+
+	put_header(out, name, "histogram", help);
+	for (size_t i = 0; i < n && labels != NULL; i++) {
+		const char *total = (const char *)&rows[i].total;
+		char target[32];
+		uint64_t sum_us;
+
+		memcpy(&sum_us, total + sum_at, sizeof(sum_us));
+		snprintf(target, sizeof(target), ",target=\"%s\"", target_name(rows[i].target));
+		put_histogram(
+			out, name, format_labels(labels, "database", rows[i].database, target),
+			(const struct stats_histogram *)(const void *)(total + hist_at), sum_us);
+	}
+	if (labels != NULL)
+		evbuffer_free(labels);
+}
+
 /* Per database and target, from the same sums as SHOW STATS. */
 static void put_traffic(struct evbuffer *out)
 {
 	size_t n;
 	struct stats_row *rows = stats_collect(&n);
+
+	put_pool_histograms(out, "pgwing_query_duration_seconds",
+			    "Requests (up to their ReadyForQuery) by how long the server took.",
+			    rows, n, offsetof(struct stats, query_hist),
+			    offsetof(struct stats, query_time_us));
+	put_pool_histograms(out, "pgwing_transaction_duration_seconds",
+			    "Transactions by how long they lasted, from their first request.", rows,
+			    n, offsetof(struct stats, xact_hist),
+			    offsetof(struct stats, xact_time_us));
+	put_pool_histograms(out, "pgwing_wait_seconds", "How long clients waited for a server.",
+			    rows, n, offsetof(struct stats, wait_hist),
+			    offsetof(struct stats, wait_time_us));
 
 	put_header(out, "pgwing_queries_total", "counter", "Requests answered by servers.");
 	for (size_t i = 0; i < n; i++)
@@ -189,19 +301,6 @@ static void put_traffic(struct evbuffer *out)
 static void put_events(struct evbuffer *out)
 {
 	const struct stats_events *ev = &stats_events;
-	uint64_t cumulative = 0;
-
-	put_header(out, "pgwing_wait_seconds", "histogram",
-		   "How long clients waited for a server.");
-	for (size_t i = 0; i < STATS_WAIT_BUCKETS; i++) {
-		cumulative += ev->wait_buckets[i];
-		evbuffer_add_printf(out, "pgwing_wait_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
-				    stats_wait_bounds[i], cumulative);
-	}
-	evbuffer_add_printf(out, "pgwing_wait_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n",
-			    ev->wait_count);
-	evbuffer_add_printf(out, "pgwing_wait_seconds_sum %.6f\n", (double)ev->wait_time_us / 1e6);
-	evbuffer_add_printf(out, "pgwing_wait_seconds_count %" PRIu64 "\n", ev->wait_count);
 
 	put_header(out, "pgwing_failovers_total", "counter", "Changes of the primary.");
 	evbuffer_add_printf(out, "pgwing_failovers_total %" PRIu64 "\n", ev->failovers);
@@ -214,6 +313,20 @@ static void put_events(struct evbuffer *out)
 	for (int r = 0; r < HOLD_REASON_COUNT; r++)
 		evbuffer_add_printf(out, "pgwing_holds_total{reason=\"%s\"} %" PRIu64 "\n",
 				    hold_reason_name((enum hold_reason)r), ev->holds[r]);
+	put_header(out, "pgwing_hold_seconds", "histogram",
+		   "Holds of a pool (from the first client queued to the queue emptying), by "
+		   "the reason they started with.");
+	for (int r = 0; r < HOLD_REASON_COUNT; r++) {
+		char labels[64];
+
+		snprintf(labels, sizeof(labels), "reason=\"%s\"",
+			 hold_reason_name((enum hold_reason)r));
+		put_histogram(out, "pgwing_hold_seconds", labels, &ev->hold_hist[r],
+			      ev->hold_time_us[r]);
+	}
+	put_header(out, "pgwing_wake_duration_seconds", "histogram",
+		   "Successful wakes, from the wake to the backend answering.");
+	put_histogram(out, "pgwing_wake_duration_seconds", "", &ev->wake_hist, ev->wake_time_us);
 }
 
 void metrics_render(struct evbuffer *out)
@@ -240,9 +353,125 @@ static void metrics_cb(struct evhttp_request *req, void *arg UNUSED)
 	evbuffer_free(body);
 }
 
+void metrics_put_json_string(struct evbuffer *out, const char *text)
+{
+	evbuffer_add(out, "\"", 1);
+	for (const unsigned char *c = (const unsigned char *)text; *c != '\0'; c++) {
+		if (*c == '"' || *c == '\\')
+			evbuffer_add_printf(out, "\\%c", *c);
+		else if (*c < 0x20)
+			evbuffer_add_printf(out, "\\u%04x", *c);
+		else
+			evbuffer_add(out, c, 1);
+	}
+	evbuffer_add(out, "\"", 1);
+}
+
+/*
+ * Whether the rw port can be served: now, or after a hold expected to end (a
+ * wake, or a failover younger than hold_timeout). reason says why, for a human.
+ */
+static bool is_ready(char *reason, size_t len)
+{
+	const struct backend *b = router_pick(rt.topo, rt.cfg, TARGET_RW);
+
+	if (rt.is_shutting_down) {
+		snprintf(reason, len, "draining: pgwing is shutting down");
+		return false;
+	}
+	if (b != NULL) {
+		snprintf(reason, len, "ready: primary %s is up", b->name);
+		return true;
+	}
+	b = router_pick_wakeable(rt.topo, rt.cfg, TARGET_RW);
+	if (b != NULL) {
+		snprintf(reason, len, "ready: primary %s is %s; clients wait for it to wake",
+			 b->name, backend_state_name(b->state));
+		return true;
+	}
+	if (rt.topo->is_primary_ambiguous) {
+		snprintf(reason, len, "not ready: two primaries on one timeline; writes refused");
+		return false;
+	}
+	for (int i = 0; i < rt.topo->count; i++) {
+		int64_t down_ms = now_ms() - rt.topo->backends[i]->last_change_ms;
+
+		b = rt.topo->backends[i];
+		if (b->role != ROLE_PRIMARY || b->is_fenced || b->state != BACKEND_DOWN)
+			continue;
+		if (down_ms < rt.cfg->hold_timeout_ms) {
+			snprintf(reason, len,
+				 "ready: holding clients: primary %s down for %" PRId64
+				 " ms, waiting up to hold_timeout for a primary",
+				 b->name, down_ms);
+			return true;
+		}
+		snprintf(reason, len, "not ready: no primary: %s down for %" PRId64 " ms", b->name,
+			 down_ms);
+		return false;
+	}
+	snprintf(reason, len, "not ready: no primary among %d backends", rt.topo->count);
+	return false;
+}
+
+static void reply_text(struct evhttp_request *req, int code, const char *text)
+{
+	struct evbuffer *body = evbuffer_new();
+
+	if (body == NULL) {
+		evhttp_send_error(req, 503, "Out of memory");
+		return;
+	}
+	evbuffer_add_printf(body, "%s\n", text);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+			  "text/plain; charset=utf-8");
+	evhttp_send_reply(req, code, code == 200 ? "OK" : "Service Unavailable", body);
+	evbuffer_free(body);
+}
+
+/* Answered by the loop itself: if this comes back, the loop turns. */
+static void livez_cb(struct evhttp_request *req, void *arg UNUSED)
+{
+	reply_text(req, 200, "ok");
+}
+
+static void readyz_cb(struct evhttp_request *req, void *arg UNUSED)
+{
+	char reason[512];
+	bool is_ok = is_ready(reason, sizeof(reason));
+
+	reply_text(req, is_ok ? 200 : 503, reason);
+}
+
+/* Readiness, then the rows of SHOW BACKENDS and SHOW POOLS (hold reasons included). */
+static void status_cb(struct evhttp_request *req, void *arg UNUSED)
+{
+	struct evbuffer *body = evbuffer_new();
+	char reason[512];
+	bool is_ok = is_ready(reason, sizeof(reason));
+
+	if (body == NULL) {
+		evhttp_send_error(req, 503, "Out of memory");
+		return;
+	}
+	evbuffer_add_printf(body,
+			    "{\"ready\":%s,\"draining\":%s,\"reason\":", is_ok ? "true" : "false",
+			    rt.is_shutting_down ? "true" : "false");
+	metrics_put_json_string(body, reason);
+	evbuffer_add_printf(body, ",\"clients\":%d,\"backends\":", client_count());
+	admin_put_backends_json(body);
+	evbuffer_add(body, ",\"pools\":", 9);
+	admin_put_pools_json(body);
+	evbuffer_add(body, "}\n", 2);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+			  "application/json");
+	evhttp_send_reply(req, 200, "OK", body);
+	evbuffer_free(body);
+}
+
 static void not_found_cb(struct evhttp_request *req, void *arg UNUSED)
 {
-	evhttp_send_error(req, 404, "Not Found: try /metrics");
+	evhttp_send_error(req, 404, "Not Found: try /metrics, /livez, /readyz or /status");
 }
 
 /* Accept while under metrics_max_conn and not backing off from an accept error. */
@@ -384,6 +613,9 @@ int metrics_start(struct event_base *base, const struct config *cfg)
 	/* Anything else gets 405 from evhttp itself. */
 	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
 	evhttp_set_cb(http, "/metrics", metrics_cb, NULL);
+	evhttp_set_cb(http, "/livez", livez_cb, NULL);
+	evhttp_set_cb(http, "/readyz", readyz_cb, NULL);
+	evhttp_set_cb(http, "/status", status_cb, NULL);
 	evhttp_set_gencb(http, not_found_cb, NULL);
 	retry_timer = evtimer_new(base, retry_cb, NULL);
 	adopt_event = event_new(base, -1, 0, adopt_cb, NULL);

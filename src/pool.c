@@ -99,6 +99,7 @@ static void pool_end_hold(struct pool *p)
 	if (p->nwaiting == 0 && p->hold_start_ms != 0) {
 		log_info("pool %s/%s/%s: hold ended after %" PRId64 " ms", p->database, p->user,
 			 target_name(p->target), now_ms() - p->hold_start_ms);
+		stats_note_hold_end(p->hold_reason, (now_ms() - p->hold_start_ms) * 1000);
 		p->hold_start_ms = 0;
 	}
 }
@@ -548,6 +549,7 @@ static void pool_wait(struct client *cl)
 		left = 0;
 	if (p->nwaiting == 0 && p->hold_start_ms == 0) {
 		p->hold_start_ms = now_ms();
+		p->hold_reason = stats_hold_reason(p);
 		log_info("pool %s/%s/%s: holding clients: %s", p->database, p->user,
 			 target_name(p->target),
 			 pool_is_paused(p)        ? "paused"

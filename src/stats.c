@@ -17,8 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-const double stats_wait_bounds[STATS_WAIT_BUCKETS] = {
-	0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30,
+const int64_t stats_bucket_bounds_us[STATS_BUCKETS] = {
+	100,    500,     1000,    5000,     10000,    50000,    100000,
+	500000, 1000000, 5000000, 10000000, 30000000, 60000000,
 };
 
 struct stats_events stats_events;
@@ -68,20 +69,29 @@ void stats_note_hold(const struct pool *p)
 	stats_events.holds[stats_hold_reason(p)]++;
 }
 
+void stats_note_hold_end(enum hold_reason reason, int64_t held_us)
+{
+	stats_events.hold_time_us[reason] += (uint64_t)held_us;
+	stats_observe(&stats_events.hold_hist[reason], held_us);
+}
+
+void stats_note_wake(int64_t woken_us)
+{
+	stats_events.wake_time_us += (uint64_t)woken_us;
+	stats_observe(&stats_events.wake_hist, woken_us);
+}
+
 void stats_note_wait(struct stats *st, int64_t waited_us)
 {
-	double seconds = (double)waited_us / 1e6;
-
 	st->wait_time_us += (uint64_t)waited_us;
 	st->wait_count++;
-	stats_events.wait_time_us += (uint64_t)waited_us;
-	stats_events.wait_count++;
-	for (size_t i = 0; i < STATS_WAIT_BUCKETS; i++) {
-		if (seconds <= stats_wait_bounds[i]) {
-			stats_events.wait_buckets[i]++;
-			break;
-		}
-	}
+	stats_observe(&st->wait_hist, waited_us);
+}
+
+static void histogram_add(struct stats_histogram *to, const struct stats_histogram *from)
+{
+	for (size_t i = 0; i <= STATS_BUCKETS; i++)
+		to->buckets[i] += from->buckets[i];
 }
 
 static void stats_add(struct stats *to, const struct stats *from)
@@ -94,6 +104,9 @@ static void stats_add(struct stats *to, const struct stats *from)
 	to->query_time_us += from->query_time_us;
 	to->wait_time_us += from->wait_time_us;
 	to->wait_count += from->wait_count;
+	histogram_add(&to->query_hist, &from->query_hist);
+	histogram_add(&to->xact_hist, &from->xact_hist);
+	histogram_add(&to->wait_hist, &from->wait_hist);
 }
 
 static int row_cmp(const void *a, const void *b)

@@ -481,6 +481,7 @@ void wake_note_up(struct backend *b)
 	b->unused_since_ms = 0;
 	log_info("backend %s: woke up in %" PRId64 " ms", b->name, b->last_wake_ms);
 	stats_events.wakes_ok++;
+	stats_note_wake(b->last_wake_ms * 1000);
 	job_free(job);
 }
 

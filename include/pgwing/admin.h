@@ -8,6 +8,7 @@
 #include "pgwing/common.h"
 
 struct client;
+struct evbuffer;
 struct server;
 
 #define ADMIN_DATABASE "pgwing"
@@ -36,6 +37,13 @@ void admin_drained(struct client *cl);
 void admin_handle_message(struct client *cl, char type, const uint8_t *body, size_t len);
 /* The client is being freed: drop what the console keeps for it (a waiting PAUSE). */
 void admin_client_gone(struct client *cl);
+
+/*
+ * SHOW BACKENDS and SHOW POOLS as JSON arrays of objects, one per row, keyed by
+ * column name: the same rows the console gives, for the HTTP /status.
+ */
+void admin_put_backends_json(struct evbuffer *out);
+void admin_put_pools_json(struct evbuffer *out);
 
 /* State names as the console and the metrics show them. */
 const char *admin_client_state_name(const struct client *cl);

@@ -148,5 +148,12 @@ void client_forward(struct client *cl);
 int client_count(void);
 /* Close every client (fast shutdown). */
 void client_close_all(const char *reason);
+/*
+ * Drain: close with 57P01 the pool clients between transactions; returns how
+ * many pool clients remain (in a transaction, a request or still logging in).
+ */
+int client_close_idle(const char *reason);
+/* Send a CancelRequest for every request still running on a server. */
+void client_cancel_all(void);
 
 #endif

@@ -95,7 +95,9 @@ struct config {
 	int64_t pool_idle_timeout_ms;    /* 0 = pools are kept */
 	char *logfile;                   /* "" = stderr */
 	enum log_format log_format;
-	char *pidfile; /* "" = none */
+	char *pidfile;               /* "" = none */
+	int64_t shutdown_grace_ms;   /* SIGTERM: still accepting clients this long */
+	int64_t shutdown_timeout_ms; /* SIGTERM: transactions end by then, or are cancelled */
 
 	/* topology and routing */
 	char *region;

@@ -1,10 +1,13 @@
 /*
- * The Prometheus endpoint: GET /metrics on metrics_listen, served by evhttp on
- * the main loop. A scrape only reads counters and walks the client list, so it
- * never waits on anything and never holds up the data path for long. Scrapers
- * are bounded (metrics_timeout, metrics_max_request_size, metrics_max_conn) so
- * that a silent, oversized or numerous one cannot take the fds, memory or loop
- * the clients need.
+ * The HTTP endpoints on metrics_listen, served by evhttp on the main loop:
+ * GET /metrics (Prometheus), /livez (the loop answers), /readyz (200 when the
+ * rw port can be served now or after a hold expected to end, 503 while
+ * draining or with no usable primary; the body says why) and /status (the
+ * same, with SHOW BACKENDS and SHOW POOLS, as JSON). A request only reads
+ * counters and walks the client list, so it never waits on anything and never
+ * holds up the data path for long. Clients are bounded (metrics_timeout,
+ * metrics_max_request_size, metrics_max_conn) so that a silent, oversized or
+ * numerous one cannot take the fds, memory or loop the clients need.
  */
 #ifndef PGWING_METRICS_H
 #define PGWING_METRICS_H
@@ -19,5 +22,7 @@ int metrics_start(struct event_base *base, const struct config *cfg);
 void metrics_stop(void);
 /* The current state in the Prometheus text format (version 0.0.4). */
 void metrics_render(struct evbuffer *out);
+/* text as a JSON string, quotes included (the text is UTF-8, as the config's). */
+void metrics_put_json_string(struct evbuffer *out, const char *text);
 
 #endif

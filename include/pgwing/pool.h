@@ -39,6 +39,8 @@ struct pool {
 	uint32_t generation;       /* RECONNECT bumps it: older servers are released when idle */
 	int64_t hold_start_ms;     /* when clients started waiting here, for the log */
 	int64_t unused_since_ms;   /* when its last client or server left (see pool_collect) */
+	/* Why the hold started, as it was then: its duration is counted under it. */
+	enum hold_reason hold_reason;
 	struct event
 		*reserve_timer; /* when the first waiter will have waited reserve_pool_timeout */
 	struct stats stats;

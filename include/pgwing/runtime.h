@@ -20,6 +20,7 @@ struct runtime {
 	struct topology *topo;
 	struct evdns_base *dns;
 	bool is_shutting_down;
+	int64_t drain_started_ms; /* now_ms() of the SIGTERM that started a drain; 0: none */
 };
 
 extern struct runtime rt;
@@ -28,5 +29,13 @@ extern struct runtime rt;
 void runtime_reload(void);
 /* Stop accepting; then stop at once, or once the last client has left. */
 void runtime_shutdown(bool wait_for_clients);
+/*
+ * SIGTERM: stop being ready, keep accepting clients for shutdown_grace, close
+ * clients as their transactions end, and cancel what still runs at
+ * shutdown_timeout. The console stays reachable until the process exits.
+ */
+void runtime_drain(void);
+/* Whether a new client may use a pool: not after a drain's grace. */
+bool runtime_is_accepting_clients(void);
 
 #endif

@@ -10,6 +10,29 @@
 struct event_base;
 struct pool;
 
+/*
+ * Upper bounds (microseconds) of the buckets every duration histogram uses,
+ * from a fast query to a long hold; one more bucket counts what is over them
+ * (+Inf). Fixed bounds make an observation an increment in an array.
+ */
+#define STATS_BUCKETS 13
+extern const int64_t stats_bucket_bounds_us[STATS_BUCKETS];
+
+/* Not cumulative: bucket i counts durations in (bound i-1, bound i]; the last one the rest. */
+struct stats_histogram {
+	uint64_t buckets[STATS_BUCKETS + 1];
+};
+
+/* Count one duration: a few compares, most often ending in the first buckets. */
+static inline void stats_observe(struct stats_histogram *h, int64_t us)
+{
+	size_t i = 0;
+
+	while (i < STATS_BUCKETS && us > stats_bucket_bounds_us[i])
+		i++;
+	h->buckets[i]++;
+}
+
 struct stats {
 	uint64_t xact_count;
 	uint64_t query_count;
@@ -19,6 +42,10 @@ struct stats {
 	uint64_t query_time_us;
 	uint64_t wait_time_us; /* clients waiting for a server */
 	uint64_t wait_count;   /* waits that ended (served, timed out or gone) */
+	/* Their counts are query_count, xact_count and wait_count; their sums the times above. */
+	struct stats_histogram query_hist;
+	struct stats_histogram xact_hist;
+	struct stats_histogram wait_hist;
 };
 
 /* Why clients of a pool wait for a server. */
@@ -30,19 +57,18 @@ enum hold_reason {
 	HOLD_REASON_COUNT,
 };
 
-/* Upper bounds (seconds) of the wait histogram's buckets; +Inf is implied. */
-#define STATS_WAIT_BUCKETS 10
-extern const double stats_wait_bounds[STATS_WAIT_BUCKETS];
-
 /* Process-wide events, for the metrics endpoint. */
 struct stats_events {
 	uint64_t failovers;
 	uint64_t wakes_ok;
 	uint64_t wakes_failed;
 	uint64_t holds[HOLD_REASON_COUNT];
-	uint64_t wait_buckets[STATS_WAIT_BUCKETS]; /* not cumulative; the endpoint sums them */
-	uint64_t wait_count;
-	uint64_t wait_time_us;
+	/* Holds that ended (the queue emptied), by the reason they started with. */
+	struct stats_histogram hold_hist[HOLD_REASON_COUNT];
+	uint64_t hold_time_us[HOLD_REASON_COUNT];
+	/* Wakes that succeeded: from the start to the backend answering. */
+	struct stats_histogram wake_hist;
+	uint64_t wake_time_us;
 };
 
 extern struct stats_events stats_events;
@@ -51,6 +77,10 @@ extern struct stats_events stats_events;
 void stats_note_wait(struct stats *st, int64_t waited_us);
 /* A client started waiting in p's queue: counted by reason. */
 void stats_note_hold(const struct pool *p);
+/* A pool's hold that started for reason ended after held_us. */
+void stats_note_hold_end(enum hold_reason reason, int64_t held_us);
+/* A wake succeeded after woken_us. */
+void stats_note_wake(int64_t woken_us);
 enum hold_reason stats_hold_reason(const struct pool *p);
 const char *hold_reason_name(enum hold_reason reason);
 

@@ -8,6 +8,7 @@
 
 #include "pgwing/common.h"
 #include "pgwing/config.h"
+#include "pgwing/stats.h"
 
 enum backend_role {
 	ROLE_UNKNOWN,
@@ -51,6 +52,10 @@ struct backend {
 	int64_t wake_started_ms; /* the wake in progress or last started; 0: never woken */
 	int64_t last_wake_ms;    /* how long the last successful wake took; -1: none yet */
 	int64_t unused_since_ms; /* no server connection to it since; 0: it has some */
+
+	/* Every successful probe's round trip as it was, for the metrics. */
+	struct stats_histogram rtt_hist;
+	uint64_t rtt_sum_us;
 
 	struct health_probe *probe; /* owned by health.c */
 };

@@ -1,6 +1,6 @@
 # Signals: SIGHUP reloads the auth file; SIGTERM stops taking new clients but
-# lets connected ones finish, then exits; SIGINT ends sessions with 57P01 and
-# exits at once.
+# lets connected ones finish their transactions, then exits (111_drain.pl tests
+# the drain in full); SIGINT ends sessions with 57P01 and exits at once.
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
@@ -43,6 +43,10 @@ is($pw->safe_psql('SELECT current_user', user => 'alice', password => 'alice-pw'
 # SIGTERM: drain.
 my $held = $pw->raw_connect;
 ok(raw_login($held, user => 'alice', password => 'alice-pw')->{ok}, 'a session is held');
+print $held pg_message('Q', "BEGIN\0");
+my ($bt, $bb);
+do { ($bt, $bb) = read_message($held, 10) } until !defined $bt || $bt eq 'Z';
+is($bb, 'T', 'the held session is in a transaction');
 $pw->signal('TERM');
 sleep 0.5;
 ok($pw->alive, 'after SIGTERM pgwing waits for the held session');

@@ -110,33 +110,11 @@ sub scrape
 }
 my $text = scrape();
 
-# The text format, checked line by line: every sample belongs to a family
-# declared by # TYPE, names and labels are well-formed, values are numbers.
-my (%type, %samples, @problems);
-for my $line (split /\n/, $text)
-{
-	if ($line =~ /^# TYPE (\w+) (counter|gauge|histogram)$/)
-	{
-		push @problems, "family $1 declared twice" if $type{$1};
-		$type{$1} = $2;
-		next;
-	}
-	next if $line =~ /^# HELP \w+ .+$/;
-	if ($line =~ /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_]\w*="(?:[^"\\\n]|\\.)*",?)*\})? (\S+)$/)
-	{
-		my ($name, $labels, $value) = ($1, $2 // '', $3);
-		my $family = $name;
-		$family =~ s/_(bucket|sum|count)$// unless $type{$name};
-		push @problems, "$name has no TYPE" unless $type{$family};
-		push @problems, "$name: bad value $value"
-		  unless $value =~ /^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$|^[-+]?Inf$|^NaN$/;
-		push @problems, "$name$labels twice" if exists $samples{"$name$labels"};
-		$samples{"$name$labels"} = $value;
-		next;
-	}
-	push @problems, "unparsable line: $line";
-}
-is_deeply(\@problems, [], 'metrics: valid Prometheus text format');
+# The text format, checked line by line.
+my ($type_of, $samples_of, $problems) = parse_metrics($text);
+my %type    = %$type_of;
+my %samples = %$samples_of;
+is_deeply($problems, [], 'metrics: valid Prometheus text format');
 for my $family (
 	qw(pgwing_clients pgwing_servers pgwing_backend_up pgwing_backend_lag_bytes
 	pgwing_backend_rtt_seconds pgwing_queries_total pgwing_transactions_total
@@ -146,7 +124,8 @@ for my $family (
 	ok($type{$family}, "metrics: $family");
 }
 is($type{pgwing_wait_seconds}, 'histogram', 'pgwing_wait_seconds is a histogram');
-is($samples{'pgwing_wait_seconds_bucket{le="+Inf"}'}, $samples{'pgwing_wait_seconds_count'},
+is($samples{'pgwing_wait_seconds_bucket{database="postgres",target="rw",le="+Inf"}'},
+	$samples{'pgwing_wait_seconds_count{database="postgres",target="rw"}'},
 	'histogram: +Inf bucket = count');
 is($samples{'pgwing_backend_up{backend="pg1",region="ams",role="primary"}'},
 	1, 'pgwing_backend_up for pg1');

@@ -79,7 +79,7 @@ use Exporter 'import';
 our @EXPORT_OK = qw(
   new_node create_role role_secret set_hba os_user
   startup_packet read_startup pg_message read_message take_message error_fields raw_login
-  pgwing_bin run_pgwing tool_bin is_sanitized cmp_rss time_bound
+  pgwing_bin run_pgwing tool_bin is_sanitized cmp_rss time_bound parse_metrics
 );
 our %EXPORT_TAGS = (all => \@EXPORT_OK);
 
@@ -1034,6 +1034,69 @@ sub start_psql
 }
 
 package PgWing::Test;
+
+=pod
+
+=item $pw->http_get($path) => ($status, $body)
+
+GET C<$path> (C</metrics>, C</readyz>, ...) from the C<metrics_listen>
+setting's address with curl; C<$status> is the HTTP code (0 when nothing
+answered).
+
+=cut
+
+sub http_get
+{
+	my ($self, $path) = @_;
+	my $listen = $self->{settings}{metrics_listen}
+	  or croak "pgwing $self->{name} has no metrics_listen";
+	my ($out, $err) = ('', '');
+	IPC::Run::run([ 'curl', '-sS', '-m', _timeout(10), '-w', '\n%{http_code}',
+			"http://$listen$path" ], '>', \$out, '2>', \$err);
+	my ($body, $status) = $out =~ /^(.*)\n(\d+)$/s ? ($1, $2) : ('', 0);
+	return ($status + 0, $body);
+}
+
+=pod
+
+=item parse_metrics($text) => (\%type, \%samples, \@problems)
+
+Check Prometheus text line by line: every sample belongs to a family declared
+by C<# TYPE>, names and labels are well-formed, values are numbers.
+C<%type> maps a family to its type, C<%samples> C<name{labels}> (as written)
+to its value; C<@problems> lists what is wrong.
+
+=cut
+
+sub parse_metrics
+{
+	my ($text) = @_;
+	my (%type, %samples, @problems);
+	for my $line (split /\n/, $text)
+	{
+		if ($line =~ /^# TYPE (\w+) (counter|gauge|histogram)$/)
+		{
+			push @problems, "family $1 declared twice" if $type{$1};
+			$type{$1} = $2;
+			next;
+		}
+		next if $line =~ /^# HELP \w+ .+$/;
+		if ($line =~ /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_]\w*="(?:[^"\\\n]|\\.)*",?)*\})? (\S+)$/)
+		{
+			my ($name, $labels, $value) = ($1, $2 // '', $3);
+			my $family = $name;
+			$family =~ s/_(bucket|sum|count)$// unless $type{$name};
+			push @problems, "$name has no TYPE" unless $type{$family};
+			push @problems, "$name: bad value $value"
+			  unless $value =~ /^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$|^[-+]?Inf$|^NaN$/;
+			push @problems, "$name$labels twice" if exists $samples{"$name$labels"};
+			$samples{"$name$labels"} = $value;
+			next;
+		}
+		push @problems, "unparsable line: $line";
+	}
+	return (\%type, \%samples, \@problems);
+}
 
 =pod
 
