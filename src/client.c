@@ -941,6 +941,10 @@ static enum proto_inspect client_inspect(void *arg, struct evbuffer *in,
 	case 'F':
 		request_begin(cl);
 		return PROTO_INSPECT_FORWARD;
+	case 'c':
+	case 'f':
+		cl->is_copying_in = false; /* CopyDone, CopyFail */
+		return PROTO_INSPECT_FORWARD;
 	case 'Q':
 	case 'P':
 	case 'C':
@@ -994,8 +998,12 @@ void client_forward(struct client *cl)
 		break;
 	case PROTO_SCAN_STOPPED:
 		log_debug("client %" PRIu64 " terminated", cl->id);
-		if (cl->pending_syncs > 0) {
-			/* As Postgres does, the requests before Terminate are answered first. */
+		/*
+		 * As Postgres does, the requests before Terminate are answered first;
+		 * except inside COPY FROM STDIN, where the server waits for data, not
+		 * for a goodbye (Postgres answers that one with an error and ends too).
+		 */
+		if (cl->pending_syncs > 0 && !cl->is_copying_in) {
 			cl->is_leaving = true;
 			conn_read_off(&cl->conn);
 			return;
@@ -1193,6 +1201,7 @@ void client_note_ready(struct client *cl, char status)
 
 	if (cl->pending_syncs > 0)
 		cl->pending_syncs--;
+	cl->is_copying_in = false;
 	st->query_count++;
 	st->query_time_us += (uint64_t)(now - cl->query_start_us);
 	stats_observe(&st->query_hist, now - cl->query_start_us);

@@ -560,6 +560,9 @@ static enum proto_inspect server_inspect(void *arg, struct evbuffer *in,
 		cl->is_response_started = true;
 		verdict = PROTO_INSPECT_RELEASE;
 	}
+	/* CopyInResponse: the server waits for the client's data. */
+	if (type == 'G')
+		cl->is_copying_in = true;
 	if (type != 'Z' && type != 'S' && type != 'E' &&
 	    (type != 'C' || cl->pending_session_sql == NULL))
 		return verdict;

@@ -81,7 +81,8 @@ struct client {
 	bool has_request_failed;  /* an ErrorResponse came for the request in flight */
 	bool is_mid_request;      /* extended-protocol messages sent since the last Sync */
 	bool is_skipping_to_sync; /* its server died mid-request: drop messages up to Sync */
-	bool is_leaving; /* sent Terminate with answers still owed: closes after the last one */
+	bool is_leaving;    /* sent Terminate with answers still owed: closes after the last one */
+	bool is_copying_in; /* in COPY FROM STDIN: the server waits for its data */
 	int64_t hold_since_ms; /* waiting for a server since (0: not waiting), across retries */
 	char last_connect_error[256]; /* why its last server connect failed, told at hold_timeout */
 	int64_t query_start_us;
