@@ -180,7 +180,8 @@ while (time < $until)
 	$failures++ unless $rc == 0 && $out eq '1';
 }
 is($failures, 0, 'queries to the primary succeed while the fakes are probed');
-cmp_ok($worst, '<', time_bound(2), 'and none waits long (the loop is not blocked)');
+# Blocked, it would be seconds per probe (30 M iterations: 7-21 s here).
+cmp_ok($worst, '<', time_bound(5), 'and none waits long (the loop is not blocked)');
 
 my $backends = show_backends($pw);
 is($backends->{primary}{state},    'up',   'SHOW BACKENDS: the primary is up');

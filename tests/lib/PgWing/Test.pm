@@ -1020,7 +1020,9 @@ sub background_psql
 	my @cmd = ('psql', '-XAtq', '-v', 'ON_ERROR_STOP=1', '-d', $self->connstr(%o),
 		@{ $o{extra_params} // [] }, '-f', '-');
 	local %ENV = _psql_env();
-	return PgWing::Test::BackgroundCaller::start_psql(\@cmd, $o{timeout});
+	# The timer runs for the whole session, not per query: a session kept open
+	# across a long test (089's thousands of logins under ASan) must outlive it.
+	return PgWing::Test::BackgroundCaller::start_psql(\@cmd, $o{timeout} // _timeout(900));
 }
 
 # BackgroundPsql->new only accepts callers that are a PostgreSQL::Test::Cluster.
