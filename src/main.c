@@ -4,6 +4,7 @@
 #include "pgwing/auth.h"
 #include "pgwing/client.h"
 #include "pgwing/config.h"
+#include "pgwing/discovery.h"
 #include "pgwing/health.h"
 #include "pgwing/listener.h"
 #include "pgwing/log.h"
@@ -216,7 +217,15 @@ void runtime_reload(void)
 	rt.cfg = cfg;
 	/* Applies the backends to the topology and notifies, as well as re-probing. */
 	health_reconfigure(rt.topo, rt.cfg, rt.auth);
+	discovery_reconfigure(rt.cfg);
 	log_info("configuration reloaded from %s", rt.cfg->path);
+	pool_on_topology_change(NULL);
+}
+
+/* Discovery changed the backends: applied as a reload applies [backends]. */
+static void apply_discovered(void)
+{
+	health_reconfigure(rt.topo, rt.cfg, rt.auth);
 	pool_on_topology_change(NULL);
 }
 
@@ -355,9 +364,7 @@ int main(int argc, char **argv)
 		log_error("could not create the event loop");
 		return 1;
 	}
-	rt.dns = evdns_base_new(rt.base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
-	if (rt.dns == NULL)
-		log_warn("no DNS resolver configured: backends must be given by address");
+	rt.dns = discovery_new_resolver(rt.base, rt.cfg);
 	rt.topo = topology_new(rt.cfg);
 	rt.topo->on_change = pool_on_topology_change;
 	server_watch_topology(rt.topo);
@@ -382,6 +389,7 @@ int main(int argc, char **argv)
 	if (stats_start(rt.base) < 0 || metrics_start(rt.base, rt.cfg) < 0 ||
 	    wake_start(rt.base, rt.topo) < 0)
 		goto out_stats;
+	discovery_start(rt.base, rt.dns, rt.topo, rt.cfg, apply_discovered);
 	trim_start();
 	log_info("pgwing %s started", PACKAGE_VERSION);
 
@@ -389,6 +397,7 @@ int main(int argc, char **argv)
 	rc = 0;
 	trim_stop();
 out_stats:
+	discovery_stop();
 	wake_stop();
 	metrics_stop();
 	stats_stop();

@@ -49,6 +49,17 @@ struct backend_config {
 	int line; /* where it was defined, for messages */
 };
 
+/*
+ * One "discover = fly:<app> ..." or "discover = dns:<name> ..." line of
+ * [backends]: the backends come from DNS (discovery.c); tmpl holds the other
+ * words as a backend line would (port, region, sslmode, wake...), no host.
+ */
+struct discover_config {
+	char *source;  /* "fly:<app>" or "dns:<name>", as written */
+	char *regions; /* dns: resolve <region>.<name> for each of this comma list; NULL: not */
+	struct backend_config tmpl;
+};
+
 struct config {
 	char *path; /* the file it was loaded from, made absolute so reload survives a chdir */
 
@@ -105,6 +116,10 @@ struct config {
 	int64_t metrics_max_request_size;
 	int metrics_max_conn;
 
+	/* discovery (discover = lines of [backends]) */
+	char *dns_nameserver; /* "host[:port]"; "" = the system's resolvers */
+	int64_t discovery_interval_ms;
+
 	/* TLS: clients to pgwing */
 	enum tls_mode client_tls_sslmode;
 	char *client_tls_cert_file;
@@ -122,6 +137,8 @@ struct config {
 	/* [backends], in file order */
 	struct backend_config *backends;
 	int nbackends;
+	struct discover_config *discovers;
+	int ndiscovers;
 };
 
 enum setting_type {
@@ -159,6 +176,9 @@ const struct setting *config_find_setting(const char *name);
  */
 struct config *config_load(const char *path, char *err, size_t errlen);
 void config_free(struct config *cfg);
+/* Free what a backend_config holds (not b itself); copy one into dst, every string new. */
+void config_clear_backend(struct backend_config *b);
+void config_copy_backend(struct backend_config *dst, const struct backend_config *src);
 
 /* Format a setting's current value as it would be written in the file. */
 void config_format_value(const struct config *cfg, const struct setting *s, char *buf,

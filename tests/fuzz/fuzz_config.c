@@ -98,6 +98,17 @@ static char *write_back(const struct config *cfg, size_t *len)
 		put_key(f, "wake_auth_env", b->wake_auth_env);
 		fputc('\n', f);
 	}
+	for (int i = 0; i < cfg->ndiscovers; i++) {
+		const struct discover_config *d = &cfg->discovers[i];
+
+		fprintf(f, "discover = %s port=%d", d->source, d->tmpl.port);
+		put_key(f, "regions", d->regions);
+		put_key(f, "region", d->tmpl.region);
+		put_key(f, "sslmode", d->tmpl.sslmode);
+		put_key(f, "wake", d->tmpl.wake);
+		put_key(f, "wake_auth_env", d->tmpl.wake_auth_env);
+		fputc('\n', f);
+	}
 	fclose(f);
 	return text;
 }
@@ -124,6 +135,19 @@ static void check_same(const struct config *a, const struct config *b)
 		FUZZ_CHECK(same_string(x->sslmode, y->sslmode) && same_string(x->wake, y->wake));
 		FUZZ_CHECK(same_string(x->wake_auth_env, y->wake_auth_env));
 	}
+	FUZZ_CHECK(a->ndiscovers == b->ndiscovers);
+	for (int i = 0; i < a->ndiscovers; i++) {
+		const struct discover_config *x = &a->discovers[i], *y = &b->discovers[i];
+
+		FUZZ_CHECK(strcmp(x->source, y->source) == 0 &&
+			   same_string(x->regions, y->regions));
+		FUZZ_CHECK(x->tmpl.port == y->tmpl.port && x->tmpl.host == NULL &&
+			   y->tmpl.host == NULL);
+		FUZZ_CHECK(same_string(x->tmpl.region, y->tmpl.region));
+		FUZZ_CHECK(same_string(x->tmpl.sslmode, y->tmpl.sslmode));
+		FUZZ_CHECK(same_string(x->tmpl.wake, y->tmpl.wake));
+		FUZZ_CHECK(same_string(x->tmpl.wake_auth_env, y->tmpl.wake_auth_env));
+	}
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -135,7 +159,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (cfg == NULL)
 		return 0;
-	FUZZ_CHECK(cfg->nbackends > 0);
+	FUZZ_CHECK(cfg->nbackends > 0 || cfg->ndiscovers > 0);
 	for (int i = 0; i < cfg->nbackends; i++)
 		FUZZ_CHECK(cfg->backends[i].host[0] != '\0' && cfg->backends[i].region != NULL);
 	text = write_back(cfg, &len);
