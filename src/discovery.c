@@ -62,6 +62,7 @@ struct addr_lookup {
 	char *region;
 	bool is_optional; /* a failure skips it instead of failing the source */
 	struct evdns_getaddrinfo_request *req;
+	bool is_cancelled;
 	struct addr_lookup *next; /* in disc.addr_lookups */
 };
 
@@ -72,6 +73,7 @@ static struct {
 	const struct config *cfg;
 	void (*apply)(void);
 	struct event *timer;
+	struct event *deadline; /* of the round in flight */
 	struct source *sources;
 	int nsources;
 	int pending;            /* lookups in flight; 0: no round */
@@ -111,8 +113,7 @@ struct evdns_base *discovery_new_resolver(struct event_base *base, const struct 
 	}
 	dns = CHECK_ALLOC(evdns_base_new(base, 0));
 	if (evdns_base_nameserver_ip_add(dns, cfg->dns_nameserver) != 0) {
-		log_error("dns_nameserver %s: not an address[:port]; no DNS lookups",
-			  cfg->dns_nameserver);
+		log_error("dns_nameserver %s: not an address[:port]", cfg->dns_nameserver);
 		evdns_base_free(dns, 0);
 		return NULL;
 	}
@@ -149,38 +150,51 @@ static void source_fail(struct source *src, const char *why)
 		src->failure = why;
 }
 
+/* The address of ai as text; false for a family that has none. */
+static bool format_addr(const struct evutil_addrinfo *ai, char *host, size_t len)
+{
+	const void *addr;
+
+	if (ai->ai_family == AF_INET6)
+		addr = &((const struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
+	else if (ai->ai_family == AF_INET)
+		addr = &((const struct sockaddr_in *)ai->ai_addr)->sin_addr;
+	else
+		return false;
+	return inet_ntop(ai->ai_family, addr, host, (socklen_t)len) != NULL;
+}
+
 static void addr_lookup_cb(int result, struct evutil_addrinfo *ai, void *arg)
 {
 	struct addr_lookup *l = arg;
 	struct source *src = l->src;
-	char host[INET6_ADDRSTRLEN];
-	const void *addr = NULL;
+	const struct backend_config *k;
+	char host[INET6_ADDRSTRLEN], name[512];
+	int naddrs = 0;
 
 	LIST_UNLINK(&disc.addr_lookups, l);
-	if (disc.is_stopping) {
-		result = EVUTIL_EAI_CANCEL; /* src is gone: only free what is ours */
-	} else if (result == 0 && ai != NULL) {
-		if (ai->ai_family == AF_INET6)
-			addr = &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
-		else if (ai->ai_family == AF_INET)
-			addr = &((struct sockaddr_in *)ai->ai_addr)->sin_addr;
+	/* Stopping, src is gone: only free what is ours. */
+	for (const struct evutil_addrinfo *a = ai; !disc.is_stopping && result == 0 && a != NULL;
+	     a = a->ai_next) {
+		if (!format_addr(a, host, sizeof(host)))
+			continue;
+		naddrs++;
+		/* A machine is one backend, at its first address; a dns: name, one per address. */
+		if (src->is_fly) {
+			add_found(src, l->name, host, l->region);
+			break;
+		}
+		snprintf(name, sizeof(name), "%s/%s", l->name, host);
+		if (find_backend(src->found, src->nfound, name) == NULL)
+			add_found(src, name, host, l->region);
 	}
-	if (disc.is_stopping) {
-		/* nothing: the round will not finish */
-	} else if (addr != NULL && inet_ntop(ai->ai_family, addr, host, sizeof(host)) != NULL) {
-		char name[512];
-
-		/* A dns: name may have several addresses, each a backend. */
-		if (src->is_fly)
-			snprintf(name, sizeof(name), "%s", l->name);
-		else
-			snprintf(name, sizeof(name), "%s/%s", l->name, host);
-		add_found(src, name, host, l->region);
-	} else if (src->is_fly && find_backend(src->known, src->nknown, l->name) != NULL) {
+	if (disc.is_stopping || naddrs > 0) {
+		/* done */
+	} else if (src->is_fly && (k = find_backend(src->known, src->nknown, l->name)) != NULL) {
 		/* Its address record is gone for a moment: keep the one it had. */
-		const struct backend_config *k = find_backend(src->known, src->nknown, l->name);
-
 		add_found(src, k->name, k->host, l->region);
+	} else if (result == EVUTIL_EAI_CANCEL) {
+		source_fail(src, "address lookup timed out");
 	} else if (result != EVUTIL_EAI_NONAME || !l->is_optional) {
 		source_fail(src, result == 0 ? "no address" : evutil_gai_strerror(result));
 	}
@@ -246,7 +260,8 @@ static void txt_query_free(struct txt_query *q)
 {
 	LIST_UNLINK(&disc.txt_queries, q);
 	event_free(q->ev);
-	evutil_closesocket(q->fd);
+	if (q->fd >= 0)
+		evutil_closesocket(q->fd);
 	free(q);
 }
 
@@ -310,10 +325,11 @@ static void query_txt(struct source *src, int which, const char *qname)
 	if (len == 0 || q->fd < 0 || connect(q->fd, (struct sockaddr *)&ss, (socklen_t)sslen) < 0 ||
 	    send(q->fd, query, len, 0) < 0) {
 		source_fail(src, sslen <= 0 ? "no name server" : "TXT lookup could not be sent");
-		/* As an answer would, on the next loop turn: the callback ends the query. */
+		if (q->fd >= 0)
+			evutil_closesocket(q->fd);
+		q->fd = -1;
+		/* Ended by its callback on the next loop turn, as a timeout would be. */
 		q->ev = CHECK_ALLOC(event_new(disc.base, -1, 0, txt_query_cb, q));
-		if (q->fd < 0)
-			q->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 		event_active(q->ev, EV_TIMEOUT, 0);
 		return;
 	}
@@ -490,6 +506,7 @@ static void round_start(void)
 		disc.is_config_changed = false;
 	}
 	disc.is_again = false;
+	timer_add_ms(disc.deadline, disc.cfg->discovery_interval_ms);
 	/* One count for the round itself, so no lookup's quick answer can end it early. */
 	disc.pending = 1;
 	for (int i = 0; i < disc.nsources; i++)
@@ -501,6 +518,7 @@ static void round_done_one(void)
 {
 	if (--disc.pending > 0)
 		return;
+	evtimer_del(disc.deadline);
 	for (int i = 0; i < disc.nsources; i++)
 		source_finish(&disc.sources[i]);
 	publish();
@@ -513,6 +531,21 @@ static void round_done_one(void)
 static void timer_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *arg UNUSED)
 {
 	round_start();
+}
+
+/*
+ * evdns retries a silent name server for long (attempts x timeout, and then
+ * waits for it to come back): a round ends by discovery_interval anyway, so
+ * an outage is noticed and the last set kept in time. The cancelled lookups
+ * report on the next loop turn and end the round.
+ */
+static void deadline_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *arg UNUSED)
+{
+	for (struct addr_lookup *l = disc.addr_lookups; l != NULL; l = l->next)
+		if (l->req != NULL && !l->is_cancelled) {
+			l->is_cancelled = true;
+			evdns_getaddrinfo_cancel(l->req);
+		}
 }
 
 /* A round now, or right after the one in flight. */
@@ -554,6 +587,7 @@ void discovery_start(struct event_base *base, struct evdns_base *dns, struct top
 		return;
 	}
 	disc.timer = CHECK_ALLOC(evtimer_new(base, timer_cb, NULL));
+	disc.deadline = CHECK_ALLOC(evtimer_new(base, deadline_cb, NULL));
 	disc.prev_on_change = topo->on_change;
 	disc.prev_on_change_arg = topo->on_change_arg;
 	topo->on_change = on_topology_change;
@@ -583,16 +617,18 @@ void discovery_stop(void)
 	disc.is_stopping = true;
 	while (disc.txt_queries != NULL)
 		txt_query_free(disc.txt_queries);
-	/* Unlinked first: its callback (run by the cancel) then only frees it. */
+	/* Unlinked first: each callback, on the loop's last turn, then only frees its lookup. */
 	while (disc.addr_lookups != NULL) {
 		struct addr_lookup *l = disc.addr_lookups;
 
 		disc.addr_lookups = l->next;
-		evdns_getaddrinfo_cancel(l->req);
+		if (!l->is_cancelled)
+			evdns_getaddrinfo_cancel(l->req);
 	}
 	sources_free(disc.sources, disc.nsources);
 	disc.sources = NULL;
 	disc.nsources = 0;
 	event_free(disc.timer);
 	disc.timer = NULL;
+	event_free(disc.deadline);
 }

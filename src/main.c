@@ -366,6 +366,8 @@ int main(int argc, char **argv)
 	}
 	rt.dns = discovery_new_resolver(rt.base, rt.cfg);
 	rt.topo = topology_new(rt.cfg);
+	if (rt.dns == NULL && rt.cfg->dns_nameserver[0] != '\0')
+		goto out;
 	rt.topo->on_change = pool_on_topology_change;
 	server_watch_topology(rt.topo);
 
