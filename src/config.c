@@ -457,8 +457,18 @@ static const struct setting settings[] = {
 		.is_reloadable = true,
 		.min_value = 100,
 		.max_value = DURATION_MAX,
-		.doc = "Time between two DNS lookups of the discover= lines; also the time one "
-		       "lookup may take.",
+		.doc = "Time between two DNS lookups of the discover= lines.",
+	},
+	{
+		.name = "discovery_timeout",
+		.type = SETTING_DURATION,
+		.offset = MS_FIELD(discovery_timeout_ms),
+		.default_value = "2s",
+		.is_reloadable = true,
+		.min_value = 10,
+		.max_value = DURATION_MAX,
+		.doc = "Time a round of discovery lookups may take; one that fails or times out "
+		       "keeps the last set and is retried after this long.",
 	},
 	{
 		.name = "wake_timeout",

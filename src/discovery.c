@@ -335,8 +335,8 @@ static void query_txt(struct source *src, int which, const char *qname)
 	}
 	q->ev = CHECK_ALLOC(event_new(disc.base, q->fd, EV_READ | EV_PERSIST, txt_query_cb, q));
 	event_add(q->ev,
-		  &(struct timeval){.tv_sec = disc.cfg->discovery_interval_ms / 1000,
-				    .tv_usec = disc.cfg->discovery_interval_ms % 1000 * 1000});
+		  &(struct timeval){.tv_sec = disc.cfg->discovery_timeout_ms / 1000,
+				    .tv_usec = disc.cfg->discovery_timeout_ms % 1000 * 1000});
 }
 
 static void source_start(struct source *src)
@@ -371,9 +371,11 @@ static void free_backends(struct backend_config *list, int n)
 	free(list);
 }
 
-/* The round's result for src: the new known set, or the old one kept. */
-static void source_finish(struct source *src)
+/* The round's result for src: the new known set, or the old one kept (false). */
+static bool source_finish(struct source *src)
 {
+	bool is_ok;
+
 	if (src->failure == NULL && src->nfound == 0)
 		src->failure = "no backends found";
 	if (src->failure != NULL) {
@@ -392,12 +394,14 @@ static void source_finish(struct source *src)
 		src->known = src->found;
 		src->nknown = src->nfound;
 	}
+	is_ok = src->failure == NULL;
 	src->found = NULL;
 	src->nfound = 0;
 	for (size_t i = 0; i < ARRAY_SIZE(src->txt); i++) {
 		free(src->txt[i]);
 		src->txt[i] = NULL;
 	}
+	return is_ok;
 }
 
 static bool backend_config_equal(const struct backend_config *a, const struct backend_config *b)
@@ -506,7 +510,7 @@ static void round_start(void)
 		disc.is_config_changed = false;
 	}
 	disc.is_again = false;
-	timer_add_ms(disc.deadline, disc.cfg->discovery_interval_ms);
+	timer_add_ms(disc.deadline, disc.cfg->discovery_timeout_ms);
 	/* One count for the round itself, so no lookup's quick answer can end it early. */
 	disc.pending = 1;
 	for (int i = 0; i < disc.nsources; i++)
@@ -516,16 +520,19 @@ static void round_start(void)
 
 static void round_done_one(void)
 {
+	int64_t next_ms = disc.cfg->discovery_interval_ms;
+
 	if (--disc.pending > 0)
 		return;
 	evtimer_del(disc.deadline);
+	/* A lost datagram or a short outage should not wait a whole interval. */
 	for (int i = 0; i < disc.nsources; i++)
-		source_finish(&disc.sources[i]);
+		if (!source_finish(&disc.sources[i]) && disc.cfg->discovery_timeout_ms < next_ms)
+			next_ms = disc.cfg->discovery_timeout_ms;
 	publish();
-	if (disc.timer != NULL)
-		timer_add_ms(disc.timer, disc.is_again || disc.is_config_changed
-						 ? 0
-						 : disc.cfg->discovery_interval_ms);
+	if (disc.is_again || disc.is_config_changed)
+		next_ms = 0;
+	timer_add_ms(disc.timer, next_ms);
 }
 
 static void timer_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *arg UNUSED)
@@ -534,10 +541,10 @@ static void timer_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *arg UNU
 }
 
 /*
- * evdns retries a silent name server for long (attempts x timeout, and then
- * waits for it to come back): a round ends by discovery_interval anyway, so
- * an outage is noticed and the last set kept in time. The cancelled lookups
- * report on the next loop turn and end the round.
+ * evdns retries a silent name server for long (attempts x timeout): a round
+ * ends by discovery_timeout anyway, so an outage is noticed and the last set
+ * kept in time. The cancelled lookups report on the next loop turn and end
+ * the round.
  */
 static void deadline_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *arg UNUSED)
 {

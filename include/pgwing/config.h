@@ -119,6 +119,7 @@ struct config {
 	/* discovery (discover = lines of [backends]) */
 	char *dns_nameserver; /* "host[:port]"; "" = the system's resolvers */
 	int64_t discovery_interval_ms;
+	int64_t discovery_timeout_ms;
 
 	/* TLS: clients to pgwing */
 	enum tls_mode client_tls_sslmode;

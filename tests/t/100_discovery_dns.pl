@@ -200,11 +200,15 @@ ok(!$pw->log_contains(qr/backend m[12]: \w+ -> /, $offset),
 	'the discovered backends kept their state through the reload');
 is_deeply([ sort keys %{ backends() } ], [qw(m1 m2)], 'and are still listed');
 
+# The record changes first (nothing looks at it for an hour), then the
+# machine restarts at that address.
 my $new_host = '127.0.0.3';
+set_records(m1 => [ $primary->host, 'ams', 1 ], m2 => [ $new_host, 'fra', 1 ]);
+usleep(PgWing::Test::_timeout(500_000));
+is(backends()->{m2}{host}, $replica->host, 'a record change alone waits for the next round');
+$t0 = time();
 $replica->stop;
 $replica->append_conf('postgresql.conf', "listen_addresses = '$new_host'");
-set_records(m1 => [ $primary->host, 'ams', 1 ], m2 => [ $new_host, 'fra', 1 ]);
-$t0 = time();
 $replica->start;
 $took = wait_until(
 	sub {
@@ -213,10 +217,23 @@ $took = wait_until(
 	},
 	$t0);
 ok(defined $took, 'm2 found at its new address once its old one failed, well before the interval');
-diag(sprintf 'address change (record and restart) to routing by it: %.2f s', $took // -1);
+diag(sprintf 'machine restart at a new address to routing by it: %.2f s', $took // -1);
 is($pw->safe_psql('SELECT inet_server_addr()', target => 'ro'), $new_host,
 	'readers reach m2 at its new address');
 is($session->query_safe('SELECT 1'), '1', 'the session is still connected');
+
+# With a way to wake it (a reload adds wake= to the discover line), a stopped
+# machine is a backend again: asleep, not down.
+$replica->stop;
+set_records(m1 => [ $primary->host, 'ams', 1 ], m2 => [ $new_host, 'fra', 0 ]);
+ok(defined wait_until(sub { !exists backends()->{m2} }), 'm2 stopped: gone without wake=');
+$pw->{extra_config} = "discover = fly:pgapp port=$port wake=exec:true\n";
+$pw->write_config;
+$pw->signal('HUP');
+ok(defined wait_until(sub { (backends()->{m2}{state} // '') eq 'asleep' }),
+	'with wake=, the stopped machine is listed asleep');
+is($session->query_safe('SELECT inet_server_addr()'), $primary->host,
+	'the session reads from the primary meanwhile');
 
 $session->quit;
 ok($pw->alive, 'pgwing still running');
