@@ -1648,3 +1648,65 @@ void config_copy_backend(struct backend_config *dst, const struct backend_config
 	dst->wake = strdup_or_null(src->wake);
 	dst->wake_auth_env = strdup_or_null(src->wake_auth_env);
 }
+
+/* A double-quoted value as the parser reads it back: \ and " escaped. */
+static void write_quoted(FILE *f, const char *value)
+{
+	fputc('"', f);
+	for (const char *c = value; *c != '\0'; c++) {
+		if (*c == '"' || *c == '\\')
+			fputc('\\', f);
+		fputc(*c, f);
+	}
+	fputc('"', f);
+}
+
+static void write_key(FILE *f, const char *key, const char *value)
+{
+	if (value == NULL)
+		return;
+	fprintf(f, " %s=", key);
+	write_quoted(f, value);
+}
+
+/* The words every backend line and discover= line may have, after host or source. */
+static void write_backend_words(FILE *f, const struct backend_config *b)
+{
+	fprintf(f, " port=%d", b->port);
+	write_key(f, "region", b->region);
+	write_key(f, "sslmode", b->sslmode);
+	write_key(f, "wake", b->wake);
+	write_key(f, "wake_auth_env", b->wake_auth_env);
+	fputc('\n', f);
+}
+
+void config_write(FILE *f, const struct config *cfg)
+{
+	char value[128];
+
+	fputs("[pgwing]\n", f);
+	for (size_t i = 0; i < ARRAY_SIZE(settings); i++) {
+		const struct setting *s = &settings[i];
+
+		fprintf(f, "%s = ", s->name);
+		/* Strings as they are, whatever their length; the rest as SHOW CONFIG has them. */
+		if (s->type == SETTING_STRING) {
+			write_quoted(f, *(char *const *)((const char *)cfg + s->offset));
+		} else {
+			config_format_value(cfg, s, value, sizeof(value));
+			write_quoted(f, value);
+		}
+		fputc('\n', f);
+	}
+	fputs("\n[backends]\n", f);
+	for (int i = 0; i < cfg->nbackends; i++) {
+		fprintf(f, "%s = host=", cfg->backends[i].name);
+		write_quoted(f, cfg->backends[i].host);
+		write_backend_words(f, &cfg->backends[i]);
+	}
+	for (int i = 0; i < cfg->ndiscovers; i++) {
+		fprintf(f, "discover = %s", cfg->discovers[i].source);
+		write_key(f, "regions", cfg->discovers[i].regions);
+		write_backend_words(f, &cfg->discovers[i].tmpl);
+	}
+}

@@ -90,6 +90,8 @@ static void usage(FILE *f)
 		"Usage:\n"
 		"  pgwing [-d] [-v] [-q] CONFIG   run with the given config file\n"
 		"  pgwing --check CONFIG          validate the config and exit\n"
+		"  pgwing --print-config CONFIG   print the effective config (file, defaults\n"
+		"                                 and environment) as a config file\n"
 		"  pgwing --version | --help\n\n"
 		"Options:\n"
 		"  -d, --daemon    run in the background (set pidfile and logfile)\n"
@@ -280,15 +282,12 @@ static void signal_cb(evutil_socket_t sig, short what UNUSED, void *arg UNUSED)
 int main(int argc, char **argv)
 {
 	static const struct option options[] = {
-		{"daemon", no_argument, NULL, 'd'},
-		{"verbose", no_argument, NULL, 'v'},
-		{"quiet", no_argument, NULL, 'q'},
-		{"check", no_argument, NULL, 'c'},
-		{"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		{"daemon", no_argument, NULL, 'd'},       {"verbose", no_argument, NULL, 'v'},
+		{"quiet", no_argument, NULL, 'q'},        {"check", no_argument, NULL, 'c'},
+		{"print-config", no_argument, NULL, 'p'}, {"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
 	};
-	bool is_daemon = false, is_quiet = false, is_check = false;
+	bool is_daemon = false, is_quiet = false, is_check = false, is_print = false;
 	struct event *signals[3];
 	const int signos[3] = {SIGHUP, SIGTERM, SIGINT};
 	int verbosity = 0, opt, rc = 1;
@@ -309,6 +308,9 @@ int main(int argc, char **argv)
 		case 'c':
 			is_check = true;
 			break;
+		case 'p':
+			is_print = true;
+			break;
 		case 'V':
 			printf("pgwing %s\n", PACKAGE_VERSION);
 			return 0;
@@ -328,6 +330,11 @@ int main(int argc, char **argv)
 	if (rt.cfg == NULL) {
 		fprintf(stderr, "%s\n", err);
 		return 1;
+	}
+	if (is_print) {
+		config_write(stdout, rt.cfg);
+		config_free(rt.cfg);
+		return 0;
 	}
 	af = load_auth_file(rt.cfg, err, sizeof(err));
 	if (af == NULL) {

@@ -8,6 +8,8 @@
 
 #include "pgwing/common.h"
 
+#include <stdio.h>
+
 enum auth_type {
 	AUTH_TRUST,
 	AUTH_PLAIN,
@@ -180,6 +182,13 @@ void config_free(struct config *cfg);
 /* Free what a backend_config holds (not b itself); copy one into dst, every string new. */
 void config_clear_backend(struct backend_config *b);
 void config_copy_backend(struct backend_config *dst, const struct backend_config *src);
+
+/*
+ * Write cfg as a config file that loads to the same configuration: every
+ * setting (defaults and environment overrides included), every backend and
+ * discover= line, all values quoted. For --print-config.
+ */
+void config_write(FILE *f, const struct config *cfg);
 
 /* Format a setting's current value as it would be written in the file. */
 void config_format_value(const struct config *cfg, const struct setting *s, char *buf,
