@@ -30,7 +30,7 @@ my $dns_port = PostgreSQL::Test::Cluster::get_free_port();
 my $fake_dns = dirname(__FILE__) . '/../tools/fake_dns.pl';
 my $dns;
 # Also when the test dies half-way: no name server outlives it.
-END { $dns->kill_kill if $dns; }
+END { local $?; $dns->kill_kill if $dns; }
 
 # region => [ addresses ]: <region>.db.test gets an A or AAAA record for each.
 sub set_records
