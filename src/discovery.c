@@ -404,10 +404,18 @@ static bool source_finish(struct source *src)
 	return is_ok;
 }
 
+static bool same_or_both_null(const char *a, const char *b)
+{
+	return a == NULL || b == NULL ? a == b : strcmp(a, b) == 0;
+}
+
+/* Equal in every word a discover= line gives (a reload may change sslmode or wake alone). */
 static bool backend_config_equal(const struct backend_config *a, const struct backend_config *b)
 {
 	return strcmp(a->name, b->name) == 0 && strcmp(a->host, b->host) == 0 &&
-	       a->port == b->port && strcmp(a->region, b->region) == 0;
+	       a->port == b->port && strcmp(a->region, b->region) == 0 &&
+	       same_or_both_null(a->sslmode, b->sslmode) && same_or_both_null(a->wake, b->wake) &&
+	       same_or_both_null(a->wake_auth_env, b->wake_auth_env);
 }
 
 /* What an operator wants to read: which backends came, went or changed. */

@@ -54,6 +54,27 @@ is($pw->safe_psql('SELECT 1', timeout => 60), '1', 'a client wakes it and gets i
 ok(-e $wakes, 'through the discover line\'s wake command');
 ok($pw->log_contains(qr/backend m1: woke up in \d+ ms/), 'the wake is logged');
 
+# A reload that changes only the line's wake applies it to the machine.
+my $wakes2 = "$wakes.2";
+unlink $wakes2;
+my $script2 = "$script.2";
+open $fh, '>', $script2 or die "write $script2: $!";
+print $fh "#!/bin/sh\necho woke >> '$wakes2'\nexec pg_ctl -D '$datadir' -l '$pglog' -w start\n";
+close $fh;
+chmod 0755, $script2;
+my $offset = $pw->log_position;
+$pw->{extra_config} = "discover = fly:pgapp port=$port wake=exec:\"$script2\"\n";
+$pw->write_config;
+$pw->signal('HUP');
+ok($pw->wait_for_log(qr/configuration reloaded/, $offset), 'reloaded with another wake');
+# Then the machine stops (as Fly's autostop would) and a client needs it again.
+# (pg_ctl itself: the node object does not know the wake started it.)
+$pw->safe_psql('SELECT 1');
+system('pg_ctl', '-D', $datadir, '-m', 'fast', '-w', 'stop') == 0 or die 'pg_ctl stop failed';
+ok($pw->wait_for_log(qr/backend m1: \w+ -> asleep/, $offset), 'asleep again');
+is($pw->safe_psql('SELECT 1', timeout => 60), '1', 'the next client wakes it');
+ok(-e $wakes2, 'with the new wake command');
+
 $pw->stop;
-$node->stop;
+system('pg_ctl', '-D', $datadir, '-m', 'fast', '-w', 'stop') == 0 or die 'pg_ctl stop failed';
 done_testing();
