@@ -24,8 +24,8 @@ PG_BINDIR=${PG_BINDIR:-/usr/lib/postgresql/15/bin}
 # pgwing with PgBouncer; the demo's backends stay off PgBouncer's default 6432.
 PACKAGES=(build-essential autoconf automake libtool pkg-config libevent-dev libssl-dev
 	libpq-dev libidn-dev libcmocka-dev libsystemd-dev postgresql-15 postgresql-server-dev-15
-	postgresql-client-15
-	libipc-run-perl libhttp-daemon-perl openssl curl clang-format valgrind iproute2
+	postgresql-client-15 libipc-run-perl libhttp-daemon-perl libnet-dns-perl openssl curl
+	clang-format valgrind iproute2
 	clang libclang-rt-14-dev llvm pgbouncer gnuplot-nox)
 
 say() { printf '\n== %s\n' "$*"; }

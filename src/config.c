@@ -542,6 +542,37 @@ static const struct setting settings[] = {
 		.doc = "Database the health probes connect to.",
 	},
 	{
+		.name = "dns_nameserver",
+		.type = SETTING_STRING,
+		.offset = STRING_FIELD(dns_nameserver),
+		.default_value = "",
+		.is_reloadable = false,
+		.max_value = NO_MAX,
+		.doc = "DNS server (host[:port]) for backend names and discover= lines; empty uses "
+		       "the system's (FLY_NAMESERVER sets it).",
+	},
+	{
+		.name = "discovery_interval",
+		.type = SETTING_DURATION,
+		.offset = MS_FIELD(discovery_interval_ms),
+		.default_value = "5s",
+		.is_reloadable = true,
+		.min_value = 100,
+		.max_value = DURATION_MAX,
+		.doc = "Time between two DNS lookups of the discover= lines.",
+	},
+	{
+		.name = "discovery_timeout",
+		.type = SETTING_DURATION,
+		.offset = MS_FIELD(discovery_timeout_ms),
+		.default_value = "2s",
+		.is_reloadable = true,
+		.min_value = 10,
+		.max_value = DURATION_MAX,
+		.doc = "Time a round of discovery lookups may take; one that fails or times out "
+		       "keeps the last set and is retried after this long.",
+	},
+	{
 		.name = "wake_timeout",
 		.type = SETTING_DURATION,
 		.offset = MS_FIELD(wake_timeout_ms),
@@ -1398,13 +1429,81 @@ static bool backend_set(struct parser *p, struct backend_config *b, const char *
 	return true;
 }
 
+/* The key=value words after a backend's name (or a discover= line's source) into b. */
+static bool parse_backend_words(struct parser *p, struct backend_config *b, char *pos,
+				char **regions)
+{
+	bool has_port = false;
+
+	for (pos = skip_blanks(pos); *pos != '\0'; pos = skip_blanks(pos)) {
+		char *word = read_word(&pos);
+		char *eq = strchr(word, '=');
+		bool ok;
+
+		if (eq == NULL) {
+			ok = parse_error(p, "backend \"%s\": expected key=value, found \"%s\"",
+					 b->name, word);
+		} else {
+			*eq = '\0';
+			ok = true;
+			if (regions != NULL && strcmp(word, "regions") == 0 && *regions == NULL)
+				*regions = xstrdup(eq + 1);
+			else if (regions != NULL && strcmp(word, "host") == 0)
+				ok = parse_error(p, "discover: the hosts come from DNS; no host=");
+			else
+				ok = backend_set(p, b, word, eq + 1, &has_port);
+		}
+		free(word);
+		if (!ok)
+			return false;
+	}
+	if (b->region == NULL)
+		b->region = xstrdup("");
+	return true;
+}
+
+/*
+ * "discover = fly:<app> [port=5433] ..." or "discover = dns:<name> [regions=a,b]
+ * ...": the source, then the words of a backend line, which every backend found gets.
+ */
+static bool parse_discover(struct parser *p, char *value)
+{
+	struct config *cfg = p->cfg;
+	struct discover_config *d;
+	char *pos = skip_blanks(value);
+	char *source = read_word(&pos);
+	bool is_fly = strncmp(source, "fly:", 4) == 0;
+	const char *name = source + 4;
+
+	if ((!is_fly && strncmp(source, "dns:", 4) != 0) || name[0] == '\0' ||
+	    strspn(name, NAME_CHARS ".-") != strlen(name) || strlen(name) > 200) {
+		parse_error(p, "discover: expected fly:<app> or dns:<name>, found \"%s\"", source);
+		free(source);
+		return false;
+	}
+	cfg->discovers = xrealloc(cfg->discovers, (cfg->ndiscovers + 1) * sizeof(*cfg->discovers));
+	d = &cfg->discovers[cfg->ndiscovers++];
+	*d = (struct discover_config){
+		.source = source,
+		.tmpl = {.name = xstrdup("discover"),
+			 .port = is_fly ? 5433 : 5432,
+			 .line = p->line},
+	};
+	if (!parse_backend_words(p, &d->tmpl, pos, &d->regions))
+		return false;
+	if (d->regions != NULL && (is_fly || d->tmpl.region[0] != '\0'))
+		return parse_error(p, "discover: regions= is for dns: without region=");
+	return true;
+}
+
 /* "name = host=H port=P region=R ...": words of key=value, values maybe quoted. */
 static bool parse_backend(struct parser *p, const char *name, char *value)
 {
 	struct config *cfg = p->cfg;
 	struct backend_config *b;
-	bool has_port = false;
 
+	if (strcmp(name, "discover") == 0)
+		return parse_discover(p, value);
 	if (strspn(name, NAME_CHARS ".-") != strlen(name))
 		return parse_error(p, "invalid backend name \"%s\" (use letters, digits, _ . -)",
 				   name);
@@ -1417,26 +1516,10 @@ static bool parse_backend(struct parser *p, const char *name, char *value)
 	b = &cfg->backends[cfg->nbackends++];
 	*b = (struct backend_config){.name = xstrdup(name), .port = 5432, .line = p->line};
 
-	for (char *pos = skip_blanks(value); *pos != '\0'; pos = skip_blanks(pos)) {
-		char *word = read_word(&pos);
-		char *eq = strchr(word, '=');
-		bool ok;
-
-		if (eq == NULL) {
-			ok = parse_error(p, "backend \"%s\": expected key=value, found \"%s\"",
-					 name, word);
-		} else {
-			*eq = '\0';
-			ok = backend_set(p, b, word, eq + 1, &has_port);
-		}
-		free(word);
-		if (!ok)
-			return false;
-	}
+	if (!parse_backend_words(p, b, value, NULL))
+		return false;
 	if (b->host == NULL)
 		return parse_error(p, "backend \"%s\" has no host", name);
-	if (b->region == NULL)
-		b->region = xstrdup("");
 	return true;
 }
 
@@ -1514,7 +1597,8 @@ static bool apply_env(struct parser *p)
 	char var[64];
 
 	if (!apply_env_var(p, "FLY_REGION", config_find_setting("region")) ||
-	    !apply_env_var(p, "PRIMARY_REGION", config_find_setting("primary_region")))
+	    !apply_env_var(p, "PRIMARY_REGION", config_find_setting("primary_region")) ||
+	    !apply_env_var(p, "FLY_NAMESERVER", config_find_setting("dns_nameserver")))
 		return false;
 	for (size_t i = 0; i < ARRAY_SIZE(settings); i++) {
 		size_t len = (size_t)snprintf(var, sizeof(var), "PGWING_%s", settings[i].name);
@@ -1584,8 +1668,9 @@ static bool validate(struct parser *p)
 	const struct config *cfg = p->cfg;
 
 	p->line = 0;
-	if (cfg->nbackends == 0)
-		return parse_error(p, "no backends: add at least one to [backends]");
+	if (cfg->nbackends == 0 && cfg->ndiscovers == 0)
+		return parse_error(p, "no backends: add at least one (or a discover= line) to "
+				      "[backends]");
 	if (cfg->rw_port == cfg->ro_port)
 		return parse_error(p, "rw_port and ro_port must differ (both are %d)",
 				   cfg->rw_port);
@@ -1707,17 +1792,103 @@ void config_free(struct config *cfg)
 	for (size_t i = 0; i < ARRAY_SIZE(settings); i++)
 		if (settings[i].type == SETTING_STRING)
 			free(*(char **)((char *)cfg + settings[i].offset));
-	for (int i = 0; i < cfg->nbackends; i++) {
-		struct backend_config *b = &cfg->backends[i];
-
-		free(b->name);
-		free(b->host);
-		free(b->region);
-		free(b->sslmode);
-		free(b->wake);
-		free(b->wake_auth_env);
-	}
+	for (int i = 0; i < cfg->nbackends; i++)
+		config_clear_backend(&cfg->backends[i]);
 	free(cfg->backends);
+	for (int i = 0; i < cfg->ndiscovers; i++) {
+		free(cfg->discovers[i].source);
+		free(cfg->discovers[i].regions);
+		config_clear_backend(&cfg->discovers[i].tmpl);
+	}
+	free(cfg->discovers);
 	free(cfg->path);
 	free(cfg);
+}
+
+void config_clear_backend(struct backend_config *b)
+{
+	free(b->name);
+	free(b->host);
+	free(b->region);
+	free(b->sslmode);
+	free(b->wake);
+	free(b->wake_auth_env);
+}
+
+static char *strdup_or_null(const char *s)
+{
+	return s != NULL ? xstrdup(s) : NULL;
+}
+
+void config_copy_backend(struct backend_config *dst, const struct backend_config *src)
+{
+	*dst = *src;
+	dst->name = strdup_or_null(src->name);
+	dst->host = strdup_or_null(src->host);
+	dst->region = strdup_or_null(src->region);
+	dst->sslmode = strdup_or_null(src->sslmode);
+	dst->wake = strdup_or_null(src->wake);
+	dst->wake_auth_env = strdup_or_null(src->wake_auth_env);
+}
+
+/* A double-quoted value as the parser reads it back: \ and " escaped. */
+static void write_quoted(FILE *f, const char *value)
+{
+	fputc('"', f);
+	for (const char *c = value; *c != '\0'; c++) {
+		if (*c == '"' || *c == '\\')
+			fputc('\\', f);
+		fputc(*c, f);
+	}
+	fputc('"', f);
+}
+
+static void write_key(FILE *f, const char *key, const char *value)
+{
+	if (value == NULL)
+		return;
+	fprintf(f, " %s=", key);
+	write_quoted(f, value);
+}
+
+/* The words every backend line and discover= line may have, after host or source. */
+static void write_backend_words(FILE *f, const struct backend_config *b)
+{
+	fprintf(f, " port=%d", b->port);
+	write_key(f, "region", b->region);
+	write_key(f, "sslmode", b->sslmode);
+	write_key(f, "wake", b->wake);
+	write_key(f, "wake_auth_env", b->wake_auth_env);
+	fputc('\n', f);
+}
+
+void config_write(FILE *f, const struct config *cfg)
+{
+	char value[128];
+
+	fputs("[pgwing]\n", f);
+	for (size_t i = 0; i < ARRAY_SIZE(settings); i++) {
+		const struct setting *s = &settings[i];
+
+		fprintf(f, "%s = ", s->name);
+		/* Strings as they are, whatever their length; the rest as SHOW CONFIG has them. */
+		if (s->type == SETTING_STRING) {
+			write_quoted(f, *(char *const *)((const char *)cfg + s->offset));
+		} else {
+			config_format_value(cfg, s, value, sizeof(value));
+			write_quoted(f, value);
+		}
+		fputc('\n', f);
+	}
+	fputs("\n[backends]\n", f);
+	for (int i = 0; i < cfg->nbackends; i++) {
+		fprintf(f, "%s = host=", cfg->backends[i].name);
+		write_quoted(f, cfg->backends[i].host);
+		write_backend_words(f, &cfg->backends[i]);
+	}
+	for (int i = 0; i < cfg->ndiscovers; i++) {
+		fprintf(f, "discover = %s", cfg->discovers[i].source);
+		write_key(f, "regions", cfg->discovers[i].regions);
+		write_backend_words(f, &cfg->discovers[i].tmpl);
+	}
 }

@@ -5,6 +5,7 @@
 #include "pgwing/auth_query.h"
 #include "pgwing/client.h"
 #include "pgwing/config.h"
+#include "pgwing/discovery.h"
 #include "pgwing/health.h"
 #include "pgwing/listener.h"
 #include "pgwing/log.h"
@@ -114,6 +115,8 @@ static void usage(FILE *f)
 		"Usage:\n"
 		"  pgwing [-d] [-v] [-q] CONFIG   run with the given config file\n"
 		"  pgwing --check CONFIG          validate the config and exit\n"
+		"  pgwing --print-config CONFIG   print the effective config (file, defaults\n"
+		"                                 and environment) as a config file\n"
 		"  pgwing --version | --help\n\n"
 		"Options:\n"
 		"  -d, --daemon    run in the background (set pidfile and logfile)\n"
@@ -244,7 +247,15 @@ static void reload_config(void)
 	health_reconfigure(rt.topo, rt.cfg, rt.auth);
 	/* auth_user, auth_query or the file's users may have changed: look up afresh. */
 	auth_query_forget();
+	discovery_reconfigure(rt.cfg);
 	log_info("configuration reloaded from %s", rt.cfg->path);
+	pool_on_topology_change(NULL);
+}
+
+/* Discovery changed the backends: applied as a reload applies [backends]. */
+static void apply_discovered(void)
+{
+	health_reconfigure(rt.topo, rt.cfg, rt.auth);
 	pool_on_topology_change(NULL);
 }
 
@@ -353,15 +364,12 @@ static void signal_cb(evutil_socket_t sig, short what UNUSED, void *arg UNUSED)
 int main(int argc, char **argv)
 {
 	static const struct option options[] = {
-		{"daemon", no_argument, NULL, 'd'},
-		{"verbose", no_argument, NULL, 'v'},
-		{"quiet", no_argument, NULL, 'q'},
-		{"check", no_argument, NULL, 'c'},
-		{"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+		{"daemon", no_argument, NULL, 'd'},       {"verbose", no_argument, NULL, 'v'},
+		{"quiet", no_argument, NULL, 'q'},        {"check", no_argument, NULL, 'c'},
+		{"print-config", no_argument, NULL, 'p'}, {"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
 	};
-	bool is_daemon = false, is_quiet = false, is_check = false;
+	bool is_daemon = false, is_quiet = false, is_check = false, is_print = false;
 	struct event *signals[3];
 	const int signos[3] = {SIGHUP, SIGTERM, SIGINT};
 	int verbosity = 0, opt, rc = 1;
@@ -382,6 +390,9 @@ int main(int argc, char **argv)
 		case 'c':
 			is_check = true;
 			break;
+		case 'p':
+			is_print = true;
+			break;
 		case 'V':
 			printf("pgwing %s\n", PACKAGE_VERSION);
 			return 0;
@@ -401,6 +412,11 @@ int main(int argc, char **argv)
 	if (rt.cfg == NULL) {
 		fprintf(stderr, "%s\n", err);
 		return 1;
+	}
+	if (is_print) {
+		config_write(stdout, rt.cfg);
+		config_free(rt.cfg);
+		return 0;
 	}
 	af = load_auth_file(rt.cfg, err, sizeof(err));
 	if (af == NULL) {
@@ -438,10 +454,10 @@ int main(int argc, char **argv)
 		log_error("could not create the event loop");
 		return 1;
 	}
-	rt.dns = evdns_base_new(rt.base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
-	if (rt.dns == NULL)
-		log_warn("no DNS resolver configured: backends must be given by address");
+	rt.dns = discovery_new_resolver(rt.base, rt.cfg);
 	rt.topo = topology_new(rt.cfg);
+	if (rt.dns == NULL && rt.cfg->dns_nameserver[0] != '\0')
+		goto out;
 	rt.topo->on_change = pool_on_topology_change;
 	server_watch_topology(rt.topo);
 
@@ -465,6 +481,7 @@ int main(int argc, char **argv)
 	if (stats_start(rt.base) < 0 || metrics_start(rt.base, rt.cfg) < 0 ||
 	    wake_start(rt.base, rt.topo) < 0)
 		goto out_stats;
+	discovery_start(rt.base, rt.dns, rt.topo, rt.cfg, apply_discovered);
 	trim_start();
 	log_info("pgwing %s started", PACKAGE_VERSION);
 	notify_systemd("READY=1");
@@ -473,6 +490,7 @@ int main(int argc, char **argv)
 	rc = 0;
 	trim_stop();
 out_stats:
+	discovery_stop();
 	wake_stop();
 	metrics_stop();
 	stats_stop();

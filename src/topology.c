@@ -63,17 +63,40 @@ struct topology *topology_new(const struct config *cfg)
 	return topo;
 }
 
+void topology_set_discovered(struct topology *topo, struct backend_config *list, int n)
+{
+	for (int i = 0; i < topo->ndiscovered; i++)
+		config_clear_backend(&topo->discovered[i]);
+	free(topo->discovered);
+	topo->discovered = list;
+	topo->ndiscovered = n;
+}
+
+static bool is_config_backend(const struct config *cfg, const char *name)
+{
+	for (int i = 0; i < cfg->nbackends; i++)
+		if (strcmp(cfg->backends[i].name, name) == 0)
+			return true;
+	return false;
+}
+
 void topology_apply_config(struct topology *topo, const struct config *cfg)
 {
 	struct backend **old = topo->backends;
 	int nold = topo->count;
+	int nall = cfg->nbackends + topo->ndiscovered;
 
 	/* The new array follows the file's order: the router breaks ties by position. */
-	topo->backends = xcalloc(cfg->nbackends > 0 ? cfg->nbackends : 1, sizeof(struct backend *));
+	topo->backends = xcalloc(nall > 0 ? nall : 1, sizeof(struct backend *));
 	topo->count = 0;
-	for (int i = 0; i < cfg->nbackends; i++) {
-		const struct backend_config *bc = &cfg->backends[i];
+	for (int i = 0; i < nall; i++) {
+		const struct backend_config *bc = i < cfg->nbackends
+							  ? &cfg->backends[i]
+							  : &topo->discovered[i - cfg->nbackends];
 		struct backend *b = NULL;
+
+		if (i >= cfg->nbackends && is_config_backend(cfg, bc->name))
+			continue;
 
 		for (int j = 0; j < nold && b == NULL; j++) {
 			if (old[j] != NULL && backend_matches_config(old[j], bc)) {
@@ -107,6 +130,7 @@ void topology_free(struct topology *topo)
 	for (int i = 0; i < topo->count; i++)
 		backend_free(topo->backends[i]);
 	free(topo->backends);
+	topology_set_discovered(topo, NULL, 0);
 	free(topo);
 }
 

@@ -77,17 +77,26 @@ static struct {
 	void (*prev_on_remove)(struct backend *b); /* chained: see topology.h */
 } wake;
 
+static const struct backend_config *find_config(const struct backend_config *list, int n,
+						const char *name)
+{
+	for (int i = 0; i < n; i++)
+		if (strcmp(list[i].name, name) == 0)
+			return &list[i];
+	return NULL;
+}
+
+/* From the config's backend of that name, else a discovered one (as topology has it). */
 static const char *backend_wake_spec(const struct backend *b, const char **auth_env)
 {
-	for (int i = 0; i < rt.cfg->nbackends; i++) {
-		const struct backend_config *bc = &rt.cfg->backends[i];
+	const struct backend_config *bc = find_config(rt.cfg->backends, rt.cfg->nbackends, b->name);
 
-		if (strcmp(bc->name, b->name) == 0) {
-			*auth_env = bc->wake_auth_env;
-			return bc->wake;
-		}
-	}
-	return NULL;
+	if (bc == NULL)
+		bc = find_config(wake.topo->discovered, wake.topo->ndiscovered, b->name);
+	if (bc == NULL)
+		return NULL;
+	*auth_env = bc->wake_auth_env;
+	return bc->wake;
 }
 
 static struct wake_job *job_find(const struct backend *b)

@@ -9,6 +9,8 @@
 #include "pgwing/common.h"
 #include "pgwing/log.h"
 
+#include <stdio.h>
+
 enum auth_type {
 	AUTH_TRUST,
 	AUTH_PLAIN,
@@ -56,6 +58,17 @@ struct backend_config {
 	char *wake;    /* NULL, or "exec:..." / "http:..." as written */
 	char *wake_auth_env;
 	int line; /* where it was defined, for messages */
+};
+
+/*
+ * One "discover = fly:<app> ..." or "discover = dns:<name> ..." line of
+ * [backends]: the backends come from DNS (discovery.c); tmpl holds the other
+ * words as a backend line would (port, region, sslmode, wake...), no host.
+ */
+struct discover_config {
+	char *source;  /* "fly:<app>" or "dns:<name>", as written */
+	char *regions; /* dns: resolve <region>.<name> for each of this comma list; NULL: not */
+	struct backend_config tmpl;
 };
 
 struct config {
@@ -124,6 +137,11 @@ struct config {
 	int64_t metrics_max_request_size;
 	int metrics_max_conn;
 
+	/* discovery (discover = lines of [backends]) */
+	char *dns_nameserver; /* "host[:port]"; "" = the system's resolvers */
+	int64_t discovery_interval_ms;
+	int64_t discovery_timeout_ms;
+
 	/* TLS: clients to pgwing */
 	enum tls_mode client_tls_sslmode;
 	char *client_tls_cert_file;
@@ -146,6 +164,8 @@ struct config {
 	/* [backends], in file order */
 	struct backend_config *backends;
 	int nbackends;
+	struct discover_config *discovers;
+	int ndiscovers;
 };
 
 enum setting_type {
@@ -183,6 +203,16 @@ const struct setting *config_find_setting(const char *name);
  */
 struct config *config_load(const char *path, char *err, size_t errlen);
 void config_free(struct config *cfg);
+/* Free what a backend_config holds (not b itself); copy one into dst, every string new. */
+void config_clear_backend(struct backend_config *b);
+void config_copy_backend(struct backend_config *dst, const struct backend_config *src);
+
+/*
+ * Write cfg as a config file that loads to the same configuration: every
+ * setting (defaults and environment overrides included), every backend and
+ * discover= line, all values quoted. For --print-config.
+ */
+void config_write(FILE *f, const struct config *cfg);
 
 /* Format a setting's current value as it would be written in the file. */
 void config_format_value(const struct config *cfg, const struct setting *s, char *buf,

@@ -86,6 +86,9 @@ struct topology {
 	 * PostgreSQL's hooks do.
 	 */
 	void (*on_remove)(struct backend *b);
+	/* What discovery found, applied after the config's own backends (owned here). */
+	struct backend_config *discovered;
+	int ndiscovered;
 };
 
 struct topology *topology_new(const struct config *cfg);
@@ -96,6 +99,12 @@ struct topology *topology_new(const struct config *cfg);
  * are freed.
  */
 void topology_apply_config(struct topology *topo, const struct config *cfg);
+/*
+ * Replace the discovered backends (taking list, which must be malloc'ed, and
+ * its strings) for the next topology_apply_config: they outlive reloads, and a
+ * name the config also has is the config's.
+ */
+void topology_set_discovered(struct topology *topo, struct backend_config *list, int n);
 void topology_free(struct topology *topo);
 struct backend *topology_find(const struct topology *topo, const char *name);
 /*

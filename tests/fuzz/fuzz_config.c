@@ -1,8 +1,9 @@
 /*
  * The config file parser, fed through a memfd so it reads the input as it
- * reads any file. Property: whatever loads, written back out (every setting as
- * SHOW CONFIG formats it, every backend as key=value words, all values
- * quoted) loads again to the same configuration.
+ * reads any file. Property: whatever loads, written back out by config_write
+ * (what --print-config prints: every setting as SHOW CONFIG formats it, every
+ * backend and discover= line as key=value words, all values quoted) loads
+ * again to the same configuration.
  */
 #include "fuzz.h"
 #include "pgwing/config.h"
@@ -49,55 +50,12 @@ static struct config *load(const char *text, size_t len, char *err, size_t errle
 	return cfg;
 }
 
-/* A double-quoted value as the parser reads it back: \ and " escaped. */
-static void put_quoted(FILE *f, const char *value)
-{
-	fputc('"', f);
-	for (const char *c = value; *c != '\0'; c++) {
-		if (*c == '"' || *c == '\\')
-			fputc('\\', f);
-		fputc(*c, f);
-	}
-	fputc('"', f);
-}
-
-static void put_key(FILE *f, const char *key, const char *value)
-{
-	if (value == NULL)
-		return;
-	fprintf(f, " %s=", key);
-	put_quoted(f, value);
-}
-
 static char *write_back(const struct config *cfg, size_t *len)
 {
-	static char value[65536];
-	const struct setting *settings;
-	size_t count;
 	char *text;
 	FILE *f = open_memstream(&text, len);
 
-	settings = config_settings(&count);
-	fputs("[pgwing]\n", f);
-	for (size_t i = 0; i < count; i++) {
-		config_format_value(cfg, &settings[i], value, sizeof(value));
-		FUZZ_CHECK(strlen(value) < sizeof(value) - 1);
-		fprintf(f, "%s = ", settings[i].name);
-		put_quoted(f, value);
-		fputc('\n', f);
-	}
-	fputs("[backends]\n", f);
-	for (int i = 0; i < cfg->nbackends; i++) {
-		const struct backend_config *b = &cfg->backends[i];
-
-		fprintf(f, "%s = port=%d", b->name, b->port);
-		put_key(f, "host", b->host);
-		put_key(f, "region", b->region);
-		put_key(f, "sslmode", b->sslmode);
-		put_key(f, "wake", b->wake);
-		put_key(f, "wake_auth_env", b->wake_auth_env);
-		fputc('\n', f);
-	}
+	config_write(f, cfg);
 	fclose(f);
 	return text;
 }
@@ -124,6 +82,19 @@ static void check_same(const struct config *a, const struct config *b)
 		FUZZ_CHECK(same_string(x->sslmode, y->sslmode) && same_string(x->wake, y->wake));
 		FUZZ_CHECK(same_string(x->wake_auth_env, y->wake_auth_env));
 	}
+	FUZZ_CHECK(a->ndiscovers == b->ndiscovers);
+	for (int i = 0; i < a->ndiscovers; i++) {
+		const struct discover_config *x = &a->discovers[i], *y = &b->discovers[i];
+
+		FUZZ_CHECK(strcmp(x->source, y->source) == 0 &&
+			   same_string(x->regions, y->regions));
+		FUZZ_CHECK(x->tmpl.port == y->tmpl.port && x->tmpl.host == NULL &&
+			   y->tmpl.host == NULL);
+		FUZZ_CHECK(same_string(x->tmpl.region, y->tmpl.region));
+		FUZZ_CHECK(same_string(x->tmpl.sslmode, y->tmpl.sslmode));
+		FUZZ_CHECK(same_string(x->tmpl.wake, y->tmpl.wake));
+		FUZZ_CHECK(same_string(x->tmpl.wake_auth_env, y->tmpl.wake_auth_env));
+	}
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -135,7 +106,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (cfg == NULL)
 		return 0;
-	FUZZ_CHECK(cfg->nbackends > 0);
+	FUZZ_CHECK(cfg->nbackends > 0 || cfg->ndiscovers > 0);
 	for (int i = 0; i < cfg->nbackends; i++)
 		FUZZ_CHECK(cfg->backends[i].host[0] != '\0' && cfg->backends[i].region != NULL);
 	text = write_back(cfg, &len);

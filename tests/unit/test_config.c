@@ -111,7 +111,7 @@ static void test_table(void **state)
 {
 	static const char *const fixed[] = {"listen_addr",     "rw_port",        "ro_port",
 					    "unix_socket_dir", "listen_backlog", "so_reuseport",
-					    "pidfile",         "metrics_listen"};
+					    "pidfile",         "metrics_listen", "dns_nameserver"};
 	size_t n;
 	const struct setting *settings = config_settings(&n);
 
@@ -350,6 +350,53 @@ static void test_backends(void **state)
 	config_free(cfg);
 }
 
+/* discover= lines: the source, then a backend line's words for every backend found. */
+static void test_discover(void **state)
+{
+	struct config *cfg = load_text("[backends]\n"
+				       "discover = fly:my-db sslmode=disable\n"
+				       "discover = dns:db.internal regions=ams,fra port=6432\n"
+				       "discover = dns:replicas.example.com region=iad\n");
+	const struct discover_config *d;
+
+	(void)state;
+	assert_non_null(cfg);
+	assert_int_equal(cfg->nbackends, 0);
+	assert_int_equal(cfg->ndiscovers, 3);
+	d = &cfg->discovers[0];
+	assert_string_equal(d->source, "fly:my-db");
+	assert_null(d->regions);
+	assert_int_equal(d->tmpl.port, 5433); /* Postgres itself on Fly's images */
+	assert_string_equal(d->tmpl.sslmode, "disable");
+	assert_string_equal(d->tmpl.region, "");
+	assert_null(d->tmpl.host);
+	assert_int_equal(d->tmpl.line, 2);
+	d = &cfg->discovers[1];
+	assert_string_equal(d->source, "dns:db.internal");
+	assert_string_equal(d->regions, "ams,fra");
+	assert_int_equal(d->tmpl.port, 6432);
+	d = &cfg->discovers[2];
+	assert_int_equal(d->tmpl.port, 5432);
+	assert_string_equal(d->tmpl.region, "iad");
+	assert_null(d->regions);
+	config_free(cfg);
+
+	assert_load_error("[backends]\ndiscover = consul:db\n",
+			  ":2: discover: expected fly:<app> or dns:<name>, found \"consul:db\"");
+	assert_load_error("[backends]\ndiscover = fly:\n",
+			  ":2: discover: expected fly:<app> or dns:<name>, found \"fly:\"");
+	assert_load_error("[backends]\ndiscover = dns:a/b\n",
+			  ":2: discover: expected fly:<app> or dns:<name>, found \"dns:a/b\"");
+	assert_load_error("[backends]\ndiscover = dns:db host=10.0.0.1\n",
+			  ":2: discover: the hosts come from DNS; no host=");
+	assert_load_error("[backends]\ndiscover = fly:db regions=ams\n",
+			  ":2: discover: regions= is for dns: without region=");
+	assert_load_error("[backends]\ndiscover = dns:db regions=ams region=fra\n",
+			  ":2: discover: regions= is for dns: without region=");
+	assert_load_error("[backends]\ndiscover = dns:db colour=red\n",
+			  ":2: backend \"discover\": unknown key \"colour\"");
+}
+
 static void test_errors(void **state)
 {
 	static const struct {
@@ -442,8 +489,9 @@ static void test_errors(void **state)
 		/* Found by fuzz_config: this was a backend named "". */
 		{"[backends]\n\v = host=a\n",
 		 ":2: syntax error: expected \"name = value\" or \"[section]\""},
-		{"", ": no backends: add at least one to [backends]"},
-		{"[pgwing]\n[backends]\n", ": no backends: add at least one to [backends]"},
+		{"", ": no backends: add at least one (or a discover= line) to [backends]"},
+		{"[pgwing]\n[backends]\n",
+		 ": no backends: add at least one (or a discover= line) to [backends]"},
 		{"[pgwing]\nro_port = 5432\n" BACKENDS,
 		 ": rw_port and ro_port must differ (both are 5432)"},
 		{"[pgwing]\nadmin_users = \" , \"\n" BACKENDS,
@@ -846,6 +894,7 @@ int main(void)
 		cmocka_unit_test(test_values_and_comments),
 		cmocka_unit_test(test_paths),
 		cmocka_unit_test(test_backends),
+		cmocka_unit_test(test_discover),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_env),

@@ -525,6 +525,59 @@ static void test_apply_config_keeps_state_of_unchanged_backends(void **state UNU
 	topology_free(topo);
 }
 
+/* A discovered backend in malloc'ed memory, as topology_set_discovered takes it. */
+static void discovered(struct backend_config *list, int i, char *name, char *host, char *region)
+{
+	struct backend_config bc = {.name = name, .host = host, .port = 5433, .region = region};
+
+	config_copy_backend(&list[i], &bc);
+}
+
+static void test_discovered_backends_follow_the_config_ones(void **state UNUSED)
+{
+	struct backend_config bcs[1] = {
+		{.name = "pg1", .host = "10.0.0.1", .port = 5432, .region = "ams"},
+	};
+	struct config cfg = {.backends = bcs, .nbackends = 1};
+	struct topology *topo = topology_new(&cfg);
+	struct backend_config *list = calloc(2, sizeof(*list));
+	struct backend *m1;
+
+	/* A discovered name the config also has is the config's. */
+	discovered(list, 0, "m1", "fdaa::1", "fra");
+	discovered(list, 1, "pg1", "fdaa::9", "fra");
+	topology_set_discovered(topo, list, 2);
+	topology_apply_config(topo, &cfg);
+	assert_int_equal(topo->count, 2);
+	assert_string_equal(topo->backends[0]->host, "10.0.0.1");
+	m1 = topo->backends[1];
+	assert_string_equal(m1->name, "m1");
+	assert_int_equal(m1->port, 5433);
+	m1->state = BACKEND_UP;
+
+	/* A reload (the same config applied again) keeps it, state and all. */
+	topology_apply_config(topo, &cfg);
+	assert_ptr_equal(topology_find(topo, "m1"), m1);
+	assert_int_equal(m1->state, BACKEND_UP);
+
+	/* A new region is the same backend; an empty set drops it through on_remove. */
+	list = calloc(1, sizeof(*list));
+	discovered(list, 0, "m1", "fdaa::1", "ams");
+	topology_set_discovered(topo, list, 1);
+	topology_apply_config(topo, &cfg);
+	assert_ptr_equal(topology_find(topo, "m1"), m1);
+	assert_string_equal(m1->region, "ams");
+	nremoved = 0;
+	removed_names[0] = '\0';
+	topo->on_remove = count_removed;
+	topology_set_discovered(topo, NULL, 0);
+	topology_apply_config(topo, &cfg);
+	assert_int_equal(nremoved, 1);
+	assert_string_equal(removed_names, "m1");
+	assert_int_equal(topo->count, 1);
+	topology_free(topo);
+}
+
 static void test_names(void **state UNUSED)
 {
 	assert_string_equal(backend_role_name(ROLE_PRIMARY), "primary");
@@ -638,6 +691,7 @@ int main(void)
 		ROUTER_TEST(test_wake_for_reads),
 		ROUTER_TEST(test_wake_for_reads_falls_back_to_the_primary),
 		cmocka_unit_test(test_apply_config_keeps_state_of_unchanged_backends),
+		cmocka_unit_test(test_discovered_backends_follow_the_config_ones),
 		cmocka_unit_test(test_names),
 	};
 

@@ -297,6 +297,11 @@ C<init> (e.g. C<allows_streaming =E<gt> 1>), except:
 
 =item start => 0 to skip starting
 
+=item own_host => 1, port => N: listen on the next free 127.0.0.x (from
+127.0.0.2) instead, on port N if given, so that several nodes can share a
+port as machines on a private network do (PostgreSQL::Test::Cluster's own
+options)
+
 =back
 
 =cut
@@ -308,7 +313,8 @@ sub new_node
 	my $conf  = delete $params{conf};
 	my $maxc  = delete $params{max_connections} // 100;
 	my $start = delete $params{start} // 1;
-	my $node  = PostgreSQL::Test::Cluster->new($name);
+	my %where = map { exists $params{$_} ? ($_ => delete $params{$_}) : () } qw(own_host port);
+	my $node  = PostgreSQL::Test::Cluster->new($name, %where);
 	$node->init(%params);
 	$node->append_conf('postgresql.conf', "max_connections = $maxc");
 	$node->append_conf('postgresql.conf', $conf) if defined $conf;
