@@ -4,7 +4,8 @@
 # against the primary's LSN: within a bounded time new read-only clients go to
 # the primary fallback and never read stale data; SHOW BACKENDS shows the lag;
 # once primary_conninfo is restored and it has caught up it serves reads again.
-# Then the bytes bound alone (max_replica_lag an hour) excludes it too.
+# Then the bytes bound alone (max_replica_lag an hour) excludes it too, and
+# with ro_fallback = error new read-only clients are refused, never served stale.
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
@@ -148,6 +149,46 @@ ok(defined wait_for_reads_on($primary, time_bound(10)),
 $lag = replica_lag();
 cmp_ok($lag->{lag_bytes}, '>', 1024 * 1024, "SHOW BACKENDS: lag_bytes ($lag->{lag_bytes})");
 cmp_ok($lag->{lag_ms}, '<', 3600 * 1000, "under the time bound ($lag->{lag_ms} ms)");
+
+reconnect();
+ok(defined wait_for_reads_on($replica, time_bound(10)), 'caught up again: reads return to it');
+
+# --- ro_fallback = error: refused rather than stale --------------------------
+
+$pw->set(
+	max_replica_lag       => '2s',
+	max_replica_lag_bytes => '0',
+	ro_fallback           => 'error',
+	hold_timeout          => '1s');
+$pw->write_config;
+$offset = $pw->log_position;
+$pw->signal('HUP');
+ok($pw->wait_for_log(qr/configuration reloaded/, $offset), 'reloaded: ro_fallback error');
+
+cut_off();
+my ($rc, $out, $err);
+my $start = time();
+while (time() - $start < time_bound(15))
+{
+	$id++;
+	$primary->safe_psql('postgres', "INSERT INTO t VALUES ($id)");
+	($rc, $out, $err) =
+	  $pw->psql("SELECT count(*) FROM t WHERE id = $id", target => 'ro', timeout => 30);
+	last if $rc != 0;
+	usleep(50_000);
+}
+isnt($rc, 0, 'with ro_fallback = error, a cut-off replica: new ro clients are refused');
+like($err, qr/no server for reads available/, "refused as when no replica is usable: $err");
+my @answers;
+for my $i (1 .. 5)
+{
+	$id++;
+	$primary->safe_psql('postgres', "INSERT INTO t VALUES ($id)");
+	($rc, $out, $err) =
+	  $pw->psql("SELECT count(*) FROM t WHERE id = $id", target => 'ro', timeout => 30);
+	push @answers, $rc == 0 ? "read $out" : 'refused';
+}
+is_deeply(\@answers, [ ('refused') x 5 ], 'never a stale read: 5 of 5 refused');
 
 reconnect();
 ok(defined wait_for_reads_on($replica, time_bound(10)), 'caught up again: reads return to it');
