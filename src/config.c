@@ -513,6 +513,17 @@ static const struct setting settings[] = {
 		.doc = "Replicas further behind get no read-only clients; 0 disables the check.",
 	},
 	{
+		.name = "max_replica_lag_bytes",
+		.type = SETTING_SIZE,
+		.offset = MS_FIELD(max_replica_lag_bytes),
+		.default_value = "0",
+		.is_reloadable = true,
+		.min_value = 0,
+		.max_value = 1024 * GB,
+		.doc = "Replicas whose replay is more WAL than this behind the primary's latest "
+		       "probe get no read-only clients; 0 disables the check.",
+	},
+	{
 		.name = "ro_fallback",
 		.type = SETTING_ENUM,
 		.offset = ENUM_FIELD(ro_fallback),

@@ -64,10 +64,12 @@
  * so that a promotion in the middle of the query cannot mix the branches.
  * Columns, all text: in_recovery, lsn, lag_seconds, timeline (8 hex digits).
  * - lsn: the WAL written on a primary, the WAL replayed on a replica.
- * - lag_seconds: 0 on a replica that has replayed all it received (after a
- *   restart the receiver starts at a segment boundary, behind the replay
- *   position: hence <=, not =); otherwise the age of the last replayed
- *   transaction (NULL before the first one, or while not streaming: unknown).
+ * - lag_seconds: the replica's own replay delay: 0 when it has replayed all it
+ *   received (after a restart the receiver starts at a segment boundary,
+ *   behind the replay position: hence <=, not =); otherwise the age of the
+ *   last replayed transaction (NULL before the first one: unknown). It cannot
+ *   see WAL it never received: topology measures the lag against the
+ *   primary's LSN too (topology_reconcile).
  * - timeline: a primary's from its current WAL file name, a replica's from
  *   its WAL receiver (NULL while not streaming).
  */
@@ -143,7 +145,8 @@ static void backend_record_success(struct backend *b, const struct probe_sample 
 	stats_observe(&b->rtt_hist, (int64_t)(s->rtt_ms * 1000));
 	b->rtt_sum_us += (uint64_t)(s->rtt_ms * 1000);
 	b->lsn = s->lsn;
-	b->lag_ms = s->lag_ms;
+	b->probed_ms = now_ms();
+	b->replay_lag_ms = s->lag_ms;
 	b->timeline = s->timeline;
 
 	if (b->role != s->role) {

@@ -16,13 +16,18 @@
 #define RTT_TIE_ABS_MS 0.5
 #define RTT_TIE_REL    0.10
 
+/* Whether lag is within max; an unknown lag (< 0) is no proof of being close. 0 disables. */
+static bool is_within_lag(int64_t lag, int64_t max)
+{
+	return max == 0 || (lag >= 0 && lag <= max);
+}
+
 static bool is_ro_candidate(const struct backend *b, const struct config *cfg)
 {
 	if (b->state != BACKEND_UP || b->role != ROLE_REPLICA || b->is_fenced)
 		return false;
-	/* An unknown lag is no proof of being close: only disabling the check admits it. */
-	return cfg->max_replica_lag_ms == 0 ||
-	       (b->lag_ms >= 0 && b->lag_ms <= cfg->max_replica_lag_ms);
+	return is_within_lag(b->lag_ms, cfg->max_replica_lag_ms) &&
+	       is_within_lag(b->lag_bytes, cfg->max_replica_lag_bytes);
 }
 
 static bool is_same_region(const struct backend *b, const struct config *cfg)

@@ -213,13 +213,35 @@ struct server *server_connect(struct backend *b, struct client *cl)
 	return sv;
 }
 
+/*
+ * The client's startup parameters, plus default_transaction_read_only = on for
+ * a read-only pool: the ro port must be read-only whichever server serves it,
+ * a replica or the primary it falls back to (or a replica promoted under a
+ * pooled server). As a startup parameter it is the session's default, so
+ * RESET ALL and DISCARD ALL keep it, and it wins over the client's own value
+ * and over -c in options (PostgreSQL applies options first).
+ */
+static void server_put_startup(struct server *sv)
+{
+	struct startup_params params = {0};
+
+	if (sv->pool->target != TARGET_RO) {
+		proto_put_startup(conn_output(&sv->conn), &sv->client->params);
+		return;
+	}
+	startup_params_copy(&params, &sv->client->params);
+	startup_params_set(&params, "default_transaction_read_only", "on");
+	proto_put_startup(conn_output(&sv->conn), &params);
+	startup_params_free(&params);
+}
+
 static void server_send_startup(struct server *sv)
 {
 	struct auth_server_policy policy = auth_server_policy_of(rt.cfg);
 
 	sv->state = SV_LOGIN;
 	sv->login = auth_login_new(&sv->client->cred, &policy);
-	proto_put_startup(conn_output(&sv->conn), &sv->client->params);
+	server_put_startup(sv);
 	conn_read_on(&sv->conn);
 }
 

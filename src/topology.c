@@ -28,6 +28,7 @@ static struct backend *backend_new(const struct backend_config *bc)
 	b->sslmode = bc->sslmode != NULL ? xstrdup(bc->sslmode) : NULL;
 	b->role = ROLE_UNKNOWN;
 	b->state = BACKEND_UNKNOWN;
+	b->replay_lag_ms = -1;
 	b->lag_bytes = -1;
 	b->lag_ms = -1;
 	b->rtt_ms = -1;
@@ -80,6 +81,93 @@ static bool is_config_backend(const struct config *cfg, const char *name)
 	return false;
 }
 
+/* Forget the primary's LSN history: it now belongs to primary (NULL: to nobody yet). */
+static void topology_reset_history(struct topology *topo, const struct backend *primary)
+{
+	topo->history_of = primary;
+	topo->history_count = 0;
+	topo->history_first = 0;
+}
+
+static struct lsn_mark *history_at(struct topology *topo, int i)
+{
+	return &topo->history[(topo->history_first + i) % LSN_HISTORY];
+}
+
+/*
+ * Record the primary's latest probe. An unchanged LSN only moves its mark's
+ * time forward (the primary still had made no more commits then), so the ring
+ * holds distinct positions and covers longer when writes are rare.
+ */
+static void topology_note_primary_lsn(struct topology *topo, const struct backend *primary)
+{
+	struct lsn_mark *newest;
+
+	if (primary == NULL || primary->lsn == 0)
+		return;
+	newest = topo->history_count > 0 ? history_at(topo, topo->history_count - 1) : NULL;
+	/* A new primary, or one whose WAL went back (restored, rewound): old marks mean nothing. */
+	if (primary != topo->history_of || (newest != NULL && primary->lsn < newest->lsn)) {
+		topology_reset_history(topo, primary);
+		newest = NULL;
+	}
+	if (newest != NULL && newest->lsn == primary->lsn) {
+		if (primary->probed_ms > newest->at_ms)
+			newest->at_ms = primary->probed_ms;
+		return;
+	}
+	if (topo->history_count == LSN_HISTORY) {
+		topo->history_first = (topo->history_first + 1) % LSN_HISTORY;
+		topo->history_count--;
+	}
+	newest = history_at(topo, topo->history_count);
+	newest->lsn = primary->lsn;
+	newest->at_ms = primary->probed_ms;
+	topo->history_count++;
+}
+
+/*
+ * b's lag against the primary's history. A replica whose replay covers the
+ * newest mark taken before its own probe is caught up (0). Otherwise it has
+ * been behind since the newest mark it covers: it may lack any commit made
+ * since, so now - caught_up_ms bounds how stale its reads are. A replica that
+ * covers no mark and never did is unknown (-1). Its own replay delay (from its
+ * probe) counts too: a lag is the worse of what either shows.
+ */
+static void replica_update_lag(struct topology *topo, struct backend *b, int64_t now)
+{
+	const struct lsn_mark *seen = NULL; /* the newest mark at or before b's probe */
+	const struct lsn_mark *newest;
+	int64_t lag_ms;
+
+	if (b->lsn == 0 || topo->history_count == 0) {
+		b->lag_bytes = -1;
+		b->lag_ms = b->replay_lag_ms;
+		return;
+	}
+	for (int i = 0; i < topo->history_count; i++) {
+		const struct lsn_mark *m = history_at(topo, i);
+
+		if (m->lsn <= b->lsn && m->at_ms > b->caught_up_ms)
+			b->caught_up_ms = m->at_ms;
+		if (m->at_ms <= b->probed_ms)
+			seen = m;
+	}
+	newest = history_at(topo, topo->history_count - 1);
+	/*
+	 * Probes of the primary and of a replica are taken at different moments,
+	 * so a replica can look ahead of the primary: that is no lag, not a negative one.
+	 */
+	b->lag_bytes = newest->lsn > b->lsn ? (int64_t)(newest->lsn - b->lsn) : 0;
+	if (seen != NULL && b->lsn >= seen->lsn)
+		lag_ms = 0;
+	else if (b->caught_up_ms > 0)
+		lag_ms = now > b->caught_up_ms ? now - b->caught_up_ms : 0;
+	else
+		lag_ms = -1;
+	b->lag_ms = lag_ms < 0 || lag_ms >= b->replay_lag_ms ? lag_ms : b->replay_lag_ms;
+}
+
 void topology_apply_config(struct topology *topo, const struct config *cfg)
 {
 	struct backend **old = topo->backends;
@@ -116,6 +204,8 @@ void topology_apply_config(struct topology *topo, const struct config *cfg)
 	for (int j = 0; j < nold; j++) {
 		if (old[j] == NULL)
 			continue;
+		if (old[j] == topo->history_of)
+			topology_reset_history(topo, NULL);
 		if (topo->on_remove != NULL)
 			topo->on_remove(old[j]);
 		backend_free(old[j]);
@@ -243,19 +333,16 @@ bool topology_reconcile(struct topology *topo)
 				  topo->max_timeline);
 	}
 
-	/*
-	 * Probes of the primary and of a replica are taken at different moments,
-	 * so a replica can look ahead of the primary: that is no lag, not a negative one.
-	 */
+	topology_note_primary_lsn(topo, primary);
 	for (int i = 0; i < topo->count; i++) {
 		struct backend *b = topo->backends[i];
 
-		if (b->role != ROLE_REPLICA)
+		if (b->role == ROLE_REPLICA) {
+			replica_update_lag(topo, b, now_ms());
+		} else {
 			b->lag_bytes = b->role == ROLE_PRIMARY ? 0 : -1;
-		else if (primary == NULL || b->lsn == 0)
-			b->lag_bytes = -1;
-		else
-			b->lag_bytes = primary->lsn > b->lsn ? (int64_t)(primary->lsn - b->lsn) : 0;
+			b->lag_ms = b->role == ROLE_PRIMARY ? 0 : -1;
+		}
 	}
 	return is_changed;
 }

@@ -119,7 +119,8 @@ struct config {
 	int64_t health_timeout_ms;
 	int health_fail_count;
 	int health_rise_count;
-	int64_t max_replica_lag_ms; /* 0 disables */
+	int64_t max_replica_lag_ms;    /* 0 disables */
+	int64_t max_replica_lag_bytes; /* 0 disables */
 	enum ro_fallback ro_fallback;
 	char *health_user; /* "" = first of admin_users */
 	char *health_dbname;

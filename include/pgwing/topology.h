@@ -37,11 +37,14 @@ struct backend {
 	enum backend_state state;
 	bool is_fenced; /* claims primary on an older timeline: never routed to */
 	uint32_t timeline;
-	uint64_t lsn;      /* current WAL on a primary, replay LSN on a replica */
-	int64_t lag_bytes; /* replica: behind the primary's LSN; -1 unknown */
-	int64_t lag_ms;    /* replica: replay delay; -1 unknown */
-	double rtt_ms;     /* smoothed probe round trip; < 0 unknown */
-	int nclients;      /* clients currently routed here (router's tie-break) */
+	uint64_t lsn;          /* current WAL on a primary, replay LSN on a replica */
+	int64_t probed_ms;     /* now_ms() of the latest successful probe: when lsn was read */
+	int64_t replay_lag_ms; /* replica: its own replay delay, as its probe says; -1 unknown */
+	int64_t caught_up_ms;  /* replica: newest primary LSN sample its lsn covers; 0 none */
+	int64_t lag_bytes;     /* replica: behind the primary's latest probed LSN; -1 unknown */
+	int64_t lag_ms;        /* replica: staleness bound (topology_reconcile); -1 unknown */
+	double rtt_ms;         /* smoothed probe round trip; < 0 unknown */
+	int nclients;          /* clients currently routed here (router's tie-break) */
 	int consecutive_failures;
 	int consecutive_successes;
 	char last_error[256];
@@ -60,9 +63,34 @@ struct backend {
 	struct health_probe *probe; /* owned by health.c */
 };
 
+/*
+ * The primary's WAL position at a moment: a replica that has replayed up to
+ * lsn has every commit the primary had made by at_ms.
+ */
+struct lsn_mark {
+	uint64_t lsn;
+	int64_t at_ms;
+};
+
+/*
+ * Enough marks to cover a replica a few seconds behind at any health_interval;
+ * one that falls behind all of them keeps its own caught_up_ms.
+ */
+#define LSN_HISTORY 64
+
 struct topology {
 	struct backend **backends;
 	int count;
+	/*
+	 * The recent distinct LSNs of the primary's probes, oldest first (a ring),
+	 * against which replica lag is measured. Kept while that primary is down,
+	 * so replicas are still measured against the last known position; reset
+	 * when another backend becomes primary or its LSN goes back.
+	 */
+	const struct backend *history_of;
+	struct lsn_mark history[LSN_HISTORY];
+	int history_count;
+	int history_first;
 	/*
 	 * The highest timeline any probe has reported. A primary below it is a
 	 * demoted node that came back standalone: it stays fenced even when the
@@ -115,9 +143,13 @@ struct backend *topology_primary(const struct topology *topo);
 /* Not probed yet: neither a success nor a failure since it joined the topology. */
 bool backend_is_unheard(const struct backend *b);
 /*
- * After probes updated backends: fence primaries on an older timeline and
- * recompute each replica's lag in bytes behind the primary. Returns true when
- * fencing or the ambiguity changed, which the pools must hear about.
+ * After probes updated backends: fence primaries on an older timeline, record
+ * the primary's LSN and recompute each replica's lag against it: bytes behind
+ * the primary's latest probed LSN, and time since the replica last caught up
+ * to an LSN the primary reported (0 while its replay covers the newest one
+ * taken before its own probe). Either way a replica that stops receiving WAL
+ * while the primary advances is seen lagging. Returns true when fencing or the
+ * ambiguity changed, which the pools must hear about.
  */
 bool topology_reconcile(struct topology *topo);
 /* Tell the subscriber something changed. */

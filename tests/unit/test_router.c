@@ -381,10 +381,109 @@ static void test_reconcile_computes_replica_lag_bytes(void **state)
 	assert_int_equal(ahead->lag_bytes, 0);
 	assert_int_equal(p->lag_bytes, 0);
 
-	/* Without a primary there is nothing to be behind of. */
+	/* A primary that goes down leaves its last position to be measured against. */
 	p->state = BACKEND_DOWN;
 	topology_reconcile(&f->topo);
-	assert_int_equal(behind->lag_bytes, -1);
+	assert_int_equal(behind->lag_bytes, 0x4000);
+}
+
+static void test_reconcile_without_a_primary_lag_is_the_replica_s_own(void **state)
+{
+	struct fixture *f = *state;
+
+	struct backend *r = add(f, "r", "ams", ROLE_REPLICA);
+	r->lsn = 0x100001000;
+	r->replay_lag_ms = 1500;
+	topology_reconcile(&f->topo);
+	assert_int_equal(r->lag_bytes, -1);
+	assert_int_equal(r->lag_ms, 1500);
+}
+
+/*
+ * The cut-off replica of issue 20: its WAL receiver stopped, it has replayed all
+ * it received (its own replay delay says 0), but the primary moved on.
+ */
+static void test_reconcile_time_lag_counts_from_the_last_catch_up(void **state)
+{
+	struct fixture *f = *state;
+	int64_t t = now_ms();
+
+	struct backend *p = add(f, "p", "ams", ROLE_PRIMARY);
+	struct backend *r = add(f, "r", "ams", ROLE_REPLICA);
+	r->replay_lag_ms = 0;
+
+	/* Caught up with the primary's position probed before its own probe. */
+	p->lsn = 0x1000;
+	p->probed_ms = t - 5000;
+	r->lsn = 0x1000;
+	r->probed_ms = t - 4990;
+	topology_reconcile(&f->topo);
+	assert_int_equal(r->lag_ms, 0);
+	assert_int_equal(r->lag_bytes, 0);
+
+	/* The primary advances; the replica's next probe still shows 0x1000. */
+	p->lsn = 0x9000;
+	p->probed_ms = t - 4000;
+	topology_reconcile(&f->topo);
+	assert_int_equal(r->lag_bytes, 0x8000);
+	assert_int_equal(r->lag_ms, 0); /* its probe predates the new position: no proof yet */
+	r->probed_ms = t - 3990;
+	topology_reconcile(&f->topo);
+	/* Behind since the primary was last seen at 0x1000, 5 s ago. */
+	assert_in_range(r->lag_ms, 5000, 5000 + 1000);
+
+	/* The time bound applies alone... */
+	f->cfg.max_replica_lag_ms = 4000;
+	assert_ptr_equal(pick_ro(f), p);
+	f->cfg.max_replica_lag_ms = 6000;
+	assert_ptr_equal(pick_ro(f), r);
+	/* ... and so does the bytes bound. */
+	f->cfg.max_replica_lag_bytes = 0x7fff;
+	assert_ptr_equal(pick_ro(f), p);
+	f->cfg.max_replica_lag_bytes = 0x8000;
+	assert_ptr_equal(pick_ro(f), r);
+
+	/* It replays up to the newest position: caught up again. */
+	r->lsn = 0x9000;
+	r->probed_ms = t;
+	topology_reconcile(&f->topo);
+	assert_int_equal(r->lag_ms, 0);
+	assert_int_equal(r->lag_bytes, 0);
+
+	/* Its own replay delay counts when it is worse. */
+	r->replay_lag_ms = 7000;
+	topology_reconcile(&f->topo);
+	assert_int_equal(r->lag_ms, 7000);
+}
+
+static void test_reconcile_time_lag_unknown_until_a_catch_up(void **state)
+{
+	struct fixture *f = *state;
+	int64_t t = now_ms();
+
+	struct backend *p = add(f, "p", "ams", ROLE_PRIMARY);
+	struct backend *r = add(f, "r", "ams", ROLE_REPLICA);
+	p->lsn = 0x9000;
+	p->probed_ms = t - 100;
+	r->lsn = 0x1000;
+	r->probed_ms = t;
+	topology_reconcile(&f->topo);
+	assert_int_equal(r->lag_ms, -1);
+	assert_ptr_equal(pick_ro(f), p);
+
+	/* A new primary (a failover) starts a new history; a past catch-up still bounds. */
+	r->lsn = 0x9000;
+	topology_reconcile(&f->topo);
+	assert_int_equal(r->lag_ms, 0);
+	struct backend *q = add(f, "q", "ams", ROLE_PRIMARY);
+	p->state = BACKEND_DOWN;
+	q->lsn = 0xa000;
+	q->probed_ms = t - 50;
+	topology_reconcile(&f->topo);
+	assert_ptr_equal(f->topo.history_of, q);
+	assert_int_equal(f->topo.history_count, 1);
+	assert_int_equal(r->lag_bytes, 0x1000);
+	assert_in_range(r->lag_ms, 100, 100 + 1000);
 }
 
 static void test_should_move_rw(void **state)
@@ -683,6 +782,9 @@ int main(void)
 		ROUTER_TEST(test_two_primaries_on_one_timeline_take_no_writes),
 		ROUTER_TEST(test_no_writes_until_every_backend_was_probed),
 		ROUTER_TEST(test_reconcile_computes_replica_lag_bytes),
+		ROUTER_TEST(test_reconcile_without_a_primary_lag_is_the_replica_s_own),
+		ROUTER_TEST(test_reconcile_time_lag_counts_from_the_last_catch_up),
+		ROUTER_TEST(test_reconcile_time_lag_unknown_until_a_catch_up),
 		ROUTER_TEST(test_should_move_rw),
 		ROUTER_TEST(test_should_move_ro),
 		ROUTER_TEST(test_should_move_off_a_removed_backend),
