@@ -1,0 +1,130 @@
+# A hung primary (SIGSTOP of the postmaster and all its children) is given up
+# on once its probes mark it down: read-only autocommit queries in flight on it
+# are answered by the replica promoted meanwhile, a write in flight gets 08006
+# saying its outcome is unknown, and nothing waits for the hung node past the
+# down verdict plus a bound. An idle session is served by the new primary.
+# The processes are always continued (END block), whatever happens.
+use strict;
+use warnings;
+use PostgreSQL::Test::Utils;
+use PgWing::Test qw(:all);
+use Test::More;
+use Time::HiRes qw(usleep time);
+
+my $old = new_node('old', allows_streaming => 1);
+$old->backup('base');
+my $new = PostgreSQL::Test::Cluster->new('new');
+$new->init_from_backup($old, 'base', has_streaming => 1);
+$new->start;
+$old->safe_psql('postgres', 'CREATE TABLE t (v int)');
+$old->wait_for_catchup($new, 'replay');
+
+my $pw = PgWing::Test->new(
+	backends => [ [ old => $old ], [ new => $new ] ],
+	settings => {
+		health_interval   => '200ms',
+		health_timeout    => '500ms',
+		health_fail_count => 2,
+		health_user       => os_user(),
+		hold_timeout      => '20s',
+	});
+$pw->start;
+ok($pw->wait_for_log(qr/backend old: unknown -> up \(primary/), 'old primary probed up');
+ok($pw->wait_for_log(qr/backend new: unknown -> up \(replica/), 'replica probed up');
+
+# The postmaster and its children, stopped and continued together.
+my @stopped;
+
+sub signal_all
+{
+	my ($sig, @pids) = @_;
+	kill $sig, @pids;
+}
+
+END
+{
+	signal_all('CONT', @stopped) if @stopped;
+}
+
+sub session
+{
+	my $s = $pw->raw_connect;
+	ok(raw_login($s)->{ok}, "$_[0]: logged in");
+	return $s;
+}
+
+# Messages up to ReadyForQuery within $timeout: (error fields or undef, first
+# value, status or 'eof'/'timeout').
+sub answer
+{
+	my ($sock, $timeout) = @_;
+	my ($err, $value);
+	while (1)
+	{
+		my ($t, $b) = read_message($sock, $timeout);
+		return ($err, $value, $b) unless defined $t;
+		$err = error_fields($b) if $t eq 'E';
+		($value) = substr($b, 6, unpack('x2 N', $b)) if $t eq 'D' && !defined $value;
+		return ($err, $value, $b) if $t eq 'Z';
+	}
+}
+
+sub send_query
+{
+	my ($sock, $sql) = @_;
+	print $sock pg_message('Q', "$sql\0");
+}
+
+# Every session first gets its server on the old primary.
+my @readers = map { session("reader $_") } 1 .. 3;
+my $writer = session('writer');
+my $idle   = session('idle');
+for my $s (@readers, $writer, $idle)
+{
+	send_query($s, 'SELECT inet_server_port()');
+	my (undef, $port) = answer($s, 10);
+	is($port, $old->port, 'session served by the old primary');
+}
+
+# Reads and a write in flight, then the old primary hangs under them.
+send_query($_, 'SELECT inet_server_port() FROM pg_sleep(2)') for @readers;
+send_query($writer, 'INSERT INTO t SELECT 1 FROM pg_sleep(2) RETURNING inet_server_port()');
+usleep(100_000);
+my $postmaster = $old->{_pid};
+@stopped = ($postmaster, split /\s+/, `pgrep -P $postmaster`);
+cmp_ok(scalar @stopped, '>', 3, 'found the postmaster and its children');
+my $offset = $pw->log_position;
+signal_all('STOP', @stopped);
+my $stop_time = time();
+
+ok($pw->wait_for_log(qr/backend old: up -> down/, $offset), 'the hung primary is marked down');
+my $down_time = time();
+note sprintf('marked down %.2f s after SIGSTOP', $down_time - $stop_time);
+
+# The write's outcome is unknown: it gets 08006 without waiting for the node.
+my ($err, $port, $status) = answer($writer, time_bound(5));
+is($err && $err->{C}, '08006', 'the write in flight gets 08006') or diag explain [ $err, $status ];
+like($err && $err->{M}, qr/old.*unreachable.*outcome .* unknown/,
+	'saying the backend is unreachable and the outcome unknown');
+cmp_ok(time() - $down_time, '<', time_bound(3), 'soon after the down verdict');
+
+# The reads wait for a new primary, then run there.
+$new->promote;
+for my $i (1 .. 3)
+{
+	($err, $port, $status) = answer($readers[ $i - 1 ], time_bound(15));
+	is($port, $new->port, "read $i in flight is answered by the new primary")
+	  or diag explain [ $err, $status ];
+}
+cmp_ok(time() - $down_time, '<', time_bound(10),
+	'the reads were answered well before the hung node came back');
+
+send_query($idle, 'INSERT INTO t VALUES (2) RETURNING inet_server_port()');
+(undef, $port) = answer($idle, time_bound(10));
+is($port, $new->port, 'the idle session writes to the new primary');
+
+signal_all('CONT', @stopped);
+@stopped = ();
+close $_ for (@readers, $writer, $idle);
+$pw->stop;
+done_testing();
