@@ -3,6 +3,8 @@
 # are answered by the replica promoted meanwhile, a write in flight gets 08006
 # saying its outcome is unknown, and nothing waits for the hung node past the
 # down verdict plus a bound. An idle session is served by the new primary.
+# Server connections carry TCP keepalives (server_tcp_keepalive), so a silent
+# partition is noticed by the data path too.
 # The processes are always continued (END block), whatever happens.
 use strict;
 use warnings;
@@ -27,6 +29,7 @@ my $pw = PgWing::Test->new(
 		health_fail_count => 2,
 		health_user       => os_user(),
 		hold_timeout      => '20s',
+		server_tcp_keepalive => '7s',
 	});
 $pw->start;
 ok($pw->wait_for_log(qr/backend old: unknown -> up \(primary/), 'old primary probed up');
@@ -85,6 +88,17 @@ for my $s (@readers, $writer, $idle)
 	my (undef, $port) = answer($s, 10);
 	is($port, $old->port, 'session served by the old primary');
 }
+
+# A partition the probes have not seen yet is caught by the data path:
+# every server connection has its keepalive timer armed at
+# server_tcp_keepalive (the probes' libpq keeps the system's 2 h).
+my $old_port = $old->port;
+my @keepalive = grep {
+	/:\Q$old_port\E\s.*timer:\(keepalive,(\d+(?:\.\d+)?)(ms|sec)/
+	  && ($2 eq 'ms' ? $1 / 1000 : $1) <= 7
+} split /\n/, `ss -tno state established`;
+cmp_ok(scalar @keepalive, '>=', 5, 'server connections send keepalives after server_tcp_keepalive')
+  or diag `ss -tno state established`;
 
 # Reads and a write in flight, then the old primary hangs under them.
 send_query($_, 'SELECT inet_server_port() FROM pg_sleep(2)') for @readers;
