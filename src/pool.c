@@ -738,15 +738,18 @@ static const char *pool_why_abandon(enum target target, const struct backend *b)
 
 /*
  * Why cl's server must be given up now, or NULL: cl has something under way
- * (a transaction, a request) on a backend that must no longer serve it. An
- * idle session just moves: that is pool_release_idle's part.
+ * (a transaction, a request, a login) on a backend that must no longer serve
+ * it. A login counts: one that finished on a fenced primary would let a
+ * transaction start there after the change that fenced it. An idle session
+ * just moves: that is pool_release_idle's part.
  */
 static const char *pool_why_abandon_server(const struct client *cl)
 {
 	const struct server *sv = cl->server;
 
-	if (cl->state != CL_ACTIVE || sv == NULL || sv->state != SV_ACTIVE ||
-	    (sv->tx_status == 'I' && cl->pending_syncs == 0 && !cl->is_mid_request))
+	if (sv == NULL || (cl->state != CL_ACTIVE && cl->state != CL_LOGIN) ||
+	    (sv->state == SV_ACTIVE && sv->tx_status == 'I' && cl->pending_syncs == 0 &&
+	     !cl->is_mid_request))
 		return NULL;
 	return pool_why_abandon(cl->target, sv->backend);
 }

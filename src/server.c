@@ -142,11 +142,6 @@ static void server_lost(struct server *sv, const char *what, const char *reason)
 	client_server_lost(sv->client, text); /* frees sv */
 }
 
-void server_abandon(struct server *sv, const char *why)
-{
-	server_lost(sv, "gave up on", why);
-}
-
 /* Out of descriptors: new clients would only take the ones the waiting clients' servers need. */
 static void note_connect_errno(int err)
 {
@@ -162,6 +157,19 @@ static void server_unreachable(struct server *sv, const char *detail)
 	describe(sv, "could not connect to", detail, text, sizeof(text));
 	log_debug("server %" PRIu64 ": %s", sv->id, text); /* retried: the pool logs the hold */
 	client_server_unreachable(sv->client, text);       /* frees sv */
+}
+
+void server_abandon(struct server *sv, const char *why)
+{
+	/*
+	 * Not serving yet (connecting, logging in, replaying a moved session):
+	 * nothing was sent for the client, which tries again elsewhere.
+	 */
+	if (sv->state != SV_ACTIVE) {
+		server_unreachable(sv, why);
+		return;
+	}
+	server_lost(sv, "gave up on", why);
 }
 
 static void server_timeout_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *arg)

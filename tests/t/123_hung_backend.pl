@@ -2,7 +2,9 @@
 # on once its probes mark it down: read-only autocommit queries in flight on it
 # are answered by the replica promoted meanwhile, a write in flight gets 08006
 # saying its outcome is unknown, and nothing waits for the hung node past the
-# down verdict plus a bound. An idle session is served by the new primary.
+# down verdict plus a bound. A read sent while the primary hangs, before the
+# probes tell, and a login begun then, are served by the new primary too, and
+# an idle session writes there.
 # Server connections carry TCP keepalives (server_tcp_keepalive), so a silent
 # partition is noticed by the data path too.
 # The processes are always continued (END block), whatever happens.
@@ -30,6 +32,8 @@ my $pw = PgWing::Test->new(
 		health_user       => os_user(),
 		hold_timeout      => '20s',
 		server_tcp_keepalive => '7s',
+		# Longer than the test: only the down verdict may end a login to the hung node.
+		server_connect_timeout => '30s',
 	});
 $pw->start;
 ok($pw->wait_for_log(qr/backend old: unknown -> up \(primary/), 'old primary probed up');
@@ -82,7 +86,8 @@ sub send_query
 my @readers = map { session("reader $_") } 1 .. 3;
 my $writer = session('writer');
 my $idle   = session('idle');
-for my $s (@readers, $writer, $idle)
+my $late   = session('speaks while the primary hangs');
+for my $s (@readers, $writer, $idle, $late)
 {
 	send_query($s, 'SELECT inet_server_port()');
 	my (undef, $port) = answer($s, 10);
@@ -110,6 +115,13 @@ cmp_ok(scalar @stopped, '>', 3, 'found the postmaster and its children');
 my $offset = $pw->log_position;
 signal_all('STOP', @stopped);
 my $stop_time = time();
+# Before the probes tell: its request goes to the hung node (a pooled server,
+# or a login that gets no answer).
+send_query($late, 'SELECT inet_server_port()');
+# A client whose startup parameters no pooled server has: its login needs a
+# server login on the hung node.
+my $fresh = $pw->raw_connect;
+print $fresh startup_packet(user => os_user(), database => 'postgres', application_name => 'fresh');
 
 ok($pw->wait_for_log(qr/backend old: up -> down/, $offset), 'the hung primary is marked down');
 my $down_time = time();
@@ -130,6 +142,15 @@ for my $i (1 .. 3)
 	is($port, $new->port, "read $i in flight is answered by the new primary")
 	  or diag explain [ $err, $status ];
 }
+($err, $port, $status) = answer($late, time_bound(15));
+is($port, $new->port, 'the read sent while the primary hung is answered by the new primary')
+  or diag explain [ $err, $status ];
+($err, undef, $status) = answer($fresh, time_bound(15));
+is($status, 'I', 'a login begun while the primary hung completes on the new primary')
+  or diag explain [ $err, $status ];
+send_query($fresh, 'SELECT inet_server_port()');
+(undef, $port) = answer($fresh, time_bound(5));
+is($port, $new->port, 'and its session is there');
 cmp_ok(time() - $down_time, '<', time_bound(10),
 	'the reads were answered well before the hung node came back');
 
@@ -139,6 +160,6 @@ is($port, $new->port, 'the idle session writes to the new primary');
 
 signal_all('CONT', @stopped);
 @stopped = ();
-close $_ for (@readers, $writer, $idle);
+close $_ for (@readers, $writer, $idle, $late, $fresh);
 $pw->stop;
 done_testing();
