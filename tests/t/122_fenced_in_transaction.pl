@@ -107,6 +107,11 @@ is($flight_err && $flight_err->{C}, '08006', 'the statement in flight gets 08006
   or diag explain [ $t, $b ];
 like($flight_err && $flight_err->{M}, qr/old.*fenced/, 'naming the fenced backend');
 cmp_ok(time() - $fenced_at, '<', time_bound(5), 'at once, not after its pg_sleep(60)');
+# Going on in autocommit after that error would let its COMMIT succeed
+# elsewhere with the first part of the transaction lost: the session ends.
+is($flight_err && $flight_err->{S}, 'FATAL', 'the error ends the session');
+(undef, $b) = read_message($in_flight, 5);
+is($b, 'eof', 'and pgwing closes it, with no ReadyForQuery after the error');
 
 ($err, undef, $status) = query($in_tx, "INSERT INTO t VALUES (6, 'a')");
 is($err && $err->{C}, '08006', 'the next statement of the open transaction gets 08006')
