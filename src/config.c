@@ -325,9 +325,8 @@ static const struct setting settings[] = {
 		.min_value = 0,
 		.max_value = DURATION_MAX,
 		.doc = "How long data sent to a backend, or keepalive probes, may go "
-		       "unacknowledged "
-		       "before the TCP connection is given up as lost (TCP_USER_TIMEOUT); 0 "
-		       "disables.",
+		       "unacknowledged before the TCP connection is given up as lost "
+		       "(TCP_USER_TIMEOUT); 0 disables.",
 	},
 	{
 		.name = "client_login_timeout",

@@ -724,9 +724,9 @@ void pool_close_idle_servers(void)
  */
 static const char *pool_why_abandon(enum target target, const struct backend *b)
 {
+	/* Removed by a reload is not known to be wrong: its sessions end as they go. */
 	if (b == NULL)
-		return NULL; /* removed by a reload, not known to be wrong: sessions end as they go
-			      */
+		return NULL;
 	if (b->state == BACKEND_DOWN || b->state == BACKEND_ASLEEP)
 		return "it is unreachable (its health probes failed)";
 	if (b->is_fenced)
