@@ -4,7 +4,8 @@
 # saying its outcome is unknown, and nothing waits for the hung node past the
 # down verdict plus a bound. A read sent while the primary hangs, before the
 # probes tell, and a login begun then, are served by the new primary too, and
-# an idle session writes there.
+# an idle session writes there. The same for reads on a hung replica: they
+# run on another one.
 # Server connections carry TCP keepalives (server_tcp_keepalive), so a silent
 # partition is noticed by the data path too.
 # The processes are always continued (END block), whatever happens.
@@ -20,12 +21,20 @@ $old->backup('base');
 my $new = PostgreSQL::Test::Cluster->new('new');
 $new->init_from_backup($old, 'base', has_streaming => 1);
 $new->start;
+# The replica read-only clients prefer (same region as pgwing), to hang first.
+my $near = PostgreSQL::Test::Cluster->new('near');
+$near->init_from_backup($old, 'base', has_streaming => 1);
+$near->start;
 $old->safe_psql('postgres', 'CREATE TABLE t (v int)');
-$old->wait_for_catchup($new, 'replay');
+$old->wait_for_catchup($_, 'replay') for ($new, $near);
 
 my $pw = PgWing::Test->new(
-	backends => [ [ old => $old ], [ new => $new ] ],
+	backends => [
+		[ old  => $old,  region => 'far' ],
+		[ new  => $new,  region => 'far' ],
+		[ near => $near, region => 'here' ] ],
 	settings => {
+		region            => 'here',
 		health_interval   => '200ms',
 		health_timeout    => '500ms',
 		health_fail_count => 2,
@@ -38,6 +47,7 @@ my $pw = PgWing::Test->new(
 $pw->start;
 ok($pw->wait_for_log(qr/backend old: unknown -> up \(primary/), 'old primary probed up');
 ok($pw->wait_for_log(qr/backend new: unknown -> up \(replica/), 'replica probed up');
+ok($pw->wait_for_log(qr/backend near: unknown -> up \(replica/), 'near replica probed up');
 
 # The postmaster and its children, stopped and continued together.
 my @stopped;
@@ -55,8 +65,9 @@ END
 
 sub session
 {
-	my $s = $pw->raw_connect;
-	ok(raw_login($s)->{ok}, "$_[0]: logged in");
+	my ($what, $target) = @_;
+	my $s = $pw->raw_connect(target => $target // 'rw');
+	ok(raw_login($s)->{ok}, "$what: logged in");
 	return $s;
 }
 
@@ -81,6 +92,39 @@ sub send_query
 	my ($sock, $sql) = @_;
 	print $sock pg_message('Q', "$sql\0");
 }
+
+# The children of a postmaster, with it.
+sub postmaster_and_children
+{
+	my ($node) = @_;
+	my $postmaster = $node->{_pid};
+	return ($postmaster, split /\s+/, `pgrep -P $postmaster`);
+}
+
+# A hung replica: the reads in flight on it run on the other replica.
+my @ro = map { session("ro reader $_", 'ro') } 1 .. 2;
+for my $s (@ro)
+{
+	send_query($s, 'SELECT inet_server_port()');
+	my (undef, $port) = answer($s, 10);
+	is($port, $near->port, 'read-only session served by the near replica');
+}
+send_query($_, 'SELECT inet_server_port() FROM pg_sleep(2)') for @ro;
+usleep(100_000);
+@stopped = postmaster_and_children($near);
+my $offset = $pw->log_position;
+signal_all('STOP', @stopped);
+ok($pw->wait_for_log(qr/backend near: up -> down/, $offset), 'the hung replica is marked down');
+my $down_time = time();
+for my $i (1 .. 2)
+{
+	my ($err, $port, $status) = answer($ro[ $i - 1 ], time_bound(5));
+	is($port, $new->port, "read $i in flight on the hung replica is answered by the other one")
+	  or diag explain [ $err, $status ];
+}
+cmp_ok(time() - $down_time, '<', time_bound(4), 'soon after the down verdict');
+signal_all('CONT', @stopped);
+@stopped = ();
 
 # Every session first gets its server on the old primary.
 my @readers = map { session("reader $_") } 1 .. 3;
@@ -109,10 +153,9 @@ cmp_ok(scalar @keepalive, '>=', 5, 'server connections send keepalives after ser
 send_query($_, 'SELECT inet_server_port() FROM pg_sleep(2)') for @readers;
 send_query($writer, 'INSERT INTO t SELECT 1 FROM pg_sleep(2) RETURNING inet_server_port()');
 usleep(100_000);
-my $postmaster = $old->{_pid};
-@stopped = ($postmaster, split /\s+/, `pgrep -P $postmaster`);
+@stopped = postmaster_and_children($old);
 cmp_ok(scalar @stopped, '>', 3, 'found the postmaster and its children');
-my $offset = $pw->log_position;
+$offset = $pw->log_position;
 signal_all('STOP', @stopped);
 my $stop_time = time();
 # Before the probes tell: its request goes to the hung node (a pooled server,
@@ -124,7 +167,7 @@ my $fresh = $pw->raw_connect;
 print $fresh startup_packet(user => os_user(), database => 'postgres', application_name => 'fresh');
 
 ok($pw->wait_for_log(qr/backend old: up -> down/, $offset), 'the hung primary is marked down');
-my $down_time = time();
+$down_time = time();
 note sprintf('marked down %.2f s after SIGSTOP', $down_time - $stop_time);
 
 # The write's outcome is unknown: it gets 08006 without waiting for the node.
@@ -160,6 +203,6 @@ is($port, $new->port, 'the idle session writes to the new primary');
 
 signal_all('CONT', @stopped);
 @stopped = ();
-close $_ for (@readers, $writer, $idle, $late, $fresh);
+close $_ for (@ro, @readers, $writer, $idle, $late, $fresh);
 $pw->stop;
 done_testing();
