@@ -1338,10 +1338,20 @@ void client_server_lost(struct client *cl, const char *what)
 			    unmovable);
 		return;
 	}
-	if (is_idle && tx_status != 'I') {
-		client_fail(cl, SQLSTATE_CONNECTION_FAILURE,
-			    "%s while a transaction was open; the transaction was rolled back",
-			    what);
+	/*
+	 * Inside a transaction block the session ends, request in flight or not:
+	 * answering with an error and ReadyForQuery 'I' would let the client go on
+	 * in autocommit on another server, and its COMMIT succeed there with the
+	 * first part of its transaction lost.
+	 */
+	if (tx_status != 'I') {
+		client_fail(
+			cl, SQLSTATE_CONNECTION_FAILURE,
+			is_idle ? "%s while a transaction was open; the transaction was rolled "
+				  "back"
+				: "%s while a transaction was open; it was rolled back unless the "
+				  "request in flight committed it",
+			what);
 		return;
 	}
 	if (is_idle) {

@@ -305,6 +305,30 @@ static const struct setting settings[] = {
 		.doc = "Time allowed to connect and log in to a backend.",
 	},
 	{
+		.name = "server_tcp_keepalive",
+		.type = SETTING_DURATION,
+		.offset = MS_FIELD(server_tcp_keepalive_ms),
+		.default_value = "10s",
+		.is_reloadable = true,
+		.min_value = 0,
+		.max_value = 9 * HOUR_MS, /* under Linux's TCP_KEEPIDLE limit, 32767 s */
+		.doc = "Silence on a TCP server connection before pgwing sends keepalive probes "
+		       "(then every third of it, 3 unanswered end it); rounded up to seconds; 0 "
+		       "disables.",
+	},
+	{
+		.name = "server_tcp_user_timeout",
+		.type = SETTING_DURATION,
+		.offset = MS_FIELD(server_tcp_user_timeout_ms),
+		.default_value = "20s",
+		.is_reloadable = true,
+		.min_value = 0,
+		.max_value = DURATION_MAX,
+		.doc = "How long data sent to a backend, or keepalive probes, may go "
+		       "unacknowledged before the TCP connection is given up as lost "
+		       "(TCP_USER_TIMEOUT); 0 disables.",
+	},
+	{
 		.name = "client_login_timeout",
 		.type = SETTING_DURATION,
 		.offset = MS_FIELD(client_login_timeout_ms),

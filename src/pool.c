@@ -717,8 +717,86 @@ void pool_close_idle_servers(void)
 	}
 }
 
+/*
+ * Why b must no longer serve a session of a pool of target, even one in the
+ * middle of a transaction; NULL while it may finish what it started there.
+ * A fenced or demoted primary has lost its writes' future: a COMMIT there
+ * would be acknowledged and then lost. A down backend has stopped answering:
+ * waiting on it would hang its sessions until it comes back, if ever.
+ */
+static const char *pool_why_abandon(enum target target, const struct backend *b)
+{
+	/* Removed by a reload is not known to be wrong: its sessions end as they go. */
+	if (b == NULL)
+		return NULL;
+	if (b->state == BACKEND_DOWN || b->state == BACKEND_ASLEEP)
+		return "it is unreachable (its health probes failed)";
+	if (b->is_fenced)
+		return "it was fenced (a primary on a newer timeline exists)";
+	if (target == TARGET_RW && b->role == ROLE_REPLICA)
+		return "it was demoted (it is a replica now)";
+	return NULL;
+}
+
+/*
+ * Why cl's server must be given up now, or NULL: cl has something under way
+ * (a transaction, a request, a login) on a backend that must no longer serve
+ * it. A login counts: one that finished on a fenced primary would let a
+ * transaction start there after the change that fenced it. An idle session
+ * just moves: that is pool_release_idle's part.
+ */
+static const char *pool_why_abandon_server(const struct client *cl)
+{
+	const struct server *sv = cl->server;
+
+	if (sv == NULL || (cl->state != CL_ACTIVE && cl->state != CL_LOGIN) ||
+	    (sv->state == SV_ACTIVE && sv->tx_status == 'I' && cl->pending_syncs == 0 &&
+	     !cl->is_mid_request))
+		return NULL;
+	return pool_why_abandon(cl->target, sv->backend);
+}
+
+/*
+ * End at once what sessions have under way on backends that must no longer
+ * serve them. Closing a server makes Postgres roll back its open transaction,
+ * and the client hears of it as of a lost server (a read in flight runs again
+ * elsewhere, a transaction ends with 08006). The clients are collected first:
+ * handling one may release or start others' servers. Closed ones stay in
+ * memory until the loop reaps them (free_later), so the array holds no
+ * dangling pointer while this runs.
+ */
+static void pool_end_on_lost_backends(void)
+{
+	struct client **doomed = NULL;
+	size_t n = 0, cap = 0;
+	struct client *cl;
+
+	TAILQ_FOREACH(cl, client_all(), all_link)
+	{
+		if (pool_why_abandon_server(cl) == NULL)
+			continue;
+		if (n == cap) {
+			cap = cap == 0 ? 16 : cap * 2;
+			doomed = xrealloc(doomed, cap * sizeof(*doomed));
+		}
+		doomed[n++] = cl;
+	}
+	for (size_t i = 0; i < n; i++) {
+		/* Asked again: handling an earlier one may have ended or moved this one. */
+		const char *why = pool_why_abandon_server(doomed[i]);
+
+		if (why == NULL)
+			continue;
+		log_info("client %" PRIu64 ": ending what it has under way on backend %s: %s",
+			 doomed[i]->id, doomed[i]->server->backend_name, why);
+		server_abandon(doomed[i]->server, why);
+	}
+	free(doomed);
+}
+
 void pool_on_topology_change(void *arg UNUSED)
 {
+	pool_end_on_lost_backends();
 	for (struct pool *p = pools; p != NULL; p = p->next) {
 		pool_prune_idle(p);
 		pool_serve_waiters(p);

@@ -33,6 +33,9 @@
 
 static uint64_t next_server_id = 1;
 
+/* Unanswered keepalive probes, sent every third of server_tcp_keepalive, before giving up. */
+#define SERVER_KEEPALIVE_PROBES 3
+
 static void server_read_cb(struct bufferevent *bev, void *arg);
 static void server_write_cb(struct bufferevent *bev, void *arg);
 static void server_event_cb(struct bufferevent *bev, short what, void *arg);
@@ -130,11 +133,11 @@ static void server_fail(struct server *sv, const char *what, const char *detail)
 }
 
 /* An active server is gone: the client decides whether its session can move. */
-static void server_lost(struct server *sv, const char *reason)
+static void server_lost(struct server *sv, const char *what, const char *reason)
 {
 	char text[512];
 
-	describe(sv, "lost connection to", reason, text, sizeof(text));
+	describe(sv, what, reason, text, sizeof(text));
 	log_info("server %" PRIu64 ": %s", sv->id, text);
 	client_server_lost(sv->client, text); /* frees sv */
 }
@@ -154,6 +157,19 @@ static void server_unreachable(struct server *sv, const char *detail)
 	describe(sv, "could not connect to", detail, text, sizeof(text));
 	log_debug("server %" PRIu64 ": %s", sv->id, text); /* retried: the pool logs the hold */
 	client_server_unreachable(sv->client, text);       /* frees sv */
+}
+
+void server_abandon(struct server *sv, const char *why)
+{
+	/*
+	 * Not serving yet (connecting, logging in, replaying a moved session):
+	 * nothing was sent for the client, which tries again elsewhere.
+	 */
+	if (sv->state != SV_ACTIVE) {
+		server_unreachable(sv, why);
+		return;
+	}
+	server_lost(sv, "gave up on", why);
 }
 
 static void server_timeout_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *arg)
@@ -246,6 +262,36 @@ static void server_send_startup(struct server *sv)
 }
 
 /*
+ * A backend cut off by a silent partition (or a machine gone without a reset)
+ * sends nothing, and a session waiting for its answer would wait for good:
+ * probes mark the backend down, but the data path must not depend on them.
+ * Keepalives end an idle connection to it, the user timeout one with
+ * unacknowledged data; the socket then fails with ETIMEDOUT, as a lost server.
+ * A hung Postgres on a live machine is not caught this way (its kernel still
+ * acknowledges): that is the probes' part (pool_end_on_lost_backends).
+ */
+static void server_set_tcp_timeouts(int fd)
+{
+	int64_t idle_ms = rt.cfg->server_tcp_keepalive_ms;
+	int user_timeout = (int)rt.cfg->server_tcp_user_timeout_ms;
+
+	if (idle_ms > 0) {
+		int on = 1;
+		int idle = (int)((idle_ms + 999) / 1000);
+		int interval =
+			idle / SERVER_KEEPALIVE_PROBES > 0 ? idle / SERVER_KEEPALIVE_PROBES : 1;
+		int count = SERVER_KEEPALIVE_PROBES;
+
+		setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+		setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+		setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof(interval));
+		setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof(count));
+	}
+	if (user_timeout > 0)
+		setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof(user_timeout));
+}
+
+/*
  * The socket is connected: ask for TLS first unless the mode says plaintext
  * (allow connects in plaintext; pgwing does not retry with TLS).
  */
@@ -254,8 +300,10 @@ static void server_connected(struct server *sv)
 	int one = 1;
 
 	conn_connected(&sv->conn);
-	if (sv->backend_host[0] != '/')
+	if (sv->backend_host[0] != '/') {
 		setsockopt(sv->conn.plain_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		server_set_tcp_timeouts(sv->conn.plain_fd);
+	}
 	if (sv->tls_mode <= TLS_ALLOW) {
 		server_send_startup(sv);
 		return;
@@ -658,7 +706,7 @@ bool server_forward(struct server *sv)
 		return false;
 	}
 	if (scan == PROTO_SCAN_STOPPED) {
-		server_lost(sv, sv->last_fatal);
+		server_lost(sv, "lost connection to", sv->last_fatal);
 		return false;
 	}
 	if (sv->is_ending) {
@@ -841,7 +889,7 @@ static void server_event_cb(struct bufferevent *bev, short what, void *arg)
 		 * that already ended sv (a FATAL), the session may have a new server.
 		 */
 		if (server_forward(sv))
-			server_lost(sv, reason);
+			server_lost(sv, "lost connection to", reason);
 	} else if (sv->state == SV_RESTORE) {
 		server_fail(sv, "lost connection to", reason);
 	} else {

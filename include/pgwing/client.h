@@ -108,7 +108,8 @@ void client_welcome(struct client *cl, struct param_set *welcome);
 /*
  * The client's server died. An idle client just loses it (and gets a new one when
  * it speaks); a provably read-only request in flight is run again elsewhere;
- * anything else in flight gets an error saying its outcome is unknown.
+ * a session inside a transaction block ends (FATAL 08006: the transaction is
+ * gone); anything else in flight gets an error saying its outcome is unknown.
  * what names the backend and the reason.
  */
 void client_server_lost(struct client *cl, const char *what);

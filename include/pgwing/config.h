@@ -98,6 +98,8 @@ struct config {
 	int64_t forward_buffer_size;  /* bytes */
 	int64_t max_session_sql_size; /* bytes */
 	int64_t server_connect_timeout_ms;
+	int64_t server_tcp_keepalive_ms;    /* 0 disables */
+	int64_t server_tcp_user_timeout_ms; /* 0 disables */
 	int64_t client_login_timeout_ms;
 	int64_t hold_timeout_ms;
 	char *server_reset_query;        /* "" = none */

@@ -85,5 +85,14 @@ void server_watch_topology(struct topology *topo);
 bool server_forward(struct server *sv);
 /* Close (sending Terminate when logged in); detaches from its client. */
 void server_close(struct server *sv);
+/*
+ * Give up on a server whose backend must no longer serve its session (fenced,
+ * demoted, down): it is closed now, which makes Postgres roll back what it has
+ * open. The client of an active one is told as for a lost connection
+ * (client_server_lost); one still connecting, logging in or replaying a moved
+ * session tries again elsewhere (client_server_unreachable). why completes
+ * "... backend NAME (HOST:PORT): ".
+ */
+void server_abandon(struct server *sv, const char *why);
 
 #endif
