@@ -94,7 +94,6 @@ ok((grep { m{^GET /v1/apps/pgapp/machines/m1/wait\?state=started&timeout=\d+\t} 
 	'then a wait for state started');
 is((grep { !/\tBearer \Q$token\E$/ } lines('requests')), 0,
 	'every request carries the token as a bearer token');
-ok($pw->log_contains(qr/backend m1: machine started: wait accepted \(HTTP 200\)/), 'the wait is logged');
 ok(!$pw->log_contains(qr/\Q$token\E/), 'the token is not logged');
 
 # Stop the machine again (as Fly's autostop would); wait until pgwing sees it asleep.
@@ -156,5 +155,40 @@ is(scalar(() = $pw2->log_content =~ /backend m1: Machines API refused: HTTP 401/
 ok(!$pw2->log_contains(qr/wrong-token/), 'bad token: the token is not logged');
 is(starts() - $before, 1, 'bad token: one start, not retried');
 $pw2->stop;
+
+# A discover = fly: line with no wake= wakes its stopped machines through the
+# API: the app from the line, the machine id from all.vms.
+SKIP:
+{
+	my $fake_dns = dirname(__FILE__) . '/../tools/fake_dns.pl';
+	skip "$fake_dns is missing", 3 unless -e $fake_dns;
+	my $zone = "$state/zone";
+	write_file('zone', "all.vms.pgapp.internal. 1 IN TXT \"m1 ams\"\nm1.vm.pgapp.internal. 1 IN A 127.0.0.1");
+	my $dns_port = PostgreSQL::Test::Cluster::get_free_port();
+	my $dns_out  = '';
+	my $dns = IPC::Run::start([ 'perl', $fake_dns, $dns_port, $zone ], '>', \$dns_out, '2>', \$dns_out);
+	$dns->pump until $dns_out =~ /listening/;
+	$before = starts();
+	my $pw3 = PgWing::Test->new(
+		name         => 'discovered',
+		backends     => [],
+		extra_config => "discover = fly:pgapp port=$port\n",
+		env          => { FLY_API_TOKEN => $token },
+		settings     => {
+			fly_api_url        => $api_url,
+			dns_nameserver     => "127.0.0.1:$dns_port",
+			discovery_interval => '300ms',
+			health_interval    => '200ms',
+			health_fail_count  => 1,
+			wake_timeout       => '30s',
+		});
+	$pw3->start;
+	ok($pw3->wait_for_log(qr/backend m1: unknown -> asleep/), 'discovered: the stopped machine is asleep');
+	is($pw3->safe_psql('SELECT 3', timeout => 60), '3', 'discovered: a client wakes it');
+	is(starts() - $before, 1, 'discovered: through the Machines API');
+	$pw3->stop;
+	$dns->kill_kill;
+	system('pg_ctl', '-D', $datadir, '-m', 'fast', '-w', 'stop') == 0 or die 'pg_ctl stop failed';
+}
 
 done_testing();
