@@ -30,6 +30,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -353,10 +354,34 @@ static void http_on_retry(evutil_socket_t fd UNUSED, short what UNUSED, void *ar
 }
 
 /* A 5xx or no answer: try again after a backoff, if that is still within wake_timeout. */
+/* What the request is called in messages. */
+static const char *http_what(const struct wake_job *job)
+{
+	return job->step == HTTP_POST ? "wake request" : "Machines API";
+}
+
+/* Why the wake has not worked so far, for the clients if it never does (NULL: no reason). */
+static void job_set_error(struct wake_job *job, const char *fmt, ...) PRINTF_LIKE(2, 3);
+static void job_set_error(struct wake_job *job, const char *fmt, ...)
+{
+	va_list ap;
+	int len;
+
+	free(job->error);
+	va_start(ap, fmt);
+	len = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	job->error = xmalloc((size_t)len + 1);
+	va_start(ap, fmt);
+	vsnprintf(job->error, (size_t)len + 1, fmt, ap);
+	va_end(ap);
+}
+
 static void http_retry(struct wake_job *job, const char *why)
 {
 	int64_t left = job->b->wake_started_ms + rt.cfg->wake_timeout_ms - now_ms();
 
+	job_set_error(job, "%s failed: %s", http_what(job), why);
 	if (left <= job->retry_delay_ms) {
 		log_warn("backend %s: wake request failed (%s); no time left to retry",
 			 job->b->name, why);
@@ -374,15 +399,12 @@ static void http_retry(struct wake_job *job, const char *why)
  * deadline. */
 static void http_refused(struct wake_job *job, struct evhttp_request *req, int code)
 {
-	const char *what = job->step == HTTP_POST ? "wake request" : "Machines API";
-	const char *line = evhttp_request_get_response_code_line(req);
 	const char *hint = code == 401 || code == 403 ? " (check the token)"
 			   : code == 404              ? " (no such app or machine)"
 						      : "";
-	size_t len = strlen(what) + strlen(line) + strlen(hint) + 32;
 
-	job->error = xmalloc(len);
-	snprintf(job->error, len, "%s refused: HTTP %d %s%s", what, code, line, hint);
+	job_set_error(job, "%s refused: HTTP %d %s%s", http_what(job), code,
+		      evhttp_request_get_response_code_line(req), hint);
 	log_error("backend %s: %s", job->b->name, job->error);
 	job->step = HTTP_DONE;
 }
@@ -397,6 +419,9 @@ static void http_on_done(struct evhttp_request *req, void *arg)
 		log_info("backend %s: %s accepted (HTTP %d)", job->b->name,
 			 job->step == FLY_WAIT ? "machine started: wait" : "wake request", code);
 		job->retry_delay_ms = HTTP_RETRY_FIRST_MS;
+		/* A failure before this one is not why it may still not wake. */
+		free(job->error);
+		job->error = NULL;
 		if (job->step == FLY_START) {
 			job->step = FLY_WAIT;
 			http_send(job);

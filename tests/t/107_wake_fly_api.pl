@@ -156,6 +156,28 @@ ok(!$pw2->log_contains(qr/wrong-token/), 'bad token: the token is not logged');
 is(starts() - $before, 1, 'bad token: one start, not retried');
 $pw2->stop;
 
+# An API that keeps answering 429: retried until wake_timeout, and the clients
+# are told what the last answer was.
+write_file('throttle', 1000);
+my $pw4 = PgWing::Test->new(
+	name     => 'throttled',
+	backends => [ [ m1 => "host=127.0.0.1 port=$port wake=fly-api:pgapp/m1" ] ],
+	env      => { FLY_API_TOKEN => $token },
+	settings => {
+		fly_api_url       => $api_url,
+		health_interval   => '200ms',
+		health_fail_count => 1,
+		wake_timeout      => '2s',
+	});
+$pw4->start;
+ok($pw4->wait_for_log(qr/backend m1: unknown -> asleep/), 'throttled: asleep');
+($rc, $out, $err) = $pw4->psql('SELECT 1');
+isnt($rc, 0, 'throttled: the query fails');
+like($err, qr/backend m1 did not wake within 2 s: Machines API failed: HTTP 429/,
+	'throttled: the client is told why');
+$pw4->stop;
+unlink "$state/throttle";
+
 # A discover = fly: line with no wake= wakes its stopped machines through the
 # API: the app from the line, the machine id from all.vms.
 SKIP:
