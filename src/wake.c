@@ -540,7 +540,8 @@ static void wake_http(struct wake_job *job, const char *spec)
 	job->uri = evhttp_uri_parse(url);
 	if (job->uri == NULL || evhttp_uri_get_host(job->uri) == NULL ||
 	    strcmp(evhttp_uri_get_scheme(job->uri), "http") != 0) {
-		log_error("backend %s: cannot wake: %s is not an http:// URL", job->b->name, url);
+		job_set_error(job, "%s is not an http:// URL", url);
+		log_error("backend %s: cannot wake: %s", job->b->name, job->error);
 		return;
 	}
 	port = evhttp_uri_get_port(job->uri);

@@ -16,7 +16,7 @@ use IPC::Run;
 use PostgreSQL::Test::Utils;
 use PgWing::Test qw(:all);
 use Test::More;
-use Time::HiRes qw(time);
+use Time::HiRes qw(time usleep);
 
 # Long, as Fly's tokens are.
 my $token = 'fly-secret-' . ('x' x 2000);
@@ -111,8 +111,17 @@ my $t0  = time();
 my $one = $pw->safe_psql('SELECT 1', timeout => 60);
 my $total = time() - $t0;
 is($one, '1', 'one client wakes it again');
-my ($start) = map { /^start (\S+)/ ? $1 : () } reverse lines('times');
-my ($ready) = map { /^ready (\S+)/ ? $1 : () } reverse lines('times');
+# The stand-in notes when Postgres is ready; pgwing may have seen it first.
+my ($start, $ready);
+my $until = time() + time_bound(10);
+while (time() < $until)
+{
+	my @times = lines('times');
+	($start) = @times >= 2 ? $times[-2] =~ /^start (\S+)/ : ();
+	($ready) = @times >= 2 ? $times[-1] =~ /^ready (\S+)/ : ();
+	last if defined $start && defined $ready;
+	usleep(20_000);
+}
 diag(sprintf('first query to first row %.0f ms; start to accepting %.0f ms; overhead %.0f ms',
 		$total * 1000, ($ready - $start) * 1000, ($total - ($ready - $start)) * 1000));
 
@@ -177,6 +186,23 @@ like($err, qr/backend m1 did not wake within 2 s: Machines API failed: HTTP 429/
 	'throttled: the client is told why');
 $pw4->stop;
 unlink "$state/throttle";
+
+# A fly_api_url pgwing cannot use (no TLS to the API): the clients are told.
+my $pw5 = PgWing::Test->new(
+	name     => 'badurl',
+	backends => [ [ m1 => "host=127.0.0.1 port=$port wake=fly-api:pgapp/m1" ] ],
+	settings => {
+		fly_api_url       => 'https://api.machines.dev',
+		health_interval   => '200ms',
+		health_fail_count => 1,
+		wake_timeout      => '1s',
+	});
+$pw5->start;
+ok($pw5->wait_for_log(qr/backend m1: unknown -> asleep/), 'bad URL: asleep');
+($rc, $out, $err) = $pw5->psql('SELECT 1');
+like($err, qr{backend m1 did not wake within 1 s: https://api\.machines\.dev is not an http:// URL},
+	'bad URL: the client is told why');
+$pw5->stop;
 
 # A discover = fly: line with no wake= wakes its stopped machines through the
 # API: the app from the line, the machine id from all.vms.
