@@ -64,7 +64,7 @@ enum http_step {
 struct wake_job {
 	struct backend *b;
 	struct event *deadline; /* wake_timeout */
-	char *error;            /* why it cannot wake (a refused request), for the clients */
+	char *error;            /* its request's last failure, for the clients; NULL: none */
 	/* http: and fly-api: */
 	enum http_step step;
 	char *fly_path; /* fly-api: "<base>/v1/apps/<app>/machines/<id>" */
@@ -360,7 +360,7 @@ static const char *http_what(const struct wake_job *job)
 	return job->step == HTTP_POST ? "wake request" : "Machines API";
 }
 
-/* Why the wake has not worked so far, for the clients if it never does (NULL: no reason). */
+/* Why the wake has not worked so far: the clients are told at the deadline if it never does. */
 static void job_set_error(struct wake_job *job, const char *fmt, ...) PRINTF_LIKE(2, 3);
 static void job_set_error(struct wake_job *job, const char *fmt, ...)
 {
