@@ -618,6 +618,26 @@ static const struct setting settings[] = {
 		.doc = "How long clients wait for a backend being woken before SQLSTATE 08006.",
 	},
 	{
+		.name = "fly_api_url",
+		.type = SETTING_STRING,
+		.offset = STRING_FIELD(fly_api_url),
+		.default_value = "http://_api.internal:4280",
+		.is_reloadable = true,
+		.max_value = NO_MAX,
+		.doc = "Fly Machines API that wake=fly-api starts machines through (http:// only; "
+		       "the private network's endpoint needs no TLS).",
+	},
+	{
+		.name = "fly_api_token_env",
+		.type = SETTING_STRING,
+		.offset = STRING_FIELD(fly_api_token_env),
+		.default_value = "FLY_API_TOKEN",
+		.is_reloadable = true,
+		.max_value = NO_MAX,
+		.doc = "Environment variable holding the Machines API token for wake=fly-api "
+		       "(a backend's wake_auth_env overrides it); the token is never logged.",
+	},
+	{
 		.name = "server_idle_timeout",
 		.type = SETTING_DURATION,
 		.offset = MS_FIELD(server_idle_timeout_ms),
@@ -1402,10 +1422,21 @@ static const char *check_sslmode(const char *value)
 
 static const char *check_wake(const char *value)
 {
+	const char *machine;
+
 	if ((strncmp(value, "exec:", 5) == 0 || strncmp(value, "http:", 5) == 0) &&
 	    value[5] != '\0')
 		return NULL;
-	return "expected exec:\"command\" or an http:// URL";
+	/* Bare fly-api and none only make sense on a discover = fly: line; parse_backend checks. */
+	if (strcmp(value, "fly-api") == 0 || strcmp(value, "none") == 0)
+		return NULL;
+	/* fly-api:<app>/<machine_id>: both go into the API's URL path, so no / ? % or blanks. */
+	if (strncmp(value, "fly-api:", 8) == 0 && (machine = strchr(value + 8, '/')) != NULL &&
+	    machine > value + 8 && machine[1] != '\0' &&
+	    strspn(value + 8, NAME_CHARS ".-/") == strlen(value + 8) &&
+	    strchr(machine + 1, '/') == NULL)
+		return NULL;
+	return "expected exec:\"command\", an http:// URL or fly-api:<app>/<machine_id>";
 }
 
 static const char *check_env_name(const char *value)
@@ -1526,6 +1557,11 @@ static bool parse_discover(struct parser *p, char *value)
 	};
 	if (!parse_backend_words(p, &d->tmpl, pos, &d->regions))
 		return false;
+	/* Discovery fills in the app and machine of each fly: machine; it has neither for dns:. */
+	if (d->tmpl.wake != NULL && strncmp(d->tmpl.wake, "fly-api", 7) == 0 &&
+	    (!is_fly || d->tmpl.wake[7] != '\0'))
+		return parse_error(p, "discover: wake=fly-api is for fly: lines, without an app or "
+				      "machine (discovery gives both)");
 	if (d->regions != NULL && (is_fly || d->tmpl.region[0] != '\0'))
 		return parse_error(p, "discover: regions= is for dns: without region=");
 	return true;
@@ -1555,6 +1591,16 @@ static bool parse_backend(struct parser *p, const char *name, char *value)
 		return false;
 	if (b->host == NULL)
 		return parse_error(p, "backend \"%s\" has no host", name);
+	if (b->wake != NULL && strcmp(b->wake, "fly-api") == 0)
+		return parse_error(p,
+				   "backend \"%s\": wake=fly-api needs the machine here: "
+				   "fly-api:<app>/<machine_id>",
+				   name);
+	/* none is the default of a backend line: say it by having no wake. */
+	if (b->wake != NULL && strcmp(b->wake, "none") == 0) {
+		free(b->wake);
+		b->wake = NULL;
+	}
 	return true;
 }
 

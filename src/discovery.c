@@ -120,6 +120,27 @@ struct evdns_base *discovery_new_resolver(struct event_base *base, const struct 
 	return dns;
 }
 
+/*
+ * How a found backend wakes: as the line says, except on a fly: line, where a
+ * machine wakes through the Machines API unless the line says otherwise (wake=
+ * with a command or URL, or none). NULL: it cannot be woken.
+ */
+static char *found_wake(const struct source *src, const char *machine)
+{
+	const char *wake = src->tmpl.wake;
+	char *spec;
+	size_t len;
+
+	if (wake != NULL && strcmp(wake, "none") == 0)
+		return NULL;
+	if (!src->is_fly || (wake != NULL && strcmp(wake, "fly-api") != 0))
+		return wake != NULL ? xstrdup(wake) : NULL;
+	len = strlen("fly-api:/") + strlen(src->name) + strlen(machine) + 1;
+	spec = xmalloc(len);
+	snprintf(spec, len, "fly-api:%s/%s", src->name, machine);
+	return spec;
+}
+
 static void add_found(struct source *src, const char *name, const char *host, const char *region)
 {
 	struct backend_config *b;
@@ -133,6 +154,8 @@ static void add_found(struct source *src, const char *name, const char *host, co
 	b->name = xstrdup(name);
 	b->host = xstrdup(host);
 	b->region = xstrdup(region);
+	free(b->wake);
+	b->wake = found_wake(src, name);
 }
 
 static const struct backend_config *find_backend(const struct backend_config *list, int n,
@@ -244,10 +267,10 @@ static void fly_lookup_machines(struct source *src)
 		for (int j = 0; j < nstarted && !is_started; j++)
 			is_started = strcmp(all[i].id, started[j].id) == 0;
 		/*
-		 * A stopped machine is no use without a way to wake it; with one it
-		 * is a backend that health will find asleep.
+		 * A stopped machine is no use without a way to wake it (wake=none); with
+		 * one it is a backend that health will find asleep.
 		 */
-		if (!is_started && src->tmpl.wake == NULL)
+		if (!is_started && src->tmpl.wake != NULL && strcmp(src->tmpl.wake, "none") == 0)
 			continue;
 		if (snprintf(qname, sizeof(qname), "%s.vm.%s.internal", all[i].id, src->name) >=
 		    (int)sizeof(qname))

@@ -476,7 +476,7 @@ static void hold_timeout_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *
 		    cl->last_connect_error, cl->last_connect_error[0] ? "; " : "", detail);
 }
 
-void pool_fail_wake_waiters(const struct backend *b)
+void pool_fail_wake_waiters(const struct backend *b, const char *why)
 {
 	for (struct pool *p = pools; p != NULL; p = p->next) {
 		struct client *cl;
@@ -487,8 +487,9 @@ void pool_fail_wake_waiters(const struct backend *b)
 			pool_dequeue(cl, false);
 			cl->state = CL_IDLE;
 			client_fail(cl, SQLSTATE_CONNECTION_FAILURE,
-				    "backend %s did not wake within %.3g s", b->name,
-				    (double)rt.cfg->wake_timeout_ms / 1000);
+				    "backend %s did not wake within %.3g s%s%s", b->name,
+				    (double)rt.cfg->wake_timeout_ms / 1000, why != NULL ? ": " : "",
+				    why != NULL ? why : "");
 		}
 	}
 }

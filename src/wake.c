@@ -6,8 +6,12 @@
  * waiting clients get an error and the backend is asleep again.
  *
  * Nothing here blocks the loop: exec: commands are spawned and reaped on
- * SIGCHLD, their output is read from a pipe on the loop; http: requests go
- * through evhttp.
+ * SIGCHLD, their output is read from a pipe on the loop; http: and fly-api:
+ * requests go through evhttp, one request in flight per backend.
+ *
+ * fly-api:<app>/<machine> uses the Fly Machines API at fly_api_url: POST
+ * .../start, then GET .../wait?state=started until it answers 200 (408 is its
+ * own timeout: ask again), then health takes over.
  */
 #include "pgwing/wake.h"
 
@@ -26,6 +30,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,19 +39,35 @@
 
 extern char **environ;
 
-/* An http: wake retries a 5xx or an unreachable endpoint after this, doubling up to the max. */
+/*
+ * An http: or fly-api: wake retries a 429, a 5xx or an unreachable endpoint
+ * after this, doubling up to the max (Fly allows about 1 request/s per action).
+ */
 #define HTTP_RETRY_FIRST_MS 250
 #define HTTP_RETRY_MAX_MS   5000
+/* The Machines API's wait takes at most this many seconds. */
+#define FLY_WAIT_MAX_S      60
 
 /* Idle servers and unused backends are looked for this often, at most. */
 #define SWEEP_MAX_MS 1000
 #define SWEEP_MIN_MS 100
 
+/* Which request an HTTP wake sends next. */
+enum http_step {
+	HTTP_POST, /* http: the one POST */
+	FLY_START, /* fly-api: POST .../start */
+	FLY_WAIT,  /* fly-api: GET .../wait?state=started */
+	HTTP_DONE, /* accepted, or refused: health or the deadline ends the wake */
+};
+
 /* One wake under way. */
 struct wake_job {
 	struct backend *b;
 	struct event *deadline; /* wake_timeout */
-	/* http: */
+	char *error;            /* its request's last failure, for the clients; NULL: none */
+	/* http: and fly-api: */
+	enum http_step step;
+	char *fly_path; /* fly-api: "<base>/v1/apps/<app>/machines/<id>" */
 	struct evhttp_uri *uri;
 	struct evhttp_connection *conn;
 	struct event *retry_timer;
@@ -122,6 +143,8 @@ static void job_free(struct wake_job *job)
 		evhttp_connection_free(job->conn);
 	if (job->uri != NULL)
 		evhttp_uri_free(job->uri);
+	free(job->fly_path);
+	free(job->error);
 	free(job);
 }
 
@@ -331,10 +354,34 @@ static void http_on_retry(evutil_socket_t fd UNUSED, short what UNUSED, void *ar
 }
 
 /* A 5xx or no answer: try again after a backoff, if that is still within wake_timeout. */
+/* What the request is called in messages. */
+static const char *http_what(const struct wake_job *job)
+{
+	return job->step == HTTP_POST ? "wake request" : "Machines API";
+}
+
+/* Why the wake has not worked so far: the clients are told at the deadline if it never does. */
+static void job_set_error(struct wake_job *job, const char *fmt, ...) PRINTF_LIKE(2, 3);
+static void job_set_error(struct wake_job *job, const char *fmt, ...)
+{
+	va_list ap;
+	int len;
+
+	free(job->error);
+	va_start(ap, fmt);
+	len = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	job->error = xmalloc((size_t)len + 1);
+	va_start(ap, fmt);
+	vsnprintf(job->error, (size_t)len + 1, fmt, ap);
+	va_end(ap);
+}
+
 static void http_retry(struct wake_job *job, const char *why)
 {
 	int64_t left = job->b->wake_started_ms + rt.cfg->wake_timeout_ms - now_ms();
 
+	job_set_error(job, "%s failed: %s", http_what(job), why);
 	if (left <= job->retry_delay_ms) {
 		log_warn("backend %s: wake request failed (%s); no time left to retry",
 			 job->b->name, why);
@@ -348,6 +395,20 @@ static void http_retry(struct wake_job *job, const char *why)
 		job->retry_delay_ms = HTTP_RETRY_MAX_MS;
 }
 
+/* A request the endpoint refused (4xx): retrying cannot fix it; the clients are told at the
+ * deadline. */
+static void http_refused(struct wake_job *job, struct evhttp_request *req, int code)
+{
+	const char *hint = code == 401 || code == 403 ? " (check the token)"
+			   : code == 404              ? " (no such app or machine)"
+						      : "";
+
+	job_set_error(job, "%s refused: HTTP %d %s%s", http_what(job), code,
+		      evhttp_request_get_response_code_line(req), hint);
+	log_error("backend %s: %s", job->b->name, job->error);
+	job->step = HTTP_DONE;
+}
+
 static void http_on_done(struct evhttp_request *req, void *arg)
 {
 	struct wake_job *job = arg;
@@ -355,71 +416,132 @@ static void http_on_done(struct evhttp_request *req, void *arg)
 	char why[64];
 
 	if (code >= 200 && code < 300) {
-		log_info("backend %s: wake request accepted (HTTP %d)", job->b->name, code);
-	} else if (code == 0 || code >= 500) {
+		log_info("backend %s: %s accepted (HTTP %d)", job->b->name,
+			 job->step == FLY_WAIT ? "machine started: wait" : "wake request", code);
+		job->retry_delay_ms = HTTP_RETRY_FIRST_MS;
+		/* A failure before this one is not why it may still not wake. */
+		free(job->error);
+		job->error = NULL;
+		if (job->step == FLY_START) {
+			job->step = FLY_WAIT;
+			http_send(job);
+			return;
+		}
+		/* The machine runs: whether Postgres takes logins yet is health's to see. */
+		if (job->step == FLY_WAIT)
+			health_probe_waking(job->b);
+		job->step = HTTP_DONE;
+	} else if (code == 408 && job->step == FLY_WAIT) {
+		/* The wait's own timeout, not a failure: wait again, within wake_timeout. */
+		http_send(job);
+	} else if (code == 0 || code == 429 || code >= 500) {
 		if (code == 0)
 			snprintf(why, sizeof(why), "no answer");
 		else
 			snprintf(why, sizeof(why), "HTTP %d", code);
 		http_retry(job, why);
 	} else {
-		/* 4xx: a wrong token or URL; retrying cannot fix it. The clients wait it out. */
-		log_error("backend %s: wake request refused: HTTP %d %s", job->b->name, code,
-			  evhttp_request_get_response_code_line(req));
+		http_refused(job, req, code);
+	}
+}
+
+/* "Bearer <token>", or the token as given when it names its scheme (Fly's "FlyV1 ..."). */
+static void http_add_auth(struct wake_job *job, struct evkeyvalq *headers)
+{
+	const char *auth_env = NULL;
+	const char *spec = backend_wake_spec(job->b, &auth_env);
+	const char *token;
+
+	if (auth_env == NULL && spec != NULL && strncmp(spec, "fly-api:", 8) == 0)
+		auth_env = rt.cfg->fly_api_token_env;
+	if (auth_env == NULL)
+		return;
+	token = getenv(auth_env);
+	if (token == NULL) {
+		log_warn("backend %s: %s is not set: waking without a token", job->b->name,
+			 auth_env);
+	} else if (strncmp(token, "FlyV1 ", 6) == 0) {
+		evhttp_add_header(headers, "Authorization", token);
+	} else {
+		/* Cloud API tokens run to kilobytes: sized to fit, never truncated. */
+		size_t len = strlen("Bearer ") + strlen(token) + 1;
+		char *auth = xmalloc(len);
+
+		snprintf(auth, len, "Bearer %s", token);
+		evhttp_add_header(headers, "Authorization", auth);
+		free(auth);
+	}
+}
+
+/* The request line's target of the job's next request. */
+static void http_target(const struct wake_job *job, char *target, size_t size)
+{
+	const char *path = evhttp_uri_get_path(job->uri);
+	const char *query = evhttp_uri_get_query(job->uri);
+	int64_t left_s;
+
+	switch (job->step) {
+	case FLY_START:
+		snprintf(target, size, "%s/start", job->fly_path);
+		break;
+	case FLY_WAIT:
+		/* At most what is left of wake_timeout, so an answer comes before the deadline. */
+		left_s = (job->b->wake_started_ms + rt.cfg->wake_timeout_ms - now_ms()) / 1000;
+		if (left_s < 1)
+			left_s = 1;
+		if (left_s > FLY_WAIT_MAX_S)
+			left_s = FLY_WAIT_MAX_S;
+		snprintf(target, size, "%s/wait?state=started&timeout=%" PRId64, job->fly_path,
+			 left_s);
+		break;
+	default:
+		snprintf(target, size, "%s%s%s", path != NULL && path[0] != '\0' ? path : "/",
+			 query != NULL ? "?" : "", query != NULL ? query : "");
 	}
 }
 
 static void http_send(struct wake_job *job)
 {
-	const char *auth_env = NULL;
-	const char *path = evhttp_uri_get_path(job->uri);
-	const char *query = evhttp_uri_get_query(job->uri);
 	struct evhttp_request *req = CHECK_ALLOC(evhttp_request_new(http_on_done, job));
 	struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
+	bool is_get = job->step == FLY_WAIT;
 	char target[1024];
 
-	backend_wake_spec(job->b, &auth_env);
-	snprintf(target, sizeof(target), "%s%s%s", path != NULL && path[0] != '\0' ? path : "/",
-		 query != NULL ? "?" : "", query != NULL ? query : "");
+	http_target(job, target, sizeof(target));
 	evhttp_add_header(headers, "Host", evhttp_uri_get_host(job->uri));
-	evhttp_add_header(headers, "Content-Length", "0");
-	/* One request per wake: nothing to keep the connection open for. */
+	if (!is_get)
+		evhttp_add_header(headers, "Content-Length", "0");
+	/* One request at a time, seconds apart: nothing to keep the connection open for. */
 	evhttp_add_header(headers, "Connection", "close");
-	if (auth_env != NULL) {
-		const char *token = getenv(auth_env);
-
-		if (token == NULL) {
-			log_warn("backend %s: wake_auth_env %s is not set: waking without a token",
-				 job->b->name, auth_env);
-		} else {
-			/* Cloud API tokens run to kilobytes: sized to fit, never truncated. */
-			size_t len = strlen("Bearer ") + strlen(token) + 1;
-			char *auth = xmalloc(len);
-
-			snprintf(auth, len, "Bearer %s", token);
-			evhttp_add_header(headers, "Authorization", auth);
-			free(auth);
-		}
-	}
+	http_add_auth(job, headers);
 	/* evhttp owns req from here, even when it fails at once. */
-	if (evhttp_make_request(job->conn, req, EVHTTP_REQ_POST, target) != 0)
+	if (evhttp_make_request(job->conn, req, is_get ? EVHTTP_REQ_GET : EVHTTP_REQ_POST,
+				target) != 0)
 		http_retry(job, "cannot send");
 }
 
-/* "http://host[:port]/path", or "http:POST http://...", as the config has it. */
+/*
+ * "http://host[:port]/path", or "http:POST http://...", as the config has it;
+ * or "fly-api:<app>/<machine>" (checked by config), through fly_api_url.
+ */
 static void wake_http(struct wake_job *job, const char *spec)
 {
 	const char *url = spec + strlen("http:");
 	int port;
 
-	if (strncmp(url, "//", 2) == 0)
+	job->step = HTTP_POST;
+	if (strncmp(spec, "fly-api:", 8) == 0) {
+		job->step = FLY_START;
+		url = rt.cfg->fly_api_url;
+	} else if (strncmp(url, "//", 2) == 0)
 		url = spec;
 	else if (strncmp(url, "POST ", 5) == 0)
 		url += 5;
 	job->uri = evhttp_uri_parse(url);
 	if (job->uri == NULL || evhttp_uri_get_host(job->uri) == NULL ||
 	    strcmp(evhttp_uri_get_scheme(job->uri), "http") != 0) {
-		log_error("backend %s: cannot wake: %s is not an http:// URL", job->b->name, url);
+		job_set_error(job, "%s is not an http:// URL", url);
+		log_error("backend %s: cannot wake: %s", job->b->name, job->error);
 		return;
 	}
 	port = evhttp_uri_get_port(job->uri);
@@ -428,7 +550,25 @@ static void wake_http(struct wake_job *job, const char *spec)
 	evhttp_connection_set_timeout(job->conn, (int)((rt.cfg->wake_timeout_ms + 999) / 1000));
 	job->retry_timer = CHECK_ALLOC(evtimer_new(wake.base, http_on_retry, job));
 	job->retry_delay_ms = HTTP_RETRY_FIRST_MS;
-	log_info("backend %s: sending wake request POST %s", job->b->name, url);
+	if (job->step == FLY_START) {
+		const char *base = evhttp_uri_get_path(job->uri);
+		const char *machine = strchr(spec + 8, '/') + 1;
+		int app_len = (int)(machine - 1 - (spec + 8));
+		size_t base_len = base != NULL ? strlen(base) : 0;
+		size_t len;
+
+		/* A trailing / of the URL's path would double the one that follows. */
+		if (base_len > 0 && base[base_len - 1] == '/')
+			base_len--;
+		len = base_len + strlen(spec) + 32;
+		job->fly_path = xmalloc(len);
+		snprintf(job->fly_path, len, "%.*s/v1/apps/%.*s/machines/%s", (int)base_len,
+			 base != NULL ? base : "", app_len, spec + 8, machine);
+		log_info("backend %s: starting machine %s through the Machines API at %s",
+			 job->b->name, machine, url);
+	} else {
+		log_info("backend %s: sending wake request POST %s", job->b->name, url);
+	}
 	http_send(job);
 }
 
@@ -442,8 +582,8 @@ static void job_on_deadline(evutil_socket_t fd UNUSED, short what UNUSED, void *
 	stats_events.wakes_failed++;
 	b->state = BACKEND_ASLEEP;
 	b->last_change_ms = now_ms();
+	pool_fail_wake_waiters(b, job->error);
 	job_free(job);
-	pool_fail_wake_waiters(b);
 	topology_notify(wake.topo);
 }
 

@@ -55,7 +55,7 @@ struct backend_config {
 	int port;
 	char *region;  /* "" when not given */
 	char *sslmode; /* NULL: use server_tls_sslmode */
-	char *wake;    /* NULL, or "exec:..." / "http:..." as written */
+	char *wake; /* NULL, or "exec:..." / "http:..." / "fly-api[:app/id]" / "none" as written */
 	char *wake_auth_env;
 	int line; /* where it was defined, for messages */
 };
@@ -129,6 +129,8 @@ struct config {
 
 	/* scale to zero */
 	int64_t wake_timeout_ms;
+	char *fly_api_url;              /* wake=fly-api: the Machines API */
+	char *fly_api_token_env;        /* wake=fly-api: where its token is */
 	int64_t server_idle_timeout_ms; /* 0 disables */
 	bool probe_sleeping;
 	enum wake_for_reads wake_for_reads;

@@ -81,8 +81,8 @@ void pool_note_served(struct client *cl);
 void pool_forget_client(struct client *cl);
 /* Topology changed: serve whoever waits and can be served now. */
 void pool_on_topology_change(void *arg);
-/* The wake of b timed out: its waiting clients get 08006 saying so. */
-void pool_fail_wake_waiters(const struct backend *b);
+/* The wake of b timed out: its waiting clients get 08006 saying so, and why (NULL: unknown). */
+void pool_fail_wake_waiters(const struct backend *b, const char *why);
 /*
  * Release servers idle for server_idle_timeout (their clients get new ones when
  * they speak); close pooled ones idle that long or older than server_lifetime.

@@ -72,7 +72,7 @@ start_dns();
 
 my $pw = PgWing::Test->new(
 	backends     => [],
-	extra_config => "discover = fly:pgapp port=$port\n",
+	extra_config => "discover = fly:pgapp port=$port wake=none\n",
 	settings     => {
 		region             => 'ams',
 		dns_nameserver     => "127.0.0.1:$dns_port",
@@ -182,10 +182,11 @@ is($session->query_safe('SELECT inet_server_addr()'), $primary->host,
 is($pw->safe_psql('SELECT inet_server_addr()', target => 'ro'),
 	$primary->host, 'new readers on the primary');
 
-# A stopped machine (in all.vms but not vms) is no backend without a way to wake it.
+# A stopped machine (in all.vms but not vms) is no backend without a way to wake
+# it (wake=none: by default the Machines API would be one).
 set_records(m1 => [ $primary->host, 'ams', 1 ], m2 => [ $replica->host, 'fra', 0 ]);
 usleep(PgWing::Test::_timeout(1_000_000));
-ok(!exists backends()->{m2}, 'a stopped machine with no wake= is not listed');
+ok(!exists backends()->{m2}, 'a stopped machine with wake=none is not listed');
 
 # A reload keeps the discovered backends (and their state); with a long
 # interval from now on, only the re-resolve a failure triggers can find m2's
@@ -228,7 +229,7 @@ is($session->query_safe('SELECT 1'), '1', 'the session is still connected');
 # machine is a backend again: asleep, not down.
 $replica->stop;
 set_records(m1 => [ $primary->host, 'ams', 1 ], m2 => [ $new_host, 'fra', 0 ]);
-ok(defined wait_until(sub { !exists backends()->{m2} }), 'm2 stopped: gone without wake=');
+ok(defined wait_until(sub { !exists backends()->{m2} }), 'm2 stopped: gone with wake=none');
 $pw->{extra_config} = "discover = fly:pgapp port=$port wake=exec:true\n";
 $pw->write_config;
 $pw->signal('HUP');

@@ -319,11 +319,13 @@ static void test_backends(void **state)
 			  "replica-1 = host=/var/run/postgresql region=\"lhr\" ; a comment\n"
 			  "sleepy = host=db.internal port=5433 wake=exec:\"fly machine start "
 			  "\\\"m 1\\\"; echo\" wake_auth_env=FLY_API_TOKEN\n"
-			  "web = host=h wake=http://waker/wake  region=ord#x\n");
+			  "web = host=h wake=http://waker/wake  region=ord#x\n"
+			  "fly = host=fdaa::3 wake=fly-api:my-db/148ed123a45678\n"
+			  "none = host=h wake=none\n");
 
 	(void)state;
 	assert_non_null(cfg);
-	assert_int_equal(cfg->nbackends, 4);
+	assert_int_equal(cfg->nbackends, 6);
 
 	assert_string_equal(cfg->backends[0].name, "primary");
 	assert_string_equal(cfg->backends[0].host, "10.0.0.1");
@@ -347,6 +349,10 @@ static void test_backends(void **state)
 	assert_string_equal(cfg->backends[3].wake, "http://waker/wake");
 	assert_string_equal(cfg->backends[3].region, "ord#x");
 	assert_null(cfg->backends[3].wake_auth_env);
+
+	assert_string_equal(cfg->backends[4].wake, "fly-api:my-db/148ed123a45678");
+	/* wake=none on a backend line is no wake, as without it. */
+	assert_null(cfg->backends[5].wake);
 	config_free(cfg);
 }
 
@@ -474,11 +480,30 @@ static void test_errors(void **state)
 		 ":2: backend \"primary\": invalid sslmode \"maybe\" (expected disable, allow, "
 		 "prefer, require, verify-ca or verify-full)"},
 		{"[backends]\nprimary = host=a wake=\"start it\"\n",
-		 ":2: backend \"primary\": invalid wake \"start it\" (expected exec:\"command\" or "
-		 "an http:// URL)"},
+		 ":2: backend \"primary\": invalid wake \"start it\" (expected exec:\"command\", "
+		 "an http:// URL or fly-api:<app>/<machine_id>)"},
 		{"[backends]\nprimary = host=a wake=exec:\n",
-		 ":2: backend \"primary\": invalid wake \"exec:\" (expected exec:\"command\" or an "
-		 "http:// URL)"},
+		 ":2: backend \"primary\": invalid wake \"exec:\" (expected exec:\"command\", an "
+		 "http:// URL or fly-api:<app>/<machine_id>)"},
+		/* The id goes into the API's URL path: nothing that would change the path. */
+		{"[backends]\nprimary = host=a wake=fly-api:db/m1/../x\n",
+		 ":2: backend \"primary\": invalid wake \"fly-api:db/m1/../x\" (expected "
+		 "exec:\"command\", an http:// URL or fly-api:<app>/<machine_id>)"},
+		{"[backends]\nprimary = host=a wake=fly-api:db/m1?x\n",
+		 ":2: backend \"primary\": invalid wake \"fly-api:db/m1?x\" (expected "
+		 "exec:\"command\", an http:// URL or fly-api:<app>/<machine_id>)"},
+		{"[backends]\nprimary = host=a wake=fly-api:/m1\n",
+		 ":2: backend \"primary\": invalid wake \"fly-api:/m1\" (expected "
+		 "exec:\"command\", an http:// URL or fly-api:<app>/<machine_id>)"},
+		{"[backends]\nprimary = host=a wake=fly-api\n",
+		 ":2: backend \"primary\": wake=fly-api needs the machine here: "
+		 "fly-api:<app>/<machine_id>"},
+		{"[backends]\ndiscover = dns:db.internal wake=fly-api\n",
+		 ":2: discover: wake=fly-api is for fly: lines, without an app or machine "
+		 "(discovery gives both)"},
+		{"[backends]\ndiscover = fly:db wake=fly-api:db/m1\n",
+		 ":2: discover: wake=fly-api is for fly: lines, without an app or machine "
+		 "(discovery gives both)"},
 		{"[backends]\nprimary = host=a wake_auth_env=1TOKEN\n",
 		 ":2: backend \"primary\": invalid wake_auth_env \"1TOKEN\" (expected the name of "
 		 "an environment variable)"},

@@ -1,0 +1,242 @@
+# Scale to zero through the Fly Machines API (wake=fly-api:<app>/<machine>):
+# pgwing POSTs .../start, then GETs .../wait?state=started (asking again on
+# 408) and lets health take over. The API is tests/tools/fake_fly_api.pl,
+# which starts the stopped Postgres on start and answers wait.
+#
+# - 20 concurrent clients: one start, all get rows; the token goes in the
+#   Authorization header and never into pgwing's log.
+# - A 429 is retried and the wake still succeeds.
+# - A refused token (401): logged once, the clients get 08006 saying why at
+#   wake_timeout; a token that begins with "FlyV1 " is sent as given.
+use strict;
+use warnings;
+use File::Basename qw(dirname);
+use File::Path qw(rmtree);
+use IPC::Run;
+use PostgreSQL::Test::Utils;
+use PgWing::Test qw(:all);
+use Test::More;
+use Time::HiRes qw(time usleep);
+
+# Long, as Fly's tokens are.
+my $token = 'fly-secret-' . ('x' x 2000);
+
+my $node    = new_node('m1');
+my $port    = $node->port;
+my $datadir = $node->data_dir;
+$node->stop;
+
+my $state = "$PostgreSQL::Test::Utils::tmp_check/107_fly_api";
+rmtree($state);    # tmp_check outlives a run: count this run's requests only
+mkdir $state or die "mkdir $state: $!";
+
+sub write_file
+{
+	my ($name, $text) = @_;
+	open my $fh, '>', "$state/$name" or die "write $state/$name: $!";
+	print $fh "$text\n";
+	close $fh;
+}
+
+sub lines
+{
+	my ($name) = @_;
+	open my $in, '<', "$state/$name" or return ();
+	chomp(my @l = <$in>);
+	return @l;
+}
+
+sub starts { return scalar grep { m{^POST /v1/apps/pgapp/machines/m1/start\t} } lines('requests'); }
+
+write_file('token', "Bearer $token");
+my $api_out = '';
+my $api     = IPC::Run::start(
+	[ 'perl', dirname(__FILE__) . '/../tools/fake_fly_api.pl', $state,
+		"pgapp/m1=$datadir," . $node->logfile . ",$port" ],
+	'>', \$api_out, '2>', \$api_out);
+END { local $?; $api->kill_kill if $api; }
+$api->pump until $api_out =~ /listening on (\d+)/;
+my $api_url = "http://127.0.0.1:$1";
+
+my $pw = PgWing::Test->new(
+	backends => [ [ m1 => "host=127.0.0.1 port=$port wake=fly-api:pgapp/m1" ] ],
+	env      => { FLY_API_TOKEN => $token },
+	settings => {
+		fly_api_url       => $api_url,
+		health_interval   => '200ms',
+		health_fail_count => 1,
+		wake_timeout      => '30s',
+	});
+$pw->start;
+ok($pw->wait_for_log(qr/backend m1: unknown -> asleep/), 'the stopped machine is asleep');
+
+# 20 clients at once: one start.
+my @runs;
+for my $i (1 .. 20)
+{
+	my ($out, $err) = ('', '');
+	push @runs,
+	  [ IPC::Run::start([ 'psql', '-XAtq', '-d', $pw->connstr, '-c', "SELECT $i + 100" ],
+			'>', \$out, '2>', \$err), \$out, \$err, $i ];
+}
+my $answered = 0;
+for my $r (@runs)
+{
+	$r->[0]->finish;
+	my ($out, $err, $i) = (${ $r->[1] }, ${ $r->[2] }, $r->[3]);
+	chomp $out;
+	if ($out eq $i + 100) { $answered++; }
+	else { diag("client $i: out '$out', err '$err'"); }
+}
+is($answered, 20, 'all 20 clients got their rows');
+is(starts(), 1, 'one start for 20 clients');
+ok((grep { m{^GET /v1/apps/pgapp/machines/m1/wait\?state=started&timeout=\d+\t} } lines('requests')),
+	'then a wait for state started');
+is((grep { !/\tBearer \Q$token\E$/ } lines('requests')), 0,
+	'every request carries the token as a bearer token');
+ok(!$pw->log_contains(qr/\Q$token\E/), 'the token is not logged');
+
+# Stop the machine again (as Fly's autostop would); wait until pgwing sees it asleep.
+sub stop_machine
+{
+	my $offset = $pw->log_position;
+	system('pg_ctl', '-D', $datadir, '-m', 'fast', '-w', 'stop') == 0 or die 'pg_ctl stop failed';
+	ok($pw->wait_for_log(qr/backend m1: \w+ -> asleep/, $offset), 'asleep again');
+}
+
+# One client, timed: the wake overhead is its wait less the start itself
+# (start request to Postgres accepting, as the stand-in saw it).
+stop_machine();
+my $t0  = time();
+my $one = $pw->safe_psql('SELECT 1', timeout => 60);
+my $total = time() - $t0;
+is($one, '1', 'one client wakes it again');
+# The stand-in notes when Postgres is ready; pgwing may have seen it first.
+my ($start, $ready);
+my $until = time() + time_bound(10);
+while (time() < $until)
+{
+	my @times = lines('times');
+	($start) = @times >= 2 ? $times[-2] =~ /^start (\S+)/ : ();
+	($ready) = @times >= 2 ? $times[-1] =~ /^ready (\S+)/ : ();
+	last if defined $start && defined $ready;
+	usleep(20_000);
+}
+diag(sprintf('first query to first row %.0f ms; start to accepting %.0f ms; overhead %.0f ms',
+		$total * 1000, ($ready - $start) * 1000, ($total - ($ready - $start)) * 1000));
+
+# Rate limited: the first two starts get 429; the wake retries and succeeds.
+stop_machine();
+my $before = starts();
+write_file('throttle', 2);
+is($pw->safe_psql('SELECT 2', timeout => 60), '2', 'a client wakes it through two 429s');
+is(starts() - $before, 3, 'the start was retried after each 429');
+ok($pw->log_contains(qr/backend m1: wake request failed \(HTTP 429\); retrying/), 'the 429 is logged');
+$pw->stop;
+system('pg_ctl', '-D', $datadir, '-m', 'fast', '-w', 'stop') == 0 or die 'pg_ctl stop failed';
+
+# A refused token: logged once, and the clients get why at wake_timeout. A
+# token in Fly's own format goes as given, from the variable named.
+$before = starts();
+my $pw2 = PgWing::Test->new(
+	name     => 'badtoken',
+	backends => [ [ m1 => "host=127.0.0.1 port=$port wake=fly-api:pgapp/m1" ] ],
+	env      => { DB_WAKE_TOKEN => 'FlyV1 fm2_wrong-token' },
+	settings => {
+		fly_api_url       => $api_url,
+		fly_api_token_env => 'DB_WAKE_TOKEN',
+		health_interval   => '200ms',
+		health_fail_count => 1,
+		wake_timeout      => '2s',
+	});
+$pw2->start;
+ok($pw2->wait_for_log(qr/backend m1: unknown -> asleep/), 'bad token: asleep');
+$t0 = time();
+my ($rc, $out, $err) = $pw2->psql('SELECT 1');
+my $elapsed = time() - $t0;
+isnt($rc, 0, 'bad token: the query fails');
+like($err, qr/backend m1 did not wake within 2 s: Machines API refused: HTTP 401 Unauthorized \(check the token\)/,
+	'bad token: the client is told why');
+cmp_ok($elapsed, '>=', 2, 'bad token: not before wake_timeout');
+ok((grep { /\tFlyV1 fm2_wrong-token$/ } lines('requests')), 'a FlyV1 token is sent as given');
+is(scalar(() = $pw2->log_content =~ /backend m1: Machines API refused: HTTP 401/g), 1,
+	'bad token: the refusal is logged once');
+ok(!$pw2->log_contains(qr/wrong-token/), 'bad token: the token is not logged');
+is(starts() - $before, 1, 'bad token: one start, not retried');
+$pw2->stop;
+
+# An API that keeps answering 429: retried until wake_timeout, and the clients
+# are told what the last answer was.
+write_file('throttle', 1000);
+my $pw4 = PgWing::Test->new(
+	name     => 'throttled',
+	backends => [ [ m1 => "host=127.0.0.1 port=$port wake=fly-api:pgapp/m1" ] ],
+	env      => { FLY_API_TOKEN => $token },
+	settings => {
+		fly_api_url       => $api_url,
+		health_interval   => '200ms',
+		health_fail_count => 1,
+		wake_timeout      => '2s',
+	});
+$pw4->start;
+ok($pw4->wait_for_log(qr/backend m1: unknown -> asleep/), 'throttled: asleep');
+($rc, $out, $err) = $pw4->psql('SELECT 1');
+isnt($rc, 0, 'throttled: the query fails');
+like($err, qr/backend m1 did not wake within 2 s: Machines API failed: HTTP 429/,
+	'throttled: the client is told why');
+$pw4->stop;
+unlink "$state/throttle";
+
+# A fly_api_url pgwing cannot use (no TLS to the API): the clients are told.
+my $pw5 = PgWing::Test->new(
+	name     => 'badurl',
+	backends => [ [ m1 => "host=127.0.0.1 port=$port wake=fly-api:pgapp/m1" ] ],
+	settings => {
+		fly_api_url       => 'https://api.machines.dev',
+		health_interval   => '200ms',
+		health_fail_count => 1,
+		wake_timeout      => '1s',
+	});
+$pw5->start;
+ok($pw5->wait_for_log(qr/backend m1: unknown -> asleep/), 'bad URL: asleep');
+($rc, $out, $err) = $pw5->psql('SELECT 1');
+like($err, qr{backend m1 did not wake within 1 s: https://api\.machines\.dev is not an http:// URL},
+	'bad URL: the client is told why');
+$pw5->stop;
+
+# A discover = fly: line with no wake= wakes its stopped machines through the
+# API: the app from the line, the machine id from all.vms.
+SKIP:
+{
+	my $fake_dns = dirname(__FILE__) . '/../tools/fake_dns.pl';
+	skip "$fake_dns is missing", 3 unless -e $fake_dns;
+	my $zone = "$state/zone";
+	write_file('zone', "all.vms.pgapp.internal. 1 IN TXT \"m1 ams\"\nm1.vm.pgapp.internal. 1 IN A 127.0.0.1");
+	my $dns_port = PostgreSQL::Test::Cluster::get_free_port();
+	my $dns_out  = '';
+	my $dns = IPC::Run::start([ 'perl', $fake_dns, $dns_port, $zone ], '>', \$dns_out, '2>', \$dns_out);
+	$dns->pump until $dns_out =~ /listening/;
+	$before = starts();
+	my $pw3 = PgWing::Test->new(
+		name         => 'discovered',
+		backends     => [],
+		extra_config => "discover = fly:pgapp port=$port\n",
+		env          => { FLY_API_TOKEN => $token },
+		settings     => {
+			fly_api_url        => $api_url,
+			dns_nameserver     => "127.0.0.1:$dns_port",
+			discovery_interval => '300ms',
+			health_interval    => '200ms',
+			health_fail_count  => 1,
+			wake_timeout       => '30s',
+		});
+	$pw3->start;
+	ok($pw3->wait_for_log(qr/backend m1: unknown -> asleep/), 'discovered: the stopped machine is asleep');
+	is($pw3->safe_psql('SELECT 3', timeout => 60), '3', 'discovered: a client wakes it');
+	is(starts() - $before, 1, 'discovered: through the Machines API');
+	$pw3->stop;
+	$dns->kill_kill;
+	system('pg_ctl', '-D', $datadir, '-m', 'fast', '-w', 'stop') == 0 or die 'pg_ctl stop failed';
+}
+
+done_testing();
