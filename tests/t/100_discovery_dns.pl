@@ -227,8 +227,10 @@ is($session->query_safe('SELECT 1'), '1', 'the session is still connected');
 
 # With a way to wake it (a reload adds wake= to the discover line), a stopped
 # machine is a backend again: asleep, not down.
-$replica->stop;
+# The record first: with discovery_interval = 1h only the lookup that m2's
+# going down triggers reads it, and that must find the machine stopped.
 set_records(m1 => [ $primary->host, 'ams', 1 ], m2 => [ $new_host, 'fra', 0 ]);
+$replica->stop;
 ok(defined wait_until(sub { !exists backends()->{m2} }), 'm2 stopped: gone with wake=none');
 $pw->{extra_config} = "discover = fly:pgapp port=$port wake=exec:true\n";
 $pw->write_config;
