@@ -25,45 +25,16 @@ my $pw = PgWing::Test->new(
 $pw->start;
 ok($pw->wait_for_log(qr/backend pg1: unknown -> up \(primary/), 'pg1 probed up');
 
-my %psql_env = map { $_ => $ENV{$_} } grep { !/^PG/ } keys %ENV;
-
-sub console_c
-{
-	my ($sql) = @_;
-	my @cmd = ('psql', '-X', '-A', '-d', $pw->connstr(dbname => 'pgwing', user => 'admin'),
-		'-c', $sql);
-	my ($out, $err) = ('', '');
-	local %ENV = %psql_env;
-	IPC::Run::run(\@cmd, '<', \undef, '>', \$out, '2>', \$err, IPC::Run::timeout(60));
-	chomp $out;
-	chomp $err;
-	return ($? >> 8, $out, $err);
-}
-
-sub show
-{
-	my ($what) = @_;
-	my ($rc, $out, $err) = console_c("SHOW $what");
-	die "SHOW $what failed: $err" if $rc != 0;
-	my @lines = split /\n/, $out;
-	pop @lines if @lines && $lines[-1] =~ /^\(\d+ rows?\)$/;
-	my @cols = split /\|/, shift(@lines), -1;
-	return [ map { my @v = split /\|/, $_, -1; +{ map { $cols[$_] => $v[$_] } 0 .. $#cols } }
-		  @lines ];
-}
-
-sub backends { return { map { $_->{name} => $_ } @{ show('BACKENDS') } }; }
-
 # RELOAD adds a backend; it shows up within a probe interval.
 $pw->set_backends([ [ pg1 => $node1, region => 'ams' ], [ pg2 => $node2, region => 'fra' ] ]);
 $pw->write_config;
-my ($rc, $out, $err) = console_c('RELOAD');
+my ($rc, $out, $err) = $pw->console('RELOAD');
 is($rc, 0, 'RELOAD with a new backend');
 my $t0 = time();
 my $b;
 while (time() - $t0 < 10)
 {
-	$b = backends();
+	$b = $pw->backends;
 	last if $b->{pg2} && $b->{pg2}{state} eq 'up';
 	usleep(50_000);
 }
@@ -76,19 +47,19 @@ cmp_ok($took, '<', time_bound(3), "within a probe interval or so (${took}s)");
 open my $fh, '>>', $pw->config_file or die;
 print $fh "[pgwing]\nhold_timeout = soon\n";
 close $fh;
-($rc, $out, $err) = console_c('RELOAD');
+($rc, $out, $err) = $pw->console('RELOAD');
 like($err, qr/reload failed, the running configuration stays/, 'a broken config: RELOAD fails');
 ok($pw->log_contains(qr/reload failed.*pgwing\.ini:\d+: .*hold_timeout/),
 	'the log has file:line and the reason');
-is(scalar keys %{ backends() }, 2, 'both backends still there');
+is(scalar keys %{ $pw->backends }, 2, 'both backends still there');
 
 # Two primaries on one timeline: writes go nowhere until it resolves, so put
 # pg1 back alone before sending traffic.
 $pw->set_backends([ [ pg1 => $node1, region => 'ams' ] ]);
 $pw->write_config;
-($rc) = console_c('RELOAD');
+($rc) = $pw->console('RELOAD');
 is($rc, 0, 'RELOAD back to one backend');
-ok(!exists backends()->{pg2}, 'pg2 is gone from SHOW BACKENDS');
+ok(!exists $pw->backends->{pg2}, 'pg2 is gone from SHOW BACKENDS');
 my $served = '';
 for (1 .. 50)
 {
@@ -134,7 +105,7 @@ like($samples{'pgwing_backend_rtt_seconds{backend="pg1"}'}, qr/^\d+\.\d+$/,
 
 # Values match SHOW STATS taken right after (no traffic in between).
 $text = scrape();
-my ($stats) = grep { $_->{database} eq 'postgres' && $_->{target} eq 'rw' } @{ show('STATS') };
+my ($stats) = grep { $_->{database} eq 'postgres' && $_->{target} eq 'rw' } @{ $pw->admin_rows('SHOW STATS') };
 my %now = map { /^(\S+) (\S+)$/ ? ($1 => $2) : () } split /\n/, $text;
 is($now{'pgwing_queries_total{database="postgres",target="rw"}'},
 	$stats->{total_query_count}, 'pgwing_queries_total = SHOW STATS total_query_count');
@@ -144,7 +115,7 @@ is($now{'pgwing_bytes_total{database="postgres",target="rw",direction="in"}'},
 	$stats->{total_received}, 'pgwing_bytes_total in = total_received');
 is($now{'pgwing_clients{state="admin"}'}, 0, 'no console client while scraping');
 # The servers of the clients that left are pooled: SHOW SERVERS and metrics agree.
-my $pooled = grep { $_->{backend} eq 'pg1' && $_->{state} eq 'idle' } @{ show('SERVERS') };
+my $pooled = grep { $_->{backend} eq 'pg1' && $_->{state} eq 'idle' } @{ $pw->admin_rows('SHOW SERVERS') };
 cmp_ok($pooled, '>=', 1, 'SHOW SERVERS: a pooled server on pg1');
 is($now{'pgwing_servers{backend="pg1",state="idle"}'}, $pooled,
 	'pgwing_servers idle = the pooled servers');
@@ -157,7 +128,7 @@ my $deadline = time() + 5;
 while ($avg == 0 && time() < $deadline)
 {
 	($stats) =
-	  grep { $_->{database} eq 'postgres' && $_->{target} eq 'rw' } @{ show('STATS') };
+	  grep { $_->{database} eq 'postgres' && $_->{target} eq 'rw' } @{ $pw->admin_rows('SHOW STATS') };
 	$avg = $stats->{avg_query_count};
 	usleep(100_000);
 }
@@ -168,7 +139,7 @@ $node1->safe_psql('postgres', 'CREATE TABLE drained (v int)');
 my $session = $pw->background_psql;
 $session->query_safe('BEGIN');
 $session->query_safe('INSERT INTO drained VALUES (1)');
-($rc, $out, $err) = console_c('SHUTDOWN WAIT_FOR_CLIENTS');
+($rc, $out, $err) = $pw->console('SHUTDOWN WAIT_FOR_CLIENTS');
 is($rc, 0, 'SHUTDOWN WAIT_FOR_CLIENTS');
 my ($nrc) = $pw->psql('SELECT 1', timeout => 5);
 isnt($nrc, 0, 'no new clients while draining');
@@ -185,7 +156,7 @@ is($node1->safe_psql('postgres', 'SELECT count(*) FROM drained'),
 
 # SHUTDOWN: at once.
 $pw->start;
-($rc, $out, $err) = console_c('SHUTDOWN');
+($rc, $out, $err) = $pw->console('SHUTDOWN');
 is($rc, 0, 'SHUTDOWN answers before stopping');
 $deadline = time() + 10;
 usleep(50_000) while $pw->alive && time() < $deadline;

@@ -81,24 +81,7 @@ my $pw = PgWing::Test->new(
 $pw->start;
 ok($pw->wait_for_log(qr/backend pg1: unknown -> asleep/), 'asleep');
 
-my @runs;
-for my $i (1 .. 20)
-{
-	my ($out, $err) = ('', '');
-	push @runs,
-	  [ IPC::Run::start([ 'psql', '-XAtq', '-d', $pw->connstr, '-c', "SELECT $i + 100" ],
-			'>', \$out, '2>', \$err), \$out, \$err, $i ];
-}
-my $answered = 0;
-for my $r (@runs)
-{
-	$r->[0]->finish;
-	my ($out, $err, $i) = (${ $r->[1] }, ${ $r->[2] }, $r->[3]);
-	chomp $out;
-	if ($out eq $i + 100) { $answered++; }
-	else { diag("client $i: out '$out', err '$err'"); }
-}
-is($answered, 20, 'all 20 clients got their rows');
+is($pw->psql_concurrently(20), 20, 'all 20 clients got their rows');
 is(count_requests(), 1, 'one wake request for 20 clients');
 ok($pw->log_contains(qr/backend pg1: wake request accepted \(HTTP 202\)/), 'the 202 is logged');
 ok(!$pw->log_contains(qr/\Q$token\E/), 'the token is not logged');

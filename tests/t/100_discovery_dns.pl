@@ -85,30 +85,6 @@ my $pw = PgWing::Test->new(
 $pw->start;
 ok($pw->wait_for_log(qr/backend m1: unknown -> up \(primary/), 'm1 discovered and probed up');
 
-# psql -c against the console: rows as hashes keyed by column.
-my %psql_env = map { $_ => $ENV{$_} } grep { !/^PG/ } keys %ENV;
-
-sub backends
-{
-	my @cmd = ('psql', '-X', '-A', '-d', $pw->connstr(dbname => 'pgwing', user => 'admin'),
-		'-c', 'SHOW BACKENDS');
-	my ($out, $err) = ('', '');
-	local %ENV = %psql_env;
-	IPC::Run::run(\@cmd, '<', \undef, '>', \$out, '2>', \$err, IPC::Run::timeout(60))
-	  or die "SHOW BACKENDS: $err";
-	my @lines = split /\n/, $out;
-	pop @lines if @lines && $lines[-1] =~ /^\(\d+ rows?\)$/;
-	my @cols = split /\|/, shift(@lines), -1;
-	my %rows;
-	for my $l (@lines)
-	{
-		my @v = split /\|/, $l, -1;
-		my %r = map { $cols[$_] => $v[$_] } 0 .. $#cols;
-		$rows{ $r{name} } = \%r;
-	}
-	return \%rows;
-}
-
 # Poll until check->() is true; how long it took, or undef at the deadline.
 sub wait_until
 {
@@ -123,7 +99,7 @@ sub wait_until
 	return undef;
 }
 
-my $b = backends();
+my $b = $pw->backends;
 is_deeply([ sort keys %$b ], ['m1'], 'SHOW BACKENDS: the one started machine');
 is_deeply([ @{ $b->{m1} }{qw(host port region role state)} ],
 	[ $primary->host, $port, 'ams', 'primary', 'up' ], 'm1: its address, port and region');
@@ -142,15 +118,15 @@ my $took = wait_until(
 	$t0);
 ok(defined $took, 'a new machine takes readers');
 diag(sprintf 'record change to routing by it: %.2f s', $took // -1);
-$b = backends();
+$b = $pw->backends;
 is_deeply([ @{ $b->{m2} }{qw(host port region role state)} ],
 	[ $replica->host, $port, 'fra', 'replica', 'up' ], 'SHOW BACKENDS: m2, a replica in fra');
 is($session->query_safe('SELECT 1'), '1', 'the session is still connected');
 
 # It moves region: the same backend, with its state kept.
 set_records(m1 => [ $primary->host, 'ams', 1 ], m2 => [ $replica->host, 'ams', 1 ]);
-ok(defined wait_until(sub { (backends()->{m2}{region} // '') eq 'ams' }), 'm2 now in ams');
-is(backends()->{m2}{state}, 'up', 'and still up: not re-added');
+ok(defined wait_until(sub { ($pw->backends->{m2}{region} // '') eq 'ams' }), 'm2 now in ams');
+is($pw->backends->{m2}{state}, 'up', 'and still up: not re-added');
 is($session->query_safe('SELECT 1'), '1', 'the session is still connected');
 
 # A DNS outage: the last known set stays, and routing with it.
@@ -161,7 +137,7 @@ ok($pw->wait_for_log(qr/discover fly:pgapp: .*keeping the 2 backends/, $offset),
 	'the outage is logged');
 my @warnings = $pw->log_content =~ /discover fly:pgapp: .*keeping/g;
 is(scalar @warnings, 1, 'once, not per attempt');
-is_deeply([ sort keys %{ backends() } ], [qw(m1 m2)], 'both backends kept through the outage');
+is_deeply([ sort keys %{ $pw->backends } ], [qw(m1 m2)], 'both backends kept through the outage');
 is($pw->safe_psql('SELECT inet_server_addr()', target => 'ro'),
 	$replica->host, 'reads still go to the replica');
 is($pw->safe_psql('SELECT inet_server_addr()'), $primary->host, 'writes to the primary');
@@ -176,7 +152,7 @@ set_records(m1 => [ $primary->host, 'ams', 1 ]);
 start_dns();
 ok($pw->wait_for_log(qr/discover fly:pgapp: lookups work again/, $offset),
 	'recovery is logged');
-ok(defined wait_until(sub { !exists backends()->{m2} }), 'm2 is gone from SHOW BACKENDS');
+ok(defined wait_until(sub { !exists $pw->backends->{m2} }), 'm2 is gone from SHOW BACKENDS');
 is($session->query_safe('SELECT inet_server_addr()'), $primary->host,
 	'the session moved to the primary, not dropped');
 is($pw->safe_psql('SELECT inet_server_addr()', target => 'ro'),
@@ -186,13 +162,13 @@ is($pw->safe_psql('SELECT inet_server_addr()', target => 'ro'),
 # it (wake=none: by default the Machines API would be one).
 set_records(m1 => [ $primary->host, 'ams', 1 ], m2 => [ $replica->host, 'fra', 0 ]);
 usleep(PgWing::Test::_timeout(1_000_000));
-ok(!exists backends()->{m2}, 'a stopped machine with wake=none is not listed');
+ok(!exists $pw->backends->{m2}, 'a stopped machine with wake=none is not listed');
 
 # A reload keeps the discovered backends (and their state); with a long
 # interval from now on, only the re-resolve a failure triggers can find m2's
 # new address when the machine comes back elsewhere.
 set_records(m1 => [ $primary->host, 'ams', 1 ], m2 => [ $replica->host, 'fra', 1 ]);
-ok(defined wait_until(sub { (backends()->{m2}{state} // '') eq 'up' }), 'm2 started again');
+ok(defined wait_until(sub { ($pw->backends->{m2}{state} // '') eq 'up' }), 'm2 started again');
 $offset = $pw->log_position;
 $pw->{settings}{discovery_interval} = '1h';
 $pw->write_config;
@@ -201,21 +177,21 @@ ok($pw->wait_for_log(qr/configuration reloaded/, $offset), 'reloaded with discov
 usleep(PgWing::Test::_timeout(500_000));
 ok(!$pw->log_contains(qr/backend m[12]: \w+ -> /, $offset),
 	'the discovered backends kept their state through the reload');
-is_deeply([ sort keys %{ backends() } ], [qw(m1 m2)], 'and are still listed');
+is_deeply([ sort keys %{ $pw->backends } ], [qw(m1 m2)], 'and are still listed');
 
 # The record changes first (nothing looks at it for an hour), then the
 # machine restarts at that address.
 my $new_host = '127.0.0.3';
 set_records(m1 => [ $primary->host, 'ams', 1 ], m2 => [ $new_host, 'fra', 1 ]);
 usleep(PgWing::Test::_timeout(500_000));
-is(backends()->{m2}{host}, $replica->host, 'a record change alone waits for the next round');
+is($pw->backends->{m2}{host}, $replica->host, 'a record change alone waits for the next round');
 $t0 = time();
 $replica->stop;
 $replica->append_conf('postgresql.conf', "listen_addresses = '$new_host'");
 $replica->start;
 $took = wait_until(
 	sub {
-		my $m2 = backends()->{m2} // {};
+		my $m2 = $pw->backends->{m2} // {};
 		($m2->{host} // '') eq $new_host && ($m2->{state} // '') eq 'up';
 	},
 	$t0);
@@ -231,11 +207,11 @@ is($session->query_safe('SELECT 1'), '1', 'the session is still connected');
 # going down triggers reads it, and that must find the machine stopped.
 set_records(m1 => [ $primary->host, 'ams', 1 ], m2 => [ $new_host, 'fra', 0 ]);
 $replica->stop;
-ok(defined wait_until(sub { !exists backends()->{m2} }), 'm2 stopped: gone with wake=none');
+ok(defined wait_until(sub { !exists $pw->backends->{m2} }), 'm2 stopped: gone with wake=none');
 $pw->{extra_config} = "discover = fly:pgapp port=$port wake=exec:true\n";
 $pw->write_config;
 $pw->signal('HUP');
-ok(defined wait_until(sub { (backends()->{m2}{state} // '') eq 'asleep' }),
+ok(defined wait_until(sub { ($pw->backends->{m2}{state} // '') eq 'asleep' }),
 	'with wake=, the stopped machine is listed asleep');
 is($session->query_safe('SELECT inet_server_addr()'), $primary->host,
 	'the session reads from the primary meanwhile');

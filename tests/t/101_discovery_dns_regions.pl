@@ -60,30 +60,6 @@ sub start_dns
 	return;
 }
 
-my %psql_env = map { $_ => $ENV{$_} } grep { !/^PG/ } keys %ENV;
-
-sub backends
-{
-	my ($pw) = @_;
-	my @cmd = ('psql', '-X', '-A', '-d', $pw->connstr(dbname => 'pgwing', user => 'admin'),
-		'-c', 'SHOW BACKENDS');
-	my ($out, $err) = ('', '');
-	local %ENV = %psql_env;
-	IPC::Run::run(\@cmd, '<', \undef, '>', \$out, '2>', \$err, IPC::Run::timeout(60))
-	  or die "SHOW BACKENDS: $err";
-	my @lines = split /\n/, $out;
-	pop @lines if @lines && $lines[-1] =~ /^\(\d+ rows?\)$/;
-	my @cols = split /\|/, shift(@lines), -1;
-	my %rows;
-	for my $l (@lines)
-	{
-		my @v = split /\|/, $l, -1;
-		my %r = map { $cols[$_] => $v[$_] } 0 .. $#cols;
-		$rows{ $r{name} } = \%r;
-	}
-	return \%rows;
-}
-
 sub wait_until
 {
 	my ($check) = @_;
@@ -122,12 +98,12 @@ my $pw = PgWing::Test->new(
 $pw->start;
 ok( wait_until(
 		sub {
-			my $b = backends($pw);
+			my $b = $pw->backends;
 			($b->{'db.test/127.0.0.1'}{state} // '') eq 'up'
 			  && ($b->{'db.test/::1'}{state} // '') eq 'up';
 		}),
 	'both addresses discovered and probed up');
-my $b = backends($pw);
+my $b = $pw->backends;
 is_deeply([ sort keys %$b ], [ 'db.test/127.0.0.1', 'db.test/::1' ], 'SHOW BACKENDS: two');
 is_deeply([ @{ $b->{'db.test/::1'} }{qw(host port region role)} ],
 	[ '::1', $port, 'fra', 'replica' ], 'the AAAA one: the replica in fra, over IPv6');
@@ -141,7 +117,7 @@ is($session->query_safe('SELECT inet_server_addr()'), '::1', 'a reader on the ne
 set_records(ams => ['127.0.0.1'], fra => [ $replica->host ]);
 ok( wait_until(
 		sub {
-			my $b = backends($pw);
+			my $b = $pw->backends;
 			!$b->{'db.test/::1'}
 			  && ($b->{ 'db.test/' . $replica->host }{state} // '') eq 'up';
 		}),
@@ -152,7 +128,7 @@ is($session->query_safe('SELECT inet_server_addr()'),
 # It moves to ams, where fra has no name any more (NXDOMAIN): region changes, state stays.
 my $offset = $pw->log_position;
 set_records(ams => [ '127.0.0.1', $replica->host ]);
-ok(wait_until(sub { (backends($pw)->{ 'db.test/' . $replica->host }{region} // '') eq 'ams' }),
+ok(wait_until(sub { ($pw->backends->{ 'db.test/' . $replica->host }{region} // '') eq 'ams' }),
 	'the replica moved to ams');
 ok(!$pw->log_contains(qr/backend db\.test\/\S+: \w+ -> /, $offset),
 	'no backend changed state for it');
@@ -166,7 +142,7 @@ ok($pw->wait_for_log(qr/discover dns:db\.test: .*keeping the 2 backends/, $offse
 usleep(PgWing::Test::_timeout(1_500_000));
 my @warnings = ($pw->log_content =~ /discover dns:db\.test: .*keeping/g);
 is(scalar @warnings, 1, 'once');
-is_deeply([ sort keys %{ backends($pw) } ],
+is_deeply([ sort keys %{ $pw->backends } ],
 	[ 'db.test/127.0.0.1', 'db.test/' . $replica->host ], 'both backends kept');
 is($session->query_safe('SELECT 1'), '1', 'the session is still connected');
 is($pw->safe_psql('SELECT inet_server_addr()'), '127.0.0.1', 'writes still reach the primary');

@@ -71,24 +71,7 @@ $pw->start;
 ok($pw->wait_for_log(qr/backend m1: unknown -> asleep/), 'the stopped machine is asleep');
 
 # 20 clients at once: one start.
-my @runs;
-for my $i (1 .. 20)
-{
-	my ($out, $err) = ('', '');
-	push @runs,
-	  [ IPC::Run::start([ 'psql', '-XAtq', '-d', $pw->connstr, '-c', "SELECT $i + 100" ],
-			'>', \$out, '2>', \$err), \$out, \$err, $i ];
-}
-my $answered = 0;
-for my $r (@runs)
-{
-	$r->[0]->finish;
-	my ($out, $err, $i) = (${ $r->[1] }, ${ $r->[2] }, $r->[3]);
-	chomp $out;
-	if ($out eq $i + 100) { $answered++; }
-	else { diag("client $i: out '$out', err '$err'"); }
-}
-is($answered, 20, 'all 20 clients got their rows');
+is($pw->psql_concurrently(20), 20, 'all 20 clients got their rows');
 is(starts(), 1, 'one start for 20 clients');
 ok((grep { m{^GET /v1/apps/pgapp/machines/m1/wait\?state=started&timeout=\d+\t} } lines('requests')),
 	'then a wait for state started');

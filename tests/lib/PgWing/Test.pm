@@ -707,6 +707,88 @@ sub alive
 
 =pod
 
+=item $pw->console($command) => ($exit_code, $stdout, $stderr)
+
+Run one command on the admin console as C<admin> with C<psql -A> (column
+headers and the row count included).
+
+=item $pw->admin_rows($command) => [ { column => value, ... }, ... ]
+
+The rows of a console command (C<SHOW BACKENDS>, C<SHOW POOLS>, ...); dies
+when the command fails.
+
+=item $pw->backends => { name => { column => value, ... } }
+
+C<SHOW BACKENDS> by backend name.
+
+=cut
+
+sub console
+{
+	my ($self, $command) = @_;
+	my @cmd = ('psql', '-X', '-A', '-d', $self->connstr(dbname => 'pgwing', user => 'admin'),
+		'-c', $command);
+	my ($out, $err) = ('', '');
+	local %ENV = _psql_env();
+	IPC::Run::run(\@cmd, '<', \undef, '>', \$out, '2>', \$err, IPC::Run::timeout(_timeout(60)));
+	chomp $out;
+	chomp $err;
+	return ($? >> 8, $out, $err);
+}
+
+sub admin_rows
+{
+	my ($self, $command) = @_;
+	my ($rc, $out, $err) = $self->console($command);
+	croak "$command failed: $err" if $rc != 0;
+	my @lines = split /\n/, $out;
+	pop @lines if @lines && $lines[-1] =~ /^\(\d+ rows?\)$/;
+	my @cols = split /\|/, shift(@lines), -1;
+	return [ map { my @v = split /\|/, $_, -1; +{ map { $cols[$_] => $v[$_] } 0 .. $#cols } }
+		  @lines ];
+}
+
+sub backends
+{
+	my ($self) = @_;
+	return { map { $_->{name} => $_ } @{ $self->admin_rows('SHOW BACKENDS') } };
+}
+
+=pod
+
+=item $pw->psql_concurrently($n) => how many answered
+
+Start C<$n> psql clients at once (client I<i> asks C<SELECT i + 100>) and
+return how many got their own answer; the others are diag'ed.
+
+=cut
+
+sub psql_concurrently
+{
+	my ($self, $n) = @_;
+	my @runs;
+	local %ENV = _psql_env();
+	for my $i (1 .. $n)
+	{
+		my ($out, $err) = ('', '');
+		push @runs,
+		  [ IPC::Run::start([ 'psql', '-XAtq', '-d', $self->connstr, '-c', "SELECT $i + 100" ],
+				'>', \$out, '2>', \$err), \$out, \$err, $i ];
+	}
+	my $answered = 0;
+	for my $r (@runs)
+	{
+		$r->[0]->finish;
+		my ($out, $err, $i) = (${ $r->[1] }, ${ $r->[2] }, $r->[3]);
+		chomp $out;
+		if ($out eq $i + 100) { $answered++; }
+		else { diag("client $i: out '$out', err '$err'"); }
+	}
+	return $answered;
+}
+
+=pod
+
 =item $pw->rss_kb, $pw->open_fds, $pw->cpu_seconds
 
 What the running pgwing holds now, from F</proc>: its resident memory (VmRSS,
