@@ -320,7 +320,9 @@ void runtime_drain(void)
 
 void runtime_shutdown(bool wait_for_clients)
 {
-	notify_systemd("STOPPING=1");
+	/* Once: a drain that ends here has said it when it began. */
+	if (!rt.is_shutting_down)
+		notify_systemd("STOPPING=1");
 	if (wait_for_clients) {
 		if (rt.is_shutting_down)
 			return;
