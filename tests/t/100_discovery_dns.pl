@@ -6,7 +6,6 @@
 # stays connected through all of it, and a DNS outage keeps the last set.
 use strict;
 use warnings;
-use File::Basename qw(dirname);
 use IPC::Run;
 use PostgreSQL::Test::Utils;
 use PgWing::Test qw(:all);
@@ -28,12 +27,7 @@ isnt($primary->host, $replica->host, 'two machines, one port: ' . $primary->host
 	  . $replica->host);
 
 # The name server, answering from a file the test rewrites.
-my $zone     = "$PostgreSQL::Test::Utils::tmp_check/100_zone";
-my $dns_port = PostgreSQL::Test::Cluster::get_free_port();
-my $fake_dns = dirname(__FILE__) . '/../tools/fake_dns.pl';
-my $dns;
-# Also when the test dies half-way: no name server outlives it.
-END { local $?; $dns->kill_kill if $dns; }
+my $dns = PgWing::Test::FakeDns->new('100');
 
 sub set_records
 {
@@ -45,37 +39,17 @@ sub set_records
 	$text .= "vms.pgapp.internal. 1 IN TXT \"$started\"\n" if $started ne '';
 	$text .= "all.vms.pgapp.internal. 1 IN TXT \"$all\"\n";
 	$text .= "$_.vm.pgapp.internal. 1 IN A $m{$_}[0]\n" for @ids;
-	open my $fh, '>', "$zone.new" or die "write $zone: $!";
-	print $fh $text;
-	close $fh;
-	rename "$zone.new", $zone or die "rename: $!";
-	return time();
-}
-
-sub start_dns
-{
-	my $out = '';
-	$dns = IPC::Run::start([ 'perl', $fake_dns, $dns_port, $zone ], '>', \$out, '2>', \$out);
-	$dns->pump until $out =~ /listening/;
-	return;
-}
-
-sub stop_dns
-{
-	$dns->kill_kill;
-	$dns = undef;
-	return;
+	return $dns->records($text);
 }
 
 set_records(m1 => [ $primary->host, 'ams', 1 ]);
-start_dns();
 
 my $pw = PgWing::Test->new(
 	backends     => [],
 	extra_config => "discover = fly:pgapp port=$port wake=none\n",
 	settings     => {
 		region             => 'ams',
-		dns_nameserver     => "127.0.0.1:$dns_port",
+		dns_nameserver     => "127.0.0.1:" . $dns->port,
 		discovery_interval => '300ms',
 		health_interval    => '200ms',
 		health_timeout     => '1s',
@@ -131,7 +105,7 @@ is($session->query_safe('SELECT 1'), '1', 'the session is still connected');
 
 # A DNS outage: the last known set stays, and routing with it.
 my $offset = $pw->log_position;
-stop_dns();
+$dns->stop;
 usleep(PgWing::Test::_timeout(2_000_000));
 ok($pw->wait_for_log(qr/discover fly:pgapp: .*keeping the 2 backends/, $offset),
 	'the outage is logged');
@@ -149,7 +123,7 @@ is($session->query_safe('SELECT inet_server_addr()'), $replica->host,
 	'the session reads from m2 before it goes');
 $offset = $pw->log_position;
 set_records(m1 => [ $primary->host, 'ams', 1 ]);
-start_dns();
+$dns->start;
 ok($pw->wait_for_log(qr/discover fly:pgapp: lookups work again/, $offset),
 	'recovery is logged');
 ok(defined wait_until(sub { !exists $pw->backends->{m2} }), 'm2 is gone from SHOW BACKENDS');
@@ -219,5 +193,5 @@ is($session->query_safe('SELECT inet_server_addr()'), $primary->host,
 $session->quit;
 ok($pw->alive, 'pgwing still running');
 $pw->stop;
-stop_dns();
+$dns->stop;
 done_testing();

@@ -6,7 +6,6 @@
 # address stops pgwing at start.
 use strict;
 use warnings;
-use File::Basename qw(dirname);
 use IPC::Run;
 use PostgreSQL::Test::Utils;
 use PgWing::Test qw(:all);
@@ -25,12 +24,7 @@ $replica->init_from_backup($primary, 'base', has_streaming => 1);
 $replica->append_conf('postgresql.conf', "listen_addresses = '" . $replica->host . ",::1'");
 $replica->start;
 
-my $zone     = "$PostgreSQL::Test::Utils::tmp_check/101_zone";
-my $dns_port = PostgreSQL::Test::Cluster::get_free_port();
-my $fake_dns = dirname(__FILE__) . '/../tools/fake_dns.pl';
-my $dns;
-# Also when the test dies half-way: no name server outlives it.
-END { local $?; $dns->kill_kill if $dns; }
+my $dns = PgWing::Test::FakeDns->new('101');
 
 # region => [ addresses ]: <region>.db.test gets an A or AAAA record for each.
 sub set_records
@@ -45,20 +39,9 @@ sub set_records
 			$text .= "$region.db.test. 1 IN $type $addr\n";
 		}
 	}
-	open my $fh, '>', "$zone.new" or die "write $zone: $!";
-	print $fh $text;
-	close $fh;
-	rename "$zone.new", $zone or die "rename: $!";
-	return time();
+	return $dns->records($text);
 }
 
-sub start_dns
-{
-	my $out = '';
-	$dns = IPC::Run::start([ 'perl', $fake_dns, $dns_port, $zone ], '>', \$out, '2>', \$out);
-	$dns->pump until $out =~ /listening/;
-	return;
-}
 
 sub wait_until
 {
@@ -83,13 +66,12 @@ ok($bad->log_contains(qr/dns_nameserver not an address: not an address\[:port\]/
 	'and says why');
 
 set_records(ams => ['127.0.0.1'], fra => ['::1']);
-start_dns();
 my $pw = PgWing::Test->new(
 	backends     => [],
 	extra_config => "discover = dns:db.test regions=ams,fra port=$port\n",
 	settings     => {
 		region             => 'fra',
-		dns_nameserver     => "127.0.0.1:$dns_port",
+		dns_nameserver     => "127.0.0.1:" . $dns->port,
 		discovery_interval => '300ms',
 		health_interval    => '200ms',
 		health_timeout     => '1s',
@@ -136,7 +118,7 @@ ok(!$pw->log_contains(qr/keeping/, $offset), 'a region without a name is no fail
 
 # Outage: the name server goes away; the set stays.
 $offset = $pw->log_position;
-$dns->kill_kill;
+$dns->stop;
 ok($pw->wait_for_log(qr/discover dns:db\.test: .*keeping the 2 backends/, $offset),
 	'the outage is logged');
 usleep(PgWing::Test::_timeout(1_500_000));

@@ -3,7 +3,6 @@
 # the first client that needs it wakes it with the line's wake command.
 use strict;
 use warnings;
-use File::Basename qw(dirname);
 use IPC::Run;
 use PostgreSQL::Test::Utils;
 use PgWing::Test qw(:all);
@@ -23,23 +22,14 @@ chmod 0755, $script;
 $node->stop;
 
 # The machine is listed, stopped.
-my $zone = "$PostgreSQL::Test::Utils::tmp_check/103_zone";
-open $fh, '>', $zone or die "write $zone: $!";
-print $fh "all.vms.pgapp.internal. 1 IN TXT \"m1 ams\"\n";
-print $fh "m1.vm.pgapp.internal. 1 IN A 127.0.0.1\n";
-close $fh;
-my $dns_port = PostgreSQL::Test::Cluster::get_free_port();
-my $out      = '';
-my $dns      = IPC::Run::start([ 'perl', dirname(__FILE__) . '/../tools/fake_dns.pl', $dns_port, $zone ],
-	'>', \$out, '2>', \$out);
-END { local $?; $dns->kill_kill if $dns; }
-$dns->pump until $out =~ /listening/;
+my $dns = PgWing::Test::FakeDns->new('103',
+	"all.vms.pgapp.internal. 1 IN TXT \"m1 ams\"\nm1.vm.pgapp.internal. 1 IN A 127.0.0.1\n");
 
 my $pw = PgWing::Test->new(
 	backends     => [],
 	extra_config => "discover = fly:pgapp port=$port wake=exec:\"$script\"\n",
 	settings     => {
-		dns_nameserver     => "127.0.0.1:$dns_port",
+		dns_nameserver     => "127.0.0.1:" . $dns->port,
 		discovery_interval => '300ms',
 		health_interval    => '200ms',
 		health_fail_count  => 1,

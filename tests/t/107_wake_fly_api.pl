@@ -189,16 +189,9 @@ $pw5->stop;
 
 # A discover = fly: line with no wake= wakes its stopped machines through the
 # API: the app from the line, the machine id from all.vms.
-SKIP:
 {
-	my $fake_dns = dirname(__FILE__) . '/../tools/fake_dns.pl';
-	skip "$fake_dns is missing", 3 unless -e $fake_dns;
-	my $zone = "$state/zone";
-	write_file('zone', "all.vms.pgapp.internal. 1 IN TXT \"m1 ams\"\nm1.vm.pgapp.internal. 1 IN A 127.0.0.1");
-	my $dns_port = PostgreSQL::Test::Cluster::get_free_port();
-	my $dns_out  = '';
-	my $dns = IPC::Run::start([ 'perl', $fake_dns, $dns_port, $zone ], '>', \$dns_out, '2>', \$dns_out);
-	$dns->pump until $dns_out =~ /listening/;
+	my $dns = PgWing::Test::FakeDns->new('107',
+		"all.vms.pgapp.internal. 1 IN TXT \"m1 ams\"\nm1.vm.pgapp.internal. 1 IN A 127.0.0.1\n");
 	$before = starts();
 	my $pw3 = PgWing::Test->new(
 		name         => 'discovered',
@@ -207,7 +200,7 @@ SKIP:
 		env          => { FLY_API_TOKEN => $token },
 		settings     => {
 			fly_api_url        => $api_url,
-			dns_nameserver     => "127.0.0.1:$dns_port",
+			dns_nameserver     => "127.0.0.1:" . $dns->port,
 			discovery_interval => '300ms',
 			health_interval    => '200ms',
 			health_fail_count  => 1,
@@ -218,7 +211,7 @@ SKIP:
 	is($pw3->safe_psql('SELECT 3', timeout => 60), '3', 'discovered: a client wakes it');
 	is(starts() - $before, 1, 'discovered: through the Machines API');
 	$pw3->stop;
-	$dns->kill_kill;
+	$dns->stop;
 	system('pg_ctl', '-D', $datadir, '-m', 'fast', '-w', 'stop') == 0 or die 'pg_ctl stop failed';
 }
 

@@ -1494,4 +1494,77 @@ END
 	$? = $code;
 }
 
+
+=pod
+
+=head1 A NAME SERVER (PgWing::Test::FakeDns)
+
+C<< my $dns = PgWing::Test::FakeDns->new($name, $records) >> starts
+F<tests/tools/fake_dns.pl> (Net::DNS) on 127.0.0.1 and a free port, serving
+C<$records> (zone-file lines); C<< $dns->records($text) >> replaces them at once
+and returns the time; C<< $dns->port >>; C<< $dns->stop >> and C<< $dns->start >>
+(the same port and records) make an outage. It is stopped when the test ends.
+
+=cut
+
+package PgWing::Test::FakeDns;
+
+use Carp;
+use File::Basename qw(dirname);
+
+my @fake_dns_servers;
+
+sub new
+{
+	my ($class, $name, $records) = @_;
+	my $self = bless {
+		port => PostgreSQL::Test::Cluster::get_free_port(),
+		zone => "$PostgreSQL::Test::Utils::tmp_check/${name}_zone",
+	}, $class;
+	$self->records($records // '');
+	$self->start;
+	push @fake_dns_servers, $self;
+	return $self;
+}
+
+sub port { return $_[0]{port}; }
+
+sub records
+{
+	my ($self, $text) = @_;
+	open my $fh, '>', "$self->{zone}.new" or croak "write $self->{zone}: $!";
+	print $fh $text;
+	close $fh;
+	rename "$self->{zone}.new", $self->{zone} or croak "rename: $!";
+	return Time::HiRes::time();
+}
+
+# The tool sits beside the test files' directory (tests/t/../tools).
+sub start
+{
+	my ($self) = @_;
+	my $tool = dirname($0) . '/../tools/fake_dns.pl';
+	my $out = '';
+	$self->{h} =
+	  IPC::Run::start([ 'perl', $tool, $self->{port}, $self->{zone} ], '>', \$out, '2>', \$out);
+	$self->{h}->pump until $out =~ /listening/;
+	return;
+}
+
+sub stop
+{
+	my ($self) = @_;
+	$self->{h}->kill_kill if $self->{h};
+	$self->{h} = undef;
+	return;
+}
+
+END
+{
+	local $?;
+	$_->stop for @fake_dns_servers;
+}
+
+package PgWing::Test;
+
 1;
