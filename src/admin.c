@@ -428,8 +428,7 @@ static struct pool_counts count_servers(const struct pool *p)
 	const struct client *cl;
 	const struct server *sv;
 
-	TAILQ_FOREACH(cl, client_all(), all_link)
-	{
+	TAILQ_FOREACH (cl, client_all(), all_link) {
 		sv = cl->server;
 		if (cl->pool != p || sv == NULL)
 			continue;
@@ -440,8 +439,7 @@ static struct pool_counts count_servers(const struct pool *p)
 		else
 			c.sv_active++;
 	}
-	TAILQ_FOREACH(sv, &p->idle, idle_link)
-	{
+	TAILQ_FOREACH (sv, &p->idle, idle_link) {
 		if (sv->state == SV_IDLE)
 			c.sv_idle++;
 		else
@@ -548,8 +546,7 @@ static void show_clients(struct client *cl)
 	const struct client *c;
 
 	result_begin(&r, cl, connection_cols, ARRAY_SIZE(connection_cols));
-	TAILQ_FOREACH(c, client_all(), all_link)
-	{
+	TAILQ_FOREACH (c, client_all(), all_link) {
 		struct row row;
 
 		connection_row_common(&row, c);
@@ -605,12 +602,12 @@ static void show_servers(struct client *cl)
 	const struct server *sv;
 
 	result_begin(&r, cl, connection_cols, ARRAY_SIZE(connection_cols));
-	TAILQ_FOREACH(c, client_all(), all_link)
-	if (c->server != NULL)
-		server_row(&r, c->server, c);
+	TAILQ_FOREACH (c, client_all(), all_link)
+		if (c->server != NULL)
+			server_row(&r, c->server, c);
 	for (const struct pool *p = pool_first(); p != NULL; p = p->next)
-		TAILQ_FOREACH(sv, &p->idle, idle_link)
-	server_row(&r, sv, NULL);
+		TAILQ_FOREACH (sv, &p->idle, idle_link)
+			server_row(&r, sv, NULL);
 	result_end(&r);
 }
 
@@ -692,8 +689,7 @@ static void show_lists(struct client *cl)
 		lists[2].items++;
 		lists[7].items += p->nidle;
 	}
-	TAILQ_FOREACH(c, client_all(), all_link)
-	{
+	TAILQ_FOREACH (c, client_all(), all_link) {
 		lists[3].items++;
 		lists[4].items += c->state == CL_STARTUP || c->state == CL_AUTH;
 		lists[5].items += c->state == CL_WAITING;

@@ -52,8 +52,7 @@ void cancel_unregister(struct client *cl)
 
 	if (cl->cancel_pid == 0)
 		return;
-	TAILQ_FOREACH(e, &entries, link)
-	{
+	TAILQ_FOREACH (e, &entries, link) {
 		if (e->client == cl) {
 			TAILQ_REMOVE(&entries, e, link);
 			free(e);
@@ -86,8 +85,7 @@ void cancel_forward(uint32_t pid, uint32_t key)
 	struct bufferevent *bev;
 	struct timeval tv;
 
-	TAILQ_FOREACH(e, &entries, link)
-	{
+	TAILQ_FOREACH (e, &entries, link) {
 		if (e->client->cancel_pid == pid &&
 		    CRYPTO_memcmp(&e->client->cancel_key, &key, sizeof(key)) == 0)
 			break;

@@ -207,9 +207,9 @@ void client_cancel_all(void)
 {
 	const struct client *cl;
 
-	TAILQ_FOREACH(cl, &all_clients, all_link)
-	if (cl->server != NULL && cl->pending_syncs > 0)
-		cancel_forward(cl->cancel_pid, cl->cancel_key);
+	TAILQ_FOREACH (cl, &all_clients, all_link)
+		if (cl->server != NULL && cl->pending_syncs > 0)
+			cancel_forward(cl->cancel_pid, cl->cancel_key);
 }
 
 static void client_login_timeout_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *arg)
@@ -1479,8 +1479,8 @@ struct client *client_find(uint64_t id)
 {
 	struct client *cl;
 
-	TAILQ_FOREACH(cl, &all_clients, all_link)
-	if (cl->id == id)
-		return cl;
+	TAILQ_FOREACH (cl, &all_clients, all_link)
+		if (cl->id == id)
+			return cl;
 	return NULL;
 }

@@ -113,8 +113,8 @@ static void put_clients(struct evbuffer *out)
 	uint64_t counts[ARRAY_SIZE(client_states)] = {0};
 	const struct client *cl;
 
-	TAILQ_FOREACH(cl, client_all(), all_link)
-	counts[cl->state]++;
+	TAILQ_FOREACH (cl, client_all(), all_link)
+		counts[cl->state]++;
 	put_header(out, "pgwing_clients", "gauge", "Client connections by state.");
 	for (size_t i = 0; i < ARRAY_SIZE(client_states); i++) {
 		struct client probe = {.state = client_states[i]};
@@ -134,13 +134,13 @@ static void put_servers(struct evbuffer *out)
 		const struct client *cl;
 		const struct server *sv;
 
-		TAILQ_FOREACH(cl, client_all(), all_link)
-		if (cl->server != NULL && cl->server->backend == be)
-			counts[cl->server->state]++;
+		TAILQ_FOREACH (cl, client_all(), all_link)
+			if (cl->server != NULL && cl->server->backend == be)
+				counts[cl->server->state]++;
 		for (const struct pool *p = pool_first(); p != NULL; p = p->next)
-			TAILQ_FOREACH(sv, &p->idle, idle_link)
-		if (sv->backend == be)
-			counts[sv->state]++;
+			TAILQ_FOREACH (sv, &p->idle, idle_link)
+				if (sv->backend == be)
+					counts[sv->state]++;
 		for (size_t i = 0; i < ARRAY_SIZE(server_states); i++) {
 			struct server probe = {.state = server_states[i]};
 

@@ -159,8 +159,7 @@ static struct server *pool_take_idle(struct pool *p, const struct backend *b,
 {
 	struct server *sv;
 
-	TAILQ_FOREACH(sv, &p->idle, idle_link)
-	{
+	TAILQ_FOREACH (sv, &p->idle, idle_link) {
 		if (sv->state == SV_IDLE && sv->backend == b &&
 		    startup_params_equal(&sv->startup, startup) && pool_server_is_usable(p, sv)) {
 			pool_unlink_server(sv);
@@ -261,8 +260,7 @@ static void pool_reclaim_idle(struct pool *p)
 {
 	struct client *cl;
 
-	TAILQ_FOREACH(cl, client_all(), all_link)
-	{
+	TAILQ_FOREACH (cl, client_all(), all_link) {
 		if (cl->pool == p && pool_can_take_back(cl) &&
 		    evbuffer_get_length(conn_input(&cl->conn)) == 0) {
 			log_debug("client %" PRIu64 ": giving its server back, the pool is full",
@@ -278,9 +276,9 @@ static struct server *pool_oldest_idle(const struct pool *p)
 {
 	struct server *sv;
 
-	TAILQ_FOREACH_REVERSE(sv, &p->idle, server_list, idle_link)
-	if (sv->state == SV_IDLE)
-		return sv;
+	TAILQ_FOREACH_REVERSE (sv, &p->idle, server_list, idle_link)
+		if (sv->state == SV_IDLE)
+			return sv;
 	return NULL;
 }
 
@@ -772,8 +770,7 @@ static void pool_end_on_lost_backends(void)
 	size_t n = 0, cap = 0;
 	struct client *cl;
 
-	TAILQ_FOREACH(cl, client_all(), all_link)
-	{
+	TAILQ_FOREACH (cl, client_all(), all_link) {
 		if (pool_why_abandon_server(cl) == NULL)
 			continue;
 		if (n == cap) {

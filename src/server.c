@@ -903,9 +903,9 @@ static void server_on_backend_removed(struct backend *b)
 {
 	struct client *cl;
 
-	TAILQ_FOREACH(cl, client_all(), all_link)
-	if (cl->server != NULL && cl->server->backend == b)
-		cl->server->backend = NULL;
+	TAILQ_FOREACH (cl, client_all(), all_link)
+		if (cl->server != NULL && cl->server->backend == b)
+			cl->server->backend = NULL;
 	pool_on_backend_removed(b);
 	if (prev_on_remove != NULL)
 		prev_on_remove(b);
