@@ -72,19 +72,29 @@ static void drop_parse(struct session_state *st, size_t i)
 	st->nparse--;
 }
 
-/* Drops the SQL entries of a kind with a key, or all of that kind when key is NULL. */
-static void drop_sql_matching(struct session_state *st, enum entry_kind kind, const char *key)
+/* Drops the SQL entries for which match(entry, key) holds. */
+static void drop_sql_where(struct session_state *st, enum entry_kind kind, const char *key,
+			   bool (*match)(const struct sql_entry *e, const char *key))
 {
 	size_t i = 0;
 
 	while (i < st->nsql) {
-		const struct sql_entry *e = &st->sql[i];
-
-		if (e->kind == kind && (key == NULL || strcmp(e->key, key) == 0))
+		if (st->sql[i].kind == kind && match(&st->sql[i], key))
 			drop_sql(st, i);
 		else
 			i++;
 	}
+}
+
+static bool has_key_or_any(const struct sql_entry *e, const char *key)
+{
+	return key == NULL || strcmp(e->key, key) == 0;
+}
+
+/* Drops the SQL entries of a kind with a key, or all of that kind when key is NULL. */
+static void drop_sql_matching(struct session_state *st, enum entry_kind kind, const char *key)
+{
+	drop_sql_where(st, kind, key, has_key_or_any);
 }
 
 /* Drops the Parse of a name, or all of them when name is NULL. */
@@ -98,6 +108,33 @@ static void drop_parse_matching(struct session_state *st, const char *name)
 		else
 			i++;
 	}
+}
+
+/*
+ * The settings RESET ALL leaves alone (GUC_NO_RESET_ALL in Postgres): the
+ * identity the session runs as. Dropping them from the replay would hand a
+ * moved session back the login role's privileges.
+ */
+static bool is_kept_by_reset_all(const char *key)
+{
+	return strcmp(key, "role") == 0 || strcmp(key, "session_authorization") == 0;
+}
+
+static bool is_reset_by_reset_all(const struct sql_entry *e, const char *unused)
+{
+	(void)unused;
+	return !is_kept_by_reset_all(e->key);
+}
+
+/*
+ * SET and RESET SESSION AUTHORIZATION end any SET ROLE (Postgres makes the
+ * current user the session user): replaying an earlier SET ROLE after them
+ * would run the session as a role it no longer has.
+ */
+static void drop_roles_ended_by(struct session_state *st, const char *key)
+{
+	if (strcmp(key, "session_authorization") == 0)
+		drop_sql_matching(st, ENTRY_SET, "role");
 }
 
 static bool find_sql(const struct session_state *st, enum entry_kind kind, const char *key)
@@ -169,13 +206,15 @@ void session_state_apply(struct session_state *st, const struct stmt_info *info,
 	case SESSION_SET:
 		/* The newest value wins, and replays after whatever came before it. */
 		drop_sql_matching(st, ENTRY_SET, info->key);
+		drop_roles_ended_by(st, info->key);
 		add_sql(st, ENTRY_SET, info, sql);
 		break;
 	case SESSION_RESET:
 		drop_sql_matching(st, ENTRY_SET, info->key);
+		drop_roles_ended_by(st, info->key);
 		break;
 	case SESSION_RESET_ALL:
-		drop_sql_matching(st, ENTRY_SET, NULL);
+		drop_sql_where(st, ENTRY_SET, NULL, is_reset_by_reset_all);
 		break;
 	case SESSION_LISTEN:
 		/* LISTEN twice is still one listener. */

@@ -541,6 +541,22 @@ static void test_session_sql(void **state UNUSED)
 	session_state_free(st);
 }
 
+/* The identity a session runs as survives RESET ALL and ends with SESSION AUTHORIZATION. */
+static void test_session_identity(void **state UNUSED)
+{
+	struct session_state *st = session_state_new();
+
+	apply(st, "set role low; set work_mem = '1MB'; reset all");
+	assert_replay(st, "set role low", NULL, 0);
+	apply(st, "reset role; set session authorization a; set role b; reset all");
+	assert_replay(st, "set session authorization a;\nset role b", NULL, 0);
+	apply(st, "reset session authorization");
+	assert_replay(st, NULL, NULL, 0);
+	apply(st, "set role b; set session authorization a");
+	assert_replay(st, "set session authorization a", NULL, 0);
+	session_state_free(st);
+}
+
 static void test_session_parse(void **state UNUSED)
 {
 	struct session_state *st = session_state_new();
@@ -628,12 +644,19 @@ static void test_session_caps(void **state UNUSED)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_single),         cmocka_unit_test(test_reasons),
-		cmocka_unit_test(test_split),          cmocka_unit_test(test_counts),
-		cmocka_unit_test(test_key_truncation), cmocka_unit_test(test_prefixes),
-		cmocka_unit_test(test_cheap_checks),   cmocka_unit_test(test_session_sql),
-		cmocka_unit_test(test_session_parse),  cmocka_unit_test(test_session_unmovable),
-		cmocka_unit_test(test_session_caps),   cmocka_unit_test(test_keep_state_blocks),
+		cmocka_unit_test(test_single),
+		cmocka_unit_test(test_reasons),
+		cmocka_unit_test(test_split),
+		cmocka_unit_test(test_counts),
+		cmocka_unit_test(test_key_truncation),
+		cmocka_unit_test(test_prefixes),
+		cmocka_unit_test(test_cheap_checks),
+		cmocka_unit_test(test_session_sql),
+		cmocka_unit_test(test_session_identity),
+		cmocka_unit_test(test_session_parse),
+		cmocka_unit_test(test_session_unmovable),
+		cmocka_unit_test(test_session_caps),
+		cmocka_unit_test(test_keep_state_blocks),
 		cmocka_unit_test(test_quoted_nul),
 	};
 
