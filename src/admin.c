@@ -9,6 +9,7 @@
 #include "pgwing/client.h"
 #include "pgwing/config.h"
 #include "pgwing/health.h"
+#include "pgwing/link.h"
 #include "pgwing/log.h"
 #include "pgwing/metrics.h"
 #include "pgwing/pool.h"
@@ -428,13 +429,14 @@ static struct pool_counts count_servers(const struct pool *p)
 	const struct client *cl;
 	const struct server *sv;
 
-	TAILQ_FOREACH (cl, client_all(), all_link) {
+	TAILQ_FOREACH (cl, &p->active, pool_link) {
 		sv = cl->server;
-		if (cl->pool != p || sv == NULL)
+		if (sv == NULL)
 			continue;
 		if (sv->state == SV_CONNECTING || sv->state == SV_LOGIN)
 			c.sv_login++;
-		else if (sv->state == SV_ACTIVE && sv->tx_status == 'I' && cl->pending_syncs == 0)
+		else if (sv->state == SV_ACTIVE && sv->tx_status == 'I' &&
+			 cl->xact.pending_syncs == 0)
 			c.sv_idle++;
 		else
 			c.sv_active++;
@@ -524,7 +526,7 @@ static const struct proto_column connection_cols[] = {
 /* The start of the request in flight (now_us() based), as now_ms() time; 0 if none. */
 static int64_t request_time_ms(const struct client *cl)
 {
-	if (cl->pending_syncs == 0 || cl->query_start_us == 0)
+	if (cl->xact.pending_syncs == 0 || cl->query_start_us == 0)
 		return 0;
 	return now_ms() - (now_us() - cl->query_start_us) / 1000;
 }
@@ -853,7 +855,11 @@ static void pause_poll_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *ar
 static void run_pause(struct client *cl, const char *database)
 {
 	struct admin_state *st = state_of(cl);
-	int busy = pool_pause(db_or_null(database));
+	int busy;
+
+	pool_pause(db_or_null(database));
+	link_release_idle(db_or_null(database));
+	busy = pool_count_busy(db_or_null(database));
 
 	log_info("console client %" PRIu64 ": PAUSE %s, %d client(s) in a transaction", cl->id,
 		 database[0] != '\0' ? database : "(all)", busy);
@@ -899,8 +905,15 @@ static void run_set(struct client *cl, const char *name, const char *value)
 	/* As after a reload: probes pick up their settings, pools re-route and serve waiters. */
 	log_set_format(rt.cfg->log_format);
 	health_reconfigure(rt.topo, rt.cfg, rt.auth);
-	pool_on_topology_change(NULL);
+	link_on_topology_change(NULL);
 	proto_put_command_complete(out, "SET");
+}
+
+/* RECONNECT: servers are replaced at their next idle point, which for idle sessions is now. */
+static void reconnect(const char *database)
+{
+	pool_reconnect(database);
+	link_release_idle(database);
 }
 
 static void run_kill(struct client *cl, const char *database)
@@ -909,7 +922,7 @@ static void run_kill(struct client *cl, const char *database)
 	int killed = 0;
 
 	/* Their servers go too, pooled ones included, rather than back to the pool. */
-	pool_reconnect(database[0] != '\0' ? database : NULL);
+	reconnect(database[0] != '\0' ? database : NULL);
 	for (c = TAILQ_FIRST(client_all()); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, all_link);
 		if (c->pool == NULL ||
@@ -1000,7 +1013,7 @@ static void admin_run(struct client *cl, const char *query)
 		proto_put_command_complete(out, "RESUME");
 		break;
 	case ADMIN_RECONNECT:
-		pool_reconnect(db_or_null(cmd.database));
+		reconnect(db_or_null(cmd.database));
 		log_info("console client %" PRIu64 ": RECONNECT %s", cl->id,
 			 cmd.database[0] != '\0' ? cmd.database : "(all)");
 		proto_put_command_complete(out, "RECONNECT");

@@ -12,7 +12,7 @@
 #include "pgwing/metrics.h"
 #include "pgwing/pool.h"
 #include "pgwing/runtime.h"
-#include "pgwing/server.h"
+#include "pgwing/link.h"
 #include "pgwing/stats.h"
 #include "pgwing/tls.h"
 #include "pgwing/topology.h"
@@ -249,14 +249,14 @@ static void reload_config(void)
 	auth_query_forget();
 	discovery_reconfigure(rt.cfg);
 	log_info("configuration reloaded from %s", rt.cfg->path);
-	pool_on_topology_change(NULL);
+	link_on_topology_change(NULL);
 }
 
 /* Discovery changed the backends: applied as a reload applies [backends]. */
 static void apply_discovered(void)
 {
 	health_reconfigure(rt.topo, rt.cfg, rt.auth);
-	pool_on_topology_change(NULL);
+	link_on_topology_change(NULL);
 }
 
 void runtime_reload(void)
@@ -460,8 +460,9 @@ int main(int argc, char **argv)
 	rt.topo = topology_new(rt.cfg);
 	if (rt.dns == NULL && rt.cfg->dns_nameserver[0] != '\0')
 		goto out;
-	rt.topo->on_change = pool_on_topology_change;
-	server_watch_topology(rt.topo);
+	rt.topo->on_change = link_on_topology_change;
+	link_init();
+	link_watch_topology(rt.topo);
 
 	if (listener_start(rt.base, rt.cfg) < 0)
 		goto out;

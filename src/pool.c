@@ -21,7 +21,6 @@
 #include "pgwing/runtime.h"
 #include "pgwing/server.h"
 #include "pgwing/session.h"
-#include "pgwing/wake.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -32,9 +31,14 @@
 #include <string.h>
 
 static struct pool *pools;
+static const struct pool_ops *ops;
 
-static void pool_serve_waiters(struct pool *p);
 static void pool_unlink_server(struct server *sv);
+
+void pool_set_ops(const struct pool_ops *pool_ops)
+{
+	ops = pool_ops;
+}
 
 /* PAUSE state lives by database name, so pools created while paused are paused too. */
 static bool is_all_paused;
@@ -74,6 +78,8 @@ static struct pool *pool_get(const char *database, const char *user, enum target
 	p->user = xstrdup(user);
 	p->target = target;
 	TAILQ_INIT(&p->waiting);
+	TAILQ_INIT(&p->active);
+	TAILQ_INIT(&p->idle_clients);
 	TAILQ_INIT(&p->idle);
 	p->next = pools;
 	pools = p;
@@ -87,6 +93,8 @@ static struct event *retry_timer;
 
 /* See pool_wait. */
 #define WAKE_SLACK_MS 1000
+
+static void hold_timeout_cb(evutil_socket_t fd, short what, void *arg);
 
 /*
  * A hold ends when nobody waits any more and it is not for a retry: a client
@@ -104,19 +112,56 @@ static void pool_end_hold(struct pool *p)
 	}
 }
 
+/* The list of the pool's clients in state. */
+static struct client_list *pool_list_of(struct pool *p, enum client_state state)
+{
+	switch (state) {
+	case CL_WAITING:
+		return &p->waiting;
+	case CL_LOGIN:
+	case CL_ACTIVE:
+		return &p->active;
+	default:
+		return &p->idle_clients;
+	}
+}
+
+static void pool_count(struct pool *p, enum client_state state, int delta)
+{
+	if (state == CL_WAITING)
+		p->nwaiting += delta;
+	else if (state == CL_LOGIN || state == CL_ACTIVE)
+		p->nactive += delta;
+}
+
 /* is_trying: cl leaves to try a server, and may come back; the hold goes on. */
-static void pool_dequeue(struct client *cl, bool is_trying)
+static void pool_end_wait(struct client *cl, bool is_trying)
 {
 	struct pool *p = cl->pool;
 	int64_t waited = now_ms() - cl->wait_start_ms;
 
-	TAILQ_REMOVE(&p->waiting, cl, wait_link);
-	p->nwaiting--;
+	if (is_trying)
+		log_debug("client %" PRIu64 ": released after waiting %" PRId64 " ms", cl->id,
+			  waited);
 	stats_note_wait(&p->stats, waited * 1000);
 	cl->wait_start_ms = 0;
 	event_del(cl->timer);
 	if (!is_trying)
 		pool_end_hold(p);
+}
+
+void pool_set_client_state(struct client *cl, enum client_state state)
+{
+	struct pool *p = cl->pool;
+	enum client_state old = cl->state;
+
+	TAILQ_REMOVE(pool_list_of(p, old), cl, pool_link);
+	pool_count(p, old, -1);
+	cl->state = state;
+	TAILQ_INSERT_TAIL(pool_list_of(p, state), cl, pool_link);
+	pool_count(p, state, 1);
+	if (old == CL_WAITING)
+		pool_end_wait(cl, state == CL_LOGIN);
 }
 
 void pool_note_served(struct client *cl)
@@ -149,13 +194,11 @@ static bool pool_server_is_usable(const struct pool *p, struct server *sv)
 }
 
 /*
- * A pooled server on b for a client with these startup parameters (they are
- * the session's defaults, which the reset returns to), or NULL. The most
- * recently pooled first, so the others stay idle and time out when fewer are
- * needed.
+ * The most recently pooled first, so the others stay idle and time out when
+ * fewer are needed.
  */
-static struct server *pool_take_idle(struct pool *p, const struct backend *b,
-				     const struct startup_params *startup)
+struct server *pool_take_idle(struct pool *p, const struct backend *b,
+			      const struct startup_params *startup)
 {
 	struct server *sv;
 
@@ -224,7 +267,7 @@ static void serve_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *arg UNU
 {
 	for (struct pool *p = pools; p != NULL; p = p->next)
 		if (p->nwaiting > 0)
-			pool_serve_waiters(p);
+			ops->serve_waiters(p);
 }
 
 /*
@@ -240,35 +283,23 @@ static void pool_serve_soon(const struct pool *p)
 	event_active(serve_event, 0, 0);
 }
 
-/*
- * An idle session of the pool that can give its server back now: nothing in
- * flight, nothing it can't take to another server, not listening.
- */
-static bool pool_can_take_back(const struct client *cl)
+bool pool_can_take_back(const struct client *cl)
 {
 	return cl->state == CL_ACTIVE && cl->server->state == SV_ACTIVE &&
-	       cl->server->tx_status == 'I' && cl->pending_syncs == 0 &&
+	       cl->server->tx_status == 'I' && cl->xact.pending_syncs == 0 &&
 	       (cl->session == NULL || (session_state_unmovable(cl->session) == NULL &&
 					!session_state_is_listening(cl->session)));
 }
 
-/*
- * The pool is full and a client waits: an idle session gives its server back
- * (it gets one again when it speaks, its state replayed), as at any idle point.
- */
-static void pool_reclaim_idle(struct pool *p)
+/* It gets a server again when it speaks, its state replayed. */
+struct client *pool_reclaimable_session(const struct pool *p)
 {
 	struct client *cl;
 
-	TAILQ_FOREACH (cl, client_all(), all_link) {
-		if (cl->pool == p && pool_can_take_back(cl) &&
-		    evbuffer_get_length(conn_input(&cl->conn)) == 0) {
-			log_debug("client %" PRIu64 ": giving its server back, the pool is full",
-				  cl->id);
-			client_release_server(cl);
-			return;
-		}
-	}
+	TAILQ_FOREACH (cl, &p->active, pool_link)
+		if (pool_can_take_back(cl) && evbuffer_get_length(conn_input(&cl->conn)) == 0)
+			return cl;
+	return NULL;
 }
 
 /* The least recently pooled idle server: the one to close to make room. */
@@ -282,25 +313,16 @@ static struct server *pool_oldest_idle(const struct pool *p)
 	return NULL;
 }
 
-/*
- * Give cl a server on b: a pooled one that fits, else a new one if the pool
- * has room, making room by closing an idle server that doesn't fit (another
- * backend, other startup parameters). False: the pool is full, cl must wait.
- */
-static bool pool_start_server(struct client *cl, struct backend *b)
+bool pool_make_room(struct pool *p, const struct client *cl)
 {
-	struct pool *p = cl->pool;
-	struct server *sv = pool_take_idle(p, b, &cl->params);
-
-	if (sv == NULL && pool_is_full(p)) {
+	if (pool_is_full(p)) {
 		struct server *victim = pool_oldest_idle(p);
 
 		if (victim == NULL)
 			return false;
 		log_debug("server %" PRIu64 ": closing a pooled server to make room", victim->id);
 		server_close(victim);
-	} else if (sv == NULL && rt.cfg->default_pool_size > 0 &&
-		   p->nservers >= rt.cfg->default_pool_size) {
+	} else if (rt.cfg->default_pool_size > 0 && p->nservers >= rt.cfg->default_pool_size) {
 		log_info("pool %s/%s/%s: client %" PRIu64 " waited %" PRId64
 			 " ms: opening a reserve server (%d over default_pool_size, "
 			 "reserve_pool_size %d)",
@@ -308,18 +330,14 @@ static bool pool_start_server(struct client *cl, struct backend *b)
 			 now_ms() - cl->hold_since_ms, p->nservers - rt.cfg->default_pool_size + 1,
 			 rt.cfg->reserve_pool_size);
 	}
-	if (cl->state == CL_WAITING) {
-		log_debug("client %" PRIu64 ": released after waiting %" PRId64 " ms", cl->id,
-			  now_ms() - cl->wait_start_ms);
-		pool_dequeue(cl, true);
-	}
-	cl->state = CL_LOGIN;
-	p->nactive++;
-	if (sv != NULL)
-		server_attach(sv, cl);
-	else
-		server_connect(b, cl);
 	return true;
+}
+
+void pool_note_server(struct pool *p, struct server *sv)
+{
+	sv->pool = p;
+	sv->generation = p->generation;
+	p->nservers++;
 }
 
 void pool_put_server(struct server *sv, int64_t last_active_ms)
@@ -377,12 +395,7 @@ void pool_forget_server(struct server *sv)
 	pool_serve_soon(sv->pool);
 }
 
-/*
- * Close the pool's servers that should not serve again, those idle for
- * server_idle_timeout (a backend nobody uses must be free to sleep), and the
- * oldest idle ones over a lowered default_pool_size.
- */
-static void pool_prune_idle(struct pool *p)
+void pool_prune_idle(struct pool *p)
 {
 	int64_t timeout_ms = rt.cfg->server_idle_timeout_ms;
 	struct server *sv, *next;
@@ -404,11 +417,12 @@ static void pool_prune_idle(struct pool *p)
 	}
 }
 
-void pool_note_welcome(struct pool *p, const struct client *cl, const struct server *sv)
+void pool_note_welcome(struct pool *p, const struct startup_params *startup,
+		       const struct server *sv)
 {
 	startup_params_free(&p->welcome_startup);
 	param_set_unref(p->welcome);
-	startup_params_copy(&p->welcome_startup, &cl->params);
+	startup_params_copy(&p->welcome_startup, startup);
 	p->welcome = param_set_new(&sv->reported);
 	pool_serve_soon(p);
 }
@@ -453,8 +467,7 @@ static void hold_timeout_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *
 	int64_t held_s = (held + 500) / 1000;
 	char detail[512], reserve[64] = "";
 
-	pool_dequeue(cl, false);
-	cl->state = CL_IDLE;
+	pool_set_client_state(cl, CL_IDLE);
 	log_info("client %" PRIu64 ": gave up waiting for a %s server after %" PRId64 " ms", cl->id,
 		 target_name(cl->target), held);
 	if (pool_waits_for_room(cl->pool)) {
@@ -482,8 +495,7 @@ void pool_fail_wake_waiters(const struct backend *b, const char *why)
 		if (p->nwaiting == 0 || router_pick_wakeable(rt.topo, rt.cfg, p->target) != b)
 			continue;
 		while ((cl = TAILQ_FIRST(&p->waiting)) != NULL) {
-			pool_dequeue(cl, false);
-			cl->state = CL_IDLE;
+			pool_set_client_state(cl, CL_IDLE);
 			client_fail(cl, SQLSTATE_CONNECTION_FAILURE,
 				    "backend %s did not wake within %.3g s%s%s", b->name,
 				    (double)rt.cfg->wake_timeout_ms / 1000, why != NULL ? ": " : "",
@@ -494,7 +506,7 @@ void pool_fail_wake_waiters(const struct backend *b, const char *why)
 
 static void retry_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *arg UNUSED)
 {
-	pool_on_topology_change(NULL);
+	ops->retry(NULL);
 }
 
 static void pool_arm_reserve(struct pool *p);
@@ -503,7 +515,7 @@ static void reserve_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *arg)
 {
 	struct pool *p = arg;
 
-	pool_serve_waiters(p);
+	ops->serve_waiters(p);
 	pool_arm_reserve(p);
 }
 
@@ -523,11 +535,7 @@ static void pool_arm_reserve(struct pool *p)
 	timer_add_ms(p->reserve_timer, left < 0 ? 0 : left);
 }
 
-/*
- * Queue the client. The hold is counted from when the client first needed a
- * server, so retries after failed connects don't extend it.
- */
-static void pool_wait(struct client *cl)
+void pool_wait(struct client *cl)
 {
 	struct pool *p = cl->pool;
 	const struct backend *w = router_pick_wakeable(rt.topo, rt.cfg, p->target);
@@ -556,10 +564,8 @@ static void pool_wait(struct client *cl)
 			 : p->target == TARGET_RW ? "no primary available"
 						  : "no server available for reads");
 	}
-	cl->state = CL_WAITING;
+	pool_set_client_state(cl, CL_WAITING);
 	cl->wait_start_ms = now_ms();
-	TAILQ_INSERT_TAIL(&p->waiting, cl, wait_link);
-	p->nwaiting++;
 	stats_note_hold(p);
 	/* The login timer is done by now; the same event becomes the hold timer. */
 	event_del(cl->timer);
@@ -575,52 +581,14 @@ struct param_set *pool_add_client(struct client *cl)
 	cl->pool = p;
 	p->nclients++;
 	cl->state = CL_IDLE;
+	TAILQ_INSERT_TAIL(&p->idle_clients, cl, pool_link);
 	if (p->welcome != NULL && startup_params_equal(&p->welcome_startup, &cl->params))
 		return p->welcome;
 	return NULL;
 }
 
-/*
- * Wake what clients of target need asleep. Also when a replica or the primary
- * fallback serves them meanwhile: wake_for_reads decides (router_pick_wakeable).
- */
-static void pool_wake_for(enum target target)
-{
-	struct backend *w = router_pick_wakeable(rt.topo, rt.cfg, target);
-
-	if (w != NULL)
-		wake_backend(w);
-}
-
-void pool_request_server(struct client *cl)
-{
-	struct backend *b = NULL;
-
-	if (cl->hold_since_ms == 0) {
-		cl->hold_since_ms = now_ms();
-		cl->last_connect_error[0] = '\0';
-	}
-	if (!pool_is_paused(cl->pool)) {
-		pool_wake_for(cl->target);
-		b = router_pick(rt.topo, rt.cfg, cl->target);
-	}
-	/*
-	 * First come, first served: while others wait, cl queues behind them. A
-	 * server given back for the waiters is pooled, then handed out from the
-	 * loop (pool_serve_soon); the session that gave it back, its next request
-	 * read in between, must not take it back, or the waiters it was given
-	 * back for never get it.
-	 */
-	if (b != NULL && cl->pool->nwaiting == 0 && pool_start_server(cl, b))
-		return;
-	pool_wait(cl);
-	if (b != NULL)
-		pool_reclaim_idle(cl->pool);
-}
-
 void pool_retry_later(struct client *cl)
 {
-	cl->pool->nactive--;
 	pool_wait(cl);
 	if (retry_timer == NULL)
 		retry_timer = CHECK_ALLOC(evtimer_new(rt.base, retry_cb, NULL));
@@ -630,15 +598,17 @@ void pool_retry_later(struct client *cl)
 
 void pool_forget_client(struct client *cl)
 {
-	if (cl->pool == NULL)
+	struct pool *p = cl->pool;
+
+	if (p == NULL)
 		return;
+	TAILQ_REMOVE(pool_list_of(p, cl->state), cl, pool_link);
+	pool_count(p, cl->state, -1);
 	if (cl->state == CL_WAITING)
-		pool_dequeue(cl, false);
-	else if (cl->state == CL_LOGIN || cl->state == CL_ACTIVE)
-		cl->pool->nactive--;
-	pool_end_hold(cl->pool); /* it may have been the last one trying */
-	cl->pool->nclients--;
-	pool_note_unused(cl->pool);
+		pool_end_wait(cl, false);
+	pool_end_hold(p); /* it may have been the last one trying */
+	p->nclients--;
+	pool_note_unused(p);
 	cl->pool = NULL;
 }
 
@@ -651,157 +621,6 @@ bool pool_should_release(const struct client *cl)
 	       (cl->pool->nwaiting > 0 && pool_waits_for_room(cl->pool) && pool_can_take_back(cl));
 }
 
-/*
- * Serve whoever waits, in arrival order, while the router has somewhere to
- * send them. Only those waiting when the pass began: a connect that fails at
- * once puts its client back at the tail, and must wait for the next pass.
- */
-static void pool_serve_waiters(struct pool *p)
-{
-	struct client *cl, *next;
-
-	/* Clients waiting to log in, for a welcome the pool has learned meanwhile. */
-	for (cl = TAILQ_FIRST(&p->waiting); cl != NULL && p->welcome != NULL; cl = next) {
-		next = TAILQ_NEXT(cl, wait_link);
-		if (cl->cancel_pid == 0 && startup_params_equal(&p->welcome_startup, &cl->params)) {
-			pool_dequeue(cl, false);
-			client_welcome(cl, p->welcome);
-		}
-	}
-	for (int n = p->nwaiting; n > 0 && !pool_is_paused(p); n--) {
-		struct backend *b;
-
-		cl = TAILQ_FIRST(&p->waiting);
-		b = router_pick(rt.topo, rt.cfg, p->target);
-		if (cl == NULL || b == NULL || !pool_start_server(cl, b))
-			break;
-	}
-}
-
-/* Release the servers of idle clients that should not keep them. */
-static void pool_release_idle(const char *database)
-{
-	struct client *cl, *next;
-
-	for (cl = TAILQ_FIRST(client_all()); cl != NULL; cl = next) {
-		next = TAILQ_NEXT(cl, all_link);
-		if (cl->state == CL_ACTIVE && cl->pool != NULL && matches(cl->pool, database) &&
-		    cl->server->tx_status == 'I' && cl->pending_syncs == 0)
-			client_server_idle(cl);
-	}
-}
-
-void pool_close_idle_servers(void)
-{
-	int64_t oldest_us = now_us() - rt.cfg->server_idle_timeout_ms * 1000;
-	struct client *cl, *next;
-
-	for (struct pool *p = pools; p != NULL; p = p->next)
-		pool_prune_idle(p);
-	if (rt.cfg->server_idle_timeout_ms == 0)
-		return;
-	for (cl = TAILQ_FIRST(client_all()); cl != NULL; cl = next) {
-		next = TAILQ_NEXT(cl, all_link);
-		/*
-		 * query_start_us moves at every request and every answer: the last
-		 * activity. A session that can't move (temp tables, ...) would lose
-		 * its state, and one that listens would get a server back at once.
-		 */
-		if (pool_can_take_back(cl) && cl->query_start_us < oldest_us) {
-			log_debug("client %" PRIu64 ": releasing its server, idle for %" PRId64
-				  " ms",
-				  cl->id, (now_us() - cl->query_start_us) / 1000);
-			client_release_server(cl);
-		}
-	}
-}
-
-/*
- * Why b must no longer serve a session of a pool of target, even one in the
- * middle of a transaction; NULL while it may finish what it started there.
- * A fenced or demoted primary has lost its writes' future: a COMMIT there
- * would be acknowledged and then lost. A down backend has stopped answering:
- * waiting on it would hang its sessions until it comes back, if ever.
- */
-static const char *pool_why_abandon(enum target target, const struct backend *b)
-{
-	/* Removed by a reload is not known to be wrong: its sessions end as they go. */
-	if (b == NULL)
-		return NULL;
-	if (b->state == BACKEND_DOWN || b->state == BACKEND_ASLEEP)
-		return "it is unreachable (its health probes failed)";
-	if (b->is_fenced)
-		return "it was fenced (a primary on a newer timeline exists)";
-	if (target == TARGET_RW && b->role == ROLE_REPLICA)
-		return "it was demoted (it is a replica now)";
-	return NULL;
-}
-
-/*
- * Why cl's server must be given up now, or NULL: cl has something under way
- * (a transaction, a request, a login) on a backend that must no longer serve
- * it. A login counts: one that finished on a fenced primary would let a
- * transaction start there after the change that fenced it. An idle session
- * just moves: that is pool_release_idle's part.
- */
-static const char *pool_why_abandon_server(const struct client *cl)
-{
-	const struct server *sv = cl->server;
-
-	if (sv == NULL || (cl->state != CL_ACTIVE && cl->state != CL_LOGIN) ||
-	    (sv->state == SV_ACTIVE && sv->tx_status == 'I' && cl->pending_syncs == 0 &&
-	     !cl->is_mid_request))
-		return NULL;
-	return pool_why_abandon(cl->target, sv->backend);
-}
-
-/*
- * End at once what sessions have under way on backends that must no longer
- * serve them. Closing a server makes Postgres roll back its open transaction,
- * and the client hears of it as of a lost server (a read in flight runs again
- * elsewhere, a transaction ends with 08006). The clients are collected first:
- * handling one may release or start others' servers. Closed ones stay in
- * memory until the loop reaps them (free_later), so the array holds no
- * dangling pointer while this runs.
- */
-static void pool_end_on_lost_backends(void)
-{
-	struct client **doomed = NULL;
-	size_t n = 0, cap = 0;
-	struct client *cl;
-
-	TAILQ_FOREACH (cl, client_all(), all_link) {
-		if (pool_why_abandon_server(cl) == NULL)
-			continue;
-		if (n == cap) {
-			cap = cap == 0 ? 16 : cap * 2;
-			doomed = xrealloc(doomed, cap * sizeof(*doomed));
-		}
-		doomed[n++] = cl;
-	}
-	for (size_t i = 0; i < n; i++) {
-		/* Asked again: handling an earlier one may have ended or moved this one. */
-		const char *why = pool_why_abandon_server(doomed[i]);
-
-		if (why == NULL)
-			continue;
-		log_info("client %" PRIu64 ": ending what it has under way on backend %s: %s",
-			 doomed[i]->id, doomed[i]->server->backend_name, why);
-		server_abandon(doomed[i]->server, why);
-	}
-	free(doomed);
-}
-
-void pool_on_topology_change(void *arg UNUSED)
-{
-	pool_end_on_lost_backends();
-	for (struct pool *p = pools; p != NULL; p = p->next) {
-		pool_prune_idle(p);
-		pool_serve_waiters(p);
-	}
-	pool_release_idle(NULL);
-}
-
 int pool_count_busy(const char *database)
 {
 	int busy = 0;
@@ -812,7 +631,13 @@ int pool_count_busy(const char *database)
 	return busy;
 }
 
-int pool_pause(const char *database)
+void pool_close_idle_servers(void)
+{
+	for (struct pool *p = pools; p != NULL; p = p->next)
+		pool_prune_idle(p);
+}
+
+void pool_pause(const char *database)
 {
 	if (database == NULL) {
 		is_all_paused = true;
@@ -827,8 +652,6 @@ int pool_pause(const char *database)
 	for (struct pool *p = pools; p != NULL; p = p->next)
 		if (matches(p, database))
 			pool_prune_idle(p);
-	pool_release_idle(database);
-	return pool_count_busy(database);
 }
 
 void pool_resume(const char *database)
@@ -846,7 +669,7 @@ void pool_resume(const char *database)
 	npaused_dbs = kept;
 	for (struct pool *p = pools; p != NULL; p = p->next)
 		if (matches(p, database))
-			pool_serve_waiters(p);
+			ops->serve_waiters(p);
 }
 
 void pool_reconnect(const char *database)
@@ -857,7 +680,6 @@ void pool_reconnect(const char *database)
 			pool_prune_idle(p);
 		}
 	}
-	pool_release_idle(database);
 }
 
 /* p is out of the list: its pooled servers close, and it goes. */

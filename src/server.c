@@ -1,16 +1,15 @@
 /*
  * Server connections: connect to a backend, log in as the client's user with
  * the credentials pgwing holds, collect the welcome (ParameterStatus,
- * BackendKeyData, ReadyForQuery), then forward the server's messages to the
- * client, looking only at headers and the ReadyForQuery status. A server its
- * client gave back is reset here and then kept by its pool (pool.c).
+ * BackendKeyData, ReadyForQuery), rebuild a moved session's state; while
+ * active, its owner (link.c) pumps its messages. A server its client gave
+ * back is reset here and then kept by its pool (pool.c). Everything that
+ * happens is reported through the owner's ops (server.h).
  */
 #include "pgwing/server.h"
 
-#include "pgwing/client.h"
 #include "pgwing/listener.h"
 #include "pgwing/log.h"
-#include "pgwing/pool.h"
 #include "pgwing/proto.h"
 #include "pgwing/runtime.h"
 #include "pgwing/session.h"
@@ -79,10 +78,8 @@ static void server_release(void *arg)
  */
 static void server_free(struct server *sv)
 {
-	if (sv->client != NULL)
-		sv->client->server = NULL;
-	sv->client = NULL;
-	pool_forget_server(sv);
+	sv->ops->gone(sv);
+	sv->owner = NULL;
 	if (sv->backend != NULL)
 		sv->backend->nclients--;
 	sv->backend = NULL;
@@ -119,27 +116,25 @@ static void describe(const struct server *sv, const char *what, const char *deta
  * Tell the client why its server is gone, and close it. Every message names the
  * backend, so the user knows which one failed: "<what> backend pg1 (host:port): detail".
  */
-static void server_fail(struct server *sv, const char *what, const char *detail)
+void server_fail(struct server *sv, const char *what, const char *detail)
 {
-	struct client *cl = sv->client;
 	char text[512];
 
 	describe(sv, what, detail, text, sizeof(text));
 	log_info("server %" PRIu64 ": %s", sv->id, text);
-	if (cl != NULL)
-		client_fail(cl, SQLSTATE_CONNECTION_FAILURE, "%s", text); /* frees sv */
+	if (sv->owner != NULL)
+		sv->ops->failed(sv, text); /* closes sv with its client */
 	else
 		server_free(sv);
 }
 
-/* An active server is gone: the client decides whether its session can move. */
-static void server_lost(struct server *sv, const char *what, const char *reason)
+void server_lost(struct server *sv, const char *what, const char *reason)
 {
 	char text[512];
 
 	describe(sv, what, reason, text, sizeof(text));
 	log_info("server %" PRIu64 ": %s", sv->id, text);
-	client_server_lost(sv->client, text); /* frees sv */
+	sv->ops->lost(sv, text); /* closes sv */
 }
 
 /* Out of descriptors: new clients would only take the ones the waiting clients' servers need. */
@@ -156,7 +151,7 @@ static void server_unreachable(struct server *sv, const char *detail)
 
 	describe(sv, "could not connect to", detail, text, sizeof(text));
 	log_debug("server %" PRIu64 ": %s", sv->id, text); /* retried: the pool logs the hold */
-	client_server_unreachable(sv->client, text);       /* frees sv */
+	sv->ops->unreachable(sv, text);                    /* closes sv */
 }
 
 void server_abandon(struct server *sv, const char *why)
@@ -189,7 +184,8 @@ static void server_timeout_cb(evutil_socket_t fd UNUSED, short what UNUSED, void
 	server_unreachable(sv, detail);
 }
 
-struct server *server_connect(struct backend *b, struct client *cl)
+struct server *server_connect(struct backend *b, const struct server_login *login,
+			      const struct server_ops *ops, void *owner)
 {
 	struct server *sv = xcalloc(1, sizeof(*sv));
 
@@ -198,35 +194,36 @@ struct server *server_connect(struct backend *b, struct client *cl)
 	sv->backend_name = xstrdup(b->name);
 	sv->backend_host = xstrdup(b->host);
 	sv->backend_port = b->port;
-	sv->client = cl;
-	sv->pool = cl->pool;
-	sv->pool->nservers++; /* until server_free */
-	startup_params_copy(&sv->startup, &cl->params);
+	sv->ops = ops;
+	sv->owner = owner;
+	sv->cred = login->cred;
+	sv->is_read_only = login->is_read_only;
+	startup_params_copy(&sv->startup, login->params);
 	sv->state = SV_CONNECTING;
 	sv->tls_mode = tls_server_mode(b);
 	sv->connect_time_ms = now_ms();
 	sv->welcome = CHECK_ALLOC(evbuffer_new());
 	sv->timer = CHECK_ALLOC(evtimer_new(rt.base, server_timeout_cb, sv));
-	if (sv->welcome == NULL || sv->timer == NULL ||
-	    !conn_open(&sv->conn, -1, server_read_cb, server_write_cb, server_event_cb, sv)) {
+	if (!conn_open(&sv->conn, -1, server_read_cb, server_write_cb, server_event_cb, sv)) {
 		log_error("cannot create server connection: out of memory");
 		abort();
 	}
 	b->nclients++;
-	sv->generation = cl->pool->generation;
-	cl->server = sv;
+	return sv;
+}
+
+void server_start(struct server *sv)
+{
 	timer_add_ms(sv->timer, rt.cfg->server_connect_timeout_ms);
-	log_debug("server %" PRIu64 ": connecting to %s (%s:%d) for client %" PRIu64, sv->id,
-		  b->name, b->host, b->port, cl->id);
-	if (server_connect_socket(sv->conn.bev, b->host, b->port) < 0) {
+	log_debug("server %" PRIu64 ": connecting to %s (%s:%d)", sv->id, sv->backend_name,
+		  sv->backend_host, sv->backend_port);
+	if (server_connect_socket(sv->conn.bev, sv->backend_host, sv->backend_port) < 0) {
 		/* The event callback reports most failures; this is the synchronous rest. */
 		int err = errno;
 
 		note_connect_errno(err);
 		server_unreachable(sv, strerror(err));
-		return NULL;
 	}
-	return sv;
 }
 
 /*
@@ -241,11 +238,11 @@ static void server_put_startup(struct server *sv)
 {
 	struct startup_params params = {0};
 
-	if (sv->pool->target != TARGET_RO) {
-		proto_put_startup(conn_output(&sv->conn), &sv->client->params);
+	if (!sv->is_read_only) {
+		proto_put_startup(conn_output(&sv->conn), &sv->startup);
 		return;
 	}
-	startup_params_copy(&params, &sv->client->params);
+	startup_params_copy(&params, &sv->startup);
 	startup_params_set(&params, "default_transaction_read_only", "on");
 	proto_put_startup(conn_output(&sv->conn), &params);
 	startup_params_free(&params);
@@ -256,7 +253,7 @@ static void server_send_startup(struct server *sv)
 	struct auth_server_policy policy = auth_server_policy_of(rt.cfg);
 
 	sv->state = SV_LOGIN;
-	sv->login = auth_login_new(&sv->client->cred, &policy);
+	sv->login = auth_login_new(sv->cred, &policy);
 	server_put_startup(sv);
 	conn_read_on(&sv->conn);
 }
@@ -268,7 +265,7 @@ static void server_send_startup(struct server *sv)
  * Keepalives end an idle connection to it, the user timeout one with
  * unacknowledged data; the socket then fails with ETIMEDOUT, as a lost server.
  * A hung Postgres on a live machine is not caught this way (its kernel still
- * acknowledges): that is the probes' part (pool_end_on_lost_backends).
+ * acknowledges): that is the probes' part (link_end_on_lost_backends).
  */
 static void server_set_tcp_timeouts(int fd)
 {
@@ -371,28 +368,22 @@ static void server_ready(struct server *sv)
 {
 	event_del(sv->timer);
 	sv->state = SV_ACTIVE;
-	client_server_ready(sv->client, sv->welcome);
+	sv->ops->ready(sv);
 }
 
-/*
- * A session that moves brings its state: SETs, LISTENs, prepared statements
- * are replayed before the client's next request, and their answers dropped.
- */
-static void server_restore_or_ready(struct server *sv)
+void server_restore(struct server *sv, const struct session_state *st)
 {
-	struct client *cl = sv->client;
-
-	if (cl->cancel_pid == 0 || cl->session == NULL || session_state_is_empty(cl->session)) {
+	if (st == NULL || session_state_is_empty(st)) {
 		server_ready(sv);
 		return;
 	}
-	sv->restore_pending = session_state_replay(cl->session, conn_output(&sv->conn));
+	sv->restore_pending = session_state_replay(st, conn_output(&sv->conn));
 	if (sv->restore_pending == 0) {
 		server_ready(sv);
 		return;
 	}
 	sv->state = SV_RESTORE;
-	log_debug("server %" PRIu64 ": restoring session state of client %" PRIu64, sv->id, cl->id);
+	log_debug("server %" PRIu64 ": restoring the session state of its client", sv->id);
 }
 
 /*
@@ -468,7 +459,7 @@ static void server_login_failed(struct server *sv, const char *err)
 {
 	char detail[300];
 
-	snprintf(detail, sizeof(detail), "as user \"%s\": %s", sv->client->params.user,
+	snprintf(detail, sizeof(detail), "as user \"%s\": %s", sv->startup.user,
 		 err != NULL ? err : "authentication failed");
 	server_fail(sv, "cannot log in to", detail);
 }
@@ -531,11 +522,9 @@ static void server_handle_login(struct server *sv)
 			sv->login = NULL;
 			log_debug("server %" PRIu64 ": logged in to %s, backend pid %u", sv->id,
 				  sv->backend_name, sv->backend_pid);
-			pool_note_welcome(sv->pool, sv->client, sv);
-			server_restore_or_ready(sv);
+			sv->ops->logged_in(sv);
 			return;
 		case 'E': {
-			struct client *cl = sv->client;
 			struct proto_error_fields ef;
 
 			if (!proto_parse_error(msg + PROTO_HEADER_LEN, len - 4, &ef))
@@ -555,8 +544,7 @@ static void server_handle_login(struct server *sv)
 			log_info("server %" PRIu64 ": login to %s refused: %s %s", sv->id,
 				 sv->backend_name, ef.sqlstate ? ef.sqlstate : "",
 				 ef.message ? ef.message : "");
-			evbuffer_remove_buffer(in, conn_output(&cl->conn), 1 + len);
-			client_close(cl); /* the server's error says it all; frees sv */
+			sv->ops->refused(sv, in, 1 + len); /* closes sv */
 			return;
 		}
 		default:
@@ -567,176 +555,24 @@ static void server_handle_login(struct server *sv)
 	}
 }
 
-/* Errors longer than this are rare and still count as errors; only their SQLSTATE goes unread. */
-#define ERROR_PEEK_MAX 4096
-
-/*
- * Only a few messages are looked into: ReadyForQuery (its status tells when the
- * session is idle), ParameterStatus (so a moved session can be told what
- * changed), ErrorResponse (a failed request records no session state; 25006
- * on the primary means it was demoted) and, while session state waits to be
- * recorded, CommandComplete (a ROLLBACK undoes it). The rest passes by its header.
- */
-/*
- * The answer to a query that may be retried (client_can_retry) is held back
- * until its ReadyForQuery is buffered too (or it outgrows this): if the server
- * dies mid-answer, the client has seen nothing and a read runs again elsewhere. Small answers
- * arrive in one read, so holding them costs no time.
- */
-#define RETRY_HOLD_MAX (64 * 1024)
-
-/*
- * An error is an answer, but one inside a held answer goes on with it at its
- * ReadyForQuery: until then the request can still run again elsewhere.
- */
-/*
- * An error is an answer, except inside a held one: that goes on whole at its
- * ReadyForQuery, and until then the request can still run again elsewhere.
- */
-static void server_note_error(struct server *sv, const uint8_t *body, size_t n)
+void server_attach(struct server *sv, const struct server_ops *ops, void *owner)
 {
-	struct client *cl = sv->client;
-
-	client_note_error(cl, body, n);
-	if (!sv->is_holding && cl->pending_syncs > 0)
-		cl->is_response_started = true;
-}
-
-static enum proto_inspect server_inspect(void *arg, struct evbuffer *in,
-					 const struct proto_msg *msg)
-{
-	static uint8_t scratch[ERROR_PEEK_MAX];
-	struct server *sv = arg;
-	struct client *cl = sv->client;
-	struct proto_error_fields ef;
-	enum proto_inspect verdict = PROTO_INSPECT_FORWARD;
-	const uint8_t *body;
-	size_t n = msg->len - 4;
-	char type = msg->type;
-
-	/*
-	 * Notices, notifications and parameter reports may come at any time, and
-	 * errors are seen to below; anything else is an answer, after which the
-	 * request can't be run again elsewhere. The scan holds it until its
-	 * ReadyForQuery, which releases it, in the same walk.
-	 */
-	if (type != 'N' && type != 'A' && type != 'S' && type != 'E' && cl->pending_syncs > 0 &&
-	    !cl->is_response_started) {
-		if (type != 'Z' && client_can_retry(cl) &&
-		    msg->offset + 1 + (size_t)msg->len <= RETRY_HOLD_MAX) {
-			sv->is_holding = true;
-			return PROTO_INSPECT_HOLD;
-		}
-		cl->is_response_started = true;
-		verdict = PROTO_INSPECT_RELEASE;
-	}
-	/* CopyInResponse: the server waits for the client's data. */
-	if (type == 'G')
-		cl->is_copying_in = true;
-	if (type != 'Z' && type != 'S' && type != 'E' &&
-	    (type != 'C' || cl->pending_session_sql == NULL))
-		return verdict;
-	if (n > sizeof(scratch) || (type == 'Z' && n != 1)) {
-		if (type == 'E')
-			server_note_error(sv, NULL, 0);
-		return verdict;
-	}
-	body = proto_msg_body(in, msg, scratch);
-	if (body == NULL)
-		return PROTO_INSPECT_WAIT;
-	switch (type) {
-	case 'Z':
-		sv->tx_status = (char)body[0];
-		sv->saw_ready = true;
-		client_note_ready(cl, sv->tx_status);
-		return PROTO_INSPECT_RELEASE;
-	case 'S':
-		client_note_parameter(cl, body, n);
-		break;
-	case 'C':
-		if (n > 0 && body[n - 1] == '\0')
-			client_note_command(cl, (const char *)body);
-		break;
-	default:
-		if (proto_parse_error(body, n, &ef) && ef.severity != NULL &&
-		    (strcmp(ef.severity, "FATAL") == 0 || strcmp(ef.severity, "PANIC") == 0)) {
-			/*
-			 * The server goes, and its answer stays held: the client has seen
-			 * none of it, and the read runs again elsewhere once the connection is
-			 * lost.
-			 */
-			if (sv->is_holding)
-				return PROTO_INSPECT_HOLD;
-			/*
-			 * Operator intervention (class 57: shutdown, crash, pg_terminate_backend)
-			 * ends the server, not the session: handled like the lost connection it
-			 * announces, so the session can move. Any other FATAL is about this
-			 * session (a protocol violation, a timeout): the client hears it and goes.
-			 */
-			if (ef.sqlstate != NULL && strncmp(ef.sqlstate, "57", 2) == 0) {
-				snprintf(sv->last_fatal, sizeof(sv->last_fatal), "%s",
-					 ef.message != NULL ? ef.message : ef.severity);
-				return PROTO_INSPECT_STOP;
-			}
-			sv->is_ending = true;
-		}
-		server_note_error(sv, body, n);
-		break;
-	}
-	return verdict;
-}
-
-bool server_forward(struct server *sv)
-{
-	struct client *cl = sv->client;
-	enum proto_scan scan;
-	size_t movable;
-
-	if (cl == NULL || sv->state != SV_ACTIVE)
-		return true;
-	sv->is_holding = false;
-	scan = conn_scan(&sv->conn, (uint32_t)rt.cfg->max_packet_size, &sv->msg_remaining, &movable,
-			 server_inspect, sv);
-	if (movable > 0) {
-		conn_move(&sv->conn, &cl->conn, movable);
-		cl->pool->stats.bytes_out += movable;
-	}
-	if (scan == PROTO_SCAN_BAD_LENGTH) {
-		server_fail(sv, "invalid message from", "bad message length");
-		return false;
-	}
-	if (scan == PROTO_SCAN_STOPPED) {
-		server_lost(sv, "lost connection to", sv->last_fatal);
-		return false;
-	}
-	if (sv->is_ending) {
-		client_close(cl); /* after the FATAL it was just given; frees sv */
-		return false;
-	}
-	if (sv->saw_ready) {
-		sv->saw_ready = false;
-		if (cl->is_leaving && cl->pending_syncs == 0) {
-			client_close(cl); /* its Terminate waited for this answer; frees sv */
-			return false;
-		}
-		if (sv->tx_status == 'I' && cl->pending_syncs == 0 && sv->msg_remaining == 0 &&
-		    evbuffer_get_length(conn_input(&sv->conn)) == 0 && !client_server_idle(cl))
-			return false; /* released and freed */
-	}
-	conn_throttle(&sv->conn, &cl->conn);
-	return true;
-}
-
-void server_attach(struct server *sv, struct client *cl)
-{
-	log_debug("server %" PRIu64 ": reused for client %" PRIu64 " (backend pid %u)", sv->id,
-		  cl->id, sv->backend_pid);
-	sv->client = cl;
-	cl->server = sv;
-	/* The client compares what it was told with this server's values (client_server_ready). */
+	log_debug("server %" PRIu64 ": reused (backend pid %u)", sv->id, sv->backend_pid);
+	sv->ops = ops;
+	sv->owner = owner;
+	/* The client compares what it was told with this server's values. */
 	evbuffer_drain(sv->welcome, evbuffer_get_length(sv->welcome));
 	proto_put_parameter_statuses(sv->welcome, &sv->reported);
-	server_restore_or_ready(sv);
+}
+
+void server_detach(struct server *sv)
+{
+	sv->owner = NULL;
+}
+
+void server_forget_backend(struct server *sv)
+{
+	sv->backend = NULL;
 }
 
 /*
@@ -755,7 +591,7 @@ void server_reset(struct server *sv)
 	sv->restore_pending = 0;
 	if (query[0] == '\0') {
 		sv->state = SV_RESET;
-		pool_park_server(sv);
+		sv->ops->reset_done(sv);
 		return;
 	}
 	sv->state = SV_RESET;
@@ -802,7 +638,7 @@ static void server_handle_unattached(struct server *sv)
 		evbuffer_drain(in, 1 + len);
 		if (type == 'Z' && sv->state == SV_RESET) {
 			event_del(sv->timer);
-			if (!pool_park_server(sv))
+			if (!sv->ops->reset_done(sv))
 				return; /* closed */
 		}
 	}
@@ -819,7 +655,7 @@ static void server_read_cb(struct bufferevent *bev UNUSED, void *arg)
 		server_handle_restore(sv);
 		break;
 	case SV_ACTIVE:
-		server_forward(sv);
+		sv->ops->readable(sv);
 		break;
 	case SV_CONNECTING:
 		if (sv->is_awaiting_ssl_reply)
@@ -839,10 +675,8 @@ static void server_write_cb(struct bufferevent *bev UNUSED, void *arg)
 {
 	struct server *sv = arg;
 
-	if (sv->client != NULL && sv->state == SV_ACTIVE) {
-		conn_drained(&sv->client->conn, &sv->conn);
-		client_forward(sv->client);
-	}
+	if (sv->owner != NULL && sv->state == SV_ACTIVE)
+		sv->ops->drained(sv);
 }
 
 static void server_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -888,31 +722,12 @@ static void server_event_cb(struct bufferevent *bev, short what, void *arg)
 		 * What the server sent before it went reaches the client first. If
 		 * that already ended sv (a FATAL), the session may have a new server.
 		 */
-		if (server_forward(sv))
+		sv->ops->readable(sv);
+		if (sv->state == SV_ACTIVE && sv->owner != NULL)
 			server_lost(sv, "lost connection to", reason);
 	} else if (sv->state == SV_RESTORE) {
 		server_fail(sv, "lost connection to", reason);
 	} else {
 		server_unreachable(sv, reason);
 	}
-}
-
-static void (*prev_on_remove)(struct backend *b);
-
-static void server_on_backend_removed(struct backend *b)
-{
-	struct client *cl;
-
-	TAILQ_FOREACH (cl, client_all(), all_link)
-		if (cl->server != NULL && cl->server->backend == b)
-			cl->server->backend = NULL;
-	pool_on_backend_removed(b);
-	if (prev_on_remove != NULL)
-		prev_on_remove(b);
-}
-
-void server_watch_topology(struct topology *topo)
-{
-	prev_on_remove = topo->on_remove;
-	topo->on_remove = server_on_backend_removed;
 }

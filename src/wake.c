@@ -16,6 +16,7 @@
 #include "pgwing/wake.h"
 
 #include "pgwing/health.h"
+#include "pgwing/link.h"
 #include "pgwing/log.h"
 #include "pgwing/pool.h"
 #include "pgwing/runtime.h"
@@ -677,6 +678,7 @@ static void sweep_schedule(void)
 static void on_sweep(evutil_socket_t fd UNUSED, short what UNUSED, void *arg UNUSED)
 {
 	pool_close_idle_servers();
+	link_release_timed_out();
 	pool_collect();
 	sleep_unused();
 	sweep_schedule();

@@ -19,12 +19,19 @@ struct event;
 
 struct backend;
 
+/*
+ * Its clients are on one list per state (pool_set_client_state moves them),
+ * its servers without a client on the idle list; the counters are written
+ * here only.
+ */
 struct pool {
 	char *database;
 	char *user;
 	enum target target;
-	struct client_list waiting;
+	struct client_list waiting; /* CL_WAITING, in arrival order */
 	int nwaiting;
+	struct client_list active;       /* CL_LOGIN and CL_ACTIVE: with a server */
+	struct client_list idle_clients; /* CL_IDLE: logged in, no server */
 	struct server_list idle; /* without a client, resetting or SV_IDLE; most recent first */
 	int nidle;
 	int nservers; /* all its servers: logging in, serving, resetting, pooled */
@@ -47,6 +54,15 @@ struct pool {
 	struct pool *next;
 };
 
+/* What the pool asks of the link (link.c), which starts servers for clients. */
+struct pool_ops {
+	/* Serve p's waiting clients now (a server came free, a reserve opened, a resume). */
+	void (*serve_waiters)(struct pool *p);
+	/* A connect failed a while ago: try the waiters again, as after a topology change. */
+	void (*retry)(void *arg);
+};
+
+void pool_set_ops(const struct pool_ops *ops);
 struct pool *pool_first(void);
 /*
  * Whether the client's server should go at this idle point (pause, reconnect,
@@ -54,39 +70,71 @@ struct pool *pool_first(void);
  */
 bool pool_should_release(const struct client *cl);
 /*
- * PAUSE/RESUME for one database (NULL: all). Paused pools release servers as
- * clients go idle and hold clients that want one. Returns the number of clients
- * of those pools still inside a transaction (PAUSE completes at 0).
+ * An idle session that can give its server back now: nothing in flight,
+ * nothing it can't take to another server, not listening.
  */
-int pool_pause(const char *database);
+bool pool_can_take_back(const struct client *cl);
+/* The pool is full and clients wait: a session that can give its server back, or NULL. */
+struct client *pool_reclaimable_session(const struct pool *p);
+/*
+ * PAUSE/RESUME for one database (NULL: all). Paused pools release servers as
+ * clients go idle (link_release_idle) and hold clients that want one.
+ */
+void pool_pause(const char *database);
 void pool_resume(const char *database);
+/* Clients of the database's pools (NULL: all) inside a transaction (PAUSE completes at 0). */
 int pool_count_busy(const char *database);
 bool pool_is_paused(const struct pool *p);
 /* RECONNECT: servers of these pools are replaced at their next idle point. */
 void pool_reconnect(const char *database);
 
 /*
- * Put an authenticated client into its pool (find or create it). Returns the
- * ParameterStatus set to welcome it with, when the pool knows one for its startup
- * parameters; NULL: it must log in through a server.
+ * Put an authenticated client into its pool (find or create it), CL_IDLE.
+ * Returns the ParameterStatus set to welcome it with, when the pool knows one
+ * for its startup parameters; NULL: it must log in through a server.
  */
 struct param_set *pool_add_client(struct client *cl);
-/* The client needs a server: start one, or wait in the queue. */
-void pool_request_server(struct client *cl);
+/*
+ * The one writer of a pool client's state: moves it to the list of state and
+ * keeps the counters. Leaving the queue ends its wait (for CL_LOGIN, a try
+ * that may bring it back: the hold goes on).
+ */
+void pool_set_client_state(struct client *cl, enum client_state state);
+/*
+ * Queue the client. The hold is counted from when the client first needed a
+ * server, so retries after failed connects don't extend it.
+ */
+void pool_wait(struct client *cl);
 /* Its server could not be reached: wait (within the hold) and try again shortly. */
 void pool_retry_later(struct client *cl);
 /* The client got its server after waiting: the pool's hold may have ended (logged). */
 void pool_note_served(struct client *cl);
-/* The client leaves its pool (closed, or served). */
+/* The client leaves its pool (closed). */
 void pool_forget_client(struct client *cl);
-/* Topology changed: serve whoever waits and can be served now. */
-void pool_on_topology_change(void *arg);
 /* The wake of b timed out: its waiting clients get 08006 saying so, and why (NULL: unknown). */
 void pool_fail_wake_waiters(const struct backend *b, const char *why);
 /*
- * Release servers idle for server_idle_timeout (their clients get new ones when
- * they speak); close pooled ones idle that long or older than server_lifetime.
+ * A pooled server on b for a client with these startup parameters (they are
+ * the session's defaults, which the reset returns to), out of the idle list;
+ * or NULL.
  */
+struct server *pool_take_idle(struct pool *p, const struct backend *b,
+			      const struct startup_params *startup);
+/*
+ * Room for one more server for cl, making it by closing an idle server that
+ * doesn't fit (another backend, other startup parameters). False: the pool is
+ * full, cl must wait.
+ */
+bool pool_make_room(struct pool *p, const struct client *cl);
+/* A new server of p's: counted until pool_forget_server. */
+void pool_note_server(struct pool *p, struct server *sv);
+/*
+ * Close the servers that should not serve again, those idle for
+ * server_idle_timeout (a backend nobody uses must be free to sleep), and the
+ * oldest idle ones over a lowered default_pool_size.
+ */
+void pool_prune_idle(struct pool *p);
+/* pool_prune_idle for every pool (the periodic sweep). */
 void pool_close_idle_servers(void);
 /*
  * The client is done with sv (detached, clean): pool it after a reset, or close
@@ -97,8 +145,9 @@ void pool_put_server(struct server *sv, int64_t last_active_ms);
 bool pool_park_server(struct server *sv);
 /* sv is closing: out of its pool's count (and idle list); its room may serve a waiter. */
 void pool_forget_server(struct server *sv);
-/* A fresh server logged in for cl: the pool learns its welcome. */
-void pool_note_welcome(struct pool *p, const struct client *cl, const struct server *sv);
+/* A fresh server logged in with startup: the pool learns its welcome. */
+void pool_note_welcome(struct pool *p, const struct startup_params *startup,
+		       const struct server *sv);
 /*
  * Free the pools nobody can reach: no client and no server. Those that never
  * logged a server in go at once, the others after pool_idle_timeout. Only

@@ -1,6 +1,8 @@
 /*
  * The server side of a connection: connect to a backend, log in with the
- * client's credentials, then forward server messages to the client.
+ * client's credentials, rebuild a moved session's state, reset a server given
+ * back. It knows nothing of clients: it reports to its owner (link.c) through
+ * an ops table, and the owner pumps its messages while it is active.
  */
 #ifndef PGWING_SERVER_H
 #define PGWING_SERVER_H
@@ -16,8 +18,42 @@
 struct bufferevent;
 struct event;
 struct evbuffer;
-struct client;
 struct pool;
+struct server;
+struct session_state;
+
+/*
+ * What a server tells its owner. Each call may end the server (and its
+ * owner); text names the backend and why: "<what> backend pg1 (host:port): detail".
+ */
+struct server_ops {
+	/* Logged in (its ParameterStatus messages in sv->welcome): restore, then ready. */
+	void (*logged_in)(struct server *sv);
+	/* A moved session's state is rebuilt (or there was none): forwarding may start. */
+	void (*ready)(struct server *sv);
+	/* Active: the server sent something, or its output drained. */
+	void (*readable)(struct server *sv);
+	void (*drained)(struct server *sv);
+	/* An active server's connection is gone: the owner decides whether the session moves. */
+	void (*lost)(struct server *sv, const char *text);
+	/* Connecting or logging in failed in a way another try may fix. */
+	void (*unreachable)(struct server *sv, const char *text);
+	/* It failed for good: the client must be told text and closed. */
+	void (*failed)(struct server *sv, const char *text);
+	/* Postgres refused the login: its ErrorResponse is the first len bytes of in. */
+	void (*refused)(struct server *sv, struct evbuffer *in, size_t len);
+	/* A server given back was reset: true when it is kept (pooled), false when closed. */
+	bool (*reset_done)(struct server *sv);
+	/* sv is going (its memory later): whoever holds it lets go now. */
+	void (*gone)(struct server *sv);
+};
+
+/* Who a server logs in as. */
+struct server_login {
+	const struct startup_params *params;
+	const struct server_credentials *cred; /* must outlive the login (the owner's) */
+	bool is_read_only;                     /* for the ro port: default_transaction_read_only */
+};
 
 enum server_state {
 	SV_CONNECTING,
@@ -36,10 +72,17 @@ struct server {
 	char *backend_name;      /* copied, as are host and port, to outlive the backend */
 	char *backend_host;
 	int backend_port;
-	struct client *client;
+	const struct server_ops *ops;
+	void *owner; /* the client it serves (link.c), NULL while pooled */
+	const struct server_credentials *cred;
+	bool is_read_only;
+	/* Membership of its pool, written by pool.c. */
 	struct pool *pool;
 	TAILQ_ENTRY(server) idle_link; /* in pool->idle while is_pooled */
 	bool is_pooled;
+	uint32_t generation;   /* the pool's generation when this server connected */
+	uint64_t routed_epoch; /* topology epoch at which the router last kept it where it is */
+	int64_t idle_since_ms; /* when it was pooled */
 	/* The startup parameters it logged in with: only a client sending the same may reuse it. */
 	struct startup_params startup;
 	/* Its ParameterStatus values as of its login and its last reset. */
@@ -52,46 +95,58 @@ struct server {
 	struct event *timer;      /* server_connect_timeout during connect and login */
 	uint32_t backend_pid;
 	uint32_t backend_key;
-	char tx_status;        /* from the last ReadyForQuery: 'I', 'T' or 'E' */
-	bool saw_ready;        /* a ReadyForQuery went by in the current forwarding pass */
-	bool is_holding;       /* the current forwarding pass holds an answer back (server.c) */
-	uint32_t generation;   /* the pool's generation when this server connected */
-	uint64_t routed_epoch; /* topology epoch at which the router last kept it where it is */
-	int restore_pending;   /* ReadyForQuery messages still due while restoring */
-	char last_fatal[256];  /* the message of a FATAL the server ended with */
-	bool is_ending;        /* relayed a FATAL about the session itself: the client goes too */
-	uint32_t msg_remaining;
+	int restore_pending; /* ReadyForQuery messages still due while restoring */
 	int64_t connect_time_ms;
-	int64_t idle_since_ms; /* when it was pooled */
+	/* The pump's (link.c) while active. */
+	char tx_status;       /* from the last ReadyForQuery: 'I', 'T' or 'E' */
+	bool saw_ready;       /* a ReadyForQuery went by in the current forwarding pass */
+	bool is_holding;      /* the current forwarding pass holds an answer back */
+	char last_fatal[256]; /* the message of a FATAL the server ended with */
+	bool is_ending;       /* relayed a FATAL about the session itself: the client goes too */
+	uint32_t msg_remaining;
 };
 
 TAILQ_HEAD(server_list, server);
 
-/* Start connecting to b for client cl; cl->server is set at once. */
-struct server *server_connect(struct backend *b, struct client *cl);
-/* Give a pooled server to cl: its session state is replayed, then the client is ready. */
-void server_attach(struct server *sv, struct client *cl);
-/* Its client is done with it: run server_reset_query, then pool it (pool_park_server). */
+/*
+ * A server to log in to b as login says, for owner. server_start() connects:
+ * between the two the owner (and its pool) take note of it.
+ */
+struct server *server_connect(struct backend *b, const struct server_login *login,
+			      const struct server_ops *ops, void *owner);
+/* Start the non-blocking connect; a failure is reported (ops->unreachable), even at once. */
+void server_start(struct server *sv);
+/* A pooled server serves owner now: what it reports goes there (server_restore next). */
+void server_attach(struct server *sv, const struct server_ops *ops, void *owner);
+/* Its owner lets go of it (then gives it to its pool, or closes it). */
+void server_detach(struct server *sv);
+/*
+ * Rebuild a moved session's state (NULL: none) before the client's next
+ * request, dropping the answers; ops->ready once done, at once when there is
+ * nothing to replay.
+ */
+void server_restore(struct server *sv, const struct session_state *st);
+/* Its client is done with it: run server_reset_query, then ops->reset_done. */
 void server_reset(struct server *sv);
 /* Start a non-blocking connect of bev (TCP by name or address, or a unix socket directory). */
 int server_connect_socket(struct bufferevent *bev, const char *host, int port);
-/* Follow the topology: servers on a backend a reload drops let go of it. */
-void server_watch_topology(struct topology *topo);
-/*
- * Forward whatever the server has buffered to its client. Returns false when
- * sv is gone (lost, failed, given back or closed with its client): a new
- * server may have taken its place, even at its address.
- */
-bool server_forward(struct server *sv);
-/* Close (sending Terminate when logged in); detaches from its client. */
+/* A reload dropped its backend: it lets go of it (the session moves when idle). */
+void server_forget_backend(struct server *sv);
+/* Close (sending Terminate when logged in). */
 void server_close(struct server *sv);
+/*
+ * The connection of an active server is gone (what: "lost connection to", ...;
+ * reason: why): reported to its owner (ops->lost).
+ */
+void server_lost(struct server *sv, const char *what, const char *reason);
+/* It failed for good (ops->failed, or closed if it has no owner). */
+void server_fail(struct server *sv, const char *what, const char *detail);
 /*
  * Give up on a server whose backend must no longer serve its session (fenced,
  * demoted, down): it is closed now, which makes Postgres roll back what it has
- * open. The client of an active one is told as for a lost connection
- * (client_server_lost); one still connecting, logging in or replaying a moved
- * session tries again elsewhere (client_server_unreachable). why completes
- * "... backend NAME (HOST:PORT): ".
+ * open. An active one is reported lost; one still connecting, logging in or
+ * replaying a moved session unreachable (its client tries again elsewhere).
+ * why completes "... backend NAME (HOST:PORT): ".
  */
 void server_abandon(struct server *sv, const char *why);
 

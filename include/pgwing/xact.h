@@ -1,0 +1,86 @@
+/*
+ * The request tracker of one session: what the client asked that its server
+ * has not answered yet, whether that may run again elsewhere if the server
+ * dies before answering, and the session statements it ran, recorded into the
+ * session state once they are sure to stay. Pure: it sees the messages the
+ * pump looks into (client.c's and server.c's callers pass them on), never a
+ * connection.
+ */
+#ifndef PGWING_XACT_H
+#define PGWING_XACT_H
+
+#include "pgwing/session.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct xact {
+	int pending_syncs;        /* Query/Sync/FunctionCall sent, ReadyForQuery not yet back */
+	bool is_response_started; /* the server has sent something for the request in flight */
+	bool has_request_failed;  /* an ErrorResponse came for the request in flight */
+	bool is_mid_request;      /* extended-protocol messages sent since the last Sync */
+	bool is_skipping_to_sync; /* its server died mid-request: drop messages up to Sync */
+	bool is_copying_in;       /* in COPY FROM STDIN: the server waits for its data */
+	/*
+	 * The in-flight Query (header, text, NUL) when it is provably safe to run
+	 * again: retry_len bytes of a buffer of retry_cap, kept from one request
+	 * to the next (xact.c says how long).
+	 */
+	uint8_t *retry;
+	size_t retry_len;
+	size_t retry_cap;
+	/* Session statements of the request in flight, recorded once it succeeds. */
+	char *pending_session_sql;
+	size_t pending_session_len;
+	bool is_session_sql_over; /* the request in flight set more than max_session_sql_size */
+};
+
+/* Frees what x holds (x itself is embedded in its client). */
+void xact_free(struct xact *x);
+
+/*
+ * A request (Query, Sync, FunctionCall) goes to the server: one ReadyForQuery
+ * will answer it. Returns true when it is the first one in flight.
+ */
+bool xact_begin_request(struct xact *x);
+/*
+ * A simple Query's text (without its NUL), sent while the server's
+ * transaction status was tx_status: kept for a retry when it may run again
+ * (outside a transaction, the only request in flight, read-only), and its
+ * session statements noted, up to max_session_sql bytes in one transaction.
+ */
+void xact_note_query(struct xact *x, const char *sql, size_t len, char tx_status,
+		     size_t max_session_sql);
+/*
+ * A Parse ('P') or Close ('C') body: named statements are recorded in
+ * *session (created when needed) so they can be made again on another server.
+ */
+void xact_note_statement(struct xact *x, struct session_state **session, char type,
+			 const uint8_t *body, size_t len);
+/* A Parse or Close too large to look into: the session can't be rebuilt without it. */
+void xact_note_untracked_statement(struct xact *x, struct session_state *session);
+/*
+ * ReadyForQuery with status: one request answered. Session statements count
+ * once they are sure to stay (an autocommit request or a committed
+ * transaction), and are recorded in *session (created when needed).
+ */
+void xact_note_ready(struct xact *x, char status, struct session_state **session);
+/* A CommandComplete tag, looked at only while xact_wants_command_tags(). */
+void xact_note_command(struct xact *x, const char *tag);
+bool xact_wants_command_tags(const struct xact *x);
+/* An ErrorResponse for the request in flight. */
+void xact_note_error(struct xact *x);
+/*
+ * The request in flight is an autocommit query that may run again elsewhere
+ * if its server dies before answering.
+ */
+bool xact_can_retry(const struct xact *x);
+/* The kept Query is provably read-only: safe to run on another server. */
+bool xact_retry_is_read(const struct xact *x);
+/* Nothing in flight either way: the session is at an idle point. */
+bool xact_is_idle(const struct xact *x);
+/* Forget the request in flight: answered (by pgwing) or to be sent again. */
+void xact_reset(struct xact *x);
+
+#endif

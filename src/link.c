@@ -1,0 +1,1078 @@
+/*
+ * The link between clients and servers (link.h). The data path is a pump:
+ * whatever one side has buffered is framed (only the 5-byte headers and the
+ * few messages below are looked into) and moved on as evbuffer chains,
+ * never copying a body, with backpressure between the two.
+ */
+#include "pgwing/link.h"
+
+#include "pgwing/client.h"
+#include "pgwing/health.h"
+#include "pgwing/log.h"
+#include "pgwing/pool.h"
+#include "pgwing/router.h"
+#include "pgwing/runtime.h"
+#include "pgwing/server.h"
+#include "pgwing/session.h"
+#include "pgwing/wake.h"
+#include "pgwing/xact.h"
+
+#include <event2/buffer.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/*
+ * Queries up to this size are classified (retry safety, session state); larger
+ * ones pass unexamined, which only means they are never retried or replayed.
+ */
+#define CLASSIFY_MAX_SQL (64 * 1024)
+
+/* Errors longer than this are rare and still count as errors; only their SQLSTATE goes unread. */
+#define ERROR_PEEK_MAX 4096
+
+/*
+ * The answer to a query that may be retried (xact_can_retry) is held back
+ * until its ReadyForQuery is buffered too (or it outgrows this): if the server
+ * dies mid-answer, the client has seen nothing and a read runs again
+ * elsewhere. Small answers arrive in one read, so holding them costs no time.
+ */
+#define RETRY_HOLD_MAX (64 * 1024)
+
+static const struct server_ops link_server_ops;
+
+static void link_request_server(struct client *cl);
+static void link_settle_idle(struct client *cl);
+static void link_release_server(struct client *cl);
+static void link_pump_client(struct client *cl);
+static bool link_pump_server(struct server *sv);
+
+/* Timing of a request, for the pool's statistics. */
+static void link_begin_request(struct client *cl)
+{
+	if (xact_begin_request(&cl->xact)) {
+		cl->query_start_us = now_us();
+		if (cl->server->tx_status == 'I')
+			cl->xact_start_us = cl->query_start_us;
+	}
+}
+
+/* ReadyForQuery from the server: a request is answered. */
+static void link_note_ready(struct client *cl, char status)
+{
+	struct stats *st = &cl->pool->stats;
+	int64_t now = now_us();
+
+	st->query_count++;
+	st->query_time_us += (uint64_t)(now - cl->query_start_us);
+	stats_observe(&st->query_hist, now - cl->query_start_us);
+	cl->query_start_us = now;
+	if (status == 'I' && cl->xact_start_us != 0) {
+		st->xact_count++;
+		st->xact_time_us += (uint64_t)(now - cl->xact_start_us);
+		stats_observe(&st->xact_hist, now - cl->xact_start_us);
+		cl->xact_start_us = 0;
+	}
+	xact_note_ready(&cl->xact, status, &cl->session);
+}
+
+/* Forget the request in flight: it is answered (by us) or will be sent again. */
+static void link_reset_request(struct client *cl)
+{
+	xact_reset(&cl->xact);
+	cl->xact_start_us = 0;
+}
+
+static enum proto_inspect client_inspect(void *arg, struct evbuffer *in,
+					 const struct proto_msg *msg)
+{
+	static uint8_t scratch[CLASSIFY_MAX_SQL];
+	struct client *cl = arg;
+	const uint8_t *body;
+	size_t n = msg->len - 4;
+
+	switch (msg->type) {
+	case 'X':
+		/* Terminate ends the session here; the server gets its own on close. */
+		return PROTO_INSPECT_STOP;
+	case 'S':
+	case 'F':
+		link_begin_request(cl);
+		return PROTO_INSPECT_FORWARD;
+	case 'c':
+	case 'f':
+		cl->xact.is_copying_in = false; /* CopyDone, CopyFail */
+		return PROTO_INSPECT_FORWARD;
+	case 'Q':
+	case 'P':
+	case 'C':
+		if (n > sizeof(scratch)) {
+			if (msg->type == 'Q')
+				link_begin_request(cl);
+			else
+				xact_note_untracked_statement(&cl->xact, cl->session);
+			return PROTO_INSPECT_FORWARD;
+		}
+		body = proto_msg_body(in, msg, scratch);
+		if (body == NULL)
+			return PROTO_INSPECT_WAIT;
+		if (msg->type == 'Q') {
+			link_begin_request(cl);
+			if (n > 0 && body[n - 1] == '\0')
+				xact_note_query(&cl->xact, (const char *)body, n - 1,
+						cl->server->tx_status,
+						(size_t)rt.cfg->max_session_sql_size);
+		} else {
+			xact_note_statement(&cl->xact, &cl->session, msg->type, body, n);
+		}
+		return PROTO_INSPECT_FORWARD;
+	case 'B':
+	case 'D':
+	case 'E':
+		cl->xact.is_mid_request = true;
+		return PROTO_INSPECT_FORWARD;
+	default:
+		return PROTO_INSPECT_FORWARD;
+	}
+}
+
+/* Forward whatever the client has buffered to its server. */
+static void link_pump_client(struct client *cl)
+{
+	enum proto_scan scan;
+	size_t movable;
+
+	if (cl->server == NULL || cl->state != CL_ACTIVE)
+		return;
+	scan = conn_scan(&cl->conn, (uint32_t)rt.cfg->max_packet_size, &cl->msg_remaining, &movable,
+			 client_inspect, cl);
+	if (movable > 0) {
+		conn_move(&cl->conn, &cl->server->conn, movable);
+		cl->pool->stats.bytes_in += movable;
+	}
+	switch (scan) {
+	case PROTO_SCAN_DONE:
+		break;
+	case PROTO_SCAN_STOPPED:
+		log_debug("client %" PRIu64 " terminated", cl->id);
+		/*
+		 * As Postgres does, the requests before Terminate are answered first;
+		 * except inside COPY FROM STDIN, where the server waits for data, not
+		 * for a goodbye (Postgres answers that one with an error and ends too).
+		 */
+		if (cl->xact.pending_syncs > 0 && !cl->xact.is_copying_in) {
+			cl->is_leaving = true;
+			conn_read_off(&cl->conn);
+			return;
+		}
+		client_close(cl);
+		return;
+	case PROTO_SCAN_BAD_LENGTH:
+		log_info("client %" PRIu64 " from %s: invalid message length, closing", cl->id,
+			 cl->addr);
+		client_fail(cl, SQLSTATE_PROTOCOL_VIOLATION,
+			    "invalid message length (max_packet_size is %" PRId64 " bytes)",
+			    rt.cfg->max_packet_size);
+		return;
+	}
+	conn_throttle(&cl->conn, &cl->server->conn);
+}
+
+/*
+ * The server reported an error for the request in flight. A write refused as
+ * read-only (25006) by what we took for the primary: it was demoted; health
+ * is asked to look now rather than at the next interval.
+ */
+static void link_note_error(struct server *sv, const uint8_t *body, size_t len)
+{
+	struct client *cl = sv->owner;
+	struct proto_error_fields ef;
+
+	xact_note_error(&cl->xact);
+	if (!sv->is_holding && cl->xact.pending_syncs > 0)
+		cl->xact.is_response_started = true;
+	if (cl->target != TARGET_RW || body == NULL || !proto_parse_error(body, len, &ef) ||
+	    ef.sqlstate == NULL || strcmp(ef.sqlstate, SQLSTATE_READ_ONLY_TRANSACTION) != 0)
+		return;
+	log_warn("backend %s refused a write (25006): probing its role now", sv->backend_name);
+	if (sv->backend != NULL)
+		health_probe_now(sv->backend);
+}
+
+/* Record a ParameterStatus body; returns true when the value is new to the client. */
+static bool remember_parameter(struct client *cl, const uint8_t *body, size_t len)
+{
+	const char *name, *value;
+
+	if (!proto_parse_parameter_status(body, len, &name, &value))
+		return true;
+	return param_set_update(&cl->reported, name, value);
+}
+
+/*
+ * Only a few messages are looked into: ReadyForQuery (its status tells when the
+ * session is idle), ParameterStatus (so a moved session can be told what
+ * changed), ErrorResponse (a failed request records no session state; 25006
+ * on the primary means it was demoted) and, while session state waits to be
+ * recorded, CommandComplete (a ROLLBACK undoes it). The rest passes by its
+ * header. An error is an answer, except inside a held one: that goes on whole
+ * at its ReadyForQuery, and until then the request can still run again
+ * elsewhere.
+ */
+static enum proto_inspect server_inspect(void *arg, struct evbuffer *in,
+					 const struct proto_msg *msg)
+{
+	static uint8_t scratch[ERROR_PEEK_MAX];
+	struct server *sv = arg;
+	struct client *cl = sv->owner;
+	struct proto_error_fields ef;
+	enum proto_inspect verdict = PROTO_INSPECT_FORWARD;
+	const uint8_t *body;
+	size_t n = msg->len - 4;
+	char type = msg->type;
+
+	/*
+	 * Notices, notifications and parameter reports may come at any time, and
+	 * errors are seen to below; anything else is an answer, after which the
+	 * request can't be run again elsewhere. The scan holds it until its
+	 * ReadyForQuery, which releases it, in the same walk.
+	 */
+	if (type != 'N' && type != 'A' && type != 'S' && type != 'E' &&
+	    cl->xact.pending_syncs > 0 && !cl->xact.is_response_started) {
+		if (type != 'Z' && xact_can_retry(&cl->xact) &&
+		    msg->offset + 1 + (size_t)msg->len <= RETRY_HOLD_MAX) {
+			sv->is_holding = true;
+			return PROTO_INSPECT_HOLD;
+		}
+		cl->xact.is_response_started = true;
+		verdict = PROTO_INSPECT_RELEASE;
+	}
+	/* CopyInResponse: the server waits for the client's data. */
+	if (type == 'G')
+		cl->xact.is_copying_in = true;
+	if (type != 'Z' && type != 'S' && type != 'E' &&
+	    (type != 'C' || !xact_wants_command_tags(&cl->xact)))
+		return verdict;
+	if (n > sizeof(scratch) || (type == 'Z' && n != 1)) {
+		if (type == 'E')
+			link_note_error(sv, NULL, 0);
+		return verdict;
+	}
+	body = proto_msg_body(in, msg, scratch);
+	if (body == NULL)
+		return PROTO_INSPECT_WAIT;
+	switch (type) {
+	case 'Z':
+		sv->tx_status = (char)body[0];
+		sv->saw_ready = true;
+		link_note_ready(cl, sv->tx_status);
+		return PROTO_INSPECT_RELEASE;
+	case 'S':
+		remember_parameter(cl, body, n);
+		break;
+	case 'C':
+		if (n > 0 && body[n - 1] == '\0')
+			xact_note_command(&cl->xact, (const char *)body);
+		break;
+	default:
+		if (proto_parse_error(body, n, &ef) && ef.severity != NULL &&
+		    (strcmp(ef.severity, "FATAL") == 0 || strcmp(ef.severity, "PANIC") == 0)) {
+			/*
+			 * The server goes, and its answer stays held: the client has seen
+			 * none of it, and the read runs again elsewhere once the connection is
+			 * lost.
+			 */
+			if (sv->is_holding)
+				return PROTO_INSPECT_HOLD;
+			/*
+			 * Operator intervention (class 57: shutdown, crash, pg_terminate_backend)
+			 * ends the server, not the session: handled like the lost connection it
+			 * announces, so the session can move. Any other FATAL is about this
+			 * session (a protocol violation, a timeout): the client hears it and goes.
+			 */
+			if (ef.sqlstate != NULL && strncmp(ef.sqlstate, "57", 2) == 0) {
+				snprintf(sv->last_fatal, sizeof(sv->last_fatal), "%s",
+					 ef.message != NULL ? ef.message : ef.severity);
+				return PROTO_INSPECT_STOP;
+			}
+			sv->is_ending = true;
+		}
+		link_note_error(sv, body, n);
+		break;
+	}
+	return verdict;
+}
+
+/*
+ * An idle point (ReadyForQuery 'I', nothing pending either way): whether the
+ * client keeps its server. False when it was given back, or the client failed
+ * (then the client may be freed too).
+ */
+static bool link_keeps_server(struct client *cl)
+{
+	const char *unmovable;
+
+	if (evbuffer_get_length(conn_input(&cl->conn)) > 0 || !pool_should_release(cl))
+		return true;
+	unmovable = cl->session != NULL ? session_state_unmovable(cl->session) : NULL;
+	if (unmovable == NULL) {
+		link_release_server(cl);
+		return false;
+	}
+	/*
+	 * A session that can't move keeps its server through a pause or a
+	 * reconnect; if the backend no longer serves it (demoted, gone), it ends
+	 * with the reason rather than moving without its state.
+	 */
+	if (!router_should_move(rt.topo, rt.cfg, cl->target, cl->server->backend))
+		return true;
+	client_fail(cl, SQLSTATE_CONNECTION_FAILURE,
+		    "backend %s no longer serves this session, and the session can't move "
+		    "to another server: it has %s",
+		    cl->server->backend_name, unmovable);
+	return false;
+}
+
+/*
+ * Forward whatever the server has buffered to its client. Returns false when
+ * sv is gone from the client (lost, failed, given back or closed with it): a
+ * new server may have taken its place, even at its address.
+ */
+static bool link_pump_server(struct server *sv)
+{
+	struct client *cl = sv->owner;
+	enum proto_scan scan;
+	size_t movable;
+
+	if (cl == NULL || sv->state != SV_ACTIVE)
+		return true;
+	sv->is_holding = false;
+	scan = conn_scan(&sv->conn, (uint32_t)rt.cfg->max_packet_size, &sv->msg_remaining, &movable,
+			 server_inspect, sv);
+	if (movable > 0) {
+		conn_move(&sv->conn, &cl->conn, movable);
+		cl->pool->stats.bytes_out += movable;
+	}
+	if (scan == PROTO_SCAN_BAD_LENGTH) {
+		server_fail(sv, "invalid message from", "bad message length");
+		return false;
+	}
+	if (scan == PROTO_SCAN_STOPPED) {
+		server_lost(sv, "lost connection to", sv->last_fatal);
+		return false;
+	}
+	if (sv->is_ending) {
+		client_close(cl); /* after the FATAL it was just given; frees sv */
+		return false;
+	}
+	if (sv->saw_ready) {
+		sv->saw_ready = false;
+		if (cl->is_leaving && cl->xact.pending_syncs == 0) {
+			client_close(cl); /* its Terminate waited for this answer; frees sv */
+			return false;
+		}
+		if (sv->tx_status == 'I' && cl->xact.pending_syncs == 0 && sv->msg_remaining == 0 &&
+		    evbuffer_get_length(conn_input(&sv->conn)) == 0 && !link_keeps_server(cl))
+			return false; /* released and freed */
+	}
+	conn_throttle(&sv->conn, &cl->conn);
+	return true;
+}
+
+/*
+ * The client lets go of its server. One left clean (idle, nothing half sent
+ * either way) goes back to the pool for the next client; any other is closed.
+ */
+static void link_give_back_server(struct client *cl)
+{
+	struct server *sv = cl->server;
+	bool is_clean = sv->state == SV_ACTIVE && sv->tx_status == 'I' && !sv->is_ending &&
+			sv->msg_remaining == 0 && cl->msg_remaining == 0 && xact_is_idle(&cl->xact);
+	int64_t last_active_ms = cl->query_start_us / 1000;
+
+	server_detach(sv);
+	cl->server = NULL;
+	if (!is_clean) {
+		server_close(sv);
+		return;
+	}
+	if (last_active_ms < sv->connect_time_ms)
+		last_active_ms = sv->connect_time_ms;
+	pool_put_server(sv, last_active_ms);
+}
+
+/*
+ * Leave the server behind (to the pool if it can serve again, closed if it is
+ * lost): the client is logged in and server-less, as between transactions.
+ */
+static void link_drop_server(struct client *cl, bool is_lost)
+{
+	if (is_lost) {
+		struct server *sv = cl->server;
+
+		server_detach(sv);
+		cl->server = NULL;
+		server_close(sv);
+	} else {
+		link_give_back_server(cl);
+	}
+	pool_set_client_state(cl, CL_IDLE);
+	cl->msg_remaining = 0;
+	conn_read_on(&cl->conn);
+}
+
+static void link_release_server(struct client *cl)
+{
+	log_debug("client %" PRIu64 ": releasing server %" PRIu64 " at an idle point", cl->id,
+		  cl->server->id);
+	link_drop_server(cl, false);
+	link_reset_request(cl);
+	link_settle_idle(cl);
+}
+
+static enum proto_inspect skip_inspect(void *arg UNUSED, struct evbuffer *in UNUSED,
+				       const struct proto_msg *msg)
+{
+	return msg->type == 'S' ? PROTO_INSPECT_STOP : PROTO_INSPECT_FORWARD;
+}
+
+/*
+ * After an error mid-request, Postgres ignores messages until Sync and answers
+ * that with ReadyForQuery; so does pgwing when the server died mid-request.
+ */
+static bool link_skip_to_sync(struct client *cl)
+{
+	struct evbuffer *in = conn_input(&cl->conn);
+	size_t skip;
+
+	switch (proto_scan_messages(in, (uint32_t)rt.cfg->max_packet_size, &cl->msg_remaining,
+				    &skip, skip_inspect, NULL)) {
+	case PROTO_SCAN_DONE:
+		evbuffer_drain(in, skip);
+		return false;
+	case PROTO_SCAN_STOPPED:
+		evbuffer_drain(in, skip + PROTO_HEADER_LEN);
+		proto_put_ready(conn_output(&cl->conn), 'I');
+		cl->xact.is_skipping_to_sync = false;
+		return true;
+	case PROTO_SCAN_BAD_LENGTH:
+		client_fail(cl, SQLSTATE_PROTOCOL_VIOLATION, "invalid message length");
+		return false;
+	}
+	return false;
+}
+
+/* An idle client spoke: it needs a server again, unless it is saying goodbye. */
+static void link_wake_from_idle(struct client *cl)
+{
+	struct evbuffer *in = conn_input(&cl->conn);
+	uint8_t type;
+
+	if (cl->xact.is_skipping_to_sync && !link_skip_to_sync(cl))
+		return;
+	if (evbuffer_copyout(in, &type, 1) != 1)
+		return;
+	if (type == 'X') {
+		client_close(cl);
+		return;
+	}
+	link_request_server(cl);
+}
+
+/*
+ * An idle client without a server gets one when it speaks, except a listener:
+ * notifications only reach a session that has a server, so it gets one now.
+ */
+static void link_settle_idle(struct client *cl)
+{
+	if (evbuffer_get_length(conn_input(&cl->conn)) > 0)
+		link_wake_from_idle(cl);
+	else if (cl->session != NULL && session_state_is_listening(cl->session))
+		link_request_server(cl);
+}
+
+/*
+ * Welcome a client logging in with its pool's ParameterStatus set (and its
+ * cancel key) without a server: it gets one when it first speaks.
+ */
+static void link_welcome(struct client *cl, struct param_set *welcome)
+{
+	cl->reported = param_set_ref(welcome);
+	proto_put_parameter_statuses(conn_output(&cl->conn), &welcome->params);
+	client_finish_welcome(cl);
+	pool_set_client_state(cl, CL_IDLE);
+	cl->hold_since_ms = 0;
+	log_debug("client %" PRIu64 ": welcomed without a server", cl->id);
+	link_settle_idle(cl);
+}
+
+/*
+ * The server is ready for the client: on a first login the client gets the
+ * welcome; after a move only the parameters whose values changed (in_hot_standby,
+ * say), so what it knows stays true. Then forwarding starts.
+ */
+static void link_server_ready(struct server *sv)
+{
+	struct client *cl = sv->owner;
+	struct evbuffer *out = conn_output(&cl->conn);
+	struct evbuffer *welcome = sv->welcome;
+	bool is_first = cl->cancel_pid == 0;
+	uint8_t *msg;
+	uint32_t len;
+	char type;
+
+	while (proto_next_message(welcome, UINT32_MAX, &type, &len, &msg) == PROTO_FRAME_OK) {
+		bool is_news = type == 'S' ? remember_parameter(cl, msg + PROTO_HEADER_LEN, len - 4)
+					   : is_first;
+
+		if (is_news)
+			evbuffer_remove_buffer(welcome, out, 1 + len);
+		else
+			evbuffer_drain(welcome, 1 + len);
+	}
+	pool_set_client_state(cl, CL_ACTIVE);
+	cl->hold_since_ms = 0;
+	pool_note_served(cl);
+	if (is_first)
+		client_finish_welcome(cl);
+	if (!cl->is_leaving)
+		conn_read_on(&cl->conn); /* client_hold_input may have stopped it */
+	link_pump_client(cl);
+}
+
+/*
+ * A session that moves brings its state: SETs, LISTENs, prepared statements
+ * are replayed before the client's next request, and their answers dropped.
+ * A first login has none.
+ */
+static void link_restore_or_ready(struct server *sv)
+{
+	struct client *cl = sv->owner;
+	const struct session_state *st = cl->cancel_pid != 0 ? cl->session : NULL;
+
+	server_restore(sv, st);
+}
+
+/* Give a pooled server to cl: its session state is replayed, then the client is ready. */
+static void link_attach(struct client *cl, struct server *sv)
+{
+	cl->server = sv;
+	server_attach(sv, &link_server_ops, cl);
+	link_restore_or_ready(sv);
+}
+
+static void link_connect(struct client *cl, struct backend *b)
+{
+	struct server_login login = {
+		.params = &cl->params,
+		.cred = &cl->cred,
+		.is_read_only = cl->target == TARGET_RO,
+	};
+
+	cl->server = server_connect(b, &login, &link_server_ops, cl);
+	pool_note_server(cl->pool, cl->server);
+	server_start(cl->server);
+}
+
+/*
+ * Give cl a server on b: a pooled one that fits, else a new one if the pool
+ * has room. False: the pool is full, cl must wait.
+ */
+static bool link_start_server(struct client *cl, struct backend *b)
+{
+	struct server *sv = pool_take_idle(cl->pool, b, &cl->params);
+
+	if (sv == NULL && !pool_make_room(cl->pool, cl))
+		return false;
+	pool_set_client_state(cl, CL_LOGIN);
+	if (sv != NULL)
+		link_attach(cl, sv);
+	else
+		link_connect(cl, b);
+	return true;
+}
+
+/* Wake what clients of target need asleep (router_pick_wakeable decides). */
+static void link_wake_for(enum target target)
+{
+	struct backend *w = router_pick_wakeable(rt.topo, rt.cfg, target);
+
+	if (w != NULL)
+		wake_backend(w);
+}
+
+/* The client needs a server: start one, or wait in the queue. */
+static void link_request_server(struct client *cl)
+{
+	struct backend *b = NULL;
+	struct client *victim;
+
+	if (cl->hold_since_ms == 0) {
+		cl->hold_since_ms = now_ms();
+		cl->last_connect_error[0] = '\0';
+	}
+	if (!pool_is_paused(cl->pool)) {
+		link_wake_for(cl->target);
+		b = router_pick(rt.topo, rt.cfg, cl->target);
+	}
+	/*
+	 * First come, first served: while others wait, cl queues behind them. A
+	 * server given back for the waiters is pooled, then handed out from the
+	 * loop (pool.c serves its queue soon); the session that gave it back, its
+	 * next request read in between, must not take it back, or the waiters it
+	 * was given back for never get it.
+	 */
+	if (b != NULL && cl->pool->nwaiting == 0 && link_start_server(cl, b))
+		return;
+	pool_wait(cl);
+	/* The pool is full: an idle session gives its server back, as at any idle point. */
+	if (b != NULL && (victim = pool_reclaimable_session(cl->pool)) != NULL) {
+		log_debug("client %" PRIu64 ": giving its server back, the pool is full",
+			  victim->id);
+		link_release_server(victim);
+	}
+}
+
+/*
+ * Serve whoever waits, in arrival order, while the router has somewhere to
+ * send them. Only those waiting when the pass began: a connect that fails at
+ * once puts its client back at the tail, and must wait for the next pass.
+ * Clients waiting to log in are welcomed first if the pool has learned the
+ * welcome for their startup parameters meanwhile.
+ */
+static void link_serve_waiters(struct pool *p)
+{
+	struct client *cl, *next;
+
+	for (cl = TAILQ_FIRST(&p->waiting); cl != NULL && p->welcome != NULL; cl = next) {
+		next = TAILQ_NEXT(cl, pool_link);
+		if (cl->cancel_pid == 0 && startup_params_equal(&p->welcome_startup, &cl->params))
+			link_welcome(cl, p->welcome);
+	}
+	for (int n = p->nwaiting; n > 0 && !pool_is_paused(p); n--) {
+		struct backend *b;
+
+		cl = TAILQ_FIRST(&p->waiting);
+		b = router_pick(rt.topo, rt.cfg, p->target);
+		if (cl == NULL || b == NULL || !link_start_server(cl, b))
+			break;
+	}
+}
+
+/*
+ * The client's server died. An idle client just loses it (and gets a new one when
+ * it speaks); a provably read-only request in flight is run again elsewhere;
+ * a session inside a transaction block ends (FATAL 08006: the transaction is
+ * gone); anything else in flight gets an error saying its outcome is unknown.
+ * what names the backend and the reason.
+ */
+static void link_server_lost(struct server *sv, const char *what)
+{
+	struct client *cl = sv->owner;
+	struct evbuffer *out = conn_output(&cl->conn);
+	const char *unmovable = cl->session != NULL ? session_state_unmovable(cl->session) : NULL;
+	char tx_status = sv->tx_status;
+	bool is_cut = cl->msg_remaining > 0 || sv->msg_remaining > 0;
+	bool is_idle = xact_is_idle(&cl->xact);
+
+	link_drop_server(cl, true);
+	if (is_cut) {
+		/* Half a message went one way or the other: the stream can't be mended. */
+		client_fail(cl, SQLSTATE_CONNECTION_FAILURE, "%s in the middle of a message", what);
+		return;
+	}
+	if (unmovable != NULL && !is_idle) {
+		client_fail(cl, SQLSTATE_CONNECTION_FAILURE,
+			    "%s; the session can't move to another server: it has %s", what,
+			    unmovable);
+		return;
+	}
+	/*
+	 * Inside a transaction block the session ends, request in flight or not:
+	 * answering with an error and ReadyForQuery 'I' would let the client go on
+	 * in autocommit on another server, and its COMMIT succeed there with the
+	 * first part of its transaction lost.
+	 */
+	if (tx_status != 'I') {
+		client_fail(
+			cl, SQLSTATE_CONNECTION_FAILURE,
+			is_idle ? "%s while a transaction was open; the transaction was rolled "
+				  "back"
+				: "%s while a transaction was open; it was rolled back unless the "
+				  "request in flight committed it",
+			what);
+		return;
+	}
+	if (is_idle) {
+		if (unmovable != NULL) {
+			client_fail(cl, SQLSTATE_CONNECTION_FAILURE,
+				    "%s; the session can't move to another server: it has %s", what,
+				    unmovable);
+			return;
+		}
+		log_info("client %" PRIu64 ": %s while idle; it will get a new server", cl->id,
+			 what);
+		link_settle_idle(cl);
+		return;
+	}
+	if (xact_can_retry(&cl->xact) && !cl->xact.is_response_started &&
+	    xact_retry_is_read(&cl->xact)) {
+		struct evbuffer *in = conn_input(&cl->conn);
+
+		/* Never answered, provably read-only, autocommit: run it again elsewhere. */
+		log_info("client %" PRIu64 ": %s; retrying its read-only query", cl->id, what);
+		evbuffer_prepend(in, cl->xact.retry, cl->xact.retry_len);
+		link_reset_request(cl);
+		link_request_server(cl);
+		return;
+	}
+	log_info("client %" PRIu64 ": %s with a request in flight", cl->id, what);
+	proto_put_error(out, "ERROR", SQLSTATE_CONNECTION_FAILURE,
+			"%s; the outcome of the transaction is unknown", what);
+	for (int i = 0; i < cl->xact.pending_syncs; i++)
+		proto_put_ready(out, 'I');
+	/*
+	 * Messages of an unfinished extended request are dropped up to their
+	 * Sync, as Postgres does after an error.
+	 */
+	cl->xact.is_skipping_to_sync = cl->xact.is_mid_request;
+	link_reset_request(cl);
+	link_settle_idle(cl);
+}
+
+/* Connecting or logging in to a server failed in a way another try may fix: wait and retry. */
+static void link_server_unreachable(struct server *sv, const char *what)
+{
+	struct client *cl = sv->owner;
+
+	/* The pool logs the hold once; each retry is detail. */
+	log_debug("client %" PRIu64 ": %s; waiting to try again", cl->id, what);
+	snprintf(cl->last_connect_error, sizeof(cl->last_connect_error), "%s", what);
+	if (sv->backend != NULL)
+		health_probe_now(sv->backend);
+	server_detach(sv);
+	cl->server = NULL;
+	server_close(sv);
+	pool_retry_later(cl);
+}
+
+/* Logged in: the pool learns the welcome, then the session's state is rebuilt. */
+static void link_server_logged_in(struct server *sv)
+{
+	struct client *cl = sv->owner;
+
+	pool_note_welcome(cl->pool, &cl->params, sv);
+	link_restore_or_ready(sv);
+}
+
+static void link_server_readable(struct server *sv)
+{
+	link_pump_server(sv);
+}
+
+/* The server's output drained: the client may send again. */
+static void link_server_drained(struct server *sv)
+{
+	struct client *cl = sv->owner;
+
+	conn_drained(&cl->conn, &sv->conn);
+	link_pump_client(cl);
+}
+
+/* The server failed for good: the client is told why and closed (its server with it). */
+static void link_server_failed(struct server *sv, const char *text)
+{
+	client_fail(sv->owner, SQLSTATE_CONNECTION_FAILURE, "%s", text);
+}
+
+/* Postgres refused the login: its error says it all, verbatim. */
+static void link_server_refused(struct server *sv, struct evbuffer *in, size_t len)
+{
+	struct client *cl = sv->owner;
+
+	evbuffer_remove_buffer(in, conn_output(&cl->conn), len);
+	client_close(cl);
+}
+
+/* sv is going: its client (if any) no longer has it, nor does its pool. */
+static void link_server_gone(struct server *sv)
+{
+	struct client *cl = sv->owner;
+
+	if (cl != NULL) {
+		cl->server = NULL;
+		server_detach(sv);
+	}
+	pool_forget_server(sv);
+}
+
+static const struct server_ops link_server_ops = {
+	.logged_in = link_server_logged_in,
+	.ready = link_server_ready,
+	.readable = link_server_readable,
+	.drained = link_server_drained,
+	.lost = link_server_lost,
+	.unreachable = link_server_unreachable,
+	.failed = link_server_failed,
+	.refused = link_server_refused,
+	.reset_done = pool_park_server,
+	.gone = link_server_gone,
+};
+
+/*
+ * Logged in (as far as pgwing is concerned): a client whose pool knows the
+ * welcome for its startup parameters is welcomed with it and gets a server
+ * only when it first speaks: an idle client holds no Postgres backend.
+ */
+static void link_client_logged_in(struct client *cl)
+{
+	struct param_set *welcome = pool_add_client(cl);
+
+	if (welcome != NULL)
+		link_welcome(cl, welcome);
+	else
+		link_request_server(cl);
+}
+
+static void link_client_readable(struct client *cl)
+{
+	switch (cl->state) {
+	case CL_ACTIVE:
+		link_pump_client(cl);
+		break;
+	case CL_IDLE:
+		link_wake_from_idle(cl);
+		if (cl->state == CL_WAITING || cl->state == CL_LOGIN)
+			client_hold_input(cl);
+		break;
+	default:
+		/*
+		 * A client waits for ReadyForQuery before it speaks; if it speaks
+		 * anyway, the bytes wait in the buffer until a server is ready.
+		 */
+		client_hold_input(cl);
+		break;
+	}
+}
+
+/* The client's output drained: the server may send again. */
+static void link_client_drained(struct client *cl)
+{
+	struct server *sv = cl->server;
+
+	if (sv == NULL || cl->state != CL_ACTIVE)
+		return;
+	conn_drained(&sv->conn, &cl->conn);
+	/* Data may have arrived while reading was off. */
+	link_pump_server(sv);
+}
+
+/* The client is closing: its server goes back (or is closed), and it leaves its pool. */
+static void link_client_detach(struct client *cl)
+{
+	if (cl->server != NULL)
+		link_give_back_server(cl);
+	pool_forget_client(cl);
+}
+
+static const struct client_ops link_client_ops = {
+	.logged_in = link_client_logged_in,
+	.readable = link_client_readable,
+	.drained = link_client_drained,
+	.detach = link_client_detach,
+};
+
+static const struct pool_ops link_pool_ops = {
+	.serve_waiters = link_serve_waiters,
+	.retry = link_on_topology_change,
+};
+
+void link_init(void)
+{
+	client_set_ops(&link_client_ops);
+	pool_set_ops(&link_pool_ops);
+}
+
+/*
+ * The active sessions (with a server or logging one in) of database's pools
+ * (NULL: all) for which keep holds, in an array to free: handling one may
+ * release or start others' servers, moving them between the pools' lists.
+ * Closed ones stay in memory until the loop reaps them (free_later), so the
+ * array holds no dangling pointer while its caller runs.
+ */
+static size_t link_collect(const char *database, bool (*keep)(const struct client *cl),
+			   struct client ***out)
+{
+	struct client **found = NULL;
+	size_t n = 0, cap = 0;
+
+	for (struct pool *p = pool_first(); p != NULL; p = p->next) {
+		struct client *cl;
+
+		if (database != NULL && strcmp(p->database, database) != 0)
+			continue;
+		TAILQ_FOREACH (cl, &p->active, pool_link) {
+			if (!keep(cl))
+				continue;
+			if (n == cap) {
+				cap = cap == 0 ? 16 : cap * 2;
+				found = xrealloc(found, cap * sizeof(*found));
+			}
+			found[n++] = cl;
+		}
+	}
+	*out = found;
+	return n;
+}
+
+/* At an idle point with its server: nothing in flight, in no transaction. */
+static bool link_is_idle_with_server(const struct client *cl)
+{
+	return cl->state == CL_ACTIVE && cl->server->tx_status == 'I' &&
+	       cl->xact.pending_syncs == 0;
+}
+
+void link_release_idle(const char *database)
+{
+	struct client **idle;
+	size_t n = link_collect(database, link_is_idle_with_server, &idle);
+
+	for (size_t i = 0; i < n; i++)
+		if (link_is_idle_with_server(idle[i]))
+			link_keeps_server(idle[i]);
+	free(idle);
+}
+
+/*
+ * query_start_us moves at every request and every answer: the last activity.
+ * A session that can't move (temp tables, ...) would lose its state, and one
+ * that listens would get a server back at once.
+ */
+static bool link_is_timed_out(const struct client *cl)
+{
+	return pool_can_take_back(cl) &&
+	       cl->query_start_us < now_us() - rt.cfg->server_idle_timeout_ms * 1000;
+}
+
+void link_release_timed_out(void)
+{
+	struct client **idle;
+	size_t n;
+
+	if (rt.cfg->server_idle_timeout_ms == 0)
+		return;
+	n = link_collect(NULL, link_is_timed_out, &idle);
+	for (size_t i = 0; i < n; i++) {
+		if (!link_is_timed_out(idle[i]))
+			continue;
+		log_debug("client %" PRIu64 ": releasing its server, idle for %" PRId64 " ms",
+			  idle[i]->id, (now_us() - idle[i]->query_start_us) / 1000);
+		link_release_server(idle[i]);
+	}
+	free(idle);
+}
+
+/*
+ * Why b must no longer serve a session of a pool of target, even one in the
+ * middle of a transaction; NULL while it may finish what it started there.
+ * A fenced or demoted primary has lost its writes' future: a COMMIT there
+ * would be acknowledged and then lost. A down backend has stopped answering:
+ * waiting on it would hang its sessions until it comes back, if ever.
+ */
+static const char *link_why_abandon(enum target target, const struct backend *b)
+{
+	/* Removed by a reload is not known to be wrong: its sessions end as they go. */
+	if (b == NULL)
+		return NULL;
+	if (b->state == BACKEND_DOWN || b->state == BACKEND_ASLEEP)
+		return "it is unreachable (its health probes failed)";
+	if (b->is_fenced)
+		return "it was fenced (a primary on a newer timeline exists)";
+	if (target == TARGET_RW && b->role == ROLE_REPLICA)
+		return "it was demoted (it is a replica now)";
+	return NULL;
+}
+
+/*
+ * Why cl's server must be given up now, or NULL: cl has something under way
+ * (a transaction, a request, a login) on a backend that must no longer serve
+ * it. A login counts: one that finished on a fenced primary would let a
+ * transaction start there after the change that fenced it. An idle session
+ * just moves: that is link_release_idle's part.
+ */
+static const char *link_why_abandon_server(const struct client *cl)
+{
+	const struct server *sv = cl->server;
+
+	if (sv == NULL || (cl->state != CL_ACTIVE && cl->state != CL_LOGIN) ||
+	    (sv->state == SV_ACTIVE && sv->tx_status == 'I' && xact_is_idle(&cl->xact)))
+		return NULL;
+	return link_why_abandon(cl->target, sv->backend);
+}
+
+static bool link_must_abandon(const struct client *cl)
+{
+	return link_why_abandon_server(cl) != NULL;
+}
+
+/*
+ * End at once what sessions have under way on backends that must no longer
+ * serve them. Closing a server makes Postgres roll back its open transaction,
+ * and the client hears of it as of a lost server (a read in flight runs again
+ * elsewhere, a transaction ends with 08006).
+ */
+static void link_end_on_lost_backends(void)
+{
+	struct client **doomed;
+	size_t n = link_collect(NULL, link_must_abandon, &doomed);
+
+	for (size_t i = 0; i < n; i++) {
+		/* Asked again: handling an earlier one may have ended or moved this one. */
+		const char *why = link_why_abandon_server(doomed[i]);
+
+		if (why == NULL)
+			continue;
+		log_info("client %" PRIu64 ": ending what it has under way on backend %s: %s",
+			 doomed[i]->id, doomed[i]->server->backend_name, why);
+		server_abandon(doomed[i]->server, why);
+	}
+	free(doomed);
+}
+
+void link_on_topology_change(void *arg UNUSED)
+{
+	link_end_on_lost_backends();
+	for (struct pool *p = pool_first(); p != NULL; p = p->next) {
+		pool_prune_idle(p);
+		link_serve_waiters(p);
+	}
+	link_release_idle(NULL);
+}
+
+void link_on_backend_removed(struct backend *b)
+{
+	for (struct pool *p = pool_first(); p != NULL; p = p->next) {
+		struct client *cl;
+
+		TAILQ_FOREACH (cl, &p->active, pool_link)
+			if (cl->server != NULL && cl->server->backend == b)
+				server_forget_backend(cl->server);
+	}
+	pool_on_backend_removed(b);
+}
+
+static void (*prev_on_remove)(struct backend *b);
+
+static void link_on_remove(struct backend *b)
+{
+	link_on_backend_removed(b);
+	if (prev_on_remove != NULL)
+		prev_on_remove(b);
+}
+
+void link_watch_topology(struct topology *topo)
+{
+	prev_on_remove = topo->on_remove;
+	topo->on_remove = link_on_remove;
+}

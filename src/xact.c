@@ -1,0 +1,273 @@
+/*
+ * The request tracker of a session (xact.h). Only a simple Query's text is
+ * classified, and only when cheap checks say it must be: for session state,
+ * or to rule a retry out early; every Query passes here.
+ */
+#include "pgwing/xact.h"
+
+#include "pgwing/classify.h"
+#include "pgwing/common.h"
+#include "pgwing/proto.h"
+
+#include <event2/buffer.h>
+
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+
+/*
+ * Queries are classified up to this many statements; one with more is never
+ * retried, and one that sets session state makes the session unmovable.
+ */
+#define XACT_MAX_STMTS 32
+
+/*
+ * The copy of a retryable Query is kept in a buffer that serves the next one
+ * too, so that small queries cost no allocation. A buffer grown past this is
+ * freed after its request, and a session that gives its server back keeps
+ * none (xact_reset): idle clients hold no retry memory.
+ */
+#define RETRY_KEEP_MAX 2048
+
+/* Forget the kept Query; its buffer stays for the next one unless it is large or is_final. */
+static void retry_forget(struct xact *x, bool is_final)
+{
+	x->retry_len = 0;
+	if (is_final || x->retry_cap > RETRY_KEEP_MAX) {
+		free(x->retry);
+		x->retry = NULL;
+		x->retry_cap = 0;
+	}
+}
+
+static void session_sql_forget(struct xact *x)
+{
+	free(x->pending_session_sql);
+	x->pending_session_sql = NULL;
+	x->pending_session_len = 0;
+	x->is_session_sql_over = false;
+}
+
+void xact_free(struct xact *x)
+{
+	retry_forget(x, true);
+	session_sql_forget(x);
+}
+
+bool xact_begin_request(struct xact *x)
+{
+	bool is_first = x->pending_syncs++ == 0;
+
+	if (is_first) {
+		x->is_response_started = false;
+		x->has_request_failed = false;
+	}
+	x->is_mid_request = false;
+	return is_first;
+}
+
+/* Keep the Query as the client sent it: header, text, NUL. */
+static void retry_keep(struct xact *x, const char *sql, size_t len)
+{
+	size_t need = PROTO_HEADER_LEN + len + 1;
+	uint32_t msg_len = htonl((uint32_t)(4 + len + 1));
+
+	if (need > x->retry_cap) {
+		free(x->retry); /* nothing in it to keep */
+		x->retry = xmalloc(need);
+		x->retry_cap = need;
+	}
+	x->retry[0] = 'Q';
+	memcpy(x->retry + 1, &msg_len, 4);
+	memcpy(x->retry + PROTO_HEADER_LEN, sql, len + 1);
+	x->retry_len = need;
+}
+
+/*
+ * Classify a simple Query's statements: whether all are READ (and there are
+ * some, no more than can be checked) and whether any sets up session state.
+ */
+static void query_classify(const char *sql, size_t len, bool *is_read, bool *is_stateful)
+{
+	struct stmt_info info[XACT_MAX_STMTS];
+	size_t n = classify_query(sql, len, info, XACT_MAX_STMTS);
+
+	*is_read = n > 0 && n <= XACT_MAX_STMTS;
+	*is_stateful = false;
+	for (size_t i = 0; i < n && i < XACT_MAX_STMTS; i++) {
+		*is_read = *is_read && info[i].cls == STMT_READ;
+		*is_stateful = *is_stateful || info[i].cls == STMT_SESSION ||
+			       info[i].cls == STMT_UNMOVABLE;
+	}
+}
+
+/*
+ * Session statements of the request in flight, kept until it ends. Inside a
+ * transaction block several requests add up, to max bytes: past it nothing
+ * more is kept (the text stays, empty if need be, so that the end of the
+ * transaction is still watched), and a commit pins the session instead.
+ */
+static void session_sql_keep(struct xact *x, const char *sql, size_t len, size_t max)
+{
+	size_t have = x->pending_session_len;
+
+	if (x->is_session_sql_over)
+		return;
+	if (have + len + 2 > max) {
+		x->is_session_sql_over = true;
+		if (x->pending_session_sql == NULL)
+			x->pending_session_sql = xstrdup("");
+		return;
+	}
+	x->pending_session_sql = xrealloc(x->pending_session_sql, have + len + 2);
+	if (have > 0)
+		x->pending_session_sql[have++] = ';';
+	memcpy(x->pending_session_sql + have, sql, len);
+	x->pending_session_len = have + len;
+	x->pending_session_sql[x->pending_session_len] = '\0';
+}
+
+/*
+ * Whether a kept copy is provably read-only is settled only if its server
+ * dies unanswered (xact_retry_is_read).
+ */
+void xact_note_query(struct xact *x, const char *sql, size_t len, char tx_status,
+		     size_t max_session_sql)
+{
+	bool may_retry = x->pending_syncs == 1 && tx_status == 'I' && classify_may_read(sql, len);
+	bool is_read = true, is_stateful = false;
+
+	if (classify_may_keep_state(sql, len))
+		query_classify(sql, len, &is_read, &is_stateful);
+	if (may_retry && is_read)
+		retry_keep(x, sql, len);
+	else
+		retry_forget(x, false);
+	if (is_stateful)
+		session_sql_keep(x, sql, len, max_session_sql);
+}
+
+static struct session_state *session_of(struct session_state **session)
+{
+	if (*session == NULL)
+		*session = session_state_new();
+	return *session;
+}
+
+void xact_note_statement(struct xact *x, struct session_state **session, char type,
+			 const uint8_t *body, size_t len)
+{
+	struct proto_reader r;
+	const char *name;
+
+	x->is_mid_request = true;
+	proto_reader_init(&r, body, len);
+	if (type == 'C' && proto_read_byte(&r) != 'S')
+		return;
+	name = proto_read_cstring(&r);
+	if (name == NULL || name[0] == '\0')
+		return; /* the unnamed statement doesn't outlive its request */
+	if (type == 'C') {
+		session_state_note_close(session_of(session), name);
+	} else {
+		struct evbuffer *msg = CHECK_ALLOC(evbuffer_new());
+		uint32_t n = htonl((uint32_t)len + 4);
+
+		evbuffer_add(msg, "P", 1);
+		evbuffer_add(msg, &n, 4);
+		evbuffer_add(msg, body, len);
+		session_state_note_parse(session_of(session), name, evbuffer_pullup(msg, -1),
+					 evbuffer_get_length(msg));
+		evbuffer_free(msg);
+	}
+}
+
+void xact_note_untracked_statement(struct xact *x, struct session_state *session)
+{
+	x->is_mid_request = true;
+	if (session != NULL)
+		session_state_mark_unmovable(session, "a prepared statement too large to track");
+}
+
+/*
+ * A failed request, a failed transaction or a ROLLBACK leaves no trace, as on
+ * the server.
+ */
+static void session_sql_settle(struct xact *x, char tx_status, struct session_state **session)
+{
+	struct stmt_info info[XACT_MAX_STMTS];
+	struct session_state *st;
+	size_t n;
+
+	if (x->pending_session_sql == NULL || tx_status == 'T')
+		return;
+	if (tx_status == 'I' && !x->has_request_failed) {
+		st = session_of(session);
+		n = x->is_session_sql_over
+			    ? 0
+			    : classify_query(x->pending_session_sql, x->pending_session_len, info,
+					     XACT_MAX_STMTS);
+		if (x->is_session_sql_over)
+			session_state_mark_unmovable(st, "more session statements in one "
+							 "transaction than max_session_sql_size");
+		else if (n > XACT_MAX_STMTS)
+			session_state_mark_unmovable(st, "too many statements to track");
+		for (size_t i = 0; i < n && i < XACT_MAX_STMTS; i++)
+			session_state_apply(st, &info[i], x->pending_session_sql);
+	}
+	session_sql_forget(x);
+}
+
+void xact_note_ready(struct xact *x, char status, struct session_state **session)
+{
+	if (x->pending_syncs > 0)
+		x->pending_syncs--;
+	x->is_copying_in = false;
+	session_sql_settle(x, status, session);
+	if (x->pending_syncs == 0)
+		retry_forget(x, false);
+}
+
+bool xact_wants_command_tags(const struct xact *x)
+{
+	return x->pending_session_sql != NULL;
+}
+
+void xact_note_command(struct xact *x, const char *tag)
+{
+	if (strcmp(tag, "ROLLBACK") == 0)
+		x->has_request_failed = true; /* what the transaction set up is undone */
+}
+
+void xact_note_error(struct xact *x)
+{
+	x->has_request_failed = true;
+}
+
+bool xact_can_retry(const struct xact *x)
+{
+	return x->retry_len > 0 && x->pending_syncs == 1 && !x->is_mid_request;
+}
+
+bool xact_retry_is_read(const struct xact *x)
+{
+	bool is_read, is_stateful;
+
+	query_classify((const char *)x->retry + PROTO_HEADER_LEN,
+		       x->retry_len - PROTO_HEADER_LEN - 1, &is_read, &is_stateful);
+	return is_read;
+}
+
+bool xact_is_idle(const struct xact *x)
+{
+	return x->pending_syncs == 0 && !x->is_mid_request;
+}
+
+void xact_reset(struct xact *x)
+{
+	x->pending_syncs = 0;
+	x->is_mid_request = false;
+	x->is_response_started = false;
+	session_sql_forget(x);
+	retry_forget(x, true);
+}
