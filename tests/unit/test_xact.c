@@ -1,0 +1,185 @@
+/*
+ * The request tracker: what may run again after a lost server, and which
+ * session statements count once their request is answered.
+ */
+#include "pgwing/xact.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <event2/buffer.h>
+#include <stdio.h>
+
+#define UNUSED  __attribute__((unused))
+#define MAX_SQL 4096
+
+static void query(struct xact *x, const char *sql, char tx_status)
+{
+	xact_begin_request(x);
+	xact_note_query(x, sql, strlen(sql), tx_status, MAX_SQL);
+}
+
+/* The SQL text st replays (its one Query's text), "" when it replays none. */
+static const char *replay_of(const struct session_state *st)
+{
+	static char text[1024];
+	struct evbuffer *b = evbuffer_new();
+	const char *msg;
+
+	text[0] = '\0';
+	session_state_replay(st, b);
+	msg = (const char *)evbuffer_pullup(b, -1);
+	if (evbuffer_get_length(b) > 5 && msg[0] == 'Q')
+		snprintf(text, sizeof(text), "%s", msg + 5);
+	evbuffer_free(b);
+	return text;
+}
+
+static void test_requests(void **state UNUSED)
+{
+	struct session_state *st = NULL;
+	struct xact x = {0};
+
+	assert_true(xact_is_idle(&x));
+	assert_true(xact_begin_request(&x));
+	assert_false(xact_begin_request(&x)); /* pipelined: the second is not the first */
+	assert_int_equal(x.pending_syncs, 2);
+	assert_false(xact_is_idle(&x));
+	xact_note_ready(&x, 'I', &st);
+	xact_note_ready(&x, 'I', &st);
+	assert_true(xact_is_idle(&x));
+	xact_note_ready(&x, 'I', &st); /* an unasked ReadyForQuery does not go below zero */
+	assert_int_equal(x.pending_syncs, 0);
+
+	x.is_mid_request = true; /* a Bind, say */
+	assert_true(x.is_mid_request);
+	assert_false(xact_is_idle(&x));
+	xact_begin_request(&x); /* its Sync */
+	assert_false(x.is_mid_request);
+	xact_reset(&x);
+	assert_true(xact_is_idle(&x));
+	assert_null(st);
+	xact_free(&x);
+}
+
+static void test_retry(void **state UNUSED)
+{
+	struct session_state *st = NULL;
+	struct xact x = {0};
+
+	query(&x, "select 1", 'I');
+	assert_true(xact_can_retry(&x));
+	assert_true(xact_retry_is_read(&x));
+	assert_int_equal(x.retry[0], 'Q');
+	assert_memory_equal(x.retry + 5, "select 1", 9);
+	xact_note_ready(&x, 'I', &st);
+	assert_false(xact_can_retry(&x));
+
+	/* Inside a transaction block, a write, or a second request in flight: never. */
+	query(&x, "select 1", 'T');
+	assert_false(xact_can_retry(&x));
+	xact_note_ready(&x, 'T', &st);
+	query(&x, "insert into t values (1)", 'I');
+	assert_false(xact_can_retry(&x) && xact_retry_is_read(&x));
+	xact_note_ready(&x, 'I', &st);
+	query(&x, "select 1", 'I');
+	query(&x, "select 2", 'I');
+	assert_false(xact_can_retry(&x));
+	xact_reset(&x);
+	assert_null(x.retry);
+	assert_null(st);
+	xact_free(&x);
+}
+
+static void test_session_statements(void **state UNUSED)
+{
+	struct session_state *st = NULL;
+	struct xact x = {0};
+
+	/* Autocommit: counts once answered without an error. */
+	query(&x, "set work_mem = '3MB'", 'I');
+	assert_true(xact_wants_command_tags(&x));
+	xact_note_ready(&x, 'I', &st);
+	assert_non_null(st);
+	assert_string_equal(replay_of(st), "set work_mem = '3MB'");
+	assert_false(xact_wants_command_tags(&x));
+
+	/* A failed request leaves no trace. */
+	query(&x, "set search_path = x", 'I');
+	xact_note_error(&x);
+	xact_note_ready(&x, 'I', &st);
+	assert_string_equal(replay_of(st), "set work_mem = '3MB'");
+
+	/* In a block: held until the end; ROLLBACK drops it, COMMIT keeps it. */
+	query(&x, "begin; set search_path = y", 'I');
+	xact_note_ready(&x, 'T', &st);
+	query(&x, "rollback", 'T');
+	xact_note_command(&x, "ROLLBACK");
+	xact_note_ready(&x, 'I', &st);
+	assert_string_equal(replay_of(st), "set work_mem = '3MB'");
+	query(&x, "begin; set search_path = z", 'I');
+	xact_note_ready(&x, 'T', &st);
+	query(&x, "commit", 'T');
+	xact_note_command(&x, "COMMIT");
+	xact_note_ready(&x, 'I', &st);
+	assert_string_equal(replay_of(st), "set work_mem = '3MB';\nset search_path = z");
+	assert_null(session_state_unmovable(st));
+	session_state_free(st);
+	xact_free(&x);
+}
+
+static void test_session_limit(void **state UNUSED)
+{
+	struct session_state *st = NULL;
+	struct xact x = {0};
+	char big[MAX_SQL + 16];
+
+	memset(big, ' ', sizeof(big) - 1);
+	memcpy(big, "set a = 1;", 10);
+	big[sizeof(big) - 1] = '\0';
+	query(&x, "begin", 'I');
+	xact_note_ready(&x, 'T', &st);
+	query(&x, big, 'T');
+	xact_note_ready(&x, 'T', &st);
+	query(&x, "commit", 'T');
+	xact_note_ready(&x, 'I', &st);
+	assert_non_null(st);
+	assert_non_null(session_state_unmovable(st));
+	session_state_free(st);
+	xact_free(&x);
+}
+
+static void test_statements(void **state UNUSED)
+{
+	static const uint8_t named[] = "s1\0select 1\0\0";
+	static const uint8_t unnamed[] = "\0select 1\0\0";
+	static const uint8_t close_named[] = "Ss1";
+	struct session_state *st = NULL;
+	struct xact x = {0};
+
+	xact_note_statement(&x, &st, 'P', unnamed, sizeof(unnamed) - 1);
+	assert_null(st); /* the unnamed statement does not outlive its request */
+	xact_note_statement(&x, &st, 'P', named, sizeof(named) - 1);
+	assert_non_null(st);
+	assert_false(session_state_is_empty(st));
+	xact_note_statement(&x, &st, 'C', close_named, sizeof(close_named));
+	assert_true(session_state_is_empty(st));
+	xact_note_untracked_statement(&x, st);
+	assert_non_null(session_state_unmovable(st));
+	session_state_free(st);
+	xact_free(&x);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_requests),           cmocka_unit_test(test_retry),
+		cmocka_unit_test(test_session_statements), cmocka_unit_test(test_session_limit),
+		cmocka_unit_test(test_statements),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
