@@ -8,19 +8,11 @@ use PgWing::Test qw(:all);
 use Test::More;
 use Time::HiRes qw(usleep time);
 
-my $primary = new_node('primary', allows_streaming => 1);
-$primary->backup('base');
-my %replica;
-for my $name (qw(near far))
-{
-	$replica{$name} = PostgreSQL::Test::Cluster->new($name);
-	$replica{$name}->init_from_backup($primary, 'base', has_streaming => 1);
-	$replica{$name}->start;
-}
-$primary->safe_psql('postgres', 'CREATE TABLE t (v int)');
-$primary->wait_for_catchup($_, 'replay') for values %replica;
+my ($primary, %replica);
+($primary, @replica{qw(near far)}) =
+  primary_with_replicas('primary', [qw(near far)], sql => 'CREATE TABLE t (v int)');
 
-my $pw = PgWing::Test->new(
+my $pw = start_pgwing_with(
 	backends => [
 		[ primary => $primary,       region => 'ams' ],
 		[ near    => $replica{near}, region => 'ams' ],
@@ -28,13 +20,10 @@ my $pw = PgWing::Test->new(
 	],
 	settings => {
 		region          => 'ams',
-		health_interval => '200ms',
 		health_timeout  => '1s',
-		health_user     => os_user(),
 		max_replica_lag => '1s',
-	});
-$pw->start;
-ok($pw->wait_for_log(qr/backend near: unknown -> up/), 'near replica probed up');
+	},
+	up => [ near => undef ]);
 
 sub read_port
 {

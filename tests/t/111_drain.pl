@@ -19,17 +19,14 @@ use Time::HiRes qw(sleep time);
 my $node = new_node('primary');
 $node->safe_psql('postgres', 'CREATE TABLE drained (n int)');
 my $metrics_port = PostgreSQL::Test::Cluster::get_free_port();
-my $pw = PgWing::Test->new(
+my $pw = start_pgwing_with(
 	backends => [ [ pg1 => $node ] ],
 	settings => {
-		health_interval  => '200ms',
-		health_user      => os_user(),
 		metrics_listen   => "127.0.0.1:$metrics_port",
 		shutdown_grace   => '5s',
 		shutdown_timeout => '30s',
-	});
-$pw->start;
-ok($pw->wait_for_log(qr/backend pg1: unknown -> up \(primary/), 'pg1 probed up');
+	},
+	up => [ pg1 => 'primary' ]);
 
 sub wait_exit
 {
@@ -120,7 +117,7 @@ eval { $console->quit };
 # client told why.
 $pw->set(shutdown_grace => '0', shutdown_timeout => '2s');
 $pw->start;
-ok($pw->wait_for_log(qr/backend pg1: unknown -> up \(primary/), 'pg1 probed up again');
+ok($pw->wait_for_backend('pg1', state => 'up', role => 'primary'), 'pg1 probed up again');
 my $sleeper = $pw->raw_connect;
 ok(raw_login($sleeper, user => os_user())->{ok}, 'a client logged in');
 print $sleeper pg_message('Q', "SELECT pg_sleep(60) /* drained */\0");

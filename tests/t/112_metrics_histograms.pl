@@ -21,15 +21,10 @@ use Time::HiRes qw(sleep time);
 
 my $node = new_node('primary');
 my $metrics_port = PostgreSQL::Test::Cluster::get_free_port();
-my $pw = PgWing::Test->new(
+my $pw = start_pgwing_with(
 	backends => [ [ pg1 => $node ] ],
-	settings => {
-		health_interval => '200ms',
-		health_user     => os_user(),
-		metrics_listen  => "127.0.0.1:$metrics_port",
-	});
-$pw->start;
-ok($pw->wait_for_log(qr/backend pg1: unknown -> up \(primary/), 'pg1 probed up');
+	settings => { metrics_listen => "127.0.0.1:$metrics_port" },
+	up       => [ pg1 => 'primary' ]);
 
 sub scrape
 {

@@ -80,6 +80,7 @@ our @EXPORT_OK = qw(
   new_node create_role role_secret set_hba os_user
   startup_packet read_startup pg_message read_message take_message error_fields raw_login
   pgwing_bin run_pgwing tool_bin is_sanitized cmp_rss time_bound parse_metrics
+  primary_with_replicas start_pgwing_with
 );
 our %EXPORT_TAGS = (all => \@EXPORT_OK);
 
@@ -320,6 +321,41 @@ sub new_node
 	$node->append_conf('postgresql.conf', $conf) if defined $conf;
 	$node->start if $start;
 	return $node;
+}
+
+=pod
+
+=item primary_with_replicas($name, [ $replica_name, ... ], %opt) => ($primary, @replicas)
+
+A streaming primary (C<new_node($name, allows_streaming =E<gt> 1)>) and
+replicas made from a base backup of it, all started. Options:
+C<max_connections =E<gt> N> for every node; C<sql =E<gt> "..."> run on the
+primary, after which every replica has replayed it.
+
+=cut
+
+sub primary_with_replicas
+{
+	my ($name, $replica_names, %opt) = @_;
+	my $maxc = $opt{max_connections};
+	my $primary = new_node($name, allows_streaming => 1,
+		(defined $maxc ? (max_connections => $maxc) : ()));
+	$primary->backup('base');
+	my @replicas;
+	for my $rname (@$replica_names)
+	{
+		my $replica = PostgreSQL::Test::Cluster->new($rname);
+		$replica->init_from_backup($primary, 'base', has_streaming => 1);
+		$replica->append_conf('postgresql.conf', "max_connections = $maxc") if defined $maxc;
+		$replica->start;
+		push @replicas, $replica;
+	}
+	if (defined $opt{sql})
+	{
+		$primary->safe_psql('postgres', $opt{sql});
+		$primary->wait_for_catchup($_, 'replay') for @replicas;
+	}
+	return ($primary, @replicas);
 }
 
 =pod
@@ -752,6 +788,58 @@ sub backends
 {
 	my ($self) = @_;
 	return { map { $_->{name} => $_ } @{ $self->admin_rows('SHOW BACKENDS') } };
+}
+
+=pod
+
+=item $pw->wait_for_backend($name, %want) => 1 or 0
+
+Poll C<SHOW BACKENDS> until backend C<$name>'s row has every column of
+C<%want> (e.g. C<state =E<gt> 'up', role =E<gt> 'replica'>), for up to
+C<timeout> seconds (default 10, times PGWING_TIMEOUT_FACTOR).
+
+=cut
+
+sub wait_for_backend
+{
+	my ($self, $name, %want) = @_;
+	my $deadline = time() + _timeout(delete $want{timeout} // 10);
+	while (1)
+	{
+		my $row = $self->backends->{$name};
+		return 1 if $row && !grep { ($row->{$_} // '') ne $want{$_} } keys %want;
+		return 0 if time() >= $deadline;
+		usleep(100_000);
+	}
+}
+
+=pod
+
+=item start_pgwing_with(%args) => PgWing::Test
+
+C<PgWing::Test-E<gt>new(%args)>, started, with probes every 200 ms unless
+C<settings> set C<health_interval>. C<up =E<gt> [ name =E<gt> role, ... ]>:
+then asserts (one test each, in that order, names prefixed by C<label>) that
+C<SHOW BACKENDS> shows each backend up, in that role (undef: any role).
+
+=cut
+
+sub start_pgwing_with
+{
+	my (%args) = @_;
+	my $up    = delete $args{up} // [];
+	my $label = delete $args{label} // '';
+	$args{settings} = { health_interval => '200ms', %{ $args{settings} // {} } };
+	my $pw = PgWing::Test->new(%args);
+	$pw->start;
+	for (my $i = 0; $i < @$up; $i += 2)
+	{
+		my ($name, $role) = @$up[ $i, $i + 1 ];
+		local $Test::Builder::Level = $Test::Builder::Level + 1;
+		ok($pw->wait_for_backend($name, state => 'up', (defined $role ? (role => $role) : ())),
+			"${label}backend $name probed up" . (defined $role ? " as $role" : ''));
+	}
+	return $pw;
 }
 
 =pod
