@@ -11,10 +11,7 @@ use Time::HiRes qw(time usleep);
 
 my $factor = $ENV{PGWING_TIMEOUT_FACTOR} || 1;
 
-my $node = new_node('pg1', conf => 'log_connections = on');
-create_role($node, 'pgwing_auth', 'auth-pw', superuser => 1);
-create_role($node, 'dana',        'dana-pw');
-set_hba($node, 'scram-sha-256');
+my $node = auth_query_node('pg1', dana => 'dana-pw');
 my $datadir = $node->data_dir;
 my $pglog   = $node->logfile;
 my $script  = "$PostgreSQL::Test::Utils::tmp_check/106_wake.sh";
@@ -25,10 +22,8 @@ chmod 0755, $script;
 
 my $pw = PgWing::Test->new(
 	backends  => [ [ pg1 => $node, wake => "exec:\"$script\"" ] ],
-	auth_type => 'scram-sha-256',
-	users     => { pgwing_auth => 'auth-pw' },
+	auth_user => [ pgwing_auth => 'auth-pw' ],
 	settings  => {
-		auth_user           => 'pgwing_auth',
 		health_interval     => '300ms',
 		server_idle_timeout => '1s',
 		hold_timeout        => (30 * $factor) . 's',
@@ -59,10 +54,8 @@ my $hold_s = 2 * $factor;
 my $pw2 = PgWing::Test->new(
 	name      => 'down',
 	backends  => [ [ pg1 => $node ] ],
-	auth_type => 'scram-sha-256',
-	users     => { pgwing_auth => 'auth-pw' },
+	auth_user => [ pgwing_auth => 'auth-pw' ],
 	settings  => {
-		auth_user       => 'pgwing_auth',
 		health_interval => '300ms',
 		hold_timeout    => "${hold_s}s",
 	});

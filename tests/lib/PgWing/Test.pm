@@ -80,7 +80,7 @@ our @EXPORT_OK = qw(
   new_node create_role role_secret set_hba os_user
   startup_packet read_startup pg_message read_message take_message error_fields raw_login
   pgwing_bin run_pgwing tool_bin is_sanitized cmp_rss time_bound parse_metrics
-  primary_with_replicas start_pgwing_with
+  primary_with_replicas start_pgwing_with auth_query_node
 );
 our %EXPORT_TAGS = (all => \@EXPORT_OK);
 
@@ -360,6 +360,30 @@ sub primary_with_replicas
 
 =pod
 
+=item auth_query_node($name, $user => $password, ...) => PostgreSQL::Test::Cluster
+
+A node for auth_query tests: C<new_node> with connections logged, the
+superuser role C<pgwing_auth> (password C<auth-pw>: pgwing's C<auth_user>,
+see C<auth_user> in C<new>) and the given roles, all behind SCRAM
+(C<set_hba>).
+
+=cut
+
+sub auth_query_node
+{
+	my ($name, @roles) = @_;
+	my $node = new_node($name, conf => 'log_connections = on');
+	create_role($node, 'pgwing_auth', 'auth-pw', superuser => 1);
+	for (my $i = 0; $i < @roles; $i += 2)
+	{
+		create_role($node, $roles[$i], $roles[ $i + 1 ]);
+	}
+	set_hba($node, 'scram-sha-256');
+	return $node;
+}
+
+=pod
+
 =item create_role($node, $user, $password, %opt)
 
 C<CREATE ROLE $user LOGIN PASSWORD $password>. Options:
@@ -462,6 +486,13 @@ a literal backend line.
 
 Written to the auth file as C<"user" "password-or-secret"> lines.
 
+=item auth_user => [ $user, $password ]
+
+pgwing looks up the users missing from the auth file as C<$user> (the
+C<auth_user> setting, unless C<settings> name another), whose password is
+then the only one in the auth file (unless C<users> is given); C<auth_type>
+defaults to scram-sha-256.
+
 =item settings => { max_client_conn => 100, ... }
 
 Any other [pgwing] setting; overrides the defaults written by the module
@@ -484,6 +515,12 @@ trusted by their pg_hba.conf, also after set_hba).
 sub new
 {
 	my ($class, %args) = @_;
+	if (my $au = delete $args{auth_user})
+	{
+		$args{auth_type} //= 'scram-sha-256';
+		$args{users}     //= { $au->[0] => $au->[1] };
+		$args{settings} = { auth_user => $au->[0], %{ $args{settings} // {} } };
+	}
 	my $name     = $args{name} // 'pw';
 	my $testname = _testname();
 	my $self     = bless {
