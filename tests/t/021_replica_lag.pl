@@ -55,7 +55,7 @@ $primary->safe_psql('postgres',
 $primary->wait_for_catchup($replica{far}, 'replay');
 
 # Its lag (the age of its last replayed transaction) passes 1 s: readers move to the far replica.
-ok(defined wait_for_reader_on($replica{far}, 15), 'a lagging replica gets no new read clients');
+ok(defined wait_for_reader_on($replica{far}, time_bound(15)), 'a lagging replica gets no new read clients');
 for my $i (1 .. 3)
 {
 	is(read_port(), $replica{far}->port, "while lagging, reads stay on the other replica ($i)");
@@ -69,7 +69,7 @@ isnt(
 # Resume: once caught up it is the first choice again.
 $replica{near}->safe_psql('postgres', 'SELECT pg_wal_replay_resume()');
 $primary->wait_for_catchup($replica{near}, 'replay');
-ok(defined wait_for_reader_on($replica{near}, 15), 'caught up again: reads return to it');
+ok(defined wait_for_reader_on($replica{near}, time_bound(15)), 'caught up again: reads return to it');
 is( $pw->safe_psql("SELECT count(*) FROM big", target => 'ro'),
 	'100000', 'and it serves the rows written meanwhile');
 

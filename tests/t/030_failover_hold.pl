@@ -83,7 +83,7 @@ sub failover_run
 	is($aborted, 0, 'reads: no client aborted');
 	# Progress lines come every second: "within 1 s" is the line for the
 	# second after the one the promotion happened in.
-	ok(defined $recovery && $recovery <= 2,
+	ok(defined $recovery && $recovery <= time_bound(2),
 		'reads: throughput back within a progress interval of the promotion ('
 		  . ($recovery // 'never') . ' s)');
 	ok($pw->log_contains(qr/retrying its read-only query|while idle; it will get a new server/),

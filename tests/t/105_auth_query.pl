@@ -15,8 +15,7 @@ use Test::More;
 use IPC::Run;
 use Time::HiRes qw(time usleep);
 
-my $factor = $ENV{PGWING_TIMEOUT_FACTOR} || 1;
-my $ttl_s  = 2;
+my $ttl_s = 2;
 
 my $node = auth_query_node('primary', alice => 'alice-pw');
 my $alice_secret = role_secret($node, 'alice');
@@ -29,7 +28,7 @@ my $pw = PgWing::Test->new(
 	settings  => {
 		auth_cache_ttl  => "${ttl_s}s",
 		health_interval => '300ms',
-		hold_timeout    => (30 * $factor) . 's',
+		hold_timeout    => time_bound(30) . 's',
 	});
 $pw->start;
 
@@ -134,7 +133,7 @@ for my $i (0 .. 4)
 			$pw->connstr(user => 'carol', password => 'carol-pw'),
 			'-c', 'SELECT current_user' ],
 		'>', \$outs[$i], '2>&1',
-		IPC::Run::timeout(60 * $factor));
+		IPC::Run::timeout(time_bound(60)));
 }
 ok($pw->wait_for_log(qr/auth_query: lookup failed, retrying while logins wait/),
 	'the lookup waits for the database');

@@ -9,8 +9,6 @@ use PgWing::Test qw(:all);
 use Test::More;
 use Time::HiRes qw(time usleep);
 
-my $factor = $ENV{PGWING_TIMEOUT_FACTOR} || 1;
-
 my $node = auth_query_node('pg1', dana => 'dana-pw');
 my $datadir = $node->data_dir;
 my $pglog   = $node->logfile;
@@ -26,7 +24,7 @@ my $pw = PgWing::Test->new(
 	settings  => {
 		health_interval     => '300ms',
 		server_idle_timeout => '1s',
-		hold_timeout        => (30 * $factor) . 's',
+		hold_timeout        => time_bound(30) . 's',
 	});
 $pw->start;
 
@@ -50,7 +48,7 @@ $pw->stop;
 # command started the node behind the Cluster object's back: stop it as it
 # was started.
 system_or_bail('pg_ctl', '-D', $datadir, '-m', 'fast', '-w', 'stop');
-my $hold_s = 2 * $factor;
+my $hold_s = time_bound(2);
 my $pw2 = PgWing::Test->new(
 	name      => 'down',
 	backends  => [ [ pg1 => $node ] ],

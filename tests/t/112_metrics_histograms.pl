@@ -122,7 +122,7 @@ $pw->safe_psql('PAUSE postgres', dbname => 'pgwing', user => 'admin');
 my ($pout, $perr) = ('', '');
 my $client = IPC::Run::start([ 'psql', '-XAtq', '-d', $pw->connstr, '-c', "SELECT 'held'" ],
 	'<', \undef, '>', \$pout, '2>', \$perr);
-my $deadline = time + 10;
+my $deadline = time + time_bound(10);
 my $waiting = 0;
 while (time < $deadline)
 {

@@ -79,7 +79,7 @@ use Exporter 'import';
 our @EXPORT_OK = qw(
   new_node create_role role_secret set_hba os_user
   startup_packet read_startup pg_message read_message take_message error_fields raw_login
-  pgwing_bin run_pgwing tool_bin is_sanitized cmp_rss time_bound parse_metrics
+  pgwing_bin run_pgwing tool_bin is_sanitized cmp_rss time_bound cpu_share_bound parse_metrics
   primary_with_replicas start_pgwing_with auth_query_node
 );
 our %EXPORT_TAGS = (all => \@EXPORT_OK);
@@ -99,6 +99,15 @@ sub _timeout { return $_[0] * $timeout_factor; }
 # An upper bound a test puts on how long pgwing takes, stretched as the waits
 # are: under valgrind "at once" takes several times longer.
 sub time_bound { return _timeout($_[0]); }
+
+# An upper bound on the share of a core pgwing may burn while it should be
+# idle (a busy-loop check), stretched as time_bound is but never to a whole
+# core: a busy loop takes one under valgrind too.
+sub cpu_share_bound
+{
+	my $share = _timeout($_[0]);
+	return $share < 0.5 ? $share : 0.5;
+}
 
 sub _tool_command
 {
