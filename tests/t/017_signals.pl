@@ -18,7 +18,7 @@ $pw->start;
 
 sub wait_gone
 {
-	my $deadline = time + shift;
+	my $deadline = time + time_bound(shift);
 	while (time < $deadline)
 	{
 		return 1 unless $pw->alive;

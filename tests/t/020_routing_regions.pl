@@ -9,37 +9,25 @@ use PostgreSQL::Test::Utils;
 use PgWing::Test qw(:all);
 use Test::More;
 
-my $primary = new_node('primary', allows_streaming => 1);
-$primary->backup('base');
-my %replica;
-for my $name (qw(near far))
-{
-	$replica{$name} = PostgreSQL::Test::Cluster->new($name);
-	$replica{$name}->init_from_backup($primary, 'base', has_streaming => 1);
-	$replica{$name}->start;
-}
-$primary->safe_psql('postgres', 'CREATE TABLE t (v int)');
-$primary->wait_for_catchup($_, 'replay') for values %replica;
+my ($primary, %replica);
+($primary, @replica{qw(near far)}) =
+  primary_with_replicas('primary', [qw(near far)], sql => 'CREATE TABLE t (v int)');
 
 # The primary is listed last and in the far region, so nothing but its
 # probed role can make it the write target. The far replica is named by host
 # name, so its probe goes through the resolver.
-my $pw = PgWing::Test->new(
+my $pw = start_pgwing_with(
 	backends => [
 		[ far     => 'host=localhost port=' . $replica{far}->port, region => 'ord' ],
 		[ near    => $replica{near}, region => 'ams' ],
 		[ primary => $primary,       region => 'ord' ],
 	],
 	settings => {
-		region            => 'ams',
-		health_interval   => '200ms',
-		health_timeout    => '1s',
-		health_user       => os_user(),
-		hold_timeout      => '10s',
-	});
-$pw->start;
-ok($pw->wait_for_log(qr/backend near: unknown -> up \(replica/), 'near replica probed up');
-ok($pw->wait_for_log(qr/backend primary: unknown -> up \(primary/), 'primary probed up');
+		region         => 'ams',
+		health_timeout => '1s',
+		hold_timeout   => '10s',
+	},
+	up => [ near => 'replica', primary => 'primary' ]);
 
 # Which server answered, as "in_recovery|port".
 sub served_by
@@ -63,9 +51,8 @@ isnt($rc, 0, 'a write through the ro port fails');
 like($err, qr/read-only transaction/, 'with the replica\'s 25006 error');
 
 # The near replica stops: once it is down, readers go to the far one.
-my $offset = $pw->log_position;
 $replica{near}->stop('fast');
-ok($pw->wait_for_log(qr/backend near: up -> down/, $offset), 'stopped replica marked down');
+ok($pw->wait_for_backend('near', state => 'down'), 'stopped replica marked down');
 for my $i (1 .. 3)
 {
 	is(served_by('ro'), 't|' . $replica{far}->port, "ro port: the other replica ($i)");
@@ -73,21 +60,18 @@ for my $i (1 .. 3)
 is(served_by('rw'), 'f|' . $primary->port, 'rw port unaffected');
 
 # Both replicas down: reads fall back to the primary (ro_fallback = primary).
-$offset = $pw->log_position;
 $replica{far}->stop('fast');
-ok($pw->wait_for_log(qr/backend far: up -> down/, $offset), 'second replica marked down');
+ok($pw->wait_for_backend('far', state => 'down'), 'second replica marked down');
 is(served_by('ro'), 'f|' . $primary->port, 'ro port: the primary when no replica is up');
 
 # The near replica comes back: new readers return to it.
-$offset = $pw->log_position;
 $replica{near}->start;
-ok($pw->wait_for_log(qr/backend near: down -> up/, $offset), 'restarted replica marked up');
+ok($pw->wait_for_backend('near', state => 'up'), 'restarted replica marked up');
 is(served_by('ro'), 't|' . $replica{near}->port, 'ro port: back on the same-region replica');
 
 # With ro_fallback = error, no replica means an error, not the primary.
-$offset = $pw->log_position;
 $replica{near}->stop('fast');
-ok($pw->wait_for_log(qr/backend near: up -> down/, $offset), 'near replica down again');
+ok($pw->wait_for_backend('near', state => 'down'), 'near replica down again');
 $pw->set(ro_fallback => 'error', hold_timeout => '1s');
 $pw->restart;
 ($rc, $out, $err) = $pw->psql('SELECT 1', target => 'ro');

@@ -8,19 +8,11 @@ use PgWing::Test qw(:all);
 use Test::More;
 use Time::HiRes qw(usleep time);
 
-my $primary = new_node('primary', allows_streaming => 1);
-$primary->backup('base');
-my %replica;
-for my $name (qw(near far))
-{
-	$replica{$name} = PostgreSQL::Test::Cluster->new($name);
-	$replica{$name}->init_from_backup($primary, 'base', has_streaming => 1);
-	$replica{$name}->start;
-}
-$primary->safe_psql('postgres', 'CREATE TABLE t (v int)');
-$primary->wait_for_catchup($_, 'replay') for values %replica;
+my ($primary, %replica);
+($primary, @replica{qw(near far)}) =
+  primary_with_replicas('primary', [qw(near far)], sql => 'CREATE TABLE t (v int)');
 
-my $pw = PgWing::Test->new(
+my $pw = start_pgwing_with(
 	backends => [
 		[ primary => $primary,       region => 'ams' ],
 		[ near    => $replica{near}, region => 'ams' ],
@@ -28,13 +20,10 @@ my $pw = PgWing::Test->new(
 	],
 	settings => {
 		region          => 'ams',
-		health_interval => '200ms',
 		health_timeout  => '1s',
-		health_user     => os_user(),
 		max_replica_lag => '1s',
-	});
-$pw->start;
-ok($pw->wait_for_log(qr/backend near: unknown -> up/), 'near replica probed up');
+	},
+	up => [ near => undef ]);
 
 sub read_port
 {
@@ -66,7 +55,7 @@ $primary->safe_psql('postgres',
 $primary->wait_for_catchup($replica{far}, 'replay');
 
 # Its lag (the age of its last replayed transaction) passes 1 s: readers move to the far replica.
-ok(defined wait_for_reader_on($replica{far}, 15), 'a lagging replica gets no new read clients');
+ok(defined wait_for_reader_on($replica{far}, time_bound(15)), 'a lagging replica gets no new read clients');
 for my $i (1 .. 3)
 {
 	is(read_port(), $replica{far}->port, "while lagging, reads stay on the other replica ($i)");
@@ -80,7 +69,7 @@ isnt(
 # Resume: once caught up it is the first choice again.
 $replica{near}->safe_psql('postgres', 'SELECT pg_wal_replay_resume()');
 $primary->wait_for_catchup($replica{near}, 'replay');
-ok(defined wait_for_reader_on($replica{near}, 15), 'caught up again: reads return to it');
+ok(defined wait_for_reader_on($replica{near}, time_bound(15)), 'caught up again: reads return to it');
 is( $pw->safe_psql("SELECT count(*) FROM big", target => 'ro'),
 	'100000', 'and it serves the rows written meanwhile');
 

@@ -20,26 +20,19 @@ my $runs        = $ENV{PGWING_PROMOTE_RUNS} // 1;
 sub promote_once
 {
 	my ($run) = @_;
-	my $old = new_node("old$run", allows_streaming => 1);
-	$old->backup('base');
-	my $new = PostgreSQL::Test::Cluster->new("new$run");
-	$new->init_from_backup($old, 'base', has_streaming => 1);
-	$new->start;
-	$old->safe_psql('postgres', 'CREATE TABLE t (v int)');
-	$old->wait_for_catchup($new, 'replay');
+	my ($old, $new) =
+	  primary_with_replicas("old$run", ["new$run"], sql => 'CREATE TABLE t (v int)');
 
-	my $pw = PgWing::Test->new(
+	my $pw = start_pgwing_with(
 		name     => "pw$run",
 		backends => [ [ old => $old ], [ new => $new ] ],
 		settings => {
 			health_interval => "${interval_ms}ms",
 			health_timeout  => "${timeout_ms}ms",
-			health_user     => os_user(),
 			hold_timeout    => '10s',
-		});
-	$pw->start;
-	ok($pw->wait_for_log(qr/backend old: unknown -> up \(primary/), "run $run: old primary probed up");
-	ok($pw->wait_for_log(qr/backend new: unknown -> up \(replica/), "run $run: replica probed up");
+		},
+		up    => [ old => 'primary', new => 'replica' ],
+		label => "run $run: ");
 	is( $pw->safe_psql('INSERT INTO t VALUES (1) RETURNING inet_server_port()'),
 		$old->port, "run $run: writes go to the primary");
 

@@ -8,22 +8,15 @@ use PostgreSQL::Test::Utils;
 use PgWing::Test qw(:all);
 use Test::More;
 
-my $primary = new_node('primary', allows_streaming => 1);
-$primary->backup('base');
-my $replica = PostgreSQL::Test::Cluster->new('replica');
-$replica->init_from_backup($primary, 'base', has_streaming => 1);
-$replica->start;
+my ($primary, $replica) = primary_with_replicas('primary', ['replica']);
 
-my $pw = PgWing::Test->new(
+my $pw = start_pgwing_with(
 	backends => [ [ primary => $primary ], [ replica => $replica ] ],
 	settings => {
-		health_interval   => '200ms',
 		health_timeout    => '500ms',
 		health_fail_count => 2,
-		health_user       => os_user(),
-	});
-$pw->start;
-ok($pw->wait_for_log(qr/backend replica: unknown -> up/), 'replica probed up');
+	},
+	up => [ replica => undef ]);
 is($pw->safe_psql('SELECT inet_server_port()', target => 'ro'),
 	$replica->port, 'reads on the replica');
 

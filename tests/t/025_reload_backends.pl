@@ -8,21 +8,12 @@ use PgWing::Test qw(:all);
 use Test::More;
 use Time::HiRes qw(usleep);
 
-my $primary = new_node('primary', allows_streaming => 1);
-$primary->backup('base');
-my $replica = PostgreSQL::Test::Cluster->new('replica');
-$replica->init_from_backup($primary, 'base', has_streaming => 1);
-$replica->start;
+my ($primary, $replica) = primary_with_replicas('primary', ['replica']);
 
-my $pw = PgWing::Test->new(
+my $pw = start_pgwing_with(
 	backends => [ [ primary => $primary ] ],
-	settings => {
-		health_interval => '200ms',
-		health_timeout  => '1s',
-		health_user     => os_user(),
-	});
-$pw->start;
-ok($pw->wait_for_log(qr/backend primary: unknown -> up/), 'primary probed up');
+	settings => { health_timeout => '1s' },
+	up       => [ primary => undef ]);
 is($pw->safe_psql('SELECT inet_server_port()', target => 'ro'),
 	$primary->port, 'no replica configured: reads on the primary');
 
@@ -38,7 +29,7 @@ my $offset = $pw->log_position;
 $pw->set_backends([ [ primary => $primary ], [ replica => $replica ] ]);
 $pw->write_config;
 $pw->signal('HUP');
-ok($pw->wait_for_log(qr/backend replica: unknown -> up \(replica/, $offset),
+ok($pw->wait_for_backend('replica', state => 'up', role => 'replica'),
 	'the added replica is probed up');
 ok(!$pw->log_contains(qr/backend primary: .*->/, $offset),
 	'the primary kept its state through the reload');

@@ -39,7 +39,7 @@ sub answers
 	my (%buf, %got);
 	my $sel = IO::Select->new(values %socks);
 	my %name_of = map { ($socks{$_} => $_) } keys %socks;
-	my $deadline = time() + 30;
+	my $deadline = time() + time_bound(30);
 	while ($sel->count > 0 && time() < $deadline)
 	{
 		for my $s ($sel->can_read(1))

@@ -22,29 +22,21 @@ sub failover_run
 {
 	my (%o) = @_;
 	my $tag = $o{tag};
-	my $old = new_node("old_$tag", allows_streaming => 1, max_connections => 60);
-	$old->backup('base');
-	my $new = PostgreSQL::Test::Cluster->new("new_$tag");
-	$new->init_from_backup($old, 'base', has_streaming => 1);
-	$new->append_conf('postgresql.conf', 'max_connections = 60');
-	$new->start;
+	my ($old, $new) = primary_with_replicas("old_$tag", ["new_$tag"], max_connections => 60);
 	# Synchronous: a commit pgbench sees is on the replica before it is acknowledged.
 	$old->append_conf('postgresql.conf', "synchronous_standby_names = '*'");
 	$old->reload;
 
-	my $pw = PgWing::Test->new(
+	my $pw = start_pgwing_with(
 		name     => "pw_$tag",
 		backends => [ [ old => $old ], [ new => $new ] ],
 		settings => {
-			health_interval   => '200ms',
 			health_timeout    => '1s',
 			health_fail_count => 2,
-			health_user       => os_user(),
 			hold_timeout      => '30s',
-		});
-	$pw->start;
-	ok($pw->wait_for_log(qr/backend old: unknown -> up \(primary/), "$tag: primary probed up");
-	ok($pw->wait_for_log(qr/backend new: unknown -> up \(replica/), "$tag: replica probed up");
+		},
+		up    => [ old => 'primary', new => 'replica' ],
+		label => "$tag: ");
 
 	my @init = ('pgbench', '-i', '-q', '-s', '1', $pw->connstr);
 	my ($iout, $ierr) = ('', '');
@@ -91,7 +83,7 @@ sub failover_run
 	is($aborted, 0, 'reads: no client aborted');
 	# Progress lines come every second: "within 1 s" is the line for the
 	# second after the one the promotion happened in.
-	ok(defined $recovery && $recovery <= 2,
+	ok(defined $recovery && $recovery <= time_bound(2),
 		'reads: throughput back within a progress interval of the promotion ('
 		  . ($recovery // 'never') . ' s)');
 	ok($pw->log_contains(qr/retrying its read-only query|while idle; it will get a new server/),

@@ -10,26 +10,17 @@ use PgWing::Test qw(:all);
 use Test::More;
 use Time::HiRes qw(usleep time);
 
-my $old = new_node('old', allows_streaming => 1);
-$old->backup('base');
-my $new = PostgreSQL::Test::Cluster->new('new');
-$new->init_from_backup($old, 'base', has_streaming => 1);
-$new->start;
-$old->safe_psql('postgres',
-	'CREATE SCHEMA app; CREATE TABLE app.items (id int); INSERT INTO app.items VALUES (1), (2), (3)');
-$old->wait_for_catchup($new, 'replay');
+my ($old, $new) = primary_with_replicas('old', ['new'],
+	sql => 'CREATE SCHEMA app; CREATE TABLE app.items (id int); INSERT INTO app.items VALUES (1), (2), (3)');
 
-my $pw = PgWing::Test->new(
+my $pw = start_pgwing_with(
 	name     => 'pw',
 	backends => [ [ old => $old ], [ new => $new ] ],
 	settings => {
-		health_interval => '200ms',
-		health_timeout  => '1s',
-		hold_timeout    => '20s',
-	});
-$pw->start;
-ok($pw->wait_for_log(qr/backend old: unknown -> up \(primary/), 'primary probed up');
-ok($pw->wait_for_log(qr/backend new: unknown -> up \(replica/), 'replica probed up');
+		health_timeout => '1s',
+		hold_timeout   => '20s',
+	},
+	up => [ old => 'primary', new => 'replica' ]);
 
 # Read messages until ReadyForQuery; returns the list of [type, body].
 sub until_ready

@@ -16,25 +16,18 @@ use Time::HiRes qw(usleep time);
 
 my $rounds = $ENV{PGWING_FAILOVER_ROUNDS} // 20;
 
-my $node_a = new_node('a', allows_streaming => 1, max_connections => 40);
-$node_a->backup('base');
-my $node_b = PostgreSQL::Test::Cluster->new('b');
-$node_b->init_from_backup($node_a, 'base', has_streaming => 1);
-$node_b->append_conf('postgresql.conf', 'max_connections = 40');
-$node_b->start;
+my ($node_a, $node_b) = primary_with_replicas('a', ['b'], max_connections => 40);
 $node_a->safe_psql('postgres', 'CREATE TABLE marks (round int, at timestamptz DEFAULT now())');
 
-my $pw = PgWing::Test->new(
+my $pw = start_pgwing_with(
 	name     => 'pw',
 	backends => [ [ a => $node_a ], [ b => $node_b ] ],
 	settings => {
 		health_interval => '100ms',
 		health_timeout  => '1s',
 		hold_timeout    => '30s',
-	});
-$pw->start;
-ok($pw->wait_for_log(qr/backend a: unknown -> up \(primary/), 'a is the primary');
-ok($pw->wait_for_log(qr/backend b: unknown -> up \(replica/), 'b is a replica');
+	},
+	up => [ a => 'primary', b => 'replica' ]);
 my @init = ('pgbench', '-i', '-q', '-s', '1', $pw->connstr);
 my ($iout, $ierr) = ('', '');
 IPC::Run::run(\@init, '>', \$iout, '2>', \$ierr) or die "pgbench -i: $ierr";

@@ -63,7 +63,7 @@ sub show
 sub wait_until
 {
 	my ($cond, $timeout) = @_;
-	my $deadline = time() + ($timeout // 30);
+	my $deadline = time() + time_bound($timeout // 30);
 	while (time() < $deadline)
 	{
 		return 1 if $cond->();

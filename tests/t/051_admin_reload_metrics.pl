@@ -32,7 +32,7 @@ my ($rc, $out, $err) = $pw->console('RELOAD');
 is($rc, 0, 'RELOAD with a new backend');
 my $t0 = time();
 my $b;
-while (time() - $t0 < 10)
+while (time() - $t0 < time_bound(10))
 {
 	$b = $pw->backends;
 	last if $b->{pg2} && $b->{pg2}{state} eq 'up';
@@ -124,7 +124,7 @@ is($now{'pgwing_servers{backend="pg1",state="idle"}'}, $pooled,
 # after some traffic shows a rate.
 $pw->safe_psql('SELECT 1; SELECT 2; SELECT 3;') for 1 .. 5;
 my $avg      = 0;
-my $deadline = time() + 5;
+my $deadline = time() + time_bound(5);
 while ($avg == 0 && time() < $deadline)
 {
 	($stats) =
@@ -147,7 +147,7 @@ ok($pw->alive, 'pgwing waits for the open transaction');
 $session->query_safe('INSERT INTO drained VALUES (2)');
 $session->query_safe('COMMIT');
 $session->quit;
-$deadline = time() + 10;
+$deadline = time() + time_bound(10);
 usleep(50_000) while $pw->alive && time() < $deadline;
 ok(!$pw->alive, 'pgwing stopped once the last client left');
 is($pw->exit_status, 0, 'with exit status 0');
@@ -158,7 +158,7 @@ is($node1->safe_psql('postgres', 'SELECT count(*) FROM drained'),
 $pw->start;
 ($rc, $out, $err) = $pw->console('SHUTDOWN');
 is($rc, 0, 'SHUTDOWN answers before stopping');
-$deadline = time() + 10;
+$deadline = time() + time_bound(10);
 usleep(50_000) while $pw->alive && time() < $deadline;
 ok(!$pw->alive, 'SHUTDOWN stopped pgwing');
 

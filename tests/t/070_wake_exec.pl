@@ -89,7 +89,7 @@ sub backend_state
 sub wait_for_state
 {
 	my ($p, $name, $state) = @_;
-	my $deadline = time() + 10;
+	my $deadline = time() + time_bound(10);
 	usleep(50_000) while backend_state($p, $name) ne $state && time() < $deadline;
 	return backend_state($p, $name) eq $state;
 }

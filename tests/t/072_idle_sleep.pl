@@ -37,7 +37,7 @@ sub pgwing_connections
 
 sub wait_for_no_connections
 {
-	my $deadline = time() + 10;
+	my $deadline = time() + time_bound(10);
 	usleep(100_000) while pgwing_connections() ne '0' && time() < $deadline;
 	return pgwing_connections() eq '0';
 }

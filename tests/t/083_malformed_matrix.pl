@@ -147,7 +147,7 @@ sub run_case
 		syswrite($s, pg_message($sync) . pg_message('Q', "$sql\0"));
 	}
 	my ($code, @seen, $got_row);
-	my $deadline = time + 5;
+	my $deadline = time + time_bound(5);
 	while (time < $deadline)
 	{
 		my ($t, $b) = read_message($s, $deadline - time);

@@ -64,7 +64,7 @@ sub wait_until
 {
 	my ($check, $since) = @_;
 	$since //= time();
-	my $deadline = time() + PgWing::Test::_timeout(20);
+	my $deadline = time() + time_bound(20);
 	while (time() < $deadline)
 	{
 		return time() - $since if $check->();

@@ -46,7 +46,7 @@ sub set_records
 sub wait_until
 {
 	my ($check) = @_;
-	my $deadline = time() + PgWing::Test::_timeout(20);
+	my $deadline = time() + time_bound(20);
 	while (time() < $deadline)
 	{
 		return 1 if $check->();

@@ -15,26 +15,20 @@ use Test::More;
 use IPC::Run;
 use Time::HiRes qw(time usleep);
 
-my $factor = $ENV{PGWING_TIMEOUT_FACTOR} || 1;
-my $ttl_s  = 2;
+my $ttl_s = 2;
 
-my $node = new_node('primary', conf => "log_connections = on");
-create_role($node, 'pgwing_auth', 'auth-pw', superuser => 1);
-create_role($node, 'alice',       'alice-pw');
-set_hba($node, 'scram-sha-256');
+my $node = auth_query_node('primary', alice => 'alice-pw');
 my $alice_secret = role_secret($node, 'alice');
 
+# Only auth_user's own password is in the file.
 my $pw = PgWing::Test->new(
 	backends  => [ [ primary => $node ] ],
-	auth_type => 'scram-sha-256',
+	auth_user => [ pgwing_auth => 'auth-pw' ],
 	verbose   => 1,
-	# Only auth_user's own password is in the file.
-	users    => { pgwing_auth => 'auth-pw' },
-	settings => {
-		auth_user       => 'pgwing_auth',
+	settings  => {
 		auth_cache_ttl  => "${ttl_s}s",
 		health_interval => '300ms',
-		hold_timeout    => (30 * $factor) . 's',
+		hold_timeout    => time_bound(30) . 's',
 	});
 $pw->start;
 
@@ -139,7 +133,7 @@ for my $i (0 .. 4)
 			$pw->connstr(user => 'carol', password => 'carol-pw'),
 			'-c', 'SELECT current_user' ],
 		'>', \$outs[$i], '2>&1',
-		IPC::Run::timeout(60 * $factor));
+		IPC::Run::timeout(time_bound(60)));
 }
 ok($pw->wait_for_log(qr/auth_query: lookup failed, retrying while logins wait/),
 	'the lookup waits for the database');
@@ -188,10 +182,8 @@ $node->safe_psql(
 my $pw2 = PgWing::Test->new(
 	name      => 'shadow',
 	backends  => [ [ primary => $node ] ],
-	auth_type => 'scram-sha-256',
-	users     => { pgwing_auth => 'auth-pw' },
+	auth_user => [ pgwing_auth => 'auth-pw' ],
 	settings  => {
-		auth_user  => 'pgwing_auth',
 		auth_query => 'SELECT usename, passwd FROM pg_shadow WHERE usename = $1',
 	});
 $pw2->start;

@@ -9,12 +9,7 @@ use PgWing::Test qw(:all);
 use Test::More;
 use Time::HiRes qw(time usleep);
 
-my $factor = $ENV{PGWING_TIMEOUT_FACTOR} || 1;
-
-my $node = new_node('pg1', conf => 'log_connections = on');
-create_role($node, 'pgwing_auth', 'auth-pw', superuser => 1);
-create_role($node, 'dana',        'dana-pw');
-set_hba($node, 'scram-sha-256');
+my $node = auth_query_node('pg1', dana => 'dana-pw');
 my $datadir = $node->data_dir;
 my $pglog   = $node->logfile;
 my $script  = "$PostgreSQL::Test::Utils::tmp_check/106_wake.sh";
@@ -25,13 +20,11 @@ chmod 0755, $script;
 
 my $pw = PgWing::Test->new(
 	backends  => [ [ pg1 => $node, wake => "exec:\"$script\"" ] ],
-	auth_type => 'scram-sha-256',
-	users     => { pgwing_auth => 'auth-pw' },
+	auth_user => [ pgwing_auth => 'auth-pw' ],
 	settings  => {
-		auth_user           => 'pgwing_auth',
 		health_interval     => '300ms',
 		server_idle_timeout => '1s',
-		hold_timeout        => (30 * $factor) . 's',
+		hold_timeout        => time_bound(30) . 's',
 	});
 $pw->start;
 
@@ -55,14 +48,12 @@ $pw->stop;
 # command started the node behind the Cluster object's back: stop it as it
 # was started.
 system_or_bail('pg_ctl', '-D', $datadir, '-m', 'fast', '-w', 'stop');
-my $hold_s = 2 * $factor;
+my $hold_s = time_bound(2);
 my $pw2 = PgWing::Test->new(
 	name      => 'down',
 	backends  => [ [ pg1 => $node ] ],
-	auth_type => 'scram-sha-256',
-	users     => { pgwing_auth => 'auth-pw' },
+	auth_user => [ pgwing_auth => 'auth-pw' ],
 	settings  => {
-		auth_user       => 'pgwing_auth',
 		health_interval => '300ms',
 		hold_timeout    => "${hold_s}s",
 	});

@@ -28,7 +28,7 @@ my %settings = (
 sub wait_ready
 {
 	my ($pw, $want, $seconds) = @_;
-	my $deadline = time + $seconds;
+	my $deadline = time + time_bound($seconds);
 	my ($status, $body);
 	while (1)
 	{
@@ -128,7 +128,7 @@ $st = decode_json(($pw->http_get('/status'))[1]);
 is($st->{draining}, JSON::PP::true, '/status: draining');
 is($pw->safe_psql('SELECT 2'), '2', 'a new client is still served within shutdown_grace');
 
-my $deadline = time + 10;
+my $deadline = time + time_bound(10);
 sleep 0.1 while $pw->alive && time < $deadline;
 ok(!$pw->alive, 'pgwing exits after the grace with no client left');
 is($pw->exit_status, 0, 'exit code 0');

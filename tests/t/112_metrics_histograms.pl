@@ -21,15 +21,10 @@ use Time::HiRes qw(sleep time);
 
 my $node = new_node('primary');
 my $metrics_port = PostgreSQL::Test::Cluster::get_free_port();
-my $pw = PgWing::Test->new(
+my $pw = start_pgwing_with(
 	backends => [ [ pg1 => $node ] ],
-	settings => {
-		health_interval => '200ms',
-		health_user     => os_user(),
-		metrics_listen  => "127.0.0.1:$metrics_port",
-	});
-$pw->start;
-ok($pw->wait_for_log(qr/backend pg1: unknown -> up \(primary/), 'pg1 probed up');
+	settings => { metrics_listen => "127.0.0.1:$metrics_port" },
+	up       => [ pg1 => 'primary' ]);
 
 sub scrape
 {
@@ -127,7 +122,7 @@ $pw->safe_psql('PAUSE postgres', dbname => 'pgwing', user => 'admin');
 my ($pout, $perr) = ('', '');
 my $client = IPC::Run::start([ 'psql', '-XAtq', '-d', $pw->connstr, '-c', "SELECT 'held'" ],
 	'<', \undef, '>', \$pout, '2>', \$perr);
-my $deadline = time + 10;
+my $deadline = time + time_bound(10);
 my $waiting = 0;
 while (time < $deadline)
 {

@@ -24,13 +24,12 @@ my $path = "$PostgreSQL::Test::Utils::tmp_check/115_notify.sock";
 unlink $path;
 my $notify = IO::Socket::UNIX->new(Type => SOCK_DGRAM, Local => $path)
   or die "notify socket $path: $!";
-my $factor = $ENV{PGWING_TIMEOUT_FACTOR} || 1;
 
 # The next datagram, or undef after $timeout seconds.
 sub next_notify
 {
 	my ($timeout) = @_;
-	return undef unless IO::Select->new($notify)->can_read(($timeout // 10) * $factor);
+	return undef unless IO::Select->new($notify)->can_read(time_bound($timeout // 10));
 	my $msg;
 	$notify->recv($msg, 4096);
 	return $msg;

@@ -98,7 +98,7 @@ $pw->stop;
 sub wait_for_json
 {
 	my ($re) = @_;
-	my $deadline = time() + 10 * ($ENV{PGWING_TIMEOUT_FACTOR} || 1);
+	my $deadline = time() + time_bound(10);
 	while (time() < $deadline)
 	{
 		return 1 if -f $json_log && slurp_file($json_log) =~ $re;

@@ -13,25 +13,16 @@ use PgWing::Test qw(:all);
 use Test::More;
 use Time::HiRes qw(usleep time);
 
-my $primary = new_node('primary', allows_streaming => 1);
-$primary->backup('base');
-my $replica = PostgreSQL::Test::Cluster->new('replica');
-$replica->init_from_backup($primary, 'base', has_streaming => 1);
-$replica->start;
-$primary->safe_psql('postgres', 'CREATE TABLE t (id int PRIMARY KEY)');
-$primary->wait_for_catchup($replica, 'replay');
+my ($primary, $replica) =
+  primary_with_replicas('primary', ['replica'], sql => 'CREATE TABLE t (id int PRIMARY KEY)');
 
-my $pw = PgWing::Test->new(
+my $pw = start_pgwing_with(
 	backends => [ [ primary => $primary ], [ replica => $replica ], ],
 	settings => {
-		health_interval => '200ms',
 		health_timeout  => '1s',
-		health_user     => os_user(),
 		max_replica_lag => '2s',
-	});
-$pw->start;
-ok($pw->wait_for_log(qr/backend replica: unknown -> up \(replica/), 'replica probed up');
-ok($pw->wait_for_log(qr/backend primary: unknown -> up \(primary/), 'primary probed up');
+	},
+	up => [ replica => 'replica', primary => 'primary' ]);
 
 my $id = 0;
 

@@ -14,15 +14,10 @@ use Test::More;
 my $primary = new_node('primary');
 $primary->safe_psql('postgres', 'CREATE TABLE t (v int)');
 
-my $pw = PgWing::Test->new(
+my $pw = start_pgwing_with(
 	backends => [ [ primary => $primary ] ],
-	settings => {
-		health_interval => '200ms',
-		health_user     => os_user(),
-		ro_fallback     => 'primary',
-	});
-$pw->start;
-ok($pw->wait_for_log(qr/backend primary: unknown -> up \(primary/), 'primary probed up');
+	settings => { ro_fallback => 'primary' },
+	up       => [ primary => 'primary' ]);
 
 # Run $sql on the ro port, every statement even after an error; returns
 # (stdout, the SQLSTATEs of the errors in order).

@@ -14,26 +14,16 @@ use Time::HiRes qw(usleep time);
 # Writes to a session pgwing has ended must fail, not kill the test.
 $SIG{PIPE} = 'IGNORE';
 
-my $old = new_node('old', allows_streaming => 1);
-$old->backup('base');
-my $new = PostgreSQL::Test::Cluster->new('new');
-$new->init_from_backup($old, 'base', has_streaming => 1);
-$new->start;
-$old->safe_psql('postgres', 'CREATE TABLE t (v int, tag text)');
-$old->wait_for_catchup($new, 'replay');
+my ($old, $new) = primary_with_replicas('old', ['new'], sql => 'CREATE TABLE t (v int, tag text)');
 
-my $pw = PgWing::Test->new(
+my $pw = start_pgwing_with(
 	backends => [ [ old => $old ], [ new => $new ] ],
 	settings => {
-		health_interval => '200ms',
-		health_timeout  => '1s',
-		health_user     => os_user(),
-		hold_timeout    => '10s',
-		stats_users     => os_user(),
-	});
-$pw->start;
-ok($pw->wait_for_log(qr/backend old: unknown -> up \(primary/), 'old primary probed up');
-ok($pw->wait_for_log(qr/backend new: unknown -> up \(replica/), 'replica probed up');
+		health_timeout => '1s',
+		hold_timeout   => '10s',
+		stats_users    => os_user(),
+	},
+	up => [ old => 'primary', new => 'replica' ]);
 
 # Messages up to ReadyForQuery: (error fields or undef, first value, status);
 # status 'eof' when the connection ended first.

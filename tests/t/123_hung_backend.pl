@@ -16,38 +16,25 @@ use PgWing::Test qw(:all);
 use Test::More;
 use Time::HiRes qw(usleep time);
 
-my $old = new_node('old', allows_streaming => 1);
-$old->backup('base');
-my $new = PostgreSQL::Test::Cluster->new('new');
-$new->init_from_backup($old, 'base', has_streaming => 1);
-$new->start;
-# The replica read-only clients prefer (same region as pgwing), to hang first.
-my $near = PostgreSQL::Test::Cluster->new('near');
-$near->init_from_backup($old, 'base', has_streaming => 1);
-$near->start;
-$old->safe_psql('postgres', 'CREATE TABLE t (v int)');
-$old->wait_for_catchup($_, 'replay') for ($new, $near);
+# near: the replica read-only clients prefer (same region as pgwing), to hang first.
+my ($old, $new, $near) =
+  primary_with_replicas('old', [ 'new', 'near' ], sql => 'CREATE TABLE t (v int)');
 
-my $pw = PgWing::Test->new(
+my $pw = start_pgwing_with(
 	backends => [
 		[ old  => $old,  region => 'far' ],
 		[ new  => $new,  region => 'far' ],
 		[ near => $near, region => 'here' ] ],
 	settings => {
 		region            => 'here',
-		health_interval   => '200ms',
 		health_timeout    => '500ms',
 		health_fail_count => 2,
-		health_user       => os_user(),
 		hold_timeout      => '20s',
 		server_tcp_keepalive => '7s',
 		# Longer than the test: only the down verdict may end a login to the hung node.
 		server_connect_timeout => '30s',
-	});
-$pw->start;
-ok($pw->wait_for_log(qr/backend old: unknown -> up \(primary/), 'old primary probed up');
-ok($pw->wait_for_log(qr/backend new: unknown -> up \(replica/), 'replica probed up');
-ok($pw->wait_for_log(qr/backend near: unknown -> up \(replica/), 'near replica probed up');
+	},
+	up => [ old => 'primary', new => 'replica', near => 'replica' ]);
 
 # The postmaster and its children, stopped and continued together.
 my @stopped;

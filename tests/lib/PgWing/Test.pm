@@ -79,7 +79,8 @@ use Exporter 'import';
 our @EXPORT_OK = qw(
   new_node create_role role_secret set_hba os_user
   startup_packet read_startup pg_message read_message take_message error_fields raw_login
-  pgwing_bin run_pgwing tool_bin is_sanitized cmp_rss time_bound parse_metrics
+  pgwing_bin run_pgwing tool_bin is_sanitized cmp_rss time_bound cpu_share_bound parse_metrics
+  primary_with_replicas start_pgwing_with auth_query_node
 );
 our %EXPORT_TAGS = (all => \@EXPORT_OK);
 
@@ -98,6 +99,15 @@ sub _timeout { return $_[0] * $timeout_factor; }
 # An upper bound a test puts on how long pgwing takes, stretched as the waits
 # are: under valgrind "at once" takes several times longer.
 sub time_bound { return _timeout($_[0]); }
+
+# An upper bound on the share of a core pgwing may burn while it should be
+# idle (a busy-loop check), stretched as time_bound is but never to a whole
+# core: a busy loop takes one under valgrind too.
+sub cpu_share_bound
+{
+	my $share = _timeout($_[0]);
+	return $share < 0.5 ? $share : 0.5;
+}
 
 sub _tool_command
 {
@@ -324,6 +334,65 @@ sub new_node
 
 =pod
 
+=item primary_with_replicas($name, [ $replica_name, ... ], %opt) => ($primary, @replicas)
+
+A streaming primary (C<new_node($name, allows_streaming =E<gt> 1)>) and
+replicas made from a base backup of it, all started. Options:
+C<max_connections =E<gt> N> for every node; C<sql =E<gt> "..."> run on the
+primary, after which every replica has replayed it.
+
+=cut
+
+sub primary_with_replicas
+{
+	my ($name, $replica_names, %opt) = @_;
+	my $maxc = $opt{max_connections};
+	my $primary = new_node($name, allows_streaming => 1,
+		(defined $maxc ? (max_connections => $maxc) : ()));
+	$primary->backup('base');
+	my @replicas;
+	for my $rname (@$replica_names)
+	{
+		my $replica = PostgreSQL::Test::Cluster->new($rname);
+		$replica->init_from_backup($primary, 'base', has_streaming => 1);
+		$replica->append_conf('postgresql.conf', "max_connections = $maxc") if defined $maxc;
+		$replica->start;
+		push @replicas, $replica;
+	}
+	if (defined $opt{sql})
+	{
+		$primary->safe_psql('postgres', $opt{sql});
+		$primary->wait_for_catchup($_, 'replay') for @replicas;
+	}
+	return ($primary, @replicas);
+}
+
+=pod
+
+=item auth_query_node($name, $user => $password, ...) => PostgreSQL::Test::Cluster
+
+A node for auth_query tests: C<new_node> with connections logged, the
+superuser role C<pgwing_auth> (password C<auth-pw>: pgwing's C<auth_user>,
+see C<auth_user> in C<new>) and the given roles, all behind SCRAM
+(C<set_hba>).
+
+=cut
+
+sub auth_query_node
+{
+	my ($name, @roles) = @_;
+	my $node = new_node($name, conf => 'log_connections = on');
+	create_role($node, 'pgwing_auth', 'auth-pw', superuser => 1);
+	for (my $i = 0; $i < @roles; $i += 2)
+	{
+		create_role($node, $roles[$i], $roles[ $i + 1 ]);
+	}
+	set_hba($node, 'scram-sha-256');
+	return $node;
+}
+
+=pod
+
 =item create_role($node, $user, $password, %opt)
 
 C<CREATE ROLE $user LOGIN PASSWORD $password>. Options:
@@ -426,6 +495,13 @@ a literal backend line.
 
 Written to the auth file as C<"user" "password-or-secret"> lines.
 
+=item auth_user => [ $user, $password ]
+
+pgwing looks up the users missing from the auth file as C<$user> (the
+C<auth_user> setting, unless C<settings> name another), whose password is
+then the only one in the auth file (unless C<users> is given); C<auth_type>
+defaults to scram-sha-256.
+
 =item settings => { max_client_conn => 100, ... }
 
 Any other [pgwing] setting; overrides the defaults written by the module
@@ -448,6 +524,12 @@ trusted by their pg_hba.conf, also after set_hba).
 sub new
 {
 	my ($class, %args) = @_;
+	if (my $au = delete $args{auth_user})
+	{
+		$args{auth_type} //= 'scram-sha-256';
+		$args{users}     //= { $au->[0] => $au->[1] };
+		$args{settings} = { auth_user => $au->[0], %{ $args{settings} // {} } };
+	}
 	my $name     = $args{name} // 'pw';
 	my $testname = _testname();
 	my $self     = bless {
@@ -752,6 +834,58 @@ sub backends
 {
 	my ($self) = @_;
 	return { map { $_->{name} => $_ } @{ $self->admin_rows('SHOW BACKENDS') } };
+}
+
+=pod
+
+=item $pw->wait_for_backend($name, %want) => 1 or 0
+
+Poll C<SHOW BACKENDS> until backend C<$name>'s row has every column of
+C<%want> (e.g. C<state =E<gt> 'up', role =E<gt> 'replica'>), for up to
+C<timeout> seconds (default 10, times PGWING_TIMEOUT_FACTOR).
+
+=cut
+
+sub wait_for_backend
+{
+	my ($self, $name, %want) = @_;
+	my $deadline = time() + _timeout(delete $want{timeout} // 10);
+	while (1)
+	{
+		my $row = $self->backends->{$name};
+		return 1 if $row && !grep { ($row->{$_} // '') ne $want{$_} } keys %want;
+		return 0 if time() >= $deadline;
+		usleep(100_000);
+	}
+}
+
+=pod
+
+=item start_pgwing_with(%args) => PgWing::Test
+
+C<PgWing::Test-E<gt>new(%args)>, started, with probes every 200 ms unless
+C<settings> set C<health_interval>. C<up =E<gt> [ name =E<gt> role, ... ]>:
+then asserts (one test each, in that order, names prefixed by C<label>) that
+C<SHOW BACKENDS> shows each backend up, in that role (undef: any role).
+
+=cut
+
+sub start_pgwing_with
+{
+	my (%args) = @_;
+	my $up    = delete $args{up} // [];
+	my $label = delete $args{label} // '';
+	$args{settings} = { health_interval => '200ms', %{ $args{settings} // {} } };
+	my $pw = PgWing::Test->new(%args);
+	$pw->start;
+	for (my $i = 0; $i < @$up; $i += 2)
+	{
+		my ($name, $role) = @$up[ $i, $i + 1 ];
+		local $Test::Builder::Level = $Test::Builder::Level + 1;
+		ok($pw->wait_for_backend($name, state => 'up', (defined $role ? (role => $role) : ())),
+			"${label}backend $name probed up" . (defined $role ? " as $role" : ''));
+	}
+	return $pw;
 }
 
 =pod
