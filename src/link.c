@@ -372,7 +372,7 @@ static bool link_pump_server(struct server *sv)
 			client_close(cl); /* its Terminate waited for this answer; frees sv */
 			return false;
 		}
-		if (sv->tx_status == 'I' && cl->xact.pending_syncs == 0 && sv->msg_remaining == 0 &&
+		if (sv->tx_status == 'I' && xact_is_idle(&cl->xact) && sv->msg_remaining == 0 &&
 		    evbuffer_get_length(conn_input(&sv->conn)) == 0 && !link_keeps_server(cl))
 			return false; /* released and freed */
 	}
@@ -926,11 +926,15 @@ static size_t link_collect(const char *database, bool (*keep)(const struct clien
 	return n;
 }
 
-/* At an idle point with its server: nothing in flight, in no transaction. */
+/*
+ * At an idle point with its server: in no transaction, nothing in flight, not
+ * even the first messages of an extended-protocol request (a Parse whose Bind
+ * is still to come, an Execute followed by Flush instead of Sync): moving
+ * then would lose the unnamed statement, or the query running.
+ */
 static bool link_is_idle_with_server(const struct client *cl)
 {
-	return cl->state == CL_ACTIVE && cl->server->tx_status == 'I' &&
-	       cl->xact.pending_syncs == 0;
+	return cl->state == CL_ACTIVE && cl->server->tx_status == 'I' && xact_is_idle(&cl->xact);
 }
 
 void link_release_idle(const char *database)
