@@ -58,6 +58,7 @@ enum word {
 	W_INTO,
 	W_KEY,
 	W_LISTEN,
+	W_LOAD,
 	W_LOCAL,
 	W_MERGE,
 	W_NAMES,
@@ -90,6 +91,7 @@ enum word {
 	W_TEMPORARY,
 	W_TIME,
 	W_TRANSACTION,
+	W_TRUE,
 	W_UNLISTEN,
 	W_UNLOGGED,
 	W_UPDATE,
@@ -105,6 +107,7 @@ enum word {
 #define F_SYNTAX       0x1 /* a keyword, not a call: IN (...), EXISTS (...), OVER (...) */
 #define F_PURE         0x2 /* a built-in function known not to write */
 #define F_SESSION_LOCK 0x4 /* takes a session-level advisory lock */
+#define F_SET_CONFIG   0x8 /* set_config(): session state unless its is_local is true */
 
 struct word_entry {
 	const char *name;
@@ -251,6 +254,7 @@ static const struct word_entry words[] = {
 	{"limit", W_NONE, F_SYNTAX},
 	{"listen", W_LISTEN, 0},
 	{"ln", W_NONE, F_PURE},
+	{"load", W_LOAD, 0},
 	{"local", W_LOCAL, 0},
 	{"localtime", W_NONE, F_PURE},
 	{"localtimestamp", W_NONE, F_PURE},
@@ -321,6 +325,7 @@ static const struct word_entry words[] = {
 	{"sequence", W_SEQUENCE, 0},
 	{"session", W_SESSION, 0},
 	{"set", W_SET, 0},
+	{"set_config", W_NONE, F_SET_CONFIG},
 	{"sets", W_NONE, F_SYNTAX},
 	{"share", W_SHARE, 0},
 	{"show", W_SHOW, 0},
@@ -357,6 +362,7 @@ static const struct word_entry words[] = {
 	{"transaction", W_TRANSACTION, 0},
 	{"transaction_timestamp", W_NONE, F_PURE},
 	{"trim", W_NONE, F_PURE},
+	{"true", W_TRUE, 0},
 	{"trunc", W_NONE, F_PURE},
 	{"union", W_NONE, F_SYNTAX},
 	{"unlisten", W_UNLISTEN, 0},
@@ -734,7 +740,13 @@ struct stmt_scan {
 	bool is_unterminated; /* ends inside a quote or comment: the server rejects it */
 	const char *unmovable;
 	struct recent prev[3]; /* prev[0] is the token just before */
+	/* Inside set_config( at this depth (0: not), after this many commas. */
+	size_t set_config_depth;
+	int set_config_commas;
+	bool is_set_config_local; /* its third argument is the literal true */
 };
+
+#define SET_CONFIG_REASON "a setting made with set_config(..., false)"
 
 /*
  * An identifier followed by '(' is a function call unless the grammar says
@@ -757,15 +769,49 @@ static void scan_call(struct stmt_scan *sc)
 			sc->unmovable = "a session-level advisory lock";
 		return;
 	}
+	if (name->flags & F_SET_CONFIG) {
+		/* One call at a time is followed; one inside another's arguments pins. */
+		if (sc->set_config_depth != 0 && sc->unmovable == NULL)
+			sc->unmovable = SET_CONFIG_REASON;
+		sc->set_config_depth = sc->depth + 1;
+		sc->set_config_commas = 0;
+		sc->is_set_config_local = false;
+	}
 	/* A built-in name qualified by another schema is somebody's own function. */
 	if (!(name->flags & F_PURE) ||
 	    (before->kind == TOK_PUNCT && before->punct == '.' && sc->prev[2].word != W_PG_CATALOG))
 		sc->writes = true;
 }
 
+/*
+ * set_config(name, value, is_local) keeps its setting for the session unless
+ * is_local is true; only the literal true is taken for it.
+ */
+static void scan_set_config(struct stmt_scan *sc, const char *sql, const struct token *t)
+{
+	if (sc->set_config_depth == 0 || sc->depth != sc->set_config_depth)
+		return;
+	if (t->kind == TOK_PUNCT && sql[t->start] == ',') {
+		sc->set_config_commas++;
+	} else if (t->kind == TOK_PUNCT && sql[t->start] == ')') {
+		if (!sc->is_set_config_local && sc->unmovable == NULL)
+			sc->unmovable = SET_CONFIG_REASON;
+		sc->set_config_depth = 0;
+	} else if (sc->set_config_commas == 2) {
+		/* The literal alone: "true" right after the comma, nothing else after it. */
+		sc->is_set_config_local = t->word == W_TRUE && sc->prev[0].kind == TOK_PUNCT;
+	}
+}
+
 static void scan_token(struct stmt_scan *sc, const char *sql, const struct token *t)
 {
 	const struct recent *p = sc->prev;
+
+	scan_set_config(sc, sql, t);
+	/* pg_temp.name: an object in the session's own schema (a function, a type, ...). */
+	if (t->kind == TOK_PUNCT && sql[t->start] == '.' && p[0].word == W_PG_TEMP &&
+	    sc->unmovable == NULL)
+		sc->unmovable = "an object in pg_temp";
 
 	if (t->is_unterminated)
 		sc->is_unterminated = true;
@@ -1183,6 +1229,9 @@ static enum stmt_class classify_head(const char *sql, struct stmt_info *info)
 		return STMT_SESSION;
 	case W_CREATE:
 		return classify_create(&c, info);
+	case W_LOAD:
+		info->reason = "a library loaded with LOAD";
+		return STMT_UNMOVABLE;
 	case W_DECLARE:
 		return classify_declare(&c, info);
 	default:
@@ -1311,8 +1360,8 @@ bool classify_may_read(const char *sql, size_t len)
  * Every statement classify_head() and scan_token() call SESSION or UNMOVABLE
  * has one of these words, in any case, at the start of a token or after a '_'
  * in one: SET, RESET; LISTEN, UNLISTEN; PREPARE; DEALLOCATE; DISCARD; TEMP,
- * TEMPORARY, pg_temp; WITH HOLD; pg_[try_]advisory_lock[_shared]. Keep in step
- * with those.
+ * TEMPORARY, pg_temp; WITH HOLD; pg_[try_]advisory_lock[_shared]; LOAD;
+ * set_config. Keep in step with those.
  */
 
 static bool is_state_word(const char *s, size_t n)
@@ -1325,7 +1374,7 @@ static bool is_state_word(const char *s, size_t n)
 	case 'h':
 		return starts_with_word(s, n, "hold");
 	case 'l':
-		return starts_with_word(s, n, "listen");
+		return starts_with_word(s, n, "listen") || starts_with_word(s, n, "load");
 	case 'p':
 		return starts_with_word(s, n, "prepare");
 	case 'r':

@@ -204,8 +204,14 @@ void session_state_apply(struct session_state *st, const struct stmt_info *info,
 	case SESSION_NONE:
 		break;
 	case SESSION_SET:
-		/* The newest value wins, and replays after whatever came before it. */
-		drop_sql_matching(st, ENTRY_SET, info->key);
+		/*
+		 * The newest value wins, and replays after whatever came before it;
+		 * except DateStyle, whose SET keeps the half it does not name
+		 * (SET datestyle TO postgres; SET datestyle TO dmy gives Postgres,
+		 * DMY): all of them replay, in order.
+		 */
+		if (strcmp(info->key, "datestyle") != 0)
+			drop_sql_matching(st, ENTRY_SET, info->key);
 		drop_roles_ended_by(st, info->key);
 		add_sql(st, ENTRY_SET, info, sql);
 		break;

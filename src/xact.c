@@ -46,6 +46,7 @@ static void session_sql_forget(struct xact *x)
 	x->pending_session_sql = NULL;
 	x->pending_session_len = 0;
 	x->is_session_sql_over = false;
+	x->is_partly_rolled_back = false;
 }
 
 void xact_free(struct xact *x)
@@ -154,18 +155,45 @@ static struct session_state *session_of(struct session_state **session)
 	return *session;
 }
 
+/*
+ * Session state set through the extended protocol (a SET, a temp table, a
+ * lock, a LISTEN in a Parse) is not tracked as the simple protocol's is: the
+ * session keeps its server instead of moving without it.
+ */
+static void note_parsed_query(struct session_state **session, const char *sql)
+{
+	struct stmt_info info[XACT_MAX_STMTS];
+	size_t len = strlen(sql), n;
+
+	if (!classify_may_keep_state(sql, len))
+		return;
+	n = classify_query(sql, len, info, XACT_MAX_STMTS);
+	for (size_t i = 0; i < n && i < XACT_MAX_STMTS; i++) {
+		if (info[i].cls == STMT_UNMOVABLE)
+			session_state_mark_unmovable(session_of(session), info[i].reason);
+		else if (info[i].cls == STMT_SESSION)
+			session_state_mark_unmovable(session_of(session),
+						     "session state set through the extended "
+						     "protocol");
+	}
+}
+
 void xact_note_statement(struct xact *x, struct session_state **session, char type,
 			 const uint8_t *body, size_t len)
 {
 	struct proto_reader r;
-	const char *name;
+	const char *name, *sql;
 
 	x->is_mid_request = true;
 	proto_reader_init(&r, body, len);
 	if (type == 'C' && proto_read_byte(&r) != 'S')
 		return;
 	name = proto_read_cstring(&r);
-	if (name == NULL || name[0] == '\0')
+	if (name == NULL)
+		return;
+	if (type == 'P' && (sql = proto_read_cstring(&r)) != NULL)
+		note_parsed_query(session, sql);
+	if (name[0] == '\0')
 		return; /* the unnamed statement doesn't outlive its request */
 	if (type == 'C') {
 		session_state_note_close(session_of(session), name);
@@ -190,31 +218,42 @@ void xact_note_untracked_statement(struct xact *x, struct session_state *session
 }
 
 /*
- * A failed request, a failed transaction or a ROLLBACK leaves no trace, as on
- * the server.
+ * A failed request, a failed transaction or a ROLLBACK leaves no setting
+ * behind, as on the server; but what can't move may have outlived it (a
+ * session advisory lock stays through a rollback), so that still pins. A
+ * ROLLBACK TO SAVEPOINT, or an error the block went on after, undoes some of
+ * what the transaction set and not the rest, which the statements alone can't
+ * tell apart: that pins too.
  */
 static void session_sql_settle(struct xact *x, char tx_status, struct session_state **session)
 {
 	struct stmt_info info[XACT_MAX_STMTS];
 	struct session_state *st;
+	bool is_kept = !x->has_request_failed;
 	size_t n;
 
-	if (x->pending_session_sql == NULL || tx_status == 'T')
+	if (x->pending_session_sql == NULL)
 		return;
-	if (tx_status == 'I' && !x->has_request_failed) {
-		st = session_of(session);
-		n = x->is_session_sql_over
-			    ? 0
-			    : classify_query(x->pending_session_sql, x->pending_session_len, info,
-					     XACT_MAX_STMTS);
-		if (x->is_session_sql_over)
-			session_state_mark_unmovable(st, "more session statements in one "
-							 "transaction than max_session_sql_size");
-		else if (n > XACT_MAX_STMTS)
-			session_state_mark_unmovable(st, "too many statements to track");
-		for (size_t i = 0; i < n && i < XACT_MAX_STMTS; i++)
-			session_state_apply(st, &info[i], x->pending_session_sql);
+	if (tx_status != 'I') {
+		if (x->has_request_failed)
+			x->is_partly_rolled_back = true;
+		return;
 	}
+	st = session_of(session);
+	n = x->is_session_sql_over ? 0
+				   : classify_query(x->pending_session_sql, x->pending_session_len,
+						    info, XACT_MAX_STMTS);
+	if (is_kept && x->is_session_sql_over)
+		session_state_mark_unmovable(st, "more session statements in one "
+						 "transaction than max_session_sql_size");
+	else if (is_kept && n > XACT_MAX_STMTS)
+		session_state_mark_unmovable(st, "too many statements to track");
+	else if (is_kept && x->is_partly_rolled_back)
+		session_state_mark_unmovable(st, "session state set in a transaction that rolled "
+						 "back to a savepoint");
+	for (size_t i = 0; i < n && i < XACT_MAX_STMTS; i++)
+		if (is_kept || info[i].cls == STMT_UNMOVABLE)
+			session_state_apply(st, &info[i], x->pending_session_sql);
 	session_sql_forget(x);
 }
 

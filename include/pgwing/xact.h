@@ -33,7 +33,8 @@ struct xact {
 	/* Session statements of the request in flight, recorded once it succeeds. */
 	char *pending_session_sql;
 	size_t pending_session_len;
-	bool is_session_sql_over; /* the request in flight set more than max_session_sql_size */
+	bool is_session_sql_over;   /* the request in flight set more than max_session_sql_size */
+	bool is_partly_rolled_back; /* its transaction went on after an error or ROLLBACK TO */
 };
 
 /* Frees what x holds (x itself is embedded in its client). */

@@ -160,6 +160,22 @@ static void test_single(void **state UNUSED)
 	}
 }
 
+/* set_config(..., true) lasts for the transaction only: nothing to keep. */
+static void test_set_config_local(void **state UNUSED)
+{
+	static const char *const cases[] = {
+		"select set_config('request.jwt', '{}', true)",
+		"select set_config('a', format('%s', 1), TRUE), 1",
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct stmt_info info;
+
+		assert_int_equal(classify_query(cases[i], strlen(cases[i]), &info, 1), 1);
+		assert_int_equal(info.cls, STMT_OTHER);
+	}
+}
+
 static void test_reasons(void **state UNUSED)
 {
 	static const struct {
@@ -170,6 +186,19 @@ static void test_reasons(void **state UNUSED)
 		{"create temporary sequence s", "a temporary sequence"},
 		{"declare c cursor with hold for select 1", "a cursor WITH HOLD"},
 		{"select 1, pg_advisory_lock_shared(7)", "a session-level advisory lock"},
+		{"select set_config('a.b', 'c', false)",
+		 "a setting made with set_config(..., false)"},
+		{"select set_config('a.b', 'c', is_local)",
+		 "a setting made with set_config(..., false)"},
+		{"select set_config('a.b', 'c', true or x)",
+		 "a setting made with set_config(..., false)"},
+		{"select set_config('a', set_config('b', 'c', true), true)",
+		 "a setting made with set_config(..., false)"},
+		{"load 'auto_explain'", "a library loaded with LOAD"},
+		{"create function pg_temp.f() returns int as 'select 1' language sql",
+		 "an object in pg_temp"},
+		{"create domain pg_temp.d as int", "an object in pg_temp"},
+		{"create statistics pg_temp.s on a, b from t", "an object in pg_temp"},
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
@@ -557,6 +586,19 @@ static void test_session_identity(void **state UNUSED)
 	session_state_free(st);
 }
 
+/* A SET of DateStyle keeps the half it does not name: every one replays. */
+static void test_session_datestyle(void **state UNUSED)
+{
+	struct session_state *st = session_state_new();
+
+	apply(st, "set datestyle to postgres; set work_mem = '1MB'; set datestyle to dmy");
+	assert_replay(st, "set datestyle to postgres;\nset work_mem = '1MB';\nset datestyle to dmy",
+		      NULL, 0);
+	apply(st, "reset datestyle");
+	assert_replay(st, "set work_mem = '1MB'", NULL, 0);
+	session_state_free(st);
+}
+
 static void test_session_parse(void **state UNUSED)
 {
 	struct session_state *st = session_state_new();
@@ -653,6 +695,8 @@ int main(void)
 		cmocka_unit_test(test_cheap_checks),
 		cmocka_unit_test(test_session_sql),
 		cmocka_unit_test(test_session_identity),
+		cmocka_unit_test(test_session_datestyle),
+		cmocka_unit_test(test_set_config_local),
 		cmocka_unit_test(test_session_parse),
 		cmocka_unit_test(test_session_unmovable),
 		cmocka_unit_test(test_session_caps),

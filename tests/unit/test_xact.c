@@ -131,6 +131,44 @@ static void test_session_statements(void **state UNUSED)
 	xact_free(&x);
 }
 
+/* What the statements alone can't carry exactly pins the session instead. */
+static void test_session_pins(void **state UNUSED)
+{
+	static const uint8_t parse_set[] = "\0set datestyle to postgres\0\0";
+	struct session_state *st = NULL;
+	struct xact x = {0};
+
+	/* A session advisory lock outlives the rollback of its transaction. */
+	query(&x, "begin; select pg_advisory_lock(1)", 'I');
+	xact_note_ready(&x, 'T', &st);
+	query(&x, "rollback", 'T');
+	xact_note_command(&x, "ROLLBACK");
+	xact_note_ready(&x, 'I', &st);
+	assert_string_equal(session_state_unmovable(st), "a session-level advisory lock");
+	session_state_free(st);
+	st = NULL;
+
+	/* ROLLBACK TO SAVEPOINT undoes part of what the block set. */
+	query(&x, "begin; set a.b = 1; savepoint s; set search_path = x; rollback to s", 'I');
+	xact_note_command(&x, "ROLLBACK");
+	xact_note_ready(&x, 'T', &st);
+	query(&x, "commit", 'T');
+	xact_note_ready(&x, 'I', &st);
+	assert_non_null(st);
+	assert_string_equal(session_state_unmovable(st),
+			    "session state set in a transaction that rolled back to a savepoint");
+	session_state_free(st);
+	st = NULL;
+
+	/* A SET through the extended protocol, even unnamed. */
+	xact_note_statement(&x, &st, 'P', parse_set, sizeof(parse_set) - 1);
+	assert_non_null(st);
+	assert_string_equal(session_state_unmovable(st),
+			    "session state set through the extended protocol");
+	session_state_free(st);
+	xact_free(&x);
+}
+
 static void test_session_limit(void **state UNUSED)
 {
 	struct session_state *st = NULL;
@@ -177,8 +215,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_requests),           cmocka_unit_test(test_retry),
-		cmocka_unit_test(test_session_statements), cmocka_unit_test(test_session_limit),
-		cmocka_unit_test(test_statements),
+		cmocka_unit_test(test_session_statements), cmocka_unit_test(test_session_pins),
+		cmocka_unit_test(test_session_limit),      cmocka_unit_test(test_statements),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
