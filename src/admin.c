@@ -30,11 +30,6 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#define SQLSTATE_INVALID_PARAMETER_VALUE "22023"
-#define SQLSTATE_UNDEFINED_OBJECT        "42704"
-#define SQLSTATE_QUERY_CANCELED          "57014"
-#define SQLSTATE_OBJECT_NOT_READY        "55000"
-
 /* How often a PAUSE looks whether the last transaction has ended. */
 #define PAUSE_POLL_MS 50
 
@@ -114,7 +109,7 @@ void admin_welcome(struct client *cl)
 	proto_put_parameter_status(out, "standard_conforming_strings", "on");
 	proto_put_parameter_status(out, "integer_datetimes", "on");
 	proto_put_backend_key(out, 0, 0);
-	proto_put_ready(out, 'I');
+	proto_put_ready(out, PROTO_TX_IDLE);
 }
 
 static struct admin_state *state_of(struct client *cl)
@@ -435,7 +430,7 @@ static struct pool_counts count_servers(const struct pool *p)
 			continue;
 		if (sv->state == SV_CONNECTING || sv->state == SV_LOGIN)
 			c.sv_login++;
-		else if (sv->state == SV_ACTIVE && sv->tx_status == 'I' &&
+		else if (sv->state == SV_ACTIVE && sv->tx_status == PROTO_TX_IDLE &&
 			 cl->xact.pending_syncs == 0)
 			c.sv_idle++;
 		else
@@ -819,7 +814,7 @@ static void pause_finish(struct admin_state *st, bool is_done)
 		proto_put_error(out, "ERROR", SQLSTATE_QUERY_CANCELED,
 				"PAUSE canceled: the database was resumed before it was paused");
 	}
-	proto_put_ready(out, 'I');
+	proto_put_ready(out, PROTO_TX_IDLE);
 	admin_drained(cl); /* what the client sent behind the PAUSE, in order */
 }
 
@@ -885,7 +880,7 @@ static void run_reload(struct client *cl)
 	/* A successful reload always swaps in a new config; a failed one keeps the old. */
 	if (rt.cfg == before)
 		proto_put_error(
-			out, "ERROR", SQLSTATE_OBJECT_NOT_READY,
+			out, "ERROR", SQLSTATE_OBJECT_NOT_IN_PREREQUISITE_STATE,
 			"reload failed, the running configuration stays (the log says why)");
 	else
 		proto_put_command_complete(out, "RELOAD");
@@ -969,7 +964,7 @@ static void run_shutdown(struct client *cl, bool wait_for_clients)
 	log_info("console client %" PRIu64 ": SHUTDOWN%s", cl->id,
 		 wait_for_clients ? " WAIT_FOR_CLIENTS" : "");
 	proto_put_command_complete(out, "SHUTDOWN");
-	proto_put_ready(out, 'I');
+	proto_put_ready(out, PROTO_TX_IDLE);
 	runtime_shutdown(wait_for_clients);
 }
 
@@ -982,7 +977,7 @@ static void admin_run(struct client *cl, const char *query)
 
 	if (!admin_parse(query, &cmd, err, sizeof(err))) {
 		proto_put_error(out, "ERROR", SQLSTATE_SYNTAX_ERROR, "%s", err);
-		proto_put_ready(out, 'I');
+		proto_put_ready(out, PROTO_TX_IDLE);
 		return;
 	}
 	if (cmd.verb != ADMIN_SHOW && cmd.verb != ADMIN_EMPTY &&
@@ -990,7 +985,7 @@ static void admin_run(struct client *cl, const char *query)
 		proto_put_error(out, "ERROR", SQLSTATE_INSUFFICIENT_PRIVILEGE,
 				"user \"%s\" may only run SHOW commands (stats_users)",
 				cl->params.user);
-		proto_put_ready(out, 'I');
+		proto_put_ready(out, PROTO_TX_IDLE);
 		return;
 	}
 	switch (cmd.verb) {
@@ -1035,7 +1030,7 @@ static void admin_run(struct client *cl, const char *query)
 		return; /* answered before the shutdown began */
 	}
 	if (cl->state == CL_ADMIN)
-		proto_put_ready(out, 'I');
+		proto_put_ready(out, PROTO_TX_IDLE);
 }
 
 void admin_handle_message(struct client *cl, char type, const uint8_t *body, size_t len)
@@ -1045,7 +1040,7 @@ void admin_handle_message(struct client *cl, char type, const uint8_t *body, siz
 	const uint8_t *nul;
 
 	switch (type) {
-	case 'Q':
+	case PqMsg_Query:
 		nul = memchr(body, '\0', len);
 		if (nul == NULL) {
 			client_fail(cl, SQLSTATE_PROTOCOL_VIOLATION, "unterminated query string");
@@ -1053,17 +1048,17 @@ void admin_handle_message(struct client *cl, char type, const uint8_t *body, siz
 		}
 		admin_run(cl, (const char *)body);
 		return;
-	case 'S':
+	case PqMsg_Sync:
 		/* The end of an extended-protocol batch: one ReadyForQuery for it. */
 		st->is_skipping_to_sync = false;
-		proto_put_ready(out, 'I');
+		proto_put_ready(out, PROTO_TX_IDLE);
 		return;
-	case 'P':
-	case 'B':
-	case 'D':
-	case 'E':
-	case 'C':
-	case 'H':
+	case PqMsg_Parse:
+	case PqMsg_Bind:
+	case PqMsg_Describe:
+	case PqMsg_Execute:
+	case PqMsg_Close:
+	case PqMsg_Flush:
 		/* Like Postgres after an error: one ErrorResponse, then skip to Sync. */
 		if (!st->is_skipping_to_sync)
 			proto_put_error(out, "ERROR", SQLSTATE_FEATURE_NOT_SUPPORTED,

@@ -263,7 +263,7 @@ void client_finish_welcome(struct client *cl)
 
 	cancel_register(cl);
 	proto_put_backend_key(out, cl->cancel_pid, cl->cancel_key);
-	proto_put_ready(out, 'I');
+	proto_put_ready(out, PROTO_TX_IDLE);
 }
 
 /*
@@ -519,12 +519,12 @@ static bool client_check_tls(struct client *cl)
 		log_info("client %" PRIu64 " from %s: refused plaintext login (client_tls_sslmode "
 			 "requires TLS)",
 			 cl->id, cl->addr);
-		client_fail(cl, SQLSTATE_INVALID_AUTH,
+		client_fail(cl, SQLSTATE_INVALID_AUTHORIZATION_SPECIFICATION,
 			    "pgwing requires TLS: connect with sslmode=require or stronger");
 		return false;
 	}
 	if (mode == TLS_VERIFY_FULL && !tls_client_cert_matches(ssl, cl->params.user)) {
-		client_fail(cl, SQLSTATE_INVALID_AUTH,
+		client_fail(cl, SQLSTATE_INVALID_AUTHORIZATION_SPECIFICATION,
 			    "certificate authentication failed for user \"%s\": the certificate's "
 			    "common name is not the user name",
 			    cl->params.user);
@@ -676,7 +676,7 @@ static bool client_handle_auth(struct client *cl)
 				  &type, &len);
 	if (msg == NULL)
 		return false;
-	if (type != 'p') {
+	if (type != PqMsg_PasswordMessage) {
 		client_fail(cl, SQLSTATE_PROTOCOL_VIOLATION,
 			    "expected password response, got message type %d", type);
 		return false;
@@ -729,7 +729,7 @@ static bool client_handle_admin(struct client *cl)
 				  &type, &len);
 	if (msg == NULL)
 		return false;
-	if (type == 'X') {
+	if (type == PqMsg_Terminate) {
 		client_close(cl);
 		return false;
 	}

@@ -77,7 +77,7 @@ static void retry_keep(struct xact *x, const char *sql, size_t len)
 		x->retry = xmalloc(need);
 		x->retry_cap = need;
 	}
-	x->retry[0] = 'Q';
+	x->retry[0] = PqMsg_Query;
 	memcpy(x->retry + 1, &msg_len, 4);
 	memcpy(x->retry + PROTO_HEADER_LEN, sql, len + 1);
 	x->retry_len = need;
@@ -134,7 +134,8 @@ static void session_sql_keep(struct xact *x, const char *sql, size_t len, size_t
 void xact_note_query(struct xact *x, const char *sql, size_t len, char tx_status,
 		     size_t max_session_sql)
 {
-	bool may_retry = x->pending_syncs == 1 && tx_status == 'I' && classify_may_read(sql, len);
+	bool may_retry =
+		x->pending_syncs == 1 && tx_status == PROTO_TX_IDLE && classify_may_read(sql, len);
 	bool is_read = true, is_stateful = false;
 
 	if (classify_may_keep_state(sql, len))
@@ -162,12 +163,12 @@ void xact_note_statement(struct xact *x, struct session_state **session, char ty
 
 	x->is_mid_request = true;
 	proto_reader_init(&r, body, len);
-	if (type == 'C' && proto_read_byte(&r) != 'S')
+	if (type == PqMsg_Close && proto_read_byte(&r) != PROTO_TARGET_STATEMENT)
 		return;
 	name = proto_read_cstring(&r);
 	if (name == NULL || name[0] == '\0')
 		return; /* the unnamed statement doesn't outlive its request */
-	if (type == 'C') {
+	if (type == PqMsg_Close) {
 		session_state_note_close(session_of(session), name);
 	} else {
 		struct evbuffer *msg = CHECK_ALLOC(evbuffer_new());
@@ -199,9 +200,9 @@ static void session_sql_settle(struct xact *x, char tx_status, struct session_st
 	struct session_state *st;
 	size_t n;
 
-	if (x->pending_session_sql == NULL || tx_status == 'T')
+	if (x->pending_session_sql == NULL || tx_status == PROTO_TX_IN)
 		return;
-	if (tx_status == 'I' && !x->has_request_failed) {
+	if (tx_status == PROTO_TX_IDLE && !x->has_request_failed) {
 		st = session_of(session);
 		n = x->is_session_sql_over
 			    ? 0

@@ -7,30 +7,12 @@
 #define PGWING_PROTO_H
 
 #include "pgwing/common.h"
+#include "pgwing/protocol.h"
+#include "pgwing/sqlstate.h"
 
 struct evbuffer;
 
-#define PROTO_HEADER_LEN      5 /* type byte + int32 length */
-#define PROTO_VERSION_3       196608
-#define PROTO_CANCEL_CODE     80877102
-#define PROTO_SSL_CODE        80877103
-#define PROTO_GSSENC_CODE     80877104
-#define PROTO_STARTUP_MAX_LEN 10000 /* what Postgres itself accepts for a startup packet */
-
-/* SQLSTATEs pgwing sends itself. */
-#define SQLSTATE_PROTOCOL_VIOLATION     "08P01"
-#define SQLSTATE_CONNECTION_FAILURE     "08006"
-#define SQLSTATE_CONNECTION_EXCEPTION   "08000"
-#define SQLSTATE_INVALID_AUTH           "28000"
-#define SQLSTATE_INVALID_PASSWORD       "28P01"
-#define SQLSTATE_TOO_MANY_CONNECTIONS   "53300"
-#define SQLSTATE_ADMIN_SHUTDOWN         "57P01"
-#define SQLSTATE_CANNOT_CONNECT_NOW     "57P03"
-#define SQLSTATE_READ_ONLY_TRANSACTION  "25006"
-#define SQLSTATE_FEATURE_NOT_SUPPORTED  "0A000"
-#define SQLSTATE_SYNTAX_ERROR           "42601"
-#define SQLSTATE_INSUFFICIENT_PRIVILEGE "42501"
-#define SQLSTATE_INTERNAL_ERROR         "XX000"
+#define PROTO_HEADER_LEN 5 /* type byte + int32 length */
 
 enum proto_frame {
 	PROTO_FRAME_NEED_MORE, /* not enough bytes buffered yet */
@@ -239,13 +221,5 @@ void proto_put_row_description(struct evbuffer *out, const struct proto_column *
 /* values[i] == NULL sends SQL NULL. */
 void proto_put_data_row(struct evbuffer *out, const char *const *values, size_t nvalues);
 void proto_put_command_complete(struct evbuffer *out, const char *tag);
-
-/* AuthenticationRequest codes. */
-#define AUTH_REQ_OK            0
-#define AUTH_REQ_PASSWORD      3
-#define AUTH_REQ_MD5           5
-#define AUTH_REQ_SASL          10
-#define AUTH_REQ_SASL_CONTINUE 11
-#define AUTH_REQ_SASL_FINAL    12
 
 #endif
