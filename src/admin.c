@@ -991,7 +991,7 @@ static void admin_run(struct client *cl, const char *query)
 	switch (cmd.verb) {
 	case ADMIN_EMPTY:
 		/* EmptyQueryResponse, as Postgres answers a query of only blanks. */
-		evbuffer_add(out, "I\0\0\0\4", 5);
+		proto_put_empty_query(out);
 		break;
 	case ADMIN_SHOW:
 		run_show(cl, cmd.show);

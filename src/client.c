@@ -408,31 +408,15 @@ static void client_begin_auth(struct client *cl)
  */
 static void negotiate_protocol_version(struct client *cl, uint32_t version)
 {
-	struct evbuffer *body = CHECK_ALLOC(evbuffer_new());
-	struct evbuffer *out = conn_output(&cl->conn);
-	uint32_t n, minor = htonl(0), count = 0;
-	char type = 'v';
-	size_t i;
+	const char **options = xmalloc((cl->params.count + 1) * sizeof(*options));
+	size_t count = 0;
 
-	for (i = 0; i < cl->params.count; i++)
+	for (size_t i = 0; i < cl->params.count; i++)
 		if (strncmp(cl->params.items[i].name, "_pq_.", 5) == 0)
-			count++;
-	if ((version & 0xffff) == 0 && count == 0) {
-		evbuffer_free(body);
-		return;
-	}
-	evbuffer_add(body, &minor, 4);
-	n = htonl(count);
-	evbuffer_add(body, &n, 4);
-	for (i = 0; i < cl->params.count; i++)
-		if (strncmp(cl->params.items[i].name, "_pq_.", 5) == 0)
-			evbuffer_add(body, cl->params.items[i].name,
-				     strlen(cl->params.items[i].name) + 1);
-	n = htonl((uint32_t)evbuffer_get_length(body) + 4);
-	evbuffer_add(out, &type, 1);
-	evbuffer_add(out, &n, 4);
-	evbuffer_add_buffer(out, body);
-	evbuffer_free(body);
+			options[count++] = cl->params.items[i].name;
+	if ((version & 0xffff) != 0 || count > 0)
+		proto_put_negotiate_protocol_version(conn_output(&cl->conn), 0, options, count);
+	free(options);
 }
 
 /* Drop "_pq_." protocol options: the server must not see what we declined. */
@@ -494,11 +478,11 @@ static bool client_answer_ssl_request(struct client *cl)
 	}
 	/* As PostgreSQL: no TLS on a unix socket, which no one else can read. */
 	if (!tls_client_is_enabled() || cl->is_unix) {
-		evbuffer_add(conn_output(&cl->conn), "N", 1);
+		proto_put_encryption_answer(conn_output(&cl->conn), false);
 		return true;
 	}
 	/* The 'S' is queued on the socket before the filter's first record: it goes first. */
-	evbuffer_add(conn_output(&cl->conn), "S", 1);
+	proto_put_encryption_answer(conn_output(&cl->conn), true);
 	/* What follows arrives through the TLS filter, which calls back; cl may be gone. */
 	client_start_tls(cl, false);
 	return false;
@@ -588,7 +572,7 @@ static bool client_handle_startup(struct client *cl)
 		}
 		if (code == PROTO_SSL_CODE)
 			return client_answer_ssl_request(cl);
-		evbuffer_add(out, "N", 1);
+		proto_put_encryption_answer(out, false);
 		return true;
 	case PROTO_CANCEL_CODE:
 		if (len == 16) {

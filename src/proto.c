@@ -590,6 +590,13 @@ static void put_cstring(struct evbuffer *out, const char *s)
 	evbuffer_add(out, s, strlen(s) + 1);
 }
 
+/* One field of an ErrorResponse or NoticeResponse: its code, then its value. */
+static void put_field(struct evbuffer *out, char code, const char *value)
+{
+	evbuffer_add(out, &code, 1);
+	put_cstring(out, value);
+}
+
 static void put_fields(struct evbuffer *out, char type, const char *severity, const char *sqlstate,
 		       const char *fmt, va_list ap)
 {
@@ -597,14 +604,10 @@ static void put_fields(struct evbuffer *out, char type, const char *severity, co
 	char text[1024];
 
 	vsnprintf(text, sizeof(text), fmt, ap);
-	evbuffer_add(m.body, "S", 1);
-	put_cstring(m.body, severity);
-	evbuffer_add(m.body, "V", 1);
-	put_cstring(m.body, severity);
-	evbuffer_add(m.body, "C", 1);
-	put_cstring(m.body, sqlstate);
-	evbuffer_add(m.body, "M", 1);
-	put_cstring(m.body, text);
+	put_field(m.body, PROTO_FIELD_SEVERITY, severity);
+	put_field(m.body, PROTO_FIELD_SEVERITY_NONLOCALIZED, severity);
+	put_field(m.body, PROTO_FIELD_SQLSTATE, sqlstate);
+	put_field(m.body, PROTO_FIELD_MESSAGE_PRIMARY, text);
 	evbuffer_add(m.body, "", 1);
 	msg_end(m);
 }
@@ -617,6 +620,12 @@ void proto_put_error(struct evbuffer *out, const char *severity, const char *sql
 	va_start(ap, fmt);
 	put_fields(out, PqMsg_ErrorResponse, severity, sqlstate, fmt, ap);
 	va_end(ap);
+}
+
+void proto_put_error_v(struct evbuffer *out, const char *severity, const char *sqlstate,
+		       const char *fmt, va_list ap)
+{
+	put_fields(out, PqMsg_ErrorResponse, severity, sqlstate, fmt, ap);
 }
 
 void proto_put_notice(struct evbuffer *out, const char *sqlstate, const char *fmt, ...)
@@ -768,4 +777,57 @@ void proto_put_command_complete(struct evbuffer *out, const char *tag)
 
 	put_cstring(m.body, tag);
 	msg_end(m);
+}
+
+void proto_put_empty_query(struct evbuffer *out)
+{
+	msg_end(msg_begin(out, PqMsg_EmptyQueryResponse));
+}
+
+void proto_put_negotiate_protocol_version(struct evbuffer *out, uint32_t newest_minor,
+					  const char *const *options, size_t noptions)
+{
+	struct msg m = msg_begin(out, PqMsg_NegotiateProtocolVersion);
+
+	put_int32(m.body, newest_minor);
+	put_int32(m.body, (uint32_t)noptions);
+	for (size_t i = 0; i < noptions; i++)
+		put_cstring(m.body, options[i]);
+	msg_end(m);
+}
+
+void proto_put_encryption_answer(struct evbuffer *out, bool will_encrypt)
+{
+	char answer = will_encrypt ? PROTO_ENCRYPTION_YES : PROTO_ENCRYPTION_NO;
+
+	evbuffer_add(out, &answer, 1);
+}
+
+void proto_put_ssl_request(struct evbuffer *out)
+{
+	struct msg m = msg_begin(out, '\0');
+
+	put_int32(m.body, PROTO_SSL_CODE);
+	msg_end(m);
+}
+
+void proto_put_sync(struct evbuffer *out)
+{
+	msg_end(msg_begin(out, PqMsg_Sync));
+}
+
+void proto_put_message(struct evbuffer *out, char type, const void *body, size_t len)
+{
+	struct msg m = msg_begin(out, type);
+
+	evbuffer_add(m.body, body, len);
+	msg_end(m);
+}
+
+void proto_encode_header(uint8_t *dst, char type, size_t body_len)
+{
+	uint32_t len = htonl((uint32_t)(body_len + 4));
+
+	dst[0] = (uint8_t)type;
+	memcpy(dst + 1, &len, 4);
 }

@@ -305,12 +305,7 @@ static void server_connected(struct server *sv)
 		server_send_startup(sv);
 		return;
 	}
-	{
-		/* SSLRequest: length 8 and the magic code, both big-endian. */
-		uint32_t request[2] = {htonl(8), htonl(PROTO_SSL_CODE)};
-
-		evbuffer_add(conn_output(&sv->conn), request, sizeof(request));
-	}
+	proto_put_ssl_request(conn_output(&sv->conn));
 	sv->is_awaiting_ssl_reply = true;
 	conn_read_on(&sv->conn);
 }

@@ -11,7 +11,6 @@
 
 #include <event2/buffer.h>
 
-#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,15 +69,13 @@ bool xact_begin_request(struct xact *x)
 static void retry_keep(struct xact *x, const char *sql, size_t len)
 {
 	size_t need = PROTO_HEADER_LEN + len + 1;
-	uint32_t msg_len = htonl((uint32_t)(4 + len + 1));
 
 	if (need > x->retry_cap) {
 		free(x->retry); /* nothing in it to keep */
 		x->retry = xmalloc(need);
 		x->retry_cap = need;
 	}
-	x->retry[0] = PqMsg_Query;
-	memcpy(x->retry + 1, &msg_len, 4);
+	proto_encode_header(x->retry, PqMsg_Query, len + 1);
 	memcpy(x->retry + PROTO_HEADER_LEN, sql, len + 1);
 	x->retry_len = need;
 }
@@ -172,11 +169,8 @@ void xact_note_statement(struct xact *x, struct session_state **session, char ty
 		session_state_note_close(session_of(session), name);
 	} else {
 		struct evbuffer *msg = CHECK_ALLOC(evbuffer_new());
-		uint32_t n = htonl((uint32_t)len + 4);
 
-		evbuffer_add(msg, "P", 1);
-		evbuffer_add(msg, &n, 4);
-		evbuffer_add(msg, body, len);
+		proto_put_message(msg, PqMsg_Parse, body, len);
 		session_state_note_parse(session_of(session), name, evbuffer_pullup(msg, -1),
 					 evbuffer_get_length(msg));
 		evbuffer_free(msg);

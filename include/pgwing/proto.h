@@ -10,6 +10,8 @@
 #include "pgwing/protocol.h"
 #include "pgwing/sqlstate.h"
 
+#include <stdarg.h>
+
 struct evbuffer;
 
 #define PROTO_HEADER_LEN 5 /* type byte + int32 length */
@@ -161,6 +163,9 @@ bool proto_parse_error(const uint8_t *body, size_t len, struct proto_error_field
  */
 void proto_put_error(struct evbuffer *out, const char *severity, const char *sqlstate,
 		     const char *fmt, ...) PRINTF_LIKE(4, 5);
+/* The same with a va_list, for a module's own error function. */
+void proto_put_error_v(struct evbuffer *out, const char *severity, const char *sqlstate,
+		       const char *fmt, va_list ap) PRINTF_LIKE(4, 0);
 void proto_put_notice(struct evbuffer *out, const char *sqlstate, const char *fmt, ...)
 	PRINTF_LIKE(3, 4);
 /* AuthenticationXXX ('R'): code followed by optional data. */
@@ -221,5 +226,27 @@ void proto_put_row_description(struct evbuffer *out, const struct proto_column *
 /* values[i] == NULL sends SQL NULL. */
 void proto_put_data_row(struct evbuffer *out, const char *const *values, size_t nvalues);
 void proto_put_command_complete(struct evbuffer *out, const char *tag);
+/* EmptyQueryResponse ('I'): the answer to a query of only blanks. */
+void proto_put_empty_query(struct evbuffer *out);
+
+/*
+ * NegotiateProtocolVersion ('v'): the newest minor version of protocol 3 pgwing
+ * speaks, and the protocol options ("_pq_.*") it did not recognize.
+ */
+void proto_put_negotiate_protocol_version(struct evbuffer *out, uint32_t newest_minor,
+					  const char *const *options, size_t noptions);
+/* The one-byte answer to SSLRequest or GSSENCRequest: 'S' (handshake next) or 'N'. */
+void proto_put_encryption_answer(struct evbuffer *out, bool will_encrypt);
+/* SSLRequest: a startup-phase packet with the SSL request code. */
+void proto_put_ssl_request(struct evbuffer *out);
+/* Sync ('S', from the frontend). */
+void proto_put_sync(struct evbuffer *out);
+/* Any message whose body is already encoded (a client's Parse, copied to replay it). */
+void proto_put_message(struct evbuffer *out, char type, const void *body, size_t len);
+/*
+ * The header of a message with a body_len-byte body into dst (PROTO_HEADER_LEN
+ * bytes), for a message kept in flat memory rather than an evbuffer.
+ */
+void proto_encode_header(uint8_t *dst, char type, size_t body_len);
 
 #endif
