@@ -792,6 +792,19 @@ static void run_show(struct client *cl, enum admin_show show)
 	}
 }
 
+/* An error to a console client: it ends the command, and the console goes on. */
+static void admin_error(struct client *cl, const char *sqlstate, const char *fmt, ...)
+	PRINTF_LIKE(3, 4);
+
+static void admin_error(struct client *cl, const char *sqlstate, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	proto_put_error_v(conn_output(&cl->conn), "ERROR", sqlstate, fmt, ap);
+	va_end(ap);
+}
+
 /* PAUSE: completes once no client of the database is inside a transaction. */
 
 static const char *db_or_null(const char *database)
@@ -811,8 +824,8 @@ static void pause_finish(struct admin_state *st, bool is_done)
 			 st->pause_database[0] != '\0' ? st->pause_database : "(all)");
 		proto_put_command_complete(out, "PAUSE");
 	} else {
-		proto_put_error(out, "ERROR", SQLSTATE_QUERY_CANCELED,
-				"PAUSE canceled: the database was resumed before it was paused");
+		admin_error(cl, SQLSTATE_QUERY_CANCELED,
+			    "PAUSE canceled: the database was resumed before it was paused");
 	}
 	proto_put_ready(out, PROTO_TX_IDLE);
 	admin_drained(cl); /* what the client sent behind the PAUSE, in order */
@@ -879,9 +892,8 @@ static void run_reload(struct client *cl)
 	runtime_reload();
 	/* A successful reload always swaps in a new config; a failed one keeps the old. */
 	if (rt.cfg == before)
-		proto_put_error(
-			out, "ERROR", SQLSTATE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-			"reload failed, the running configuration stays (the log says why)");
+		admin_error(cl, SQLSTATE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+			    "reload failed, the running configuration stays (the log says why)");
 	else
 		proto_put_command_complete(out, "RELOAD");
 }
@@ -893,7 +905,7 @@ static void run_set(struct client *cl, const char *name, const char *value)
 
 	/* No file settings (logfile among them): config_set refuses those. */
 	if (!config_set(rt.cfg, name, value, err, sizeof(err))) {
-		proto_put_error(out, "ERROR", SQLSTATE_INVALID_PARAMETER_VALUE, "%s", err);
+		admin_error(cl, SQLSTATE_INVALID_PARAMETER_VALUE, "%s", err);
 		return;
 	}
 	log_info("console client %" PRIu64 ": SET %s = '%s'", cl->id, name, value);
@@ -938,13 +950,12 @@ static void run_kill_client(struct client *cl, uint64_t id)
 	struct client *victim = client_find(id);
 
 	if (victim == NULL || victim->state == CL_CLOSING) {
-		proto_put_error(out, "ERROR", SQLSTATE_UNDEFINED_OBJECT,
-				"no client with id %" PRIu64, id);
+		admin_error(cl, SQLSTATE_UNDEFINED_OBJECT, "no client with id %" PRIu64, id);
 		return;
 	}
 	if (victim == cl) {
-		proto_put_error(out, "ERROR", SQLSTATE_INVALID_PARAMETER_VALUE,
-				"KILL_CLIENT of your own connection: disconnect instead");
+		admin_error(cl, SQLSTATE_INVALID_PARAMETER_VALUE,
+			    "KILL_CLIENT of your own connection: disconnect instead");
 		return;
 	}
 	log_info("console client %" PRIu64 ": KILL_CLIENT %" PRIu64, cl->id, id);
@@ -976,15 +987,15 @@ static void admin_run(struct client *cl, const char *query)
 	char err[1024];
 
 	if (!admin_parse(query, &cmd, err, sizeof(err))) {
-		proto_put_error(out, "ERROR", SQLSTATE_SYNTAX_ERROR, "%s", err);
+		admin_error(cl, SQLSTATE_SYNTAX_ERROR, "%s", err);
 		proto_put_ready(out, PROTO_TX_IDLE);
 		return;
 	}
 	if (cmd.verb != ADMIN_SHOW && cmd.verb != ADMIN_EMPTY &&
 	    cl->admin_role != ADMIN_ROLE_ADMIN) {
-		proto_put_error(out, "ERROR", SQLSTATE_INSUFFICIENT_PRIVILEGE,
-				"user \"%s\" may only run SHOW commands (stats_users)",
-				cl->params.user);
+		admin_error(cl, SQLSTATE_INSUFFICIENT_PRIVILEGE,
+			    "user \"%s\" may only run SHOW commands (stats_users)",
+			    cl->params.user);
 		proto_put_ready(out, PROTO_TX_IDLE);
 		return;
 	}
@@ -1061,8 +1072,8 @@ void admin_handle_message(struct client *cl, char type, const uint8_t *body, siz
 	case PqMsg_Flush:
 		/* Like Postgres after an error: one ErrorResponse, then skip to Sync. */
 		if (!st->is_skipping_to_sync)
-			proto_put_error(out, "ERROR", SQLSTATE_FEATURE_NOT_SUPPORTED,
-					"the pgwing console speaks only the simple query protocol");
+			admin_error(cl, SQLSTATE_FEATURE_NOT_SUPPORTED,
+				    "the pgwing console speaks only the simple query protocol");
 		st->is_skipping_to_sync = true;
 		return;
 	default:

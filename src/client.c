@@ -146,6 +146,15 @@ void client_fail(struct client *cl, const char *sqlstate, const char *fmt, ...)
 	client_close(cl);
 }
 
+void client_error(struct client *cl, const char *sqlstate, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	proto_put_error_v(conn_output(&cl->conn), "ERROR", sqlstate, fmt, ap);
+	va_end(ap);
+}
+
 void client_close_all(const char *reason)
 {
 	struct client *cl, *next;

@@ -733,8 +733,8 @@ static void link_server_lost(struct server *sv, const char *what)
 		return;
 	}
 	log_info("client %" PRIu64 ": %s with a request in flight", cl->id, what);
-	proto_put_error(out, "ERROR", SQLSTATE_CONNECTION_FAILURE,
-			"%s; the outcome of the transaction is unknown", what);
+	client_error(cl, SQLSTATE_CONNECTION_FAILURE,
+		     "%s; the outcome of the transaction is unknown", what);
 	for (int i = 0; i < cl->xact.pending_syncs; i++)
 		proto_put_ready(out, PROTO_TX_IDLE);
 	/*
