@@ -325,7 +325,8 @@ int session_state_replay(const struct session_state *st, struct evbuffer *out)
 			len += st->sql[i].len;
 		}
 		sql[len] = '\0';
-		proto_put_query(out, sql);
+		/* By length, not strlen: the text is replayed byte for byte, NULs and all. */
+		proto_put_message(out, PqMsg_Query, sql, len + 1);
 		free(sql);
 		ready++;
 	}
