@@ -30,11 +30,6 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#define SQLSTATE_INVALID_PARAMETER_VALUE "22023"
-#define SQLSTATE_UNDEFINED_OBJECT        "42704"
-#define SQLSTATE_QUERY_CANCELED          "57014"
-#define SQLSTATE_OBJECT_NOT_READY        "55000"
-
 /* How often a PAUSE looks whether the last transaction has ended. */
 #define PAUSE_POLL_MS 50
 
@@ -114,7 +109,7 @@ void admin_welcome(struct client *cl)
 	proto_put_parameter_status(out, "standard_conforming_strings", "on");
 	proto_put_parameter_status(out, "integer_datetimes", "on");
 	proto_put_backend_key(out, 0, 0);
-	proto_put_ready(out, 'I');
+	proto_put_ready(out, PROTO_TX_IDLE);
 }
 
 static struct admin_state *state_of(struct client *cl)
@@ -435,7 +430,7 @@ static struct pool_counts count_servers(const struct pool *p)
 			continue;
 		if (sv->state == SV_CONNECTING || sv->state == SV_LOGIN)
 			c.sv_login++;
-		else if (sv->state == SV_ACTIVE && sv->tx_status == 'I' &&
+		else if (sv->state == SV_ACTIVE && sv->tx_status == PROTO_TX_IDLE &&
 			 cl->xact.pending_syncs == 0)
 			c.sv_idle++;
 		else
@@ -797,6 +792,19 @@ static void run_show(struct client *cl, enum admin_show show)
 	}
 }
 
+/* An error to a console client: it ends the command, and the console goes on. */
+static void admin_error(struct client *cl, const char *sqlstate, const char *fmt, ...)
+	PRINTF_LIKE(3, 4);
+
+static void admin_error(struct client *cl, const char *sqlstate, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	proto_put_error_v(conn_output(&cl->conn), "ERROR", sqlstate, fmt, ap);
+	va_end(ap);
+}
+
 /* PAUSE: completes once no client of the database is inside a transaction. */
 
 static const char *db_or_null(const char *database)
@@ -816,10 +824,10 @@ static void pause_finish(struct admin_state *st, bool is_done)
 			 st->pause_database[0] != '\0' ? st->pause_database : "(all)");
 		proto_put_command_complete(out, "PAUSE");
 	} else {
-		proto_put_error(out, "ERROR", SQLSTATE_QUERY_CANCELED,
-				"PAUSE canceled: the database was resumed before it was paused");
+		admin_error(cl, SQLSTATE_QUERY_CANCELED,
+			    "PAUSE canceled: the database was resumed before it was paused");
 	}
-	proto_put_ready(out, 'I');
+	proto_put_ready(out, PROTO_TX_IDLE);
 	admin_drained(cl); /* what the client sent behind the PAUSE, in order */
 }
 
@@ -884,9 +892,8 @@ static void run_reload(struct client *cl)
 	runtime_reload();
 	/* A successful reload always swaps in a new config; a failed one keeps the old. */
 	if (rt.cfg == before)
-		proto_put_error(
-			out, "ERROR", SQLSTATE_OBJECT_NOT_READY,
-			"reload failed, the running configuration stays (the log says why)");
+		admin_error(cl, SQLSTATE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+			    "reload failed, the running configuration stays (the log says why)");
 	else
 		proto_put_command_complete(out, "RELOAD");
 }
@@ -898,7 +905,7 @@ static void run_set(struct client *cl, const char *name, const char *value)
 
 	/* No file settings (logfile among them): config_set refuses those. */
 	if (!config_set(rt.cfg, name, value, err, sizeof(err))) {
-		proto_put_error(out, "ERROR", SQLSTATE_INVALID_PARAMETER_VALUE, "%s", err);
+		admin_error(cl, SQLSTATE_INVALID_PARAMETER_VALUE, "%s", err);
 		return;
 	}
 	log_info("console client %" PRIu64 ": SET %s = '%s'", cl->id, name, value);
@@ -943,13 +950,12 @@ static void run_kill_client(struct client *cl, uint64_t id)
 	struct client *victim = client_find(id);
 
 	if (victim == NULL || victim->state == CL_CLOSING) {
-		proto_put_error(out, "ERROR", SQLSTATE_UNDEFINED_OBJECT,
-				"no client with id %" PRIu64, id);
+		admin_error(cl, SQLSTATE_UNDEFINED_OBJECT, "no client with id %" PRIu64, id);
 		return;
 	}
 	if (victim == cl) {
-		proto_put_error(out, "ERROR", SQLSTATE_INVALID_PARAMETER_VALUE,
-				"KILL_CLIENT of your own connection: disconnect instead");
+		admin_error(cl, SQLSTATE_INVALID_PARAMETER_VALUE,
+			    "KILL_CLIENT of your own connection: disconnect instead");
 		return;
 	}
 	log_info("console client %" PRIu64 ": KILL_CLIENT %" PRIu64, cl->id, id);
@@ -969,7 +975,7 @@ static void run_shutdown(struct client *cl, bool wait_for_clients)
 	log_info("console client %" PRIu64 ": SHUTDOWN%s", cl->id,
 		 wait_for_clients ? " WAIT_FOR_CLIENTS" : "");
 	proto_put_command_complete(out, "SHUTDOWN");
-	proto_put_ready(out, 'I');
+	proto_put_ready(out, PROTO_TX_IDLE);
 	runtime_shutdown(wait_for_clients);
 }
 
@@ -981,22 +987,22 @@ static void admin_run(struct client *cl, const char *query)
 	char err[1024];
 
 	if (!admin_parse(query, &cmd, err, sizeof(err))) {
-		proto_put_error(out, "ERROR", SQLSTATE_SYNTAX_ERROR, "%s", err);
-		proto_put_ready(out, 'I');
+		admin_error(cl, SQLSTATE_SYNTAX_ERROR, "%s", err);
+		proto_put_ready(out, PROTO_TX_IDLE);
 		return;
 	}
 	if (cmd.verb != ADMIN_SHOW && cmd.verb != ADMIN_EMPTY &&
 	    cl->admin_role != ADMIN_ROLE_ADMIN) {
-		proto_put_error(out, "ERROR", SQLSTATE_INSUFFICIENT_PRIVILEGE,
-				"user \"%s\" may only run SHOW commands (stats_users)",
-				cl->params.user);
-		proto_put_ready(out, 'I');
+		admin_error(cl, SQLSTATE_INSUFFICIENT_PRIVILEGE,
+			    "user \"%s\" may only run SHOW commands (stats_users)",
+			    cl->params.user);
+		proto_put_ready(out, PROTO_TX_IDLE);
 		return;
 	}
 	switch (cmd.verb) {
 	case ADMIN_EMPTY:
 		/* EmptyQueryResponse, as Postgres answers a query of only blanks. */
-		evbuffer_add(out, "I\0\0\0\4", 5);
+		proto_put_empty_query(out);
 		break;
 	case ADMIN_SHOW:
 		run_show(cl, cmd.show);
@@ -1035,7 +1041,7 @@ static void admin_run(struct client *cl, const char *query)
 		return; /* answered before the shutdown began */
 	}
 	if (cl->state == CL_ADMIN)
-		proto_put_ready(out, 'I');
+		proto_put_ready(out, PROTO_TX_IDLE);
 }
 
 void admin_handle_message(struct client *cl, char type, const uint8_t *body, size_t len)
@@ -1045,7 +1051,7 @@ void admin_handle_message(struct client *cl, char type, const uint8_t *body, siz
 	const uint8_t *nul;
 
 	switch (type) {
-	case 'Q':
+	case PqMsg_Query:
 		nul = memchr(body, '\0', len);
 		if (nul == NULL) {
 			client_fail(cl, SQLSTATE_PROTOCOL_VIOLATION, "unterminated query string");
@@ -1053,21 +1059,21 @@ void admin_handle_message(struct client *cl, char type, const uint8_t *body, siz
 		}
 		admin_run(cl, (const char *)body);
 		return;
-	case 'S':
+	case PqMsg_Sync:
 		/* The end of an extended-protocol batch: one ReadyForQuery for it. */
 		st->is_skipping_to_sync = false;
-		proto_put_ready(out, 'I');
+		proto_put_ready(out, PROTO_TX_IDLE);
 		return;
-	case 'P':
-	case 'B':
-	case 'D':
-	case 'E':
-	case 'C':
-	case 'H':
+	case PqMsg_Parse:
+	case PqMsg_Bind:
+	case PqMsg_Describe:
+	case PqMsg_Execute:
+	case PqMsg_Close:
+	case PqMsg_Flush:
 		/* Like Postgres after an error: one ErrorResponse, then skip to Sync. */
 		if (!st->is_skipping_to_sync)
-			proto_put_error(out, "ERROR", SQLSTATE_FEATURE_NOT_SUPPORTED,
-					"the pgwing console speaks only the simple query protocol");
+			admin_error(cl, SQLSTATE_FEATURE_NOT_SUPPORTED,
+				    "the pgwing console speaks only the simple query protocol");
 		st->is_skipping_to_sync = true;
 		return;
 	default:

@@ -4,6 +4,8 @@
  */
 #include "pgwing/admin_parse.h"
 
+#include "pgwing/quote.h"
+
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -76,30 +78,20 @@ static bool skip_blanks(struct parser *p)
 /* A quoted token; a doubled quote character stands for itself, as in SQL. */
 static void read_quoted(struct parser *p, struct token *t)
 {
-	char quote = *p->pos++;
-	size_t len = 0;
+	char quote = *p->pos;
 
-	for (;;) {
-		if (*p->pos == '\0') {
-			fail(p, "unterminated quoted %s", quote == '"' ? "identifier" : "string");
-			t->kind = TOK_ERROR;
-			return;
-		}
-		if (*p->pos == quote) {
-			if (p->pos[1] != quote)
-				break;
-			p->pos++;
-		}
-		if (len + 1 >= sizeof(t->text)) {
-			fail(p, "quoted text is too long (at most %zu bytes)", sizeof(t->text) - 1);
-			t->kind = TOK_ERROR;
-			return;
-		}
-		t->text[len++] = *p->pos++;
+	switch (quote_sql_read(&p->pos, t->text, sizeof(t->text))) {
+	case QUOTE_READ_OK:
+		t->kind = quote == '"' ? TOK_IDENT : TOK_STRING;
+		return;
+	case QUOTE_READ_UNTERMINATED:
+		fail(p, "unterminated quoted %s", quote == '"' ? "identifier" : "string");
+		break;
+	case QUOTE_READ_TOO_LONG:
+		fail(p, "quoted text is too long (at most %zu bytes)", sizeof(t->text) - 1);
+		break;
 	}
-	p->pos++;
-	t->text[len] = '\0';
-	t->kind = quote == '"' ? TOK_IDENT : TOK_STRING;
+	t->kind = TOK_ERROR;
 }
 
 static void next_token(struct parser *p, struct token *t)

@@ -8,6 +8,7 @@
 #include "pgwing/auth.h"
 #include "pgwing/log.h"
 #include "pgwing/proto.h"
+#include "pgwing/quote.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -46,31 +47,21 @@ static char *read_quoted(const char **p, const char **err)
 {
 	const char *s = *p;
 	size_t size;
-	char *out, *o;
+	char *out;
 
 	if (*s != '"') {
 		*err = "expected a double-quoted field";
 		return NULL;
 	}
-	s++;
-	size = strlen(s) + 1;
-	out = o = xmalloc(size);
-	for (;;) {
-		if (*s == '\0') {
-			OPENSSL_cleanse(out, size);
-			free(out);
-			*err = "unterminated quoted field";
-			return NULL;
-		}
-		if (*s == '"') {
-			if (s[1] != '"')
-				break;
-			s++;
-		}
-		*o++ = *s++;
+	size = strlen(s); /* the content and its NUL fit where its quotes were */
+	out = xmalloc(size);
+	if (quote_sql_read(&s, out, size) != QUOTE_READ_OK) {
+		OPENSSL_cleanse(out, size);
+		free(out);
+		*err = "unterminated quoted field";
+		return NULL;
 	}
-	*o = '\0';
-	*p = s + 1;
+	*p = s;
 	return out;
 }
 

@@ -15,6 +15,8 @@
  */
 #include "pgwing/classify.h"
 
+#include "pgwing/quote.h"
+
 #include <stdint.h>
 #include <string.h>
 
@@ -549,31 +551,6 @@ static bool is_ident_char(unsigned char c)
 	return char_class[c] & (C_START | C_DIGIT | C_DOLLAR);
 }
 
-/*
- * The end of a quoted token opened at i: the quote doubles to escape itself;
- * with backslash (E'...') a backslash escapes the next byte.
- */
-static size_t scan_quoted(const char *s, size_t len, size_t i, char quote, bool backslash,
-			  bool *is_unterminated)
-{
-	size_t j = i + 1;
-
-	while (j < len) {
-		if (backslash && s[j] == '\\') {
-			j += 2;
-		} else if (s[j] == quote) {
-			if (j + 1 < len && s[j + 1] == quote)
-				j += 2;
-			else
-				return j + 1;
-		} else {
-			j++;
-		}
-	}
-	*is_unterminated = true;
-	return len;
-}
-
 /* The end of a block comment opened at i; they nest in Postgres. */
 static size_t scan_block_comment(const char *s, size_t len, size_t i, bool *is_unterminated)
 {
@@ -630,7 +607,7 @@ static size_t lex_token(const char *s, size_t len, size_t i, struct token *t)
 
 	if ((c == 'e' || c == 'E') && i + 1 < len && s[i + 1] == '\'') {
 		t->kind = TOK_STRING;
-		return scan_quoted(s, len, i + 1, '\'', true, &t->is_unterminated);
+		return quote_sql_scan(s, len, i + 1, true, &t->is_unterminated);
 	}
 	if (is_ident_start(c)) {
 		t->kind = TOK_IDENT;
@@ -640,7 +617,7 @@ static size_t lex_token(const char *s, size_t len, size_t i, struct token *t)
 	}
 	if (c == '\'' || c == '"') {
 		t->kind = c == '"' ? TOK_QIDENT : TOK_STRING;
-		return scan_quoted(s, len, i, (char)c, false, &t->is_unterminated);
+		return quote_sql_scan(s, len, i, false, &t->is_unterminated);
 	}
 	if (c == '$' && i + 1 < len && is_digit((unsigned char)s[i + 1])) {
 		t->kind = TOK_PARAM;

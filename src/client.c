@@ -146,6 +146,15 @@ void client_fail(struct client *cl, const char *sqlstate, const char *fmt, ...)
 	client_close(cl);
 }
 
+void client_error(struct client *cl, const char *sqlstate, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	proto_put_error_v(conn_output(&cl->conn), "ERROR", sqlstate, fmt, ap);
+	va_end(ap);
+}
+
 void client_close_all(const char *reason)
 {
 	struct client *cl, *next;
@@ -263,7 +272,7 @@ void client_finish_welcome(struct client *cl)
 
 	cancel_register(cl);
 	proto_put_backend_key(out, cl->cancel_pid, cl->cancel_key);
-	proto_put_ready(out, 'I');
+	proto_put_ready(out, PROTO_TX_IDLE);
 }
 
 /*
@@ -408,31 +417,15 @@ static void client_begin_auth(struct client *cl)
  */
 static void negotiate_protocol_version(struct client *cl, uint32_t version)
 {
-	struct evbuffer *body = CHECK_ALLOC(evbuffer_new());
-	struct evbuffer *out = conn_output(&cl->conn);
-	uint32_t n, minor = htonl(0), count = 0;
-	char type = 'v';
-	size_t i;
+	const char **options = xmalloc((cl->params.count + 1) * sizeof(*options));
+	size_t count = 0;
 
-	for (i = 0; i < cl->params.count; i++)
+	for (size_t i = 0; i < cl->params.count; i++)
 		if (strncmp(cl->params.items[i].name, "_pq_.", 5) == 0)
-			count++;
-	if ((version & 0xffff) == 0 && count == 0) {
-		evbuffer_free(body);
-		return;
-	}
-	evbuffer_add(body, &minor, 4);
-	n = htonl(count);
-	evbuffer_add(body, &n, 4);
-	for (i = 0; i < cl->params.count; i++)
-		if (strncmp(cl->params.items[i].name, "_pq_.", 5) == 0)
-			evbuffer_add(body, cl->params.items[i].name,
-				     strlen(cl->params.items[i].name) + 1);
-	n = htonl((uint32_t)evbuffer_get_length(body) + 4);
-	evbuffer_add(out, &type, 1);
-	evbuffer_add(out, &n, 4);
-	evbuffer_add_buffer(out, body);
-	evbuffer_free(body);
+			options[count++] = cl->params.items[i].name;
+	if ((version & 0xffff) != 0 || count > 0)
+		proto_put_negotiate_protocol_version(conn_output(&cl->conn), 0, options, count);
+	free(options);
 }
 
 /* Drop "_pq_." protocol options: the server must not see what we declined. */
@@ -494,11 +487,11 @@ static bool client_answer_ssl_request(struct client *cl)
 	}
 	/* As PostgreSQL: no TLS on a unix socket, which no one else can read. */
 	if (!tls_client_is_enabled() || cl->is_unix) {
-		evbuffer_add(conn_output(&cl->conn), "N", 1);
+		proto_put_encryption_answer(conn_output(&cl->conn), false);
 		return true;
 	}
 	/* The 'S' is queued on the socket before the filter's first record: it goes first. */
-	evbuffer_add(conn_output(&cl->conn), "S", 1);
+	proto_put_encryption_answer(conn_output(&cl->conn), true);
 	/* What follows arrives through the TLS filter, which calls back; cl may be gone. */
 	client_start_tls(cl, false);
 	return false;
@@ -519,12 +512,12 @@ static bool client_check_tls(struct client *cl)
 		log_info("client %" PRIu64 " from %s: refused plaintext login (client_tls_sslmode "
 			 "requires TLS)",
 			 cl->id, cl->addr);
-		client_fail(cl, SQLSTATE_INVALID_AUTH,
+		client_fail(cl, SQLSTATE_INVALID_AUTHORIZATION_SPECIFICATION,
 			    "pgwing requires TLS: connect with sslmode=require or stronger");
 		return false;
 	}
 	if (mode == TLS_VERIFY_FULL && !tls_client_cert_matches(ssl, cl->params.user)) {
-		client_fail(cl, SQLSTATE_INVALID_AUTH,
+		client_fail(cl, SQLSTATE_INVALID_AUTHORIZATION_SPECIFICATION,
 			    "certificate authentication failed for user \"%s\": the certificate's "
 			    "common name is not the user name",
 			    cl->params.user);
@@ -588,7 +581,7 @@ static bool client_handle_startup(struct client *cl)
 		}
 		if (code == PROTO_SSL_CODE)
 			return client_answer_ssl_request(cl);
-		evbuffer_add(out, "N", 1);
+		proto_put_encryption_answer(out, false);
 		return true;
 	case PROTO_CANCEL_CODE:
 		if (len == 16) {
@@ -676,7 +669,7 @@ static bool client_handle_auth(struct client *cl)
 				  &type, &len);
 	if (msg == NULL)
 		return false;
-	if (type != 'p') {
+	if (type != PqMsg_PasswordMessage) {
 		client_fail(cl, SQLSTATE_PROTOCOL_VIOLATION,
 			    "expected password response, got message type %d", type);
 		return false;
@@ -729,7 +722,7 @@ static bool client_handle_admin(struct client *cl)
 				  &type, &len);
 	if (msg == NULL)
 		return false;
-	if (type == 'X') {
+	if (type == PqMsg_Terminate) {
 		client_close(cl);
 		return false;
 	}

@@ -53,7 +53,7 @@ static void link_begin_request(struct client *cl)
 {
 	if (xact_begin_request(&cl->xact)) {
 		cl->query_start_us = now_us();
-		if (cl->server->tx_status == 'I')
+		if (cl->server->tx_status == PROTO_TX_IDLE)
 			cl->xact_start_us = cl->query_start_us;
 	}
 }
@@ -68,7 +68,7 @@ static void link_note_ready(struct client *cl, char status)
 	st->query_time_us += (uint64_t)(now - cl->query_start_us);
 	stats_observe(&st->query_hist, now - cl->query_start_us);
 	cl->query_start_us = now;
-	if (status == 'I' && cl->xact_start_us != 0) {
+	if (status == PROTO_TX_IDLE && cl->xact_start_us != 0) {
 		st->xact_count++;
 		st->xact_time_us += (uint64_t)(now - cl->xact_start_us);
 		stats_observe(&st->xact_hist, now - cl->xact_start_us);
@@ -93,22 +93,22 @@ static enum proto_inspect client_inspect(void *arg, struct evbuffer *in,
 	size_t n = msg->len - 4;
 
 	switch (msg->type) {
-	case 'X':
+	case PqMsg_Terminate:
 		/* Terminate ends the session here; the server gets its own on close. */
 		return PROTO_INSPECT_STOP;
-	case 'S':
-	case 'F':
+	case PqMsg_Sync:
+	case PqMsg_FunctionCall:
 		link_begin_request(cl);
 		return PROTO_INSPECT_FORWARD;
-	case 'c':
-	case 'f':
+	case PqMsg_CopyDone:
+	case PqMsg_CopyFail:
 		cl->xact.is_copying_in = false; /* CopyDone, CopyFail */
 		return PROTO_INSPECT_FORWARD;
-	case 'Q':
-	case 'P':
-	case 'C':
+	case PqMsg_Query:
+	case PqMsg_Parse:
+	case PqMsg_Close:
 		if (n > sizeof(scratch)) {
-			if (msg->type == 'Q')
+			if (msg->type == PqMsg_Query)
 				link_begin_request(cl);
 			else
 				xact_note_untracked_statement(&cl->xact, cl->session);
@@ -117,7 +117,7 @@ static enum proto_inspect client_inspect(void *arg, struct evbuffer *in,
 		body = proto_msg_body(in, msg, scratch);
 		if (body == NULL)
 			return PROTO_INSPECT_WAIT;
-		if (msg->type == 'Q') {
+		if (msg->type == PqMsg_Query) {
 			link_begin_request(cl);
 			if (n > 0 && body[n - 1] == '\0')
 				xact_note_query(&cl->xact, (const char *)body, n - 1,
@@ -127,9 +127,9 @@ static enum proto_inspect client_inspect(void *arg, struct evbuffer *in,
 			xact_note_statement(&cl->xact, &cl->session, msg->type, body, n);
 		}
 		return PROTO_INSPECT_FORWARD;
-	case 'B':
-	case 'D':
-	case 'E':
+	case PqMsg_Bind:
+	case PqMsg_Describe:
+	case PqMsg_Execute:
 		cl->xact.is_mid_request = true;
 		return PROTO_INSPECT_FORWARD;
 	default:
@@ -193,7 +193,7 @@ static void link_note_error(struct server *sv, const uint8_t *body, size_t len)
 	if (!sv->is_holding && cl->xact.pending_syncs > 0)
 		cl->xact.is_response_started = true;
 	if (cl->target != TARGET_RW || body == NULL || !proto_parse_error(body, len, &ef) ||
-	    ef.sqlstate == NULL || strcmp(ef.sqlstate, SQLSTATE_READ_ONLY_TRANSACTION) != 0)
+	    ef.sqlstate == NULL || strcmp(ef.sqlstate, SQLSTATE_READ_ONLY_SQL_TRANSACTION) != 0)
 		return;
 	log_warn("backend %s refused a write (25006): probing its role now", sv->backend_name);
 	if (sv->backend != NULL)
@@ -238,9 +238,10 @@ static enum proto_inspect server_inspect(void *arg, struct evbuffer *in,
 	 * request can't be run again elsewhere. The scan holds it until its
 	 * ReadyForQuery, which releases it, in the same walk.
 	 */
-	if (type != 'N' && type != 'A' && type != 'S' && type != 'E' &&
+	if (type != PqMsg_NoticeResponse && type != PqMsg_NotificationResponse &&
+	    type != PqMsg_ParameterStatus && type != PqMsg_ErrorResponse &&
 	    cl->xact.pending_syncs > 0 && !cl->xact.is_response_started) {
-		if (type != 'Z' && xact_can_retry(&cl->xact) &&
+		if (type != PqMsg_ReadyForQuery && xact_can_retry(&cl->xact) &&
 		    msg->offset + 1 + (size_t)msg->len <= RETRY_HOLD_MAX) {
 			sv->is_holding = true;
 			return PROTO_INSPECT_HOLD;
@@ -249,13 +250,14 @@ static enum proto_inspect server_inspect(void *arg, struct evbuffer *in,
 		verdict = PROTO_INSPECT_RELEASE;
 	}
 	/* CopyInResponse: the server waits for the client's data. */
-	if (type == 'G')
+	if (type == PqMsg_CopyInResponse)
 		cl->xact.is_copying_in = true;
-	if (type != 'Z' && type != 'S' && type != 'E' &&
-	    (type != 'C' || !xact_wants_command_tags(&cl->xact)))
+	if (type != PqMsg_ReadyForQuery && type != PqMsg_ParameterStatus &&
+	    type != PqMsg_ErrorResponse &&
+	    (type != PqMsg_CommandComplete || !xact_wants_command_tags(&cl->xact)))
 		return verdict;
-	if (n > sizeof(scratch) || (type == 'Z' && n != 1)) {
-		if (type == 'E')
+	if (n > sizeof(scratch) || (type == PqMsg_ReadyForQuery && n != 1)) {
+		if (type == PqMsg_ErrorResponse)
 			link_note_error(sv, NULL, 0);
 		return verdict;
 	}
@@ -263,15 +265,15 @@ static enum proto_inspect server_inspect(void *arg, struct evbuffer *in,
 	if (body == NULL)
 		return PROTO_INSPECT_WAIT;
 	switch (type) {
-	case 'Z':
+	case PqMsg_ReadyForQuery:
 		sv->tx_status = (char)body[0];
 		sv->saw_ready = true;
 		link_note_ready(cl, sv->tx_status);
 		return PROTO_INSPECT_RELEASE;
-	case 'S':
+	case PqMsg_ParameterStatus:
 		remember_parameter(cl, body, n);
 		break;
-	case 'C':
+	case PqMsg_CommandComplete:
 		if (n > 0 && body[n - 1] == '\0')
 			xact_note_command(&cl->xact, (const char *)body);
 		break;
@@ -372,8 +374,9 @@ static bool link_pump_server(struct server *sv)
 			client_close(cl); /* its Terminate waited for this answer; frees sv */
 			return false;
 		}
-		if (sv->tx_status == 'I' && xact_is_idle(&cl->xact) && sv->msg_remaining == 0 &&
-		    evbuffer_get_length(conn_input(&sv->conn)) == 0 && !link_keeps_server(cl))
+		if (sv->tx_status == PROTO_TX_IDLE && xact_is_idle(&cl->xact) &&
+		    sv->msg_remaining == 0 && evbuffer_get_length(conn_input(&sv->conn)) == 0 &&
+		    !link_keeps_server(cl))
 			return false; /* released and freed */
 	}
 	conn_throttle(&sv->conn, &cl->conn);
@@ -387,8 +390,9 @@ static bool link_pump_server(struct server *sv)
 static void link_give_back_server(struct client *cl)
 {
 	struct server *sv = cl->server;
-	bool is_clean = sv->state == SV_ACTIVE && sv->tx_status == 'I' && !sv->is_ending &&
-			sv->msg_remaining == 0 && cl->msg_remaining == 0 && xact_is_idle(&cl->xact);
+	bool is_clean = sv->state == SV_ACTIVE && sv->tx_status == PROTO_TX_IDLE &&
+			!sv->is_ending && sv->msg_remaining == 0 && cl->msg_remaining == 0 &&
+			xact_is_idle(&cl->xact);
 	int64_t last_active_ms = cl->query_start_us / 1000;
 
 	server_detach(sv);
@@ -434,7 +438,7 @@ static void link_release_server(struct client *cl)
 static enum proto_inspect skip_inspect(void *arg UNUSED, struct evbuffer *in UNUSED,
 				       const struct proto_msg *msg)
 {
-	return msg->type == 'S' ? PROTO_INSPECT_STOP : PROTO_INSPECT_FORWARD;
+	return msg->type == PqMsg_Sync ? PROTO_INSPECT_STOP : PROTO_INSPECT_FORWARD;
 }
 
 /*
@@ -453,7 +457,7 @@ static bool link_skip_to_sync(struct client *cl)
 		return false;
 	case PROTO_SCAN_STOPPED:
 		evbuffer_drain(in, skip + PROTO_HEADER_LEN);
-		proto_put_ready(conn_output(&cl->conn), 'I');
+		proto_put_ready(conn_output(&cl->conn), PROTO_TX_IDLE);
 		cl->xact.is_skipping_to_sync = false;
 		return true;
 	case PROTO_SCAN_BAD_LENGTH:
@@ -473,7 +477,7 @@ static void link_wake_from_idle(struct client *cl)
 		return;
 	if (evbuffer_copyout(in, &type, 1) != 1)
 		return;
-	if (type == 'X') {
+	if (type == PqMsg_Terminate) {
 		client_close(cl);
 		return;
 	}
@@ -523,8 +527,9 @@ static void link_server_ready(struct server *sv)
 	char type;
 
 	while (proto_next_message(welcome, UINT32_MAX, &type, &len, &msg) == PROTO_FRAME_OK) {
-		bool is_news = type == 'S' ? remember_parameter(cl, msg + PROTO_HEADER_LEN, len - 4)
-					   : is_first;
+		bool is_news = type == PqMsg_ParameterStatus
+				       ? remember_parameter(cl, msg + PROTO_HEADER_LEN, len - 4)
+				       : is_first;
 
 		if (is_news)
 			evbuffer_remove_buffer(welcome, out, 1 + len);
@@ -694,7 +699,7 @@ static void link_server_lost(struct server *sv, const char *what)
 	 * in autocommit on another server, and its COMMIT succeed there with the
 	 * first part of its transaction lost.
 	 */
-	if (tx_status != 'I') {
+	if (tx_status != PROTO_TX_IDLE) {
 		client_fail(
 			cl, SQLSTATE_CONNECTION_FAILURE,
 			is_idle ? "%s while a transaction was open; the transaction was rolled "
@@ -728,10 +733,10 @@ static void link_server_lost(struct server *sv, const char *what)
 		return;
 	}
 	log_info("client %" PRIu64 ": %s with a request in flight", cl->id, what);
-	proto_put_error(out, "ERROR", SQLSTATE_CONNECTION_FAILURE,
-			"%s; the outcome of the transaction is unknown", what);
+	client_error(cl, SQLSTATE_CONNECTION_FAILURE,
+		     "%s; the outcome of the transaction is unknown", what);
 	for (int i = 0; i < cl->xact.pending_syncs; i++)
-		proto_put_ready(out, 'I');
+		proto_put_ready(out, PROTO_TX_IDLE);
 	/*
 	 * Messages of an unfinished extended request are dropped up to their
 	 * Sync, as Postgres does after an error.
@@ -934,7 +939,8 @@ static size_t link_collect(const char *database, bool (*keep)(const struct clien
  */
 static bool link_is_idle_with_server(const struct client *cl)
 {
-	return cl->state == CL_ACTIVE && cl->server->tx_status == 'I' && xact_is_idle(&cl->xact);
+	return cl->state == CL_ACTIVE && cl->server->tx_status == PROTO_TX_IDLE &&
+	       xact_is_idle(&cl->xact);
 }
 
 void link_release_idle(const char *database)
@@ -1010,7 +1016,7 @@ static const char *link_why_abandon_server(const struct client *cl)
 	const struct server *sv = cl->server;
 
 	if (sv == NULL || (cl->state != CL_ACTIVE && cl->state != CL_LOGIN) ||
-	    (sv->state == SV_ACTIVE && sv->tx_status == 'I' && xact_is_idle(&cl->xact)))
+	    (sv->state == SV_ACTIVE && sv->tx_status == PROTO_TX_IDLE && xact_is_idle(&cl->xact)))
 		return NULL;
 	return link_why_abandon(cl->target, sv->backend);
 }

@@ -514,17 +514,17 @@ bool proto_parse_error(const uint8_t *body, size_t len, struct proto_error_field
 		if (value == NULL)
 			return false;
 		switch (field) {
-		case 'V':
+		case PROTO_FIELD_SEVERITY_NONLOCALIZED:
 			out->severity = value;
 			break;
-		case 'S':
+		case PROTO_FIELD_SEVERITY:
 			if (out->severity == NULL)
 				out->severity = value;
 			break;
-		case 'C':
+		case PROTO_FIELD_SQLSTATE:
 			out->sqlstate = value;
 			break;
-		case 'M':
+		case PROTO_FIELD_MESSAGE_PRIMARY:
 			out->message = value;
 			break;
 		default:
@@ -590,6 +590,13 @@ static void put_cstring(struct evbuffer *out, const char *s)
 	evbuffer_add(out, s, strlen(s) + 1);
 }
 
+/* One field of an ErrorResponse or NoticeResponse: its code, then its value. */
+static void put_field(struct evbuffer *out, char code, const char *value)
+{
+	evbuffer_add(out, &code, 1);
+	put_cstring(out, value);
+}
+
 static void put_fields(struct evbuffer *out, char type, const char *severity, const char *sqlstate,
 		       const char *fmt, va_list ap)
 {
@@ -597,14 +604,10 @@ static void put_fields(struct evbuffer *out, char type, const char *severity, co
 	char text[1024];
 
 	vsnprintf(text, sizeof(text), fmt, ap);
-	evbuffer_add(m.body, "S", 1);
-	put_cstring(m.body, severity);
-	evbuffer_add(m.body, "V", 1);
-	put_cstring(m.body, severity);
-	evbuffer_add(m.body, "C", 1);
-	put_cstring(m.body, sqlstate);
-	evbuffer_add(m.body, "M", 1);
-	put_cstring(m.body, text);
+	put_field(m.body, PROTO_FIELD_SEVERITY, severity);
+	put_field(m.body, PROTO_FIELD_SEVERITY_NONLOCALIZED, severity);
+	put_field(m.body, PROTO_FIELD_SQLSTATE, sqlstate);
+	put_field(m.body, PROTO_FIELD_MESSAGE_PRIMARY, text);
 	evbuffer_add(m.body, "", 1);
 	msg_end(m);
 }
@@ -615,8 +618,14 @@ void proto_put_error(struct evbuffer *out, const char *severity, const char *sql
 	va_list ap;
 
 	va_start(ap, fmt);
-	put_fields(out, 'E', severity, sqlstate, fmt, ap);
+	put_fields(out, PqMsg_ErrorResponse, severity, sqlstate, fmt, ap);
 	va_end(ap);
+}
+
+void proto_put_error_v(struct evbuffer *out, const char *severity, const char *sqlstate,
+		       const char *fmt, va_list ap)
+{
+	put_fields(out, PqMsg_ErrorResponse, severity, sqlstate, fmt, ap);
 }
 
 void proto_put_notice(struct evbuffer *out, const char *sqlstate, const char *fmt, ...)
@@ -624,13 +633,13 @@ void proto_put_notice(struct evbuffer *out, const char *sqlstate, const char *fm
 	va_list ap;
 
 	va_start(ap, fmt);
-	put_fields(out, 'N', "NOTICE", sqlstate, fmt, ap);
+	put_fields(out, PqMsg_NoticeResponse, "NOTICE", sqlstate, fmt, ap);
 	va_end(ap);
 }
 
 void proto_put_auth(struct evbuffer *out, uint32_t code, const void *data, size_t len)
 {
-	struct msg m = msg_begin(out, 'R');
+	struct msg m = msg_begin(out, PqMsg_AuthenticationRequest);
 
 	put_int32(m.body, code);
 	if (len > 0)
@@ -640,7 +649,7 @@ void proto_put_auth(struct evbuffer *out, uint32_t code, const void *data, size_
 
 void proto_put_parameter_status(struct evbuffer *out, const char *name, const char *value)
 {
-	struct msg m = msg_begin(out, 'S');
+	struct msg m = msg_begin(out, PqMsg_ParameterStatus);
 
 	put_cstring(m.body, name);
 	put_cstring(m.body, value);
@@ -649,7 +658,7 @@ void proto_put_parameter_status(struct evbuffer *out, const char *name, const ch
 
 void proto_put_backend_key(struct evbuffer *out, uint32_t pid, uint32_t key)
 {
-	struct msg m = msg_begin(out, 'K');
+	struct msg m = msg_begin(out, PqMsg_BackendKeyData);
 
 	put_int32(m.body, pid);
 	put_int32(m.body, key);
@@ -658,7 +667,7 @@ void proto_put_backend_key(struct evbuffer *out, uint32_t pid, uint32_t key)
 
 void proto_put_ready(struct evbuffer *out, char tx_status)
 {
-	struct msg m = msg_begin(out, 'Z');
+	struct msg m = msg_begin(out, PqMsg_ReadyForQuery);
 
 	evbuffer_add(m.body, &tx_status, 1);
 	msg_end(m);
@@ -689,7 +698,7 @@ void proto_put_cancel(struct evbuffer *out, uint32_t pid, uint32_t key)
 
 void proto_put_password(struct evbuffer *out, const char *password)
 {
-	struct msg m = msg_begin(out, 'p');
+	struct msg m = msg_begin(out, PqMsg_PasswordMessage);
 
 	put_cstring(m.body, password);
 	msg_end(m);
@@ -698,7 +707,7 @@ void proto_put_password(struct evbuffer *out, const char *password)
 void proto_put_sasl_initial(struct evbuffer *out, const char *mechanism, const void *data,
 			    size_t len)
 {
-	struct msg m = msg_begin(out, 'p');
+	struct msg m = msg_begin(out, PqMsg_PasswordMessage);
 
 	put_cstring(m.body, mechanism);
 	put_int32(m.body, (uint32_t)len);
@@ -708,7 +717,7 @@ void proto_put_sasl_initial(struct evbuffer *out, const char *mechanism, const v
 
 void proto_put_sasl_response(struct evbuffer *out, const void *data, size_t len)
 {
-	struct msg m = msg_begin(out, 'p');
+	struct msg m = msg_begin(out, PqMsg_PasswordMessage);
 
 	evbuffer_add(m.body, data, len);
 	msg_end(m);
@@ -716,14 +725,14 @@ void proto_put_sasl_response(struct evbuffer *out, const void *data, size_t len)
 
 void proto_put_terminate(struct evbuffer *out)
 {
-	struct msg m = msg_begin(out, 'X');
+	struct msg m = msg_begin(out, PqMsg_Terminate);
 
 	msg_end(m);
 }
 
 void proto_put_query(struct evbuffer *out, const char *sql)
 {
-	struct msg m = msg_begin(out, 'Q');
+	struct msg m = msg_begin(out, PqMsg_Query);
 
 	put_cstring(m.body, sql);
 	msg_end(m);
@@ -731,7 +740,7 @@ void proto_put_query(struct evbuffer *out, const char *sql)
 
 void proto_put_row_description(struct evbuffer *out, const struct proto_column *cols, size_t ncols)
 {
-	struct msg m = msg_begin(out, 'T');
+	struct msg m = msg_begin(out, PqMsg_RowDescription);
 
 	put_int16(m.body, (uint16_t)ncols);
 	for (size_t i = 0; i < ncols; i++) {
@@ -748,7 +757,7 @@ void proto_put_row_description(struct evbuffer *out, const struct proto_column *
 
 void proto_put_data_row(struct evbuffer *out, const char *const *values, size_t nvalues)
 {
-	struct msg m = msg_begin(out, 'D');
+	struct msg m = msg_begin(out, PqMsg_DataRow);
 
 	put_int16(m.body, (uint16_t)nvalues);
 	for (size_t i = 0; i < nvalues; i++) {
@@ -764,8 +773,61 @@ void proto_put_data_row(struct evbuffer *out, const char *const *values, size_t 
 
 void proto_put_command_complete(struct evbuffer *out, const char *tag)
 {
-	struct msg m = msg_begin(out, 'C');
+	struct msg m = msg_begin(out, PqMsg_CommandComplete);
 
 	put_cstring(m.body, tag);
 	msg_end(m);
+}
+
+void proto_put_empty_query(struct evbuffer *out)
+{
+	msg_end(msg_begin(out, PqMsg_EmptyQueryResponse));
+}
+
+void proto_put_negotiate_protocol_version(struct evbuffer *out, uint32_t newest_minor,
+					  const char *const *options, size_t noptions)
+{
+	struct msg m = msg_begin(out, PqMsg_NegotiateProtocolVersion);
+
+	put_int32(m.body, newest_minor);
+	put_int32(m.body, (uint32_t)noptions);
+	for (size_t i = 0; i < noptions; i++)
+		put_cstring(m.body, options[i]);
+	msg_end(m);
+}
+
+void proto_put_encryption_answer(struct evbuffer *out, bool will_encrypt)
+{
+	char answer = will_encrypt ? PROTO_ENCRYPTION_YES : PROTO_ENCRYPTION_NO;
+
+	evbuffer_add(out, &answer, 1);
+}
+
+void proto_put_ssl_request(struct evbuffer *out)
+{
+	struct msg m = msg_begin(out, '\0');
+
+	put_int32(m.body, PROTO_SSL_CODE);
+	msg_end(m);
+}
+
+void proto_put_sync(struct evbuffer *out)
+{
+	msg_end(msg_begin(out, PqMsg_Sync));
+}
+
+void proto_put_message(struct evbuffer *out, char type, const void *body, size_t len)
+{
+	struct msg m = msg_begin(out, type);
+
+	evbuffer_add(m.body, body, len);
+	msg_end(m);
+}
+
+void proto_encode_header(uint8_t *dst, char type, size_t body_len)
+{
+	uint32_t len = htonl((uint32_t)(body_len + 4));
+
+	dst[0] = (uint8_t)type;
+	memcpy(dst + 1, &len, 4);
 }

@@ -305,12 +305,7 @@ static void server_connected(struct server *sv)
 		server_send_startup(sv);
 		return;
 	}
-	{
-		/* SSLRequest: length 8 and the magic code, both big-endian. */
-		uint32_t request[2] = {htonl(8), htonl(PROTO_SSL_CODE)};
-
-		evbuffer_add(conn_output(&sv->conn), request, sizeof(request));
-	}
+	proto_put_ssl_request(conn_output(&sv->conn));
 	sv->is_awaiting_ssl_reply = true;
 	conn_read_on(&sv->conn);
 }
@@ -340,14 +335,14 @@ static void server_handle_ssl_reply(struct server *sv)
 	if (evbuffer_remove(in, &reply, 1) != 1)
 		return;
 	sv->is_awaiting_ssl_reply = false;
-	if (reply == 'S' && evbuffer_get_length(in) > 0) {
+	if (reply == PROTO_ENCRYPTION_YES && evbuffer_get_length(in) > 0) {
 		/* Bytes before the handshake could be injected by a MITM (CVE-2021-23222). */
 		server_fail(sv, "cannot use TLS with", "received unencrypted data after 'S'");
-	} else if (reply == 'S') {
+	} else if (reply == PROTO_ENCRYPTION_YES) {
 		server_start_tls(sv);
-	} else if (reply == 'N' && sv->tls_mode == TLS_PREFER) {
+	} else if (reply == PROTO_ENCRYPTION_NO && sv->tls_mode == TLS_PREFER) {
 		server_send_startup(sv);
-	} else if (reply == 'N') {
+	} else if (reply == PROTO_ENCRYPTION_NO) {
 		server_fail(sv, "cannot use TLS with",
 			    "the server does not support TLS, and sslmode requires it");
 	} else {
@@ -422,7 +417,7 @@ static void server_handle_restore(struct server *sv)
 		if (msg == NULL)
 			return;
 		switch (type) {
-		case 'E':
+		case PqMsg_ErrorResponse:
 			if (!proto_parse_error(msg + PROTO_HEADER_LEN, len - 4, &ef) ||
 			    ef.message == NULL)
 				ef.message = "unknown error";
@@ -435,14 +430,14 @@ static void server_handle_restore(struct server *sv)
 				server_fail(sv, "after moving to", detail);
 			}
 			return;
-		case 'S':
+		case PqMsg_ParameterStatus:
 			/* A replayed SET may report a parameter: the client hears of it if it
 			 * changed. */
 			server_note_parameter(sv, msg + PROTO_HEADER_LEN, len - 4);
 			evbuffer_remove_buffer(in, sv->welcome, 1 + len);
 			break;
-		case 'Z':
-			sv->tx_status = len >= 5 ? (char)msg[5] : 'I';
+		case PqMsg_ReadyForQuery:
+			sv->tx_status = len >= 5 ? (char)msg[5] : PROTO_TX_IDLE;
 			evbuffer_drain(in, 1 + len);
 			if (--sv->restore_pending == 0)
 				server_ready(sv);
@@ -483,7 +478,7 @@ static void server_handle_login(struct server *sv)
 		if (msg == NULL)
 			return;
 		switch (type) {
-		case 'R':
+		case PqMsg_AuthenticationRequest:
 			switch (auth_login_step(sv->login, msg + PROTO_HEADER_LEN, len - 4,
 						conn_output(&sv->conn), &err)) {
 			case AUTH_STEP_CONTINUE:
@@ -496,14 +491,14 @@ static void server_handle_login(struct server *sv)
 				return;
 			}
 			break;
-		case 'S':
+		case PqMsg_ParameterStatus:
 			server_note_parameter(sv, msg + PROTO_HEADER_LEN, len - 4);
 			evbuffer_remove_buffer(in, sv->welcome, 1 + len);
 			break;
-		case 'N':
+		case PqMsg_NoticeResponse:
 			evbuffer_remove_buffer(in, sv->welcome, 1 + len);
 			break;
-		case 'K': {
+		case PqMsg_BackendKeyData: {
 			struct proto_reader r;
 
 			proto_reader_init(&r, msg + PROTO_HEADER_LEN, len - 4);
@@ -512,11 +507,11 @@ static void server_handle_login(struct server *sv)
 			evbuffer_drain(in, 1 + len);
 			break;
 		}
-		case 'v': /* NegotiateProtocolVersion: we asked for plain 3.0 anyway */
+		case PqMsg_NegotiateProtocolVersion: /* we asked for plain 3.0 anyway */
 			evbuffer_drain(in, 1 + len);
 			break;
-		case 'Z':
-			sv->tx_status = len >= 5 ? (char)msg[5] : 'I';
+		case PqMsg_ReadyForQuery:
+			sv->tx_status = len >= 5 ? (char)msg[5] : PROTO_TX_IDLE;
 			evbuffer_drain(in, 1 + len);
 			auth_login_free(sv->login);
 			sv->login = NULL;
@@ -524,7 +519,7 @@ static void server_handle_login(struct server *sv)
 				  sv->backend_name, sv->backend_pid);
 			sv->ops->logged_in(sv);
 			return;
-		case 'E': {
+		case PqMsg_ErrorResponse: {
 			struct proto_error_fields ef;
 
 			if (!proto_parse_error(msg + PROTO_HEADER_LEN, len - 4, &ef))
@@ -619,12 +614,15 @@ static void server_handle_unattached(struct server *sv)
 			return;
 		/* The reset's own answer: CommandComplete, rows if it is a SELECT, ReadyForQuery.
 		 */
-		is_reset_answer = sv->state == SV_RESET && type != 'E' &&
-				  (type != 'Z' || (len == 5 && msg[5] == 'I'));
-		if (!is_reset_answer && type != 'S' && type != 'N' && type != 'A') {
+		is_reset_answer =
+			sv->state == SV_RESET && type != PqMsg_ErrorResponse &&
+			(type != PqMsg_ReadyForQuery || (len == 5 && msg[5] == PROTO_TX_IDLE));
+		if (!is_reset_answer && type != PqMsg_ParameterStatus &&
+		    type != PqMsg_NoticeResponse && type != PqMsg_NotificationResponse) {
 			struct proto_error_fields ef;
 
-			if (type != 'E' || !proto_parse_error(msg + PROTO_HEADER_LEN, len - 4, &ef))
+			if (type != PqMsg_ErrorResponse ||
+			    !proto_parse_error(msg + PROTO_HEADER_LEN, len - 4, &ef))
 				memset(&ef, 0, sizeof(ef));
 			log_info("server %" PRIu64 ": closing %s server on %s: %s", sv->id,
 				 sv->state == SV_RESET ? "a resetting" : "a pooled",
@@ -633,10 +631,10 @@ static void server_handle_unattached(struct server *sv)
 			server_close(sv);
 			return;
 		}
-		if (type == 'S')
+		if (type == PqMsg_ParameterStatus)
 			server_note_parameter(sv, msg + PROTO_HEADER_LEN, len - 4);
 		evbuffer_drain(in, 1 + len);
-		if (type == 'Z' && sv->state == SV_RESET) {
+		if (type == PqMsg_ReadyForQuery && sv->state == SV_RESET) {
 			event_del(sv->timer);
 			if (!sv->ops->reset_done(sv))
 				return; /* closed */

@@ -7,9 +7,10 @@
  */
 #include "pgwing/session.h"
 
+#include "pgwing/proto.h"
+
 #include <event2/buffer.h>
 
-#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -308,38 +309,37 @@ bool session_state_is_empty(const struct session_state *st)
 	return st->nsql == 0 && st->nparse == 0 && st->unmovable == NULL;
 }
 
-/* A message header: type byte and a length that counts itself and the body. */
-static void put_header(struct evbuffer *out, char type, size_t body_len)
-{
-	uint32_t len = htonl((uint32_t)(4 + body_len));
-
-	evbuffer_add(out, &type, 1);
-	evbuffer_add(out, &len, 4);
-}
-
 int session_state_replay(const struct session_state *st, struct evbuffer *out)
 {
 	static const char sep[] = ";\n";
 	int ready = 0;
 
 	if (st->nsql > 0) {
-		size_t body = 1; /* the query string's NUL */
+		size_t len = 0;
+		char *sql;
 
 		for (size_t i = 0; i < st->nsql; i++)
-			body += st->sql[i].len + (i > 0 ? strlen(sep) : 0);
-		put_header(out, 'Q', body);
+			len += st->sql[i].len + (i > 0 ? strlen(sep) : 0);
+		sql = xmalloc(len + 1);
+		len = 0;
 		for (size_t i = 0; i < st->nsql; i++) {
-			if (i > 0)
-				evbuffer_add(out, sep, strlen(sep));
-			evbuffer_add(out, st->sql[i].text, st->sql[i].len);
+			if (i > 0) {
+				memcpy(sql + len, sep, strlen(sep));
+				len += strlen(sep);
+			}
+			memcpy(sql + len, st->sql[i].text, st->sql[i].len);
+			len += st->sql[i].len;
 		}
-		evbuffer_add(out, "", 1);
+		sql[len] = '\0';
+		/* By length, not strlen: the text is replayed byte for byte, NULs and all. */
+		proto_put_message(out, PqMsg_Query, sql, len + 1);
+		free(sql);
 		ready++;
 	}
 	if (st->nparse > 0) {
 		for (size_t i = 0; i < st->nparse; i++)
 			evbuffer_add(out, st->parse[i].msg, st->parse[i].len);
-		put_header(out, 'S', 0);
+		proto_put_sync(out);
 		ready++;
 	}
 	return ready;

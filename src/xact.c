@@ -11,7 +11,6 @@
 
 #include <event2/buffer.h>
 
-#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,15 +70,13 @@ bool xact_begin_request(struct xact *x)
 static void retry_keep(struct xact *x, const char *sql, size_t len)
 {
 	size_t need = PROTO_HEADER_LEN + len + 1;
-	uint32_t msg_len = htonl((uint32_t)(4 + len + 1));
 
 	if (need > x->retry_cap) {
 		free(x->retry); /* nothing in it to keep */
 		x->retry = xmalloc(need);
 		x->retry_cap = need;
 	}
-	x->retry[0] = 'Q';
-	memcpy(x->retry + 1, &msg_len, 4);
+	proto_encode_header(x->retry, PqMsg_Query, len + 1);
 	memcpy(x->retry + PROTO_HEADER_LEN, sql, len + 1);
 	x->retry_len = need;
 }
@@ -135,7 +132,8 @@ static void session_sql_keep(struct xact *x, const char *sql, size_t len, size_t
 void xact_note_query(struct xact *x, const char *sql, size_t len, char tx_status,
 		     size_t max_session_sql)
 {
-	bool may_retry = x->pending_syncs == 1 && tx_status == 'I' && classify_may_read(sql, len);
+	bool may_retry =
+		x->pending_syncs == 1 && tx_status == PROTO_TX_IDLE && classify_may_read(sql, len);
 	bool is_read = true, is_stateful = false;
 
 	if (classify_may_keep_state(sql, len))
@@ -186,24 +184,21 @@ void xact_note_statement(struct xact *x, struct session_state **session, char ty
 
 	x->is_mid_request = true;
 	proto_reader_init(&r, body, len);
-	if (type == 'C' && proto_read_byte(&r) != 'S')
+	if (type == PqMsg_Close && proto_read_byte(&r) != PROTO_TARGET_STATEMENT)
 		return;
 	name = proto_read_cstring(&r);
 	if (name == NULL)
 		return;
-	if (type == 'P' && (sql = proto_read_cstring(&r)) != NULL)
+	if (type == PqMsg_Parse && (sql = proto_read_cstring(&r)) != NULL)
 		note_parsed_query(session, sql);
 	if (name[0] == '\0')
 		return; /* the unnamed statement doesn't outlive its request */
-	if (type == 'C') {
+	if (type == PqMsg_Close) {
 		session_state_note_close(session_of(session), name);
 	} else {
 		struct evbuffer *msg = CHECK_ALLOC(evbuffer_new());
-		uint32_t n = htonl((uint32_t)len + 4);
 
-		evbuffer_add(msg, "P", 1);
-		evbuffer_add(msg, &n, 4);
-		evbuffer_add(msg, body, len);
+		proto_put_message(msg, PqMsg_Parse, body, len);
 		session_state_note_parse(session_of(session), name, evbuffer_pullup(msg, -1),
 					 evbuffer_get_length(msg));
 		evbuffer_free(msg);
@@ -234,7 +229,7 @@ static void session_sql_settle(struct xact *x, char tx_status, struct session_st
 
 	if (x->pending_session_sql == NULL)
 		return;
-	if (tx_status != 'I') {
+	if (tx_status != PROTO_TX_IDLE) {
 		if (x->has_request_failed)
 			x->is_partly_rolled_back = true;
 		return;

@@ -107,8 +107,13 @@ void client_finish_welcome(struct client *cl);
 void client_hold_input(struct client *cl);
 struct client_list *client_all(void);
 struct client *client_find(uint64_t id);
-/* Send an ErrorResponse (FATAL) and close once it is flushed. */
+/*
+ * The two ways an error reaches a client: client_fail() sends an ErrorResponse
+ * (FATAL) and closes once it is flushed; client_error() sends one (ERROR) that
+ * ends only the request, and the session goes on.
+ */
 void client_fail(struct client *cl, const char *sqlstate, const char *fmt, ...) PRINTF_LIKE(3, 4);
+void client_error(struct client *cl, const char *sqlstate, const char *fmt, ...) PRINTF_LIKE(3, 4);
 /* Close once what is queued for the client is flushed. */
 void client_close(struct client *cl);
 /* Take up the messages the client already sent, as a read would (its reading resumed). */

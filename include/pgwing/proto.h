@@ -7,30 +7,14 @@
 #define PGWING_PROTO_H
 
 #include "pgwing/common.h"
+#include "pgwing/protocol.h"
+#include "pgwing/sqlstate.h"
+
+#include <stdarg.h>
 
 struct evbuffer;
 
-#define PROTO_HEADER_LEN      5 /* type byte + int32 length */
-#define PROTO_VERSION_3       196608
-#define PROTO_CANCEL_CODE     80877102
-#define PROTO_SSL_CODE        80877103
-#define PROTO_GSSENC_CODE     80877104
-#define PROTO_STARTUP_MAX_LEN 10000 /* what Postgres itself accepts for a startup packet */
-
-/* SQLSTATEs pgwing sends itself. */
-#define SQLSTATE_PROTOCOL_VIOLATION     "08P01"
-#define SQLSTATE_CONNECTION_FAILURE     "08006"
-#define SQLSTATE_CONNECTION_EXCEPTION   "08000"
-#define SQLSTATE_INVALID_AUTH           "28000"
-#define SQLSTATE_INVALID_PASSWORD       "28P01"
-#define SQLSTATE_TOO_MANY_CONNECTIONS   "53300"
-#define SQLSTATE_ADMIN_SHUTDOWN         "57P01"
-#define SQLSTATE_CANNOT_CONNECT_NOW     "57P03"
-#define SQLSTATE_READ_ONLY_TRANSACTION  "25006"
-#define SQLSTATE_FEATURE_NOT_SUPPORTED  "0A000"
-#define SQLSTATE_SYNTAX_ERROR           "42601"
-#define SQLSTATE_INSUFFICIENT_PRIVILEGE "42501"
-#define SQLSTATE_INTERNAL_ERROR         "XX000"
+#define PROTO_HEADER_LEN 5 /* type byte + int32 length */
 
 enum proto_frame {
 	PROTO_FRAME_NEED_MORE, /* not enough bytes buffered yet */
@@ -179,6 +163,9 @@ bool proto_parse_error(const uint8_t *body, size_t len, struct proto_error_field
  */
 void proto_put_error(struct evbuffer *out, const char *severity, const char *sqlstate,
 		     const char *fmt, ...) PRINTF_LIKE(4, 5);
+/* The same with a va_list, for a module's own error function. */
+void proto_put_error_v(struct evbuffer *out, const char *severity, const char *sqlstate,
+		       const char *fmt, va_list ap) PRINTF_LIKE(4, 0);
 void proto_put_notice(struct evbuffer *out, const char *sqlstate, const char *fmt, ...)
 	PRINTF_LIKE(3, 4);
 /* AuthenticationXXX ('R'): code followed by optional data. */
@@ -239,13 +226,27 @@ void proto_put_row_description(struct evbuffer *out, const struct proto_column *
 /* values[i] == NULL sends SQL NULL. */
 void proto_put_data_row(struct evbuffer *out, const char *const *values, size_t nvalues);
 void proto_put_command_complete(struct evbuffer *out, const char *tag);
+/* EmptyQueryResponse ('I'): the answer to a query of only blanks. */
+void proto_put_empty_query(struct evbuffer *out);
 
-/* AuthenticationRequest codes. */
-#define AUTH_REQ_OK            0
-#define AUTH_REQ_PASSWORD      3
-#define AUTH_REQ_MD5           5
-#define AUTH_REQ_SASL          10
-#define AUTH_REQ_SASL_CONTINUE 11
-#define AUTH_REQ_SASL_FINAL    12
+/*
+ * NegotiateProtocolVersion ('v'): the newest minor version of protocol 3 pgwing
+ * speaks, and the protocol options ("_pq_.*") it did not recognize.
+ */
+void proto_put_negotiate_protocol_version(struct evbuffer *out, uint32_t newest_minor,
+					  const char *const *options, size_t noptions);
+/* The one-byte answer to SSLRequest or GSSENCRequest: 'S' (handshake next) or 'N'. */
+void proto_put_encryption_answer(struct evbuffer *out, bool will_encrypt);
+/* SSLRequest: a startup-phase packet with the SSL request code. */
+void proto_put_ssl_request(struct evbuffer *out);
+/* Sync ('S', from the frontend). */
+void proto_put_sync(struct evbuffer *out);
+/* Any message whose body is already encoded (a client's Parse, copied to replay it). */
+void proto_put_message(struct evbuffer *out, char type, const void *body, size_t len);
+/*
+ * The header of a message with a body_len-byte body into dst (PROTO_HEADER_LEN
+ * bytes), for a message kept in flat memory rather than an evbuffer.
+ */
+void proto_encode_header(uint8_t *dst, char type, size_t body_len);
 
 #endif

@@ -754,6 +754,91 @@ static void test_scan_hold_stop(void **state UNUSED)
 	evbuffer_free(b);
 }
 
+/* The bytes in b are exactly want[0..n): what the hand-framed code sent before. */
+static void assert_bytes(struct evbuffer *b, const void *want, size_t n)
+{
+	assert_int_equal(evbuffer_get_length(b), n);
+	assert_memory_equal(evbuffer_pullup(b, -1), want, n);
+	evbuffer_drain(b, n);
+}
+
+static void test_put_empty_query(void **state UNUSED)
+{
+	struct evbuffer *b = evbuffer_new();
+
+	proto_put_empty_query(b);
+	assert_bytes(b, "I\0\0\0\4", 5);
+	evbuffer_free(b);
+}
+
+static void test_put_negotiate_protocol_version(void **state UNUSED)
+{
+	struct evbuffer *b = evbuffer_new();
+	static const char *const options[] = {"_pq_.a", "_pq_.bc"};
+	static const uint8_t want[] = {'v', 0,   0,   0,   27,  0,   0,   0,   0,   0,
+				       0,   0,   2,   '_', 'p', 'q', '_', '.', 'a', 0,
+				       '_', 'p', 'q', '_', '.', 'b', 'c', 0};
+	static const uint8_t none[] = {'v', 0, 0, 0, 12, 0, 0, 0, 0, 0, 0, 0, 0};
+
+	proto_put_negotiate_protocol_version(b, 0, options, 2);
+	assert_bytes(b, want, sizeof(want));
+	proto_put_negotiate_protocol_version(b, 0, NULL, 0);
+	assert_bytes(b, none, sizeof(none));
+	evbuffer_free(b);
+}
+
+static void test_put_encryption_answer_and_ssl_request(void **state UNUSED)
+{
+	struct evbuffer *b = evbuffer_new();
+	static const uint8_t ssl_request[] = {0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f};
+	uint32_t len, code;
+
+	proto_put_encryption_answer(b, true);
+	assert_bytes(b, "S", 1);
+	proto_put_encryption_answer(b, false);
+	assert_bytes(b, "N", 1);
+	proto_put_ssl_request(b);
+	assert_int_equal(proto_peek_startup(b, PROTO_STARTUP_MAX_LEN, &len, &code), PROTO_FRAME_OK);
+	assert_int_equal(len, 8);
+	assert_int_equal(code, PROTO_SSL_CODE);
+	assert_bytes(b, ssl_request, sizeof(ssl_request));
+	evbuffer_free(b);
+}
+
+static void test_put_sync_and_message(void **state UNUSED)
+{
+	struct evbuffer *b = evbuffer_new();
+	static const uint8_t parse_body[] = "s1\0select $1\0\0\0";
+	static const uint8_t want[] = "P\0\0\0\x13s1\0select $1\0\0\0";
+	uint8_t header[PROTO_HEADER_LEN];
+
+	proto_put_sync(b);
+	assert_bytes(b, "S\0\0\0\4", 5);
+	proto_put_message(b, PqMsg_Parse, parse_body, sizeof(parse_body) - 1);
+	assert_bytes(b, want, sizeof(want) - 1);
+	/* A body larger than the copy threshold comes out the same. */
+	{
+		size_t n = 10000;
+		uint8_t *big = calloc(1, n);
+		uint32_t len;
+		char type;
+
+		proto_put_message(b, PqMsg_Query, big, n);
+		assert_int_equal(proto_peek_message(b, 1 << 20, &type, &len), PROTO_FRAME_OK);
+		assert_int_equal(type, 'Q');
+		assert_int_equal(len, n + 4);
+		assert_int_equal(evbuffer_get_length(b), 1 + len);
+		evbuffer_drain(b, 1 + len);
+		free(big);
+	}
+	proto_encode_header(header, PqMsg_Query, 9);
+	assert_memory_equal(header, "Q\0\0\0\x0d", PROTO_HEADER_LEN);
+	/* The header proto_put_query writes for the same body. */
+	proto_put_query(b, "select 1");
+	assert_memory_equal(evbuffer_pullup(b, -1), header, PROTO_HEADER_LEN);
+	evbuffer_free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -766,6 +851,10 @@ int main(void)
 		cmocka_unit_test(test_param_set_copy_on_write),
 		cmocka_unit_test(test_error_roundtrip),
 		cmocka_unit_test(test_builders_lengths),
+		cmocka_unit_test(test_put_empty_query),
+		cmocka_unit_test(test_put_negotiate_protocol_version),
+		cmocka_unit_test(test_put_encryption_answer_and_ssl_request),
+		cmocka_unit_test(test_put_sync_and_message),
 		cmocka_unit_test(test_scan_batches_whole_messages),
 		cmocka_unit_test(test_scan_streams_large_message),
 		cmocka_unit_test(test_scan_partial_header_waits),
