@@ -262,11 +262,6 @@ void xact_note_ready(struct xact *x, char status, struct session_state **session
 		retry_forget(x, false);
 }
 
-bool xact_wants_command_tags(const struct xact *x)
-{
-	return x->pending_session_sql != NULL;
-}
-
 void xact_note_command(struct xact *x, const char *tag)
 {
 	if (strcmp(tag, "ROLLBACK") == 0)
@@ -278,11 +273,6 @@ void xact_note_error(struct xact *x)
 	x->has_request_failed = true;
 }
 
-bool xact_can_retry(const struct xact *x)
-{
-	return x->retry_len > 0 && x->pending_syncs == 1 && !x->is_mid_request;
-}
-
 bool xact_retry_is_read(const struct xact *x)
 {
 	bool is_read, is_stateful;
@@ -290,11 +280,6 @@ bool xact_retry_is_read(const struct xact *x)
 	query_classify((const char *)x->retry + PROTO_HEADER_LEN,
 		       x->retry_len - PROTO_HEADER_LEN - 1, &is_read, &is_stateful);
 	return is_read;
-}
-
-bool xact_is_idle(const struct xact *x)
-{
-	return x->pending_syncs == 0 && !x->is_mid_request;
 }
 
 void xact_reset(struct xact *x)

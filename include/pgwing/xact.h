@@ -69,19 +69,38 @@ void xact_note_untracked_statement(struct xact *x, struct session_state *session
 void xact_note_ready(struct xact *x, char status, struct session_state **session);
 /* A CommandComplete tag, looked at only while xact_wants_command_tags(). */
 void xact_note_command(struct xact *x, const char *tag);
-bool xact_wants_command_tags(const struct xact *x);
 /* An ErrorResponse for the request in flight. */
 void xact_note_error(struct xact *x);
+
+/* The kept Query is provably read-only: safe to run on another server. */
+bool xact_retry_is_read(const struct xact *x);
+/* Forget the request in flight: answered (by pgwing) or to be sent again. */
+void xact_reset(struct xact *x);
+
+/*
+ * The questions the pump asks of every server message are inline: a call
+ * into another object file for each costs more than the answer.
+ */
+
+/* Session statements wait for their request's end: its CommandComplete tags matter. */
+static inline bool xact_wants_command_tags(const struct xact *x)
+{
+	return x->pending_session_sql != NULL;
+}
+
 /*
  * The request in flight is an autocommit query that may run again elsewhere
  * if its server dies before answering.
  */
-bool xact_can_retry(const struct xact *x);
-/* The kept Query is provably read-only: safe to run on another server. */
-bool xact_retry_is_read(const struct xact *x);
+static inline bool xact_can_retry(const struct xact *x)
+{
+	return x->retry_len > 0 && x->pending_syncs == 1 && !x->is_mid_request;
+}
+
 /* Nothing in flight either way: the session is at an idle point. */
-bool xact_is_idle(const struct xact *x);
-/* Forget the request in flight: answered (by pgwing) or to be sent again. */
-void xact_reset(struct xact *x);
+static inline bool xact_is_idle(const struct xact *x)
+{
+	return x->pending_syncs == 0 && !x->is_mid_request;
+}
 
 #endif
