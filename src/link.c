@@ -48,14 +48,19 @@ static void link_release_server(struct client *cl);
 static void link_pump_client(struct client *cl);
 static bool link_pump_server(struct server *sv);
 
-/* Timing of a request, for the pool's statistics. */
-static void link_begin_request(struct client *cl)
+/* A request began (is_first: nothing else in flight): timed, for the pool's statistics. */
+static void link_time_request(struct client *cl, bool is_first)
 {
-	if (xact_begin_request(&cl->xact)) {
+	if (is_first) {
 		cl->query_start_us = now_us();
 		if (cl->server->tx_status == PROTO_TX_IDLE)
 			cl->xact_start_us = cl->query_start_us;
 	}
+}
+
+static void link_begin_request(struct client *cl)
+{
+	link_time_request(cl, xact_begin_request(&cl->xact));
 }
 
 /* ReadyForQuery from the server: a request is answered. */
@@ -84,6 +89,39 @@ static void link_reset_request(struct client *cl)
 	cl->xact_start_us = 0;
 }
 
+/*
+ * Parse, Bind, Describe, Execute, Close: kept for a retry while the request
+ * may run again, and Parse and Close of statements noted for the session.
+ * Only those need their bodies read.
+ */
+static enum proto_inspect link_inspect_extended(struct client *cl, struct evbuffer *in,
+						const struct proto_msg *msg, uint8_t *scratch,
+						size_t scratch_len)
+{
+	size_t n = msg->len - 4;
+	bool is_statement = msg->type == PqMsg_Parse || msg->type == PqMsg_Close;
+	const uint8_t *body;
+
+	if (!is_statement && !xact_is_keeping(&cl->xact, cl->server->tx_status)) {
+		cl->xact.is_mid_request = true;
+		return PROTO_INSPECT_FORWARD;
+	}
+	if (n > scratch_len) {
+		xact_stop_keeping(&cl->xact);
+		if (is_statement)
+			xact_note_untracked_statement(&cl->xact, cl->session);
+		cl->xact.is_mid_request = true;
+		return PROTO_INSPECT_FORWARD;
+	}
+	body = proto_msg_body(in, msg, scratch);
+	if (body == NULL)
+		return PROTO_INSPECT_WAIT;
+	xact_note_extended(&cl->xact, msg->type, body, n, cl->server->tx_status);
+	if (is_statement)
+		xact_note_statement(&cl->xact, &cl->session, msg->type, body, n);
+	return PROTO_INSPECT_FORWARD;
+}
+
 static enum proto_inspect client_inspect(void *arg, struct evbuffer *in,
 					 const struct proto_msg *msg)
 {
@@ -97,41 +135,38 @@ static enum proto_inspect client_inspect(void *arg, struct evbuffer *in,
 		/* Terminate ends the session here; the server gets its own on close. */
 		return PROTO_INSPECT_STOP;
 	case PqMsg_Sync:
+		link_time_request(cl, xact_note_sync(&cl->xact));
+		return PROTO_INSPECT_FORWARD;
 	case PqMsg_FunctionCall:
+		xact_stop_keeping(&cl->xact);
 		link_begin_request(cl);
+		return PROTO_INSPECT_FORWARD;
+	case PqMsg_Flush:
+		xact_stop_keeping(&cl->xact);
 		return PROTO_INSPECT_FORWARD;
 	case PqMsg_CopyDone:
 	case PqMsg_CopyFail:
 		cl->xact.is_copying_in = false; /* CopyDone, CopyFail */
 		return PROTO_INSPECT_FORWARD;
 	case PqMsg_Query:
-	case PqMsg_Parse:
-	case PqMsg_Close:
 		if (n > sizeof(scratch)) {
-			if (msg->type == PqMsg_Query)
-				link_begin_request(cl);
-			else
-				xact_note_untracked_statement(&cl->xact, cl->session);
+			link_begin_request(cl);
 			return PROTO_INSPECT_FORWARD;
 		}
 		body = proto_msg_body(in, msg, scratch);
 		if (body == NULL)
 			return PROTO_INSPECT_WAIT;
-		if (msg->type == PqMsg_Query) {
-			link_begin_request(cl);
-			if (n > 0 && body[n - 1] == '\0')
-				xact_note_query(&cl->xact, (const char *)body, n - 1,
-						cl->server->tx_status,
-						(size_t)rt.cfg->max_session_sql_size);
-		} else {
-			xact_note_statement(&cl->xact, &cl->session, msg->type, body, n);
-		}
+		link_begin_request(cl);
+		if (n > 0 && body[n - 1] == '\0')
+			xact_note_query(&cl->xact, (const char *)body, n - 1, cl->server->tx_status,
+					(size_t)rt.cfg->max_session_sql_size);
 		return PROTO_INSPECT_FORWARD;
+	case PqMsg_Parse:
+	case PqMsg_Close:
 	case PqMsg_Bind:
 	case PqMsg_Describe:
 	case PqMsg_Execute:
-		cl->xact.is_mid_request = true;
-		return PROTO_INSPECT_FORWARD;
+		return link_inspect_extended(cl, in, msg, scratch, sizeof(scratch));
 	default:
 		return PROTO_INSPECT_FORWARD;
 	}
@@ -722,7 +757,7 @@ static void link_server_lost(struct server *sv, const char *what)
 		return;
 	}
 	if (xact_can_retry(&cl->xact) && !cl->xact.is_response_started &&
-	    xact_retry_is_read(&cl->xact)) {
+	    xact_retry_is_read(&cl->xact, cl->session)) {
 		struct evbuffer *in = conn_input(&cl->conn);
 
 		/* Never answered, provably read-only, autocommit: run it again elsewhere. */

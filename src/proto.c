@@ -831,3 +831,11 @@ void proto_encode_header(uint8_t *dst, char type, size_t body_len)
 	dst[0] = (uint8_t)type;
 	memcpy(dst + 1, &len, 4);
 }
+
+uint32_t proto_decode_length(const uint8_t *header)
+{
+	uint32_t len;
+
+	memcpy(&len, header + 1, 4);
+	return ntohl(len);
+}

@@ -278,6 +278,22 @@ void session_state_note_parse(struct session_state *st, const char *name, const 
 	st->bytes += len;
 }
 
+const char *session_state_statement_text(const struct session_state *st, const char *name)
+{
+	for (size_t i = 0; i < st->nparse; i++) {
+		const struct parse_entry *e = &st->parse[i];
+		struct proto_reader r;
+
+		if (strcmp(e->name, name) != 0)
+			continue;
+		/* The Parse body: the name, then the text, each with its NUL. */
+		proto_reader_init(&r, e->msg + PROTO_HEADER_LEN, e->len - PROTO_HEADER_LEN);
+		proto_read_cstring(&r);
+		return proto_read_cstring(&r);
+	}
+	return NULL;
+}
+
 void session_state_note_close(struct session_state *st, const char *name)
 {
 	/* Close works on SQL-prepared statements too: one namespace. */

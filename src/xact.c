@@ -28,6 +28,13 @@
  */
 #define RETRY_KEEP_MAX 2048
 
+/*
+ * An extended request is kept for a retry up to this size (a Query always is,
+ * being the client's own buffer's size at most): its answer is held back
+ * until complete anyway, to RETRY_HOLD_MAX (link.c).
+ */
+#define RETRY_EXTENDED_MAX (64 * 1024)
+
 /* Forget the kept Query; its buffer stays for the next one unless it is large or is_final. */
 static void retry_forget(struct xact *x, bool is_final)
 {
@@ -63,7 +70,18 @@ bool xact_begin_request(struct xact *x)
 		x->has_request_failed = false;
 	}
 	x->is_mid_request = false;
+	x->is_keeping = false; /* a Query in the middle of an extended request ends the copy */
 	return is_first;
+}
+
+/* Room for need bytes in the retry buffer (what it holds is not kept). */
+static void retry_reserve(struct xact *x, size_t need)
+{
+	if (need > x->retry_cap) {
+		free(x->retry); /* nothing in it to keep */
+		x->retry = xmalloc(need);
+		x->retry_cap = need;
+	}
 }
 
 /* Keep the Query as the client sent it: header, text, NUL. */
@@ -71,14 +89,55 @@ static void retry_keep(struct xact *x, const char *sql, size_t len)
 {
 	size_t need = PROTO_HEADER_LEN + len + 1;
 
-	if (need > x->retry_cap) {
-		free(x->retry); /* nothing in it to keep */
-		x->retry = xmalloc(need);
-		x->retry_cap = need;
-	}
+	retry_reserve(x, need);
 	proto_encode_header(x->retry, PqMsg_Query, len + 1);
 	memcpy(x->retry + PROTO_HEADER_LEN, sql, len + 1);
 	x->retry_len = need;
+}
+
+/* Append a message (header, then body) to the kept request; false past the bound. */
+static bool retry_append(struct xact *x, char type, const uint8_t *body, size_t len)
+{
+	size_t need = x->retry_len + PROTO_HEADER_LEN + len;
+
+	if (need > RETRY_EXTENDED_MAX)
+		return false;
+	if (need > x->retry_cap) {
+		x->retry_cap = need > 2 * x->retry_cap ? need : 2 * x->retry_cap;
+		x->retry = xrealloc(x->retry, x->retry_cap);
+	}
+	proto_encode_header(x->retry + x->retry_len, type, len);
+	if (len > 0)
+		memcpy(x->retry + x->retry_len + PROTO_HEADER_LEN, body, len);
+	x->retry_len = need;
+	return true;
+}
+
+void xact_stop_keeping(struct xact *x)
+{
+	x->is_keeping = false;
+	retry_forget(x, false);
+}
+
+void xact_note_extended(struct xact *x, char type, const uint8_t *body, size_t len, char tx_status)
+{
+	/* The first message of a request: whatever was kept is for another. */
+	if (!x->is_mid_request) {
+		retry_forget(x, false);
+		x->is_keeping = x->pending_syncs == 0 && tx_status == PROTO_TX_IDLE;
+	}
+	x->is_mid_request = true;
+	if (x->is_keeping && (type == PqMsg_Close || !retry_append(x, type, body, len)))
+		xact_stop_keeping(x);
+}
+
+bool xact_note_sync(struct xact *x)
+{
+	if (x->is_keeping && !retry_append(x, PqMsg_Sync, NULL, 0))
+		retry_forget(x, false);
+	else if (!x->is_keeping)
+		retry_forget(x, false); /* a Query's copy is not this request's */
+	return xact_begin_request(x);
 }
 
 /*
@@ -273,10 +332,64 @@ void xact_note_error(struct xact *x)
 	x->has_request_failed = true;
 }
 
-bool xact_retry_is_read(const struct xact *x)
+static bool is_read_query(const char *sql)
+{
+	return sql != NULL && classify_query_class(sql, strlen(sql)) == STMT_READ;
+}
+
+/*
+ * A kept extended request runs again only as Parse of the unnamed statement,
+ * Bind (of it, or of a named statement prepared earlier), Describe, Execute
+ * and Sync, every statement read-only. A named Parse would fail on the new
+ * server, which the moved session's replay gave that statement already.
+ */
+static bool extended_is_read(const struct xact *x, const struct session_state *session)
+{
+	bool is_unnamed_read = false;
+	size_t pos = 0;
+
+	while (pos + PROTO_HEADER_LEN <= x->retry_len) {
+		const uint8_t *msg = x->retry + pos;
+		uint32_t len = proto_decode_length(msg);
+		struct proto_reader r;
+		const char *name;
+
+		proto_reader_init(&r, msg + PROTO_HEADER_LEN, len - 4);
+		switch (msg[0]) {
+		case PqMsg_Parse:
+			name = proto_read_cstring(&r);
+			if (name == NULL || name[0] != '\0')
+				return false;
+			is_unnamed_read = is_read_query(proto_read_cstring(&r));
+			break;
+		case PqMsg_Bind:
+			if (proto_read_cstring(&r) == NULL ||
+			    (name = proto_read_cstring(&r)) == NULL)
+				return false;
+			if (name[0] == '\0' ? !is_unnamed_read
+					    : session == NULL ||
+						      !is_read_query(session_state_statement_text(
+							      session, name)))
+				return false;
+			break;
+		case PqMsg_Describe:
+		case PqMsg_Execute:
+		case PqMsg_Sync:
+			break;
+		default:
+			return false;
+		}
+		pos += 1 + len;
+	}
+	return true;
+}
+
+bool xact_retry_is_read(const struct xact *x, const struct session_state *session)
 {
 	bool is_read, is_stateful;
 
+	if (x->retry[0] != PqMsg_Query)
+		return extended_is_read(x, session);
 	query_classify((const char *)x->retry + PROTO_HEADER_LEN,
 		       x->retry_len - PROTO_HEADER_LEN - 1, &is_read, &is_stateful);
 	return is_read;

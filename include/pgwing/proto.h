@@ -248,5 +248,7 @@ void proto_put_message(struct evbuffer *out, char type, const void *body, size_t
  * bytes), for a message kept in flat memory rather than an evbuffer.
  */
 void proto_encode_header(uint8_t *dst, char type, size_t body_len);
+/* The length field of a header in flat memory (what proto_encode_header wrote): 4 + body. */
+uint32_t proto_decode_length(const uint8_t *header);
 
 #endif

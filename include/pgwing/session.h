@@ -29,6 +29,8 @@ void session_state_apply(struct session_state *st, const struct stmt_info *info,
  * name. */
 void session_state_note_parse(struct session_state *st, const char *name, const uint8_t *msg,
 			      size_t len);
+/* The query text of the named statement name, as its Parse gave it; NULL if none. */
+const char *session_state_statement_text(const struct session_state *st, const char *name);
 /* A Close of a named statement. */
 void session_state_note_close(struct session_state *st, const char *name);
 

@@ -22,10 +22,12 @@ struct xact {
 	bool is_mid_request;      /* extended-protocol messages sent since the last Sync */
 	bool is_skipping_to_sync; /* its server died mid-request: drop messages up to Sync */
 	bool is_copying_in;       /* in COPY FROM STDIN: the server waits for its data */
+	bool is_keeping;          /* copying an extended-protocol request for a retry */
 	/*
-	 * The in-flight Query (header, text, NUL) when it is provably safe to run
-	 * again: retry_len bytes of a buffer of retry_cap, kept from one request
-	 * to the next (xact.c says how long).
+	 * The request in flight as the client sent it (a Query, or Parse, Bind,
+	 * Describe, Execute up to its Sync) when it may be safe to run again:
+	 * retry_len bytes of a buffer of retry_cap, kept from one request to the
+	 * next (xact.c says how long).
 	 */
 	uint8_t *retry;
 	size_t retry_len;
@@ -54,6 +56,21 @@ bool xact_begin_request(struct xact *x);
 void xact_note_query(struct xact *x, const char *sql, size_t len, char tx_status,
 		     size_t max_session_sql);
 /*
+ * An extended-protocol message (Parse, Bind, Describe, Execute, Close; body
+ * without header) sent while the server's transaction status was
+ * tx_status. A request that starts with nothing else in flight, outside a
+ * transaction block, is copied up to its Sync, to run again elsewhere if its
+ * server dies before answering (a Close, or one too large, is not).
+ */
+void xact_note_extended(struct xact *x, char type, const uint8_t *body, size_t len, char tx_status);
+/* Sync: the end of an extended request, and one more ReadyForQuery owed (as xact_begin_request). */
+bool xact_note_sync(struct xact *x);
+/*
+ * Flush or FunctionCall: answers may reach the client before any Sync, so
+ * the request can't run again unseen.
+ */
+void xact_stop_keeping(struct xact *x);
+/*
  * A Parse ('P') or Close ('C') body: named statements are recorded in
  * *session (created when needed) so they can be made again on another server.
  */
@@ -72,8 +89,12 @@ void xact_note_command(struct xact *x, const char *tag);
 /* An ErrorResponse for the request in flight. */
 void xact_note_error(struct xact *x);
 
-/* The kept Query is provably read-only: safe to run on another server. */
-bool xact_retry_is_read(const struct xact *x);
+/*
+ * The kept request is provably read-only: safe to run on another server.
+ * Named statements it binds are looked up in session (which a moved
+ * session's new server prepares before the request runs again).
+ */
+bool xact_retry_is_read(const struct xact *x, const struct session_state *session);
 /* Forget the request in flight: answered (by pgwing) or to be sent again. */
 void xact_reset(struct xact *x);
 
@@ -81,6 +102,12 @@ void xact_reset(struct xact *x);
  * The questions the pump asks of every server message are inline: a call
  * into another object file for each costs more than the answer.
  */
+
+/* Whether xact_note_extended needs the body of the next extended message. */
+static inline bool xact_is_keeping(const struct xact *x, char tx_status)
+{
+	return x->is_mid_request ? x->is_keeping : x->pending_syncs == 0 && tx_status == 'I';
+}
 
 /* Session statements wait for their request's end: its CommandComplete tags matter. */
 static inline bool xact_wants_command_tags(const struct xact *x)

@@ -3,13 +3,13 @@
  * Parse/Close bodies, answers with any status, errors, command tags, resets.
  * Properties: the count of requests in flight is never negative and is the
  * number begun minus the number answered (floored at zero); a kept retry is a
- * well-formed Query holding the text it was given; the retry is offered only
- * with exactly one request in flight; and nothing leaks (LeakSanitizer).
+ * well-formed Query holding the text it was given, or whole extended messages
+ * end to end; the retry is offered only with exactly one request in flight;
+ * and nothing leaks (LeakSanitizer).
  */
 #include "fuzz.h"
+#include "pgwing/proto.h"
 #include "pgwing/xact.h"
-
-#include <arpa/inet.h>
 
 #define MAX_SESSION_SQL 256
 
@@ -29,16 +29,24 @@ static const uint8_t *take(const uint8_t **data, size_t *size, size_t *len)
 	return chunk;
 }
 
+/* The kept request is whole messages, end to end: one Query, or extended ones. */
 static void check_retry(const struct xact *x)
 {
-	uint32_t len;
+	size_t pos = 0;
 
 	if (x->retry_len == 0)
 		return;
-	FUZZ_CHECK(x->retry_len <= x->retry_cap && x->retry_len >= 6);
-	FUZZ_CHECK(x->retry[0] == 'Q' && x->retry[x->retry_len - 1] == '\0');
-	memcpy(&len, x->retry + 1, 4);
-	FUZZ_CHECK(ntohl(len) == x->retry_len - 1);
+	FUZZ_CHECK(x->retry_len <= x->retry_cap);
+	if (x->retry[0] == 'Q') {
+		FUZZ_CHECK(x->retry_len >= 6 && x->retry[x->retry_len - 1] == '\0');
+		FUZZ_CHECK(proto_decode_length(x->retry) == x->retry_len - 1);
+		return;
+	}
+	while (pos < x->retry_len) {
+		FUZZ_CHECK(pos + 5 <= x->retry_len && strchr("PBDES", x->retry[pos]) != NULL);
+		pos += 1 + proto_decode_length(x->retry + pos);
+	}
+	FUZZ_CHECK(pos == x->retry_len);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -75,8 +83,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case 2:
 			chunk = take(&data, &size, &len);
-			if (chunk != NULL)
-				xact_note_statement(&x, &st, op & 0x80 ? 'C' : 'P', chunk, len);
+			if (chunk == NULL)
+				break;
+			/* Parse, Close, Bind, Describe, Execute, as the pump passes them on. */
+			xact_note_extended(&x, "PCBDE"[(op >> 3) % 5], chunk, len,
+					   "ITE"[op >> 6 & 1]);
+			if ((op >> 3) % 5 < 2)
+				xact_note_statement(&x, &st, "PC"[(op >> 3) % 5], chunk, len);
+			if (xact_can_retry(&x))
+				(void)xact_retry_is_read(&x, st);
 			break;
 		case 3:
 			xact_note_ready(&x, "ITE"[(op >> 3) % 3], &st);
@@ -90,8 +105,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			xact_note_command(&x, op & 0x80 ? "ROLLBACK" : "COMMIT");
 			break;
 		case 6:
-			xact_begin_request(&x); /* a Sync */
+			xact_note_sync(&x);
 			expected++;
+			if (xact_can_retry(&x))
+				(void)xact_retry_is_read(&x, st);
 			break;
 		default:
 			xact_reset(&x);

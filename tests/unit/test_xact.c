@@ -72,7 +72,7 @@ static void test_retry(void **state UNUSED)
 
 	query(&x, "select 1", 'I');
 	assert_true(xact_can_retry(&x));
-	assert_true(xact_retry_is_read(&x));
+	assert_true(xact_retry_is_read(&x, st));
 	assert_int_equal(x.retry[0], 'Q');
 	assert_memory_equal(x.retry + 5, "select 1", 9);
 	xact_note_ready(&x, 'I', &st);
@@ -83,7 +83,7 @@ static void test_retry(void **state UNUSED)
 	assert_false(xact_can_retry(&x));
 	xact_note_ready(&x, 'T', &st);
 	query(&x, "insert into t values (1)", 'I');
-	assert_false(xact_can_retry(&x) && xact_retry_is_read(&x));
+	assert_false(xact_can_retry(&x) && xact_retry_is_read(&x, st));
 	xact_note_ready(&x, 'I', &st);
 	query(&x, "select 1", 'I');
 	query(&x, "select 2", 'I');
@@ -91,6 +91,73 @@ static void test_retry(void **state UNUSED)
 	xact_reset(&x);
 	assert_null(x.retry);
 	assert_null(st);
+	xact_free(&x);
+}
+
+/* An extended message as the pump hands it over: type and body. */
+static void extended(struct xact *x, struct session_state **st, char type, const char *body,
+		     size_t len)
+{
+	xact_note_extended(x, type, (const uint8_t *)body, len, 'I');
+	if (type == 'P' || type == 'C')
+		xact_note_statement(x, st, type, (const uint8_t *)body, len);
+}
+
+/* Bind of statement to the unnamed portal, no parameters, text results. */
+#define BIND(stmt) "\0" stmt "\0\0\0\0\0\0\0", sizeof(stmt) + 7
+#define EXECUTE    "\0\0\0\0\0", 5
+
+static void test_retry_extended(void **state UNUSED)
+{
+	struct session_state *st = NULL;
+	struct xact x = {0};
+
+	/* Parse/Bind/Execute/Sync of a read: kept whole, and it may run again. */
+	extended(&x, &st, 'P', "\0select 1\0\0\0", 13);
+	extended(&x, &st, 'B', BIND(""));
+	extended(&x, &st, 'E', EXECUTE);
+	assert_false(xact_can_retry(&x)); /* not before its Sync */
+	assert_true(xact_note_sync(&x));
+	assert_true(xact_can_retry(&x));
+	assert_true(xact_retry_is_read(&x, st));
+	assert_int_equal(x.retry_len, 5 + 13 + 5 + sizeof("") + 7 + 5 + 5 + 5);
+	assert_int_equal(x.retry[0], 'P');
+	assert_int_equal(x.retry[x.retry_len - 5], 'S');
+	xact_note_ready(&x, 'I', &st);
+
+	/* A named statement prepared earlier, bound again: a read if its text is. */
+	extended(&x, &st, 'P', "s1\0select 2\0\0\0", 15);
+	xact_note_sync(&x);
+	xact_note_ready(&x, 'I', &st);
+	extended(&x, &st, 'B', BIND("s1"));
+	extended(&x, &st, 'E', EXECUTE);
+	xact_note_sync(&x);
+	assert_true(xact_can_retry(&x) && xact_retry_is_read(&x, st));
+	xact_note_ready(&x, 'I', &st);
+
+	/* A write, a named Parse in the request, a Flush: not run again. */
+	extended(&x, &st, 'P', "\0insert into t values (1)\0\0\0", 30);
+	extended(&x, &st, 'B', BIND(""));
+	xact_note_sync(&x);
+	assert_false(xact_can_retry(&x) && xact_retry_is_read(&x, st));
+	xact_note_ready(&x, 'I', &st);
+	extended(&x, &st, 'P', "s2\0select 3\0\0\0", 15);
+	extended(&x, &st, 'B', BIND("s2"));
+	xact_note_sync(&x);
+	assert_false(xact_can_retry(&x) && xact_retry_is_read(&x, st));
+	xact_note_ready(&x, 'I', &st);
+	extended(&x, &st, 'P', "\0select 4\0\0\0", 13);
+	xact_stop_keeping(&x); /* Flush */
+	extended(&x, &st, 'B', BIND(""));
+	xact_note_sync(&x);
+	assert_false(xact_can_retry(&x));
+	xact_note_ready(&x, 'I', &st);
+
+	/* Inside a transaction block: never. */
+	xact_note_extended(&x, 'B', (const uint8_t *)BIND("s1"), 'T');
+	xact_note_sync(&x);
+	assert_false(xact_can_retry(&x));
+	session_state_free(st);
 	xact_free(&x);
 }
 
@@ -214,9 +281,10 @@ static void test_statements(void **state UNUSED)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_requests),           cmocka_unit_test(test_retry),
-		cmocka_unit_test(test_session_statements), cmocka_unit_test(test_session_pins),
-		cmocka_unit_test(test_session_limit),      cmocka_unit_test(test_statements),
+		cmocka_unit_test(test_requests),       cmocka_unit_test(test_retry),
+		cmocka_unit_test(test_retry_extended), cmocka_unit_test(test_session_statements),
+		cmocka_unit_test(test_session_pins),   cmocka_unit_test(test_session_limit),
+		cmocka_unit_test(test_statements),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
