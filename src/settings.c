@@ -478,7 +478,11 @@ static const struct setting settings[] = {
 		.default_value = "",
 		.is_reloadable = true,
 		.max_value = NO_MAX,
-		.doc = "Region the primary is meant to run in.",
+		.doc = "Region the primary is meant to run in (PRIMARY_REGION sets it). Of the "
+		       "replicas that are equally near for a read-only client (same region and "
+		       "round-trip time), one in this region gets it: it replays nearest to the "
+		       "primary, so its reads are the least stale. SHOW STATE shows it; empty "
+		       "prefers none.",
 	},
 	{
 		.name = "health_interval",
