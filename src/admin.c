@@ -738,6 +738,9 @@ static void show_state(struct client *cl)
 		{"shutting_down", rt.is_shutting_down ? "yes" : "no"},
 		{"primary", primary != NULL ? primary->name : NULL},
 		{"primary_ambiguous", rt.topo->is_primary_ambiguous ? "yes" : "no"},
+		/* Where the primary is meant to be: read-only ties go to replicas there. */
+		{"primary_region",
+		 rt.cfg->primary_region[0] != '\0' ? rt.cfg->primary_region : NULL},
 		{"clients", clients},
 		{"config_file", rt.cfg->path},
 	};

@@ -30,9 +30,10 @@ static bool is_ro_candidate(const struct backend *b, const struct config *cfg)
 	       is_within_lag(b->lag_bytes, cfg->max_replica_lag_bytes);
 }
 
-static bool is_same_region(const struct backend *b, const struct config *cfg)
+/* Whether b runs in region; no backend runs in the empty region (the setting is not set). */
+static bool is_in_region(const struct backend *b, const char *region)
 {
-	return cfg->region[0] != '\0' && strcmp(b->region, cfg->region) == 0;
+	return region[0] != '\0' && strcmp(b->region, region) == 0;
 }
 
 /* <0 when a is nearer than b, >0 when farther, 0 when they tie. An unknown RTT (< 0) is farthest.
@@ -54,14 +55,21 @@ static int compare_rtt(double a, double b)
 static bool is_better_replica(const struct backend *candidate, const struct backend *best,
 			      const struct config *cfg)
 {
-	bool is_candidate_local = is_same_region(candidate, cfg);
+	bool is_candidate_local = is_in_region(candidate, cfg->region);
+	bool is_candidate_home = is_in_region(candidate, cfg->primary_region);
 	int rtt;
 
-	if (is_candidate_local != is_same_region(best, cfg))
+	if (is_candidate_local != is_in_region(best, cfg->region))
 		return is_candidate_local;
 	rtt = compare_rtt(candidate->rtt_ms, best->rtt_ms);
 	if (rtt != 0)
 		return rtt < 0;
+	/*
+	 * The same cost: a replica where the primary is meant to run (primary_region)
+	 * replays nearest to its WAL, so its reads are the least stale.
+	 */
+	if (is_candidate_home != is_in_region(best, cfg->primary_region))
+		return is_candidate_home;
 	/* A strict comparison keeps the earlier backend on a full tie: position decides last. */
 	return candidate->nclients < best->nclients;
 }
@@ -113,8 +121,8 @@ static struct backend *pick_sleeping(const struct topology *topo, const struct c
 		if (!is_sleeping(b) || (b->role != role && b->role != ROLE_UNKNOWN))
 			continue;
 		if (best == NULL || (b->role == role && best->role != role) ||
-		    (b->role == best->role && role == ROLE_REPLICA && is_same_region(b, cfg) &&
-		     !is_same_region(best, cfg)))
+		    (b->role == best->role && role == ROLE_REPLICA &&
+		     is_in_region(b, cfg->region) && !is_in_region(best, cfg->region)))
 			best = b;
 	}
 	return best;

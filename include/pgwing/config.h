@@ -1,44 +1,17 @@
 /*
- * The configuration: one table of settings (config.c) drives parsing, defaults,
- * SHOW CONFIG and doc/config.md. Reload builds a new config and swaps it in;
- * the console's SET changes one reloadable setting of the running one.
+ * The configuration and its loader. struct config holds one setting a field,
+ * described by the table of settings (settings.h), and the [backends] lines.
+ * Reload builds a new config and swaps it in; the console's SET changes one
+ * reloadable setting of the running one.
  */
 #ifndef PGWING_CONFIG_H
 #define PGWING_CONFIG_H
 
 #include "pgwing/common.h"
 #include "pgwing/log.h"
+#include "pgwing/settings.h"
 
 #include <stdio.h>
-
-enum auth_type {
-	AUTH_TRUST,
-	AUTH_PLAIN,
-	AUTH_MD5,
-	AUTH_SCRAM,
-};
-
-/* libpq's sslmode values; the order is the order of strictness. */
-enum tls_mode {
-	TLS_DISABLE,
-	TLS_ALLOW,
-	TLS_PREFER,
-	TLS_REQUIRE,
-	TLS_VERIFY_CA,
-	TLS_VERIFY_FULL,
-};
-
-enum ro_fallback {
-	RO_FALLBACK_PRIMARY,
-	RO_FALLBACK_ERROR,
-};
-
-/* When a read-only client wakes a sleeping replica (see router_pick_wakeable). */
-enum wake_for_reads {
-	WAKE_FOR_READS_NEAREST,
-	WAKE_FOR_READS_NEVER,
-	WAKE_FOR_READS_ALWAYS,
-};
 
 /* server_require_auth, parsed: each bit lets a server ask pgwing for one thing. */
 #define SERVER_AUTH_NONE     (1u << 0) /* nothing: AuthenticationOk with no request (trust) */
@@ -173,34 +146,6 @@ struct config {
 	int ndiscovers;
 };
 
-enum setting_type {
-	SETTING_STRING,
-	SETTING_INT,
-	SETTING_BOOL,
-	SETTING_DURATION, /* stored as int64_t milliseconds */
-	SETTING_SIZE,     /* stored as int64_t bytes */
-	SETTING_ENUM,     /* stored as int */
-};
-
-struct setting {
-	const char *name;
-	enum setting_type type;
-	size_t offset; /* into struct config */
-	const char *default_value;
-	bool is_reloadable;
-	const char *const *enum_names; /* SETTING_ENUM: NULL-terminated, index = value */
-	/* Allowed range: of the value for numbers, of the length in bytes for strings. */
-	int64_t min_value;
-	int64_t max_value;
-	bool is_path; /* relative values are resolved against the config file's directory */
-	const char *doc;
-};
-
-/* The table of settings, for SHOW CONFIG and the docs. */
-const struct setting *config_settings(size_t *count);
-/* The setting called name, or NULL. */
-const struct setting *config_find_setting(const char *name);
-
 /*
  * Load and validate a config file, then apply environment overrides
  * (PGWING_<SETTING>, FLY_REGION, PRIMARY_REGION). On error returns NULL and
@@ -219,17 +164,6 @@ void config_copy_backend(struct backend_config *dst, const struct backend_config
  */
 void config_write(FILE *f, const struct config *cfg);
 
-/* Format a setting's current value as it would be written in the file. */
-void config_format_value(const struct config *cfg, const struct setting *s, char *buf,
-			 size_t buflen);
-/* The values s accepts ("1 .. 65535", "1ms .. 24h", "non-empty"), "" when any is fine. */
-void config_format_range(const struct setting *s, char *buf, size_t buflen);
-
-/* True when s differs between a and b: reload uses it to find settings that need a restart. */
-bool config_is_changed(const struct config *a, const struct config *b, const struct setting *s);
-/* Copy one setting's value from src into dst (reload keeps what can't change live). */
-void config_copy_setting(struct config *dst, const struct config *src, const struct setting *s);
-
 /*
  * SET name = value from the console: parse value as the file would into cfg.
  * Only reloadable settings, and none that names a file (is_path): those change
@@ -237,17 +171,5 @@ void config_copy_setting(struct config *dst, const struct config *src, const str
  * settings, leaves cfg as it was and says why in err.
  */
 bool config_set(struct config *cfg, const char *name, const char *value, char *err, size_t errlen);
-
-/* An sslmode name ("verify-full") to its value; false when it names none. */
-bool config_parse_tls_mode(const char *name, enum tls_mode *mode);
-const char *config_tls_mode_name(enum tls_mode mode);
-
-/* Parse helpers, exposed for tests and for SET in the admin console. */
-bool config_parse_duration(const char *text, int64_t *ms);
-bool config_parse_size(const char *text, int64_t *bytes);
-bool config_parse_bool(const char *text, bool *value);
-
-/* True when name is in the comma-separated list (whitespace around items ignored). */
-bool config_list_contains(const char *list, const char *name);
 
 #endif

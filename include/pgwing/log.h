@@ -9,7 +9,7 @@
 
 #include "pgwing/common.h"
 
-/* Config's log_format: the order is the setting's names (src/config.c). */
+/* Config's log_format: the order is the setting's names (src/settings.c). */
 enum log_format {
 	LOG_FORMAT_TEXT,
 	LOG_FORMAT_JSON,

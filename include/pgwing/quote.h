@@ -6,8 +6,7 @@
  *   character doubles to stand for itself ('it''s', "a""b"); in an E'...'
  *   string a backslash also escapes the next byte. quote_sql_scan() finds
  *   where such a token ends; quote_sql_read() takes its content.
- * - The ini rule (the config file; config.c's read_word and strip_comment
- *   should call quote_ini_read_word): double quotes group text into one
+ * - The ini rule (the config file, through ini.c): double quotes group text into one
  *   word with the bare text around them, as in a shell, and inside them \"
  *   and \\ stand for " and \.
  *

@@ -12,8 +12,8 @@
 /*
  * TARGET_RW: the primary. TARGET_RO: among up, unfenced replicas within
  * max_replica_lag and max_replica_lag_bytes, same region as cfg->region first, then lowest RTT,
- * ties to the fewest clients; then the primary unless ro_fallback = error. NULL when nothing can
- * serve now (the caller waits or errors).
+ * ties to cfg->primary_region's, then to the fewest clients; then the primary unless
+ * ro_fallback = error. NULL when nothing can serve now (the caller waits or errors).
  */
 struct backend *router_pick(const struct topology *topo, const struct config *cfg,
 			    enum target target);

@@ -29,6 +29,7 @@ static int setup(void **state)
 
 	f->topo.backends = f->ptrs;
 	f->cfg.region = "ams";
+	f->cfg.primary_region = ""; /* as the config has it when not set */
 	f->cfg.max_replica_lag_ms = 10000;
 	f->cfg.ro_fallback = RO_FALLBACK_PRIMARY;
 	*state = f;
@@ -227,6 +228,42 @@ static void test_ro_ties_go_to_the_fewest_clients_then_position(void **state)
 	a->nclients = 100;
 	b->rtt_ms = 1.6;
 	assert_ptr_equal(pick_ro(f), a);
+}
+
+/* primary_region breaks ties of cost: its replica replays nearest to the primary's WAL. */
+static void test_ro_ties_go_to_the_primary_region_first(void **state)
+{
+	struct fixture *f = *state;
+
+	f->cfg.primary_region = "iad";
+	struct backend *ord = add(f, "ord", "ord", ROLE_REPLICA);
+	struct backend *iad = add(f, "iad", "iad", ROLE_REPLICA);
+	ord->rtt_ms = 80;
+	iad->rtt_ms = 85; /* within 10%: the same cost */
+	assert_ptr_equal(pick_ro(f), iad);
+
+	/* Before the fewest clients... */
+	iad->nclients = 10;
+	assert_ptr_equal(pick_ro(f), iad);
+
+	/* ... which still share clients out among replicas of the primary's region. */
+	struct backend *iad2 = add(f, "iad2", "iad", ROLE_REPLICA);
+	iad2->rtt_ms = 80;
+	assert_ptr_equal(pick_ro(f), iad2);
+
+	/* Only ties: a clearly nearer replica, or one in pgwing's own region, comes first. */
+	ord->rtt_ms = 20;
+	assert_ptr_equal(pick_ro(f), ord);
+	struct backend *ams = add(f, "ams", "ams", ROLE_REPLICA);
+	ams->rtt_ms = 90;
+	assert_ptr_equal(pick_ro(f), ams);
+
+	/* Not set: no region is the primary's, and position decides the tie. */
+	f->cfg.primary_region = "";
+	ord->rtt_ms = 80;
+	ams->state = BACKEND_DOWN;
+	iad->nclients = 0;
+	assert_ptr_equal(pick_ro(f), ord);
 }
 
 static void test_ro_rtt_tolerance_is_relative_for_far_replicas(void **state)
@@ -774,6 +811,7 @@ int main(void)
 		ROUTER_TEST(test_ro_max_replica_lag_zero_disables_the_check),
 		ROUTER_TEST(test_ro_excludes_down_unknown_and_fenced),
 		ROUTER_TEST(test_ro_ties_go_to_the_fewest_clients_then_position),
+		ROUTER_TEST(test_ro_ties_go_to_the_primary_region_first),
 		ROUTER_TEST(test_ro_rtt_tolerance_is_relative_for_far_replicas),
 		ROUTER_TEST(test_ro_spreads_clients_evenly),
 		ROUTER_TEST(test_ro_falls_back_to_the_primary),
