@@ -30,6 +30,14 @@
 #include <sys/socket.h>
 #include <time.h>
 
+/* The process state, given by the runtime at start (admin_init): read, never written. */
+static const struct runtime *rt;
+
+void admin_init(const struct runtime *runtime)
+{
+	rt = runtime;
+}
+
 /* How often a PAUSE looks whether the last transaction has ended. */
 #define PAUSE_POLL_MS 50
 
@@ -90,9 +98,9 @@ const char *admin_server_state_name(const struct server *sv)
 
 enum admin_role admin_role_of(const char *user)
 {
-	if (config_list_contains(rt.cfg->admin_users, user))
+	if (config_list_contains(rt->cfg->admin_users, user))
 		return ADMIN_ROLE_ADMIN;
-	if (config_list_contains(rt.cfg->stats_users, user))
+	if (config_list_contains(rt->cfg->stats_users, user))
 		return ADMIN_ROLE_STATS;
 	return ADMIN_ROLE_NONE;
 }
@@ -325,7 +333,7 @@ static void show_config(struct client *cl)
 
 	result_begin(&r, cl, cols, ARRAY_SIZE(cols));
 	for (size_t i = 0; i < n; i++) {
-		config_format_value(rt.cfg, &settings[i], value, sizeof(value));
+		config_format_value(rt->cfg, &settings[i], value, sizeof(value));
 		row_text(&row, 0, settings[i].name);
 		row_text(&row, 1, value);
 		row_text(&row, 2, settings[i].default_value);
@@ -357,8 +365,8 @@ static void put_backends(struct result *r)
 	};
 
 	result_columns(r, cols, ARRAY_SIZE(cols));
-	for (int i = 0; i < rt.topo->count; i++) {
-		const struct backend *b = rt.topo->backends[i];
+	for (int i = 0; i < rt->topo->count; i++) {
+		const struct backend *b = rt->topo->backends[i];
 		struct row row;
 
 		row_text(&row, 0, b->name);
@@ -675,7 +683,7 @@ static void show_lists(struct client *cl)
 		{"pools", 0},         {"clients", 0},
 		{"login_clients", 0}, {"waiting_clients", 0},
 		{"admin_clients", 0}, {"servers", 0},
-		{"login_servers", 0}, {"backends", rt.topo->count},
+		{"login_servers", 0}, {"backends", rt->topo->count},
 	};
 	const struct client *c;
 	struct result r;
@@ -728,21 +736,21 @@ static void show_state(struct client *cl)
 		{"key", PROTO_OID_TEXT},
 		{"value", PROTO_OID_TEXT},
 	};
-	const struct backend *primary = topology_primary(rt.topo);
+	const struct backend *primary = topology_primary(rt->topo);
 	char clients[FIELD_LEN], paused[512];
 	const struct {
 		const char *key;
 		const char *value;
 	} items[] = {
 		{"paused", paused},
-		{"shutting_down", rt.is_shutting_down ? "yes" : "no"},
+		{"shutting_down", rt->is_shutting_down ? "yes" : "no"},
 		{"primary", primary != NULL ? primary->name : NULL},
-		{"primary_ambiguous", rt.topo->is_primary_ambiguous ? "yes" : "no"},
+		{"primary_ambiguous", rt->topo->is_primary_ambiguous ? "yes" : "no"},
 		/* Where the primary is meant to be: read-only ties go to replicas there. */
 		{"primary_region",
-		 rt.cfg->primary_region[0] != '\0' ? rt.cfg->primary_region : NULL},
+		 rt->cfg->primary_region[0] != '\0' ? rt->cfg->primary_region : NULL},
 		{"clients", clients},
-		{"config_file", rt.cfg->path},
+		{"config_file", rt->cfg->path},
 	};
 	struct result r;
 
@@ -879,7 +887,7 @@ static void run_pause(struct client *cl, const char *database)
 		return;
 	}
 	snprintf(st->pause_database, sizeof(st->pause_database), "%s", database);
-	st->pause_timer = CHECK_ALLOC(event_new(rt.base, -1, EV_PERSIST, pause_poll_cb, st));
+	st->pause_timer = CHECK_ALLOC(event_new(rt->base, -1, EV_PERSIST, pause_poll_cb, st));
 	timer_add_ms(st->pause_timer, PAUSE_POLL_MS);
 	conn_read_off(&cl->conn);
 }
@@ -889,12 +897,12 @@ static void run_pause(struct client *cl, const char *database)
 static void run_reload(struct client *cl)
 {
 	struct evbuffer *out = conn_output(&cl->conn);
-	const struct config *before = rt.cfg;
+	const struct config *before = rt->cfg;
 
 	log_info("console client %" PRIu64 ": RELOAD", cl->id);
 	runtime_reload();
 	/* A successful reload always swaps in a new config; a failed one keeps the old. */
-	if (rt.cfg == before)
+	if (rt->cfg == before)
 		admin_error(cl, SQLSTATE_OBJECT_NOT_IN_PREREQUISITE_STATE,
 			    "reload failed, the running configuration stays (the log says why)");
 	else
@@ -907,14 +915,14 @@ static void run_set(struct client *cl, const char *name, const char *value)
 	char err[512];
 
 	/* No file settings (logfile among them): config_set refuses those. */
-	if (!config_set(rt.cfg, name, value, err, sizeof(err))) {
+	if (!config_set(rt->cfg, name, value, err, sizeof(err))) {
 		admin_error(cl, SQLSTATE_INVALID_PARAMETER_VALUE, "%s", err);
 		return;
 	}
 	log_info("console client %" PRIu64 ": SET %s = '%s'", cl->id, name, value);
 	/* As after a reload: probes pick up their settings, pools re-route and serve waiters. */
-	log_set_format(rt.cfg->log_format);
-	health_reconfigure(rt.topo, rt.cfg, rt.auth);
+	log_set_format(rt->cfg->log_format);
+	health_reconfigure(rt->topo, rt->cfg, rt->auth);
 	link_on_topology_change(NULL);
 	proto_put_command_complete(out, "SET");
 }

@@ -31,6 +31,14 @@
 #include <string.h>
 #include <sys/queue.h>
 
+/* The process state, given by the runtime at start (auth_query_init): read, never written. */
+static const struct runtime *rt;
+
+void auth_query_init(const struct runtime *runtime)
+{
+	rt = runtime;
+}
+
 /* A failed lookup tries again this soon: as the pool retries its waiters. */
 #define RETRY_MS 250
 
@@ -139,7 +147,7 @@ static void cache_make_room(void)
 {
 	struct cache_entry *e, *next;
 
-	for (e = TAILQ_FIRST(&cache.entries); e != NULL && cache.count >= rt.cfg->auth_cache_size;
+	for (e = TAILQ_FIRST(&cache.entries); e != NULL && cache.count >= rt->cfg->auth_cache_size;
 	     e = next) {
 		next = TAILQ_NEXT(e, link);
 		if (!e->is_pending)
@@ -151,8 +159,8 @@ static void timers_create(void)
 {
 	if (cache.deadline != NULL)
 		return;
-	cache.deadline = CHECK_ALLOC(evtimer_new(rt.base, lookup_on_deadline_cb, NULL));
-	cache.retry = CHECK_ALLOC(evtimer_new(rt.base, lookup_on_retry_cb, NULL));
+	cache.deadline = CHECK_ALLOC(evtimer_new(rt->base, lookup_on_deadline_cb, NULL));
+	cache.retry = CHECK_ALLOC(evtimer_new(rt->base, lookup_on_retry_cb, NULL));
 }
 
 static void lookup_close(void)
@@ -194,7 +202,7 @@ static void lookup_failf(const char *fmt, ...)
 
 static bool lookup_wait(short what)
 {
-	return pq_watch_arm(&cache.io, rt.base, cache.conn, what, lookup_on_io, NULL);
+	return pq_watch_arm(&cache.io, rt->base, cache.conn, what, lookup_on_io, NULL);
 }
 
 /* The queue's head is answered: tell its logins, in the order they came. */
@@ -231,9 +239,9 @@ static void lookup_send(void)
 
 	cache.phase = PHASE_QUERYING;
 	cache.has_row = false;
-	timer_add_ms(cache.deadline, rt.cfg->server_connect_timeout_ms);
+	timer_add_ms(cache.deadline, rt->cfg->server_connect_timeout_ms);
 	/* The name is a parameter, never part of the SQL text: nothing in it is ever code. */
-	if (!PQsendQueryParams(cache.conn, rt.cfg->auth_query, 1, NULL, params, NULL, NULL, 0)) {
+	if (!PQsendQueryParams(cache.conn, rt->cfg->auth_query, 1, NULL, params, NULL, NULL, 0)) {
 		lookup_failf("%s", PQerrorMessage(cache.conn));
 		return;
 	}
@@ -366,7 +374,7 @@ static void lookup_on_io(evutil_socket_t fd UNUSED, short what, void *arg UNUSED
 static void lookup_on_deadline_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *arg UNUSED)
 {
 	lookup_failf("auth_query: no answer within server_connect_timeout (%" PRId64 " ms)",
-		     rt.cfg->server_connect_timeout_ms);
+		     rt->cfg->server_connect_timeout_ms);
 }
 
 static void lookup_on_retry_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *arg UNUSED)
@@ -377,7 +385,7 @@ static void lookup_on_retry_cb(evutil_socket_t fd UNUSED, short what UNUSED, voi
 /* auth_user's password: only a plaintext one can be sent; else trust or .pgpass. */
 static const char *auth_user_password(void)
 {
-	const char *stored = auth_file_lookup(rt.auth, rt.cfg->auth_user);
+	const char *stored = auth_file_lookup(rt->auth, rt->cfg->auth_user);
 
 	return stored != NULL && password_kind(stored) == PASSWORD_PLAIN ? stored : NULL;
 }
@@ -392,19 +400,19 @@ static void lookup_connect(const struct backend *b)
 	snprintf(port, sizeof(port), "%d", b->port);
 	keys[n] = "host", values[n++] = b->host;
 	keys[n] = "port", values[n++] = port;
-	keys[n] = "dbname", values[n++] = rt.cfg->auth_dbname;
-	keys[n] = "user", values[n++] = rt.cfg->auth_user;
+	keys[n] = "dbname", values[n++] = rt->cfg->auth_dbname;
+	keys[n] = "user", values[n++] = rt->cfg->auth_user;
 	if (password != NULL)
 		keys[n] = "password", values[n++] = password;
 	keys[n] = "application_name", values[n++] = "pgwing-auth";
 	keys[n] = "options", values[n++] = SEARCH_PATH_OPTION;
 	keys[n] = "sslmode", values[n++] = config_tls_mode_name(tls_server_mode(b));
-	if (rt.cfg->server_tls_ca_file[0] != '\0')
-		keys[n] = "sslrootcert", values[n++] = rt.cfg->server_tls_ca_file;
+	if (rt->cfg->server_tls_ca_file[0] != '\0')
+		keys[n] = "sslrootcert", values[n++] = rt->cfg->server_tls_ca_file;
 	keys[n] = NULL, values[n] = NULL;
 
 	cache.phase = PHASE_CONNECTING;
-	timer_add_ms(cache.deadline, rt.cfg->server_connect_timeout_ms);
+	timer_add_ms(cache.deadline, rt->cfg->server_connect_timeout_ms);
 	cache.conn = PQconnectStartParams(keys, values, 0);
 	if (cache.conn == NULL) {
 		lookup_failf("out of memory starting the auth_query connection");
@@ -442,9 +450,9 @@ static void lookup_next(void)
 		lookup_send();
 		return;
 	}
-	b = router_pick(rt.topo, rt.cfg, TARGET_RW);
+	b = router_pick(rt->topo, rt->cfg, TARGET_RW);
 	if (b == NULL) {
-		w = router_pick_wakeable(rt.topo, rt.cfg, TARGET_RW);
+		w = router_pick_wakeable(rt->topo, rt->cfg, TARGET_RW);
 		if (w != NULL)
 			wake_backend(w);
 		lookup_failf("no primary available%s%s", w != NULL ? ": waking " : "",
@@ -467,7 +475,7 @@ bool auth_query_lookup(const char *user, auth_query_done_fn done, void *arg,
 	struct cache_entry *e = entry_find(user);
 	struct auth_query_wait *w;
 
-	if (e != NULL && !e->is_pending && now_ms() - e->fetched_ms < rt.cfg->auth_cache_ttl_ms) {
+	if (e != NULL && !e->is_pending && now_ms() - e->fetched_ms < rt->cfg->auth_cache_ttl_ms) {
 		*stored = e->stored;
 		return true;
 	}

@@ -21,6 +21,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The process state, given by the runtime at start (cancel_init): read, never written. */
+static const struct runtime *rt;
+
+void cancel_init(const struct runtime *runtime)
+{
+	rt = runtime;
+}
+
 struct cancel_entry {
 	struct client *client;
 	TAILQ_ENTRY(cancel_entry) link;
@@ -100,11 +108,11 @@ void cancel_forward(uint32_t pid, uint32_t key)
 			  e->client->id);
 		return;
 	}
-	bev = bufferevent_socket_new(rt.base, -1, BEV_OPT_CLOSE_ON_FREE);
+	bev = bufferevent_socket_new(rt->base, -1, BEV_OPT_CLOSE_ON_FREE);
 	if (bev == NULL)
 		return;
-	tv.tv_sec = rt.cfg->server_connect_timeout_ms / 1000;
-	tv.tv_usec = (rt.cfg->server_connect_timeout_ms % 1000) * 1000;
+	tv.tv_sec = rt->cfg->server_connect_timeout_ms / 1000;
+	tv.tv_usec = (rt->cfg->server_connect_timeout_ms % 1000) * 1000;
 	bufferevent_set_timeouts(bev, &tv, &tv);
 	bufferevent_setcb(bev, NULL, cancel_done_cb, cancel_event_cb, NULL);
 	proto_put_cancel(bufferevent_get_output(bev), sv->backend_pid, sv->backend_key);

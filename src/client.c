@@ -30,6 +30,14 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+/* The process state, given by the runtime at start (client_init): read, never written. */
+static const struct runtime *rt;
+
+void client_init(const struct runtime *runtime)
+{
+	rt = runtime;
+}
+
 /* Auth messages are small; a client sending more during login is misbehaving. */
 #define AUTH_MESSAGE_MAX 8192
 
@@ -256,10 +264,10 @@ void client_accept(int fd, enum target target, const struct sockaddr *addr, int 
 	}
 	TAILQ_INSERT_TAIL(&all_clients, cl, all_link);
 	nclients++;
-	cl->is_over_limit = nclients > rt.cfg->max_client_conn;
+	cl->is_over_limit = nclients > rt->cfg->max_client_conn;
 
-	cl->timer = CHECK_ALLOC(evtimer_new(rt.base, client_login_timeout_cb, cl));
-	timer_add_ms(cl->timer, rt.cfg->client_login_timeout_ms);
+	cl->timer = CHECK_ALLOC(evtimer_new(rt->base, client_login_timeout_cb, cl));
+	timer_add_ms(cl->timer, rt->cfg->client_login_timeout_ms);
 
 	conn_read_on(&cl->conn);
 	log_debug("client %" PRIu64 " connected from %s:%d to %s", cl->id, cl->addr, cl->port,
@@ -320,7 +328,7 @@ static void client_start_auth(struct client *cl, const char *stored,
 	struct evbuffer *out = conn_output(&cl->conn);
 	bool is_console = strcmp(cl->params.database, ADMIN_DATABASE) == 0;
 
-	cl->auth = auth_client_new(auth_client_type(rt.cfg, is_console, !cl->is_unix),
+	cl->auth = auth_client_new(auth_client_type(rt->cfg, is_console, !cl->is_unix),
 				   cl->params.user, stored, derived);
 	if (tls_of(cl->conn.bev) != NULL) {
 		uint8_t cbind[SCRAM_CBIND_MAX];
@@ -368,8 +376,8 @@ static void client_on_lookup(void *arg, const char *stored)
 	cl->lookup = NULL;
 	cl->hold_since_ms = 0;
 	event_del(cl->timer);
-	event_assign(cl->timer, rt.base, -1, 0, client_login_timeout_cb, cl);
-	timer_add_ms(cl->timer, rt.cfg->client_login_timeout_ms);
+	event_assign(cl->timer, rt->base, -1, 0, client_login_timeout_cb, cl);
+	timer_add_ms(cl->timer, rt->cfg->client_login_timeout_ms);
 	client_start_auth(cl, stored, NULL);
 	/* It may have stopped reading while it waited (client_hold_input). */
 	if (cl->state == CL_AUTH)
@@ -384,7 +392,7 @@ static void client_on_lookup(void *arg, const char *stored)
  */
 static void client_begin_auth(struct client *cl)
 {
-	const char *stored = auth_file_lookup(rt.auth, cl->params.user);
+	const char *stored = auth_file_lookup(rt->auth, cl->params.user);
 	bool is_console = strcmp(cl->params.database, ADMIN_DATABASE) == 0;
 
 	cl->admin_role = admin_role_of(cl->params.user);
@@ -396,9 +404,9 @@ static void client_begin_auth(struct client *cl)
 		client_login_done(cl);
 		return;
 	}
-	if (stored != NULL || is_console || !auth_query_is_enabled(rt.cfg) ||
-	    auth_client_type(rt.cfg, is_console, !cl->is_unix) == AUTH_TRUST) {
-		client_start_auth(cl, stored, auth_file_derived_secret(rt.auth, cl->params.user));
+	if (stored != NULL || is_console || !auth_query_is_enabled(rt->cfg) ||
+	    auth_client_type(rt->cfg, is_console, !cl->is_unix) == AUTH_TRUST) {
+		client_start_auth(cl, stored, auth_file_derived_secret(rt->auth, cl->params.user));
 		return;
 	}
 	if (auth_query_lookup(cl->params.user, client_on_lookup, cl, &cl->lookup, &stored)) {
@@ -407,8 +415,8 @@ static void client_begin_auth(struct client *cl)
 	}
 	cl->hold_since_ms = now_ms();
 	event_del(cl->timer);
-	event_assign(cl->timer, rt.base, -1, 0, client_lookup_timeout_cb, cl);
-	timer_add_ms(cl->timer, rt.cfg->hold_timeout_ms);
+	event_assign(cl->timer, rt->base, -1, 0, client_lookup_timeout_cb, cl);
+	timer_add_ms(cl->timer, rt->cfg->hold_timeout_ms);
 }
 
 /*
@@ -503,7 +511,7 @@ static bool client_answer_ssl_request(struct client *cl)
  */
 static bool client_check_tls(struct client *cl)
 {
-	enum tls_mode mode = rt.cfg->client_tls_sslmode;
+	enum tls_mode mode = rt->cfg->client_tls_sslmode;
 	SSL *ssl = tls_of(cl->conn.bev);
 
 	if (cl->is_unix || mode < TLS_REQUIRE)
@@ -682,7 +690,7 @@ static bool client_handle_auth(struct client *cl)
 	case AUTH_STEP_FAILED:
 		log_info("client %" PRIu64 " from %s: authentication failed for user \"%s\": %s",
 			 cl->id, cl->addr, cl->params.user, err != NULL ? err : "");
-		if (auth_query_is_enabled(rt.cfg))
+		if (auth_query_is_enabled(rt->cfg))
 			auth_query_forget_user(cl->params.user);
 		client_fail(cl, SQLSTATE_INVALID_PASSWORD,
 			    "password authentication failed for user \"%s\"", cl->params.user);
@@ -718,7 +726,7 @@ static bool client_handle_admin(struct client *cl)
 
 	if (!admin_is_ready(cl))
 		return false;
-	msg = client_next_message(cl, (uint32_t)rt.cfg->max_packet_size, "invalid message length",
+	msg = client_next_message(cl, (uint32_t)rt->cfg->max_packet_size, "invalid message length",
 				  &type, &len);
 	if (msg == NULL)
 		return false;
@@ -733,7 +741,7 @@ static bool client_handle_admin(struct client *cl)
 
 void client_hold_input(struct client *cl)
 {
-	if (evbuffer_get_length(conn_input(&cl->conn)) >= (size_t)rt.cfg->forward_buffer_size)
+	if (evbuffer_get_length(conn_input(&cl->conn)) >= (size_t)rt->cfg->forward_buffer_size)
 		conn_read_off(&cl->conn);
 }
 

@@ -31,6 +31,14 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+/* The process state, given by the runtime at start (conn_init): read, never written. */
+static const struct runtime *rt;
+
+void conn_init(const struct runtime *runtime)
+{
+	rt = runtime;
+}
+
 /*
  * A read's buffer starts at 1 kB (most requests and answers are smaller, and
  * the allocator serves that size from its fastest cache), doubles up to
@@ -189,7 +197,7 @@ bool conn_open(struct conn *c, int fd, bufferevent_data_cb read_cb, bufferevent_
 	c->plain_fd = -1;
 	c->is_reading = false;
 	c->read_size = CONN_READ_MIN;
-	bev = bufferevent_socket_new(rt.base, fd, BEV_OPT_CLOSE_ON_FREE);
+	bev = bufferevent_socket_new(rt->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (bev == NULL) {
 		if (fd >= 0)
 			close(fd);
@@ -210,7 +218,7 @@ void conn_connected(struct conn *c)
 	 * add to it; they are ours now (and it unfreezes it itself when it reads).
 	 */
 	evbuffer_unfreeze(c->in, 0);
-	event_assign(&c->read_ev, rt.base, c->plain_fd, EV_READ | EV_PERSIST, conn_read_ready, c);
+	event_assign(&c->read_ev, rt->base, c->plain_fd, EV_READ | EV_PERSIST, conn_read_ready, c);
 	if (c->is_reading)
 		event_add(&c->read_ev, NULL);
 }
@@ -241,7 +249,7 @@ bool conn_start_tls(struct conn *c, SSL *ssl, bool is_accepting)
 	conn_input(c); /* bytes read before the handshake wait in the socket's input */
 	bufferevent_getcb(raw, NULL, &write_cb, NULL, NULL);
 	conn_stop_own_reads(c);
-	bev = bufferevent_openssl_filter_new(rt.base, raw, ssl,
+	bev = bufferevent_openssl_filter_new(rt->base, raw, ssl,
 					     is_accepting ? BUFFEREVENT_SSL_ACCEPTING
 							  : BUFFEREVENT_SSL_CONNECTING,
 					     BEV_OPT_CLOSE_ON_FREE);
@@ -387,7 +395,7 @@ void conn_move(struct conn *src, struct conn *dst, size_t n)
  */
 bool conn_throttle(struct conn *src, struct conn *dst)
 {
-	size_t high = (size_t)rt.cfg->forward_buffer_size;
+	size_t high = (size_t)rt->cfg->forward_buffer_size;
 
 	if (evbuffer_get_length(dst->out) < high)
 		return false;

@@ -39,6 +39,14 @@
 #include <string.h>
 #include <time.h>
 
+/* The process state, given by the runtime at start (health_init): read, never written. */
+static const struct runtime *rt;
+
+void health_init(const struct runtime *runtime)
+{
+	rt = runtime;
+}
+
 /* Addresses of one backend name handed to libpq, which tries them in turn as it would its own. */
 #define MAX_ADDRESSES 8
 
@@ -765,12 +773,12 @@ static void probe_resolve(struct health_probe *p)
 	};
 	struct evdns_getaddrinfo_request *req;
 
-	if (rt.dns == NULL) {
+	if (rt->dns == NULL) {
 		probe_failf(p, "cannot resolve host %s: no DNS resolver", p->b->host);
 		return;
 	}
 	p->phase = PROBE_RESOLVING;
-	req = evdns_getaddrinfo(rt.dns, p->b->host, NULL, &hints, probe_on_resolved, p);
+	req = evdns_getaddrinfo(rt->dns, p->b->host, NULL, &hints, probe_on_resolved, p);
 	/* NULL when the answer was at hand (/etc/hosts, an error): the callback already ran. */
 	if (req != NULL)
 		p->dns_req = req;

@@ -23,6 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The process state, given by the runtime at start (link_init): read, never written. */
+static const struct runtime *rt;
+
 /*
  * Queries up to this size are classified (retry safety, session state); larger
  * ones pass unexamined, which only means they are never retried or replayed.
@@ -159,7 +162,7 @@ static enum proto_inspect client_inspect(void *arg, struct evbuffer *in,
 		link_begin_request(cl);
 		if (n > 0 && body[n - 1] == '\0')
 			xact_note_query(&cl->xact, (const char *)body, n - 1, cl->server->tx_status,
-					(size_t)rt.cfg->max_session_sql_size);
+					(size_t)rt->cfg->max_session_sql_size);
 		return PROTO_INSPECT_FORWARD;
 	case PqMsg_Parse:
 	case PqMsg_Close:
@@ -180,8 +183,8 @@ static void link_pump_client(struct client *cl)
 
 	if (cl->server == NULL || cl->state != CL_ACTIVE)
 		return;
-	scan = conn_scan(&cl->conn, (uint32_t)rt.cfg->max_packet_size, &cl->msg_remaining, &movable,
-			 client_inspect, cl);
+	scan = conn_scan(&cl->conn, (uint32_t)rt->cfg->max_packet_size, &cl->msg_remaining,
+			 &movable, client_inspect, cl);
 	if (movable > 0) {
 		conn_move(&cl->conn, &cl->server->conn, movable);
 		cl->pool->stats.bytes_in += movable;
@@ -208,7 +211,7 @@ static void link_pump_client(struct client *cl)
 			 cl->addr);
 		client_fail(cl, SQLSTATE_PROTOCOL_VIOLATION,
 			    "invalid message length (max_packet_size is %" PRId64 " bytes)",
-			    rt.cfg->max_packet_size);
+			    rt->cfg->max_packet_size);
 		return;
 	}
 	conn_throttle(&cl->conn, &cl->server->conn);
@@ -362,7 +365,7 @@ static bool link_keeps_server(struct client *cl)
 	 * reconnect; if the backend no longer serves it (demoted, gone), it ends
 	 * with the reason rather than moving without its state.
 	 */
-	if (!router_should_move(rt.topo, rt.cfg, cl->target, cl->server->backend))
+	if (!router_should_move(rt->topo, rt->cfg, cl->target, cl->server->backend))
 		return true;
 	client_fail(cl, SQLSTATE_CONNECTION_FAILURE,
 		    "backend %s no longer serves this session, and the session can't move "
@@ -385,8 +388,8 @@ static bool link_pump_server(struct server *sv)
 	if (cl == NULL || sv->state != SV_ACTIVE)
 		return true;
 	sv->is_holding = false;
-	scan = conn_scan(&sv->conn, (uint32_t)rt.cfg->max_packet_size, &sv->msg_remaining, &movable,
-			 server_inspect, sv);
+	scan = conn_scan(&sv->conn, (uint32_t)rt->cfg->max_packet_size, &sv->msg_remaining,
+			 &movable, server_inspect, sv);
 	if (movable > 0) {
 		conn_move(&sv->conn, &cl->conn, movable);
 		cl->pool->stats.bytes_out += movable;
@@ -485,7 +488,7 @@ static bool link_skip_to_sync(struct client *cl)
 	struct evbuffer *in = conn_input(&cl->conn);
 	size_t skip;
 
-	switch (proto_scan_messages(in, (uint32_t)rt.cfg->max_packet_size, &cl->msg_remaining,
+	switch (proto_scan_messages(in, (uint32_t)rt->cfg->max_packet_size, &cl->msg_remaining,
 				    &skip, skip_inspect, NULL)) {
 	case PROTO_SCAN_DONE:
 		evbuffer_drain(in, skip);
@@ -636,7 +639,7 @@ static bool link_start_server(struct client *cl, struct backend *b)
 /* Wake what clients of target need asleep (router_pick_wakeable decides). */
 static void link_wake_for(enum target target)
 {
-	struct backend *w = router_pick_wakeable(rt.topo, rt.cfg, target);
+	struct backend *w = router_pick_wakeable(rt->topo, rt->cfg, target);
 
 	if (w != NULL)
 		wake_backend(w);
@@ -654,7 +657,7 @@ static void link_request_server(struct client *cl)
 	}
 	if (!pool_is_paused(cl->pool)) {
 		link_wake_for(cl->target);
-		b = router_pick(rt.topo, rt.cfg, cl->target);
+		b = router_pick(rt->topo, rt->cfg, cl->target);
 	}
 	/*
 	 * First come, first served: while others wait, cl queues behind them. A
@@ -694,7 +697,7 @@ static void link_serve_waiters(struct pool *p)
 		struct backend *b;
 
 		cl = TAILQ_FIRST(&p->waiting);
-		b = router_pick(rt.topo, rt.cfg, p->target);
+		b = router_pick(rt->topo, rt->cfg, p->target);
 		if (cl == NULL || b == NULL || !link_start_server(cl, b))
 			break;
 	}
@@ -928,8 +931,9 @@ static const struct pool_ops link_pool_ops = {
 	.retry = link_on_topology_change,
 };
 
-void link_init(void)
+void link_init(const struct runtime *runtime)
 {
+	rt = runtime;
 	client_set_ops(&link_client_ops);
 	pool_set_ops(&link_pool_ops);
 }
@@ -997,7 +1001,7 @@ void link_release_idle(const char *database)
 static bool link_is_timed_out(const struct client *cl)
 {
 	return pool_can_take_back(cl) &&
-	       cl->query_start_us < now_us() - rt.cfg->server_idle_timeout_ms * 1000;
+	       cl->query_start_us < now_us() - rt->cfg->server_idle_timeout_ms * 1000;
 }
 
 void link_release_timed_out(void)
@@ -1005,7 +1009,7 @@ void link_release_timed_out(void)
 	struct client **idle;
 	size_t n;
 
-	if (rt.cfg->server_idle_timeout_ms == 0)
+	if (rt->cfg->server_idle_timeout_ms == 0)
 		return;
 	n = link_collect(NULL, link_is_timed_out, &idle);
 	for (size_t i = 0; i < n; i++) {

@@ -2,6 +2,10 @@
  * pgwing: command line, configuration, signals, pidfile and the event loop.
  */
 #include "pgwing/auth.h"
+#include "pgwing/server.h"
+#include "pgwing/conn.h"
+#include "pgwing/cancel.h"
+#include "pgwing/admin.h"
 #include "pgwing/auth_query.h"
 #include "pgwing/client.h"
 #include "pgwing/config.h"
@@ -39,7 +43,7 @@
 #include <time.h>
 #endif
 
-struct runtime rt;
+static struct runtime rt;
 
 /* Draining: how often to look whether the last client has gone. */
 #define DRAIN_CHECK_MS 200
@@ -363,6 +367,24 @@ static void signal_cb(evutil_socket_t sig, short what UNUSED, void *arg UNUSED)
 	}
 }
 
+/* Every module that reads the process state gets it here, before anything runs. */
+static void modules_init(void)
+{
+	admin_init(&rt);
+	auth_query_init(&rt);
+	cancel_init(&rt);
+	client_init(&rt);
+	conn_init(&rt);
+	health_init(&rt);
+	link_init(&rt);
+	metrics_init(&rt);
+	pool_init(&rt);
+	server_init(&rt);
+	stats_init(&rt);
+	tls_init(&rt);
+	wake_init(&rt);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option options[] = {
@@ -461,7 +483,7 @@ int main(int argc, char **argv)
 	if (rt.dns == NULL && rt.cfg->dns_nameserver[0] != '\0')
 		goto out;
 	rt.topo->on_change = link_on_topology_change;
-	link_init();
+	modules_init();
 	link_watch_topology(rt.topo);
 
 	if (listener_start(rt.base, rt.cfg) < 0)

@@ -27,6 +27,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The process state, given by the runtime at start (metrics_init): read, never written. */
+static const struct runtime *rt;
+
+void metrics_init(const struct runtime *runtime)
+{
+	rt = runtime;
+}
+
 static struct evhttp *http;
 /* evhttp's listener: paused at metrics_max_conn and after an accept error. */
 static struct evconnlistener *http_listener;
@@ -128,8 +136,8 @@ static void put_clients(struct evbuffer *out)
 static void put_servers(struct evbuffer *out)
 {
 	put_header(out, "pgwing_servers", "gauge", "Server connections by backend and state.");
-	for (int b = 0; b < rt.topo->count; b++) {
-		const struct backend *be = rt.topo->backends[b];
+	for (int b = 0; b < rt->topo->count; b++) {
+		const struct backend *be = rt->topo->backends[b];
 		uint64_t counts[SV_CLOSING + 1] = {0}; /* by state */
 		const struct client *cl;
 		const struct server *sv;
@@ -160,8 +168,8 @@ static void put_probe_rtts(struct evbuffer *out)
 
 	put_header(out, "pgwing_probe_rtt_seconds", "histogram",
 		   "Round-trip time of each successful health probe query.");
-	for (int i = 0; i < rt.topo->count && labels != NULL; i++) {
-		const struct backend *b = rt.topo->backends[i];
+	for (int i = 0; i < rt->topo->count && labels != NULL; i++) {
+		const struct backend *b = rt->topo->backends[i];
 
 		put_histogram(out, "pgwing_probe_rtt_seconds",
 			      format_labels(labels, "backend", b->name, ""), &b->rtt_hist,
@@ -175,8 +183,8 @@ static void put_backends(struct evbuffer *out)
 {
 	put_header(out, "pgwing_backend_up", "gauge",
 		   "1 when the latest probes found the backend up (and not fenced).");
-	for (int i = 0; i < rt.topo->count; i++) {
-		const struct backend *b = rt.topo->backends[i];
+	for (int i = 0; i < rt->topo->count; i++) {
+		const struct backend *b = rt->topo->backends[i];
 
 		evbuffer_add(out, "pgwing_backend_up{backend=\"", 27);
 		put_label(out, b->name);
@@ -188,8 +196,8 @@ static void put_backends(struct evbuffer *out)
 	}
 	put_header(out, "pgwing_backend_state", "gauge",
 		   "1 for the state the backend is in (as SHOW BACKENDS says), 0 for the others.");
-	for (int i = 0; i < rt.topo->count; i++) {
-		const struct backend *b = rt.topo->backends[i];
+	for (int i = 0; i < rt->topo->count; i++) {
+		const struct backend *b = rt->topo->backends[i];
 
 		for (int st = BACKEND_UNKNOWN; st <= BACKEND_WAKING; st++) {
 			evbuffer_add(out, "pgwing_backend_state{backend=\"", 30);
@@ -201,8 +209,8 @@ static void put_backends(struct evbuffer *out)
 	}
 	put_header(out, "pgwing_backend_lag_bytes", "gauge",
 		   "How far a replica's replay is behind the primary, in bytes of WAL.");
-	for (int i = 0; i < rt.topo->count; i++) {
-		const struct backend *b = rt.topo->backends[i];
+	for (int i = 0; i < rt->topo->count; i++) {
+		const struct backend *b = rt->topo->backends[i];
 
 		if (b->lag_bytes < 0)
 			continue;
@@ -212,8 +220,8 @@ static void put_backends(struct evbuffer *out)
 	}
 	put_header(out, "pgwing_backend_rtt_seconds", "gauge",
 		   "Smoothed round-trip time of the health probe query.");
-	for (int i = 0; i < rt.topo->count; i++) {
-		const struct backend *b = rt.topo->backends[i];
+	for (int i = 0; i < rt->topo->count; i++) {
+		const struct backend *b = rt->topo->backends[i];
 
 		if (b->rtt_ms < 0)
 			continue;
@@ -373,9 +381,9 @@ void metrics_put_json_string(struct evbuffer *out, const char *text)
  */
 static bool is_ready(char *reason, size_t len)
 {
-	const struct backend *b = router_pick(rt.topo, rt.cfg, TARGET_RW);
+	const struct backend *b = router_pick(rt->topo, rt->cfg, TARGET_RW);
 
-	if (rt.is_shutting_down) {
+	if (rt->is_shutting_down) {
 		snprintf(reason, len, "draining: pgwing is shutting down");
 		return false;
 	}
@@ -383,23 +391,23 @@ static bool is_ready(char *reason, size_t len)
 		snprintf(reason, len, "ready: primary %s is up", b->name);
 		return true;
 	}
-	b = router_pick_wakeable(rt.topo, rt.cfg, TARGET_RW);
+	b = router_pick_wakeable(rt->topo, rt->cfg, TARGET_RW);
 	if (b != NULL) {
 		snprintf(reason, len, "ready: primary %s is %s; clients wait for it to wake",
 			 b->name, backend_state_name(b->state));
 		return true;
 	}
-	if (rt.topo->is_primary_ambiguous) {
+	if (rt->topo->is_primary_ambiguous) {
 		snprintf(reason, len, "not ready: two primaries on one timeline; writes refused");
 		return false;
 	}
-	for (int i = 0; i < rt.topo->count; i++) {
-		int64_t down_ms = now_ms() - rt.topo->backends[i]->last_change_ms;
+	for (int i = 0; i < rt->topo->count; i++) {
+		int64_t down_ms = now_ms() - rt->topo->backends[i]->last_change_ms;
 
-		b = rt.topo->backends[i];
+		b = rt->topo->backends[i];
 		if (b->role != ROLE_PRIMARY || b->is_fenced || b->state != BACKEND_DOWN)
 			continue;
-		if (down_ms < rt.cfg->hold_timeout_ms) {
+		if (down_ms < rt->cfg->hold_timeout_ms) {
 			snprintf(reason, len,
 				 "ready: holding clients: primary %s down for %" PRId64
 				 " ms, waiting up to hold_timeout for a primary",
@@ -410,7 +418,7 @@ static bool is_ready(char *reason, size_t len)
 			 down_ms);
 		return false;
 	}
-	snprintf(reason, len, "not ready: no primary among %d backends", rt.topo->count);
+	snprintf(reason, len, "not ready: no primary among %d backends", rt->topo->count);
 	return false;
 }
 
@@ -456,7 +464,7 @@ static void status_cb(struct evhttp_request *req, void *arg UNUSED)
 	}
 	evbuffer_add_printf(body,
 			    "{\"ready\":%s,\"draining\":%s,\"reason\":", is_ok ? "true" : "false",
-			    rt.is_shutting_down ? "true" : "false");
+			    rt->is_shutting_down ? "true" : "false");
 	metrics_put_json_string(body, reason);
 	evbuffer_add_printf(body, ",\"clients\":%d,\"backends\":", client_count());
 	admin_put_backends_json(body);
@@ -479,7 +487,7 @@ static void update_accepting(void)
 {
 	if (http_listener == NULL)
 		return;
-	if (nconns < rt.cfg->metrics_max_conn && !evtimer_pending(retry_timer, NULL))
+	if (nconns < rt->cfg->metrics_max_conn && !evtimer_pending(retry_timer, NULL))
 		evconnlistener_enable(http_listener);
 	else
 		evconnlistener_disable(http_listener);
@@ -499,14 +507,14 @@ static void conn_closed_cb(struct evhttp_connection *evcon UNUSED, void *arg UNU
 static void apply_limits(void)
 {
 	struct timeval timeout = {
-		.tv_sec = rt.cfg->metrics_timeout_ms / 1000,
-		.tv_usec = (rt.cfg->metrics_timeout_ms % 1000) * 1000,
+		.tv_sec = rt->cfg->metrics_timeout_ms / 1000,
+		.tv_usec = (rt->cfg->metrics_timeout_ms % 1000) * 1000,
 	};
 
 	evhttp_set_timeout_tv(http, &timeout);
 	/* The request line counts too: one that never ends is refused at this size. */
-	evhttp_set_max_headers_size(http, rt.cfg->metrics_max_request_size);
-	evhttp_set_max_body_size(http, rt.cfg->metrics_max_request_size);
+	evhttp_set_max_headers_size(http, rt->cfg->metrics_max_request_size);
+	evhttp_set_max_body_size(http, rt->cfg->metrics_max_request_size);
 }
 
 /*

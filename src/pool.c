@@ -30,6 +30,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The process state, given by the runtime at start (pool_init): read, never written. */
+static const struct runtime *rt;
+
+void pool_init(const struct runtime *runtime)
+{
+	rt = runtime;
+}
+
 static struct pool *pools;
 static const struct pool_ops *ops;
 
@@ -176,11 +184,11 @@ void pool_note_served(struct client *cl)
  */
 static bool pool_server_is_misrouted(const struct pool *p, struct server *sv)
 {
-	if (sv->routed_epoch == rt.topo->epoch)
+	if (sv->routed_epoch == rt->topo->epoch)
 		return false;
-	if (router_should_move(rt.topo, rt.cfg, p->target, sv->backend))
+	if (router_should_move(rt->topo, rt->cfg, p->target, sv->backend))
 		return true;
-	sv->routed_epoch = rt.topo->epoch;
+	sv->routed_epoch = rt->topo->epoch;
 	return false;
 }
 
@@ -189,8 +197,8 @@ static bool pool_server_is_usable(const struct pool *p, struct server *sv)
 {
 	return !pool_is_paused(p) && sv->generation == p->generation &&
 	       !pool_server_is_misrouted(p, sv) &&
-	       (rt.cfg->server_lifetime_ms == 0 ||
-		now_ms() - sv->connect_time_ms < rt.cfg->server_lifetime_ms);
+	       (rt->cfg->server_lifetime_ms == 0 ||
+		now_ms() - sv->connect_time_ms < rt->cfg->server_lifetime_ms);
 }
 
 /*
@@ -221,7 +229,7 @@ struct server *pool_take_idle(struct pool *p, const struct backend *b,
  */
 static bool pool_has_reserve(void)
 {
-	return rt.cfg->reserve_pool_size > 0 && rt.cfg->reserve_pool_timeout_ms > 0;
+	return rt->cfg->reserve_pool_size > 0 && rt->cfg->reserve_pool_timeout_ms > 0;
 }
 
 static bool pool_reserve_is_open(const struct pool *p)
@@ -229,15 +237,15 @@ static bool pool_reserve_is_open(const struct pool *p)
 	const struct client *first = TAILQ_FIRST(&p->waiting);
 
 	return pool_has_reserve() && first != NULL &&
-	       now_ms() - first->hold_since_ms >= rt.cfg->reserve_pool_timeout_ms;
+	       now_ms() - first->hold_since_ms >= rt->cfg->reserve_pool_timeout_ms;
 }
 
 static bool pool_is_full(const struct pool *p)
 {
-	int64_t limit = rt.cfg->default_pool_size;
+	int64_t limit = rt->cfg->default_pool_size;
 
 	if (limit > 0 && pool_reserve_is_open(p))
-		limit += rt.cfg->reserve_pool_size;
+		limit += rt->cfg->reserve_pool_size;
 	return limit > 0 && p->nservers >= limit;
 }
 
@@ -247,10 +255,10 @@ static bool pool_is_full(const struct pool *p)
  */
 static bool pool_is_over_limit(const struct pool *p)
 {
-	int64_t limit = rt.cfg->default_pool_size;
+	int64_t limit = rt->cfg->default_pool_size;
 
 	if (limit > 0 && p->nwaiting > 0)
-		limit += rt.cfg->reserve_pool_size;
+		limit += rt->cfg->reserve_pool_size;
 	return limit > 0 && p->nservers > limit;
 }
 
@@ -258,7 +266,7 @@ static bool pool_is_over_limit(const struct pool *p)
 static bool pool_waits_for_room(const struct pool *p)
 {
 	return pool_is_full(p) && !pool_is_paused(p) &&
-	       router_pick(rt.topo, rt.cfg, p->target) != NULL;
+	       router_pick(rt->topo, rt->cfg, p->target) != NULL;
 }
 
 static struct event *serve_event;
@@ -279,7 +287,7 @@ static void pool_serve_soon(const struct pool *p)
 	if (p->nwaiting == 0)
 		return;
 	if (serve_event == NULL)
-		serve_event = CHECK_ALLOC(event_new(rt.base, -1, 0, serve_cb, NULL));
+		serve_event = CHECK_ALLOC(event_new(rt->base, -1, 0, serve_cb, NULL));
 	event_active(serve_event, 0, 0);
 }
 
@@ -322,13 +330,13 @@ bool pool_make_room(struct pool *p, const struct client *cl)
 			return false;
 		log_debug("server %" PRIu64 ": closing a pooled server to make room", victim->id);
 		server_close(victim);
-	} else if (rt.cfg->default_pool_size > 0 && p->nservers >= rt.cfg->default_pool_size) {
+	} else if (rt->cfg->default_pool_size > 0 && p->nservers >= rt->cfg->default_pool_size) {
 		log_info("pool %s/%s/%s: client %" PRIu64 " waited %" PRId64
 			 " ms: opening a reserve server (%d over default_pool_size, "
 			 "reserve_pool_size %d)",
 			 p->database, p->user, target_name(p->target), cl->id,
-			 now_ms() - cl->hold_since_ms, p->nservers - rt.cfg->default_pool_size + 1,
-			 rt.cfg->reserve_pool_size);
+			 now_ms() - cl->hold_since_ms, p->nservers - rt->cfg->default_pool_size + 1,
+			 rt->cfg->reserve_pool_size);
 	}
 	return true;
 }
@@ -397,7 +405,7 @@ void pool_forget_server(struct server *sv)
 
 void pool_prune_idle(struct pool *p)
 {
-	int64_t timeout_ms = rt.cfg->server_idle_timeout_ms;
+	int64_t timeout_ms = rt->cfg->server_idle_timeout_ms;
 	struct server *sv, *next;
 
 	while (pool_is_over_limit(p) && (sv = pool_oldest_idle(p)) != NULL) {
@@ -446,8 +454,8 @@ static void describe_unavailable(char *buf, size_t buflen)
 	size_t used = 0;
 
 	buf[0] = '\0';
-	for (int i = 0; i < rt.topo->count && used < buflen; i++) {
-		const struct backend *b = rt.topo->backends[i];
+	for (int i = 0; i < rt->topo->count && used < buflen; i++) {
+		const struct backend *b = rt->topo->backends[i];
 
 		used += (size_t)snprintf(buf + used, buflen - used,
 					 "%sbackend %s (%s:%d) is %s%s%s", i == 0 ? "" : "; ",
@@ -471,13 +479,13 @@ static void hold_timeout_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *
 	log_info("client %" PRIu64 ": gave up waiting for a %s server after %" PRId64 " ms", cl->id,
 		 target_name(cl->target), held);
 	if (pool_waits_for_room(cl->pool)) {
-		if (rt.cfg->reserve_pool_size > 0)
+		if (rt->cfg->reserve_pool_size > 0)
 			snprintf(reserve, sizeof(reserve), ", reserve_pool_size %d",
-				 rt.cfg->reserve_pool_size);
+				 rt->cfg->reserve_pool_size);
 		client_fail(cl, SQLSTATE_CONNECTION_FAILURE,
 			    "no server free after %" PRId64 " s: the pool is full "
 			    "(default_pool_size %d%s) and its sessions are busy",
-			    held_s, rt.cfg->default_pool_size, reserve);
+			    held_s, rt->cfg->default_pool_size, reserve);
 		return;
 	}
 	describe_unavailable(detail, sizeof(detail));
@@ -492,14 +500,14 @@ void pool_fail_wake_waiters(const struct backend *b, const char *why)
 	for (struct pool *p = pools; p != NULL; p = p->next) {
 		struct client *cl;
 
-		if (p->nwaiting == 0 || router_pick_wakeable(rt.topo, rt.cfg, p->target) != b)
+		if (p->nwaiting == 0 || router_pick_wakeable(rt->topo, rt->cfg, p->target) != b)
 			continue;
 		while ((cl = TAILQ_FIRST(&p->waiting)) != NULL) {
 			pool_set_client_state(cl, CL_IDLE);
 			client_fail(cl, SQLSTATE_CONNECTION_FAILURE,
 				    "backend %s did not wake within %.3g s%s%s", b->name,
-				    (double)rt.cfg->wake_timeout_ms / 1000, why != NULL ? ": " : "",
-				    why != NULL ? why : "");
+				    (double)rt->cfg->wake_timeout_ms / 1000,
+				    why != NULL ? ": " : "", why != NULL ? why : "");
 		}
 	}
 }
@@ -528,18 +536,18 @@ static void pool_arm_reserve(struct pool *p)
 	if (first == NULL || !pool_has_reserve() || !pool_waits_for_room(p))
 		return;
 	if (p->reserve_timer == NULL)
-		p->reserve_timer = CHECK_ALLOC(evtimer_new(rt.base, reserve_cb, p));
+		p->reserve_timer = CHECK_ALLOC(evtimer_new(rt->base, reserve_cb, p));
 	if (evtimer_pending(p->reserve_timer, NULL))
 		return;
-	left = first->hold_since_ms + rt.cfg->reserve_pool_timeout_ms - now_ms();
+	left = first->hold_since_ms + rt->cfg->reserve_pool_timeout_ms - now_ms();
 	timer_add_ms(p->reserve_timer, left < 0 ? 0 : left);
 }
 
 void pool_wait(struct client *cl)
 {
 	struct pool *p = cl->pool;
-	const struct backend *w = router_pick_wakeable(rt.topo, rt.cfg, p->target);
-	int64_t deadline = cl->hold_since_ms + rt.cfg->hold_timeout_ms;
+	const struct backend *w = router_pick_wakeable(rt->topo, rt->cfg, p->target);
+	int64_t deadline = cl->hold_since_ms + rt->cfg->hold_timeout_ms;
 	int64_t left;
 
 	/*
@@ -549,8 +557,8 @@ void pool_wait(struct client *cl)
 	 * racing.
 	 */
 	if (w != NULL && w->state == BACKEND_WAKING &&
-	    w->wake_started_ms + rt.cfg->wake_timeout_ms + WAKE_SLACK_MS > deadline)
-		deadline = w->wake_started_ms + rt.cfg->wake_timeout_ms + WAKE_SLACK_MS;
+	    w->wake_started_ms + rt->cfg->wake_timeout_ms + WAKE_SLACK_MS > deadline)
+		deadline = w->wake_started_ms + rt->cfg->wake_timeout_ms + WAKE_SLACK_MS;
 	left = deadline - now_ms();
 	if (left < 0)
 		left = 0;
@@ -569,7 +577,7 @@ void pool_wait(struct client *cl)
 	stats_note_hold(p);
 	/* The login timer is done by now; the same event becomes the hold timer. */
 	event_del(cl->timer);
-	event_assign(cl->timer, rt.base, -1, 0, hold_timeout_cb, cl);
+	event_assign(cl->timer, rt->base, -1, 0, hold_timeout_cb, cl);
 	timer_add_ms(cl->timer, left);
 	pool_arm_reserve(p);
 }
@@ -591,7 +599,7 @@ void pool_retry_later(struct client *cl)
 {
 	pool_wait(cl);
 	if (retry_timer == NULL)
-		retry_timer = CHECK_ALLOC(evtimer_new(rt.base, retry_cb, NULL));
+		retry_timer = CHECK_ALLOC(evtimer_new(rt->base, retry_cb, NULL));
 	if (!evtimer_pending(retry_timer, NULL))
 		timer_add_ms(retry_timer, POOL_RETRY_MS);
 }
@@ -709,7 +717,7 @@ static void pool_free(struct pool *p)
  */
 void pool_collect(void)
 {
-	int64_t timeout_ms = rt.cfg->pool_idle_timeout_ms;
+	int64_t timeout_ms = rt->cfg->pool_idle_timeout_ms;
 	struct pool **link = &pools;
 	struct pool *p;
 

@@ -30,6 +30,14 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+/* The process state, given by the runtime at start (server_init): read, never written. */
+static const struct runtime *rt;
+
+void server_init(const struct runtime *runtime)
+{
+	rt = runtime;
+}
+
 static uint64_t next_server_id = 1;
 
 /* Unanswered keepalive probes, sent every third of server_tcp_keepalive, before giving up. */
@@ -51,7 +59,7 @@ int server_connect_socket(struct bufferevent *bev, const char *host, int port)
 		}
 		return bufferevent_socket_connect(bev, (struct sockaddr *)&sun, sizeof(sun));
 	}
-	return bufferevent_socket_connect_hostname(bev, rt.dns, AF_UNSPEC, host, port);
+	return bufferevent_socket_connect_hostname(bev, rt->dns, AF_UNSPEC, host, port);
 }
 
 /* The memory of a closed server, once no callback chain can hold it (free_later). */
@@ -175,12 +183,12 @@ static void server_timeout_cb(evutil_socket_t fd UNUSED, short what UNUSED, void
 	if (sv->state == SV_RESET) {
 		log_info("server %" PRIu64 ": server_reset_query not answered within %" PRId64
 			 " ms, closing",
-			 sv->id, rt.cfg->server_connect_timeout_ms);
+			 sv->id, rt->cfg->server_connect_timeout_ms);
 		server_close(sv);
 		return;
 	}
 	snprintf(detail, sizeof(detail), "timeout after %" PRId64 " ms",
-		 rt.cfg->server_connect_timeout_ms);
+		 rt->cfg->server_connect_timeout_ms);
 	server_unreachable(sv, detail);
 }
 
@@ -203,7 +211,7 @@ struct server *server_connect(struct backend *b, const struct server_login *logi
 	sv->tls_mode = tls_server_mode(b);
 	sv->connect_time_ms = now_ms();
 	sv->welcome = CHECK_ALLOC(evbuffer_new());
-	sv->timer = CHECK_ALLOC(evtimer_new(rt.base, server_timeout_cb, sv));
+	sv->timer = CHECK_ALLOC(evtimer_new(rt->base, server_timeout_cb, sv));
 	if (!conn_open(&sv->conn, -1, server_read_cb, server_write_cb, server_event_cb, sv)) {
 		log_error("cannot create server connection: out of memory");
 		abort();
@@ -214,7 +222,7 @@ struct server *server_connect(struct backend *b, const struct server_login *logi
 
 void server_start(struct server *sv)
 {
-	timer_add_ms(sv->timer, rt.cfg->server_connect_timeout_ms);
+	timer_add_ms(sv->timer, rt->cfg->server_connect_timeout_ms);
 	log_debug("server %" PRIu64 ": connecting to %s (%s:%d)", sv->id, sv->backend_name,
 		  sv->backend_host, sv->backend_port);
 	if (server_connect_socket(sv->conn.bev, sv->backend_host, sv->backend_port) < 0) {
@@ -250,7 +258,7 @@ static void server_put_startup(struct server *sv)
 
 static void server_send_startup(struct server *sv)
 {
-	struct auth_server_policy policy = auth_server_policy_of(rt.cfg);
+	struct auth_server_policy policy = auth_server_policy_of(rt->cfg);
 
 	sv->state = SV_LOGIN;
 	sv->login = auth_login_new(sv->cred, &policy);
@@ -269,8 +277,8 @@ static void server_send_startup(struct server *sv)
  */
 static void server_set_tcp_timeouts(int fd)
 {
-	int64_t idle_ms = rt.cfg->server_tcp_keepalive_ms;
-	int user_timeout = (int)rt.cfg->server_tcp_user_timeout_ms;
+	int64_t idle_ms = rt->cfg->server_tcp_keepalive_ms;
+	int user_timeout = (int)rt->cfg->server_tcp_user_timeout_ms;
 
 	if (idle_ms > 0) {
 		int on = 1;
@@ -389,7 +397,7 @@ static uint8_t *server_next_message(struct server *sv, char *type, uint32_t *len
 {
 	uint8_t *msg = NULL;
 
-	switch (proto_next_message(conn_input(&sv->conn), (uint32_t)rt.cfg->max_packet_size, type,
+	switch (proto_next_message(conn_input(&sv->conn), (uint32_t)rt->cfg->max_packet_size, type,
 				   len, &msg)) {
 	case PROTO_FRAME_NEED_MORE:
 		return NULL;
@@ -578,7 +586,7 @@ void server_forget_backend(struct server *sv)
  */
 void server_reset(struct server *sv)
 {
-	const char *query = rt.cfg->server_reset_query;
+	const char *query = rt->cfg->server_reset_query;
 
 	/* Whatever backpressure its last client put on it is gone with the client. */
 	bufferevent_setwatermark(sv->conn.bev, EV_WRITE, 0, 0);
@@ -591,7 +599,7 @@ void server_reset(struct server *sv)
 	}
 	sv->state = SV_RESET;
 	proto_put_query(conn_output(&sv->conn), query);
-	timer_add_ms(sv->timer, rt.cfg->server_connect_timeout_ms);
+	timer_add_ms(sv->timer, rt->cfg->server_connect_timeout_ms);
 }
 
 /*

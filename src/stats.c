@@ -17,6 +17,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The process state, given by the runtime at start (stats_init): read, never written. */
+static const struct runtime *rt;
+
+void stats_init(const struct runtime *runtime)
+{
+	rt = runtime;
+}
+
 const int64_t stats_bucket_bounds_us[STATS_BUCKETS] = {
 	100,    500,     1000,    5000,     10000,    50000,    100000,
 	500000, 1000000, 5000000, 10000000, 30000000, 60000000,
@@ -58,9 +66,9 @@ enum hold_reason stats_hold_reason(const struct pool *p)
 	if (pool_is_paused(p))
 		return HOLD_PAUSED;
 	/* Nowhere to route to: the primary (or every replica and fallback) is gone. */
-	if (router_pick(rt.topo, rt.cfg, p->target) == NULL)
-		return router_pick_wakeable(rt.topo, rt.cfg, p->target) != NULL ? HOLD_WAKE
-										: HOLD_FAILOVER;
+	if (router_pick(rt->topo, rt->cfg, p->target) == NULL)
+		return router_pick_wakeable(rt->topo, rt->cfg, p->target) != NULL ? HOLD_WAKE
+										  : HOLD_FAILOVER;
 	return HOLD_FULL;
 }
 
@@ -213,7 +221,7 @@ static void snapshot_take(struct snapshot *s, const struct stats *now, double se
 
 static void snapshot_schedule(void)
 {
-	timer_add_ms(snapshot_timer, rt.cfg->stats_period_ms);
+	timer_add_ms(snapshot_timer, rt->cfg->stats_period_ms);
 }
 
 static void snapshot_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *arg UNUSED)

@@ -23,6 +23,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* The process state, given by the runtime at start (tls_init): read, never written. */
+static const struct runtime *rt;
+
+void tls_init(const struct runtime *runtime)
+{
+	rt = runtime;
+}
+
 /* ALPN as PostgreSQL 17 defines it: length-prefixed "postgresql". */
 static const unsigned char PG_ALPN[] = "\x0apostgresql";
 #define PG_ALPN_LEN (sizeof(PG_ALPN) - 1)
@@ -270,7 +278,7 @@ void tls_shutdown(void)
 bool tls_client_is_enabled(void)
 {
 	/* SET from the console may change the mode before a reload builds the context. */
-	return client_ctx != NULL && rt.cfg->client_tls_sslmode != TLS_DISABLE;
+	return client_ctx != NULL && rt->cfg->client_tls_sslmode != TLS_DISABLE;
 }
 
 SSL *tls_client_ssl_new(void)
@@ -315,7 +323,7 @@ enum tls_mode tls_server_mode(const struct backend *b)
 		return TLS_DISABLE;
 	if (b->sslmode != NULL && config_parse_tls_mode(b->sslmode, &mode))
 		return mode;
-	return rt.cfg->server_tls_sslmode;
+	return rt->cfg->server_tls_sslmode;
 }
 
 SSL *tls_server_ssl_new(const char *host, enum tls_mode mode)

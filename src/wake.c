@@ -38,6 +38,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* The process state, given by the runtime at start (wake_init): read, never written. */
+static const struct runtime *rt;
+
+void wake_init(const struct runtime *runtime)
+{
+	rt = runtime;
+}
+
 extern char **environ;
 
 /*
@@ -111,7 +119,8 @@ static const struct backend_config *find_config(const struct backend_config *lis
 /* From the config's backend of that name, else a discovered one (as topology has it). */
 static const char *backend_wake_spec(const struct backend *b, const char **auth_env)
 {
-	const struct backend_config *bc = find_config(rt.cfg->backends, rt.cfg->nbackends, b->name);
+	const struct backend_config *bc =
+		find_config(rt->cfg->backends, rt->cfg->nbackends, b->name);
 
 	if (bc == NULL)
 		bc = find_config(wake.topo->discovered, wake.topo->ndiscovered, b->name);
@@ -380,7 +389,7 @@ static void job_set_error(struct wake_job *job, const char *fmt, ...)
 
 static void http_retry(struct wake_job *job, const char *why)
 {
-	int64_t left = job->b->wake_started_ms + rt.cfg->wake_timeout_ms - now_ms();
+	int64_t left = job->b->wake_started_ms + rt->cfg->wake_timeout_ms - now_ms();
 
 	job_set_error(job, "%s failed: %s", http_what(job), why);
 	if (left <= job->retry_delay_ms) {
@@ -454,7 +463,7 @@ static void http_add_auth(struct wake_job *job, struct evkeyvalq *headers)
 	const char *token;
 
 	if (auth_env == NULL && spec != NULL && strncmp(spec, "fly-api:", 8) == 0)
-		auth_env = rt.cfg->fly_api_token_env;
+		auth_env = rt->cfg->fly_api_token_env;
 	if (auth_env == NULL)
 		return;
 	token = getenv(auth_env);
@@ -487,7 +496,7 @@ static void http_target(const struct wake_job *job, char *target, size_t size)
 		break;
 	case FLY_WAIT:
 		/* At most what is left of wake_timeout, so an answer comes before the deadline. */
-		left_s = (job->b->wake_started_ms + rt.cfg->wake_timeout_ms - now_ms()) / 1000;
+		left_s = (job->b->wake_started_ms + rt->cfg->wake_timeout_ms - now_ms()) / 1000;
 		if (left_s < 1)
 			left_s = 1;
 		if (left_s > FLY_WAIT_MAX_S)
@@ -533,7 +542,7 @@ static void wake_http(struct wake_job *job, const char *spec)
 	job->step = HTTP_POST;
 	if (strncmp(spec, "fly-api:", 8) == 0) {
 		job->step = FLY_START;
-		url = rt.cfg->fly_api_url;
+		url = rt->cfg->fly_api_url;
 	} else if (strncmp(url, "//", 2) == 0)
 		url = spec;
 	else if (strncmp(url, "POST ", 5) == 0)
@@ -547,8 +556,8 @@ static void wake_http(struct wake_job *job, const char *spec)
 	}
 	port = evhttp_uri_get_port(job->uri);
 	job->conn = CHECK_ALLOC(evhttp_connection_base_new(
-		wake.base, rt.dns, evhttp_uri_get_host(job->uri), port > 0 ? port : 80));
-	evhttp_connection_set_timeout(job->conn, (int)((rt.cfg->wake_timeout_ms + 999) / 1000));
+		wake.base, rt->dns, evhttp_uri_get_host(job->uri), port > 0 ? port : 80));
+	evhttp_connection_set_timeout(job->conn, (int)((rt->cfg->wake_timeout_ms + 999) / 1000));
 	job->retry_timer = CHECK_ALLOC(evtimer_new(wake.base, http_on_retry, job));
 	job->retry_delay_ms = HTTP_RETRY_FIRST_MS;
 	if (job->step == FLY_START) {
@@ -579,7 +588,7 @@ static void job_on_deadline(evutil_socket_t fd UNUSED, short what UNUSED, void *
 	struct backend *b = job->b;
 
 	log_warn("backend %s: did not wake within %" PRId64 " ms: asleep again", b->name,
-		 rt.cfg->wake_timeout_ms);
+		 rt->cfg->wake_timeout_ms);
 	stats_events.wakes_failed++;
 	b->state = BACKEND_ASLEEP;
 	b->last_change_ms = now_ms();
@@ -604,7 +613,7 @@ void wake_backend(struct backend *b)
 	job = xcalloc(1, sizeof(*job));
 	job->b = b;
 	job->deadline = CHECK_ALLOC(evtimer_new(wake.base, job_on_deadline, job));
-	timer_add_ms(job->deadline, rt.cfg->wake_timeout_ms);
+	timer_add_ms(job->deadline, rt->cfg->wake_timeout_ms);
 	job->next = wake.jobs;
 	wake.jobs = job;
 
@@ -656,9 +665,9 @@ static void sleep_unused(void)
 		 * Without wake= a backend that stopped could not be started again, so
 		 * it is not ours to put to sleep; probe_sleeping keeps its probe.
 		 */
-		if (b->can_wake && !rt.cfg->probe_sleeping && b->state == BACKEND_UP &&
-		    rt.cfg->server_idle_timeout_ms > 0 &&
-		    now - b->unused_since_ms >= rt.cfg->server_idle_timeout_ms)
+		if (b->can_wake && !rt->cfg->probe_sleeping && b->state == BACKEND_UP &&
+		    rt->cfg->server_idle_timeout_ms > 0 &&
+		    now - b->unused_since_ms >= rt->cfg->server_idle_timeout_ms)
 			health_put_to_sleep(b);
 	}
 }
@@ -666,7 +675,7 @@ static void sleep_unused(void)
 /* A quarter of server_idle_timeout, so an idle server is closed at most 25% late. */
 static void sweep_schedule(void)
 {
-	int64_t ms = rt.cfg->server_idle_timeout_ms / 4;
+	int64_t ms = rt->cfg->server_idle_timeout_ms / 4;
 
 	if (ms > SWEEP_MAX_MS || ms == 0)
 		ms = SWEEP_MAX_MS;

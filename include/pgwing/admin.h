@@ -49,4 +49,8 @@ void admin_put_pools_json(struct evbuffer *out);
 const char *admin_client_state_name(const struct client *cl);
 const char *admin_server_state_name(const struct server *sv);
 
+/* The process state this module reads (the loop, the config, the topology). */
+struct runtime;
+void admin_init(const struct runtime *runtime);
+
 #endif

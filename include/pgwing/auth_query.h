@@ -43,4 +43,8 @@ void auth_query_forget(void);
 /* At exit: close the connection and free the cache; waiters are not called. */
 void auth_query_stop(void);
 
+/* The process state this module reads (the loop, the config, the topology). */
+struct runtime;
+void auth_query_init(const struct runtime *runtime);
+
 #endif

@@ -15,4 +15,8 @@ void cancel_unregister(struct client *cl);
 /* Forward a CancelRequest for (pid, key) to that client's backend, if any. */
 void cancel_forward(uint32_t pid, uint32_t key);
 
+/* The process state this module reads (the loop, the config, the topology). */
+struct runtime;
+void cancel_init(const struct runtime *runtime);
+
 #endif

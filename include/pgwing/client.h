@@ -129,4 +129,8 @@ int client_close_idle(const char *reason);
 /* Send a CancelRequest for every request still running on a server. */
 void client_cancel_all(void);
 
+/* The process state this module reads (the loop, the config, the topology). */
+struct runtime;
+void client_init(const struct runtime *runtime);
+
 #endif

@@ -92,4 +92,8 @@ static inline struct evbuffer *conn_output(const struct conn *c)
 	return c->out;
 }
 
+/* The process state this module reads (the loop, the config, the topology). */
+struct runtime;
+void conn_init(const struct runtime *runtime);
+
 #endif

@@ -39,4 +39,8 @@ void health_probe_waking(struct backend *b);
 void health_put_to_sleep(struct backend *b);
 void health_stop(struct topology *topo);
 
+/* The process state this module reads (the loop, the config, the topology). */
+struct runtime;
+void health_init(const struct runtime *runtime);
+
 #endif

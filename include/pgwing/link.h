@@ -16,8 +16,6 @@
 struct backend;
 struct topology;
 
-/* Register the link as the owner of clients' pool sessions and of the pools' queues. */
-void link_init(void);
 /*
  * Topology changed (or a retry is due): end what sessions have under way on
  * backends that must no longer serve them, close pooled servers that may not
@@ -32,5 +30,12 @@ void link_watch_topology(struct topology *topo);
 void link_release_idle(const char *database);
 /* Sessions idle for server_idle_timeout give their servers back (they get one when they speak). */
 void link_release_timed_out(void);
+
+/*
+ * Register the link as the owner of clients' pool sessions and of the pools'
+ * queues; runtime: the process state it reads.
+ */
+struct runtime;
+void link_init(const struct runtime *runtime);
 
 #endif

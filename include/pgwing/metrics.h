@@ -25,4 +25,8 @@ void metrics_render(struct evbuffer *out);
 /* text as a JSON string, quotes included (the text is UTF-8, as the config's). */
 void metrics_put_json_string(struct evbuffer *out, const char *text);
 
+/* The process state this module reads (the loop, the config, the topology). */
+struct runtime;
+void metrics_init(const struct runtime *runtime);
+
 #endif

@@ -159,4 +159,8 @@ void pool_collect(void);
 void pool_on_backend_removed(const struct backend *b);
 void pool_free_all(void);
 
+/* The process state this module reads (the loop, the config, the topology). */
+struct runtime;
+void pool_init(const struct runtime *runtime);
+
 #endif

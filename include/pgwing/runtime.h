@@ -1,6 +1,8 @@
 /*
- * The process-wide state every module reads: the loop, the live config, the
- * auth file and the topology. Owned and swapped (on reload) by main.c.
+ * The process state: the loop, the live config, the auth file and the
+ * topology. Owned and swapped (on reload) by the runtime; each module that
+ * reads it is given a const pointer at start (its *_init), so the one writer
+ * and every reader are explicit.
  */
 #ifndef PGWING_RUNTIME_H
 #define PGWING_RUNTIME_H
@@ -22,8 +24,6 @@ struct runtime {
 	bool is_shutting_down;
 	int64_t drain_started_ms; /* now_ms() of the SIGTERM that started a drain; 0: none */
 };
-
-extern struct runtime rt;
 
 /* Re-read the config and auth file; on any error the running config stays. */
 void runtime_reload(void);

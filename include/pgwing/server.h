@@ -150,4 +150,8 @@ void server_fail(struct server *sv, const char *what, const char *detail);
  */
 void server_abandon(struct server *sv, const char *why);
 
+/* The process state this module reads (the loop, the config, the topology). */
+struct runtime;
+void server_init(const struct runtime *runtime);
+
 #endif

@@ -116,4 +116,8 @@ void stats_retire_pool(const struct pool *p, bool is_kept);
 /* One row per database and target, sorted; free() the array. */
 struct stats_row *stats_collect(size_t *count);
 
+/* The process state this module reads (the loop, the config, the topology). */
+struct runtime;
+void stats_init(const struct runtime *runtime);
+
 #endif

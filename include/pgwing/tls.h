@@ -51,4 +51,8 @@ void tls_describe_error(struct bufferevent *bev, char *buf, size_t buflen);
 /* tls-server-end-point (RFC 5929) of our certificate on ssl; false when not available. */
 bool tls_server_end_point(SSL *ssl, uint8_t out[SCRAM_CBIND_MAX], size_t *len);
 
+/* The process state this module reads (the loop, the config, the topology). */
+struct runtime;
+void tls_init(const struct runtime *runtime);
+
 #endif

@@ -26,4 +26,8 @@ void wake_backend(struct backend *b);
 /* Health saw a waking backend accept a login: the wake is over. */
 void wake_note_up(struct backend *b);
 
+/* The process state this module reads (the loop, the config, the topology). */
+struct runtime;
+void wake_init(const struct runtime *runtime);
+
 #endif
