@@ -424,13 +424,18 @@ static bool link_pump_server(struct server *sv)
 /*
  * The client lets go of its server. One left clean (idle, nothing half sent
  * either way) goes back to the pool for the next client; any other is closed.
+ * So is one whose session made what pins a session (temp objects, a LOAD):
+ * the reset does not take all of it away (the temp namespace stays the
+ * backend's, a library stays loaded), and the next client must get what a
+ * fresh backend gives.
  */
 static void link_give_back_server(struct client *cl)
 {
 	struct server *sv = cl->server;
 	bool is_clean = sv->state == SV_ACTIVE && sv->tx_status == PROTO_TX_IDLE &&
 			!sv->is_ending && sv->msg_remaining == 0 && cl->msg_remaining == 0 &&
-			xact_is_idle(&cl->xact);
+			xact_is_idle(&cl->xact) &&
+			(cl->session == NULL || session_state_unmovable(cl->session) == NULL);
 	int64_t last_active_ms = cl->query_start_us / 1000;
 
 	server_detach(sv);

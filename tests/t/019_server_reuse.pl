@@ -78,26 +78,40 @@ for (1 .. 8)
 }
 is_deeply([ keys %pids ], [$pid1], 'eight clients in turn: all on the one pooled backend');
 
-# No session state leaks to the next client.
+# No session state leaks to the next client. State the reset takes away
+# (SET, prepared statements) leaves the server pooled; a session that made
+# what pins it (a temp table, set_config(), a session lock) has its server
+# closed instead, as the reset would leave the backend its temp namespace.
 wait_pooled($pw, 1);
 my $default_work_mem = $a->safe_psql('postgres', 'SHOW work_mem');
+my $defaults_sql =
+    "SELECT pg_backend_pid(), current_setting('work_mem'), current_setting('search_path'), "
+  . "to_regclass('pg_temp.leak_t') IS NULL, "
+  . "(SELECT count(*) FROM pg_prepared_statements), "
+  . "(SELECT count(*) FROM pg_locks WHERE locktype = 'advisory')";
 my $bg = $pw->background_psql(application_name => 'reuse');
 $bg->query_safe("SET work_mem = '7MB'");
-$bg->query_safe("SELECT set_config('search_path', 'leaky', false)");
-$bg->query_safe('CREATE TEMP TABLE leak_t AS SELECT 1 AS v');
 $bg->query_safe('PREPARE leak_q AS SELECT 1');
-$bg->query_safe('SELECT pg_advisory_lock(4242)');
 is($bg->query_safe('SELECT pg_backend_pid()'), $pid1, 'the stateful session is on the pooled backend');
 $bg->quit;
 ok(wait_pooled($pw, 1), 'its server is pooled again');
-is( $pw->safe_psql(
-		"SELECT pg_backend_pid(), current_setting('work_mem'), current_setting('search_path'), "
-		  . "to_regclass('pg_temp.leak_t') IS NULL, "
-		  . "(SELECT count(*) FROM pg_prepared_statements), "
-		  . "(SELECT count(*) FROM pg_locks WHERE locktype = 'advisory')",
-		application_name => 'reuse'),
+is( $pw->safe_psql($defaults_sql, application_name => 'reuse'),
 	"$pid1|$default_work_mem|\"\$user\", public|t|0|0",
-	'the next client on that backend sees defaults: no SET, temp table, prepared statement or lock');
+	'the next client on that backend sees defaults: no SET or prepared statement');
+
+$bg = $pw->background_psql(application_name => 'reuse');
+$bg->query_safe("SELECT set_config('search_path', 'leaky', false)");
+$bg->query_safe('CREATE TEMP TABLE leak_t AS SELECT 1 AS v');
+$bg->query_safe('SELECT pg_advisory_lock(4242)');
+is($bg->query_safe('SELECT pg_backend_pid()'), $pid1, 'the pinned session is on the pooled backend');
+$bg->quit;
+ok($a->poll_query_until('postgres', "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $pid1"),
+	'its server is closed, not pooled');
+my ($pid3, $rest) = split /\|/,
+  $pw->safe_psql($defaults_sql, application_name => 'reuse'), 2;
+isnt($pid3, $pid1, 'the next client gets a new backend');
+is($rest, "$default_work_mem|\"\$user\", public|t|0|0",
+	'with defaults: no setting, temp table, prepared statement or lock');
 
 # Idle clients hold no backend: the first logs in through a server, the pool
 # learns the welcome, the others are welcomed without one.

@@ -23,13 +23,17 @@ my %setup = (
 	savepoint =>
 	  'BEGIN; SAVEPOINT s; SET search_path = nowhere; ROLLBACK TO s; COMMIT',
 	temp_function =>
-	  "CREATE FUNCTION pg_temp.seven() RETURNS int AS 'SELECT 7' LANGUAGE sql",);
+	  "CREATE FUNCTION pg_temp.seven() RETURNS int AS 'SELECT 7' LANGUAGE sql",
+	temp_table => 'CREATE TEMP TABLE five AS SELECT 5 AS v',
+	cursor     => 'DECLARE held CURSOR WITH HOLD FOR SELECT 6',);
 my %check = (
 	datestyle           => [ 'SHOW datestyle', 'Postgres, DMY' ],
 	set_config          => [ "SELECT current_setting('myapp.user')", '42' ],
 	lock_after_rollback => [ 'SELECT pg_advisory_unlock(7)', 't' ],
 	savepoint           => [ 'SHOW search_path', '"$user", public' ],
-	temp_function       => [ 'SELECT pg_temp.seven()', '7' ],);
+	temp_function       => [ 'SELECT pg_temp.seven()', '7' ],
+	temp_table          => [ 'SELECT v FROM five', '5' ],
+	cursor              => [ 'FETCH held', '6' ],);
 
 my %bg;
 for my $name (sort keys %setup)
@@ -82,6 +86,15 @@ while (1)
 }
 is($shown, 'German, DMY', 'extended-protocol SET: the session state is as it was');
 close $raw;
+
+# A server whose session made a temp object is not handed to the next client:
+# the reset leaves the backend its temp namespace, which a fresh one lacks.
+my $tmp = $pw->background_psql(application_name => 'temp_user');
+$tmp->query_safe('CREATE TEMP TABLE scratch (v int)');
+my $tmp_pid = $tmp->query_safe('SELECT pg_backend_pid()');
+$tmp->quit;
+ok($node->poll_query_until('postgres', "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $tmp_pid"),
+	'the server of a session with a temp table is closed when the session ends');
 
 $pw->stop;
 done_testing();
