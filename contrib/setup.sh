@@ -4,9 +4,10 @@
 #   contrib/setup.sh demo    install packages, build, run a demo primary with one
 #                            streaming replica and pgwing in front; Ctrl-C stops all
 #   contrib/setup.sh test    install packages, build, make check (unit, format, TAP),
+#                            make check-regress (PostgreSQL's regression suite, default mode),
 #                            then make check-sanitizers (unit and TAP on an ASan+UBSan
 #                            build) and make check-valgrind (a short TAP suite under
-#                            valgrind); fails if any of the three fails
+#                            valgrind); fails if any of them fails
 #   contrib/setup.sh deps    only install the Debian packages
 #   contrib/setup.sh build   only build (autoreconf, configure, make)
 #
@@ -76,6 +77,9 @@ run_tests() {
 	# the tests, so run-tap may create it (a packager's make check does not).
 	export PGWING_TEST_CREATE_USER=yes
 	make check || rc=1
+	say "make check-regress (PostgreSQL's regression suite, directly and through pgwing)"
+	# Default settings only: the forced-move mode takes 12-17 min here (tests/regress/README.md).
+	REGRESS_MODES=default make check-regress || rc=1
 	say "make check-sanitizers (the same on an ASan+UBSan build in build-sanitizers/)"
 	make check-sanitizers || rc=1
 	say "make check-valgrind (a short TAP suite with pgwing under valgrind)"
