@@ -134,7 +134,6 @@ static struct {
 	const struct config *cfg;
 	const struct auth_file *af;
 	bool is_password_note_logged;
-	void (*prev_on_remove)(struct backend *b); /* chained: see topology.h */
 } health;
 
 static void probe_begin(struct health_probe *p);
@@ -840,13 +839,10 @@ static void probe_free(struct health_probe *p)
 	free(p);
 }
 
-/* A backend leaves the topology (reload): its probe goes with it. */
-static void health_on_remove(struct backend *b)
+void health_drop_backend(struct backend *b)
 {
 	probe_free(b->probe);
 	b->probe = NULL;
-	if (health.prev_on_remove != NULL)
-		health.prev_on_remove(b);
 }
 
 int health_start(struct event_base *base, struct topology *topo, const struct config *cfg,
@@ -857,44 +853,37 @@ int health_start(struct event_base *base, struct topology *topo, const struct co
 	health.cfg = cfg;
 	health.af = af;
 	health.is_password_note_logged = false;
-	health.prev_on_remove = topo->on_remove;
-	topo->on_remove = health_on_remove;
 	for (int i = 0; i < topo->count; i++)
 		topo->backends[i]->probe = probe_new(topo->backends[i]);
 	return 0;
 }
 
-void health_reconfigure(struct topology *topo, const struct config *cfg, const struct auth_file *af)
+void health_reconfigure(const struct config *cfg, const struct auth_file *af)
 {
-	topology_apply_config(topo, cfg);
-	if (health.base != NULL) {
-		health.cfg = cfg;
-		health.af = af;
-		health.is_password_note_logged = false;
-		for (int i = 0; i < topo->count; i++) {
-			struct backend *b = topo->backends[i];
+	if (health.base == NULL)
+		return;
+	health.cfg = cfg;
+	health.af = af;
+	health.is_password_note_logged = false;
+	for (int i = 0; i < health.topo->count; i++) {
+		struct backend *b = health.topo->backends[i];
 
-			if (b->probe == NULL) {
-				b->probe = probe_new(b);
-			} else if (b->probe->phase == PROBE_IDLE) {
-				/* health_user, health_dbname or the password may have changed. */
-				probe_close(b->probe);
-				/*
-				 * Asleep, it went unprobed: no longer so if wake=
-				 * went or probe_sleeping came on.
-				 */
-				if (b->state == BACKEND_ASLEEP &&
-				    (!b->can_wake || cfg->probe_sleeping) &&
-				    !evtimer_pending(b->probe->next_timer, NULL))
-					probe_schedule_now(b->probe);
-			} else {
-				b->probe->is_conn_stale = true;
-			}
+		if (b->probe == NULL) {
+			b->probe = probe_new(b);
+		} else if (b->probe->phase == PROBE_IDLE) {
+			/* health_user, health_dbname or the password may have changed. */
+			probe_close(b->probe);
+			/*
+			 * Asleep, it went unprobed: no longer so if wake= went or
+			 * probe_sleeping came on.
+			 */
+			if (b->state == BACKEND_ASLEEP && (!b->can_wake || cfg->probe_sleeping) &&
+			    !evtimer_pending(b->probe->next_timer, NULL))
+				probe_schedule_now(b->probe);
+		} else {
+			b->probe->is_conn_stale = true;
 		}
 	}
-	/* A removed backend may have been the primary, or the one that fenced another. */
-	topology_reconcile(topo);
-	topology_notify(topo);
 }
 
 void health_probe_now(struct backend *b)
@@ -934,12 +923,11 @@ void health_put_to_sleep(struct backend *b)
 	topology_notify(health.topo);
 }
 
-void health_stop(struct topology *topo)
+void health_stop(void)
 {
-	for (int i = 0; i < topo->count; i++) {
-		probe_free(topo->backends[i]->probe);
-		topo->backends[i]->probe = NULL;
+	for (int i = 0; i < health.topo->count; i++) {
+		probe_free(health.topo->backends[i]->probe);
+		health.topo->backends[i]->probe = NULL;
 	}
-	/* on_remove stays: a hook chained after ours still needs it, and ours is harmless now. */
 	health.base = NULL;
 }

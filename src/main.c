@@ -247,8 +247,7 @@ static void reload_config(void)
 	rt.auth = af;
 	config_free(rt.cfg);
 	rt.cfg = cfg;
-	/* Applies the backends to the topology and notifies, as well as re-probing. */
-	health_reconfigure(rt.topo, rt.cfg, rt.auth);
+	runtime_apply_backends();
 	/* auth_user, auth_query or the file's users may have changed: look up afresh. */
 	auth_query_forget();
 	discovery_reconfigure(rt.cfg);
@@ -256,10 +255,49 @@ static void reload_config(void)
 	link_on_topology_change(NULL);
 }
 
+/*
+ * b left the topology: every module that may hold a pointer to it lets go, in
+ * this order, before it is freed. Its wake is given up and its probe closed
+ * first, so that nothing reports on it any more; then the link has the servers
+ * that clients hold forget it (their sessions move when idle) and its pooled
+ * idle servers close.
+ */
+static void drop_backend(struct backend *b)
+{
+	wake_drop_backend(b);
+	health_drop_backend(b);
+	link_on_backend_removed(b);
+}
+
+void runtime_apply_backends(void)
+{
+	struct backend_list removed = topology_apply_config(rt.topo, rt.cfg);
+
+	for (int i = 0; i < removed.count; i++)
+		drop_backend(removed.items[i]);
+	topology_free_removed(&removed);
+	/* New backends get probes, the others reconnect with the new settings. */
+	health_reconfigure(rt.cfg, rt.auth);
+	/* A removed backend may have been the primary, or the one that fenced another. */
+	topology_reconcile(rt.topo);
+	topology_notify(rt.topo);
+}
+
+/*
+ * The topology's one subscriber: each module hears of a change in this order.
+ * The link ends, releases, moves and serves clients; then discovery looks
+ * again if a backend went down.
+ */
+static void on_topology_change(void *arg UNUSED)
+{
+	link_on_topology_change(NULL);
+	discovery_note_topology_change();
+}
+
 /* Discovery changed the backends: applied as a reload applies [backends]. */
 static void apply_discovered(void)
 {
-	health_reconfigure(rt.topo, rt.cfg, rt.auth);
+	runtime_apply_backends();
 	link_on_topology_change(NULL);
 }
 
@@ -482,9 +520,8 @@ int main(int argc, char **argv)
 	rt.topo = topology_new(rt.cfg);
 	if (rt.dns == NULL && rt.cfg->dns_nameserver[0] != '\0')
 		goto out;
-	rt.topo->on_change = link_on_topology_change;
+	rt.topo->on_change = on_topology_change;
 	modules_init();
-	link_watch_topology(rt.topo);
 
 	if (listener_start(rt.base, rt.cfg) < 0)
 		goto out;
@@ -519,7 +556,7 @@ out_stats:
 	wake_stop();
 	metrics_stop();
 	stats_stop();
-	health_stop(rt.topo);
+	health_stop();
 	auth_query_stop();
 out_signals:
 	for (size_t i = 0; i < ARRAY_SIZE(signos); i++)

@@ -60,6 +60,7 @@ struct topology *topology_new(const struct config *cfg)
 
 	topo->epoch = 1;
 
+	/* A new topology has nothing to drop. */
 	topology_apply_config(topo, cfg);
 	return topo;
 }
@@ -168,11 +169,12 @@ static void replica_update_lag(struct topology *topo, struct backend *b, int64_t
 	b->lag_ms = lag_ms < 0 || lag_ms >= b->replay_lag_ms ? lag_ms : b->replay_lag_ms;
 }
 
-void topology_apply_config(struct topology *topo, const struct config *cfg)
+struct backend_list topology_apply_config(struct topology *topo, const struct config *cfg)
 {
 	struct backend **old = topo->backends;
 	int nold = topo->count;
 	int nall = cfg->nbackends + topo->ndiscovered;
+	struct backend_list removed = {.items = NULL, .count = 0};
 
 	/* The new array follows the file's order: the router breaks ties by position. */
 	topo->backends = xcalloc(nall > 0 ? nall : 1, sizeof(struct backend *));
@@ -201,16 +203,28 @@ void topology_apply_config(struct topology *topo, const struct config *cfg)
 		b->can_wake = bc->wake != NULL;
 		topo->backends[topo->count++] = b;
 	}
+	/* What is left of old was dropped: handed back in its order, for the caller to release. */
 	for (int j = 0; j < nold; j++) {
 		if (old[j] == NULL)
 			continue;
 		if (old[j] == topo->history_of)
 			topology_reset_history(topo, NULL);
-		if (topo->on_remove != NULL)
-			topo->on_remove(old[j]);
-		backend_free(old[j]);
+		old[removed.count++] = old[j];
 	}
-	free(old);
+	if (removed.count > 0)
+		removed.items = old;
+	else
+		free(old);
+	return removed;
+}
+
+void topology_free_removed(struct backend_list *removed)
+{
+	for (int i = 0; i < removed->count; i++)
+		backend_free(removed->items[i]);
+	free(removed->items);
+	removed->items = NULL;
+	removed->count = 0;
 }
 
 void topology_free(struct topology *topo)

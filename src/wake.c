@@ -104,7 +104,6 @@ static struct {
 	struct event *sweep_timer;
 	struct wake_job *jobs;
 	struct wake_child *children;
-	void (*prev_on_remove)(struct backend *b); /* chained: see topology.h */
 } wake;
 
 static const struct backend_config *find_config(const struct backend_config *list, int n,
@@ -693,23 +692,18 @@ static void on_sweep(evutil_socket_t fd UNUSED, short what UNUSED, void *arg UNU
 	sweep_schedule();
 }
 
-/* A backend leaves the topology (reload): its wake, if any, goes with it. */
-static void wake_on_remove(struct backend *b)
+void wake_drop_backend(const struct backend *b)
 {
 	struct wake_job *job = job_find(b);
 
 	if (job != NULL)
 		job_free(job);
-	if (wake.prev_on_remove != NULL)
-		wake.prev_on_remove(b);
 }
 
 int wake_start(struct event_base *base, struct topology *topo)
 {
 	wake.base = base;
 	wake.topo = topo;
-	wake.prev_on_remove = topo->on_remove;
-	topo->on_remove = wake_on_remove;
 	wake.sigchld = CHECK_ALLOC(evsignal_new(base, SIGCHLD, on_sigchld, NULL));
 	if (wake.sigchld == NULL || evsignal_add(wake.sigchld, NULL) != 0) {
 		log_error("cannot watch SIGCHLD for wake commands");

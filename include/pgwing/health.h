@@ -18,13 +18,14 @@ struct auth_file;
 int health_start(struct event_base *base, struct topology *topo, const struct config *cfg,
 		 const struct auth_file *af);
 /*
- * After a reload: applies cfg to the topology (topology_apply_config, whose
- * on_remove hook stops the probes of dropped backends), starts probes for new
- * backends, reconnects the rest with the new settings, and notifies the
- * topology's subscriber. Call it before freeing the old config or auth file.
+ * After the topology took a new config (topology_apply_config, and every
+ * dropped backend went through health_drop_backend): starts probes for new
+ * backends and reconnects the rest with the new settings. Call it before
+ * freeing the old config or auth file.
  */
-void health_reconfigure(struct topology *topo, const struct config *cfg,
-			const struct auth_file *af);
+void health_reconfigure(const struct config *cfg, const struct auth_file *af);
+/* b leaves the topology (reload): its probe goes with it. */
+void health_drop_backend(struct backend *b);
 /* Probe one backend now (e.g. after a server said 25006 on a "primary"). */
 void health_probe_now(struct backend *b);
 /*
@@ -37,7 +38,7 @@ void health_probe_waking(struct backend *b);
  * until a wake; b is asleep from now on.
  */
 void health_put_to_sleep(struct backend *b);
-void health_stop(struct topology *topo);
+void health_stop(void);
 
 /* The process state this module reads (the loop, the config, the topology). */
 struct runtime;

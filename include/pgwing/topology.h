@@ -63,6 +63,12 @@ struct backend {
 	struct health_probe *probe; /* owned by health.c */
 };
 
+/* Backends a reload took out of the topology, still allocated (topology_free_removed). */
+struct backend_list {
+	struct backend **items;
+	int count;
+};
+
 /*
  * The primary's WAL position at a moment: a replica that has replayed up to
  * lsn has every commit the primary had made by at_ms.
@@ -104,16 +110,13 @@ struct topology {
 	 * holds until it moves. Never 0, so 0 can mean "never decided".
 	 */
 	uint64_t epoch;
-	/* Called after any change of role or state, so pools can release or move clients. */
+	/*
+	 * The one subscriber, called after any change of role or state: the
+	 * runtime, which tells each module in an order it states (pools release
+	 * or move clients, discovery looks again). Never a chain.
+	 */
 	void (*on_change)(void *arg);
 	void *on_change_arg;
-	/*
-	 * Called for each backend apply_config drops, before freeing it, so that
-	 * nothing keeps a pointer to it (health stops its probe). Several modules
-	 * may subscribe: each saves the previous value and calls it, as
-	 * PostgreSQL's hooks do.
-	 */
-	void (*on_remove)(struct backend *b);
 	/* What discovery found, applied after the config's own backends (owned here). */
 	struct backend_config *discovered;
 	int ndiscovered;
@@ -123,10 +126,13 @@ struct topology *topology_new(const struct config *cfg);
 /*
  * Reload: keeps the state of backends whose name and address are unchanged,
  * drops removed ones and treats a changed address as a new backend (its state
- * was about another server). Dropped backends go through on_remove, then
- * are freed.
+ * was about another server). Returns the dropped backends, out of the topology
+ * but not freed: the caller has every module let go of each, then calls
+ * topology_free_removed. Neither reconciles nor notifies.
  */
-void topology_apply_config(struct topology *topo, const struct config *cfg);
+struct backend_list topology_apply_config(struct topology *topo, const struct config *cfg);
+/* Free what topology_apply_config returned, once nothing points to those backends. */
+void topology_free_removed(struct backend_list *removed);
 /*
  * Replace the discovered backends (taking list, which must be malloc'ed, and
  * its strings) for the next topology_apply_config: they outlive reloads, and a

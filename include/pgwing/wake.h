@@ -25,6 +25,8 @@ void wake_stop(void);
 void wake_backend(struct backend *b);
 /* Health saw a waking backend accept a login: the wake is over. */
 void wake_note_up(struct backend *b);
+/* b leaves the topology (reload): its wake, if any, goes with it. */
+void wake_drop_backend(const struct backend *b);
 
 /* The process state this module reads (the loop, the config, the topology). */
 struct runtime;

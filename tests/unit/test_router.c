@@ -599,10 +599,17 @@ static void test_should_move_off_a_removed_backend(void **state)
 static int nremoved;
 static char removed_names[64];
 
-static void count_removed(struct backend *b)
+/* Apply cfg as a reload does, noting the backends it drops before freeing them. */
+static void apply(struct topology *topo, const struct config *cfg)
 {
-	nremoved++;
-	strncat(removed_names, b->name, sizeof(removed_names) - strlen(removed_names) - 1);
+	struct backend_list removed = topology_apply_config(topo, cfg);
+
+	for (int i = 0; i < removed.count; i++) {
+		nremoved++;
+		strncat(removed_names, removed.items[i]->name,
+			sizeof(removed_names) - strlen(removed_names) - 1);
+	}
+	topology_free_removed(&removed);
 }
 
 static void test_apply_config_keeps_state_of_unchanged_backends(void **state UNUSED)
@@ -639,9 +646,8 @@ static void test_apply_config_keeps_state_of_unchanged_backends(void **state UNU
 		{.name = "pg2", .host = "10.0.0.2", .port = 6432, .region = "ams"},
 	};
 	cfg.backends = next;
-	topo->on_remove = count_removed;
-	topology_apply_config(topo, &cfg);
-	/* The moved pg2 and the dropped pg3 are announced before they are freed. */
+	apply(topo, &cfg);
+	/* The moved pg2 and the dropped pg3 are handed back before they are freed. */
 	assert_int_equal(nremoved, 2);
 	assert_string_equal(removed_names, "pg2pg3");
 
@@ -683,7 +689,7 @@ static void test_discovered_backends_follow_the_config_ones(void **state UNUSED)
 	discovered(list, 0, "m1", "fdaa::1", "fra");
 	discovered(list, 1, "pg1", "fdaa::9", "fra");
 	topology_set_discovered(topo, list, 2);
-	topology_apply_config(topo, &cfg);
+	apply(topo, &cfg);
 	assert_int_equal(topo->count, 2);
 	assert_string_equal(topo->backends[0]->host, "10.0.0.1");
 	m1 = topo->backends[1];
@@ -692,22 +698,21 @@ static void test_discovered_backends_follow_the_config_ones(void **state UNUSED)
 	m1->state = BACKEND_UP;
 
 	/* A reload (the same config applied again) keeps it, state and all. */
-	topology_apply_config(topo, &cfg);
+	apply(topo, &cfg);
 	assert_ptr_equal(topology_find(topo, "m1"), m1);
 	assert_int_equal(m1->state, BACKEND_UP);
 
-	/* A new region is the same backend; an empty set drops it through on_remove. */
+	/* A new region is the same backend; an empty set drops it. */
 	list = calloc(1, sizeof(*list));
 	discovered(list, 0, "m1", "fdaa::1", "ams");
 	topology_set_discovered(topo, list, 1);
-	topology_apply_config(topo, &cfg);
+	apply(topo, &cfg);
 	assert_ptr_equal(topology_find(topo, "m1"), m1);
 	assert_string_equal(m1->region, "ams");
 	nremoved = 0;
 	removed_names[0] = '\0';
-	topo->on_remove = count_removed;
 	topology_set_discovered(topo, NULL, 0);
-	topology_apply_config(topo, &cfg);
+	apply(topo, &cfg);
 	assert_int_equal(nremoved, 1);
 	assert_string_equal(removed_names, "m1");
 	assert_int_equal(topo->count, 1);
