@@ -285,11 +285,17 @@ void runtime_apply_backends(void)
 
 /*
  * The topology's one subscriber: each module hears of a change in this order.
- * The link ends, releases, moves and serves clients; then discovery looks
- * again if a backend went down.
+ * Wakes that ended are settled first (their counters, before anything reads
+ * them); a failed wake's waiters get its error before the link looks for
+ * servers again, or they would wait for another wake; then the link ends,
+ * releases, moves and serves clients; then discovery looks again if a
+ * backend went down.
  */
-static void on_topology_change(void *arg UNUSED)
+static void on_topology_change(const struct topology_change *change)
 {
+	wake_note_topology_change();
+	if (change->wake_failed != NULL)
+		pool_fail_wake_waiters(change->wake_failed, change->wake_error);
 	link_on_topology_change(NULL);
 	discovery_note_topology_change();
 }

@@ -2,8 +2,10 @@
  * Waking stopped backends. A wake is one attempt per backend at a time: the
  * first client that needs an asleep backend starts it, later ones find it
  * waking and just wait in their pool's queue. The wake is over when health
- * sees the backend accept a login (wake_note_up) or at wake_timeout, when the
- * waiting clients get an error and the backend is asleep again.
+ * sees the backend accept a login (topology makes it up, and
+ * wake_note_topology_change lets the job go) or at wake_timeout, when the
+ * backend is asleep again and its waiting clients get the job's last error
+ * (topology_note_wake_timed_out). Wake only reports: topology changes states.
  *
  * Nothing here blocks the loop: exec: commands are spawned and reaped on
  * SIGCHLD, their output is read from a pipe on the loop; http: and fly-api:
@@ -585,15 +587,14 @@ static void job_on_deadline(evutil_socket_t fd UNUSED, short what UNUSED, void *
 {
 	struct wake_job *job = arg;
 	struct backend *b = job->b;
+	char *why = job->error; /* for the waiting clients, told as topology announces it */
 
-	log_warn("backend %s: did not wake within %" PRId64 " ms: asleep again", b->name,
-		 rt->cfg->wake_timeout_ms);
-	stats_events.wakes_failed++;
-	b->state = BACKEND_ASLEEP;
-	b->last_change_ms = now_ms();
-	pool_fail_wake_waiters(b, job->error);
+	/* Gone before it is announced: whoever the announcement wakes again gets a new job. */
+	job->error = NULL;
 	job_free(job);
-	topology_notify(wake.topo);
+	stats_events.wakes_failed++;
+	topology_note_wake_timed_out(wake.topo, b, rt->cfg->wake_timeout_ms, why);
+	free(why);
 }
 
 void wake_backend(struct backend *b)
@@ -602,12 +603,8 @@ void wake_backend(struct backend *b)
 	const char *spec = backend_wake_spec(b, &auth_env);
 	struct wake_job *job;
 
-	if (b->state != BACKEND_ASLEEP || spec == NULL || wake.base == NULL)
+	if (spec == NULL || wake.base == NULL || !topology_note_wake_started(wake.topo, b))
 		return;
-	log_info("backend %s: asleep -> waking", b->name);
-	b->state = BACKEND_WAKING;
-	b->wake_started_ms = now_ms();
-	b->last_change_ms = b->wake_started_ms;
 
 	job = xcalloc(1, sizeof(*job));
 	job->b = b;
@@ -623,24 +620,21 @@ void wake_backend(struct backend *b)
 	health_probe_waking(b);
 }
 
-void wake_note_up(struct backend *b)
+void wake_note_topology_change(void)
 {
-	struct wake_job *job = job_find(b);
+	struct wake_job *job, *next;
 
-	if (job == NULL)
-		return;
-	b->last_wake_ms = now_ms() - b->wake_started_ms;
-	/*
-	 * Woken because something needs it: its idle time starts now, not before
-	 * it slept, or the next sweep would put it back to sleep before an
-	 * auth_query lookup (which retries, unlike pool waiters, who are told at
-	 * once) gets to it.
-	 */
-	b->unused_since_ms = 0;
-	log_info("backend %s: woke up in %" PRId64 " ms", b->name, b->last_wake_ms);
-	stats_events.wakes_ok++;
-	stats_note_wake(b->last_wake_ms * 1000);
-	job_free(job);
+	/* Health saw it accept a login and topology made it up: the wake is over. */
+	for (job = wake.jobs; job != NULL; job = next) {
+		next = job->next;
+		if (job->b->state == BACKEND_WAKING)
+			continue;
+		if (job->b->state == BACKEND_UP) {
+			stats_events.wakes_ok++;
+			stats_note_wake(job->b->last_wake_ms * 1000);
+		}
+		job_free(job);
+	}
 }
 
 /*
@@ -653,21 +647,23 @@ static void sleep_unused(void)
 
 	for (int i = 0; i < wake.topo->count; i++) {
 		struct backend *b = wake.topo->backends[i];
+		int64_t unused_ms = topology_note_unused(b, now);
+		char why[64];
 
-		if (b->nclients > 0) {
-			b->unused_since_ms = 0;
-			continue;
-		}
-		if (b->unused_since_ms == 0)
-			b->unused_since_ms = now;
 		/*
 		 * Without wake= a backend that stopped could not be started again, so
 		 * it is not ours to put to sleep; probe_sleeping keeps its probe.
 		 */
-		if (b->can_wake && !rt->cfg->probe_sleeping && b->state == BACKEND_UP &&
-		    rt->cfg->server_idle_timeout_ms > 0 &&
-		    now - b->unused_since_ms >= rt->cfg->server_idle_timeout_ms)
-			health_put_to_sleep(b);
+		if (unused_ms < 0 || !b->can_wake || rt->cfg->probe_sleeping ||
+		    b->state != BACKEND_UP || rt->cfg->server_idle_timeout_ms <= 0 ||
+		    unused_ms < rt->cfg->server_idle_timeout_ms)
+			continue;
+		/* Mid-probe: the next sweep tries again. */
+		if (!health_stop_probing(b))
+			continue;
+		snprintf(why, sizeof(why), "no clients for %" PRId64 " ms",
+			 rt->cfg->server_idle_timeout_ms);
+		topology_note_asleep(wake.topo, b, why);
 	}
 }
 
