@@ -11,6 +11,7 @@
 #include "pgwing/config.h"
 #include "pgwing/discovery.h"
 #include "pgwing/health.h"
+#include "pgwing/janitor.h"
 #include "pgwing/listener.h"
 #include "pgwing/log.h"
 #include "pgwing/metrics.h"
@@ -35,9 +36,6 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#if defined(HAVE_MALLOC_TRIM) && defined(HAVE_MALLINFO2)
-#include <malloc.h>
-#endif
 #ifdef HAVE_LIBSYSTEMD
 #include <systemd/sd-daemon.h>
 #include <time.h>
@@ -49,48 +47,6 @@ static struct runtime rt;
 #define DRAIN_CHECK_MS 200
 
 static struct event *drain_timer;
-
-#if defined(HAVE_MALLOC_TRIM) && defined(HAVE_MALLINFO2)
-/* How often to look whether malloc holds more free memory than it hands out. */
-#define TRIM_CHECK_MS 2000
-
-static struct event *trim_timer;
-
-/*
- * When a crowd of clients leaves, the memory of their buffers stays in malloc's
- * heap, pinned there by whatever was allocated after it (a pooled server, a
- * later client), and RSS stays at the peak. Once more of the heap is free than
- * in use, give the free pages back. Pages given back before cost only a walk
- * over the free chunks, which a heap that big in free space has few of.
- */
-static void trim_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *arg UNUSED)
-{
-	struct mallinfo2 mi = mallinfo2();
-
-	if (mi.fordblks > mi.uordblks)
-		malloc_trim(0);
-}
-
-static void trim_start(void)
-{
-	trim_timer = CHECK_ALLOC(event_new(rt.base, -1, EV_PERSIST, trim_cb, NULL));
-	timer_add_ms(trim_timer, TRIM_CHECK_MS);
-}
-
-static void trim_stop(void)
-{
-	if (trim_timer != NULL)
-		event_free(trim_timer);
-}
-#else
-static void trim_start(void)
-{
-}
-
-static void trim_stop(void)
-{
-}
-#endif
 
 /*
  * Tell systemd (Type=notify) where the process is: READY=1 once the listeners
@@ -247,6 +203,7 @@ static void reload_config(void)
 	rt.auth = af;
 	config_free(rt.cfg);
 	rt.cfg = cfg;
+	janitor_reconfigure(rt.cfg);
 	runtime_apply_backends();
 	/* auth_user, auth_query or the file's users may have changed: look up afresh. */
 	auth_query_forget();
@@ -549,15 +506,15 @@ int main(int argc, char **argv)
 	if (stats_start(rt.base) < 0 || metrics_start(rt.base, rt.cfg) < 0 ||
 	    wake_start(rt.base, rt.topo) < 0)
 		goto out_stats;
+	janitor_start(rt.base, rt.topo, rt.cfg);
 	discovery_start(rt.base, rt.dns, rt.topo, rt.cfg, apply_discovered);
-	trim_start();
 	log_info("pgwing %s started", PACKAGE_VERSION);
 	notify_systemd("READY=1");
 
 	event_base_dispatch(rt.base);
 	rc = 0;
-	trim_stop();
 out_stats:
+	janitor_stop();
 	discovery_stop();
 	wake_stop();
 	metrics_stop();

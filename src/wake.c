@@ -18,9 +18,7 @@
 #include "pgwing/wake.h"
 
 #include "pgwing/health.h"
-#include "pgwing/link.h"
 #include "pgwing/log.h"
-#include "pgwing/pool.h"
 #include "pgwing/runtime.h"
 #include "pgwing/stats.h"
 
@@ -58,10 +56,6 @@ extern char **environ;
 #define HTTP_RETRY_MAX_MS   5000
 /* The Machines API's wait takes at most this many seconds. */
 #define FLY_WAIT_MAX_S      60
-
-/* Idle servers and unused backends are looked for this often, at most. */
-#define SWEEP_MAX_MS 1000
-#define SWEEP_MIN_MS 100
 
 /* Which request an HTTP wake sends next. */
 enum http_step {
@@ -103,7 +97,6 @@ static struct {
 	struct event_base *base;
 	struct topology *topo;
 	struct event *sigchld;
-	struct event *sweep_timer;
 	struct wake_job *jobs;
 	struct wake_child *children;
 } wake;
@@ -637,57 +630,6 @@ void wake_note_topology_change(void)
 	}
 }
 
-/*
- * Let backends that have had no server connection for server_idle_timeout
- * sleep: their probe goes too (unless probe_sleeping), so they can stop.
- */
-static void sleep_unused(void)
-{
-	int64_t now = now_ms();
-
-	for (int i = 0; i < wake.topo->count; i++) {
-		struct backend *b = wake.topo->backends[i];
-		int64_t unused_ms = topology_note_unused(b, now);
-		char why[64];
-
-		/*
-		 * Without wake= a backend that stopped could not be started again, so
-		 * it is not ours to put to sleep; probe_sleeping keeps its probe.
-		 */
-		if (unused_ms < 0 || !b->can_wake || rt->cfg->probe_sleeping ||
-		    b->state != BACKEND_UP || rt->cfg->server_idle_timeout_ms <= 0 ||
-		    unused_ms < rt->cfg->server_idle_timeout_ms)
-			continue;
-		/* Mid-probe: the next sweep tries again. */
-		if (!health_stop_probing(b))
-			continue;
-		snprintf(why, sizeof(why), "no clients for %" PRId64 " ms",
-			 rt->cfg->server_idle_timeout_ms);
-		topology_note_asleep(wake.topo, b, why);
-	}
-}
-
-/* A quarter of server_idle_timeout, so an idle server is closed at most 25% late. */
-static void sweep_schedule(void)
-{
-	int64_t ms = rt->cfg->server_idle_timeout_ms / 4;
-
-	if (ms > SWEEP_MAX_MS || ms == 0)
-		ms = SWEEP_MAX_MS;
-	if (ms < SWEEP_MIN_MS)
-		ms = SWEEP_MIN_MS;
-	timer_add_ms(wake.sweep_timer, ms);
-}
-
-static void on_sweep(evutil_socket_t fd UNUSED, short what UNUSED, void *arg UNUSED)
-{
-	pool_close_idle_servers();
-	link_release_timed_out();
-	pool_collect();
-	sleep_unused();
-	sweep_schedule();
-}
-
 void wake_drop_backend(const struct backend *b)
 {
 	struct wake_job *job = job_find(b);
@@ -705,8 +647,6 @@ int wake_start(struct event_base *base, struct topology *topo)
 		log_error("cannot watch SIGCHLD for wake commands");
 		return -1;
 	}
-	wake.sweep_timer = CHECK_ALLOC(evtimer_new(base, on_sweep, NULL));
-	sweep_schedule();
 	return 0;
 }
 
@@ -723,10 +663,6 @@ void wake_stop(void)
 	if (wake.sigchld != NULL) {
 		event_free(wake.sigchld);
 		wake.sigchld = NULL;
-	}
-	if (wake.sweep_timer != NULL) {
-		event_free(wake.sweep_timer);
-		wake.sweep_timer = NULL;
 	}
 	wake.base = NULL;
 }

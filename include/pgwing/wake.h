@@ -11,10 +11,7 @@
 
 struct event_base;
 
-/*
- * Reap wake commands (SIGCHLD) from now on, and sweep periodically: servers
- * idle for server_idle_timeout are closed, backends unused that long sleep.
- */
+/* Reap wake commands (SIGCHLD) from now on. */
 int wake_start(struct event_base *base, struct topology *topo);
 /* Give up wakes under way; commands still running are left to run, unreaped. */
 void wake_stop(void);
