@@ -8,7 +8,6 @@
 #include "pgwing/admin_parse.h"
 #include "pgwing/client.h"
 #include "pgwing/config.h"
-#include "pgwing/health.h"
 #include "pgwing/link.h"
 #include "pgwing/log.h"
 #include "pgwing/metrics.h"
@@ -922,7 +921,7 @@ static void run_set(struct client *cl, const char *name, const char *value)
 	log_info("console client %" PRIu64 ": SET %s = '%s'", cl->id, name, value);
 	/* As after a reload: probes pick up their settings, pools re-route and serve waiters. */
 	log_set_format(rt->cfg->log_format);
-	health_reconfigure(rt->topo, rt->cfg, rt->auth);
+	runtime_apply_backends();
 	link_on_topology_change(NULL);
 	proto_put_command_complete(out, "SET");
 }

@@ -80,8 +80,6 @@ static struct {
 	bool is_config_changed; /* rebuild the sources before the next round */
 	bool is_again;          /* a round was asked for while one was in flight */
 	int ndown;              /* backends down after the last topology change */
-	void (*prev_on_change)(void *arg);
-	void *prev_on_change_arg;
 	/* In flight, so that stopping can end them. */
 	struct txt_query *txt_queries;
 	struct addr_lookup *addr_lookups;
@@ -596,13 +594,12 @@ static void resolve_soon(void)
 }
 
 /* A backend that went down may have moved to another address: look again at once. */
-static void on_topology_change(void *arg)
+void discovery_note_topology_change(void)
 {
 	int ndown = 0;
 
-	if (disc.prev_on_change != NULL)
-		disc.prev_on_change(disc.prev_on_change_arg);
-	(void)arg;
+	if (disc.timer == NULL)
+		return; /* not started, or stopped: nothing to look up */
 	for (int i = 0; i < disc.topo->count; i++)
 		ndown += disc.topo->backends[i]->state == BACKEND_DOWN;
 	if (ndown > disc.ndown && disc.nsources > 0)
@@ -626,10 +623,6 @@ void discovery_start(struct event_base *base, struct evdns_base *dns, struct top
 	}
 	disc.timer = CHECK_ALLOC(evtimer_new(base, timer_cb, NULL));
 	disc.deadline = CHECK_ALLOC(evtimer_new(base, deadline_cb, NULL));
-	disc.prev_on_change = topo->on_change;
-	disc.prev_on_change_arg = topo->on_change_arg;
-	topo->on_change = on_topology_change;
-	topo->on_change_arg = NULL;
 	disc.is_config_changed = true;
 	timer_add_ms(disc.timer, 0);
 }
@@ -650,8 +643,6 @@ void discovery_stop(void)
 {
 	if (disc.timer == NULL)
 		return;
-	disc.topo->on_change = disc.prev_on_change;
-	disc.topo->on_change_arg = disc.prev_on_change_arg;
 	disc.is_stopping = true;
 	while (disc.txt_queries != NULL)
 		txt_query_free(disc.txt_queries);

@@ -8,9 +8,9 @@
  *
  * A probe starts every health_interval (start to start; a slow probe delays
  * the next, they never overlap) and must finish within health_timeout. Its
- * outcome feeds the backend's state machine: health_rise_count successes make
- * a backend up, health_fail_count consecutive failures make it down, so one
- * slow answer neither takes a backend out nor lets a dead one back in.
+ * outcome is reported to topology, which runs the backend's state machine
+ * (topology_note_probe_ok, topology_note_probe_failed): health never changes
+ * a backend itself.
  */
 #include "pgwing/health.h"
 #include "pgwing/auth.h"
@@ -19,7 +19,6 @@
 #include "pgwing/pq.h"
 #include "pgwing/runtime.h"
 #include "pgwing/tls.h"
-#include "pgwing/wake.h"
 
 #include <event2/dns.h>
 #include <event2/event.h>
@@ -32,7 +31,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,9 +61,6 @@ void health_init(const struct runtime *runtime)
  * cannot be vetted, so it is refused.
  */
 #define AUTH_PEEK_MAX 4096
-
-/* Weight of the newest RTT sample: smooths jitter, still follows a real change within ~5 probes. */
-#define RTT_ALPHA 0.3
 
 /*
  * One round trip answers everything. recovery is evaluated once (in the CTE)
@@ -100,17 +95,9 @@ enum probe_phase {
 	PROBE_QUERYING,
 };
 
-/* What one successful probe saw. */
-struct probe_sample {
-	enum backend_role role;
-	uint64_t lsn;
-	int64_t lag_ms;
-	uint32_t timeline;
-	double rtt_ms;
-};
-
 struct health_probe {
 	struct backend *b;
+	struct health_probe *next; /* in health.probes */
 	struct evdns_getaddrinfo_request *dns_req;
 	PGconn *conn;
 	enum probe_phase phase;
@@ -121,7 +108,7 @@ struct health_probe {
 	int64_t early_probe_ms; /* the last probe started by input on the idle connection */
 	int64_t query_sent_us;
 	bool has_sample;
-	struct probe_sample sample;
+	struct backend_observation sample;
 	bool is_conn_stale;      /* reloaded mid-probe: reconnect with the new settings after it */
 	bool is_auth_requested;  /* this login answered a request: AuthenticationOk is no "none" */
 	int64_t waking_delay_ms; /* while the backend wakes: the next probe's delay */
@@ -134,58 +121,12 @@ static struct {
 	const struct config *cfg;
 	const struct auth_file *af;
 	bool is_password_note_logged;
-	void (*prev_on_remove)(struct backend *b); /* chained: see topology.h */
+	struct health_probe *probes; /* one per backend of topo */
 } health;
 
 static void probe_begin(struct health_probe *p);
 static void probe_on_io(evutil_socket_t fd, short what, void *arg);
 static void probe_failf(struct health_probe *p, const char *fmt, ...) PRINTF_LIKE(2, 3);
-
-static void backend_record_success(struct backend *b, const struct probe_sample *s)
-{
-	/* A first answer can unblock writes (see topology_primary) or fence a primary. */
-	bool is_changed = backend_is_unheard(b);
-
-	b->consecutive_failures = 0;
-	if (b->consecutive_successes < INT_MAX)
-		b->consecutive_successes++;
-	b->rtt_ms = b->rtt_ms < 0 ? s->rtt_ms : RTT_ALPHA * s->rtt_ms + (1 - RTT_ALPHA) * b->rtt_ms;
-	stats_observe(&b->rtt_hist, (int64_t)(s->rtt_ms * 1000));
-	b->rtt_sum_us += (uint64_t)(s->rtt_ms * 1000);
-	b->lsn = s->lsn;
-	b->probed_ms = now_ms();
-	b->replay_lag_ms = s->lag_ms;
-	b->timeline = s->timeline;
-
-	if (b->role != s->role) {
-		/* Routing ignores backends not up: their first role is told when they come up. */
-		if (b->state == BACKEND_UP) {
-			log_warn("backend %s: %s -> %s (timeline %" PRIu32 ")", b->name,
-				 backend_role_name(b->role), backend_role_name(s->role),
-				 s->timeline);
-			is_changed = true;
-		}
-		b->role = s->role;
-		b->last_change_ms = now_ms();
-	}
-	/*
-	 * A waking backend that accepts a login is up at once: rise counting
-	 * guards against flapping, and clients are waiting for this very answer.
-	 */
-	if (b->state == BACKEND_WAKING)
-		wake_note_up(b);
-	if (b->state != BACKEND_UP && (b->state == BACKEND_WAKING ||
-				       b->consecutive_successes >= health.cfg->health_rise_count)) {
-		log_info("backend %s: %s -> up (%s, timeline %" PRIu32 ")", b->name,
-			 backend_state_name(b->state), backend_role_name(b->role), b->timeline);
-		b->state = BACKEND_UP;
-		b->last_error[0] = '\0';
-		b->last_change_ms = now_ms();
-		is_changed = true;
-	}
-	if (topology_reconcile(health.topo) || is_changed)
-		topology_notify(health.topo);
-}
 
 /*
  * Whether the error says nothing listens at the backend's address: a stopped
@@ -204,41 +145,12 @@ static bool is_unreachable(const char *error)
 	return false;
 }
 
-static void backend_record_failure(struct backend *b)
+static struct health_probe *probe_of(const struct backend *b)
 {
-	/* A first answer, even a failure, can unblock writes (see topology_primary). */
-	bool was_unheard = backend_is_unheard(b);
-	/* A backend we can start is asleep when nothing listens, not down. */
-	enum backend_state failed =
-		b->can_wake && is_unreachable(b->last_error) ? BACKEND_ASLEEP : BACKEND_DOWN;
-
-	b->consecutive_successes = 0;
-	if (b->consecutive_failures < INT_MAX)
-		b->consecutive_failures++;
-	if (b->state == BACKEND_WAKING) {
-		/* Expected until it is started; wake_timeout decides when to give up. */
-		log_debug("backend %s: not awake yet: %s", b->name, b->last_error);
-		return;
-	}
-	if (b->state == failed)
-		return; /* already said; last_error keeps the latest reason */
-	/* From down to asleep or back, the failures were already counted. */
-	if (b->state != BACKEND_DOWN && b->state != BACKEND_ASLEEP &&
-	    b->consecutive_failures < health.cfg->health_fail_count) {
-		log_warn("backend %s: probe failed (%d of %d): %s", b->name,
-			 b->consecutive_failures, health.cfg->health_fail_count, b->last_error);
-		if (was_unheard)
-			topology_notify(health.topo);
-		return;
-	}
-	log_warn("backend %s: %s -> %s: %s", b->name, backend_state_name(b->state),
-		 backend_state_name(failed), b->last_error);
-	b->state = failed;
-	/* A backend that comes back may be somewhere else on the network: measure afresh. */
-	b->rtt_ms = -1;
-	b->last_change_ms = now_ms();
-	topology_reconcile(health.topo);
-	topology_notify(health.topo);
+	for (struct health_probe *p = health.probes; p != NULL; p = p->next)
+		if (p->b == b)
+			return p;
+	return NULL;
 }
 
 /* Wait for what (EV_READ and/or EV_WRITE) on the connection's current socket. */
@@ -295,20 +207,21 @@ static void probe_end(struct health_probe *p)
 static void probe_failf(struct health_probe *p, const char *fmt, ...)
 {
 	char reason[sizeof(p->b->last_error)];
+	char line[sizeof(p->b->last_error)];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(reason, sizeof(reason), fmt, ap);
 	va_end(ap);
-	pq_copy_one_line(p->b->last_error, sizeof(p->b->last_error), reason);
+	pq_copy_one_line(line, sizeof(line), reason);
 	probe_close(p);
-	backend_record_failure(p->b);
+	topology_note_probe_failed(health.topo, p->b, line, is_unreachable(line));
 	probe_end(p);
 }
 
 static void probe_succeed(struct health_probe *p)
 {
-	backend_record_success(p->b, &p->sample);
+	topology_note_probe_ok(health.topo, p->b, &p->sample);
 	probe_end(p);
 }
 
@@ -326,7 +239,7 @@ static bool parse_lsn(const char *text, uint64_t *lsn)
 /* Fill p->sample from the probe query's row; false when the row is not what the query returns. */
 static bool probe_parse_row(struct health_probe *p, const PGresult *res)
 {
-	struct probe_sample *s = &p->sample;
+	struct backend_observation *s = &p->sample;
 	const char *recovery;
 	char *end;
 
@@ -818,6 +731,8 @@ static struct health_probe *probe_new(struct backend *b)
 	struct health_probe *p = xcalloc(1, sizeof(*p));
 
 	p->b = b;
+	p->next = health.probes;
+	health.probes = p;
 	p->phase = PROBE_IDLE;
 	pq_watch_init(&p->io);
 	p->next_timer = evtimer_new(health.base, probe_on_next_timer, p);
@@ -832,21 +747,22 @@ static struct health_probe *probe_new(struct backend *b)
 
 static void probe_free(struct health_probe *p)
 {
+	struct health_probe **link = &health.probes;
+
 	if (p == NULL)
 		return;
+	while (*link != p)
+		link = &(*link)->next;
+	*link = p->next;
 	probe_close(p);
 	event_free(p->next_timer);
 	event_free(p->deadline);
 	free(p);
 }
 
-/* A backend leaves the topology (reload): its probe goes with it. */
-static void health_on_remove(struct backend *b)
+void health_drop_backend(const struct backend *b)
 {
-	probe_free(b->probe);
-	b->probe = NULL;
-	if (health.prev_on_remove != NULL)
-		health.prev_on_remove(b);
+	probe_free(probe_of(b));
 }
 
 int health_start(struct event_base *base, struct topology *topo, const struct config *cfg,
@@ -857,56 +773,52 @@ int health_start(struct event_base *base, struct topology *topo, const struct co
 	health.cfg = cfg;
 	health.af = af;
 	health.is_password_note_logged = false;
-	health.prev_on_remove = topo->on_remove;
-	topo->on_remove = health_on_remove;
 	for (int i = 0; i < topo->count; i++)
-		topo->backends[i]->probe = probe_new(topo->backends[i]);
+		probe_new(topo->backends[i]);
 	return 0;
 }
 
-void health_reconfigure(struct topology *topo, const struct config *cfg, const struct auth_file *af)
+void health_reconfigure(const struct config *cfg, const struct auth_file *af)
 {
-	topology_apply_config(topo, cfg);
-	if (health.base != NULL) {
-		health.cfg = cfg;
-		health.af = af;
-		health.is_password_note_logged = false;
-		for (int i = 0; i < topo->count; i++) {
-			struct backend *b = topo->backends[i];
+	if (health.base == NULL)
+		return;
+	health.cfg = cfg;
+	health.af = af;
+	health.is_password_note_logged = false;
+	for (int i = 0; i < health.topo->count; i++) {
+		struct backend *b = health.topo->backends[i];
+		struct health_probe *p = probe_of(b);
 
-			if (b->probe == NULL) {
-				b->probe = probe_new(b);
-			} else if (b->probe->phase == PROBE_IDLE) {
-				/* health_user, health_dbname or the password may have changed. */
-				probe_close(b->probe);
-				/*
-				 * Asleep, it went unprobed: no longer so if wake=
-				 * went or probe_sleeping came on.
-				 */
-				if (b->state == BACKEND_ASLEEP &&
-				    (!b->can_wake || cfg->probe_sleeping) &&
-				    !evtimer_pending(b->probe->next_timer, NULL))
-					probe_schedule_now(b->probe);
-			} else {
-				b->probe->is_conn_stale = true;
-			}
+		if (p == NULL) {
+			probe_new(b);
+		} else if (p->phase == PROBE_IDLE) {
+			/* health_user, health_dbname or the password may have changed. */
+			probe_close(p);
+			/*
+			 * Asleep, it went unprobed: no longer so if wake= went or
+			 * probe_sleeping came on.
+			 */
+			if (b->state == BACKEND_ASLEEP && (!b->can_wake || cfg->probe_sleeping) &&
+			    !evtimer_pending(p->next_timer, NULL))
+				probe_schedule_now(p);
+		} else {
+			p->is_conn_stale = true;
 		}
 	}
-	/* A removed backend may have been the primary, or the one that fenced another. */
-	topology_reconcile(topo);
-	topology_notify(topo);
 }
 
-void health_probe_now(struct backend *b)
+void health_probe_now(const struct backend *b)
 {
+	struct health_probe *p = probe_of(b);
+
 	/* Later on the loop, not here: the caller is in the middle of its own state change. */
-	if (b->probe != NULL && b->probe->phase == PROBE_IDLE)
-		probe_schedule_now(b->probe);
+	if (p != NULL && p->phase == PROBE_IDLE)
+		probe_schedule_now(p);
 }
 
-void health_probe_waking(struct backend *b)
+void health_probe_waking(const struct backend *b)
 {
-	struct health_probe *p = b->probe;
+	struct health_probe *p = probe_of(b);
 
 	if (p == NULL)
 		return;
@@ -918,28 +830,21 @@ void health_probe_waking(struct backend *b)
 	}
 }
 
-void health_put_to_sleep(struct backend *b)
+bool health_stop_probing(const struct backend *b)
 {
-	struct health_probe *p = b->probe;
+	struct health_probe *p = probe_of(b);
 
 	/* Mid-probe: the next sweep tries again. */
 	if (p == NULL || p->phase != PROBE_IDLE)
-		return;
-	log_info("backend %s: %s -> asleep: no clients for %" PRId64 " ms", b->name,
-		 backend_state_name(b->state), health.cfg->server_idle_timeout_ms);
+		return false;
 	probe_close(p);
 	evtimer_del(p->next_timer);
-	b->state = BACKEND_ASLEEP;
-	b->last_change_ms = now_ms();
-	topology_notify(health.topo);
+	return true;
 }
 
-void health_stop(struct topology *topo)
+void health_stop(void)
 {
-	for (int i = 0; i < topo->count; i++) {
-		probe_free(topo->backends[i]->probe);
-		topo->backends[i]->probe = NULL;
-	}
-	/* on_remove stays: a hook chained after ours still needs it, and ours is harmless now. */
+	while (health.probes != NULL)
+		probe_free(health.probes);
 	health.base = NULL;
 }

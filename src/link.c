@@ -1115,18 +1115,3 @@ void link_on_backend_removed(struct backend *b)
 	}
 	pool_on_backend_removed(b);
 }
-
-static void (*prev_on_remove)(struct backend *b);
-
-static void link_on_remove(struct backend *b)
-{
-	link_on_backend_removed(b);
-	if (prev_on_remove != NULL)
-		prev_on_remove(b);
-}
-
-void link_watch_topology(struct topology *topo)
-{
-	prev_on_remove = topo->on_remove;
-	topo->on_remove = link_on_remove;
-}

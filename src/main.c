@@ -11,6 +11,7 @@
 #include "pgwing/config.h"
 #include "pgwing/discovery.h"
 #include "pgwing/health.h"
+#include "pgwing/janitor.h"
 #include "pgwing/listener.h"
 #include "pgwing/log.h"
 #include "pgwing/metrics.h"
@@ -35,9 +36,6 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#if defined(HAVE_MALLOC_TRIM) && defined(HAVE_MALLINFO2)
-#include <malloc.h>
-#endif
 #ifdef HAVE_LIBSYSTEMD
 #include <systemd/sd-daemon.h>
 #include <time.h>
@@ -49,48 +47,6 @@ static struct runtime rt;
 #define DRAIN_CHECK_MS 200
 
 static struct event *drain_timer;
-
-#if defined(HAVE_MALLOC_TRIM) && defined(HAVE_MALLINFO2)
-/* How often to look whether malloc holds more free memory than it hands out. */
-#define TRIM_CHECK_MS 2000
-
-static struct event *trim_timer;
-
-/*
- * When a crowd of clients leaves, the memory of their buffers stays in malloc's
- * heap, pinned there by whatever was allocated after it (a pooled server, a
- * later client), and RSS stays at the peak. Once more of the heap is free than
- * in use, give the free pages back. Pages given back before cost only a walk
- * over the free chunks, which a heap that big in free space has few of.
- */
-static void trim_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *arg UNUSED)
-{
-	struct mallinfo2 mi = mallinfo2();
-
-	if (mi.fordblks > mi.uordblks)
-		malloc_trim(0);
-}
-
-static void trim_start(void)
-{
-	trim_timer = CHECK_ALLOC(event_new(rt.base, -1, EV_PERSIST, trim_cb, NULL));
-	timer_add_ms(trim_timer, TRIM_CHECK_MS);
-}
-
-static void trim_stop(void)
-{
-	if (trim_timer != NULL)
-		event_free(trim_timer);
-}
-#else
-static void trim_start(void)
-{
-}
-
-static void trim_stop(void)
-{
-}
-#endif
 
 /*
  * Tell systemd (Type=notify) where the process is: READY=1 once the listeners
@@ -247,8 +203,8 @@ static void reload_config(void)
 	rt.auth = af;
 	config_free(rt.cfg);
 	rt.cfg = cfg;
-	/* Applies the backends to the topology and notifies, as well as re-probing. */
-	health_reconfigure(rt.topo, rt.cfg, rt.auth);
+	janitor_reconfigure(rt.cfg);
+	runtime_apply_backends();
 	/* auth_user, auth_query or the file's users may have changed: look up afresh. */
 	auth_query_forget();
 	discovery_reconfigure(rt.cfg);
@@ -256,10 +212,55 @@ static void reload_config(void)
 	link_on_topology_change(NULL);
 }
 
+/*
+ * b left the topology: every module that may hold a pointer to it lets go, in
+ * this order, before it is freed. Its wake is given up and its probe closed
+ * first, so that nothing reports on it any more; then the link has the servers
+ * that clients hold forget it (their sessions move when idle) and its pooled
+ * idle servers close.
+ */
+static void drop_backend(struct backend *b)
+{
+	wake_drop_backend(b);
+	health_drop_backend(b);
+	link_on_backend_removed(b);
+}
+
+void runtime_apply_backends(void)
+{
+	struct backend_list removed = topology_apply_config(rt.topo, rt.cfg);
+
+	for (int i = 0; i < removed.count; i++)
+		drop_backend(removed.items[i]);
+	topology_free_removed(&removed);
+	/* New backends get probes, the others reconnect with the new settings. */
+	health_reconfigure(rt.cfg, rt.auth);
+	/* A removed backend may have been the primary, or the one that fenced another. */
+	topology_reconcile(rt.topo);
+	topology_notify(rt.topo);
+}
+
+/*
+ * The topology's one subscriber: each module hears of a change in this order.
+ * Wakes that ended are settled first (their counters, before anything reads
+ * them); a failed wake's waiters get its error before the link looks for
+ * servers again, or they would wait for another wake; then the link ends,
+ * releases, moves and serves clients; then discovery looks again if a
+ * backend went down.
+ */
+static void on_topology_change(const struct topology_change *change)
+{
+	wake_note_topology_change();
+	if (change->wake_failed != NULL)
+		pool_fail_wake_waiters(change->wake_failed, change->wake_error);
+	link_on_topology_change(NULL);
+	discovery_note_topology_change();
+}
+
 /* Discovery changed the backends: applied as a reload applies [backends]. */
 static void apply_discovered(void)
 {
-	health_reconfigure(rt.topo, rt.cfg, rt.auth);
+	runtime_apply_backends();
 	link_on_topology_change(NULL);
 }
 
@@ -482,9 +483,8 @@ int main(int argc, char **argv)
 	rt.topo = topology_new(rt.cfg);
 	if (rt.dns == NULL && rt.cfg->dns_nameserver[0] != '\0')
 		goto out;
-	rt.topo->on_change = link_on_topology_change;
+	rt.topo->on_change = on_topology_change;
 	modules_init();
-	link_watch_topology(rt.topo);
 
 	if (listener_start(rt.base, rt.cfg) < 0)
 		goto out;
@@ -506,20 +506,20 @@ int main(int argc, char **argv)
 	if (stats_start(rt.base) < 0 || metrics_start(rt.base, rt.cfg) < 0 ||
 	    wake_start(rt.base, rt.topo) < 0)
 		goto out_stats;
+	janitor_start(rt.base, rt.topo, rt.cfg);
 	discovery_start(rt.base, rt.dns, rt.topo, rt.cfg, apply_discovered);
-	trim_start();
 	log_info("pgwing %s started", PACKAGE_VERSION);
 	notify_systemd("READY=1");
 
 	event_base_dispatch(rt.base);
 	rc = 0;
-	trim_stop();
 out_stats:
+	janitor_stop();
 	discovery_stop();
 	wake_stop();
 	metrics_stop();
 	stats_stop();
-	health_stop(rt.topo);
+	health_stop();
 	auth_query_stop();
 out_signals:
 	for (size_t i = 0; i < ARRAY_SIZE(signos); i++)

@@ -89,7 +89,7 @@ static void server_free(struct server *sv)
 	sv->ops->gone(sv);
 	sv->owner = NULL;
 	if (sv->backend != NULL)
-		sv->backend->nclients--;
+		topology_note_server_closed(sv->backend);
 	sv->backend = NULL;
 	sv->state = SV_CLOSING;
 	if (sv->timer != NULL)
@@ -216,7 +216,7 @@ struct server *server_connect(struct backend *b, const struct server_login *logi
 		log_error("cannot create server connection: out of memory");
 		abort();
 	}
-	b->nclients++;
+	topology_note_server_opened(b);
 	return sv;
 }
 

@@ -25,11 +25,6 @@ void stats_init(const struct runtime *runtime)
 	rt = runtime;
 }
 
-const int64_t stats_bucket_bounds_us[STATS_BUCKETS] = {
-	100,    500,     1000,    5000,     10000,    50000,    100000,
-	500000, 1000000, 5000000, 10000000, 30000000, 60000000,
-};
-
 struct stats_events stats_events;
 
 /* What the previous snapshot saw of one database and target, and the averages since. */

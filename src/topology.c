@@ -1,14 +1,21 @@
 /*
- * The registry of backends. Nothing here decides a role: roles, states, LSNs
- * and RTTs come only from health probes. What topology adds is the view across
- * backends: which primary wins when two claim the role, and how far each
- * replica is behind it.
+ * The registry of backends and their state machine. Nothing here observes a
+ * backend: roles, LSNs and RTTs come only from health probes, wakes from
+ * wake.c, idleness from the idle sweep. What topology adds is the rules: when a
+ * backend is up, down, asleep or waking (the only place that changes it, and
+ * logs it), and the view across backends: which primary wins when two claim
+ * the role, and how far each replica is behind it.
  */
 #include "pgwing/topology.h"
 #include "pgwing/log.h"
 
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Weight of the newest RTT sample: smooths jitter, still follows a real change within ~5 probes. */
+#define RTT_ALPHA 0.3
 
 static bool str_equal_or_both_null(const char *a, const char *b)
 {
@@ -60,6 +67,7 @@ struct topology *topology_new(const struct config *cfg)
 
 	topo->epoch = 1;
 
+	/* A new topology has nothing to drop. */
 	topology_apply_config(topo, cfg);
 	return topo;
 }
@@ -168,12 +176,15 @@ static void replica_update_lag(struct topology *topo, struct backend *b, int64_t
 	b->lag_ms = lag_ms < 0 || lag_ms >= b->replay_lag_ms ? lag_ms : b->replay_lag_ms;
 }
 
-void topology_apply_config(struct topology *topo, const struct config *cfg)
+struct backend_list topology_apply_config(struct topology *topo, const struct config *cfg)
 {
 	struct backend **old = topo->backends;
 	int nold = topo->count;
 	int nall = cfg->nbackends + topo->ndiscovered;
+	struct backend_list removed = {.items = NULL, .count = 0};
 
+	topo->rise_count = cfg->health_rise_count;
+	topo->fail_count = cfg->health_fail_count;
 	/* The new array follows the file's order: the router breaks ties by position. */
 	topo->backends = xcalloc(nall > 0 ? nall : 1, sizeof(struct backend *));
 	topo->count = 0;
@@ -201,16 +212,28 @@ void topology_apply_config(struct topology *topo, const struct config *cfg)
 		b->can_wake = bc->wake != NULL;
 		topo->backends[topo->count++] = b;
 	}
+	/* What is left of old was dropped: handed back in its order, for the caller to release. */
 	for (int j = 0; j < nold; j++) {
 		if (old[j] == NULL)
 			continue;
 		if (old[j] == topo->history_of)
 			topology_reset_history(topo, NULL);
-		if (topo->on_remove != NULL)
-			topo->on_remove(old[j]);
-		backend_free(old[j]);
+		old[removed.count++] = old[j];
 	}
-	free(old);
+	if (removed.count > 0)
+		removed.items = old;
+	else
+		free(old);
+	return removed;
+}
+
+void topology_free_removed(struct backend_list *removed)
+{
+	for (int i = 0; i < removed->count; i++)
+		backend_free(removed->items[i]);
+	free(removed->items);
+	removed->items = NULL;
+	removed->count = 0;
 }
 
 void topology_free(struct topology *topo)
@@ -347,11 +370,172 @@ bool topology_reconcile(struct topology *topo)
 	return is_changed;
 }
 
-void topology_notify(struct topology *topo)
+/* Bump the epoch and tell the subscriber, with what change says besides. */
+static void topology_announce(struct topology *topo, const struct topology_change *change)
 {
 	topo->epoch++;
 	if (topo->on_change != NULL)
-		topo->on_change(topo->on_change_arg);
+		topo->on_change(change);
+}
+
+void topology_notify(struct topology *topo)
+{
+	static const struct topology_change nothing_more;
+
+	topology_announce(topo, &nothing_more);
+}
+
+/* Every change of state goes through here: when it happened is what SHOW BACKENDS tells. */
+static void backend_set_state(struct backend *b, enum backend_state state)
+{
+	b->state = state;
+	b->last_change_ms = now_ms();
+}
+
+/*
+ * A waking backend answered: the wake is over. Its idle time starts now, not
+ * before it slept, or the next sweep would put it back to sleep before an
+ * auth_query lookup (which retries, unlike pool waiters, who are told at
+ * once) gets to it.
+ */
+static void backend_note_woken(struct backend *b)
+{
+	b->last_wake_ms = now_ms() - b->wake_started_ms;
+	b->unused_since_ms = 0;
+	log_info("backend %s: woke up in %" PRId64 " ms", b->name, b->last_wake_ms);
+}
+
+void topology_note_probe_ok(struct topology *topo, struct backend *b,
+			    const struct backend_observation *obs)
+{
+	/* A first answer can unblock writes (see topology_primary) or fence a primary. */
+	bool is_changed = backend_is_unheard(b);
+
+	b->consecutive_failures = 0;
+	if (b->consecutive_successes < INT_MAX)
+		b->consecutive_successes++;
+	b->rtt_ms =
+		b->rtt_ms < 0 ? obs->rtt_ms : RTT_ALPHA * obs->rtt_ms + (1 - RTT_ALPHA) * b->rtt_ms;
+	stats_observe(&b->rtt_hist, (int64_t)(obs->rtt_ms * 1000));
+	b->rtt_sum_us += (uint64_t)(obs->rtt_ms * 1000);
+	b->lsn = obs->lsn;
+	b->probed_ms = now_ms();
+	b->replay_lag_ms = obs->lag_ms;
+	b->timeline = obs->timeline;
+
+	if (b->role != obs->role) {
+		/* Routing ignores backends not up: their first role is told when they come up. */
+		if (b->state == BACKEND_UP) {
+			log_warn("backend %s: %s -> %s (timeline %" PRIu32 ")", b->name,
+				 backend_role_name(b->role), backend_role_name(obs->role),
+				 obs->timeline);
+			is_changed = true;
+		}
+		b->role = obs->role;
+		b->last_change_ms = now_ms();
+	}
+	/*
+	 * A waking backend that accepts a login is up at once: rise counting
+	 * guards against flapping, and clients are waiting for this very answer.
+	 */
+	if (b->state == BACKEND_WAKING)
+		backend_note_woken(b);
+	if (b->state != BACKEND_UP &&
+	    (b->state == BACKEND_WAKING || b->consecutive_successes >= topo->rise_count)) {
+		log_info("backend %s: %s -> up (%s, timeline %" PRIu32 ")", b->name,
+			 backend_state_name(b->state), backend_role_name(b->role), b->timeline);
+		backend_set_state(b, BACKEND_UP);
+		b->last_error[0] = '\0';
+		is_changed = true;
+	}
+	if (topology_reconcile(topo) || is_changed)
+		topology_notify(topo);
+}
+
+void topology_note_probe_failed(struct topology *topo, struct backend *b, const char *why,
+				bool is_unreachable)
+{
+	/* A first answer, even a failure, can unblock writes (see topology_primary). */
+	bool was_unheard = backend_is_unheard(b);
+	/* A backend we can start is asleep when nothing listens, not down. */
+	enum backend_state failed = b->can_wake && is_unreachable ? BACKEND_ASLEEP : BACKEND_DOWN;
+
+	snprintf(b->last_error, sizeof(b->last_error), "%s", why);
+	b->consecutive_successes = 0;
+	if (b->consecutive_failures < INT_MAX)
+		b->consecutive_failures++;
+	if (b->state == BACKEND_WAKING) {
+		/* Expected until it is started; wake_timeout decides when to give up. */
+		log_debug("backend %s: not awake yet: %s", b->name, b->last_error);
+		return;
+	}
+	if (b->state == failed)
+		return; /* already said; last_error keeps the latest reason */
+	/* From down to asleep or back, the failures were already counted. */
+	if (b->state != BACKEND_DOWN && b->state != BACKEND_ASLEEP &&
+	    b->consecutive_failures < topo->fail_count) {
+		log_warn("backend %s: probe failed (%d of %d): %s", b->name,
+			 b->consecutive_failures, topo->fail_count, b->last_error);
+		if (was_unheard)
+			topology_notify(topo);
+		return;
+	}
+	log_warn("backend %s: %s -> %s: %s", b->name, backend_state_name(b->state),
+		 backend_state_name(failed), b->last_error);
+	backend_set_state(b, failed);
+	/* A backend that comes back may be somewhere else on the network: measure afresh. */
+	b->rtt_ms = -1;
+	topology_reconcile(topo);
+	topology_notify(topo);
+}
+
+bool topology_note_wake_started(struct topology *topo UNUSED, struct backend *b)
+{
+	if (b->state != BACKEND_ASLEEP)
+		return false;
+	log_info("backend %s: asleep -> waking", b->name);
+	backend_set_state(b, BACKEND_WAKING);
+	b->wake_started_ms = b->last_change_ms;
+	return true;
+}
+
+void topology_note_wake_timed_out(struct topology *topo, struct backend *b, int64_t waited_ms,
+				  const char *why)
+{
+	const struct topology_change change = {.wake_failed = b, .wake_error = why};
+
+	log_warn("backend %s: did not wake within %" PRId64 " ms: asleep again", b->name,
+		 waited_ms);
+	backend_set_state(b, BACKEND_ASLEEP);
+	topology_announce(topo, &change);
+}
+
+void topology_note_asleep(struct topology *topo, struct backend *b, const char *why)
+{
+	log_info("backend %s: %s -> asleep: %s", b->name, backend_state_name(b->state), why);
+	backend_set_state(b, BACKEND_ASLEEP);
+	topology_notify(topo);
+}
+
+void topology_note_server_opened(struct backend *b)
+{
+	b->nclients++;
+}
+
+void topology_note_server_closed(struct backend *b)
+{
+	b->nclients--;
+}
+
+int64_t topology_note_unused(struct backend *b, int64_t now)
+{
+	if (b->nclients > 0) {
+		b->unused_since_ms = 0;
+		return -1;
+	}
+	if (b->unused_since_ms == 0)
+		b->unused_since_ms = now;
+	return now - b->unused_since_ms;
 }
 
 const char *backend_role_name(enum backend_role role)

@@ -2,8 +2,10 @@
  * Waking stopped backends. A wake is one attempt per backend at a time: the
  * first client that needs an asleep backend starts it, later ones find it
  * waking and just wait in their pool's queue. The wake is over when health
- * sees the backend accept a login (wake_note_up) or at wake_timeout, when the
- * waiting clients get an error and the backend is asleep again.
+ * sees the backend accept a login (topology makes it up, and
+ * wake_note_topology_change lets the job go) or at wake_timeout, when the
+ * backend is asleep again and its waiting clients get the job's last error
+ * (topology_note_wake_timed_out). Wake only reports: topology changes states.
  *
  * Nothing here blocks the loop: exec: commands are spawned and reaped on
  * SIGCHLD, their output is read from a pipe on the loop; http: and fly-api:
@@ -16,9 +18,7 @@
 #include "pgwing/wake.h"
 
 #include "pgwing/health.h"
-#include "pgwing/link.h"
 #include "pgwing/log.h"
-#include "pgwing/pool.h"
 #include "pgwing/runtime.h"
 #include "pgwing/stats.h"
 
@@ -56,10 +56,6 @@ extern char **environ;
 #define HTTP_RETRY_MAX_MS   5000
 /* The Machines API's wait takes at most this many seconds. */
 #define FLY_WAIT_MAX_S      60
-
-/* Idle servers and unused backends are looked for this often, at most. */
-#define SWEEP_MAX_MS 1000
-#define SWEEP_MIN_MS 100
 
 /* Which request an HTTP wake sends next. */
 enum http_step {
@@ -101,10 +97,8 @@ static struct {
 	struct event_base *base;
 	struct topology *topo;
 	struct event *sigchld;
-	struct event *sweep_timer;
 	struct wake_job *jobs;
 	struct wake_child *children;
-	void (*prev_on_remove)(struct backend *b); /* chained: see topology.h */
 } wake;
 
 static const struct backend_config *find_config(const struct backend_config *list, int n,
@@ -586,15 +580,14 @@ static void job_on_deadline(evutil_socket_t fd UNUSED, short what UNUSED, void *
 {
 	struct wake_job *job = arg;
 	struct backend *b = job->b;
+	char *why = job->error; /* for the waiting clients, told as topology announces it */
 
-	log_warn("backend %s: did not wake within %" PRId64 " ms: asleep again", b->name,
-		 rt->cfg->wake_timeout_ms);
-	stats_events.wakes_failed++;
-	b->state = BACKEND_ASLEEP;
-	b->last_change_ms = now_ms();
-	pool_fail_wake_waiters(b, job->error);
+	/* Gone before it is announced: whoever the announcement wakes again gets a new job. */
+	job->error = NULL;
 	job_free(job);
-	topology_notify(wake.topo);
+	stats_events.wakes_failed++;
+	topology_note_wake_timed_out(wake.topo, b, rt->cfg->wake_timeout_ms, why);
+	free(why);
 }
 
 void wake_backend(struct backend *b)
@@ -603,12 +596,8 @@ void wake_backend(struct backend *b)
 	const char *spec = backend_wake_spec(b, &auth_env);
 	struct wake_job *job;
 
-	if (b->state != BACKEND_ASLEEP || spec == NULL || wake.base == NULL)
+	if (spec == NULL || wake.base == NULL || !topology_note_wake_started(wake.topo, b))
 		return;
-	log_info("backend %s: asleep -> waking", b->name);
-	b->state = BACKEND_WAKING;
-	b->wake_started_ms = now_ms();
-	b->last_change_ms = b->wake_started_ms;
 
 	job = xcalloc(1, sizeof(*job));
 	job->b = b;
@@ -624,99 +613,40 @@ void wake_backend(struct backend *b)
 	health_probe_waking(b);
 }
 
-void wake_note_up(struct backend *b)
+void wake_note_topology_change(void)
 {
-	struct wake_job *job = job_find(b);
+	struct wake_job *job, *next;
 
-	if (job == NULL)
-		return;
-	b->last_wake_ms = now_ms() - b->wake_started_ms;
-	/*
-	 * Woken because something needs it: its idle time starts now, not before
-	 * it slept, or the next sweep would put it back to sleep before an
-	 * auth_query lookup (which retries, unlike pool waiters, who are told at
-	 * once) gets to it.
-	 */
-	b->unused_since_ms = 0;
-	log_info("backend %s: woke up in %" PRId64 " ms", b->name, b->last_wake_ms);
-	stats_events.wakes_ok++;
-	stats_note_wake(b->last_wake_ms * 1000);
-	job_free(job);
-}
-
-/*
- * Let backends that have had no server connection for server_idle_timeout
- * sleep: their probe goes too (unless probe_sleeping), so they can stop.
- */
-static void sleep_unused(void)
-{
-	int64_t now = now_ms();
-
-	for (int i = 0; i < wake.topo->count; i++) {
-		struct backend *b = wake.topo->backends[i];
-
-		if (b->nclients > 0) {
-			b->unused_since_ms = 0;
+	/* Health saw it accept a login and topology made it up: the wake is over. */
+	for (job = wake.jobs; job != NULL; job = next) {
+		next = job->next;
+		if (job->b->state == BACKEND_WAKING)
 			continue;
+		if (job->b->state == BACKEND_UP) {
+			stats_events.wakes_ok++;
+			stats_note_wake(job->b->last_wake_ms * 1000);
 		}
-		if (b->unused_since_ms == 0)
-			b->unused_since_ms = now;
-		/*
-		 * Without wake= a backend that stopped could not be started again, so
-		 * it is not ours to put to sleep; probe_sleeping keeps its probe.
-		 */
-		if (b->can_wake && !rt->cfg->probe_sleeping && b->state == BACKEND_UP &&
-		    rt->cfg->server_idle_timeout_ms > 0 &&
-		    now - b->unused_since_ms >= rt->cfg->server_idle_timeout_ms)
-			health_put_to_sleep(b);
+		job_free(job);
 	}
 }
 
-/* A quarter of server_idle_timeout, so an idle server is closed at most 25% late. */
-static void sweep_schedule(void)
-{
-	int64_t ms = rt->cfg->server_idle_timeout_ms / 4;
-
-	if (ms > SWEEP_MAX_MS || ms == 0)
-		ms = SWEEP_MAX_MS;
-	if (ms < SWEEP_MIN_MS)
-		ms = SWEEP_MIN_MS;
-	timer_add_ms(wake.sweep_timer, ms);
-}
-
-static void on_sweep(evutil_socket_t fd UNUSED, short what UNUSED, void *arg UNUSED)
-{
-	pool_close_idle_servers();
-	link_release_timed_out();
-	pool_collect();
-	sleep_unused();
-	sweep_schedule();
-}
-
-/* A backend leaves the topology (reload): its wake, if any, goes with it. */
-static void wake_on_remove(struct backend *b)
+void wake_drop_backend(const struct backend *b)
 {
 	struct wake_job *job = job_find(b);
 
 	if (job != NULL)
 		job_free(job);
-	if (wake.prev_on_remove != NULL)
-		wake.prev_on_remove(b);
 }
 
 int wake_start(struct event_base *base, struct topology *topo)
 {
 	wake.base = base;
 	wake.topo = topo;
-	wake.prev_on_remove = topo->on_remove;
-	topo->on_remove = wake_on_remove;
 	wake.sigchld = CHECK_ALLOC(evsignal_new(base, SIGCHLD, on_sigchld, NULL));
 	if (wake.sigchld == NULL || evsignal_add(wake.sigchld, NULL) != 0) {
 		log_error("cannot watch SIGCHLD for wake commands");
 		return -1;
 	}
-	wake.sweep_timer = CHECK_ALLOC(evtimer_new(base, on_sweep, NULL));
-	sweep_schedule();
 	return 0;
 }
 
@@ -733,10 +663,6 @@ void wake_stop(void)
 	if (wake.sigchld != NULL) {
 		event_free(wake.sigchld);
 		wake.sigchld = NULL;
-	}
-	if (wake.sweep_timer != NULL) {
-		event_free(wake.sweep_timer);
-		wake.sweep_timer = NULL;
 	}
 	wake.base = NULL;
 }

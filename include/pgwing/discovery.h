@@ -26,6 +26,8 @@ void discovery_start(struct event_base *base, struct evdns_base *dns, struct top
 		     const struct config *cfg, void (*apply)(void));
 /* After a reload: the discover= lines may have changed; look them up again now. */
 void discovery_reconfigure(const struct config *cfg);
+/* The topology changed: when another backend went down, look again at once. */
+void discovery_note_topology_change(void);
 void discovery_stop(void);
 
 #endif

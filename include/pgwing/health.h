@@ -1,6 +1,7 @@
 /*
  * Health probes: async libpq on the event loop, one persistent probe connection
- * per backend, publishing role, LSN, lag, timeline and RTT into the topology.
+ * per backend, reporting role, LSN, lag, timeline and RTT to the topology
+ * (topology_note_probe_ok, topology_note_probe_failed), which decides states.
  */
 #ifndef PGWING_HEALTH_H
 #define PGWING_HEALTH_H
@@ -18,26 +19,28 @@ struct auth_file;
 int health_start(struct event_base *base, struct topology *topo, const struct config *cfg,
 		 const struct auth_file *af);
 /*
- * After a reload: applies cfg to the topology (topology_apply_config, whose
- * on_remove hook stops the probes of dropped backends), starts probes for new
- * backends, reconnects the rest with the new settings, and notifies the
- * topology's subscriber. Call it before freeing the old config or auth file.
+ * After the topology took a new config (topology_apply_config, and every
+ * dropped backend went through health_drop_backend): starts probes for new
+ * backends and reconnects the rest with the new settings. Call it before
+ * freeing the old config or auth file.
  */
-void health_reconfigure(struct topology *topo, const struct config *cfg,
-			const struct auth_file *af);
+void health_reconfigure(const struct config *cfg, const struct auth_file *af);
+/* b leaves the topology (reload): its probe goes with it. */
+void health_drop_backend(const struct backend *b);
 /* Probe one backend now (e.g. after a server said 25006 on a "primary"). */
-void health_probe_now(struct backend *b);
+void health_probe_now(const struct backend *b);
 /*
  * A wake started, or its command finished: probe b now, then after 100 ms,
  * growing by half each time up to health_interval, until it is up.
  */
-void health_probe_waking(struct backend *b);
+void health_probe_waking(const struct backend *b);
 /*
- * b is unused and may stop (see wake.c): close its probe and stop probing
- * until a wake; b is asleep from now on.
+ * b is unused and may stop (the idle sweep): close its probe and stop
+ * probing until a wake. False when a probe is under way (try again later);
+ * true: the caller reports b asleep (topology_note_asleep).
  */
-void health_put_to_sleep(struct backend *b);
-void health_stop(struct topology *topo);
+bool health_stop_probing(const struct backend *b);
+void health_stop(void);
 
 /* The process state this module reads (the loop, the config, the topology). */
 struct runtime;

@@ -14,7 +14,6 @@
 #define PGWING_LINK_H
 
 struct backend;
-struct topology;
 
 /*
  * Topology changed (or a retry is due): end what sessions have under way on
@@ -24,8 +23,6 @@ struct topology;
 void link_on_topology_change(void *arg);
 /* b leaves the topology: servers on it stop pointing at it, pooled ones close. */
 void link_on_backend_removed(struct backend *b);
-/* Follow the topology: link_on_backend_removed for each backend a reload drops. */
-void link_watch_topology(struct topology *topo);
 /* Idle sessions of database (NULL: all) that should not keep their servers give them back. */
 void link_release_idle(const char *database);
 /* Sessions idle for server_idle_timeout give their servers back (they get one when they speak). */

@@ -27,6 +27,13 @@ struct runtime {
 
 /* Re-read the config and auth file; on any error the running config stays. */
 void runtime_reload(void);
+/*
+ * Apply rt.cfg's backends (and discovery's) to the topology: every module
+ * lets go of each dropped backend, in a stated order, before it is freed;
+ * probes follow the new settings; then the topology is reconciled and its
+ * change announced.
+ */
+void runtime_apply_backends(void);
 /* Stop accepting; then stop at once, or once the last client has left. */
 void runtime_shutdown(bool wait_for_clients);
 /*

@@ -13,10 +13,14 @@ struct pool;
 /*
  * Upper bounds (microseconds) of the buckets every duration histogram uses,
  * from a fast query to a long hold; one more bucket counts what is over them
- * (+Inf). Fixed bounds make an observation an increment in an array.
+ * (+Inf). Fixed bounds make an observation an increment in an array. Here,
+ * not in stats.c, so that pure modules (topology) observe without linking it.
  */
 #define STATS_BUCKETS 13
-extern const int64_t stats_bucket_bounds_us[STATS_BUCKETS];
+static const int64_t stats_bucket_bounds_us[STATS_BUCKETS] = {
+	100,    500,     1000,    5000,     10000,    50000,    100000,
+	500000, 1000000, 5000000, 10000000, 30000000, 60000000,
+};
 
 /* Not cumulative: bucket i counts durations in (bound i-1, bound i]; the last one the rest. */
 struct stats_histogram {

@@ -1,7 +1,10 @@
 /*
  * The single registry of backends and what the latest probes say about them.
- * Health writes it; the router and the admin console read it; pools are told
- * when it changes.
+ * Topology is the only writer of a backend's fields: health, wake, the idle sweep
+ * and the servers report what they saw (topology_note_*), topology applies the
+ * state machine, logs each transition, bumps its epoch and tells its one
+ * subscriber (the runtime), which calls each module in turn. The router, the
+ * pools and the admin console only read it.
  */
 #ifndef PGWING_TOPOLOGY_H
 #define PGWING_TOPOLOGY_H
@@ -24,8 +27,6 @@ enum backend_state {
 	BACKEND_WAKING,
 };
 
-struct health_probe;
-
 struct backend {
 	char *name;
 	char *host;
@@ -44,7 +45,7 @@ struct backend {
 	int64_t lag_bytes;     /* replica: behind the primary's latest probed LSN; -1 unknown */
 	int64_t lag_ms;        /* replica: staleness bound (topology_reconcile); -1 unknown */
 	double rtt_ms;         /* smoothed probe round trip; < 0 unknown */
-	int nclients;          /* clients currently routed here (router's tie-break) */
+	int nclients;          /* server connections to it (router's tie-break) */
 	int consecutive_failures;
 	int consecutive_successes;
 	char last_error[256];
@@ -59,8 +60,31 @@ struct backend {
 	/* Every successful probe's round trip as it was, for the metrics. */
 	struct stats_histogram rtt_hist;
 	uint64_t rtt_sum_us;
+};
 
-	struct health_probe *probe; /* owned by health.c */
+/* What one successful probe saw (health's report to topology_note_probe_ok). */
+struct backend_observation {
+	enum backend_role role;
+	uint64_t lsn;      /* current WAL on a primary, replay LSN on a replica; 0 unknown */
+	int64_t lag_ms;    /* a replica's own replay delay; -1 unknown */
+	uint32_t timeline; /* 0 unknown */
+	double rtt_ms;     /* the probe query's round trip */
+};
+
+/*
+ * What a notification carries besides "something changed": the subscriber
+ * acts on it before the general change (a failed wake's waiters get its error
+ * rather than another wait).
+ */
+struct topology_change {
+	const struct backend *wake_failed; /* its wake timed out; NULL: none */
+	const char *wake_error;            /* that wake's last failure; NULL: unknown */
+};
+
+/* Backends a reload took out of the topology, still allocated (topology_free_removed). */
+struct backend_list {
+	struct backend **items;
+	int count;
 };
 
 /*
@@ -104,16 +128,15 @@ struct topology {
 	 * holds until it moves. Never 0, so 0 can mean "never decided".
 	 */
 	uint64_t epoch;
-	/* Called after any change of role or state, so pools can release or move clients. */
-	void (*on_change)(void *arg);
-	void *on_change_arg;
 	/*
-	 * Called for each backend apply_config drops, before freeing it, so that
-	 * nothing keeps a pointer to it (health stops its probe). Several modules
-	 * may subscribe: each saves the previous value and calls it, as
-	 * PostgreSQL's hooks do.
+	 * The one subscriber, called after any change of role or state: the
+	 * runtime, which tells each module in an order it states (pools release
+	 * or move clients, discovery looks again). Never a chain.
 	 */
-	void (*on_remove)(struct backend *b);
+	void (*on_change)(const struct topology_change *change);
+	/* health_rise_count and health_fail_count, as of the last topology_apply_config. */
+	int rise_count;
+	int fail_count;
 	/* What discovery found, applied after the config's own backends (owned here). */
 	struct backend_config *discovered;
 	int ndiscovered;
@@ -123,10 +146,13 @@ struct topology *topology_new(const struct config *cfg);
 /*
  * Reload: keeps the state of backends whose name and address are unchanged,
  * drops removed ones and treats a changed address as a new backend (its state
- * was about another server). Dropped backends go through on_remove, then
- * are freed.
+ * was about another server). Returns the dropped backends, out of the topology
+ * but not freed: the caller has every module let go of each, then calls
+ * topology_free_removed. Neither reconciles nor notifies.
  */
-void topology_apply_config(struct topology *topo, const struct config *cfg);
+struct backend_list topology_apply_config(struct topology *topo, const struct config *cfg);
+/* Free what topology_apply_config returned, once nothing points to those backends. */
+void topology_free_removed(struct backend_list *removed);
 /*
  * Replace the discovered backends (taking list, which must be malloc'ed, and
  * its strings) for the next topology_apply_config: they outlive reloads, and a
@@ -152,8 +178,48 @@ bool backend_is_unheard(const struct backend *b);
  * ambiguity changed, which the pools must hear about.
  */
 bool topology_reconcile(struct topology *topo);
-/* Tell the subscriber something changed. */
+/* Bump the epoch and tell the subscriber something changed. */
 void topology_notify(struct topology *topo);
+
+/*
+ * The state machine's inputs. Each applies the transition rules, logs the
+ * transition, and notifies when routing may change.
+ *
+ * A probe succeeded: records what it saw; a backend comes up after
+ * health_rise_count successes (a waking one at its first: clients wait for it).
+ */
+void topology_note_probe_ok(struct topology *topo, struct backend *b,
+			    const struct backend_observation *obs);
+/*
+ * A probe failed for why: a backend goes down after health_fail_count in a
+ * row, or asleep when is_unreachable (nothing listens) and it can be woken.
+ * A waking one stays waking: its wake_timeout decides.
+ */
+void topology_note_probe_failed(struct topology *topo, struct backend *b, const char *why,
+				bool is_unreachable);
+/*
+ * A wake starts: an asleep backend goes waking (true); any other is left as it
+ * is (false), which is what makes concurrent clients share one wake. Not
+ * notified: routing treats waking as asleep, and the caller is a pool in the
+ * middle of its own change.
+ */
+bool topology_note_wake_started(struct topology *topo, struct backend *b);
+/*
+ * The wake of b did not end within waited_ms: asleep again; the subscriber
+ * hears why (NULL: unknown) with the change.
+ */
+void topology_note_wake_timed_out(struct topology *topo, struct backend *b, int64_t waited_ms,
+				  const char *why);
+/* b stopped being probed (the idle sweep found it unused, see why): asleep. */
+void topology_note_asleep(struct topology *topo, struct backend *b, const char *why);
+/* A server connection to b opens or closes. */
+void topology_note_server_opened(struct backend *b);
+void topology_note_server_closed(struct backend *b);
+/*
+ * How long b has had no server connection as of now (0 from this first
+ * sweep that sees it so); -1 while it has some.
+ */
+int64_t topology_note_unused(struct backend *b, int64_t now);
 
 const char *backend_role_name(enum backend_role role);
 const char *backend_state_name(enum backend_state state);

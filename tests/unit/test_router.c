@@ -599,10 +599,17 @@ static void test_should_move_off_a_removed_backend(void **state)
 static int nremoved;
 static char removed_names[64];
 
-static void count_removed(struct backend *b)
+/* Apply cfg as a reload does, noting the backends it drops before freeing them. */
+static void apply(struct topology *topo, const struct config *cfg)
 {
-	nremoved++;
-	strncat(removed_names, b->name, sizeof(removed_names) - strlen(removed_names) - 1);
+	struct backend_list removed = topology_apply_config(topo, cfg);
+
+	for (int i = 0; i < removed.count; i++) {
+		nremoved++;
+		strncat(removed_names, removed.items[i]->name,
+			sizeof(removed_names) - strlen(removed_names) - 1);
+	}
+	topology_free_removed(&removed);
 }
 
 static void test_apply_config_keeps_state_of_unchanged_backends(void **state UNUSED)
@@ -639,9 +646,8 @@ static void test_apply_config_keeps_state_of_unchanged_backends(void **state UNU
 		{.name = "pg2", .host = "10.0.0.2", .port = 6432, .region = "ams"},
 	};
 	cfg.backends = next;
-	topo->on_remove = count_removed;
-	topology_apply_config(topo, &cfg);
-	/* The moved pg2 and the dropped pg3 are announced before they are freed. */
+	apply(topo, &cfg);
+	/* The moved pg2 and the dropped pg3 are handed back before they are freed. */
 	assert_int_equal(nremoved, 2);
 	assert_string_equal(removed_names, "pg2pg3");
 
@@ -683,7 +689,7 @@ static void test_discovered_backends_follow_the_config_ones(void **state UNUSED)
 	discovered(list, 0, "m1", "fdaa::1", "fra");
 	discovered(list, 1, "pg1", "fdaa::9", "fra");
 	topology_set_discovered(topo, list, 2);
-	topology_apply_config(topo, &cfg);
+	apply(topo, &cfg);
 	assert_int_equal(topo->count, 2);
 	assert_string_equal(topo->backends[0]->host, "10.0.0.1");
 	m1 = topo->backends[1];
@@ -692,25 +698,156 @@ static void test_discovered_backends_follow_the_config_ones(void **state UNUSED)
 	m1->state = BACKEND_UP;
 
 	/* A reload (the same config applied again) keeps it, state and all. */
-	topology_apply_config(topo, &cfg);
+	apply(topo, &cfg);
 	assert_ptr_equal(topology_find(topo, "m1"), m1);
 	assert_int_equal(m1->state, BACKEND_UP);
 
-	/* A new region is the same backend; an empty set drops it through on_remove. */
+	/* A new region is the same backend; an empty set drops it. */
 	list = calloc(1, sizeof(*list));
 	discovered(list, 0, "m1", "fdaa::1", "ams");
 	topology_set_discovered(topo, list, 1);
-	topology_apply_config(topo, &cfg);
+	apply(topo, &cfg);
 	assert_ptr_equal(topology_find(topo, "m1"), m1);
 	assert_string_equal(m1->region, "ams");
 	nremoved = 0;
 	removed_names[0] = '\0';
-	topo->on_remove = count_removed;
 	topology_set_discovered(topo, NULL, 0);
-	topology_apply_config(topo, &cfg);
+	apply(topo, &cfg);
 	assert_int_equal(nremoved, 1);
 	assert_string_equal(removed_names, "m1");
 	assert_int_equal(topo->count, 1);
+	topology_free(topo);
+}
+
+/* The state machine: what topology makes of health's and wake's reports. */
+static int nchanges;
+static const struct backend *last_wake_failed;
+static const char *last_wake_error;
+
+static void count_change(const struct topology_change *change)
+{
+	nchanges++;
+	last_wake_failed = change->wake_failed;
+	last_wake_error = change->wake_error;
+}
+
+static const struct backend_observation primary_seen = {
+	.role = ROLE_PRIMARY, .lsn = 100, .lag_ms = 0, .timeline = 1, .rtt_ms = 2.0};
+
+static struct topology *machine(struct backend_config *bc, int rise, int fail)
+{
+	struct config cfg = {.backends = bc,
+			     .nbackends = 1,
+			     .health_rise_count = rise,
+			     .health_fail_count = fail};
+	struct topology *topo = topology_new(&cfg);
+
+	topo->on_change = count_change;
+	nchanges = 0;
+	last_wake_failed = NULL;
+	last_wake_error = NULL;
+	return topo;
+}
+
+static void test_up_after_rise_count_successes(void **state UNUSED)
+{
+	struct backend_config bc = {.name = "pg1", .host = "10.0.0.1", .port = 5432, .region = ""};
+	struct topology *topo = machine(&bc, 2, 2);
+	struct backend *b = topo->backends[0];
+	uint64_t epoch = topo->epoch;
+
+	/* The first answer is news even before the backend is up: it may unblock writes. */
+	topology_note_probe_ok(topo, b, &primary_seen);
+	assert_int_equal(b->state, BACKEND_UNKNOWN);
+	assert_int_equal(b->role, ROLE_PRIMARY);
+	assert_int_equal(nchanges, 1);
+	topology_note_probe_ok(topo, b, &primary_seen);
+	assert_int_equal(b->state, BACKEND_UP);
+	assert_int_equal(nchanges, 2);
+	assert_true(topo->epoch > epoch);
+	assert_true(b->rtt_ms == 2.0);
+	assert_int_equal(b->lsn, 100);
+	assert_ptr_equal(topology_primary(topo), b);
+	assert_null(last_wake_failed);
+	topology_free(topo);
+}
+
+static void test_down_after_fail_count_failures(void **state UNUSED)
+{
+	struct backend_config bc = {.name = "pg1", .host = "10.0.0.1", .port = 5432, .region = ""};
+	struct topology *topo = machine(&bc, 1, 2);
+	struct backend *b = topo->backends[0];
+
+	topology_note_probe_ok(topo, b, &primary_seen);
+	assert_int_equal(b->state, BACKEND_UP);
+	nchanges = 0;
+	/* One slow answer does not take it out. */
+	topology_note_probe_failed(topo, b, "timed out", false);
+	assert_int_equal(b->state, BACKEND_UP);
+	assert_int_equal(nchanges, 0);
+	assert_string_equal(b->last_error, "timed out");
+	topology_note_probe_failed(topo, b, "Connection refused", true);
+	assert_int_equal(b->state, BACKEND_DOWN);
+	assert_int_equal(nchanges, 1);
+	assert_true(b->rtt_ms < 0);
+	assert_null(topology_primary(topo));
+	/* Back up: the error goes. */
+	topology_note_probe_ok(topo, b, &primary_seen);
+	assert_int_equal(b->state, BACKEND_UP);
+	assert_string_equal(b->last_error, "");
+	topology_free(topo);
+}
+
+static void test_wake_cycle(void **state UNUSED)
+{
+	struct backend_config bc = {
+		.name = "pg1", .host = "10.0.0.1", .port = 5432, .region = "", .wake = "exec:true"};
+	struct topology *topo = machine(&bc, 3, 2);
+	struct backend *b = topo->backends[0];
+
+	/* Nothing listens at a backend that can be woken: asleep, not down. */
+	topology_note_probe_failed(topo, b, "Connection refused", true);
+	topology_note_probe_failed(topo, b, "Connection refused", true);
+	assert_int_equal(b->state, BACKEND_ASLEEP);
+	/* Only an asleep backend starts a wake: the second client shares the first one's. */
+	assert_true(topology_note_wake_started(topo, b));
+	assert_int_equal(b->state, BACKEND_WAKING);
+	assert_false(topology_note_wake_started(topo, b));
+	/* Not awake yet is no failure that counts: wake_timeout decides. */
+	topology_note_probe_failed(topo, b, "Connection refused", true);
+	assert_int_equal(b->state, BACKEND_WAKING);
+	/* It timed out: asleep again, and the subscriber hears why. */
+	nchanges = 0;
+	topology_note_wake_timed_out(topo, b, 3000, "HTTP 500");
+	assert_int_equal(b->state, BACKEND_ASLEEP);
+	assert_int_equal(nchanges, 1);
+	assert_ptr_equal(last_wake_failed, b);
+	assert_string_equal(last_wake_error, "HTTP 500");
+	/* Woken again: up at its first answer, whatever health_rise_count says. */
+	assert_true(topology_note_wake_started(topo, b));
+	topology_note_probe_ok(topo, b, &primary_seen);
+	assert_int_equal(b->state, BACKEND_UP);
+	assert_true(b->last_wake_ms >= 0);
+	assert_int_equal(b->unused_since_ms, 0);
+	/* The idle sweep found it unused: asleep. */
+	topology_note_asleep(topo, b, "no clients for 1000 ms");
+	assert_int_equal(b->state, BACKEND_ASLEEP);
+	topology_free(topo);
+}
+
+static void test_unused_time_counts_from_the_last_server(void **state UNUSED)
+{
+	struct backend_config bc = {.name = "pg1", .host = "10.0.0.1", .port = 5432, .region = ""};
+	struct topology *topo = machine(&bc, 1, 1);
+	struct backend *b = topo->backends[0];
+
+	topology_note_server_opened(b);
+	assert_int_equal(b->nclients, 1);
+	assert_int_equal(topology_note_unused(b, 1000), -1);
+	topology_note_server_closed(b);
+	assert_int_equal(b->nclients, 0);
+	assert_int_equal(topology_note_unused(b, 2000), 0);
+	assert_int_equal(topology_note_unused(b, 2500), 500);
 	topology_free(topo);
 }
 
@@ -833,6 +970,10 @@ int main(void)
 		cmocka_unit_test(test_apply_config_keeps_state_of_unchanged_backends),
 		cmocka_unit_test(test_discovered_backends_follow_the_config_ones),
 		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_up_after_rise_count_successes),
+		cmocka_unit_test(test_down_after_fail_count_failures),
+		cmocka_unit_test(test_wake_cycle),
+		cmocka_unit_test(test_unused_time_counts_from_the_last_server),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
