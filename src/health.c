@@ -422,9 +422,9 @@ static enum auth_verdict probe_vet_auth(struct health_probe *p, char *err, size_
 		if (r.has_failed)
 			break;
 		/* libpq ends this attempt with the server's error: what follows is not read. */
-		if (type == 'E')
+		if (type == PqMsg_ErrorResponse)
 			return AUTH_LET_LIBPQ_READ;
-		if (type != 'R') {
+		if (type != PqMsg_AuthenticationRequest) {
 			snprintf(err, errlen,
 				 "server sent message type 0x%02x while authenticating", type);
 			return AUTH_REFUSE;

@@ -158,7 +158,7 @@ bool router_should_move(const struct topology *topo, const struct config *cfg, e
 	 * or fenced primary, or a fallback after a replica came back, is not.
 	 */
 	if (b == NULL)
-		return true; /* its backend was removed by a reload (see topology's on_remove) */
+		return true; /* its backend was removed by a reload (link_on_backend_removed) */
 	if (target == TARGET_RO && is_ro_candidate(b, cfg))
 		return false;
 	return router_pick(topo, cfg, target) != b;
