@@ -103,6 +103,8 @@ static void extended(struct xact *x, struct session_state **st, char type, const
 		xact_note_statement(x, st, type, (const uint8_t *)body, len);
 }
 
+/* A Parse body written out whole (name, text, no parameter types), without the literal's NUL. */
+#define PARSE(body) body, sizeof(body) - 1
 /* Bind of statement to the unnamed portal, no parameters, text results. */
 #define BIND(stmt) "\0" stmt "\0\0\0\0\0\0\0", sizeof(stmt) + 7
 #define EXECUTE    "\0\0\0\0\0", 5
@@ -113,20 +115,20 @@ static void test_retry_extended(void **state UNUSED)
 	struct xact x = {0};
 
 	/* Parse/Bind/Execute/Sync of a read: kept whole, and it may run again. */
-	extended(&x, &st, 'P', "\0select 1\0\0\0", 13);
+	extended(&x, &st, 'P', PARSE("\0select 1\0\0\0"));
 	extended(&x, &st, 'B', BIND(""));
 	extended(&x, &st, 'E', EXECUTE);
 	assert_false(xact_can_retry(&x)); /* not before its Sync */
 	assert_true(xact_note_sync(&x));
 	assert_true(xact_can_retry(&x));
 	assert_true(xact_retry_is_read(&x, st));
-	assert_int_equal(x.retry_len, 5 + 13 + 5 + sizeof("") + 7 + 5 + 5 + 5);
+	assert_int_equal(x.retry_len, 5 + 12 + 5 + sizeof("") + 7 + 5 + 5 + 5);
 	assert_int_equal(x.retry[0], 'P');
 	assert_int_equal(x.retry[x.retry_len - 5], 'S');
 	xact_note_ready(&x, 'I', &st);
 
 	/* A named statement prepared earlier, bound again: a read if its text is. */
-	extended(&x, &st, 'P', "s1\0select 2\0\0\0", 15);
+	extended(&x, &st, 'P', PARSE("s1\0select 2\0\0\0"));
 	xact_note_sync(&x);
 	xact_note_ready(&x, 'I', &st);
 	extended(&x, &st, 'B', BIND("s1"));
@@ -136,17 +138,17 @@ static void test_retry_extended(void **state UNUSED)
 	xact_note_ready(&x, 'I', &st);
 
 	/* A write, a named Parse in the request, a Flush: not run again. */
-	extended(&x, &st, 'P', "\0insert into t values (1)\0\0\0", 30);
+	extended(&x, &st, 'P', PARSE("\0insert into t values (1)\0\0\0"));
 	extended(&x, &st, 'B', BIND(""));
 	xact_note_sync(&x);
 	assert_false(xact_can_retry(&x) && xact_retry_is_read(&x, st));
 	xact_note_ready(&x, 'I', &st);
-	extended(&x, &st, 'P', "s2\0select 3\0\0\0", 15);
+	extended(&x, &st, 'P', PARSE("s2\0select 3\0\0\0"));
 	extended(&x, &st, 'B', BIND("s2"));
 	xact_note_sync(&x);
 	assert_false(xact_can_retry(&x) && xact_retry_is_read(&x, st));
 	xact_note_ready(&x, 'I', &st);
-	extended(&x, &st, 'P', "\0select 4\0\0\0", 13);
+	extended(&x, &st, 'P', PARSE("\0select 4\0\0\0"));
 	xact_stop_keeping(&x); /* Flush */
 	extended(&x, &st, 'B', BIND(""));
 	xact_note_sync(&x);
