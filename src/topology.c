@@ -410,6 +410,8 @@ void topology_note_probe_ok(struct topology *topo, struct backend *b,
 {
 	/* A first answer can unblock writes (see topology_primary) or fence a primary. */
 	bool is_changed = backend_is_unheard(b);
+	bool is_suspect =
+		(b->timeline != 0 && obs->timeline != b->timeline) || b->state == BACKEND_DOWN;
 
 	b->consecutive_failures = 0;
 	if (b->consecutive_successes < INT_MAX)
@@ -430,6 +432,7 @@ void topology_note_probe_ok(struct topology *topo, struct backend *b,
 				 backend_role_name(b->role), backend_role_name(obs->role),
 				 obs->timeline);
 			is_changed = true;
+			is_suspect = true;
 		}
 		b->role = obs->role;
 		b->last_change_ms = now_ms();
@@ -448,8 +451,11 @@ void topology_note_probe_ok(struct topology *topo, struct backend *b,
 		b->last_error[0] = '\0';
 		is_changed = true;
 	}
-	if (topology_reconcile(topo) || is_changed)
-		topology_notify(topo);
+	if (topology_reconcile(topo) || is_changed || is_suspect) {
+		const struct topology_change change = {.is_suspect = is_suspect};
+
+		topology_announce(topo, &change);
+	}
 }
 
 void topology_note_probe_failed(struct topology *topo, struct backend *b, const char *why,
@@ -459,6 +465,10 @@ void topology_note_probe_failed(struct topology *topo, struct backend *b, const 
 	bool was_unheard = backend_is_unheard(b);
 	/* A backend we can start is asleep when nothing listens, not down. */
 	enum backend_state failed = b->can_wake && is_unreachable ? BACKEND_ASLEEP : BACKEND_DOWN;
+	const struct topology_change change = {
+		.is_suspect = b->role == ROLE_PRIMARY && b->state == BACKEND_UP &&
+			      b->consecutive_failures == 0,
+	};
 
 	snprintf(b->last_error, sizeof(b->last_error), "%s", why);
 	b->consecutive_successes = 0;
@@ -476,8 +486,8 @@ void topology_note_probe_failed(struct topology *topo, struct backend *b, const 
 	    b->consecutive_failures < topo->fail_count) {
 		log_warn("backend %s: probe failed (%d of %d): %s", b->name,
 			 b->consecutive_failures, topo->fail_count, b->last_error);
-		if (was_unheard)
-			topology_notify(topo);
+		if (was_unheard || change.is_suspect)
+			topology_announce(topo, &change);
 		return;
 	}
 	log_warn("backend %s: %s -> %s: %s", b->name, backend_state_name(b->state),
@@ -486,7 +496,7 @@ void topology_note_probe_failed(struct topology *topo, struct backend *b, const 
 	/* A backend that comes back may be somewhere else on the network: measure afresh. */
 	b->rtt_ms = -1;
 	topology_reconcile(topo);
-	topology_notify(topo);
+	topology_announce(topo, &change);
 }
 
 bool topology_note_wake_started(struct topology *topo UNUSED, struct backend *b)

@@ -79,6 +79,13 @@ struct backend_observation {
 struct topology_change {
 	const struct backend *wake_failed; /* its wake timed out; NULL: none */
 	const char *wake_error;            /* that wake's last failure; NULL: unknown */
+	/*
+	 * A role changed, a timeline moved, a backend came back from down, or the
+	 * primary's probe failed: another backend may have changed too (a
+	 * promotion, an old primary restarted), so every one is worth a probe now
+	 * rather than at its next interval.
+	 */
+	bool is_suspect;
 };
 
 /* Backends a reload took out of the topology, still allocated (topology_free_removed). */

@@ -722,12 +722,14 @@ static void test_discovered_backends_follow_the_config_ones(void **state UNUSED)
 /* The state machine: what topology makes of health's and wake's reports. */
 static int nchanges;
 static const struct backend *last_wake_failed;
+static bool was_suspect;
 static const char *last_wake_error;
 
 static void count_change(const struct topology_change *change)
 {
 	nchanges++;
 	last_wake_failed = change->wake_failed;
+	was_suspect = change->is_suspect;
 	last_wake_error = change->wake_error;
 }
 
@@ -781,20 +783,40 @@ static void test_down_after_fail_count_failures(void **state UNUSED)
 	topology_note_probe_ok(topo, b, &primary_seen);
 	assert_int_equal(b->state, BACKEND_UP);
 	nchanges = 0;
-	/* One slow answer does not take it out. */
+	/*
+	 * One slow answer does not take it out; but it is the primary's, which
+	 * makes every other backend worth a probe now (a promotion may be under
+	 * way).
+	 */
 	topology_note_probe_failed(topo, b, "timed out", false);
 	assert_int_equal(b->state, BACKEND_UP);
-	assert_int_equal(nchanges, 0);
+	assert_int_equal(nchanges, 1);
+	assert_true(was_suspect);
 	assert_string_equal(b->last_error, "timed out");
 	topology_note_probe_failed(topo, b, "Connection refused", true);
 	assert_int_equal(b->state, BACKEND_DOWN);
-	assert_int_equal(nchanges, 1);
+	assert_int_equal(nchanges, 2);
+	assert_false(was_suspect);
 	assert_true(b->rtt_ms < 0);
 	assert_null(topology_primary(topo));
-	/* Back up: the error goes. */
+	/* Back up: the error goes, and the others are worth a probe (an old primary back?). */
 	topology_note_probe_ok(topo, b, &primary_seen);
 	assert_int_equal(b->state, BACKEND_UP);
 	assert_string_equal(b->last_error, "");
+	assert_true(was_suspect);
+	/* A new timeline: a promotion happened somewhere. */
+	{
+		struct backend_observation promoted = primary_seen;
+
+		promoted.timeline++;
+		nchanges = 0;
+		topology_note_probe_ok(topo, b, &promoted);
+		assert_int_equal(nchanges, 1);
+		assert_true(was_suspect);
+		nchanges = 0;
+		topology_note_probe_ok(topo, b, &promoted);
+		assert_int_equal(nchanges, 0);
+	}
 	topology_free(topo);
 }
 
