@@ -4,9 +4,10 @@
 # old primary restarted), and waiting for each one's health_interval leaves
 # writes stranded, or landing on the wrong node, for that long.
 #
-# Here health_interval is long: the primary dies and the replica is promoted
-# right after both were probed. A write through pgwing fails over to the new
-# primary at once, not at the replica's next scheduled probe.
+# Here health_interval is long: right after both were probed, the replica is
+# promoted (pgwing does not see it yet) and then the old primary dies. Its
+# failed probe makes pgwing probe the others, so a write through pgwing goes
+# to the new primary at once, not at the replica's next scheduled probe.
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
@@ -25,8 +26,8 @@ my $pw = start_pgwing_with(
 	},
 	up => [ old => 'primary', new => 'replica' ]);
 
-$old->stop('immediate');
 $new->promote;
+$old->stop('immediate');
 my $start = time;
 my ($rc, $out, $err) = $pw->psql('INSERT INTO w VALUES (1) RETURNING v');
 my $waited = time - $start;

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -774,6 +775,42 @@ static void test_up_after_rise_count_successes(void **state UNUSED)
 	topology_free(topo);
 }
 
+/*
+ * A primary back from down gets writes only once the others answered a probe
+ * sent after its return: it may be an old primary restarted while one of
+ * them was promoted.
+ */
+static void test_returned_primary_waits_for_the_others(void **state UNUSED)
+{
+	static const struct backend_observation replica_seen = {
+		.role = ROLE_REPLICA, .lsn = 100, .lag_ms = 0, .timeline = 1, .rtt_ms = 0.0};
+	struct backend_config bc[2] = {
+		{.name = "old", .host = "10.0.0.1", .port = 5432, .region = ""},
+		{.name = "other", .host = "10.0.0.2", .port = 5432, .region = ""},
+	};
+	struct config cfg = {
+		.backends = bc, .nbackends = 2, .health_rise_count = 1, .health_fail_count = 1};
+	struct topology *topo = topology_new(&cfg);
+	struct backend *old = topo->backends[0], *other = topo->backends[1];
+
+	topo->on_change = count_change;
+	topology_note_probe_ok(topo, old, &primary_seen);
+	topology_note_probe_ok(topo, other, &replica_seen);
+	assert_ptr_equal(topology_primary(topo), old);
+	topology_note_probe_failed(topo, old, "Connection refused", true);
+	assert_null(topology_primary(topo));
+	topology_note_probe_ok(topo, old, &primary_seen);
+	assert_int_equal(old->state, BACKEND_UP);
+	assert_true(was_suspect); /* the others are probed at once */
+	assert_null(topology_primary(topo));
+	nchanges = 0;
+	usleep(100); /* a probe sent after the return */
+	topology_note_probe_ok(topo, other, &replica_seen);
+	assert_ptr_equal(topology_primary(topo), old);
+	assert_int_equal(nchanges, 1); /* the waiters are told */
+	topology_free(topo);
+}
+
 static void test_down_after_fail_count_failures(void **state UNUSED)
 {
 	struct backend_config bc = {.name = "pg1", .host = "10.0.0.1", .port = 5432, .region = ""};
@@ -994,6 +1031,7 @@ int main(void)
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_up_after_rise_count_successes),
 		cmocka_unit_test(test_down_after_fail_count_failures),
+		cmocka_unit_test(test_returned_primary_waits_for_the_others),
 		cmocka_unit_test(test_wake_cycle),
 		cmocka_unit_test(test_unused_time_counts_from_the_last_server),
 	};
