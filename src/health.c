@@ -816,6 +816,14 @@ void health_probe_now(const struct backend *b)
 		probe_schedule_now(p);
 }
 
+void health_probe_all_now(void)
+{
+	for (struct health_probe *p = health.probes; p != NULL; p = p->next)
+		if (p->phase == PROBE_IDLE && p->b->state != BACKEND_ASLEEP &&
+		    p->b->state != BACKEND_WAKING)
+			probe_schedule_now(p);
+}
+
 void health_probe_waking(const struct backend *b)
 {
 	struct health_probe *p = probe_of(b);

@@ -250,6 +250,8 @@ void runtime_apply_backends(void)
  */
 static void on_topology_change(const struct topology_change *change)
 {
+	if (change->is_suspect)
+		health_probe_all_now();
 	wake_note_topology_change();
 	if (change->wake_failed != NULL)
 		pool_fail_wake_waiters(change->wake_failed, change->wake_error);

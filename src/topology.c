@@ -281,8 +281,27 @@ static struct backend *live_primary(const struct topology *topo, int *nlive)
 	return *nlive == 1 ? primary : NULL;
 }
 
+/*
+ * A primary back from down may be an old primary restarted while a replica
+ * was promoted: it gets writes only once every other reachable backend has
+ * answered a probe sent after it came back, which shows a newer timeline if
+ * there is one (and fences it). The probes run at once (a return is a
+ * suspect change).
+ */
+static bool is_confirmed(const struct topology *topo, const struct backend *primary)
+{
+	for (int i = 0; i < topo->count; i++) {
+		const struct backend *b = topo->backends[i];
+
+		if (b != primary && b->state == BACKEND_UP && b->asked_us <= primary->returned_us)
+			return false;
+	}
+	return true;
+}
+
 struct backend *topology_primary(const struct topology *topo)
 {
+	struct backend *primary;
 	int nlive;
 
 	/*
@@ -299,7 +318,10 @@ struct backend *topology_primary(const struct topology *topo)
 	 * (equal timelines, or it has not run): writing to either could lose the
 	 * other's writes.
 	 */
-	return live_primary(topo, &nlive);
+	primary = live_primary(topo, &nlive);
+	if (primary != NULL && primary->returned_us != 0 && !is_confirmed(topo, primary))
+		return NULL;
+	return primary;
 }
 
 /* Fence or unfence b; logs every transition, as an error: it means a split brain was averted. */
@@ -410,6 +432,9 @@ void topology_note_probe_ok(struct topology *topo, struct backend *b,
 {
 	/* A first answer can unblock writes (see topology_primary) or fence a primary. */
 	bool is_changed = backend_is_unheard(b);
+	bool was_writable = topology_primary(topo) != NULL;
+	bool is_suspect =
+		(b->timeline != 0 && obs->timeline != b->timeline) || b->state == BACKEND_DOWN;
 
 	b->consecutive_failures = 0;
 	if (b->consecutive_successes < INT_MAX)
@@ -420,6 +445,7 @@ void topology_note_probe_ok(struct topology *topo, struct backend *b,
 	b->rtt_sum_us += (uint64_t)(obs->rtt_ms * 1000);
 	b->lsn = obs->lsn;
 	b->probed_ms = now_ms();
+	b->asked_us = now_us() - (int64_t)(obs->rtt_ms * 1000);
 	b->replay_lag_ms = obs->lag_ms;
 	b->timeline = obs->timeline;
 
@@ -430,6 +456,7 @@ void topology_note_probe_ok(struct topology *topo, struct backend *b,
 				 backend_role_name(b->role), backend_role_name(obs->role),
 				 obs->timeline);
 			is_changed = true;
+			is_suspect = true;
 		}
 		b->role = obs->role;
 		b->last_change_ms = now_ms();
@@ -444,12 +471,20 @@ void topology_note_probe_ok(struct topology *topo, struct backend *b,
 	    (b->state == BACKEND_WAKING || b->consecutive_successes >= topo->rise_count)) {
 		log_info("backend %s: %s -> up (%s, timeline %" PRIu32 ")", b->name,
 			 backend_state_name(b->state), backend_role_name(b->role), b->timeline);
+		if (b->state == BACKEND_DOWN)
+			b->returned_us = now_us();
 		backend_set_state(b, BACKEND_UP);
 		b->last_error[0] = '\0';
 		is_changed = true;
 	}
-	if (topology_reconcile(topo) || is_changed)
-		topology_notify(topo);
+	/* This probe may be the last one a returned primary waited for. */
+	if (!was_writable && topology_primary(topo) != NULL)
+		is_changed = true;
+	if (topology_reconcile(topo) || is_changed || is_suspect) {
+		const struct topology_change change = {.is_suspect = is_suspect};
+
+		topology_announce(topo, &change);
+	}
 }
 
 void topology_note_probe_failed(struct topology *topo, struct backend *b, const char *why,
@@ -459,6 +494,10 @@ void topology_note_probe_failed(struct topology *topo, struct backend *b, const 
 	bool was_unheard = backend_is_unheard(b);
 	/* A backend we can start is asleep when nothing listens, not down. */
 	enum backend_state failed = b->can_wake && is_unreachable ? BACKEND_ASLEEP : BACKEND_DOWN;
+	const struct topology_change change = {
+		.is_suspect = b->role == ROLE_PRIMARY && b->state == BACKEND_UP &&
+			      b->consecutive_failures == 0,
+	};
 
 	snprintf(b->last_error, sizeof(b->last_error), "%s", why);
 	b->consecutive_successes = 0;
@@ -476,8 +515,8 @@ void topology_note_probe_failed(struct topology *topo, struct backend *b, const 
 	    b->consecutive_failures < topo->fail_count) {
 		log_warn("backend %s: probe failed (%d of %d): %s", b->name,
 			 b->consecutive_failures, topo->fail_count, b->last_error);
-		if (was_unheard)
-			topology_notify(topo);
+		if (was_unheard || change.is_suspect)
+			topology_announce(topo, &change);
 		return;
 	}
 	log_warn("backend %s: %s -> %s: %s", b->name, backend_state_name(b->state),
@@ -486,7 +525,7 @@ void topology_note_probe_failed(struct topology *topo, struct backend *b, const 
 	/* A backend that comes back may be somewhere else on the network: measure afresh. */
 	b->rtt_ms = -1;
 	topology_reconcile(topo);
-	topology_notify(topo);
+	topology_announce(topo, &change);
 }
 
 bool topology_note_wake_started(struct topology *topo UNUSED, struct backend *b)

@@ -29,6 +29,8 @@ void health_reconfigure(const struct config *cfg, const struct auth_file *af);
 void health_drop_backend(const struct backend *b);
 /* Probe one backend now (e.g. after a server said 25006 on a "primary"). */
 void health_probe_now(const struct backend *b);
+/* Probe every backend now (not those asleep or waking: nobody needs them yet). */
+void health_probe_all_now(void);
 /*
  * A wake started, or its command finished: probe b now, then after 100 ms,
  * growing by half each time up to health_interval, until it is up.

@@ -38,8 +38,12 @@ struct backend {
 	enum backend_state state;
 	bool is_fenced; /* claims primary on an older timeline: never routed to */
 	uint32_t timeline;
-	uint64_t lsn;          /* current WAL on a primary, replay LSN on a replica */
-	int64_t probed_ms;     /* now_ms() of the latest successful probe: when lsn was read */
+	uint64_t lsn;      /* current WAL on a primary, replay LSN on a replica */
+	int64_t probed_ms; /* now_ms() of the latest successful probe: when lsn was read */
+	/* now_us() when its latest successful probe was sent (the answer's time less the round
+	 * trip) */
+	int64_t asked_us;
+	int64_t returned_us;   /* now_us() when it last came back up from down (0: never) */
 	int64_t replay_lag_ms; /* replica: its own replay delay, as its probe says; -1 unknown */
 	int64_t caught_up_ms;  /* replica: newest primary LSN sample its lsn covers; 0 none */
 	int64_t lag_bytes;     /* replica: behind the primary's latest probed LSN; -1 unknown */
@@ -79,6 +83,13 @@ struct backend_observation {
 struct topology_change {
 	const struct backend *wake_failed; /* its wake timed out; NULL: none */
 	const char *wake_error;            /* that wake's last failure; NULL: unknown */
+	/*
+	 * A role changed, a timeline moved, a backend came back from down, or the
+	 * primary's probe failed: another backend may have changed too (a
+	 * promotion, an old primary restarted), so every one is worth a probe now
+	 * rather than at its next interval.
+	 */
+	bool is_suspect;
 };
 
 /* Backends a reload took out of the topology, still allocated (topology_free_removed). */

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -722,12 +723,14 @@ static void test_discovered_backends_follow_the_config_ones(void **state UNUSED)
 /* The state machine: what topology makes of health's and wake's reports. */
 static int nchanges;
 static const struct backend *last_wake_failed;
+static bool was_suspect;
 static const char *last_wake_error;
 
 static void count_change(const struct topology_change *change)
 {
 	nchanges++;
 	last_wake_failed = change->wake_failed;
+	was_suspect = change->is_suspect;
 	last_wake_error = change->wake_error;
 }
 
@@ -772,6 +775,42 @@ static void test_up_after_rise_count_successes(void **state UNUSED)
 	topology_free(topo);
 }
 
+/*
+ * A primary back from down gets writes only once the others answered a probe
+ * sent after its return: it may be an old primary restarted while one of
+ * them was promoted.
+ */
+static void test_returned_primary_waits_for_the_others(void **state UNUSED)
+{
+	static const struct backend_observation replica_seen = {
+		.role = ROLE_REPLICA, .lsn = 100, .lag_ms = 0, .timeline = 1, .rtt_ms = 0.0};
+	struct backend_config bc[2] = {
+		{.name = "old", .host = "10.0.0.1", .port = 5432, .region = ""},
+		{.name = "other", .host = "10.0.0.2", .port = 5432, .region = ""},
+	};
+	struct config cfg = {
+		.backends = bc, .nbackends = 2, .health_rise_count = 1, .health_fail_count = 1};
+	struct topology *topo = topology_new(&cfg);
+	struct backend *old = topo->backends[0], *other = topo->backends[1];
+
+	topo->on_change = count_change;
+	topology_note_probe_ok(topo, old, &primary_seen);
+	topology_note_probe_ok(topo, other, &replica_seen);
+	assert_ptr_equal(topology_primary(topo), old);
+	topology_note_probe_failed(topo, old, "Connection refused", true);
+	assert_null(topology_primary(topo));
+	topology_note_probe_ok(topo, old, &primary_seen);
+	assert_int_equal(old->state, BACKEND_UP);
+	assert_true(was_suspect); /* the others are probed at once */
+	assert_null(topology_primary(topo));
+	nchanges = 0;
+	usleep(100); /* a probe sent after the return */
+	topology_note_probe_ok(topo, other, &replica_seen);
+	assert_ptr_equal(topology_primary(topo), old);
+	assert_int_equal(nchanges, 1); /* the waiters are told */
+	topology_free(topo);
+}
+
 static void test_down_after_fail_count_failures(void **state UNUSED)
 {
 	struct backend_config bc = {.name = "pg1", .host = "10.0.0.1", .port = 5432, .region = ""};
@@ -781,20 +820,40 @@ static void test_down_after_fail_count_failures(void **state UNUSED)
 	topology_note_probe_ok(topo, b, &primary_seen);
 	assert_int_equal(b->state, BACKEND_UP);
 	nchanges = 0;
-	/* One slow answer does not take it out. */
+	/*
+	 * One slow answer does not take it out; but it is the primary's, which
+	 * makes every other backend worth a probe now (a promotion may be under
+	 * way).
+	 */
 	topology_note_probe_failed(topo, b, "timed out", false);
 	assert_int_equal(b->state, BACKEND_UP);
-	assert_int_equal(nchanges, 0);
+	assert_int_equal(nchanges, 1);
+	assert_true(was_suspect);
 	assert_string_equal(b->last_error, "timed out");
 	topology_note_probe_failed(topo, b, "Connection refused", true);
 	assert_int_equal(b->state, BACKEND_DOWN);
-	assert_int_equal(nchanges, 1);
+	assert_int_equal(nchanges, 2);
+	assert_false(was_suspect);
 	assert_true(b->rtt_ms < 0);
 	assert_null(topology_primary(topo));
-	/* Back up: the error goes. */
+	/* Back up: the error goes, and the others are worth a probe (an old primary back?). */
 	topology_note_probe_ok(topo, b, &primary_seen);
 	assert_int_equal(b->state, BACKEND_UP);
 	assert_string_equal(b->last_error, "");
+	assert_true(was_suspect);
+	/* A new timeline: a promotion happened somewhere. */
+	{
+		struct backend_observation promoted = primary_seen;
+
+		promoted.timeline++;
+		nchanges = 0;
+		topology_note_probe_ok(topo, b, &promoted);
+		assert_int_equal(nchanges, 1);
+		assert_true(was_suspect);
+		nchanges = 0;
+		topology_note_probe_ok(topo, b, &promoted);
+		assert_int_equal(nchanges, 0);
+	}
 	topology_free(topo);
 }
 
@@ -972,6 +1031,7 @@ int main(void)
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_up_after_rise_count_successes),
 		cmocka_unit_test(test_down_after_fail_count_failures),
+		cmocka_unit_test(test_returned_primary_waits_for_the_others),
 		cmocka_unit_test(test_wake_cycle),
 		cmocka_unit_test(test_unused_time_counts_from_the_last_server),
 	};
