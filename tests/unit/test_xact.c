@@ -106,8 +106,8 @@ static void extended(struct xact *x, struct session_state **st, char type, const
 /* A Parse body written out whole (name, text, no parameter types), without the literal's NUL. */
 #define PARSE(body) body, sizeof(body) - 1
 /* Bind of statement to the unnamed portal, no parameters, text results. */
-#define BIND(stmt) "\0" stmt "\0\0\0\0\0\0\0", sizeof(stmt) + 7
-#define EXECUTE    "\0\0\0\0\0", 5
+#define BIND(stmt)  "\0" stmt "\0\0\0\0\0\0\0", sizeof(stmt) + 7
+#define EXECUTE     "\0\0\0\0\0", 5
 
 static void test_retry_extended(void **state UNUSED)
 {
