@@ -421,6 +421,16 @@ static bool link_pump_server(struct server *sv)
 	return true;
 }
 
+/* cl and its server let go of each other; the server is the caller's to pool or close. */
+static struct server *link_unlink(struct client *cl)
+{
+	struct server *sv = cl->server;
+
+	server_detach(sv);
+	cl->server = NULL;
+	return sv;
+}
+
 /*
  * The client lets go of its server. One left clean (idle, nothing half sent
  * either way) goes back to the pool for the next client; any other is closed.
@@ -438,8 +448,7 @@ static void link_give_back_server(struct client *cl)
 			(cl->session == NULL || session_state_unmovable(cl->session) == NULL);
 	int64_t last_active_ms = cl->query_start_us / 1000;
 
-	server_detach(sv);
-	cl->server = NULL;
+	link_unlink(cl);
 	if (!is_clean) {
 		server_close(sv);
 		return;
@@ -455,15 +464,10 @@ static void link_give_back_server(struct client *cl)
  */
 static void link_drop_server(struct client *cl, bool is_lost)
 {
-	if (is_lost) {
-		struct server *sv = cl->server;
-
-		server_detach(sv);
-		cl->server = NULL;
-		server_close(sv);
-	} else {
+	if (is_lost)
+		server_close(link_unlink(cl));
+	else
 		link_give_back_server(cl);
-	}
 	pool_set_client_state(cl, CL_IDLE);
 	cl->msg_remaining = 0;
 	conn_read_on(&cl->conn);
@@ -799,9 +803,7 @@ static void link_server_unreachable(struct server *sv, const char *what)
 	snprintf(cl->last_connect_error, sizeof(cl->last_connect_error), "%s", what);
 	if (sv->backend != NULL)
 		health_probe_now(sv->backend);
-	server_detach(sv);
-	cl->server = NULL;
-	server_close(sv);
+	server_close(link_unlink(cl));
 	pool_retry_later(cl);
 }
 
@@ -848,10 +850,8 @@ static void link_server_gone(struct server *sv)
 {
 	struct client *cl = sv->owner;
 
-	if (cl != NULL) {
-		cl->server = NULL;
-		server_detach(sv);
-	}
+	if (cl != NULL)
+		link_unlink(cl);
 	pool_forget_server(sv);
 }
 

@@ -133,10 +133,9 @@ void xact_note_extended(struct xact *x, char type, const uint8_t *body, size_t l
 
 bool xact_note_sync(struct xact *x)
 {
-	if (x->is_keeping && !retry_append(x, PqMsg_Sync, NULL, 0))
+	/* Not keeping this request: a Query's copy kept before is not this request's. */
+	if (!x->is_keeping || !retry_append(x, PqMsg_Sync, NULL, 0))
 		retry_forget(x, false);
-	else if (!x->is_keeping)
-		retry_forget(x, false); /* a Query's copy is not this request's */
 	return xact_begin_request(x);
 }
 
