@@ -25,6 +25,18 @@ struct runtime {
 	int64_t drain_started_ms; /* now_ms() of the SIGTERM that started a drain; 0: none */
 };
 
+/*
+ * Take cfg (owned from here, freed on failure too), load its auth file and set
+ * up TLS; false with err set when either fails.
+ */
+bool runtime_prepare(struct config *cfg, char *err, size_t errlen);
+/* Free what runtime_prepare set up, for a process that will not run. */
+void runtime_release(void);
+/*
+ * Start every module, listen, write the pidfile and run the loop until a
+ * shutdown; then stop and free everything. Returns the process's exit code.
+ */
+int runtime_run(bool is_daemon);
 /* Re-read the config and auth file; on any error the running config stays. */
 void runtime_reload(void);
 /*
