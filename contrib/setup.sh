@@ -76,7 +76,9 @@ run_tests() {
 	# As root, the TAP tests run as the user pgwingtest: the user asked for
 	# the tests, so run-tap may create it (a packager's make check does not).
 	export PGWING_TEST_CREATE_USER=yes
-	make check || rc=1
+	# 30 s per fuzz target keeps the whole run within CI's 30 minutes on two
+	# cores; a longer campaign is make fuzz-check FUZZ_SECONDS=600.
+	FUZZ_SECONDS=${FUZZ_SECONDS:-30} make check || rc=1
 	say "make check-regress (PostgreSQL's regression suite, directly and through pgwing)"
 	# Default settings only: the forced-move mode takes 12-17 min here (tests/regress/README.md).
 	REGRESS_MODES=default make check-regress || rc=1
