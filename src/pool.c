@@ -373,7 +373,6 @@ bool pool_park_server(struct server *sv)
 		server_close(sv);
 		return false;
 	}
-	sv->state = SV_IDLE;
 	log_debug("server %" PRIu64 ": pooled (%s/%s/%s, %d idle)", sv->id, p->database, p->user,
 		  target_name(p->target), p->nidle);
 	pool_serve_soon(p);

@@ -578,6 +578,13 @@ void server_forget_backend(struct server *sv)
 	sv->backend = NULL;
 }
 
+/* Reset: the server is idle; its owner pools it, or closes it (false). */
+static bool server_finish_reset(struct server *sv)
+{
+	sv->state = SV_IDLE;
+	return sv->ops->reset_done(sv);
+}
+
 /*
  * Always, as PgBouncer in session mode: the client's recorded session state
  * (session.c) covers what can be replayed, not all a session can change
@@ -592,12 +599,11 @@ void server_reset(struct server *sv)
 	bufferevent_setwatermark(sv->conn.bev, EV_WRITE, 0, 0);
 	conn_read_on(&sv->conn);
 	sv->restore_pending = 0;
+	sv->state = SV_RESET;
 	if (query[0] == '\0') {
-		sv->state = SV_RESET;
-		sv->ops->reset_done(sv);
+		server_finish_reset(sv);
 		return;
 	}
-	sv->state = SV_RESET;
 	proto_put_query(conn_output(&sv->conn), query);
 	timer_add_ms(sv->timer, rt->cfg->server_connect_timeout_ms);
 }
@@ -644,7 +650,7 @@ static void server_handle_unattached(struct server *sv)
 		evbuffer_drain(in, 1 + len);
 		if (type == PqMsg_ReadyForQuery && sv->state == SV_RESET) {
 			event_del(sv->timer);
-			if (!sv->ops->reset_done(sv))
+			if (!server_finish_reset(sv))
 				return; /* closed */
 		}
 	}
