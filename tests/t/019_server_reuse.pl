@@ -182,20 +182,22 @@ ok(!exists $reported{server_version}, 'unchanged parameters are not repeated');
 close $s;
 $pw->stop;
 
-# server_idle_timeout closes pooled servers, so a backend can sleep.
+# server_idle_timeout closes pooled servers, so a backend can sleep. Long
+# enough that a loaded machine still sees the server pooled first.
+my $idle_timeout = int(time_bound(5));
 my $pw2 = PgWing::Test->new(
 	name     => 'idle',
 	backends => [ [ b => $b ] ],
 	settings => {
 		admin_users         => 'admin',
 		health_user         => os_user(),
-		server_idle_timeout => '3s',
+		server_idle_timeout => "${idle_timeout}s",
 	});
 $pw2->start;
 $pw2->safe_psql('SELECT 1', application_name => 'idlegone');
 is(backends_on($b, 'idlegone'), '1', 'the server stays pooled after its client left');
 $tries = 0;
-usleep(100_000) while backends_on($b, 'idlegone') ne '0' && ++$tries < 100;
+usleep(100_000) while backends_on($b, 'idlegone') ne '0' && ++$tries < 10 * ($idle_timeout + 10);
 is(backends_on($b, 'idlegone'), '0', 'the pooled server is closed after server_idle_timeout');
 my ($active, $idle) = pool_servers($pw2);
 is("$active|$idle", '0|0', 'SHOW POOLS: no servers left');
