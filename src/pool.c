@@ -625,7 +625,9 @@ bool pool_should_release(const struct client *cl)
 
 	return pool_is_paused(cl->pool) || sv->generation != cl->pool->generation ||
 	       pool_server_is_misrouted(cl->pool, sv) ||
-	       (cl->pool->nwaiting > 0 && pool_waits_for_room(cl->pool) && pool_can_take_back(cl));
+	       ((rt->cfg->server_release == SERVER_RELEASE_ALWAYS ||
+		 (cl->pool->nwaiting > 0 && pool_waits_for_room(cl->pool))) &&
+		pool_can_take_back(cl));
 }
 
 int pool_count_busy(const char *database)

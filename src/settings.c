@@ -86,6 +86,12 @@ static const char *const wake_for_reads_names[] = {
 	NULL,
 };
 
+static const char *const server_release_names[] = {
+	[SERVER_RELEASE_DEMAND] = "demand",
+	[SERVER_RELEASE_ALWAYS] = "always",
+	NULL,
+};
+
 static const struct setting settings[] = {
 	{
 		.name = "listen_addr",
@@ -367,6 +373,20 @@ static const struct setting settings[] = {
 		       "theirs back; 0 for no limit.",
 	},
 	{
+		.name = "server_release",
+		.type = SETTING_ENUM,
+		.offset = ENUM_FIELD(server_release),
+		.default_value = "demand",
+		.is_reloadable = true,
+		.enum_names = server_release_names,
+		.doc = "When a session gives its server connection back between transactions: "
+		       "demand (when other sessions of its pool wait, after server_idle_timeout, "
+		       "on PAUSE, RECONNECT and re-routing) or always (at every idle point whose "
+		       "state can move: each transaction may run on another server connection, "
+		       "with the session's state carried; it costs a reset and a replay per "
+		       "transaction and is meant for testing that moves are exact).",
+	},
+	{
 		.name = "reserve_pool_size",
 		.type = SETTING_INT,
 		.offset = INT_FIELD(reserve_pool_size),
@@ -643,8 +663,11 @@ static const struct setting settings[] = {
 		.is_reloadable = true,
 		.min_value = 0,
 		.max_value = DURATION_MAX,
-		.doc = "Close a server connection idle this long, so its backend can stop; 0 "
-		       "disables.",
+		.doc = "A session idle this long gives its server connection back, and its "
+		       "state moves with it to the next one (see What a move keeps; a session "
+		       "whose state cannot move keeps its server, and so keeps its database "
+		       "awake); a pooled server connection idle this long is closed, so its "
+		       "backend can stop; 0 disables both.",
 	},
 	{
 		.name = "probe_sleeping",

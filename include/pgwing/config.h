@@ -75,9 +75,10 @@ struct config {
 	int64_t server_tcp_user_timeout_ms; /* 0 disables */
 	int64_t client_login_timeout_ms;
 	int64_t hold_timeout_ms;
-	char *server_reset_query;        /* "" = none */
-	int64_t server_lifetime_ms;      /* 0 disables */
-	int default_pool_size;           /* 0 = no limit */
+	char *server_reset_query;   /* "" = none */
+	int64_t server_lifetime_ms; /* 0 disables */
+	int default_pool_size;      /* 0 = no limit */
+	enum server_release server_release;
 	int reserve_pool_size;           /* 0 = none */
 	int64_t reserve_pool_timeout_ms; /* 0 = the reserve is off */
 	int64_t pool_idle_timeout_ms;    /* 0 = pools are kept */

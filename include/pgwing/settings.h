@@ -47,6 +47,12 @@ enum wake_for_reads {
 	WAKE_FOR_READS_ALWAYS,
 };
 
+/* When a session gives its server back between transactions (pool_should_release). */
+enum server_release {
+	SERVER_RELEASE_DEMAND, /* when others wait, and on idle timeout, PAUSE, RECONNECT, moves */
+	SERVER_RELEASE_ALWAYS, /* at every idle point the session's state can move from */
+};
+
 /* The highest TCP port, for settings and backend lines alike. */
 #define SETTINGS_PORT_MAX 65535
 

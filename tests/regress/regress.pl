@@ -19,8 +19,9 @@
 # the suite and the server, locale, timing), which says nothing about pgwing.
 #
 # Modes: default, pgwing's default settings (every difference fails the test);
-# forced, default_pool_size = 2 and the smallest server_idle_timeout (1ms), so
-# idle sessions hand their servers over as often as the settings allow:
+# forced, default_pool_size = 2, the smallest server_idle_timeout (1ms) and
+# server_release = always, so sessions hand their servers over at every idle
+# point:
 # differences are reported (TODO tests), not failed.
 #
 # Everything stays in tmp_check/regress/: MODE/results/*.out, MODE/log,
@@ -161,6 +162,8 @@ sub start_pgwing
 		# 100 ms, the sweep's shortest period) gives it back as well.
 		$settings{default_pool_size}   = 2;
 		$settings{server_idle_timeout} = '1ms';
+		# And at every idle point, whether anyone waits or not.
+		$settings{server_release} = 'always';
 	}
 	my $pw = PgWing::Test->new(
 		name      => $mode,
