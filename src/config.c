@@ -423,7 +423,7 @@ static bool validate(struct parser *p)
 
 /*
  * The absolute form of path, and the directory it is in; with no file (NULL),
- * "" and the current directory.
+ * the name messages give it ("--fly my-db") and the current directory.
  */
 static bool make_absolute(struct parser *p, const char *path, char **abs_path)
 {
@@ -435,7 +435,7 @@ static bool make_absolute(struct parser *p, const char *path, char **abs_path)
 		return ini_error(&p->ini, "could not get the current directory: %s",
 				 strerror(errno));
 	} else if (path == NULL) {
-		*abs_path = xstrdup("");
+		*abs_path = xstrdup(p->ini.path);
 		p->dir = xstrdup(cwd);
 		return true;
 	} else {

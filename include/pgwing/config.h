@@ -45,7 +45,8 @@ struct discover_config {
 };
 
 struct config {
-	char *path;     /* the file it was loaded from, made absolute so reload survives a chdir */
+	/* The file it was loaded from, made absolute so a reload survives a chdir; "--fly ..." */
+	char *path;
 	char *fly_spec; /* --fly: the words it was built from (config_load_fly); NULL: a file */
 
 	/* [pgwing] */

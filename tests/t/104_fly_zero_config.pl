@@ -58,6 +58,13 @@ like($out, qr/^auth_user = "pgwing_auth"$/m,                   'auth_user from P
 like($out, qr/^health_user = "pgwing_auth"$/m,                 'the probes log in as auth_user');
 like($out, qr/^rw_port = "5432"$/m,                            'rw 5432 by default');
 like($out, qr/^ro_port = "5433"$/m,                            'ro 5433 by default');
+{
+	local @ENV{ keys %env } = values %env;
+	local $ENV{PGWING_FLY_APP} = $spec;
+	my ($rc2, $out2, $err2) = run_pgwing('--check');
+	is($rc2, 0, 'PGWING_FLY_APP with no config file: --fly') or diag $err2;
+	like($out2, qr/^\Q$spec\E: configuration is valid$/, 'and says so');
+}
 unlike($out, qr/auth-pw|fly-test-token/,                            'no secret printed');
 
 # The console's user is the one thing in an auth file.
@@ -116,6 +123,13 @@ like(awake_for(), qr/^clients/, 'awake_for: clients again');
 my $start_to_ready = $api->start_to_ready;
 diag(sprintf('wake: query to row %.0f ms; start to accepting %.0f ms; overhead %.0f ms',
 		$total * 1000, $start_to_ready * 1000, ($total - $start_to_ready) * 1000));
+
+# A reload builds the same configuration again; the session goes on.
+my $pos = $pw->log_position;
+$pw->signal('HUP');
+ok($pw->wait_for_log(qr/configuration reloaded from --fly \Q$spec\E$/m, $pos),
+	'SIGHUP reloads the --fly config');
+is($idle->query_safe('SELECT 4'), '4', 'the session goes on after it');
 $idle->quit;
 
 $pw->stop;
