@@ -120,8 +120,8 @@ is($idle->query_safe('SELECT 3'), '3', 'the idle client\'s next query wakes it')
 my $total = time() - $t0;
 is($api->starts('pgapp/m1'), 1, 'through the Machines API, once');
 like(awake_for(), qr/^clients/, 'awake_for: clients again');
-my $start_to_ready = $api->start_to_ready;
-diag(sprintf('wake: query to row %.0f ms; start to accepting %.0f ms; overhead %.0f ms',
+my $start_to_ready = $api->start_to_ready('pgapp/m1');
+diag(sprintf('wake: query to row %.0f ms; start to ready %.0f ms; overhead %.0f ms',
 		$total * 1000, $start_to_ready * 1000, ($total - $start_to_ready) * 1000));
 
 # A reload builds the same configuration again; the session goes on.

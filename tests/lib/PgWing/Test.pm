@@ -1722,9 +1722,9 @@ C<< $api->url >>; C<< $api->requests >>: the requests so far, as lines
 C<METHOD PATH?QUERY\tAUTHORIZATION>; C<< $api->starts('app/machine') >>: how
 many starts were asked for; C<< $api->set($file, $text) >> writes a state file
 of the tool (C<token>, C<throttle>; undef removes it);
-C<< $api->start_to_ready >>: seconds from the last start asked for to its
-Postgres accepting logins, as the tool saw them (waits for that note; undef if
-it never comes). It is stopped when the test ends.
+C<< $api->start_to_ready('app/machine') >>: seconds from the last start asked
+for to its Postgres being ready, as its log says (waits for it; undef if it
+never comes). It is stopped when the test ends.
 
 =cut
 
@@ -1733,6 +1733,7 @@ package PgWing::Test::FakeFlyApi;
 use Carp;
 use File::Basename qw(dirname);
 use File::Path qw(rmtree);
+use Time::Local ();
 
 my @fake_fly_apis;
 
@@ -1740,7 +1741,8 @@ sub new
 {
 	my ($class, $name, $token, %machines) = @_;
 	# tmp_check outlives a run: count this run's requests only.
-	my $self = bless { state => "$PostgreSQL::Test::Utils::tmp_check/${name}_fly_api" }, $class;
+	my $self = bless { state => "$PostgreSQL::Test::Utils::tmp_check/${name}_fly_api",
+		nodes => \%machines }, $class;
 	rmtree($self->{state});
 	mkdir $self->{state} or croak "mkdir $self->{state}: $!";
 	$self->set(token => "Bearer $token");
@@ -1786,17 +1788,32 @@ sub starts
 	return scalar grep { m{^POST /v1/apps/\Q$app\E/machines/\Q$id\E/start\t} } $self->requests;
 }
 
-# The tool notes "ready" from a child, maybe after pgwing's probe saw Postgres up.
+# When Postgres said it was ready, by its log (to the millisecond, in UTC), or
+# by the tool's note, which its pg_isready loop takes late on a busy machine.
+sub _ready_time
+{
+	my ($self, $machine, $after) = @_;
+	open my $log, '<', $self->{nodes}{$machine}->logfile or return undef;
+	while (my $line = <$log>)
+	{
+		next
+		  unless $line =~ /^(\d+)-(\d+)-(\d+) (\d+):(\d+):(\d+\.\d+) (?:UTC|GMT) .*ready to accept connections/;
+		my $t = Time::Local::timegm(int($6), $5, $4, $3, $2 - 1, $1) + ($6 - int($6));
+		return $t if $t >= $after;
+	}
+	my ($note) = grep { $_ >= $after } map { /^ready (\S+)/ ? $1 : () } $self->_lines('times');
+	return $note;
+}
+
 sub start_to_ready
 {
-	my ($self) = @_;
+	my ($self, $machine) = @_;
 	my $until = Time::HiRes::time() + PgWing::Test::time_bound(10);
 	while (Time::HiRes::time() < $until)
 	{
-		my @times = $self->_lines('times');
-		my ($start) = @times >= 2 ? $times[-2] =~ /^start (\S+)/ : ();
-		my ($ready) = @times >= 2 ? $times[-1] =~ /^ready (\S+)/ : ();
-		return $ready - $start if defined $start && defined $ready;
+		my ($start) = reverse map { /^start (\S+)/ ? $1 : () } $self->_lines('times');
+		my $ready = defined $start ? $self->_ready_time($machine, $start) : undef;
+		return $ready - $start if defined $ready;
 		Time::HiRes::usleep(20_000);
 	}
 	return undef;
