@@ -8,6 +8,7 @@
 #include "pgwing/admin_parse.h"
 #include "pgwing/client.h"
 #include "pgwing/config.h"
+#include "pgwing/health.h"
 #include "pgwing/link.h"
 #include "pgwing/log.h"
 #include "pgwing/metrics.h"
@@ -342,6 +343,32 @@ static void show_config(struct client *cl)
 	result_end(&r);
 }
 
+/*
+ * What of pgwing's keeps b from sleeping, as a list ("clients,probe"), or NULL
+ * when it holds no connection there: clients' servers (that go when idle for
+ * server_idle_timeout), sessions pinned to theirs, pooled servers, the probe.
+ */
+static void row_awake_for(struct row *row, size_t i, const struct backend *b)
+{
+	struct pool_backend_use use = pool_backend_use(b);
+	const struct {
+		bool is_holding;
+		const char *word;
+	} reasons[] = {
+		{use.held > 0, "clients"},
+		{use.pinned > 0, "pinned"},
+		{use.pooled > 0, "pool"},
+		{health_is_connected(b), "probe"},
+	};
+	size_t len = 0;
+
+	for (size_t r = 0; r < ARRAY_SIZE(reasons); r++)
+		if (reasons[r].is_holding)
+			len += (size_t)snprintf(row->text[i] + len, FIELD_LEN - len, "%s%s",
+						len > 0 ? "," : "", reasons[r].word);
+	row_text(row, i, len > 0 ? row->text[i] : NULL);
+}
+
 /* SHOW BACKENDS, into a result whose out and is_json are set. */
 static void put_backends(struct result *r)
 {
@@ -361,6 +388,7 @@ static void put_backends(struct result *r)
 		{"last_change", PROTO_OID_TIMESTAMPTZ},
 		{"last_wake", PROTO_OID_TIMESTAMPTZ},
 		{"wake_ms", PROTO_OID_INT8},
+		{"awake_for", PROTO_OID_TEXT},
 	};
 
 	result_columns(r, cols, ARRAY_SIZE(cols));
@@ -406,6 +434,7 @@ static void put_backends(struct result *r)
 			row_int(&row, 14, b->last_wake_ms);
 		else
 			row_text(&row, 14, NULL);
+		row_awake_for(&row, 15, b);
 		result_row(r, &row);
 	}
 	result_end(r);

@@ -2,7 +2,7 @@
  * The loader: a config file through the ini reader (ini.c) into the table of
  * settings (settings.c), the [backends] lines, environment overrides, the
  * rules across settings (with file:line in every message), the console's SET,
- * and writing a config back out.
+ * writing a config back out, and the config --fly stands for (no file).
  */
 #include "pgwing/config.h"
 
@@ -421,18 +421,25 @@ static bool validate(struct parser *p)
 	return parse_server_auth_methods(p);
 }
 
-/* The absolute form of path, and the directory it is in. */
+/*
+ * The absolute form of path, and the directory it is in; with no file (NULL),
+ * the name messages give it ("--fly my-db") and the current directory.
+ */
 static bool make_absolute(struct parser *p, const char *path, char **abs_path)
 {
 	char cwd[PATH_MAX];
 
-	if (path[0] == '/') {
+	if (path != NULL && path[0] == '/') {
 		*abs_path = xstrdup(path);
-	} else if (getcwd(cwd, sizeof(cwd)) != NULL) {
-		*abs_path = settings_path_join(cwd, path);
-	} else {
+	} else if (getcwd(cwd, sizeof(cwd)) == NULL) {
 		return ini_error(&p->ini, "could not get the current directory: %s",
 				 strerror(errno));
+	} else if (path == NULL) {
+		*abs_path = xstrdup(p->ini.path);
+		p->dir = xstrdup(cwd);
+		return true;
+	} else {
+		*abs_path = settings_path_join(cwd, path);
 	}
 	p->dir = xstrdup(*abs_path);
 	*strrchr(p->dir, '/') = '\0';
@@ -482,12 +489,16 @@ bool config_set(struct config *cfg, const char *name, const char *value, char *e
 	return ok;
 }
 
-struct config *config_load(const char *path, char *err, size_t errlen)
+/*
+ * A config from f, called name in messages: defaults, then f, then the
+ * environment, then the rules across settings. path is f's file, or NULL when
+ * f is no file (--fly's text).
+ */
+static struct config *load(FILE *f, const char *name, const char *path, char *err, size_t errlen)
 {
 	static const struct ini_handler handler = {.section = parse_section, .entry = parse_entry};
 	struct config *cfg = xcalloc(1, sizeof(*cfg));
-	struct parser p = {.ini = {.path = path, .err = err, .errlen = errlen}, .cfg = cfg};
-	FILE *f = fopen(path, "r");
+	struct parser p = {.ini = {.path = name, .err = err, .errlen = errlen}, .cfg = cfg};
 	size_t n;
 	bool ok;
 
@@ -507,6 +518,11 @@ struct config *config_load(const char *path, char *err, size_t errlen)
 		return NULL;
 	}
 	return cfg;
+}
+
+struct config *config_load(const char *path, char *err, size_t errlen)
+{
+	return load(fopen(path, "r"), path, path, err, errlen);
 }
 
 void config_free(struct config *cfg)
@@ -529,6 +545,7 @@ void config_free(struct config *cfg)
 	}
 	free(cfg->discovers);
 	free(cfg->path);
+	free(cfg->fly_spec);
 	free(cfg);
 }
 
@@ -620,4 +637,55 @@ void config_write(FILE *f, const struct config *cfg)
 		write_key(f, "regions", cfg->discovers[i].regions);
 		write_backend_words(f, &cfg->discovers[i].tmpl);
 	}
+}
+
+/*
+ * The file --fly stands for: a sidecar on the defaults, which are Fly's
+ * (listen_addr, rw_port, ro_port; discovery's port 5433 and wake=fly-api),
+ * whose logins all go through auth_query as one user, who runs the probes
+ * too. FLY_REGION, PRIMARY_REGION, FLY_NAMESERVER and PGWING_* apply after
+ * it, as to a file.
+ */
+static char *fly_text(const char *spec)
+{
+	const char *user = getenv("PGWING_AUTH_USER");
+	char *text;
+	size_t len;
+	FILE *f = CHECK_ALLOC(open_memstream(&text, &len));
+
+	if (user == NULL || user[0] == '\0')
+		user = CONFIG_FLY_AUTH_USER;
+	fputs("[pgwing]\nauth_file = /dev/null\nauth_user = ", f);
+	write_quoted(f, user);
+	fputs("\nhealth_user = ", f);
+	write_quoted(f, user);
+	fprintf(f, "\n[backends]\ndiscover = fly:%s\n", spec);
+	fclose(f);
+	return text;
+}
+
+struct config *config_load_fly(const char *spec, char *err, size_t errlen)
+{
+	char what[256];
+	char *text;
+	struct config *cfg;
+
+	snprintf(what, sizeof(what), "--fly %s", spec);
+	/* The words of one discover= line: a line break would start lines of its own. */
+	if (strpbrk(spec, "\r\n") != NULL) {
+		snprintf(err, errlen, "%s: a line break is not allowed", what);
+		return NULL;
+	}
+	text = fly_text(spec);
+	cfg = load(fmemopen(text, strlen(text), "r"), what, NULL, err, errlen);
+	free(text);
+	if (cfg != NULL)
+		cfg->fly_spec = xstrdup(spec);
+	return cfg;
+}
+
+struct config *config_reload(const struct config *cfg, char *err, size_t errlen)
+{
+	return cfg->fly_spec != NULL ? config_load_fly(cfg->fly_spec, err, errlen)
+				     : config_load(cfg->path, err, errlen);
 }

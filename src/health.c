@@ -850,6 +850,13 @@ bool health_stop_probing(const struct backend *b)
 	return true;
 }
 
+bool health_is_connected(const struct backend *b)
+{
+	const struct health_probe *p = probe_of(b);
+
+	return p != NULL && p->conn != NULL;
+}
+
 void health_stop(void)
 {
 	while (health.probes != NULL)

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void usage(FILE *f)
@@ -20,6 +21,8 @@ static void usage(FILE *f)
 		"  pgwing --check CONFIG          validate the config and exit\n"
 		"  pgwing --print-config CONFIG   print the effective config (file, defaults\n"
 		"                                 and environment) as a config file\n"
+		"  pgwing [...] --fly DB_APP      no file: a sidecar for the Fly Postgres app\n"
+		"                                 DB_APP (also PGWING_FLY_APP with no CONFIG)\n"
 		"  pgwing --version | --help\n\n"
 		"Options:\n"
 		"  -d, --daemon    run in the background (set pidfile and logfile)\n"
@@ -33,12 +36,18 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
 	static const struct option options[] = {
-		{"daemon", no_argument, NULL, 'd'},       {"verbose", no_argument, NULL, 'v'},
-		{"quiet", no_argument, NULL, 'q'},        {"check", no_argument, NULL, 'c'},
-		{"print-config", no_argument, NULL, 'p'}, {"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+		{"daemon", no_argument, NULL, 'd'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"check", no_argument, NULL, 'c'},
+		{"print-config", no_argument, NULL, 'p'},
+		{"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},
+		{"fly", required_argument, NULL, 'f'},
+		{NULL, 0, NULL, 0},
 	};
 	bool is_daemon = false, is_quiet = false, is_check = false, is_print = false;
+	const char *fly = NULL;
 	int verbosity = 0, opt, rc;
 	char err[512];
 	struct config *cfg;
@@ -60,6 +69,9 @@ int main(int argc, char **argv)
 		case 'p':
 			is_print = true;
 			break;
+		case 'f':
+			fly = optarg;
+			break;
 		case 'V':
 			printf("pgwing %s\n", PACKAGE_VERSION);
 			return 0;
@@ -71,11 +83,15 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind != argc - 1) {
+	/* A config file, or --fly; with neither, PGWING_FLY_APP stands for --fly. */
+	if (fly == NULL && optind == argc)
+		fly = getenv("PGWING_FLY_APP");
+	if (optind != argc - (fly == NULL)) {
 		usage(stderr);
 		return 2;
 	}
-	cfg = config_load(argv[optind], err, sizeof(err));
+	cfg = fly != NULL ? config_load_fly(fly, err, sizeof(err))
+			  : config_load(argv[optind], err, sizeof(err));
 	if (cfg == NULL) {
 		fprintf(stderr, "%s\n", err);
 		return 1;
@@ -91,7 +107,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (is_check) {
-		printf("%s: configuration is valid\n", argv[optind]);
+		printf("%s: configuration is valid\n", fly != NULL ? fly : argv[optind]);
 		runtime_release();
 		return 0;
 	}

@@ -291,12 +291,18 @@ static void pool_serve_soon(const struct pool *p)
 	event_active(serve_event, 0, 0);
 }
 
+/* Its session holds what no other server could be given, or listens: it keeps its server. */
+static bool pool_is_pinned(const struct client *cl)
+{
+	return cl->session != NULL && (session_state_unmovable(cl->session) != NULL ||
+				       session_state_is_listening(cl->session));
+}
+
 bool pool_can_take_back(const struct client *cl)
 {
 	return cl->state == CL_ACTIVE && cl->server->state == SV_ACTIVE &&
 	       cl->server->tx_status == PROTO_TX_IDLE && xact_is_idle(&cl->xact) &&
-	       (cl->session == NULL || (session_state_unmovable(cl->session) == NULL &&
-					!session_state_is_listening(cl->session)));
+	       !pool_is_pinned(cl);
 }
 
 /* It gets a server again when it speaks, its state replayed. */
@@ -445,6 +451,23 @@ void pool_on_backend_removed(const struct backend *b)
 				server_close(sv);
 		}
 	}
+}
+
+struct pool_backend_use pool_backend_use(const struct backend *b)
+{
+	struct pool_backend_use use = {0};
+
+	for (const struct pool *p = pools; p != NULL; p = p->next) {
+		const struct client *cl;
+		const struct server *sv;
+
+		TAILQ_FOREACH (cl, &p->active, pool_link)
+			if (cl->server != NULL && cl->server->backend == b)
+				*(pool_is_pinned(cl) ? &use.pinned : &use.held) += 1;
+		TAILQ_FOREACH (sv, &p->idle, idle_link)
+			use.pooled += sv->backend == b;
+	}
+	return use;
 }
 
 /* Why nothing can serve this target: the backends' last errors, for the client's message. */

@@ -156,7 +156,7 @@ static void keep_restart_settings(const struct config *old, struct config *new)
 static void reload_config(void)
 {
 	char err[512];
-	struct config *cfg = config_load(rt.cfg->path, err, sizeof(err));
+	struct config *cfg = config_reload(rt.cfg, err, sizeof(err));
 	struct auth_file *af;
 
 	if (cfg == NULL) {

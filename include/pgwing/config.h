@@ -45,7 +45,9 @@ struct discover_config {
 };
 
 struct config {
-	char *path; /* the file it was loaded from, made absolute so reload survives a chdir */
+	/* The file it was loaded from, made absolute so a reload survives a chdir; "--fly ..." */
+	char *path;
+	char *fly_spec; /* --fly: the words it was built from (config_load_fly); NULL: a file */
 
 	/* [pgwing] */
 	char *listen_addr; /* comma list; "*" for all */
@@ -153,6 +155,17 @@ struct config {
  * writes "file:line: message" into err.
  */
 struct config *config_load(const char *path, char *err, size_t errlen);
+/*
+ * pgwing --fly: the config of a sidecar for a Fly Postgres app, built from
+ * the file it stands for (see config.c's fly_text; doc/config.md.in "Fly with
+ * no config file") and the environment. spec is the app, maybe followed by
+ * more words of a discover= line ("my-db port=5432"). Errors as config_load.
+ */
+struct config *config_load_fly(const char *spec, char *err, size_t errlen);
+/* The user --fly's logins and probes go through unless PGWING_AUTH_USER names one. */
+#define CONFIG_FLY_AUTH_USER "postgres"
+/* Load again from where cfg came from: its file, or --fly's words. */
+struct config *config_reload(const struct config *cfg, char *err, size_t errlen);
 void config_free(struct config *cfg);
 /* Free what a backend_config holds (not b itself); copy one into dst, every string new. */
 void config_clear_backend(struct backend_config *b);

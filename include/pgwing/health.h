@@ -42,6 +42,8 @@ void health_probe_waking(const struct backend *b);
  * true: the caller reports b asleep (topology_note_asleep).
  */
 bool health_stop_probing(const struct backend *b);
+/* Whether b's probe holds a connection to it now (it keeps a sleeping database awake). */
+bool health_is_connected(const struct backend *b);
 void health_stop(void);
 
 /* The process state this module reads (the loop, the config, the topology). */

@@ -111,6 +111,14 @@ void pool_retry_later(struct client *cl);
 void pool_note_served(struct client *cl);
 /* The client leaves its pool (closed). */
 void pool_forget_client(struct client *cl);
+/* The servers pgwing holds on one backend, by what keeps them (SHOW BACKENDS' awake_for). */
+struct pool_backend_use {
+	int held;   /* a client's, which it gives back when idle for server_idle_timeout */
+	int pinned; /* a client's whose session cannot move or listens: kept while it lasts */
+	int pooled; /* without a client, closed once idle for server_idle_timeout */
+};
+
+struct pool_backend_use pool_backend_use(const struct backend *b);
 /* The wake of b timed out: its waiting clients get 08006 saying so, and why (NULL: unknown). */
 void pool_fail_wake_waiters(const struct backend *b, const char *why);
 /*

@@ -86,7 +86,7 @@ my %columns = (
 	VERSION  => 'version',
 	CONFIG   => 'key value default changeable',
 	BACKENDS => 'name host port region role state lsn lag_bytes lag_ms rtt_ms clients '
-	  . 'last_error last_change last_wake wake_ms',
+	  . 'last_error last_change last_wake wake_ms awake_for',
 	POOLS => 'database user target cl_active cl_waiting cl_held_for sv_active sv_idle '
 	  . 'sv_login maxwait_ms pool_mode',
 	CLIENTS => 'id user database target state addr port backend connect_time request_time '

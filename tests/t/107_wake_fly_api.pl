@@ -10,13 +10,10 @@
 #   wake_timeout; a token that begins with "FlyV1 " is sent as given.
 use strict;
 use warnings;
-use File::Basename qw(dirname);
-use File::Path qw(rmtree);
-use IPC::Run;
 use PostgreSQL::Test::Utils;
 use PgWing::Test qw(:all);
 use Test::More;
-use Time::HiRes qw(time usleep);
+use Time::HiRes qw(time);
 
 # Long, as Fly's tokens are.
 my $token = 'fly-secret-' . ('x' x 2000);
@@ -26,37 +23,9 @@ my $port    = $node->port;
 my $datadir = $node->data_dir;
 $node->stop;
 
-my $state = "$PostgreSQL::Test::Utils::tmp_check/107_fly_api";
-rmtree($state);    # tmp_check outlives a run: count this run's requests only
-mkdir $state or die "mkdir $state: $!";
-
-sub write_file
-{
-	my ($name, $text) = @_;
-	open my $fh, '>', "$state/$name" or die "write $state/$name: $!";
-	print $fh "$text\n";
-	close $fh;
-}
-
-sub lines
-{
-	my ($name) = @_;
-	open my $in, '<', "$state/$name" or return ();
-	chomp(my @l = <$in>);
-	return @l;
-}
-
-sub starts { return scalar grep { m{^POST /v1/apps/pgapp/machines/m1/start\t} } lines('requests'); }
-
-write_file('token', "Bearer $token");
-my $api_out = '';
-my $api     = IPC::Run::start(
-	[ 'perl', dirname(__FILE__) . '/../tools/fake_fly_api.pl', $state,
-		"pgapp/m1=$datadir," . $node->logfile . ",$port" ],
-	'>', \$api_out, '2>', \$api_out);
-END { local $?; $api->kill_kill if $api; }
-$api->pump until $api_out =~ /listening on (\d+)/;
-my $api_url = "http://127.0.0.1:$1";
+my $api     = PgWing::Test::FakeFlyApi->new('107', $token, 'pgapp/m1' => $node);
+my $api_url = $api->url;
+sub starts { return $api->starts('pgapp/m1'); }
 
 my $pw = PgWing::Test->new(
 	backends => [ [ m1 => "host=127.0.0.1 port=$port wake=fly-api:pgapp/m1" ] ],
@@ -73,9 +42,9 @@ ok($pw->wait_for_log(qr/backend m1: unknown -> asleep/), 'the stopped machine is
 # 20 clients at once: one start.
 is($pw->psql_concurrently(20), 20, 'all 20 clients got their rows');
 is(starts(), 1, 'one start for 20 clients');
-ok((grep { m{^GET /v1/apps/pgapp/machines/m1/wait\?state=started&timeout=\d+\t} } lines('requests')),
+ok((grep { m{^GET /v1/apps/pgapp/machines/m1/wait\?state=started&timeout=\d+\t} } $api->requests),
 	'then a wait for state started');
-is((grep { !/\tBearer \Q$token\E$/ } lines('requests')), 0,
+is((grep { !/\tBearer \Q$token\E$/ } $api->requests), 0,
 	'every request carries the token as a bearer token');
 ok(!$pw->log_contains(qr/\Q$token\E/), 'the token is not logged');
 
@@ -88,30 +57,20 @@ sub stop_machine
 }
 
 # One client, timed: the wake overhead is its wait less the start itself
-# (start request to Postgres accepting, as the stand-in saw it).
+# (start request to Postgres ready, as its log says).
 stop_machine();
 my $t0  = time();
 my $one = $pw->safe_psql('SELECT 1', timeout => 60);
 my $total = time() - $t0;
 is($one, '1', 'one client wakes it again');
-# The stand-in notes when Postgres is ready; pgwing may have seen it first.
-my ($start, $ready);
-my $until = time() + time_bound(10);
-while (time() < $until)
-{
-	my @times = lines('times');
-	($start) = @times >= 2 ? $times[-2] =~ /^start (\S+)/ : ();
-	($ready) = @times >= 2 ? $times[-1] =~ /^ready (\S+)/ : ();
-	last if defined $start && defined $ready;
-	usleep(20_000);
-}
-diag(sprintf('first query to first row %.0f ms; start to accepting %.0f ms; overhead %.0f ms',
-		$total * 1000, ($ready - $start) * 1000, ($total - ($ready - $start)) * 1000));
+my $start_to_ready = $api->start_to_ready('pgapp/m1');
+diag(sprintf('first query to first row %.0f ms; start to ready %.0f ms; overhead %.0f ms',
+		$total * 1000, $start_to_ready * 1000, ($total - $start_to_ready) * 1000));
 
 # Rate limited: the first two starts get 429; the wake retries and succeeds.
 stop_machine();
 my $before = starts();
-write_file('throttle', 2);
+$api->set(throttle => 2);
 is($pw->safe_psql('SELECT 2', timeout => 60), '2', 'a client wakes it through two 429s');
 is(starts() - $before, 3, 'the start was retried after each 429');
 ok($pw->log_contains(qr/backend m1: wake request failed \(HTTP 429\); retrying/), 'the 429 is logged');
@@ -141,7 +100,7 @@ isnt($rc, 0, 'bad token: the query fails');
 like($err, qr/backend m1 did not wake within 2 s: Machines API refused: HTTP 401 Unauthorized \(check the token\)/,
 	'bad token: the client is told why');
 cmp_ok($elapsed, '>=', 2, 'bad token: not before wake_timeout');
-ok((grep { /\tFlyV1 fm2_wrong-token$/ } lines('requests')), 'a FlyV1 token is sent as given');
+ok((grep { /\tFlyV1 fm2_wrong-token$/ } $api->requests), 'a FlyV1 token is sent as given');
 is(scalar(() = $pw2->log_content =~ /backend m1: Machines API refused: HTTP 401/g), 1,
 	'bad token: the refusal is logged once');
 ok(!$pw2->log_contains(qr/wrong-token/), 'bad token: the token is not logged');
@@ -150,7 +109,7 @@ $pw2->stop;
 
 # An API that keeps answering 429: retried until wake_timeout, and the clients
 # are told what the last answer was.
-write_file('throttle', 1000);
+$api->set(throttle => 1000);
 my $pw4 = PgWing::Test->new(
 	name     => 'throttled',
 	backends => [ [ m1 => "host=127.0.0.1 port=$port wake=fly-api:pgapp/m1" ] ],
@@ -168,7 +127,7 @@ isnt($rc, 0, 'throttled: the query fails');
 like($err, qr/backend m1 did not wake within 2 s: Machines API failed: HTTP 429/,
 	'throttled: the client is told why');
 $pw4->stop;
-unlink "$state/throttle";
+$api->set(throttle => undef);
 
 # A fly_api_url pgwing cannot use (no TLS to the API): the clients are told.
 my $pw5 = PgWing::Test->new(

@@ -77,8 +77,8 @@ my @console = map { [ split /\|/, $_, -1 ] }
   split /\n/, $pw->safe_psql('SHOW BACKENDS', dbname => 'pgwing', user => 'admin');
 is(scalar @{ $st->{backends} }, scalar @console, '/status: as many backends as SHOW BACKENDS');
 my ($b, $c) = ($st->{backends}[0], $console[0]);
-is_deeply([ @$b{qw(name host port region role state clients)} ],
-	[ @$c[ 0 .. 5, 10 ] ], '/status: the backend as SHOW BACKENDS shows it');
+is_deeply([ @$b{qw(name host port region role state clients awake_for)} ],
+	[ @$c[ 0 .. 5, 10, 15 ] ], '/status: the backend as SHOW BACKENDS shows it');
 like($b->{rtt_ms}, qr/^[\d.]+$/, '/status: rtt_ms is a number');
 my @pools = map { [ split /\|/, $_, -1 ] }
   split /\n/, $pw->safe_psql('SHOW POOLS', dbname => 'pgwing', user => 'admin');

@@ -586,6 +586,60 @@ static void test_env(void **state)
 	unsetenv("PRIMARY_REGION");
 }
 
+static void test_fly(void **state)
+{
+	struct config *cfg = config_load_fly("my-db port=6000 sslmode=require", err, sizeof(err));
+	struct config *again;
+
+	(void)state;
+	assert_non_null(cfg);
+	assert_int_equal(cfg->nbackends, 0);
+	assert_int_equal(cfg->ndiscovers, 1);
+	assert_string_equal(cfg->discovers[0].source, "fly:my-db");
+	assert_int_equal(cfg->discovers[0].tmpl.port, 6000);
+	assert_string_equal(cfg->discovers[0].tmpl.sslmode, "require");
+	assert_null(cfg->discovers[0].tmpl.wake); /* discovery's fly-api */
+	assert_int_equal(cfg->rw_port, 5432);
+	assert_int_equal(cfg->ro_port, 5433);
+	assert_string_equal(cfg->auth_file, "/dev/null");
+	assert_string_equal(cfg->auth_user, CONFIG_FLY_AUTH_USER);
+	assert_string_equal(cfg->health_user, CONFIG_FLY_AUTH_USER);
+	assert_string_equal(cfg->path, "--fly my-db port=6000 sslmode=require");
+	/* A reload builds it again from the same words. */
+	again = config_reload(cfg, err, sizeof(err));
+	assert_non_null(again);
+	assert_string_equal(again->fly_spec, "my-db port=6000 sslmode=require");
+	assert_int_equal(again->discovers[0].tmpl.port, 6000);
+	config_free(again);
+	config_free(cfg);
+
+	/* PGWING_AUTH_USER is the probes' user too, unless PGWING_HEALTH_USER says otherwise. */
+	setenv("PGWING_AUTH_USER", "pg\"wing", 1);
+	setenv("FLY_REGION", "ams", 1);
+	cfg = config_load_fly("my-db", err, sizeof(err));
+	assert_non_null(cfg);
+	assert_string_equal(cfg->auth_user, "pg\"wing");
+	assert_string_equal(cfg->health_user, "pg\"wing");
+	assert_string_equal(cfg->region, "ams");
+	assert_int_equal(cfg->discovers[0].tmpl.port, 5433);
+	config_free(cfg);
+	setenv("PGWING_HEALTH_USER", "probe", 1);
+	cfg = config_load_fly("my-db", err, sizeof(err));
+	assert_non_null(cfg);
+	assert_string_equal(cfg->health_user, "probe");
+	config_free(cfg);
+	unsetenv("PGWING_HEALTH_USER");
+	unsetenv("PGWING_AUTH_USER");
+	unsetenv("FLY_REGION");
+
+	assert_null(config_load_fly("my-db\n[pgwing]\nlogfile = /tmp/x", err, sizeof(err)));
+	assert_string_equal(err, "--fly my-db\n[pgwing]\nlogfile = /tmp/x: a line break is not "
+				 "allowed");
+	assert_null(config_load_fly("my/db", err, sizeof(err)));
+	assert_non_null(
+		strstr(err, "discover: expected fly:<app> or dns:<name>, found \"fly:my/db\""));
+}
+
 static void test_format_value(void **state)
 {
 	struct config *cfg = load_text("[pgwing]\n"
@@ -923,6 +977,7 @@ int main(void)
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_env),
+		cmocka_unit_test(test_fly),
 		cmocka_unit_test(test_format_value),
 		cmocka_unit_test(test_format_range),
 		cmocka_unit_test(test_format_round_trip),

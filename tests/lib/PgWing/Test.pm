@@ -517,6 +517,9 @@ trusted by their pg_hba.conf, also after set_hba).
 
 =item env => { PGWING_X => 'y' } environment for the pgwing process
 
+=item console_password => 'pw': the password C<console> (and C<admin_rows>,
+C<backends>, C<wait_for_backend>) gives as C<admin>, when the console asks for one
+
 =back
 
 =cut
@@ -541,6 +544,7 @@ sub new
 		extra_config => $args{extra_config} // '',
 		verbose      => $args{verbose} // 0,
 		env          => $args{env} // {},
+		console_password => $args{console_password},
 		dir => "$PostgreSQL::Test::Utils::tmp_check/t_${testname}_pgwing_${name}",
 		logfile =>
 		  "$PostgreSQL::Test::Utils::log_path/${testname}_pgwing_${name}.log",
@@ -690,6 +694,10 @@ stdout and stderr go to C<logfile>), then wait until the rw and ro ports
 accept connections (and the unix sockets exist, with C<unix_socket_dir>). Dies
 (failing the test) if pgwing exits or does not listen within C<timeout>
 seconds (default 30), unless C<fail_ok =E<gt> 1>, in which case it returns 0. C<args =E<gt> [...]> adds command-line flags.
+C<fly =E<gt> 'app port=N'> runs C<pgwing --fly 'app port=N'> instead of the
+config file, with C<PGWING_RW_PORT>, C<PGWING_RO_PORT>, C<PGWING_AUTH_FILE>
+(the file of C<users>) and an empty C<PGWING_UNIX_SOCKET_DIR> in its
+environment (C<env> still wins).
 
 =cut
 
@@ -701,11 +709,15 @@ sub start
 	$self->write_config;
 	my $bin     = pgwing_bin();
 	my @cmd     = ($bin, ($self->{verbose} ? ('-v') : ()), @{ $opt{args} // [] },
-		$self->config_file);
+		(defined $opt{fly} ? ('--fly', $opt{fly}) : $self->config_file));
 	my $timeout = _timeout($opt{timeout} // 30);
 	my $logbase = $self->{logfile} =~ s/\.log$//r;
 	@cmd = _tool_command($logbase, @cmd);
-	my %env = (_tool_env($logbase), %{ $self->{env} });
+	my %fly_env = defined $opt{fly}
+	  ? (PGWING_RW_PORT => $self->{rw_port}, PGWING_RO_PORT => $self->{ro_port},
+		PGWING_AUTH_FILE => $self->auth_file, PGWING_UNIX_SOCKET_DIR => '')
+	  : ();
+	my %env = (_tool_env($logbase), %fly_env, %{ $self->{env} });
 
 	open my $log, '>>', $self->{logfile} or die "open $self->{logfile}: $!";
 	print $log "# " . localtime() . " PgWing::Test starting: @cmd\n";
@@ -808,7 +820,8 @@ C<SHOW BACKENDS> by backend name.
 sub console
 {
 	my ($self, $command) = @_;
-	my @cmd = ('psql', '-X', '-A', '-d', $self->connstr(dbname => 'pgwing', user => 'admin'),
+	my @cmd = ('psql', '-X', '-A', '-d',
+		$self->connstr(dbname => 'pgwing', user => 'admin', password => $self->{console_password}),
 		'-c', $command);
 	my ($out, $err) = ('', '');
 	local %ENV = _psql_env();
@@ -1697,6 +1710,119 @@ END
 {
 	local $?;
 	$_->stop for @fake_dns_servers;
+}
+
+=head1 A MACHINES API (PgWing::Test::FakeFlyApi)
+
+C<< my $api = PgWing::Test::FakeFlyApi->new($name, $token, 'app/machine' => $node, ...) >>
+starts F<tests/tools/fake_fly_api.pl> on 127.0.0.1 (a free port), which starts
+each node's Postgres (its data directory, log and port) when asked to start
+the machine, and accepts the C<Authorization> header C<Bearer $token>.
+C<< $api->url >>; C<< $api->requests >>: the requests so far, as lines
+C<METHOD PATH?QUERY\tAUTHORIZATION>; C<< $api->starts('app/machine') >>: how
+many starts were asked for; C<< $api->set($file, $text) >> writes a state file
+of the tool (C<token>, C<throttle>; undef removes it);
+C<< $api->start_to_ready('app/machine') >>: seconds from the last start asked
+for to its Postgres being ready, as its log says (waits for it; undef if it
+never comes). It is stopped when the test ends.
+
+=cut
+
+package PgWing::Test::FakeFlyApi;
+
+use Carp;
+use File::Basename qw(dirname);
+use File::Path qw(rmtree);
+use Time::Local ();
+
+my @fake_fly_apis;
+
+sub new
+{
+	my ($class, $name, $token, %machines) = @_;
+	# tmp_check outlives a run: count this run's requests only.
+	my $self = bless { state => "$PostgreSQL::Test::Utils::tmp_check/${name}_fly_api",
+		nodes => \%machines }, $class;
+	rmtree($self->{state});
+	mkdir $self->{state} or croak "mkdir $self->{state}: $!";
+	$self->set(token => "Bearer $token");
+	my @specs = map { "$_=" . join(',', $machines{$_}->data_dir, $machines{$_}->logfile,
+			$machines{$_}->port) } sort keys %machines;
+	my $out = '';
+	$self->{h} = IPC::Run::start(
+		[ 'perl', dirname($0) . '/../tools/fake_fly_api.pl', $self->{state}, @specs ],
+		'>', \$out, '2>', \$out);
+	$self->{h}->pump until $out =~ /listening on (\d+)/;
+	$self->{url} = "http://127.0.0.1:$1";
+	push @fake_fly_apis, $self;
+	return $self;
+}
+
+sub url { return $_[0]{url}; }
+
+sub set
+{
+	my ($self, $file, $text) = @_;
+	my $path = "$self->{state}/$file";
+	return unlink $path unless defined $text;
+	open my $fh, '>', $path or croak "write $path: $!";
+	print $fh "$text\n";
+	close $fh;
+	return;
+}
+
+sub _lines
+{
+	my ($self, $file) = @_;
+	open my $in, '<', "$self->{state}/$file" or return ();
+	chomp(my @l = <$in>);
+	return @l;
+}
+
+sub requests { return $_[0]->_lines('requests'); }
+
+sub starts
+{
+	my ($self, $machine) = @_;
+	my ($app, $id) = split m{/}, $machine;
+	return scalar grep { m{^POST /v1/apps/\Q$app\E/machines/\Q$id\E/start\t} } $self->requests;
+}
+
+# When Postgres said it was ready, by its log (to the millisecond, in UTC), or
+# by the tool's note, which its pg_isready loop takes late on a busy machine.
+sub _ready_time
+{
+	my ($self, $machine, $after) = @_;
+	open my $log, '<', $self->{nodes}{$machine}->logfile or return undef;
+	while (my $line = <$log>)
+	{
+		next
+		  unless $line =~ /^(\d+)-(\d+)-(\d+) (\d+):(\d+):(\d+\.\d+) (?:UTC|GMT) .*ready to accept connections/;
+		my $t = Time::Local::timegm(int($6), $5, $4, $3, $2 - 1, $1) + ($6 - int($6));
+		return $t if $t >= $after;
+	}
+	my ($note) = grep { $_ >= $after } map { /^ready (\S+)/ ? $1 : () } $self->_lines('times');
+	return $note;
+}
+
+sub start_to_ready
+{
+	my ($self, $machine) = @_;
+	my $until = Time::HiRes::time() + PgWing::Test::time_bound(10);
+	while (Time::HiRes::time() < $until)
+	{
+		my ($start) = reverse map { /^start (\S+)/ ? $1 : () } $self->_lines('times');
+		my $ready = defined $start ? $self->_ready_time($machine, $start) : undef;
+		return $ready - $start if defined $ready;
+		Time::HiRes::usleep(20_000);
+	}
+	return undef;
+}
+
+END
+{
+	local $?;
+	$_->{h}->kill_kill for grep { $_->{h} } @fake_fly_apis;
 }
 
 package PgWing::Test;
