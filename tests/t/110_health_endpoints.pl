@@ -113,7 +113,8 @@ $node->start;
 is($status, 200, '/readyz: 200 again once pg1 is back');
 
 # Draining: not ready at once, while still alive (and accepting for the grace).
-$pw->set(shutdown_grace => '2s');
+# Long enough for the checks below to run within it on a loaded machine.
+$pw->set(shutdown_grace => '5s');
 $pw->write_config;
 $off = $pw->log_position;
 $pw->signal('HUP');
