@@ -601,7 +601,7 @@ static void link_server_ready(struct server *sv)
 static void link_restore_or_ready(struct server *sv)
 {
 	struct client *cl = sv->owner;
-	const struct session_state *st = cl->cancel_pid != 0 ? cl->session : NULL;
+	struct session_state *st = cl->cancel_pid != 0 ? cl->session : NULL;
 
 	server_restore(sv, st);
 }

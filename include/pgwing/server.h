@@ -95,7 +95,12 @@ struct server {
 	struct event *timer;      /* server_connect_timeout during connect and login */
 	uint32_t backend_pid;
 	uint32_t backend_key;
-	int restore_pending; /* ReadyForQuery messages still due while restoring */
+	/* While restoring: the session being rebuilt (its client's), and how far. */
+	struct session_state *restoring;
+	int restore_pending;     /* ReadyForQuery messages still due */
+	size_t restore_at;       /* the replay's request being answered */
+	bool is_restore_failed;  /* a request the session can't do without failed */
+	char restore_error[256]; /* the server's error for it, or for the request being answered */
 	int64_t connect_time_ms;
 	/* The pump's (link.c) while active. */
 	char tx_status;       /* from the last ReadyForQuery: 'I', 'T' or 'E' */
@@ -123,9 +128,11 @@ void server_detach(struct server *sv);
 /*
  * Rebuild a moved session's state (NULL: none) before the client's next
  * request, dropping the answers; ops->ready once done, at once when there is
- * nothing to replay.
+ * nothing to replay. A prepared statement that can't be made again is
+ * dropped from st; any other failure is ops->failed ("session state could
+ * not be carried to the new server: ...").
  */
-void server_restore(struct server *sv, const struct session_state *st);
+void server_restore(struct server *sv, struct session_state *st);
 /* Its client is done with it: run server_reset_query, then ops->reset_done. */
 void server_reset(struct server *sv);
 /* Start a non-blocking connect of bev (TCP by name or address, or a unix socket directory). */
