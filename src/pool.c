@@ -294,7 +294,8 @@ static void pool_serve_soon(const struct pool *p)
 bool pool_can_take_back(const struct client *cl)
 {
 	return cl->state == CL_ACTIVE && cl->server->state == SV_ACTIVE &&
-	       cl->server->tx_status == PROTO_TX_IDLE && xact_is_idle(&cl->xact) &&
+	       !cl->server->is_awaiting_verdict && cl->server->tx_status == PROTO_TX_IDLE &&
+	       xact_is_idle(&cl->xact) &&
 	       (cl->session == NULL || (session_state_unmovable(cl->session) == NULL &&
 					!session_state_is_listening(cl->session)));
 }

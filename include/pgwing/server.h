@@ -108,6 +108,7 @@ struct server {
 	bool is_holding;      /* the current forwarding pass holds an answer back */
 	char last_fatal[256]; /* the message of a FATAL the server ended with */
 	bool is_ending;       /* relayed a FATAL about the session itself: the client goes too */
+	bool is_awaiting_verdict; /* ended with 57P01: a kill or a shutdown? (not read meanwhile) */
 	uint32_t msg_remaining;
 };
 
