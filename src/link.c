@@ -288,6 +288,15 @@ static enum proto_inspect server_inspect(void *arg, struct evbuffer *in,
 		cl->xact.is_response_started = true;
 		verdict = PROTO_INSPECT_RELEASE;
 	}
+	/*
+	 * The session's own NOTIFY comes back with its backend's pid: the client
+	 * was given another (BackendKeyData), by which it tells its own
+	 * notifications from others'.
+	 */
+	if (type == PqMsg_NotificationResponse)
+		return proto_msg_replace_int32(in, msg, 0, sv->backend_pid, cl->cancel_pid)
+			       ? verdict
+			       : PROTO_INSPECT_WAIT;
 	/* CopyInResponse: the server waits for the client's data. */
 	if (type == PqMsg_CopyInResponse)
 		cl->xact.is_copying_in = true;
