@@ -845,6 +845,7 @@ static void link_fatal_judged(void *arg, bool is_serving)
 	log_info("client %" PRIu64 ": its session on backend %s was ended by an administrator: %s",
 		 cl->id, sv->backend_name, sv->last_fatal);
 	evbuffer_add_buffer(conn_output(&cl->conn), conn_input(&sv->conn));
+	sv->is_ending = true; /* its connection is gone: closed, never pooled */
 	client_close(cl);
 }
 
