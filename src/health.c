@@ -95,6 +95,18 @@ enum probe_phase {
 	PROBE_QUERYING,
 };
 
+/*
+ * A question whether a backend still serves (health_ask_serving), answered by
+ * the first probe begun after it was asked, on a new connection.
+ */
+struct health_question {
+	struct health_question *next;
+	uint64_t asked_after;   /* the number of probes begun when it was asked */
+	enum backend_role role; /* the backend's role then */
+	health_answer_fn answer;
+	void *arg;
+};
+
 struct health_probe {
 	struct backend *b;
 	struct health_probe *next; /* in health.probes */
@@ -112,6 +124,8 @@ struct health_probe {
 	bool is_conn_stale;      /* reloaded mid-probe: reconnect with the new settings after it */
 	bool is_auth_requested;  /* this login answered a request: AuthenticationOk is no "none" */
 	int64_t waking_delay_ms; /* while the backend wakes: the next probe's delay */
+	uint64_t nbegun;         /* probes begun */
+	struct health_question *questions;
 };
 
 /* One loop, one set of probes per process. */
@@ -125,6 +139,7 @@ static struct {
 } health;
 
 static void probe_begin(struct health_probe *p);
+static void probe_schedule_now(struct health_probe *p);
 static void probe_on_io(evutil_socket_t fd, short what, void *arg);
 static void probe_failf(struct health_probe *p, const char *fmt, ...) PRINTF_LIKE(2, 3);
 
@@ -204,6 +219,42 @@ static void probe_end(struct health_probe *p)
 	timer_add_ms(p->next_timer, delay > 0 ? delay : 0);
 }
 
+/* A probe on a new connection, now rather than at its next tick. */
+static void probe_afresh(struct health_probe *p)
+{
+	probe_close(p);
+	evtimer_del(p->next_timer);
+	probe_schedule_now(p);
+}
+
+/*
+ * The latest probe ended (is_ok: b answered, as role): the questions asked
+ * before it began are answered, each to its own asker, after all are taken
+ * off the list (an answer may close what asked another). Questions asked
+ * while it ran get a probe of their own, now.
+ */
+static void probe_answer(struct health_probe *p, bool is_ok, enum backend_role role)
+{
+	struct health_question **link = &p->questions, *due = NULL, *q;
+
+	while ((q = *link) != NULL) {
+		if (q->asked_after < p->nbegun) {
+			*link = q->next;
+			q->next = due;
+			due = q;
+		} else {
+			link = &q->next;
+		}
+	}
+	if (p->questions != NULL && p->phase == PROBE_IDLE)
+		probe_afresh(p);
+	while ((q = due) != NULL) {
+		due = q->next;
+		q->answer(q->arg, is_ok && role == q->role);
+		free(q);
+	}
+}
+
 static void probe_failf(struct health_probe *p, const char *fmt, ...)
 {
 	char reason[sizeof(p->b->last_error)];
@@ -217,12 +268,16 @@ static void probe_failf(struct health_probe *p, const char *fmt, ...)
 	probe_close(p);
 	topology_note_probe_failed(health.topo, p->b, line, is_unreachable(line));
 	probe_end(p);
+	probe_answer(p, false, ROLE_UNKNOWN);
 }
 
 static void probe_succeed(struct health_probe *p)
 {
+	enum backend_role role = p->sample.role;
+
 	topology_note_probe_ok(health.topo, p->b, &p->sample);
 	probe_end(p);
+	probe_answer(p, true, role);
 }
 
 static bool parse_lsn(const char *text, uint64_t *lsn)
@@ -699,6 +754,7 @@ static void probe_resolve(struct health_probe *p)
 
 static void probe_begin(struct health_probe *p)
 {
+	p->nbegun++;
 	p->started_ms = now_ms();
 	timer_add_ms(p->deadline, health.cfg->health_timeout_ms);
 	if (p->conn != NULL)
@@ -745,7 +801,8 @@ static struct health_probe *probe_new(struct backend *b)
 	return p;
 }
 
-static void probe_free(struct health_probe *p)
+/* is_answering: whoever asked about p's backend hears "no longer serving" (else: nothing). */
+static void probe_free(struct health_probe *p, bool is_answering)
 {
 	struct health_probe **link = &health.probes;
 
@@ -754,6 +811,14 @@ static void probe_free(struct health_probe *p)
 	while (*link != p)
 		link = &(*link)->next;
 	*link = p->next;
+	while (p->questions != NULL) {
+		struct health_question *q = p->questions;
+
+		p->questions = q->next;
+		if (is_answering)
+			q->answer(q->arg, false);
+		free(q);
+	}
 	probe_close(p);
 	event_free(p->next_timer);
 	event_free(p->deadline);
@@ -762,7 +827,7 @@ static void probe_free(struct health_probe *p)
 
 void health_drop_backend(const struct backend *b)
 {
-	probe_free(probe_of(b));
+	probe_free(probe_of(b), true);
 }
 
 int health_start(struct event_base *base, struct topology *topo, const struct config *cfg,
@@ -816,6 +881,46 @@ void health_probe_now(const struct backend *b)
 		probe_schedule_now(p);
 }
 
+bool health_ask_serving(const struct backend *b, health_answer_fn answer, void *arg)
+{
+	struct health_probe *p = probe_of(b);
+	struct health_question *q;
+
+	if (p == NULL)
+		return false;
+	q = xcalloc(1, sizeof(*q));
+	q->asked_after = p->nbegun;
+	q->role = b->role;
+	q->answer = answer;
+	q->arg = arg;
+	q->next = p->questions;
+	p->questions = q;
+	/*
+	 * A new connection: the kept one predates what happened, and Postgres
+	 * refuses new ones as soon as it starts shutting down. A probe under way
+	 * began before the question: the next one is due when it ends.
+	 */
+	if (p->phase == PROBE_IDLE)
+		probe_afresh(p);
+	return true;
+}
+
+void health_forget_questions(const void *arg)
+{
+	for (struct health_probe *p = health.probes; p != NULL; p = p->next) {
+		struct health_question **link = &p->questions, *q;
+
+		while ((q = *link) != NULL) {
+			if (q->arg == arg) {
+				*link = q->next;
+				free(q);
+			} else {
+				link = &q->next;
+			}
+		}
+	}
+}
+
 void health_probe_all_now(void)
 {
 	for (struct health_probe *p = health.probes; p != NULL; p = p->next)
@@ -860,6 +965,6 @@ bool health_is_connected(const struct backend *b)
 void health_stop(void)
 {
 	while (health.probes != NULL)
-		probe_free(health.probes);
+		probe_free(health.probes, false);
 	health.base = NULL;
 }

@@ -50,6 +50,7 @@ static void link_settle_idle(struct client *cl);
 static void link_release_server(struct client *cl);
 static void link_pump_client(struct client *cl);
 static bool link_pump_server(struct server *sv);
+static void link_judge_fatal(struct server *sv);
 
 /* A request began (is_first: nothing else in flight): timed, for the pool's statistics. */
 static void link_time_request(struct client *cl, bool is_first)
@@ -181,7 +182,7 @@ static void link_pump_client(struct client *cl)
 	enum proto_scan scan;
 	size_t movable;
 
-	if (cl->server == NULL || cl->state != CL_ACTIVE)
+	if (cl->server == NULL || cl->state != CL_ACTIVE || cl->server->is_awaiting_verdict)
 		return;
 	scan = conn_scan(&cl->conn, (uint32_t)rt->cfg->max_packet_size, &cl->msg_remaining,
 			 &movable, client_inspect, cl);
@@ -287,6 +288,15 @@ static enum proto_inspect server_inspect(void *arg, struct evbuffer *in,
 		cl->xact.is_response_started = true;
 		verdict = PROTO_INSPECT_RELEASE;
 	}
+	/*
+	 * The session's own NOTIFY comes back with its backend's pid: the client
+	 * was given another (BackendKeyData), by which it tells its own
+	 * notifications from others'.
+	 */
+	if (type == PqMsg_NotificationResponse)
+		return proto_msg_replace_int32(in, msg, 0, sv->backend_pid, cl->cancel_pid)
+			       ? verdict
+			       : PROTO_INSPECT_WAIT;
 	/* CopyInResponse: the server waits for the client's data. */
 	if (type == PqMsg_CopyInResponse)
 		cl->xact.is_copying_in = true;
@@ -318,20 +328,31 @@ static enum proto_inspect server_inspect(void *arg, struct evbuffer *in,
 	default:
 		if (proto_parse_error(body, n, &ef) && ef.severity != NULL &&
 		    (strcmp(ef.severity, "FATAL") == 0 || strcmp(ef.severity, "PANIC") == 0)) {
+			bool is_operator =
+				ef.sqlstate != NULL && strncmp(ef.sqlstate, "57", 2) == 0;
+
 			/*
-			 * The server goes, and its answer stays held: the client has seen
-			 * none of it, and the read runs again elsewhere once the connection is
-			 * lost.
+			 * 57P01 is an administrator's kill of this session or its Postgres
+			 * shutting down: link_judge_fatal tells which, the answer held so far
+			 * waiting with it.
 			 */
-			if (sv->is_holding)
+			if (is_operator && strcmp(ef.sqlstate, SQLSTATE_ADMIN_SHUTDOWN) == 0)
+				sv->is_awaiting_verdict = true;
+			/*
+			 * Otherwise the server goes, and its answer stays held: the client has
+			 * seen none of it, and the read runs again elsewhere once the
+			 * connection is lost.
+			 */
+			else if (sv->is_holding)
 				return PROTO_INSPECT_HOLD;
 			/*
 			 * Operator intervention (class 57: shutdown, crash, pg_terminate_backend)
-			 * ends the server, not the session: handled like the lost connection it
-			 * announces, so the session can move. Any other FATAL is about this
-			 * session (a protocol violation, a timeout): the client hears it and goes.
+			 * is judged, or ends the server, not the session: handled like the lost
+			 * connection it announces, so the session can move. Any other FATAL is
+			 * about this session (a protocol violation, a timeout): the client hears
+			 * it and goes.
 			 */
-			if (ef.sqlstate != NULL && strncmp(ef.sqlstate, "57", 2) == 0) {
+			if (is_operator) {
 				snprintf(sv->last_fatal, sizeof(sv->last_fatal), "%s",
 					 ef.message != NULL ? ef.message : ef.severity);
 				return PROTO_INSPECT_STOP;
@@ -385,7 +406,7 @@ static bool link_pump_server(struct server *sv)
 	enum proto_scan scan;
 	size_t movable;
 
-	if (cl == NULL || sv->state != SV_ACTIVE)
+	if (cl == NULL || sv->state != SV_ACTIVE || sv->is_awaiting_verdict)
 		return true;
 	sv->is_holding = false;
 	scan = conn_scan(&sv->conn, (uint32_t)rt->cfg->max_packet_size, &sv->msg_remaining,
@@ -399,7 +420,10 @@ static bool link_pump_server(struct server *sv)
 		return false;
 	}
 	if (scan == PROTO_SCAN_STOPPED) {
-		server_lost(sv, "lost connection to", sv->last_fatal);
+		if (sv->is_awaiting_verdict)
+			link_judge_fatal(sv);
+		else
+			server_lost(sv, "lost connection to", sv->last_fatal);
 		return false;
 	}
 	if (sv->is_ending) {
@@ -443,8 +467,8 @@ static void link_give_back_server(struct client *cl)
 {
 	struct server *sv = cl->server;
 	bool is_clean = sv->state == SV_ACTIVE && sv->tx_status == PROTO_TX_IDLE &&
-			!sv->is_ending && sv->msg_remaining == 0 && cl->msg_remaining == 0 &&
-			xact_is_idle(&cl->xact) &&
+			!sv->is_ending && !sv->is_awaiting_verdict && sv->msg_remaining == 0 &&
+			cl->msg_remaining == 0 && xact_is_idle(&cl->xact) &&
 			(cl->session == NULL || session_state_unmovable(cl->session) == NULL);
 	int64_t last_active_ms = cl->query_start_us / 1000;
 
@@ -601,7 +625,7 @@ static void link_server_ready(struct server *sv)
 static void link_restore_or_ready(struct server *sv)
 {
 	struct client *cl = sv->owner;
-	const struct session_state *st = cl->cancel_pid != 0 ? cl->session : NULL;
+	struct session_state *st = cl->cancel_pid != 0 ? cl->session : NULL;
 
 	server_restore(sv, st);
 }
@@ -719,7 +743,7 @@ static void link_serve_waiters(struct pool *p)
  * gone); anything else in flight gets an error saying its outcome is unknown.
  * what names the backend and the reason.
  */
-static void link_server_lost(struct server *sv, const char *what)
+static void link_lose_server(struct server *sv, const char *what)
 {
 	struct client *cl = sv->owner;
 	struct evbuffer *out = conn_output(&cl->conn);
@@ -793,6 +817,55 @@ static void link_server_lost(struct server *sv, const char *what)
 	link_settle_idle(cl);
 }
 
+static void link_server_lost(struct server *sv, const char *what)
+{
+	/* The connection's end changes nothing while its FATAL is judged (link_fatal_judged). */
+	if (!sv->is_awaiting_verdict)
+		link_lose_server(sv, what);
+}
+
+/*
+ * Health answered whether the backend of a server that ended with 57P01
+ * still serves. It does: an administrator ended this session
+ * (pg_terminate_backend), and the client hears it as Postgres said it, after
+ * whatever answer came before, and goes, as it would directly; nothing runs
+ * again. It does not (shutting down, gone, another role): the server is lost
+ * with its Postgres, and the session moves as for any lost server.
+ */
+static void link_fatal_judged(void *arg, bool is_serving)
+{
+	struct server *sv = arg;
+	struct client *cl = sv->owner;
+
+	sv->is_awaiting_verdict = false;
+	if (!is_serving) {
+		server_lost(sv, "lost connection to", sv->last_fatal);
+		return;
+	}
+	log_info("client %" PRIu64 ": its session on backend %s was ended by an administrator: %s",
+		 cl->id, sv->backend_name, sv->last_fatal);
+	evbuffer_add_buffer(conn_output(&cl->conn), conn_input(&sv->conn));
+	sv->is_ending = true; /* its connection is gone: closed, never pooled */
+	client_close(cl);
+}
+
+/*
+ * The server ended with 57P01 (its FATAL, and any answer held before it,
+ * still in its input): pg_terminate_backend and a shutdown say the same.
+ * Until health tells which (within health_timeout), neither side is read.
+ */
+static void link_judge_fatal(struct server *sv)
+{
+	conn_read_off(&sv->conn);
+	if (sv->backend != NULL && health_ask_serving(sv->backend, link_fatal_judged, sv)) {
+		log_debug("server %" PRIu64 ": %s; asking whether backend %s still serves", sv->id,
+			  sv->last_fatal, sv->backend_name);
+		return;
+	}
+	sv->is_awaiting_verdict = false;
+	server_lost(sv, "lost connection to", sv->last_fatal);
+}
+
 /* Connecting or logging in to a server failed in a way another try may fix: wait and retry. */
 static void link_server_unreachable(struct server *sv, const char *what)
 {
@@ -849,6 +922,9 @@ static void link_server_refused(struct server *sv, struct evbuffer *in, size_t l
 static void link_server_gone(struct server *sv)
 {
 	struct client *cl = sv->owner;
+
+	if (sv->is_awaiting_verdict)
+		health_forget_questions(sv);
 
 	if (cl != NULL)
 		link_unlink(cl);
@@ -984,7 +1060,7 @@ static size_t link_collect(const char *database, bool (*keep)(const struct clien
 static bool link_is_idle_with_server(const struct client *cl)
 {
 	return cl->state == CL_ACTIVE && cl->server->tx_status == PROTO_TX_IDLE &&
-	       xact_is_idle(&cl->xact);
+	       !cl->server->is_awaiting_verdict && xact_is_idle(&cl->xact);
 }
 
 void link_release_idle(const char *database)

@@ -268,6 +268,51 @@ const uint8_t *proto_msg_body(struct evbuffer *in, const struct proto_msg *msg, 
 	return scratch;
 }
 
+/* The int32 in 4 bytes of flat memory. */
+static uint32_t decode_int32(const uint8_t *bytes)
+{
+	struct proto_reader r;
+
+	proto_reader_init(&r, bytes, 4);
+	return proto_read_int32(&r);
+}
+
+bool proto_msg_replace_int32(struct evbuffer *in, const struct proto_msg *msg, size_t at,
+			     uint32_t from, uint32_t to)
+{
+	uint8_t now[4], want[4] = {to >> 24, to >> 16, to >> 8, to};
+	struct evbuffer_iovec vec[4];
+	struct evbuffer_ptr p;
+	size_t done = 0;
+	int n;
+
+	if (msg->len - 4 < at + 4)
+		return true; /* too short to hold it: nothing to replace */
+	if (msg->body != NULL) {
+		uint8_t *field = (uint8_t *)(uintptr_t)msg->body + at;
+
+		if (decode_int32(field) == from)
+			memcpy(field, want, sizeof(want));
+		return true;
+	}
+	if (in == NULL || evbuffer_get_length(in) < msg->offset + PROTO_HEADER_LEN + at + 4 ||
+	    evbuffer_ptr_set(in, &p, msg->offset + PROTO_HEADER_LEN + at, EVBUFFER_PTR_SET) < 0 ||
+	    evbuffer_copyout_from(in, &p, now, sizeof(now)) != (ev_ssize_t)sizeof(now))
+		return false;
+	if (decode_int32(now) != from)
+		return true;
+	/* The four bytes may span chains: each part is written where it lies. */
+	n = evbuffer_peek(in, sizeof(want), &p, vec, (int)ARRAY_SIZE(vec));
+	for (int i = 0; i < n && i < (int)ARRAY_SIZE(vec) && done < sizeof(want); i++) {
+		size_t k =
+			vec[i].iov_len < sizeof(want) - done ? vec[i].iov_len : sizeof(want) - done;
+
+		memcpy(vec[i].iov_base, want + done, k);
+		done += k;
+	}
+	return true;
+}
+
 void proto_reader_init(struct proto_reader *r, const void *data, size_t len)
 {
 	r->pos = data;

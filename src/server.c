@@ -374,7 +374,7 @@ static void server_ready(struct server *sv)
 	sv->ops->ready(sv);
 }
 
-void server_restore(struct server *sv, const struct session_state *st)
+void server_restore(struct server *sv, struct session_state *st)
 {
 	if (st == NULL || session_state_is_empty(st)) {
 		server_ready(sv);
@@ -385,6 +385,10 @@ void server_restore(struct server *sv, const struct session_state *st)
 		server_ready(sv);
 		return;
 	}
+	sv->restoring = st;
+	sv->restore_at = 0;
+	sv->is_restore_failed = false;
+	sv->restore_error[0] = '\0';
 	sv->state = SV_RESTORE;
 	log_debug("server %" PRIu64 ": restoring the session state of its client", sv->id);
 }
@@ -411,6 +415,43 @@ static uint8_t *server_next_message(struct server *sv, char *type, uint32_t *len
 	return msg;
 }
 
+/*
+ * A request of the replay is answered (ReadyForQuery). A failed one the
+ * session can do without is forgotten; the first other failure is kept to
+ * tell the client once the replay is over.
+ */
+static void server_note_replayed(struct server *sv)
+{
+	if (sv->is_restore_failed)
+		return;
+	if (sv->restore_error[0] == '\0') {
+		sv->restore_at++;
+	} else if (session_state_forget_unreplayable(sv->restoring, sv->restore_at)) {
+		log_info("server %" PRIu64 ": a prepared statement could not be prepared again on "
+			 "%s, the session goes on without it: %s",
+			 sv->id, sv->backend_name, sv->restore_error);
+		sv->restore_error[0] = '\0';
+	} else {
+		sv->is_restore_failed = true;
+	}
+}
+
+/* The replay is over: the client goes on, or is told why its session could not be carried. */
+static void server_end_restore(struct server *sv)
+{
+	char text[512];
+
+	sv->restoring = NULL;
+	if (!sv->is_restore_failed) {
+		server_ready(sv);
+		return;
+	}
+	snprintf(text, sizeof(text), "session state could not be carried to the new server: %s",
+		 sv->restore_error);
+	log_info("server %" PRIu64 ": on backend %s: %s", sv->id, sv->backend_name, text);
+	sv->ops->failed(sv, text); /* closes sv with its client */
+}
+
 static void server_handle_restore(struct server *sv)
 {
 	struct evbuffer *in = conn_input(&sv->conn);
@@ -429,15 +470,11 @@ static void server_handle_restore(struct server *sv)
 			if (!proto_parse_error(msg + PROTO_HEADER_LEN, len - 4, &ef) ||
 			    ef.message == NULL)
 				ef.message = "unknown error";
-			{
-				char detail[300];
-
-				snprintf(detail, sizeof(detail),
-					 "could not restore the session: %s", ef.message);
-				evbuffer_drain(in, 1 + len);
-				server_fail(sv, "after moving to", detail);
-			}
-			return;
+			if (!sv->is_restore_failed)
+				snprintf(sv->restore_error, sizeof(sv->restore_error), "%s",
+					 ef.message);
+			evbuffer_drain(in, 1 + len);
+			break;
 		case PqMsg_ParameterStatus:
 			/* A replayed SET may report a parameter: the client hears of it if it
 			 * changed. */
@@ -447,8 +484,9 @@ static void server_handle_restore(struct server *sv)
 		case PqMsg_ReadyForQuery:
 			sv->tx_status = len >= 5 ? (char)msg[5] : PROTO_TX_IDLE;
 			evbuffer_drain(in, 1 + len);
+			server_note_replayed(sv);
 			if (--sv->restore_pending == 0)
-				server_ready(sv);
+				server_end_restore(sv);
 			break;
 		default:
 			evbuffer_drain(in, 1 + len);

@@ -155,12 +155,13 @@ static bool reserve(struct session_state *st, size_t len)
 	return false;
 }
 
-static void add_sql(struct session_state *st, enum entry_kind kind, const struct stmt_info *info,
-		    const char *sql)
+/* An entry whose replay is text[0..len), a Query of its own. */
+static void add_sql(struct session_state *st, enum entry_kind kind, const char *key,
+		    const char *text, size_t len)
 {
 	struct sql_entry *e;
 
-	if (!reserve(st, info->len))
+	if (!reserve(st, len))
 		return;
 	if (st->nsql == st->sql_cap) {
 		st->sql_cap = st->sql_cap ? st->sql_cap * 2 : 8;
@@ -168,11 +169,19 @@ static void add_sql(struct session_state *st, enum entry_kind kind, const struct
 	}
 	e = &st->sql[st->nsql++];
 	e->kind = kind;
-	memcpy(e->key, info->key, sizeof(e->key));
-	e->text = xmalloc(info->len);
-	memcpy(e->text, sql + info->start, info->len);
-	e->len = info->len;
-	st->bytes += info->len;
+	memcpy(e->key, key, sizeof(e->key));
+	e->text = xmalloc(len + 1); /* with its NUL: the Query's body */
+	memcpy(e->text, text, len);
+	e->text[len] = '\0';
+	e->len = len;
+	st->bytes += len;
+}
+
+/* An entry replayed as the statement info locates in sql. */
+static void add_statement(struct session_state *st, enum entry_kind kind,
+			  const struct stmt_info *info, const char *sql)
+{
+	add_sql(st, kind, info->key, sql + info->start, info->len);
 }
 
 static void clear(struct session_state *st)
@@ -193,7 +202,8 @@ void session_state_free(struct session_state *st)
 	free(st);
 }
 
-void session_state_apply(struct session_state *st, const struct stmt_info *info, const char *sql)
+void session_state_apply(struct session_state *st, const struct stmt_info *info, const char *sql,
+			 bool is_alone)
 {
 	if (info->cls == STMT_UNMOVABLE) {
 		session_state_mark_unmovable(st, info->reason);
@@ -214,7 +224,7 @@ void session_state_apply(struct session_state *st, const struct stmt_info *info,
 		if (strcmp(info->key, "datestyle") != 0)
 			drop_sql_matching(st, ENTRY_SET, info->key);
 		drop_roles_ended_by(st, info->key);
-		add_sql(st, ENTRY_SET, info, sql);
+		add_statement(st, ENTRY_SET, info, sql);
 		break;
 	case SESSION_RESET:
 		drop_sql_matching(st, ENTRY_SET, info->key);
@@ -226,7 +236,7 @@ void session_state_apply(struct session_state *st, const struct stmt_info *info,
 	case SESSION_LISTEN:
 		/* LISTEN twice is still one listener. */
 		if (!find_sql(st, ENTRY_LISTEN, info->key))
-			add_sql(st, ENTRY_LISTEN, info, sql);
+			add_statement(st, ENTRY_LISTEN, info, sql);
 		break;
 	case SESSION_UNLISTEN:
 		drop_sql_matching(st, ENTRY_LISTEN, info->key);
@@ -235,8 +245,17 @@ void session_state_apply(struct session_state *st, const struct stmt_info *info,
 		drop_sql_matching(st, ENTRY_LISTEN, NULL);
 		break;
 	case SESSION_PREPARE:
+		/*
+		 * Postgres keeps the text of the whole query a PREPARE came in
+		 * (pg_prepared_statements.statement): replayed alone, that text
+		 * gives the same. A PREPARE among other statements replays its own
+		 * (the others must not run again).
+		 */
 		drop_sql_matching(st, ENTRY_PREPARE, info->key);
-		add_sql(st, ENTRY_PREPARE, info, sql);
+		if (is_alone)
+			add_sql(st, ENTRY_PREPARE, info->key, sql, strlen(sql));
+		else
+			add_statement(st, ENTRY_PREPARE, info, sql);
 		break;
 	case SESSION_DEALLOCATE:
 		/* SQL and protocol prepared statements share one namespace in Postgres. */
@@ -327,36 +346,34 @@ bool session_state_is_empty(const struct session_state *st)
 
 int session_state_replay(const struct session_state *st, struct evbuffer *out)
 {
-	static const char sep[] = ";\n";
-	int ready = 0;
-
-	if (st->nsql > 0) {
-		size_t len = 0;
-		char *sql;
-
-		for (size_t i = 0; i < st->nsql; i++)
-			len += st->sql[i].len + (i > 0 ? strlen(sep) : 0);
-		sql = xmalloc(len + 1);
-		len = 0;
-		for (size_t i = 0; i < st->nsql; i++) {
-			if (i > 0) {
-				memcpy(sql + len, sep, strlen(sep));
-				len += strlen(sep);
-			}
-			memcpy(sql + len, st->sql[i].text, st->sql[i].len);
-			len += st->sql[i].len;
-		}
-		sql[len] = '\0';
-		/* By length, not strlen: the text is replayed byte for byte, NULs and all. */
-		proto_put_message(out, PqMsg_Query, sql, len + 1);
-		free(sql);
-		ready++;
-	}
-	if (st->nparse > 0) {
-		for (size_t i = 0; i < st->nparse; i++)
-			evbuffer_add(out, st->parse[i].msg, st->parse[i].len);
+	/*
+	 * One request per entry, each answered by its own ReadyForQuery: a
+	 * PREPARE made again shows its own text, and a failure is known by the
+	 * entry that failed (session_state_forget_unreplayable).
+	 */
+	for (size_t i = 0; i < st->nsql; i++)
+		proto_put_message(out, PqMsg_Query, st->sql[i].text, st->sql[i].len + 1);
+	for (size_t i = 0; i < st->nparse; i++) {
+		evbuffer_add(out, st->parse[i].msg, st->parse[i].len);
 		proto_put_sync(out);
-		ready++;
 	}
-	return ready;
+	return (int)(st->nsql + st->nparse);
+}
+
+bool session_state_forget_unreplayable(struct session_state *st, size_t i)
+{
+	/*
+	 * A statement that can't be prepared again (its table was dropped since)
+	 * fails only when it is executed, in Postgres: the session goes on
+	 * without it. Anything else missing would make it a different session.
+	 */
+	if (i < st->nsql && st->sql[i].kind == ENTRY_PREPARE) {
+		drop_sql(st, i);
+		return true;
+	}
+	if (i >= st->nsql && i - st->nsql < st->nparse) {
+		drop_parse(st, i - st->nsql);
+		return true;
+	}
+	return false;
 }

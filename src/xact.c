@@ -158,10 +158,13 @@ static void query_classify(const char *sql, size_t len, bool *is_read, bool *is_
 }
 
 /*
- * Session statements of the request in flight, kept until it ends. Inside a
- * transaction block several requests add up, to max bytes: past it nothing
- * more is kept (the text stays, empty if need be, so that the end of the
- * transaction is still watched), and a commit pins the session instead.
+ * Session statements of the request in flight, kept until it ends: each
+ * query's text (up to its first NUL: Postgres reads no further) followed by a
+ * NUL, so each query is classified on its own (a comment ending one can't
+ * swallow the next) and a PREPARE keeps its query's text, as Postgres does.
+ * Inside a transaction block several requests add up, to max bytes: past it
+ * nothing more is kept (the text stays, empty if need be, so that the end of
+ * the transaction is still watched), and a commit pins the session instead.
  */
 static void session_sql_keep(struct xact *x, const char *sql, size_t len, size_t max)
 {
@@ -169,18 +172,17 @@ static void session_sql_keep(struct xact *x, const char *sql, size_t len, size_t
 
 	if (x->is_session_sql_over)
 		return;
-	if (have + len + 2 > max) {
+	len = strnlen(sql, len);
+	if (have + len + 1 > max) {
 		x->is_session_sql_over = true;
 		if (x->pending_session_sql == NULL)
 			x->pending_session_sql = xstrdup("");
 		return;
 	}
-	x->pending_session_sql = xrealloc(x->pending_session_sql, have + len + 2);
-	if (have > 0)
-		x->pending_session_sql[have++] = ';';
+	x->pending_session_sql = xrealloc(x->pending_session_sql, have + len + 1);
 	memcpy(x->pending_session_sql + have, sql, len);
-	x->pending_session_len = have + len;
-	x->pending_session_sql[x->pending_session_len] = '\0';
+	x->pending_session_sql[have + len] = '\0';
+	x->pending_session_len = have + len + 1;
 }
 
 /*
@@ -270,6 +272,19 @@ void xact_note_untracked_statement(struct xact *x, struct session_state *session
 		session_state_mark_unmovable(session, "a prepared statement too large to track");
 }
 
+/* One kept query's statements (of a request that failed: only what outlives it). */
+static void session_sql_apply(struct session_state *st, const char *sql, bool is_kept)
+{
+	struct stmt_info info[XACT_MAX_STMTS];
+	size_t n = classify_query(sql, strlen(sql), info, XACT_MAX_STMTS);
+
+	if (is_kept && n > XACT_MAX_STMTS)
+		session_state_mark_unmovable(st, "too many statements to track");
+	for (size_t i = 0; i < n && i < XACT_MAX_STMTS; i++)
+		if (is_kept || info[i].cls == STMT_UNMOVABLE)
+			session_state_apply(st, &info[i], sql, n == 1);
+}
+
 /*
  * A failed request, a failed transaction or a ROLLBACK leaves no setting
  * behind, as on the server; but what can't move may have outlived it (a
@@ -280,10 +295,8 @@ void xact_note_untracked_statement(struct xact *x, struct session_state *session
  */
 static void session_sql_settle(struct xact *x, char tx_status, struct session_state **session)
 {
-	struct stmt_info info[XACT_MAX_STMTS];
 	struct session_state *st;
 	bool is_kept = !x->has_request_failed;
-	size_t n;
 
 	if (x->pending_session_sql == NULL)
 		return;
@@ -293,20 +306,15 @@ static void session_sql_settle(struct xact *x, char tx_status, struct session_st
 		return;
 	}
 	st = session_of(session);
-	n = x->is_session_sql_over ? 0
-				   : classify_query(x->pending_session_sql, x->pending_session_len,
-						    info, XACT_MAX_STMTS);
 	if (is_kept && x->is_session_sql_over)
 		session_state_mark_unmovable(st, "more session statements in one "
 						 "transaction than max_session_sql_size");
-	else if (is_kept && n > XACT_MAX_STMTS)
-		session_state_mark_unmovable(st, "too many statements to track");
 	else if (is_kept && x->is_partly_rolled_back)
 		session_state_mark_unmovable(st, "session state set in a transaction that rolled "
 						 "back to a savepoint");
-	for (size_t i = 0; i < n && i < XACT_MAX_STMTS; i++)
-		if (is_kept || info[i].cls == STMT_UNMOVABLE)
-			session_state_apply(st, &info[i], x->pending_session_sql);
+	for (size_t at = 0; at < x->pending_session_len;
+	     at += strlen(x->pending_session_sql + at) + 1)
+		session_sql_apply(st, x->pending_session_sql + at, is_kept);
 	session_sql_forget(x);
 }
 

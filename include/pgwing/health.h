@@ -29,6 +29,19 @@ void health_reconfigure(const struct config *cfg, const struct auth_file *af);
 void health_drop_backend(const struct backend *b);
 /* Probe one backend now (e.g. after a server said 25006 on a "primary"). */
 void health_probe_now(const struct backend *b);
+/*
+ * Whether b still serves as it did: a probe now, on a new connection (within
+ * health_timeout, or two if a probe was under way), answers answer(arg,
+ * true) when b logs in and answers as the role it had when asked, false when
+ * it does not (shutting down, gone, another role). It tells an
+ * administrator's kill of one session (pg_terminate_backend: Postgres goes
+ * on) from its Postgres going away. False: b has no probe (asked nothing).
+ * The answer comes from the loop, never from within this call.
+ */
+typedef void (*health_answer_fn)(void *arg, bool is_serving);
+bool health_ask_serving(const struct backend *b, health_answer_fn answer, void *arg);
+/* Whoever asked with arg is gone: its questions are dropped unanswered. */
+void health_forget_questions(const void *arg);
 /* Probe every backend now (not those asleep or waking: nobody needs them yet). */
 void health_probe_all_now(void);
 /*

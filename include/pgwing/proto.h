@@ -100,6 +100,14 @@ enum proto_scan proto_scan_bytes(const uint8_t *data, size_t len, uint32_t max_l
  * while the body is not all buffered (in is NULL for a scan of bytes).
  */
 const uint8_t *proto_msg_body(struct evbuffer *in, const struct proto_msg *msg, void *scratch);
+/*
+ * Where the int32 at byte at of the body of a message an inspector was shown
+ * equals from, it becomes to, in place (the scanned bytes are the reader's
+ * own: no copy). False while those bytes are not all buffered (in is NULL for
+ * a scan of bytes).
+ */
+bool proto_msg_replace_int32(struct evbuffer *in, const struct proto_msg *msg, size_t at,
+			     uint32_t from, uint32_t to);
 
 /* Bounds-checked reading of a message body; any overrun sets has_failed and yields zeroes. */
 struct proto_reader {

@@ -95,7 +95,12 @@ struct server {
 	struct event *timer;      /* server_connect_timeout during connect and login */
 	uint32_t backend_pid;
 	uint32_t backend_key;
-	int restore_pending; /* ReadyForQuery messages still due while restoring */
+	/* While restoring: the session being rebuilt (its client's), and how far. */
+	struct session_state *restoring;
+	int restore_pending;     /* ReadyForQuery messages still due */
+	size_t restore_at;       /* the replay's request being answered */
+	bool is_restore_failed;  /* a request the session can't do without failed */
+	char restore_error[256]; /* the server's error for it, or for the request being answered */
 	int64_t connect_time_ms;
 	/* The pump's (link.c) while active. */
 	char tx_status;       /* from the last ReadyForQuery: 'I', 'T' or 'E' */
@@ -103,6 +108,7 @@ struct server {
 	bool is_holding;      /* the current forwarding pass holds an answer back */
 	char last_fatal[256]; /* the message of a FATAL the server ended with */
 	bool is_ending;       /* relayed a FATAL about the session itself: the client goes too */
+	bool is_awaiting_verdict; /* ended with 57P01: a kill or a shutdown? (not read meanwhile) */
 	uint32_t msg_remaining;
 };
 
@@ -123,9 +129,11 @@ void server_detach(struct server *sv);
 /*
  * Rebuild a moved session's state (NULL: none) before the client's next
  * request, dropping the answers; ops->ready once done, at once when there is
- * nothing to replay.
+ * nothing to replay. A prepared statement that can't be made again is
+ * dropped from st; any other failure is ops->failed ("session state could
+ * not be carried to the new server: ...").
  */
-void server_restore(struct server *sv, const struct session_state *st);
+void server_restore(struct server *sv, struct session_state *st);
 /* Its client is done with it: run server_reset_query, then ops->reset_done. */
 void server_reset(struct server *sv);
 /* Start a non-blocking connect of bev (TCP by name or address, or a unix socket directory). */

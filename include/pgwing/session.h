@@ -16,14 +16,16 @@ struct session_state *session_state_new(void);
 void session_state_free(struct session_state *st);
 
 /*
- * Record one successfully executed statement (sql/len is the whole query string,
- * info locates the statement in it). SET replaces an earlier SET of the same
- * name, RESET/UNLISTEN/DEALLOCATE remove, the *_ALL ops and DISCARD ALL clear.
- * A STMT_UNMOVABLE statement marks the session unmovable with its reason; other
- * classes change nothing. DISCARD ALL also clears the unmovable reason (it drops
- * temp tables, WITH HOLD cursors and advisory locks).
+ * Record one successfully executed statement (sql is the whole query string,
+ * NUL-terminated, info locates the statement in it; is_alone: it is the
+ * query's only statement). SET replaces an earlier SET of the same name,
+ * RESET/UNLISTEN/DEALLOCATE remove, the *_ALL ops and DISCARD ALL clear. A
+ * STMT_UNMOVABLE statement marks the session unmovable with its reason; other
+ * classes change nothing. DISCARD ALL also clears the unmovable reason (it
+ * drops temp tables, WITH HOLD cursors and advisory locks).
  */
-void session_state_apply(struct session_state *st, const struct stmt_info *info, const char *sql);
+void session_state_apply(struct session_state *st, const struct stmt_info *info, const char *sql,
+			 bool is_alone);
 
 /* A Parse message ('P', whole message with header) for a named statement; replaces one of the same
  * name. */
@@ -44,11 +46,19 @@ bool session_state_is_empty(const struct session_state *st);
 bool session_state_is_listening(const struct session_state *st);
 
 /*
- * Append what rebuilds the state on a fresh server: one simple Query with the
- * recorded SQL statements in order (joined by ';'), then the recorded Parse
- * messages followed by one Sync. Returns the number of ReadyForQuery messages
- * the server will answer with (0, 1 or 2).
+ * Append what rebuilds the state on a fresh server: a simple Query for each
+ * recorded SQL statement, in order, then each recorded Parse message with a
+ * Sync of its own. Returns the number of requests (and of ReadyForQuery
+ * messages the server will answer with).
  */
 int session_state_replay(const struct session_state *st, struct evbuffer *out);
+/*
+ * The replay's request i (counting only the requests still recorded) failed
+ * on the new server. A prepared statement is forgotten (true): the session
+ * goes on without it, as a direct one whose statement's table was dropped
+ * does until it runs the statement. Anything else (false) leaves the session
+ * different from what it was: it can't be carried.
+ */
+bool session_state_forget_unreplayable(struct session_state *st, size_t i);
 
 #endif

@@ -79,16 +79,17 @@ static void forget_parse(const struct stmt_info *info, bool held[NAMES])
 
 /*
  * Runs a query's statements on st as if each succeeded, with the Parse and
- * Close messages above when held is not NULL. Returns whether a statement
- * left the session unmovable.
+ * Close messages above when held is not NULL. is_whole: sql ends at its first
+ * NUL, as a query Postgres runs does. Returns whether a statement left the
+ * session unmovable.
  */
 static bool run_session(struct session_state *st, const char *sql, const struct stmt_info *info,
-			size_t n, bool held[NAMES])
+			size_t n, bool is_whole, bool held[NAMES])
 {
 	bool is_unmovable = false;
 
 	for (size_t i = 0; i < n; i++) {
-		session_state_apply(st, &info[i], sql);
+		session_state_apply(st, &info[i], sql, is_whole && n == 1);
 		if (info[i].cls == STMT_UNMOVABLE)
 			is_unmovable = true;
 		else if (info[i].op == SESSION_DISCARD_ALL)
@@ -104,7 +105,7 @@ static bool run_session(struct session_state *st, const char *sql, const struct 
 	return is_unmovable;
 }
 
-/* Takes a replay's Query message off its front: its SQL text, or NULL if there is none. */
+/* Takes a replay's next Query message off its front: its SQL text, or NULL if there is none. */
 static char *take_query(struct evbuffer *replay, size_t *len)
 {
 	uint8_t hdr[5];
@@ -122,8 +123,8 @@ static char *take_query(struct evbuffer *replay, size_t *len)
 	return sql;
 }
 
-/* What follows the Query: one Parse per held name, then a Sync. */
-static void check_parses(struct evbuffer *rest, const bool held[NAMES])
+/* What follows the Queries: one Parse per held name, each with its Sync. */
+static size_t check_parses(struct evbuffer *rest, const bool held[NAMES])
 {
 	size_t nheld = 0, nparse = 0;
 	uint8_t hdr[5];
@@ -133,54 +134,53 @@ static void check_parses(struct evbuffer *rest, const bool held[NAMES])
 	while (evbuffer_copyout(rest, hdr, sizeof(hdr)) == sizeof(hdr) && hdr[0] == 'P') {
 		evbuffer_drain(rest, 1 + fuzz_be32(hdr + 1));
 		nparse++;
-	}
-	FUZZ_CHECK(nparse == nheld);
-	if (nheld > 0) {
 		FUZZ_CHECK(evbuffer_copyout(rest, hdr, sizeof(hdr)) == sizeof(hdr));
 		FUZZ_CHECK(hdr[0] == 'S' && fuzz_be32(hdr + 1) == 4);
 		evbuffer_drain(rest, sizeof(hdr));
 	}
+	FUZZ_CHECK(nparse == nheld);
 	FUZZ_CHECK(evbuffer_get_length(rest) == 0);
+	return nparse;
 }
 
 /*
- * The replay: SQL that recreates only replayable state, then the held Parse
- * messages. A session rebuilt from that SQL replays the same SQL again.
+ * The replay: a Query per statement that recreates replayable state, then the
+ * held Parse messages, each request answered once. A session rebuilt from
+ * those Queries replays the same Queries again.
  */
 static void check_replay(const struct session_state *st, const bool held[NAMES], bool is_unmovable)
 {
 	struct evbuffer *replay = evbuffer_new(), *again = evbuffer_new();
 	struct session_state *rebuilt = session_state_new();
-	struct stmt_info info[MAX_STMTS];
 	int nready = session_state_replay(st, replay);
-	size_t query_len = 0, len, n = 0;
+	size_t queries_len, nqueries = 0, len;
 	bool is_listening = false;
-	char *sql = take_query(replay, &len);
+	char *sql;
 
-	if (sql != NULL) {
-		query_len = 5 + len + 1;
-		n = classify_query(sql, len, info, MAX_STMTS);
-		FUZZ_CHECK(n > 0 && n <= MAX_STMTS);
-		for (size_t i = 0; i < n; i++) {
-			FUZZ_CHECK(info[i].cls == STMT_SESSION &&
-				   (info[i].op == SESSION_SET || info[i].op == SESSION_LISTEN ||
-				    info[i].op == SESSION_PREPARE));
-			is_listening |= info[i].op == SESSION_LISTEN;
-		}
-		FUZZ_CHECK(!run_session(rebuilt, sql, info, n, NULL));
+	while ((sql = take_query(replay, &len)) != NULL) {
+		struct stmt_info info;
+
+		/* Each Query is one statement, which a Query of its own replays as it is. */
+		FUZZ_CHECK(classify_query(sql, len, &info, 1) == 1);
+		FUZZ_CHECK(info.cls == STMT_SESSION &&
+			   (info.op == SESSION_SET || info.op == SESSION_LISTEN ||
+			    info.op == SESSION_PREPARE));
+		is_listening |= info.op == SESSION_LISTEN;
+		FUZZ_CHECK(!run_session(rebuilt, sql, &info, 1, strlen(sql) == len, NULL));
+		free(sql);
+		nqueries++;
 	}
-	FUZZ_CHECK(nready == (sql != NULL) + (evbuffer_get_length(replay) > 0));
-	check_parses(replay, held);
+	FUZZ_CHECK((size_t)nready == nqueries + check_parses(replay, held));
 	FUZZ_CHECK(session_state_is_listening(st) == is_listening);
 	FUZZ_CHECK(session_state_is_empty(st) == (nready == 0 && !is_unmovable));
 
-	session_state_replay(rebuilt, again);
-	FUZZ_CHECK(evbuffer_get_length(again) == query_len);
-	evbuffer_drain(replay, evbuffer_get_length(replay));
+	/* The rebuilt session (no Parses) replays the same Queries, byte for byte. */
+	FUZZ_CHECK((size_t)session_state_replay(rebuilt, again) == nqueries);
+	queries_len = evbuffer_get_length(again);
 	session_state_replay(st, replay);
-	FUZZ_CHECK(query_len == 0 || memcmp(evbuffer_pullup(replay, (ev_ssize_t)query_len),
-					    evbuffer_pullup(again, -1), query_len) == 0);
-	free(sql);
+	FUZZ_CHECK(evbuffer_get_length(replay) >= queries_len);
+	FUZZ_CHECK(queries_len == 0 || memcmp(evbuffer_pullup(replay, (ev_ssize_t)queries_len),
+					      evbuffer_pullup(again, -1), queries_len) == 0);
 	session_state_free(rebuilt);
 	evbuffer_free(replay);
 	evbuffer_free(again);
@@ -188,7 +188,7 @@ static void check_replay(const struct session_state *st, const bool held[NAMES],
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char *sql = fuzz_copy(data, size);
+	char *sql = fuzz_copy(data, size), *query;
 	struct stmt_info info[MAX_STMTS], few[FEW_STMTS];
 	struct session_state *st;
 	size_t n, prev_end = 0;
@@ -212,10 +212,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_CHECK((classify_query_class(sql, size) == STMT_READ) == is_read);
 
 	st = session_state_new();
-	is_unmovable = run_session(st, sql, info, n, held);
+	/* The session keeps a query's text as Postgres reads it: up to a NUL (here, its end). */
+	query = fuzz_cstring(data, size);
+	is_unmovable = run_session(st, query, info, n, strlen(query) == size, held);
 	FUZZ_CHECK((session_state_unmovable(st) != NULL) == is_unmovable);
 	check_replay(st, held, is_unmovable);
 	session_state_free(st);
+	free(query);
 	free(sql);
 	return 0;
 }

@@ -1,5 +1,7 @@
 # LISTEN in one client, NOTIFY from another, both through pgwing: the
-# notification arrives at the idle listener by itself.
+# notification arrives at the idle listener by itself. A session's own
+# NOTIFY names the pid the session was given in BackendKeyData, as it does
+# directly, so apps can skip their own notifications (#19 item 17).
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
@@ -25,9 +27,23 @@ sub query_until_ready
 }
 
 my $listener = $pw->raw_connect;
-ok(raw_login($listener)->{ok}, 'listener logged in');
+my $login = raw_login($listener);
+ok($login->{ok}, 'listener logged in');
 is(query_until_ready($listener, 'LISTEN wing_chan'), 'CZ', 'LISTEN acknowledged');
 my $listener_pid = $pw->safe_psql('SELECT pid FROM pg_stat_activity WHERE query = \'LISTEN wing_chan\'');
+
+# The session's own notification: the pid it was told at login.
+print $listener pg_message('Q', "NOTIFY wing_chan, 'mine'\0");
+my ($own_pid, @own_types);
+while (1)
+{
+	my ($t, $b) = read_message($listener);
+	push @own_types, $t // "($b)";
+	$own_pid = unpack('N', $b) if defined $t && $t eq 'A';
+	last if !defined $t || $t eq 'Z';
+}
+is(join('', @own_types), 'CAZ', 'own NOTIFY: delivered to the session itself');
+is($own_pid, $login->{pid}, 'own NOTIFY: it names the pid the session was given (BackendKeyData)');
 
 # Notify from a second client through pgwing.
 $pw->safe_psql("NOTIFY wing_chan, 'hello through pgwing'");
@@ -37,6 +53,7 @@ if (defined $t && $t eq 'A')
 {
 	my ($pid, $rest) = unpack('N a*', $b);
 	my ($chan, $payload) = split /\0/, $rest;
+	isnt($pid, $login->{pid}, "another session's NOTIFY names another pid");
 	is($chan,    'wing_chan',            'channel name');
 	is($payload, 'hello through pgwing', 'payload');
 }

@@ -474,7 +474,7 @@ static void apply(struct session_state *st, const char *sql)
 
 	assert_true(n <= ARRAY_SIZE(info));
 	for (size_t i = 0; i < n; i++)
-		session_state_apply(st, &info[i], sql);
+		session_state_apply(st, &info[i], sql, n == 1);
 }
 
 /* Removes one message from b, checking its type, and returns its body (NUL-terminated). */
@@ -497,28 +497,36 @@ static char *take_message(struct evbuffer *b, char type, size_t *body_len)
 	return body;
 }
 
-/* The replay must be exactly one Query with this text (NULL: none), then the Parses, then Sync. */
+/*
+ * The replay must be one Query per statement, their texts joined by ";\n" in
+ * query (NULL: none), then each Parse with its own Sync.
+ */
 static void assert_replay(const struct session_state *st, const char *query,
 			  const char *const *parse_names, size_t nparse)
 {
 	struct evbuffer *b = evbuffer_new();
-	int ready = session_state_replay(st, b);
+	int ready = session_state_replay(st, b), queries = 0;
+	char joined[1024] = "";
 	size_t len;
 	char *body;
 
-	assert_int_equal(ready, (query != NULL) + (nparse > 0));
-	if (query != NULL) {
+	while (evbuffer_get_length(b) > 0 && evbuffer_pullup(b, 1)[0] == 'Q') {
 		body = take_message(b, 'Q', &len);
-		assert_int_equal(len, strlen(query) + 1);
-		assert_string_equal(body, query);
+		assert_int_equal(len, strlen(body) + 1);
+		if (queries++ > 0)
+			strcat(joined, ";\n");
+		strcat(joined, body);
 		free(body);
 	}
+	if (query != NULL)
+		assert_string_equal(joined, query);
+	else
+		assert_int_equal(queries, 0);
+	assert_int_equal(ready, queries + (int)nparse);
 	for (size_t i = 0; i < nparse; i++) {
 		body = take_message(b, 'P', &len);
 		assert_string_equal(body, parse_names[i]); /* the name leads the body */
 		free(body);
-	}
-	if (nparse > 0) {
 		body = take_message(b, 'S', &len);
 		assert_int_equal(len, 0);
 		free(body);
@@ -615,7 +623,7 @@ static void test_session_parse(void **state UNUSED)
 
 	/* The messages go out byte for byte as recorded. */
 	apply(st, "set x = 1");
-	assert_int_equal(session_state_replay(st, b), 2);
+	assert_int_equal(session_state_replay(st, b), 3);
 	evbuffer_drain(b, 5 + strlen("set x = 1") + 1);
 	want_len = make_parse(want, sizeof(want), "s3", "select 3");
 	evbuffer_remove(b, got, want_len);
@@ -630,6 +638,29 @@ static void test_session_parse(void **state UNUSED)
 	apply(st, "prepare q as select 1; deallocate all");
 	assert_replay(st, "set x = 1", NULL, 0);
 	evbuffer_free(b);
+	session_state_free(st);
+}
+
+/*
+ * A PREPARE alone in its query replays the query's whole text, which Postgres
+ * shows as the statement's; one among others replays its own. A prepared
+ * statement that fails to replay is forgotten, anything else is not.
+ */
+static void test_session_prepare_text(void **state UNUSED)
+{
+	struct session_state *st = session_state_new();
+
+	apply(st, "PREPARE a AS SELECT 1; -- first");
+	apply(st, "set x = 1; PREPARE b AS SELECT 2");
+	note_parse(st, "c", "select 3");
+	assert_replay(st, "PREPARE a AS SELECT 1; -- first;\nset x = 1;\nPREPARE b AS SELECT 2",
+		      (const char *const[]){"c"}, 1);
+	/* The requests: a, the SET, b, c. */
+	assert_false(session_state_forget_unreplayable(st, 1));
+	assert_true(session_state_forget_unreplayable(st, 2));
+	assert_true(session_state_forget_unreplayable(st, 2)); /* c, next after b */
+	assert_false(session_state_forget_unreplayable(st, 2));
+	assert_replay(st, "PREPARE a AS SELECT 1; -- first;\nset x = 1", NULL, 0);
 	session_state_free(st);
 }
 
@@ -698,6 +729,7 @@ int main(void)
 		cmocka_unit_test(test_session_datestyle),
 		cmocka_unit_test(test_set_config_local),
 		cmocka_unit_test(test_session_parse),
+		cmocka_unit_test(test_session_prepare_text),
 		cmocka_unit_test(test_session_unmovable),
 		cmocka_unit_test(test_session_caps),
 		cmocka_unit_test(test_keep_state_blocks),

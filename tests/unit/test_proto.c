@@ -632,6 +632,53 @@ static void test_scan_bytes(void **state UNUSED)
 	}
 }
 
+/* An inspector that makes a NotificationResponse of pid 0x01020304 name pid 0x0a0b0c0d. */
+static enum proto_inspect renumber(void *arg UNUSED, struct evbuffer *in,
+				   const struct proto_msg *msg)
+{
+	if (msg->type != 'A')
+		return PROTO_INSPECT_FORWARD;
+	return proto_msg_replace_int32(in, msg, 0, 0x01020304, 0x0a0b0c0d) ? PROTO_INSPECT_FORWARD
+									   : PROTO_INSPECT_WAIT;
+}
+
+/* The pid of a notification is replaced in place, wherever its bytes lie. */
+static void test_replace_int32(void **state UNUSED)
+{
+	static const uint8_t stream[] = "C\0\0\0\x06x\0A\0\0\0\x0c\x01\x02\x03\x04"
+					"c\0p\0";
+	const size_t len = sizeof(stream) - 1, pid_at = 12;
+	uint8_t bytes[sizeof(stream)];
+	uint32_t remaining = 0;
+	size_t movable;
+
+	for (size_t piece = 1; piece <= len; piece++) {
+		struct evbuffer *b = evbuffer_new();
+
+		memcpy(bytes, stream, len);
+		add_in_pieces(b, bytes, len, piece);
+		assert_int_equal(proto_scan_messages(b, 1000, &remaining, &movable, renumber, NULL),
+				 PROTO_SCAN_DONE);
+		assert_int_equal(movable, len);
+		assert_memory_equal(bytes + pid_at, "\x0a\x0b\x0c\x0d", 4);
+		/* Another pid stays as it is. */
+		assert_int_equal(proto_scan_messages(b, 1000, &remaining, &movable, renumber, NULL),
+				 PROTO_SCAN_DONE);
+		assert_memory_equal(bytes + pid_at, "\x0a\x0b\x0c\x0d", 4);
+		evbuffer_free(b);
+	}
+	/* Read bytes: in place; cut inside the pid, the inspector waits for the rest. */
+	memcpy(bytes, stream, len);
+	assert_int_equal(
+		proto_scan_bytes(bytes, pid_at + 2, 1000, &remaining, &movable, renumber, NULL),
+		PROTO_SCAN_DONE);
+	assert_int_equal(movable, 7);
+	assert_memory_equal(bytes + pid_at, "\x01\x02\x03\x04", 4);
+	assert_int_equal(proto_scan_bytes(bytes, len, 1000, &remaining, &movable, renumber, NULL),
+			 PROTO_SCAN_DONE);
+	assert_memory_equal(bytes + pid_at, "\x0a\x0b\x0c\x0d", 4);
+}
+
 /* A message streamed in many small chains: *remaining is walked over them without re-reading. */
 static void test_scan_streams_over_many_chains(void **state UNUSED)
 {
@@ -865,6 +912,7 @@ int main(void)
 		cmocka_unit_test(test_scan_split_everywhere),
 		cmocka_unit_test(test_scan_bytes),
 		cmocka_unit_test(test_scan_streams_over_many_chains),
+		cmocka_unit_test(test_replace_int32),
 		cmocka_unit_test(test_scan_holds),
 		cmocka_unit_test(test_scan_hold_stop),
 	};

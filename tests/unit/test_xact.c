@@ -12,6 +12,7 @@
 #include <cmocka.h>
 #include <event2/buffer.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #define UNUSED  __attribute__((unused))
 #define MAX_SQL 4096
@@ -22,18 +23,28 @@ static void query(struct xact *x, const char *sql, char tx_status)
 	xact_note_query(x, sql, strlen(sql), tx_status, MAX_SQL);
 }
 
-/* The SQL text st replays (its one Query's text), "" when it replays none. */
+/* The SQL text st replays (its Queries' texts joined by ";\n"), "" when it replays none. */
 static const char *replay_of(const struct session_state *st)
 {
 	static char text[1024];
 	struct evbuffer *b = evbuffer_new();
-	const char *msg;
+	uint8_t hdr[5];
 
 	text[0] = '\0';
 	session_state_replay(st, b);
-	msg = (const char *)evbuffer_pullup(b, -1);
-	if (evbuffer_get_length(b) > 5 && msg[0] == 'Q')
-		snprintf(text, sizeof(text), "%s", msg + 5);
+	while (evbuffer_copyout(b, hdr, sizeof(hdr)) == sizeof(hdr) && hdr[0] == 'Q') {
+		uint32_t len = ((uint32_t)hdr[1] << 24 | (uint32_t)hdr[2] << 16 |
+				(uint32_t)hdr[3] << 8 | hdr[4]) -
+			       4;
+		char *sql = malloc(len);
+
+		evbuffer_drain(b, sizeof(hdr));
+		evbuffer_remove(b, sql, len);
+		if (text[0] != '\0')
+			strcat(text, ";\n");
+		strncat(text, sql, sizeof(text) - strlen(text) - 1);
+		free(sql);
+	}
 	evbuffer_free(b);
 	return text;
 }
