@@ -19,6 +19,7 @@
 #include "pgwing/runtime.h"
 #include "pgwing/link.h"
 #include "pgwing/stats.h"
+#include "pgwing/takeover.h"
 #include "pgwing/tls.h"
 #include "pgwing/topology.h"
 #include "pgwing/wake.h"
@@ -77,6 +78,8 @@ static void usage(FILE *f)
 		"  pgwing --check CONFIG          validate the config and exit\n"
 		"  pgwing --print-config CONFIG   print the effective config (file, defaults\n"
 		"                                 and environment) as a config file\n"
+		"  pgwing --takeover [-d] CONFIG  take the sockets and idle clients over from the\n"
+		"                                 running pgwing (takeover_socket), which exits\n"
 		"  pgwing --version | --help\n\n"
 		"Options:\n"
 		"  -d, --daemon    run in the background (set pidfile and logfile)\n"
@@ -384,6 +387,7 @@ static void modules_init(void)
 	pool_init(&rt);
 	server_init(&rt);
 	stats_init(&rt);
+	takeover_init(&rt);
 	tls_init(&rt);
 	wake_init(&rt);
 }
@@ -391,12 +395,18 @@ static void modules_init(void)
 int main(int argc, char **argv)
 {
 	static const struct option options[] = {
-		{"daemon", no_argument, NULL, 'd'},       {"verbose", no_argument, NULL, 'v'},
-		{"quiet", no_argument, NULL, 'q'},        {"check", no_argument, NULL, 'c'},
-		{"print-config", no_argument, NULL, 'p'}, {"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+		{"daemon", no_argument, NULL, 'd'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"check", no_argument, NULL, 'c'},
+		{"print-config", no_argument, NULL, 'p'},
+		{"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},
+		{"takeover", no_argument, NULL, 'T'},
+		{NULL, 0, NULL, 0},
 	};
 	bool is_daemon = false, is_quiet = false, is_check = false, is_print = false;
+	bool is_takeover = false;
 	struct event *signals[3];
 	const int signos[3] = {SIGHUP, SIGTERM, SIGINT};
 	int verbosity = 0, opt, rc = 1;
@@ -419,6 +429,9 @@ int main(int argc, char **argv)
 			break;
 		case 'p':
 			is_print = true;
+			break;
+		case 'T':
+			is_takeover = true;
 			break;
 		case 'V':
 			printf("pgwing %s\n", PACKAGE_VERSION);
@@ -488,7 +501,7 @@ int main(int argc, char **argv)
 	rt.topo->on_change = on_topology_change;
 	modules_init();
 
-	if (listener_start(rt.base, rt.cfg) < 0)
+	if ((is_takeover ? takeover_receive_listeners() : listener_start(rt.base, rt.cfg)) < 0)
 		goto out;
 	if (is_daemon) {
 		if (daemonize() < 0) {
@@ -510,6 +523,8 @@ int main(int argc, char **argv)
 		goto out_stats;
 	janitor_start(rt.base, rt.topo, rt.cfg);
 	discovery_start(rt.base, rt.dns, rt.topo, rt.cfg, apply_discovered);
+	if (takeover_start(is_takeover) < 0)
+		goto out_stats;
 	log_info("pgwing %s started", PACKAGE_VERSION);
 	notify_systemd("READY=1");
 
@@ -527,12 +542,13 @@ out_signals:
 	for (size_t i = 0; i < ARRAY_SIZE(signos); i++)
 		event_free(signals[i]);
 out:
+	takeover_stop();
 	listener_stop();
 	client_close_all("pgwing is shutting down");
 	if (drain_timer != NULL)
 		event_free(drain_timer);
 	pool_free_all();
-	if (rt.cfg->pidfile[0] != '\0' && rc == 0)
+	if (rt.cfg->pidfile[0] != '\0' && rc == 0 && !takeover_is_handed_over())
 		unlink(rt.cfg->pidfile);
 	topology_free(rt.topo);
 	if (rt.dns != NULL)

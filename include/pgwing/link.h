@@ -14,6 +14,7 @@
 #define PGWING_LINK_H
 
 struct backend;
+#include <stdbool.h>
 
 /*
  * Topology changed (or a retry is due): end what sessions have under way on
@@ -27,6 +28,14 @@ void link_on_backend_removed(struct backend *b);
 void link_release_idle(const char *database);
 /* Sessions idle for server_idle_timeout give their servers back (they get one when they speak). */
 void link_release_timed_out(void);
+
+/*
+ * A takeover: sessions give their servers back at every idle point (as
+ * they would to a pause), and each is offered to take, which returns true
+ * when it handed the client over (the client is closed then). NULL ends it.
+ */
+struct client;
+void link_set_handover(bool (*take)(struct client *cl));
 
 /*
  * Register the link as the owner of clients' pool sessions and of the pools'
