@@ -15,10 +15,10 @@
  * malformed ends the connection (never the process).
  *
  * PgBouncer's online restart (-R, src/takeover.c there) taught the shape: the
- * sockets pass over a unix socket with SCM_RIGHTS. It paused all pools and
- * passed every server connection too, and could not carry TLS; pgwing passes
- * only clients, whose servers it reopens and whose session it replays, so a
- * busy client moves at its next idle point rather than holding everyone up.
+ * sockets pass over a unix socket with SCM_RIGHTS. It suspended every
+ * connection at once and passed the servers with their clients, and could not
+ * carry TLS; pgwing passes only clients, whose servers it reopens and whose
+ * sessions it replays, so each moves at its own idle point.
  */
 #include "pgwing/takeover.h"
 

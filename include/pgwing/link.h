@@ -13,8 +13,9 @@
 #ifndef PGWING_LINK_H
 #define PGWING_LINK_H
 
-struct backend;
 #include <stdbool.h>
+
+struct backend;
 
 /*
  * Topology changed (or a retry is due): end what sessions have under way on
