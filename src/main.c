@@ -510,8 +510,6 @@ int main(int argc, char **argv)
 		}
 		listener_relock();
 	}
-	if (write_pidfile(rt.cfg->pidfile) < 0)
-		goto out;
 	for (size_t i = 0; i < ARRAY_SIZE(signos); i++) {
 		signals[i] = CHECK_ALLOC(evsignal_new(rt.base, signos[i], signal_cb, NULL));
 		evsignal_add(signals[i], NULL);
@@ -523,7 +521,8 @@ int main(int argc, char **argv)
 		goto out_stats;
 	janitor_start(rt.base, rt.topo, rt.cfg);
 	discovery_start(rt.base, rt.dns, rt.topo, rt.cfg, apply_discovered);
-	if (takeover_start(is_takeover) < 0)
+	/* Last before a takeover's word: a start that fails leaves the running one's pidfile. */
+	if (write_pidfile(rt.cfg->pidfile) < 0 || takeover_start(is_takeover) < 0)
 		goto out_stats;
 	log_info("pgwing %s started", PACKAGE_VERSION);
 	notify_systemd("READY=1");

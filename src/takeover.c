@@ -455,15 +455,14 @@ static void old_peer_cb(evutil_socket_t fd, short what UNUSED, void *arg UNUSED)
 		begin_handing_over();
 		return;
 	}
-	if (phase == PHASE_HANDING) {
+	if (phase == PHASE_HANDING)
 		stop_handing_over("the new process closed the control connection");
-	} else {
-		if (n > 0)
-			refuse(fd, "unexpected message on the control socket (another pgwing "
-				   "version?)");
-		log_error("takeover: the new process went away; still running as before");
-		phase = PHASE_NONE;
-	}
+	else if (n > 0)
+		refuse(fd, "unexpected message on the control socket (another pgwing version?)");
+	else if (phase == PHASE_OFFERED)
+		log_error("takeover: the new process went away before it listened; still running "
+			  "as before");
+	phase = PHASE_NONE;
 	close_peer();
 }
 
@@ -777,38 +776,41 @@ int takeover_receive_listeners(void)
 
 int takeover_start(bool is_new)
 {
-	if (is_new) {
-		struct evbuffer *msg = CHECK_ALLOC(evbuffer_new());
-		int err;
+	struct evbuffer *msg;
+	int err;
 
-		put_byte(msg, 'A');
-		err = send_message(peer_fd, msg, NULL, 0);
-		evbuffer_free(msg);
-		if (err != 0) {
-			log_error("--takeover: the running pgwing went away: %s", strerror(err));
-			close_peer();
-			return -1;
-		}
-		phase = PHASE_HANDING;
-		is_adopted = false;
-		listener_relock();
-		evutil_make_socket_nonblocking(peer_fd);
-		peer_ev = CHECK_ALLOC(
-			event_new(rt->base, peer_fd, EV_READ | EV_PERSIST, new_peer_cb, NULL));
-		event_add(peer_ev, NULL);
-		log_info("--takeover: the running pgwing stops accepting and hands its clients "
-			 "over");
-	} else if (!resolve_path()) {
+	/* Ours first: once the old process hears from us, nothing here may fail. */
+	if (!resolve_path() || listen_control() < 0)
+		return -1;
+	if (!is_new)
+		return 0;
+	msg = CHECK_ALLOC(evbuffer_new());
+	put_byte(msg, 'A');
+	err = send_message(peer_fd, msg, NULL, 0);
+	evbuffer_free(msg);
+	if (err != 0) {
+		log_error("--takeover: the running pgwing went away: %s", strerror(err));
+		close_peer();
 		return -1;
 	}
-	return listen_control();
+	phase = PHASE_HANDING;
+	is_adopted = false;
+	listener_relock();
+	evutil_make_socket_nonblocking(peer_fd);
+	peer_ev =
+		CHECK_ALLOC(event_new(rt->base, peer_fd, EV_READ | EV_PERSIST, new_peer_cb, NULL));
+	event_add(peer_ev, NULL);
+	log_info("--takeover: the running pgwing stops accepting and hands its clients over");
+	return 0;
 }
 
 void takeover_stop(void)
 {
 	/* Failed before the old process heard we listen: its sockets and their files stay its. */
-	if (is_adopted)
+	if (is_adopted) {
+		log_error("--takeover failed: the running pgwing keeps its sockets and clients");
 		listener_release();
+	}
 	is_adopted = false;
 	close_peer();
 	if (sweep_timer != NULL)

@@ -6,11 +6,18 @@
 #   every pgbench exits 0 (pgbench has no retries by default: a dropped
 #   connection aborts its client and fails the run);
 # - an idle psql session keeps its SET and its PREPAREd statement;
+# - a session pinned by a temporary table can't move: it drains (57P01);
 # - the old process exits 0; the new one's SHOW CLIENTS and SHOW POOLS list
-#   the clients, and the pidfile names it.
+#   the clients, and the pidfile names it;
+# - before that: --takeover with no pgwing to take over exits 1; a new
+#   process that fails after receiving the sockets, and garbage on the
+#   control socket, leave the running one as it was.
 use strict;
 use warnings;
+use IO::Socket::INET;
+use IO::Socket::UNIX;
 use IPC::Run;
+use Socket qw(SOCK_SEQPACKET);
 use PostgreSQL::Test::Utils;
 use PgWing::Test qw(:all);
 use Test::More;
@@ -41,6 +48,79 @@ my $new = PgWing::Test->new(
 	rw_port  => $old->rw_port,
 	ro_port  => $old->ro_port);
 
+sub read_file_line
+{
+	my ($path) = @_;
+	open my $fh, '<', $path or return '';
+	my $line = <$fh> // '';
+	close $fh;
+	chomp $line;
+	return $line;
+}
+
+sub wait_exit
+{
+	my ($pw, $seconds) = @_;
+	my $deadline = time + time_bound($seconds);
+	sleep 0.05 while $pw->alive && time < $deadline;
+	return !$pw->alive;
+}
+
+# Nothing to take over: a clear error, exit code 1.
+my $lonely = PgWing::Test->new(
+	name     => 'lonely',
+	backends => [ [ pg1 => $node ] ],
+	settings => { unix_socket_dir => PostgreSQL::Test::Utils::tempdir_short() });
+ok(!$lonely->start(args => ['--takeover'], fail_ok => 1), '--takeover with nothing running fails');
+is($lonely->exit_status >> 8, 1, '... with exit code 1');
+ok($lonely->log_contains(qr/could not connect to the running pgwing/), '... saying why');
+
+# Garbage on the control socket: refused, logged, and the running one goes on.
+my $control = "$sockdir/.s.PGSQL." . $old->rw_port . '.takeover';
+for my $garbage ("X\0\0", "H\0\0\0\x{63}", '')
+{
+	my $s = IO::Socket::UNIX->new(Type => SOCK_SEQPACKET, Peer => $control)
+	  or die "connect $control: $!";
+	syswrite($s, $garbage) if $garbage ne '';
+	shutdown($s, 1);
+	my $answer = '';
+	sysread($s, $answer, 1000);
+	close $s;
+}
+ok($old->wait_for_log(qr/unexpected message on the control socket/),
+	'garbage on the control socket is refused');
+
+# A new process that fails after it got the sockets (its metrics port is
+# taken): it exits 1, and the running one keeps its sockets and files.
+my $busy = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1', LocalPort => 0)
+  or die "listen: $!";
+my $bad = PgWing::Test->new(
+	name     => 'bad',
+	backends => [ [ pg1 => $node ] ],
+	settings => { %settings, metrics_listen => '127.0.0.1:' . $busy->sockport },
+	rw_port  => $old->rw_port,
+	ro_port  => $old->ro_port);
+$bad->start(args => ['--takeover'], fail_ok => 1);
+ok(wait_exit($bad, 10), 'a new process that fails to start exits');
+is($bad->exit_status >> 8, 1, '... with exit code 1');
+ok($bad->log_contains(qr/listening on the 4 sockets of the running pgwing/),
+	'... after it had received the sockets');
+close $busy;
+ok($old->alive, 'the running process goes on');
+is($old->safe_psql('SELECT 1'), '1', '... serving on its TCP port');
+is($old->safe_psql('SELECT 2', extra_params => [ '-h', $sockdir ]), '2', '... and its unix socket');
+is(read_file_line("$sockdir/pgwing.pid"), $old->pid, '... and its pidfile names it');
+is(read_file_line("$sockdir/.s.PGSQL." . $old->rw_port . '.lock'), $old->pid,
+	'... and so does its socket\'s lock file');
+
+# A session pinned by a temporary table: it can't move, so it drains.
+my $pinned = $old->raw_connect;
+ok(raw_login($pinned, user => os_user())->{ok}, 'a client logs in');
+print $pinned pg_message('Q', "CREATE TEMP TABLE t (n int)\0");
+my ($type) = ('');
+($type) = read_message($pinned, 10) while defined $type && $type ne 'Z';
+ok(defined $type, '... and pins its session with a temporary table');
+
 # An idle session with state that a fresh server would not have.
 my $psql = $old->background_psql;
 $psql->query_safe("SET work_mem = '7MB'");
@@ -66,15 +146,13 @@ sub pool_clients
 
 # Mid-run: every pgbench client is connected and running.
 my $deadline = time + time_bound(10);
-sleep 0.05 while pool_clients($old) < 13 && time < $deadline;
-is(pool_clients($old), 13, 'the 12 pgbench clients and psql run through the old process');
+sleep 0.05 while pool_clients($old) < 14 && time < $deadline;
+is(pool_clients($old), 14, 'the 12 pgbench clients, psql and the pinned one run through the old process');
 sleep 0.3;
 
 my $takeover_at = time;
 $new->start(args => ['--takeover']);
-$deadline = time + time_bound(15);
-sleep 0.05 while $old->alive && time < $deadline;
-ok(!$old->alive, 'the old process exits once its clients are handed over');
+ok(wait_exit($old, 15), 'the old process exits once its clients are handed over');
 is($old->exit_status, 0, '... with exit code 0');
 note sprintf('takeover to old exit: %.2f s', time - $takeover_at);
 ok($new->alive, 'the new process runs');
@@ -97,15 +175,17 @@ for my $run (@runs)
 	cmp_ok($processed // 0, '>', 0, "pgbench -M $run->{mode}: transactions processed");
 }
 
+my ($t, $b) = read_message($pinned, 10);
+is($t, 'E', 'the pinned session was told before the old process exited');
+is(defined $t && $t eq 'E' ? error_fields($b)->{C} : undef, '57P01', '... with 57P01');
+
 is($psql->query_safe('SHOW work_mem'), '7MB', 'the idle psql session keeps its SET');
 is($psql->query_safe('EXECUTE twice(21)'), '42', '... and its prepared statement');
 $psql->quit;
 
-open my $fh, '<', "$sockdir/pgwing.pid" or die "pidfile: $!";
-my $pid = <$fh>;
-close $fh;
-chomp $pid;
-is($pid, $new->pid, 'the pidfile names the new process');
+is(read_file_line("$sockdir/pgwing.pid"), $new->pid, 'the pidfile names the new process');
+is(read_file_line("$sockdir/.s.PGSQL." . $old->rw_port . '.lock'), $new->pid,
+	'... and so does the unix socket\'s lock file');
 ok($new->log_contains(qr/taken over/), 'the new process logs the clients it took over');
 is($new->safe_psql('SELECT 1'), '1', 'new clients are served by the new process');
 
