@@ -483,8 +483,6 @@ static void link_release_server(struct client *cl)
 		  cl->server->id);
 	link_drop_server(cl, false);
 	link_reset_request(cl);
-	if (handover != NULL && handover(cl))
-		return;
 	link_settle_idle(cl);
 }
 
@@ -543,6 +541,8 @@ static void link_wake_from_idle(struct client *cl)
  */
 static void link_settle_idle(struct client *cl)
 {
+	if (handover != NULL && handover(cl))
+		return;
 	if (evbuffer_get_length(conn_input(&cl->conn)) > 0)
 		link_wake_from_idle(cl);
 	else if (cl->session != NULL && session_state_is_listening(cl->session))

@@ -278,6 +278,7 @@ static void stop_handing_over(const char *why)
 	phase = PHASE_NONE;
 	if (sweep_timer != NULL)
 		event_del(sweep_timer);
+	runtime_drain();
 }
 
 /*
@@ -337,19 +338,24 @@ static bool take_client(struct client *cl)
 }
 
 /*
- * Clients that became idle without a release (a login that ended, a server
- * lost while idle) and sessions idle with a server since before the takeover.
+ * Clients idle since before the takeover, with a server or without; once no
+ * login is under way, the drain of what stays (a drain refuses logins that
+ * have not ended, and these will move once they have).
  */
 static void sweep_cb(evutil_socket_t fd UNUSED, short what UNUSED, void *arg UNUSED)
 {
 	struct client *cl, *next;
+	bool is_login_under_way = false;
 
 	for (cl = TAILQ_FIRST(client_all()); cl != NULL && phase == PHASE_HANDING; cl = next) {
 		next = TAILQ_NEXT(cl, all_link);
+		is_login_under_way |= cl->state == CL_STARTUP || cl->state == CL_AUTH;
 		take_client(cl);
 	}
 	if (phase == PHASE_HANDING)
 		link_release_idle(NULL);
+	if (!is_login_under_way)
+		runtime_drain();
 }
 
 /*
@@ -372,7 +378,6 @@ static void begin_handing_over(void)
 	link_set_handover(take_client);
 	sweep_timer = CHECK_ALLOC(event_new(rt->base, -1, EV_PERSIST, sweep_cb, NULL));
 	timer_add_ms(sweep_timer, SWEEP_MS);
-	runtime_drain();
 	sweep_cb(-1, 0, NULL);
 }
 

@@ -31,9 +31,11 @@ void link_release_idle(const char *database);
 void link_release_timed_out(void);
 
 /*
- * A takeover: sessions give their servers back at every idle point (as
- * they would to a pause), and each is offered to take, which returns true
- * when it handed the client over (the client is closed then). NULL ends it.
+ * A takeover: sessions give their servers back at every idle point (as they
+ * would to a pause), and every client left without a server between
+ * transactions (after a release, a first welcome, a server lost while idle)
+ * is offered to take, which returns true when it handed the client over (the
+ * client is closed then). NULL ends it.
  */
 struct client;
 void link_set_handover(bool (*take)(struct client *cl));
