@@ -7,6 +7,8 @@
 #   connection aborts its client and fails the run);
 # - an idle psql session on the unix socket keeps its SET and its PREPAREd
 #   statement;
+# - a client in a transaction block at the takeover commits it in the old
+#   process and moves at that idle point;
 # - a session pinned by a temporary table can't move: it drains (57P01);
 # - the old process exits 0; the new one's SHOW CLIENTS and SHOW POOLS list
 #   the clients, and the pidfile names it;
@@ -114,13 +116,31 @@ is(read_file_line("$sockdir/pgwing.pid"), $old->pid, '... and its pidfile names 
 is(read_file_line("$sockdir/.s.PGSQL." . $old->rw_port . '.lock'), $old->pid,
 	'... and so does its socket\'s lock file');
 
+sub run_query
+{
+	my ($sock, $sql) = @_;
+	print $sock pg_message('Q', "$sql\0");
+	my $types = '';
+	while (1)
+	{
+		my ($t) = read_message($sock, 10);
+		$types .= $t // '(none)';
+		last if !defined $t || $t eq 'Z';
+	}
+	return $types;
+}
+
+# A client in a transaction block when the takeover begins.
+$node->safe_psql('postgres', 'CREATE TABLE moved (n int)');
+my $in_xact = $old->raw_connect;
+ok(raw_login($in_xact, user => os_user())->{ok}, 'a client logs in');
+is(run_query($in_xact, 'BEGIN; INSERT INTO moved VALUES (1)'), 'CCZ', '... and opens a transaction');
+
 # A session pinned by a temporary table: it can't move, so it drains.
 my $pinned = $old->raw_connect;
 ok(raw_login($pinned, user => os_user())->{ok}, 'a client logs in');
-print $pinned pg_message('Q', "CREATE TEMP TABLE t (n int)\0");
-my ($type) = ('');
-($type) = read_message($pinned, 10) while defined $type && $type ne 'Z';
-ok(defined $type, '... and pins its session with a temporary table');
+is(run_query($pinned, 'CREATE TEMP TABLE t (n int)'), 'CZ',
+	'... and pins its session with a temporary table');
 
 # An idle session (on the unix socket) with state that a fresh server would not have.
 my $psql = $old->background_psql(extra => "host=$sockdir");
@@ -147,8 +167,8 @@ sub pool_clients
 
 # Mid-run: every pgbench client is connected and running.
 my $deadline = time + time_bound(10);
-sleep 0.1 while pool_clients($old) < 14 && time < $deadline;
-is(pool_clients($old), 14, 'the 12 pgbench clients, psql and the pinned one run through the old process');
+sleep 0.1 while pool_clients($old) < 15 && time < $deadline;
+is(pool_clients($old), 15, 'the 12 pgbench clients, psql, the one in a transaction and the pinned one run through the old process');
 # A loaded machine may take long to get here: what follows needs pgbench running.
 is(scalar(grep { $_->{h}->pumpable } @runs), 3, 'every pgbench still runs at the takeover');
 
@@ -156,14 +176,12 @@ my $takeover_at = time;
 $new->start(args => ['--takeover']);
 # Until the old process has heard that the new one listens, both accept.
 ok($old->wait_for_log(qr/the new process listens/), 'the old process stops accepting');
+is(run_query($in_xact, 'COMMIT'), 'CZ', 'the client in a transaction commits it');
 # While pgbench still runs: its clients and psql are the new process's now.
 $deadline = time + time_bound(10);
-sleep 0.1 while pool_clients($new) < 13 && time < $deadline;
-is(pool_clients($new), 13, 'SHOW CLIENTS on the new process lists the 13 clients that moved')
+sleep 0.1 while pool_clients($new) < 14 && time < $deadline;
+is(pool_clients($new), 14, 'SHOW CLIENTS on the new process lists the 14 clients that moved')
   or diag explain $new->admin_rows('SHOW CLIENTS');
-my ($pool) = grep { $_->{database} eq 'postgres' && $_->{target} eq 'rw' }
-  @{ $new->admin_rows('SHOW POOLS') };
-cmp_ok($pool->{cl_active} // 0, '>=', 13, 'SHOW POOLS on the new process counts them');
 ok(wait_exit($old, 15), 'the old process exits once its clients are handed over');
 is($old->exit_status, 0, '... with exit code 0');
 note sprintf('takeover to old exit: %.2f s', time - $takeover_at);
@@ -185,8 +203,14 @@ my ($t, $b) = read_message($pinned, 10);
 is($t, 'E', 'the pinned session was told before the old process exited');
 is(defined $t && $t eq 'E' ? error_fields($b)->{C} : undef, '57P01', '... with 57P01');
 
+is(run_query($in_xact, 'SELECT 1'), 'TDCZ', 'the client that committed goes on in the new process');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM moved'), '1', '... and its transaction committed');
+
 is($psql->query_safe('SHOW work_mem'), '7MB', 'the idle psql session keeps its SET');
 is($psql->query_safe('EXECUTE twice(21)'), '42', '... and its prepared statement');
+my ($pool) = grep { $_->{database} eq 'postgres' && $_->{target} eq 'rw' }
+  @{ $new->admin_rows('SHOW POOLS') };
+is($pool->{cl_active}, 2, 'SHOW POOLS on the new process counts the two that stay, pgbench gone');
 $psql->quit;
 
 is(read_file_line("$sockdir/pgwing.pid"), $new->pid, 'the pidfile names the new process');
