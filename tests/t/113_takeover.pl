@@ -17,7 +17,6 @@
 #   control socket, leave the running one as it was.
 use strict;
 use warnings;
-use IO::Socket::INET;
 use IO::Socket::UNIX;
 use IPC::Run;
 use Socket qw(SOCK_SEQPACKET);
@@ -34,8 +33,10 @@ IPC::Run::run([ 'pgbench', '-i', '-q', '-I', 'dtgp', '-s', '1', '-h', $node->hos
   or die "pgbench -i: $ierr";
 
 my $sockdir = PostgreSQL::Test::Utils::tempdir_short();
+my $metrics_port = PostgreSQL::Test::Cluster::get_free_port();
 my %settings = (
 	unix_socket_dir => $sockdir,
+	metrics_listen  => "127.0.0.1:$metrics_port",
 	pidfile         => "$sockdir/pgwing.pid",
 	# Clients that cannot move would get 57P01 at once; every one here can.
 	shutdown_grace => '0',
@@ -93,14 +94,12 @@ for my $garbage ("X\0\0", "H\0\0\0\x{63}", '')
 ok($old->wait_for_log(qr/unexpected message on the control socket/),
 	'garbage on the control socket is refused');
 
-# A new process that fails after it got the sockets (its metrics port is
-# taken): it exits 1, and the running one keeps its sockets and files.
-my $busy = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1', LocalPort => 0)
-  or die "listen: $!";
+# A new process that fails after it got the sockets (it can't write its
+# pidfile): it exits 1, and the running one keeps its sockets and files.
 my $bad = PgWing::Test->new(
 	name     => 'bad',
 	backends => [ [ pg1 => $node ] ],
-	settings => { %settings, metrics_listen => '127.0.0.1:' . $busy->sockport },
+	settings => { %settings, pidfile => "$sockdir/no/such/dir/pgwing.pid" },
 	rw_port  => $old->rw_port,
 	ro_port  => $old->ro_port);
 $bad->start(args => ['--takeover'], fail_ok => 1);
@@ -108,10 +107,10 @@ ok(wait_exit($bad, 10), 'a new process that fails to start exits');
 is($bad->exit_status >> 8, 1, '... with exit code 1');
 ok($bad->log_contains(qr/listening on the 4 sockets of the running pgwing/),
 	'... after it had received the sockets');
-close $busy;
 ok($old->alive, 'the running process goes on');
 is($old->safe_psql('SELECT 1'), '1', '... serving on its TCP port');
 is($old->safe_psql('SELECT 2', extra => "host=$sockdir"), '2', '... and its unix socket');
+is(($old->http_get('/livez'))[0], 200, '... and its metrics port');
 is(read_file_line("$sockdir/pgwing.pid"), $old->pid, '... and its pidfile names it');
 is(read_file_line("$sockdir/.s.PGSQL." . $old->rw_port . '.lock'), $old->pid,
 	'... and so does its socket\'s lock file');
@@ -218,6 +217,8 @@ is(read_file_line("$sockdir/.s.PGSQL." . $old->rw_port . '.lock'), $new->pid,
 	'... and so does the unix socket\'s lock file');
 ok($new->log_contains(qr/taken over/), 'the new process logs the clients it took over');
 is($new->safe_psql('SELECT 1'), '1', 'new clients are served by the new process');
+my ($status, $body) = $new->http_get('/readyz');
+is($status, 200, 'the metrics port (handed over) answers from the new process: /readyz 200');
 
 note sprintf('wall time: %.1f s', time - $started);
 done_testing();
