@@ -288,14 +288,13 @@ static void stop_handing_over(const char *why)
  */
 static bool take_client(struct client *cl)
 {
-	struct evbuffer *msg, *session = evbuffer_new();
+	struct evbuffer *msg, *session = CHECK_ALLOC(evbuffer_new());
 	struct evbuffer *owed = conn_output(&cl->conn);
 	bool has_session = cl->session != NULL;
 	int err;
 
-	if (phase != PHASE_HANDING || session == NULL || !can_move(cl, session)) {
-		if (session != NULL)
-			evbuffer_free(session);
+	if (phase != PHASE_HANDING || !can_move(cl, session)) {
+		evbuffer_free(session);
 		return false;
 	}
 	msg = CHECK_ALLOC(evbuffer_new());
