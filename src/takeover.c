@@ -728,6 +728,7 @@ int takeover_receive_listeners(void)
 	struct evbuffer *msg;
 	struct proto_reader r;
 	ssize_t len;
+	uint8_t type;
 	int err;
 
 	if (!resolve_path() || (peer_fd = connect_control()) < 0)
@@ -745,22 +746,15 @@ int takeover_receive_listeners(void)
 		return -1;
 	}
 	proto_reader_init(&r, message_buf, (size_t)len);
-	switch (proto_read_byte(&r)) {
-	case 'L':
-		if (read_sockets(&r, fds, nfds, socks, &n, &metrics_fd))
-			break;
-		/* fall through */
-	default:
-		log_error("--takeover: the running pgwing answered with a malformed message");
-		for (int i = 0; i < nfds; i++)
-			close(fds[i]);
-		close_peer();
-		return -1;
-	case 'E':
-		log_error("--takeover: the running pgwing refused: %s",
-			  proto_reader_remaining(&r) > 0 && message_buf[len - 1] == '\0'
-				  ? (const char *)r.pos
-				  : "(no reason given)");
+	type = proto_read_byte(&r);
+	if (type != 'L' || !read_sockets(&r, fds, nfds, socks, &n, &metrics_fd)) {
+		if (type == 'E')
+			log_error("--takeover: the running pgwing refused: %s",
+				  message_buf[len - 1] == '\0' ? (const char *)r.pos
+							       : "(no reason given)");
+		else
+			log_error("--takeover: the running pgwing answered with a malformed "
+				  "message");
 		for (int i = 0; i < nfds; i++)
 			close(fds[i]);
 		close_peer();
