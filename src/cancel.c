@@ -41,14 +41,19 @@ void cancel_register(struct client *cl)
 {
 	struct cancel_entry *e = xcalloc(1, sizeof(*e));
 
-	/* Sequential pids never collide; a random start keeps them apart across restarts. */
+	/*
+	 * Sequential pids never collide; a random start keeps them apart across
+	 * restarts, and from the keys of clients handed over (which keep theirs).
+	 */
 	if (next_pid == 0 && RAND_bytes((unsigned char *)&next_pid, sizeof(next_pid)) != 1)
 		next_pid = (uint32_t)now_ms();
-	next_pid = (next_pid & 0x3fffffff) + 1;
-	cl->cancel_pid = next_pid;
-	if (RAND_bytes((unsigned char *)&cl->cancel_key, sizeof(cl->cancel_key)) != 1) {
-		log_error("RAND_bytes failed: cannot make a cancel key");
-		abort();
+	if (cl->cancel_pid == 0) {
+		next_pid = (next_pid & 0x3fffffff) + 1;
+		cl->cancel_pid = next_pid;
+		if (RAND_bytes((unsigned char *)&cl->cancel_key, sizeof(cl->cancel_key)) != 1) {
+			log_error("RAND_bytes failed: cannot make a cancel key");
+			abort();
+		}
 	}
 	e->client = cl;
 	TAILQ_INSERT_TAIL(&entries, e, link);

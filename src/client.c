@@ -20,6 +20,7 @@
 #include <event2/event.h>
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdarg.h>
@@ -235,7 +236,8 @@ static void describe_peer(struct client *cl, const struct sockaddr *sa)
 	}
 }
 
-void client_accept(int fd, enum target target, const struct sockaddr *addr, int addrlen UNUSED)
+/* A client on socket fd from addr, in the list of all; NULL when out of memory (fd closed). */
+static struct client *client_open(int fd, enum target target, const struct sockaddr *addr)
 {
 	struct client *cl = xcalloc(1, sizeof(*cl));
 	int one = 1;
@@ -260,18 +262,57 @@ void client_accept(int fd, enum target target, const struct sockaddr *addr, int 
 	if (!conn_open(&cl->conn, fd, client_read_cb, client_write_cb, client_event_cb, cl)) {
 		log_error("cannot create buffer for client: out of memory");
 		free(cl);
-		return;
+		return NULL;
 	}
 	TAILQ_INSERT_TAIL(&all_clients, cl, all_link);
 	nclients++;
-	cl->is_over_limit = nclients > rt->cfg->max_client_conn;
-
 	cl->timer = CHECK_ALLOC(evtimer_new(rt->base, client_login_timeout_cb, cl));
-	timer_add_ms(cl->timer, rt->cfg->client_login_timeout_ms);
+	return cl;
+}
 
+void client_accept(int fd, enum target target, const struct sockaddr *addr, int addrlen UNUSED)
+{
+	struct client *cl = client_open(fd, target, addr);
+
+	if (cl == NULL)
+		return;
+	cl->is_over_limit = nclients > rt->cfg->max_client_conn;
+	timer_add_ms(cl->timer, rt->cfg->client_login_timeout_ms);
 	conn_read_on(&cl->conn);
 	log_debug("client %" PRIu64 " connected from %s:%d to %s", cl->id, cl->addr, cl->port,
 		  target_name(target));
+}
+
+bool client_adopt(int fd, struct client_handover *h, const void *owed, size_t owed_len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof(ss);
+	struct client *cl;
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &sslen) < 0) {
+		log_info("a client handed over is gone already: %s", strerror(errno));
+		close(fd);
+		return false;
+	}
+	cl = client_open(fd, h->target, (struct sockaddr *)&ss);
+	if (cl == NULL)
+		return false;
+	cl->params = h->params;
+	cl->cred = h->cred;
+	cl->reported = h->reported;
+	cl->session = h->session;
+	cl->cancel_pid = h->cancel_pid;
+	cl->cancel_key = h->cancel_key;
+	memset(h, 0, sizeof(*h));
+	/* Its cancel key goes on working: CancelRequests now come here. */
+	cancel_register(cl);
+	evbuffer_add(conn_output(&cl->conn), owed, owed_len);
+	cl->query_start_us = now_us();
+	log_info("client %" PRIu64 " from %s:%d (user=%s database=%s) taken over", cl->id, cl->addr,
+		 cl->port, cl->params.user, cl->params.database);
+	conn_read_on(&cl->conn);
+	ops->adopted(cl);
+	return true;
 }
 
 void client_finish_welcome(struct client *cl)

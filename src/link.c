@@ -45,6 +45,9 @@ static const struct runtime *rt;
 
 static const struct server_ops link_server_ops;
 
+/* While a takeover hands clients over (link_set_handover); NULL otherwise. */
+static bool (*handover)(struct client *cl);
+
 static void link_request_server(struct client *cl);
 static void link_settle_idle(struct client *cl);
 static void link_release_server(struct client *cl);
@@ -374,7 +377,8 @@ static bool link_keeps_server(struct client *cl)
 {
 	const char *unmovable;
 
-	if (evbuffer_get_length(conn_input(&cl->conn)) > 0 || !pool_should_release(cl))
+	if (evbuffer_get_length(conn_input(&cl->conn)) > 0 ||
+	    (!pool_should_release(cl) && handover == NULL))
 		return true;
 	unmovable = cl->session != NULL ? session_state_unmovable(cl->session) : NULL;
 	if (unmovable == NULL) {
@@ -561,6 +565,8 @@ static void link_wake_from_idle(struct client *cl)
  */
 static void link_settle_idle(struct client *cl)
 {
+	if (handover != NULL && handover(cl))
+		return;
 	if (evbuffer_get_length(conn_input(&cl->conn)) > 0)
 		link_wake_from_idle(cl);
 	else if (cl->session != NULL && session_state_is_listening(cl->session))
@@ -1000,12 +1006,25 @@ static void link_client_detach(struct client *cl)
 	pool_forget_client(cl);
 }
 
+/* Handed over by the process before us: idle in its pool, like a session between servers. */
+static void link_client_adopted(struct client *cl)
+{
+	pool_add_client(cl);
+	link_settle_idle(cl);
+}
+
 static const struct client_ops link_client_ops = {
 	.logged_in = link_client_logged_in,
 	.readable = link_client_readable,
 	.drained = link_client_drained,
 	.detach = link_client_detach,
+	.adopted = link_client_adopted,
 };
+
+void link_set_handover(bool (*take)(struct client *cl))
+{
+	handover = take;
+}
 
 static const struct pool_ops link_pool_ops = {
 	.serve_waiters = link_serve_waiters,

@@ -152,6 +152,18 @@ void listener_note_fd_shortage(int err)
 		arm_retry();
 }
 
+/* l listens with its lev from now on: it joins the list, and the log says so. */
+static void link_listener(struct listener *l, const char *desc, const char *unix_path,
+			  const char *lock_path)
+{
+	evconnlistener_set_error_cb(l->lev, accept_error_cb);
+	l->unix_path = unix_path != NULL ? xstrdup(unix_path) : NULL;
+	l->lock_path = lock_path != NULL ? xstrdup(lock_path) : NULL;
+	l->next = listeners;
+	listeners = l;
+	log_info("listening on %s (%s)", desc, target_name(l->target));
+}
+
 /* Returns 0, or the errno of the failure (EADDRINUSE: another process holds the address). */
 static int add_listener(struct event_base *base, const struct sockaddr *sa, socklen_t salen,
 			enum target target, const char *desc, const char *unix_path,
@@ -180,13 +192,19 @@ static int add_listener(struct event_base *base, const struct sockaddr *sa, sock
 		free(l);
 		return err;
 	}
-	evconnlistener_set_error_cb(l->lev, accept_error_cb);
-	l->unix_path = unix_path != NULL ? xstrdup(unix_path) : NULL;
-	l->lock_path = lock_path != NULL ? xstrdup(lock_path) : NULL;
-	l->next = listeners;
-	listeners = l;
-	log_info("listening on %s (%s)", desc, target_name(target));
+	link_listener(l, desc, unix_path, lock_path);
 	return 0;
+}
+
+/* "127.0.0.1:5432", "[::1]:5432": how the log names a TCP address. */
+static void describe_address(const struct sockaddr *sa, socklen_t salen, char *desc, size_t size)
+{
+	char name[64] = "", port[16] = "";
+
+	getnameinfo(sa, salen, name, sizeof(name), port, sizeof(port),
+		    NI_NUMERICHOST | NI_NUMERICSERV);
+	snprintf(desc, size, "%s%s%s:%s", sa->sa_family == AF_INET6 ? "[" : "", name,
+		 sa->sa_family == AF_INET6 ? "]" : "", port);
 }
 
 static int listen_tcp(struct event_base *base, const char *host, int port, enum target target)
@@ -206,12 +224,9 @@ static int listen_tcp(struct event_base *base, const char *host, int port, enum 
 		return -1;
 	}
 	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		char desc[128], name[64] = "";
+		char desc[128];
 
-		getnameinfo(ai->ai_addr, ai->ai_addrlen, name, sizeof(name), NULL, 0,
-			    NI_NUMERICHOST);
-		snprintf(desc, sizeof(desc), "%s%s%s:%d", ai->ai_family == AF_INET6 ? "[" : "",
-			 name, ai->ai_family == AF_INET6 ? "]" : "", port);
+		describe_address(ai->ai_addr, ai->ai_addrlen, desc, sizeof(desc));
 		rc = add_listener(base, ai->ai_addr, ai->ai_addrlen, target, desc, NULL, NULL);
 		if (rc == 0)
 			nok++;
@@ -348,15 +363,21 @@ void listener_relock(void)
 	}
 }
 
+/* What every listener of the process shares, taken once at start. */
+static void setup_listeners(struct event_base *base, const struct config *cfg)
+{
+	retry_timer = CHECK_ALLOC(evtimer_new(base, retry_cb, NULL));
+	backlog = cfg->listen_backlog;
+	is_port_shared = cfg->so_reuseport;
+}
+
 int listener_start(struct event_base *base, const struct config *cfg)
 {
 	char *addrs = xstrdup(cfg->listen_addr);
 	char *save = NULL;
 	int rc = 0;
 
-	retry_timer = CHECK_ALLOC(evtimer_new(base, retry_cb, NULL));
-	backlog = cfg->listen_backlog;
-	is_port_shared = cfg->so_reuseport;
+	setup_listeners(base, cfg);
 	for (char *tok = strtok_r(addrs, ",", &save); tok != NULL && rc == 0;
 	     tok = strtok_r(NULL, ",", &save)) {
 		while (*tok == ' ' || *tok == '\t')
@@ -391,7 +412,61 @@ void listener_resume(void)
 		evconnlistener_enable(l->lev);
 }
 
-void listener_stop(void)
+int listener_export(struct listener_socket *out, int max)
+{
+	int n = 0;
+
+	for (struct listener *l = listeners; l != NULL; l = l->next) {
+		if (n == max)
+			return -1;
+		out[n].fd = evconnlistener_get_fd(l->lev);
+		out[n].target = l->target;
+		snprintf(out[n].unix_path, sizeof(out[n].unix_path), "%s",
+			 l->unix_path != NULL ? l->unix_path : "");
+		n++;
+	}
+	return n;
+}
+
+int listener_adopt(struct event_base *base, const struct config *cfg,
+		   const struct listener_socket *socks, int n)
+{
+	setup_listeners(base, cfg);
+	for (int i = 0; i < n; i++) {
+		struct listener *l = xcalloc(1, sizeof(*l));
+		char desc[128], lock_path[sizeof(socks[i].unix_path) + sizeof(".lock")];
+		struct sockaddr_storage ss;
+		socklen_t sslen = sizeof(ss);
+		bool is_unix = socks[i].unix_path[0] != '\0';
+
+		l->target = socks[i].target;
+		evutil_make_socket_nonblocking(socks[i].fd);
+		/* Backlog 0: it listens already, with the backlog its first owner gave it. */
+		l->lev = evconnlistener_new(base, accept_cb, l,
+					    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0,
+					    socks[i].fd);
+		if (l->lev == NULL) {
+			log_error("could not listen on a handed over socket: %s", strerror(errno));
+			free(l);
+			for (int j = i; j < n; j++)
+				close(socks[j].fd);
+			return -1;
+		}
+		if (is_unix)
+			snprintf(desc, sizeof(desc), "%s", socks[i].unix_path);
+		else if (getsockname(socks[i].fd, (struct sockaddr *)&ss, &sslen) == 0)
+			describe_address((struct sockaddr *)&ss, sslen, desc, sizeof(desc));
+		else
+			snprintf(desc, sizeof(desc), "a handed over socket");
+		snprintf(lock_path, sizeof(lock_path), "%s.lock", socks[i].unix_path);
+		link_listener(l, desc, is_unix ? socks[i].unix_path : NULL,
+			      is_unix ? lock_path : NULL);
+	}
+	return 0;
+}
+
+/* Stop listening; the socket and lock files go too unless another process listens on them. */
+static void close_listeners(bool is_removing_files)
 {
 	while (listeners != NULL) {
 		struct listener *l = listeners;
@@ -399,12 +474,14 @@ void listener_stop(void)
 		listeners = l->next;
 		evconnlistener_free(l->lev);
 		if (l->unix_path != NULL) {
-			unlink(l->unix_path);
+			if (is_removing_files)
+				unlink(l->unix_path);
 			free(l->unix_path);
 		}
 		/* After the socket: while the lock stands, nobody else touches the socket. */
 		if (l->lock_path != NULL) {
-			unlink(l->lock_path);
+			if (is_removing_files)
+				unlink(l->lock_path);
 			free(l->lock_path);
 		}
 		free(l);
@@ -413,4 +490,14 @@ void listener_stop(void)
 		event_free(retry_timer);
 		retry_timer = NULL;
 	}
+}
+
+void listener_stop(void)
+{
+	close_listeners(true);
+}
+
+void listener_release(void)
+{
+	close_listeners(false);
 }

@@ -23,6 +23,8 @@ static void usage(FILE *f)
 		"                                 and environment) as a config file\n"
 		"  pgwing [...] --fly DB_APP      no file: a sidecar for the Fly Postgres app\n"
 		"                                 DB_APP (also PGWING_FLY_APP with no CONFIG)\n"
+		"  pgwing --takeover [-d] CONFIG  take the sockets and idle clients over from the\n"
+		"                                 running pgwing (takeover_socket), which exits\n"
 		"  pgwing --version | --help\n\n"
 		"Options:\n"
 		"  -d, --daemon    run in the background (set pidfile and logfile)\n"
@@ -36,17 +38,14 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
 	static const struct option options[] = {
-		{"daemon", no_argument, NULL, 'd'},
-		{"verbose", no_argument, NULL, 'v'},
-		{"quiet", no_argument, NULL, 'q'},
-		{"check", no_argument, NULL, 'c'},
-		{"print-config", no_argument, NULL, 'p'},
-		{"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'},
-		{"fly", required_argument, NULL, 'f'},
-		{NULL, 0, NULL, 0},
+		{"daemon", no_argument, NULL, 'd'},       {"verbose", no_argument, NULL, 'v'},
+		{"quiet", no_argument, NULL, 'q'},        {"check", no_argument, NULL, 'c'},
+		{"print-config", no_argument, NULL, 'p'}, {"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},         {"fly", required_argument, NULL, 'f'},
+		{"takeover", no_argument, NULL, 'T'},     {NULL, 0, NULL, 0},
 	};
 	bool is_daemon = false, is_quiet = false, is_check = false, is_print = false;
+	bool is_takeover = false;
 	const char *fly = NULL;
 	int verbosity = 0, opt, rc;
 	char err[512];
@@ -68,6 +67,9 @@ int main(int argc, char **argv)
 			break;
 		case 'p':
 			is_print = true;
+			break;
+		case 'T':
+			is_takeover = true;
 			break;
 		case 'f':
 			fly = optarg;
@@ -117,7 +119,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	log_set_format(cfg->log_format);
-	rc = runtime_run(is_daemon);
+	rc = runtime_run(is_daemon, is_takeover);
 	log_close();
 	return rc;
 }

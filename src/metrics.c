@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* The process state, given by the runtime at start (metrics_init): read, never written. */
 static const struct runtime *rt;
@@ -38,6 +39,9 @@ void metrics_init(const struct runtime *runtime)
 static struct evhttp *http;
 /* evhttp's listener: paused at metrics_max_conn and after an accept error. */
 static struct evconnlistener *http_listener;
+static struct evhttp_bound_socket *http_bound;
+/* A listening socket handed over by the process before us (takeover), for metrics_start. */
+static int adopted_fd = -1;
 /* Accepting again LISTENER_RETRY_MS after an accept error (out of fds). */
 static struct event *retry_timer;
 /* Connections open, from their accept to their close. */
@@ -607,8 +611,12 @@ int metrics_start(struct event_base *base, const struct config *cfg)
 	char host[256];
 	uint16_t port;
 
-	if (cfg->metrics_listen[0] == '\0')
+	if (cfg->metrics_listen[0] == '\0') {
+		if (adopted_fd >= 0)
+			close(adopted_fd);
+		adopted_fd = -1;
 		return 0;
+	}
 	if (!split_listen(cfg->metrics_listen, host, sizeof(host), &port)) {
 		log_error("metrics_listen: expected host:port, got \"%s\"", cfg->metrics_listen);
 		return -1;
@@ -628,14 +636,19 @@ int metrics_start(struct event_base *base, const struct config *cfg)
 	retry_timer = evtimer_new(base, retry_cb, NULL);
 	adopt_event = event_new(base, -1, 0, adopt_cb, NULL);
 	evhttp_set_bevcb(http, conn_new_cb, NULL);
-	bound = retry_timer != NULL && adopt_event != NULL
-			? evhttp_bind_socket_with_handle(http, host, port)
-			: NULL;
+	if (retry_timer == NULL || adopt_event == NULL)
+		bound = NULL;
+	else if (adopted_fd >= 0)
+		bound = evhttp_accept_socket_with_handle(http, adopted_fd);
+	else
+		bound = evhttp_bind_socket_with_handle(http, host, port);
+	adopted_fd = -1;
 	if (bound == NULL) {
 		log_error("could not listen for metrics on %s", cfg->metrics_listen);
 		metrics_stop();
 		return -1;
 	}
+	http_bound = bound;
 	http_listener = evhttp_bound_socket_get_listener(bound);
 	evconnlistener_set_error_cb(http_listener, accept_error_cb);
 	log_info("metrics on http://%s/metrics", cfg->metrics_listen);
@@ -646,6 +659,7 @@ void metrics_stop(void)
 {
 	/* evhttp_free() frees the listener, then closes the connections. */
 	http_listener = NULL;
+	http_bound = NULL;
 	if (http != NULL)
 		evhttp_free(http);
 	http = NULL;
@@ -659,4 +673,23 @@ void metrics_stop(void)
 	if (adopt_event != NULL)
 		event_free(adopt_event);
 	adopt_event = NULL;
+}
+
+int metrics_socket(void)
+{
+	return http_listener != NULL ? evconnlistener_get_fd(http_listener) : -1;
+}
+
+void metrics_adopt_socket(int fd)
+{
+	adopted_fd = fd;
+}
+
+void metrics_release_socket(void)
+{
+	if (http_bound == NULL)
+		return;
+	evhttp_del_accept_socket(http, http_bound);
+	http_bound = NULL;
+	http_listener = NULL;
 }

@@ -618,19 +618,19 @@ static void msg_end(struct msg m)
 	evbuffer_free(m.body);
 }
 
-static void put_int32(struct evbuffer *out, uint32_t v)
+void proto_put_int32(struct evbuffer *out, uint32_t v)
 {
 	v = htonl(v);
 	evbuffer_add(out, &v, 4);
 }
 
-static void put_int16(struct evbuffer *out, uint16_t v)
+void proto_put_int16(struct evbuffer *out, uint16_t v)
 {
 	v = htons(v);
 	evbuffer_add(out, &v, 2);
 }
 
-static void put_cstring(struct evbuffer *out, const char *s)
+void proto_put_cstring(struct evbuffer *out, const char *s)
 {
 	evbuffer_add(out, s, strlen(s) + 1);
 }
@@ -639,7 +639,7 @@ static void put_cstring(struct evbuffer *out, const char *s)
 static void put_field(struct evbuffer *out, char code, const char *value)
 {
 	evbuffer_add(out, &code, 1);
-	put_cstring(out, value);
+	proto_put_cstring(out, value);
 }
 
 static void put_fields(struct evbuffer *out, char type, const char *severity, const char *sqlstate,
@@ -686,7 +686,7 @@ void proto_put_auth(struct evbuffer *out, uint32_t code, const void *data, size_
 {
 	struct msg m = msg_begin(out, PqMsg_AuthenticationRequest);
 
-	put_int32(m.body, code);
+	proto_put_int32(m.body, code);
 	if (len > 0)
 		evbuffer_add(m.body, data, len);
 	msg_end(m);
@@ -696,8 +696,8 @@ void proto_put_parameter_status(struct evbuffer *out, const char *name, const ch
 {
 	struct msg m = msg_begin(out, PqMsg_ParameterStatus);
 
-	put_cstring(m.body, name);
-	put_cstring(m.body, value);
+	proto_put_cstring(m.body, name);
+	proto_put_cstring(m.body, value);
 	msg_end(m);
 }
 
@@ -705,8 +705,8 @@ void proto_put_backend_key(struct evbuffer *out, uint32_t pid, uint32_t key)
 {
 	struct msg m = msg_begin(out, PqMsg_BackendKeyData);
 
-	put_int32(m.body, pid);
-	put_int32(m.body, key);
+	proto_put_int32(m.body, pid);
+	proto_put_int32(m.body, key);
 	msg_end(m);
 }
 
@@ -722,10 +722,10 @@ void proto_put_startup(struct evbuffer *out, const struct startup_params *params
 {
 	struct msg m = msg_begin(out, '\0');
 
-	put_int32(m.body, PROTO_VERSION_3);
+	proto_put_int32(m.body, PROTO_VERSION_3);
 	for (size_t i = 0; i < params->count; i++) {
-		put_cstring(m.body, params->items[i].name);
-		put_cstring(m.body, params->items[i].value);
+		proto_put_cstring(m.body, params->items[i].name);
+		proto_put_cstring(m.body, params->items[i].value);
 	}
 	evbuffer_add(m.body, "", 1);
 	msg_end(m);
@@ -735,9 +735,9 @@ void proto_put_cancel(struct evbuffer *out, uint32_t pid, uint32_t key)
 {
 	struct msg m = msg_begin(out, '\0');
 
-	put_int32(m.body, PROTO_CANCEL_CODE);
-	put_int32(m.body, pid);
-	put_int32(m.body, key);
+	proto_put_int32(m.body, PROTO_CANCEL_CODE);
+	proto_put_int32(m.body, pid);
+	proto_put_int32(m.body, key);
 	msg_end(m);
 }
 
@@ -745,7 +745,7 @@ void proto_put_password(struct evbuffer *out, const char *password)
 {
 	struct msg m = msg_begin(out, PqMsg_PasswordMessage);
 
-	put_cstring(m.body, password);
+	proto_put_cstring(m.body, password);
 	msg_end(m);
 }
 
@@ -754,8 +754,8 @@ void proto_put_sasl_initial(struct evbuffer *out, const char *mechanism, const v
 {
 	struct msg m = msg_begin(out, PqMsg_PasswordMessage);
 
-	put_cstring(m.body, mechanism);
-	put_int32(m.body, (uint32_t)len);
+	proto_put_cstring(m.body, mechanism);
+	proto_put_int32(m.body, (uint32_t)len);
 	evbuffer_add(m.body, data, len);
 	msg_end(m);
 }
@@ -779,7 +779,7 @@ void proto_put_query(struct evbuffer *out, const char *sql)
 {
 	struct msg m = msg_begin(out, PqMsg_Query);
 
-	put_cstring(m.body, sql);
+	proto_put_cstring(m.body, sql);
 	msg_end(m);
 }
 
@@ -787,15 +787,15 @@ void proto_put_row_description(struct evbuffer *out, const struct proto_column *
 {
 	struct msg m = msg_begin(out, PqMsg_RowDescription);
 
-	put_int16(m.body, (uint16_t)ncols);
+	proto_put_int16(m.body, (uint16_t)ncols);
 	for (size_t i = 0; i < ncols; i++) {
-		put_cstring(m.body, cols[i].name);
-		put_int32(m.body, 0); /* table oid */
-		put_int16(m.body, 0); /* column number */
-		put_int32(m.body, cols[i].type_oid);
-		put_int16(m.body, (uint16_t)-1); /* type size: reported as variable */
-		put_int32(m.body, (uint32_t)-1); /* type modifier */
-		put_int16(m.body, 0);            /* text format */
+		proto_put_cstring(m.body, cols[i].name);
+		proto_put_int32(m.body, 0); /* table oid */
+		proto_put_int16(m.body, 0); /* column number */
+		proto_put_int32(m.body, cols[i].type_oid);
+		proto_put_int16(m.body, (uint16_t)-1); /* type size: reported as variable */
+		proto_put_int32(m.body, (uint32_t)-1); /* type modifier */
+		proto_put_int16(m.body, 0);            /* text format */
 	}
 	msg_end(m);
 }
@@ -804,13 +804,13 @@ void proto_put_data_row(struct evbuffer *out, const char *const *values, size_t 
 {
 	struct msg m = msg_begin(out, PqMsg_DataRow);
 
-	put_int16(m.body, (uint16_t)nvalues);
+	proto_put_int16(m.body, (uint16_t)nvalues);
 	for (size_t i = 0; i < nvalues; i++) {
 		if (values[i] == NULL) {
-			put_int32(m.body, (uint32_t)-1);
+			proto_put_int32(m.body, (uint32_t)-1);
 			continue;
 		}
-		put_int32(m.body, (uint32_t)strlen(values[i]));
+		proto_put_int32(m.body, (uint32_t)strlen(values[i]));
 		evbuffer_add(m.body, values[i], strlen(values[i]));
 	}
 	msg_end(m);
@@ -820,7 +820,7 @@ void proto_put_command_complete(struct evbuffer *out, const char *tag)
 {
 	struct msg m = msg_begin(out, PqMsg_CommandComplete);
 
-	put_cstring(m.body, tag);
+	proto_put_cstring(m.body, tag);
 	msg_end(m);
 }
 
@@ -834,10 +834,10 @@ void proto_put_negotiate_protocol_version(struct evbuffer *out, uint32_t newest_
 {
 	struct msg m = msg_begin(out, PqMsg_NegotiateProtocolVersion);
 
-	put_int32(m.body, newest_minor);
-	put_int32(m.body, (uint32_t)noptions);
+	proto_put_int32(m.body, newest_minor);
+	proto_put_int32(m.body, (uint32_t)noptions);
 	for (size_t i = 0; i < noptions; i++)
-		put_cstring(m.body, options[i]);
+		proto_put_cstring(m.body, options[i]);
 	msg_end(m);
 }
 
@@ -852,7 +852,7 @@ void proto_put_ssl_request(struct evbuffer *out)
 {
 	struct msg m = msg_begin(out, '\0');
 
-	put_int32(m.body, PROTO_SSL_CODE);
+	proto_put_int32(m.body, PROTO_SSL_CODE);
 	msg_end(m);
 }
 

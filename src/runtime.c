@@ -22,6 +22,7 @@
 #include "pgwing/runtime.h"
 #include "pgwing/link.h"
 #include "pgwing/stats.h"
+#include "pgwing/takeover.h"
 #include "pgwing/tls.h"
 #include "pgwing/topology.h"
 #include "pgwing/wake.h"
@@ -367,6 +368,7 @@ static void modules_init(void)
 	pool_init(&rt);
 	server_init(&rt);
 	stats_init(&rt);
+	takeover_init(&rt);
 	tls_init(&rt);
 	wake_init(&rt);
 }
@@ -391,7 +393,7 @@ void runtime_release(void)
 	rt.cfg = NULL;
 }
 
-int runtime_run(bool is_daemon)
+int runtime_run(bool is_daemon, bool is_takeover)
 {
 	struct event *signals[3];
 	const int signos[3] = {SIGHUP, SIGTERM, SIGINT};
@@ -414,7 +416,7 @@ int runtime_run(bool is_daemon)
 	rt.topo->on_change = on_topology_change;
 	modules_init();
 
-	if (listener_start(rt.base, rt.cfg) < 0)
+	if ((is_takeover ? takeover_receive_listeners() : listener_start(rt.base, rt.cfg)) < 0)
 		goto out;
 	if (is_daemon) {
 		if (daemonize() < 0) {
@@ -423,8 +425,6 @@ int runtime_run(bool is_daemon)
 		}
 		listener_relock();
 	}
-	if (write_pidfile(rt.cfg->pidfile) < 0)
-		goto out;
 	for (size_t i = 0; i < ARRAY_SIZE(signos); i++) {
 		signals[i] = CHECK_ALLOC(evsignal_new(rt.base, signos[i], signal_cb, NULL));
 		evsignal_add(signals[i], NULL);
@@ -436,6 +436,9 @@ int runtime_run(bool is_daemon)
 		goto out_stats;
 	janitor_start(rt.base, rt.topo, rt.cfg);
 	discovery_start(rt.base, rt.dns, rt.topo, rt.cfg, apply_discovered);
+	/* Last before a takeover's word: a start that fails leaves the running one's pidfile. */
+	if (write_pidfile(rt.cfg->pidfile) < 0 || takeover_start(is_takeover) < 0)
+		goto out_stats;
 	log_info("pgwing %s started", PACKAGE_VERSION);
 	notify_systemd("READY=1");
 
@@ -453,12 +456,13 @@ out_signals:
 	for (size_t i = 0; i < ARRAY_SIZE(signos); i++)
 		event_free(signals[i]);
 out:
+	takeover_stop();
 	listener_stop();
 	client_close_all("pgwing is shutting down");
 	if (drain_timer != NULL)
 		event_free(drain_timer);
 	pool_free_all();
-	if (rt.cfg->pidfile[0] != '\0' && rc == 0)
+	if (rt.cfg->pidfile[0] != '\0' && rc == 0 && !takeover_is_handed_over())
 		unlink(rt.cfg->pidfile);
 	topology_free(rt.topo);
 	if (rt.dns != NULL)

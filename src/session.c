@@ -11,6 +11,7 @@
 
 #include <event2/buffer.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -155,7 +156,8 @@ static bool reserve(struct session_state *st, size_t len)
 	return false;
 }
 
-/* An entry whose replay is text[0..len), a Query of its own. */
+/* An entry whose replay is text[0..len), a Query of its own; key: a string shorter than
+ * STMT_KEY_MAX. */
 static void add_sql(struct session_state *st, enum entry_kind kind, const char *key,
 		    const char *text, size_t len)
 {
@@ -169,7 +171,7 @@ static void add_sql(struct session_state *st, enum entry_kind kind, const char *
 	}
 	e = &st->sql[st->nsql++];
 	e->kind = kind;
-	memcpy(e->key, key, sizeof(e->key));
+	snprintf(e->key, sizeof(e->key), "%s", key);
 	e->text = xmalloc(len + 1); /* with its NUL: the Query's body */
 	memcpy(e->text, text, len);
 	e->text[len] = '\0';
@@ -376,4 +378,81 @@ bool session_state_forget_unreplayable(struct session_state *st, size_t i)
 		return true;
 	}
 	return false;
+}
+
+/*
+ * The serialized form: the SQL entries (count, then kind, key, length and
+ * text each), then the Parse messages (count, then name, length and message
+ * each), all big-endian. Lengths come before bytes so a reader checks each
+ * against what is left.
+ */
+bool session_state_serialize(const struct session_state *st, struct evbuffer *out)
+{
+	if (st->unmovable != NULL)
+		return false;
+	proto_put_int32(out, (uint32_t)st->nsql);
+	for (size_t i = 0; i < st->nsql; i++) {
+		evbuffer_add(out, &(uint8_t){(uint8_t)st->sql[i].kind}, 1);
+		proto_put_cstring(out, st->sql[i].key);
+		proto_put_int32(out, (uint32_t)st->sql[i].len);
+		evbuffer_add(out, st->sql[i].text, st->sql[i].len);
+	}
+	proto_put_int32(out, (uint32_t)st->nparse);
+	for (size_t i = 0; i < st->nparse; i++) {
+		proto_put_cstring(out, st->parse[i].name);
+		proto_put_int32(out, (uint32_t)st->parse[i].len);
+		evbuffer_add(out, st->parse[i].msg, st->parse[i].len);
+	}
+	return true;
+}
+
+/* A Parse message of statement name, whole: its type, its length and its first field. */
+static bool is_parse_of(const uint8_t *msg, size_t len, const char *name)
+{
+	struct proto_reader r;
+	const char *embedded;
+
+	proto_reader_init(&r, msg, len);
+	if (proto_read_byte(&r) != PqMsg_Parse || proto_read_int32(&r) != len - 1)
+		return false;
+	embedded = proto_read_cstring(&r);
+	return embedded != NULL && strcmp(embedded, name) == 0;
+}
+
+struct session_state *session_state_deserialize(const void *data, size_t len)
+{
+	struct session_state *st = session_state_new();
+	struct proto_reader r;
+	uint32_t n;
+
+	proto_reader_init(&r, data, len);
+	n = proto_read_int32(&r);
+	for (uint32_t i = 0; i < n && !r.has_failed && st->unmovable == NULL; i++) {
+		uint8_t kind = proto_read_byte(&r);
+		const char *key = proto_read_cstring(&r);
+		uint32_t text_len = proto_read_int32(&r);
+		const uint8_t *text = proto_read_bytes(&r, text_len);
+
+		if (text == NULL || kind > ENTRY_PREPARE || strlen(key) >= STMT_KEY_MAX)
+			r.has_failed = true;
+		else
+			add_sql(st, (enum entry_kind)kind, key, (const char *)text, text_len);
+	}
+	n = proto_read_int32(&r);
+	for (uint32_t i = 0; i < n && !r.has_failed && st->unmovable == NULL; i++) {
+		const char *name = proto_read_cstring(&r);
+		uint32_t msg_len = proto_read_int32(&r);
+		const uint8_t *msg = proto_read_bytes(&r, msg_len);
+
+		if (msg == NULL || !is_parse_of(msg, msg_len, name))
+			r.has_failed = true;
+		else
+			session_state_note_parse(st, name, msg, msg_len);
+	}
+	/* Past the caps it could not have been written: as malformed as a bad length. */
+	if (r.has_failed || st->unmovable != NULL || proto_reader_remaining(&r) != 0) {
+		session_state_free(st);
+		return NULL;
+	}
+	return st;
 }

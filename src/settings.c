@@ -36,6 +36,9 @@
 #define UNIX_SOCKET_DIR_MAX \
 	(sizeof(((struct sockaddr_un *)0)->sun_path) - sizeof("/.s.PGSQL.65535"))
 
+/* A socket path, with its NUL, fits in sun_path. */
+#define TAKEOVER_SOCKET_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
+
 /*
  * The table stores fields by offset, so a setting whose type disagrees with
  * its field would write the wrong width. FIELD() checks the field at compile
@@ -481,6 +484,19 @@ static const struct setting settings[] = {
 		.max_value = DURATION_MAX,
 		.doc = "After SIGTERM, how long clients may take to finish their transactions; "
 		       "then queries still running are cancelled and every client gets 57P01.",
+	},
+	{
+		.name = "takeover_socket",
+		.type = SETTING_STRING,
+		.offset = STRING_FIELD(takeover_socket),
+		.default_value = "",
+		.min_value = 0,
+		.max_value = TAKEOVER_SOCKET_MAX,
+		.is_path = true,
+		.doc = "Unix socket on which the running pgwing hands its sockets and clients to "
+		       "`pgwing --takeover` (mode 0600, own user only); empty: "
+		       "`<unix_socket_dir>/.s.PGSQL.<rw_port>.takeover`, or no takeover without "
+		       "unix_socket_dir.",
 	},
 	{
 		.name = "region",

@@ -9,7 +9,7 @@
 
 struct client;
 
-/* Assign a unique key to a client and remember it. */
+/* Assign a unique key to a client (one handed over keeps its own) and remember it. */
 void cancel_register(struct client *cl);
 void cancel_unregister(struct client *cl);
 /* Forward a CancelRequest for (pid, key) to that client's backend, if any. */

@@ -92,11 +92,34 @@ struct client_ops {
 	void (*drained)(struct client *cl);
 	/* It is closing: its server and its pool let go of it (called again is harmless). */
 	void (*detach)(struct client *cl);
+	/* Handed over by the process before us (client_adopt): logged in, between transactions. */
+	void (*adopted)(struct client *cl);
+};
+
+/*
+ * What a client handed over by another pgwing process (a takeover) brings:
+ * how it logged in, what it was told, its session's state. client_adopt takes
+ * it all (and zeroes h).
+ */
+struct client_handover {
+	enum target target;
+	struct startup_params params;
+	struct server_credentials cred;
+	struct param_set *reported;
+	struct session_state *session; /* NULL: none recorded */
+	uint32_t cancel_pid, cancel_key;
 };
 
 void client_set_ops(const struct client_ops *ops);
 /* Take over an accepted socket. */
 void client_accept(int fd, enum target target, const struct sockaddr *addr, int addrlen);
+/*
+ * Take over a logged-in, idle client from the process before us: its socket
+ * fd (ours now, closed on failure), h (taken on success), and owed, what that
+ * process still had to send it. It goes to its owner like a session between
+ * servers, its state replayed on its next server. False: it was gone already.
+ */
+bool client_adopt(int fd, struct client_handover *h, const void *owed, size_t owed_len);
 /* The end of a first welcome: the cancel key pgwing gave the client, and it may speak. */
 void client_finish_welcome(struct client *cl);
 /*

@@ -89,6 +89,7 @@ struct config {
 	char *pidfile;               /* "" = none */
 	int64_t shutdown_grace_ms;   /* SIGTERM: still accepting clients this long */
 	int64_t shutdown_timeout_ms; /* SIGTERM: transactions end by then, or are cancelled */
+	char *takeover_socket; /* control socket for --takeover; "": next to the unix sockets */
 
 	/* topology and routing */
 	char *region;

@@ -13,6 +13,8 @@
 #ifndef PGWING_LINK_H
 #define PGWING_LINK_H
 
+#include <stdbool.h>
+
 struct backend;
 
 /*
@@ -27,6 +29,16 @@ void link_on_backend_removed(struct backend *b);
 void link_release_idle(const char *database);
 /* Sessions idle for server_idle_timeout give their servers back (they get one when they speak). */
 void link_release_timed_out(void);
+
+/*
+ * A takeover: sessions give their servers back at every idle point (as they
+ * would to a pause), and every client left without a server between
+ * transactions (after a release, a first welcome, a server lost while idle)
+ * is offered to take, which returns true when it handed the client over (the
+ * client is closed then). NULL ends it.
+ */
+struct client;
+void link_set_handover(bool (*take)(struct client *cl));
 
 /*
  * Register the link as the owner of clients' pool sessions and of the pools'

@@ -20,7 +20,9 @@ struct event_base;
 
 /* Fails (and logs why) when a port or a unix socket is held by another process. */
 int listener_start(struct event_base *base, const struct config *cfg);
-/* After daemonizing: the unix sockets' lock files name the new pid, not the parent's that exited.
+/*
+ * After daemonizing, or taking the sockets over: the unix sockets' lock files
+ * name this process, not the one that held them before.
  */
 void listener_relock(void);
 /* Stop accepting (shutdown, or running out of fds) and start again. */
@@ -40,5 +42,27 @@ void listener_note_fd_shortage(int err);
  */
 bool listener_note_accept_error(void);
 void listener_stop(void);
+
+/* A listening socket as a takeover hands it to a new process. */
+struct listener_socket {
+	int fd;
+	enum target target;
+	char unix_path[108]; /* sizeof(sun_path); "" for TCP */
+};
+
+/* The listening sockets, to hand over (fds still ours); how many, or -1 if more than max. */
+int listener_export(struct listener_socket *out, int max);
+/*
+ * Listen on the sockets the process before us handed over, instead of
+ * binding (the fds are ours from now on, closed on failure). Their lock files
+ * still name that process: listener_relock() once it has let go of them.
+ */
+int listener_adopt(struct event_base *base, const struct config *cfg,
+		   const struct listener_socket *socks, int n);
+/*
+ * A new process listens on our sockets now: stop accepting and close our
+ * copies, leaving the socket files and their lock files to it.
+ */
+void listener_release(void);
 
 #endif

@@ -20,6 +20,15 @@ struct evbuffer;
 /* Listen on cfg->metrics_listen ("host:port"); nothing when it is empty. */
 int metrics_start(struct event_base *base, const struct config *cfg);
 void metrics_stop(void);
+/*
+ * A takeover hands the HTTP listening socket over with the others: its fd
+ * (-1: none), the one metrics_start listens on instead of binding, and, once
+ * the new process listens, the old one's letting go of it (its connections
+ * are served to the end).
+ */
+int metrics_socket(void);
+void metrics_adopt_socket(int fd);
+void metrics_release_socket(void);
 /* The current state in the Prometheus text format (version 0.0.4). */
 void metrics_render(struct evbuffer *out);
 /* text as a JSON string, quotes included (the text is UTF-8, as the config's). */

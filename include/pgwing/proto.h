@@ -125,6 +125,10 @@ const char *proto_read_cstring(struct proto_reader *r);
 /* n raw bytes; NULL (and has_failed) if fewer remain. */
 const uint8_t *proto_read_bytes(struct proto_reader *r, size_t n);
 size_t proto_reader_remaining(const struct proto_reader *r);
+/* Their writing counterparts, for bodies and pgwing's own formats: big-endian, NUL-terminated. */
+void proto_put_int32(struct evbuffer *out, uint32_t v);
+void proto_put_int16(struct evbuffer *out, uint16_t v);
+void proto_put_cstring(struct evbuffer *out, const char *s);
 
 /* The parameters of a StartupMessage, in the order the client sent them. */
 struct startup_param {

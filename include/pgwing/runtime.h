@@ -33,10 +33,11 @@ bool runtime_prepare(struct config *cfg, char *err, size_t errlen);
 /* Free what runtime_prepare set up, for a process that will not run. */
 void runtime_release(void);
 /*
- * Start every module, listen, write the pidfile and run the loop until a
- * shutdown; then stop and free everything. Returns the process's exit code.
+ * Start every module, listen (or, for --takeover, take the running process's
+ * sockets), write the pidfile and run the loop until a shutdown; then stop and
+ * free everything. Returns the process's exit code.
  */
-int runtime_run(bool is_daemon);
+int runtime_run(bool is_daemon, bool is_takeover);
 /* Re-read the config and auth file; on any error the running config stays. */
 void runtime_reload(void);
 /*

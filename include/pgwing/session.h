@@ -61,4 +61,17 @@ int session_state_replay(const struct session_state *st, struct evbuffer *out);
  */
 bool session_state_forget_unreplayable(struct session_state *st, size_t i);
 
+/*
+ * The state in a form another pgwing process reads back (a takeover hands a
+ * client over with it): the recorded statements and Parse messages, in order.
+ * False, with nothing written, for a session that can't move.
+ */
+bool session_state_serialize(const struct session_state *st, struct evbuffer *out);
+/*
+ * What session_state_serialize wrote, checked as it is read (lengths, kinds,
+ * each Parse message's framing and name, the replay caps); NULL if anything is
+ * off. data comes from another process: no length in it is trusted.
+ */
+struct session_state *session_state_deserialize(const void *data, size_t len);
+
 #endif

@@ -109,9 +109,9 @@ static void test_defaults(void **state)
 
 static void test_table(void **state)
 {
-	static const char *const fixed[] = {"listen_addr",     "rw_port",        "ro_port",
-					    "unix_socket_dir", "listen_backlog", "so_reuseport",
-					    "pidfile",         "metrics_listen", "dns_nameserver"};
+	static const char *const fixed[] = {
+		"listen_addr",  "rw_port", "ro_port",        "unix_socket_dir", "listen_backlog",
+		"so_reuseport", "pidfile", "metrics_listen", "dns_nameserver",  "takeover_socket"};
 	size_t n;
 	const struct setting *settings = config_settings(&n);
 
@@ -836,8 +836,8 @@ static void test_set_refuses_paths(void **state)
 		config_format_value(cfg, s, after, sizeof(after));
 		assert_string_equal(before, after);
 	}
-	/* auth_file, logfile, pidfile, unix_socket_dir and the six TLS files. */
-	assert_int_equal(npaths, 10);
+	/* auth_file, logfile, pidfile, unix_socket_dir, takeover_socket and the six TLS files. */
+	assert_int_equal(npaths, 11);
 	snprintf(before, sizeof(before), "%s/pgwing.log", tmpdir);
 	assert_string_equal(cfg->logfile, before);
 	config_free(cfg);

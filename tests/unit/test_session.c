@@ -1,0 +1,181 @@
+/*
+ * The session state's serialized form (a takeover hands it to another
+ * process): what is read back replays exactly as the original, and anything
+ * malformed is refused rather than half read.
+ */
+#include "pgwing/session.h"
+
+#include "pgwing/proto.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <event2/buffer.h>
+
+#define UNUSED __attribute__((unused))
+
+static void apply(struct session_state *st, const char *sql)
+{
+	struct stmt_info info[4];
+	size_t n = classify_query(sql, strlen(sql), info, 4);
+
+	for (size_t i = 0; i < n; i++)
+		session_state_apply(st, &info[i], sql, n == 1);
+}
+
+static void note_parse(struct session_state *st, const char *name, const char *text)
+{
+	struct evbuffer *b = evbuffer_new();
+	struct evbuffer *body = evbuffer_new();
+
+	proto_put_cstring(body, name);
+	proto_put_cstring(body, text);
+	proto_put_int16(body, 0);
+	proto_put_message(b, PqMsg_Parse, evbuffer_pullup(body, -1), evbuffer_get_length(body));
+	session_state_note_parse(st, name, evbuffer_pullup(b, -1), evbuffer_get_length(b));
+	evbuffer_free(body);
+	evbuffer_free(b);
+}
+
+/* The bytes st replays, as a string to compare (its texts hold no NUL but the framing's). */
+static char *replay_bytes(const struct session_state *st, size_t *len)
+{
+	struct evbuffer *b = evbuffer_new();
+	char *out;
+
+	session_state_replay(st, b);
+	*len = evbuffer_get_length(b);
+	out = malloc(*len + 1);
+	evbuffer_remove(b, out, *len);
+	evbuffer_free(b);
+	return out;
+}
+
+/* st written and read back; NULL if the reader refused it. */
+static struct session_state *round_trip(const struct session_state *st)
+{
+	struct evbuffer *b = evbuffer_new();
+	struct session_state *copy;
+
+	assert_true(session_state_serialize(st, b));
+	copy = session_state_deserialize(evbuffer_pullup(b, -1), evbuffer_get_length(b));
+	evbuffer_free(b);
+	return copy;
+}
+
+static void test_round_trip(void **state UNUSED)
+{
+	struct session_state *st = session_state_new(), *copy;
+	char *want, *got;
+	size_t want_len, got_len;
+
+	copy = round_trip(st);
+	assert_non_null(copy);
+	assert_true(session_state_is_empty(copy));
+	session_state_free(copy);
+
+	apply(st, "SET search_path TO app, public; SET application_name = 'x;y'");
+	apply(st, "LISTEN jobs");
+	apply(st, "PREPARE q(int) AS SELECT $1");
+	note_parse(st, "s1", "SELECT 1");
+	note_parse(st, "s2", "SELECT 2");
+	copy = round_trip(st);
+	assert_non_null(copy);
+	want = replay_bytes(st, &want_len);
+	got = replay_bytes(copy, &got_len);
+	assert_int_equal(got_len, want_len);
+	assert_memory_equal(got, want, want_len);
+	assert_true(session_state_is_listening(copy));
+	assert_string_equal(session_state_statement_text(copy, "s2"), "SELECT 2");
+	/* What is read back goes on like the original: a DEALLOCATE drops the same. */
+	apply(copy, "DEALLOCATE q");
+	apply(st, "DEALLOCATE q");
+	free(want);
+	free(got);
+	want = replay_bytes(st, &want_len);
+	got = replay_bytes(copy, &got_len);
+	assert_int_equal(got_len, want_len);
+	assert_memory_equal(got, want, want_len);
+	free(want);
+	free(got);
+	session_state_free(copy);
+
+	/* A session that can't move is not written. */
+	session_state_mark_unmovable(st, "a temporary table");
+	{
+		struct evbuffer *b = evbuffer_new();
+
+		assert_false(session_state_serialize(st, b));
+		assert_int_equal(evbuffer_get_length(b), 0);
+		evbuffer_free(b);
+	}
+	session_state_free(st);
+}
+
+/* Every prefix of a good form, and each byte changed, is refused or read whole; never more. */
+static void test_malformed(void **state UNUSED)
+{
+	struct session_state *st = session_state_new();
+	struct evbuffer *b = evbuffer_new();
+	uint8_t *good;
+	size_t len;
+
+	apply(st, "SET work_mem = '8MB'");
+	note_parse(st, "s1", "SELECT 1");
+	assert_true(session_state_serialize(st, b));
+	len = evbuffer_get_length(b);
+	good = malloc(len);
+	evbuffer_remove(b, good, len);
+	for (size_t n = 0; n < len; n++)
+		assert_null(session_state_deserialize(good, n));
+	for (size_t i = 0; i < len; i++) {
+		uint8_t *bad = malloc(len);
+
+		memcpy(bad, good, len);
+		bad[i] ^= 0xff;
+		session_state_free(session_state_deserialize(bad, len));
+		free(bad);
+	}
+	{
+		/* Trailing bytes, a huge count, an unknown kind, a Parse of another name. */
+		uint8_t *longer = calloc(1, len + 1);
+		static const uint8_t huge[] = {0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0};
+		static const uint8_t kind[] = {0, 0, 0, 1, 9, 'k', 0, 0, 0, 0, 1, 'x', 0, 0, 0, 0};
+		struct session_state *other = session_state_new();
+
+		memcpy(longer, good, len);
+		assert_null(session_state_deserialize(longer, len + 1));
+		assert_null(session_state_deserialize(huge, sizeof(huge)));
+		assert_null(session_state_deserialize(kind, sizeof(kind)));
+		note_parse(other, "a", "SELECT 1");
+		evbuffer_drain(b, evbuffer_get_length(b));
+		assert_true(session_state_serialize(other, b));
+		/* The entry's name "a" and the message's "a": make the entry's "b". */
+		{
+			uint8_t *p = evbuffer_pullup(b, -1);
+
+			assert_int_equal(p[8], 'a');
+			p[8] = 'b';
+			assert_null(session_state_deserialize(p, evbuffer_get_length(b)));
+		}
+		session_state_free(other);
+		free(longer);
+	}
+	free(good);
+	evbuffer_free(b);
+	session_state_free(st);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_round_trip),
+		cmocka_unit_test(test_malformed),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
