@@ -60,18 +60,6 @@ sub show
 	return (\@cols, \@rows);
 }
 
-sub wait_until
-{
-	my ($cond, $timeout) = @_;
-	my $deadline = time() + time_bound($timeout // 30);
-	while (time() < $deadline)
-	{
-		return 1 if $cond->();
-		usleep(100_000);
-	}
-	return 0;
-}
-
 sub pool_row
 {
 	my ($db) = @_;

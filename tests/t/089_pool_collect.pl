@@ -50,18 +50,6 @@ sub metrics
 	return $out;
 }
 
-sub wait_until
-{
-	my ($cond, $secs) = @_;
-	my $deadline = time + time_bound($secs);
-	while (time < $deadline)
-	{
-		return 1 if $cond->();
-		sleep 0.1;
-	}
-	return $cond->();
-}
-
 # Logins naming databases that do not exist: each fails with 3D000.
 sub name_databases
 {

@@ -43,18 +43,6 @@ sub set_records
 }
 
 
-sub wait_until
-{
-	my ($check) = @_;
-	my $deadline = time() + time_bound(20);
-	while (time() < $deadline)
-	{
-		return 1 if $check->();
-		usleep(20_000);
-	}
-	return 0;
-}
-
 # A resolver that is no address is a start-up error, not a pgwing without DNS.
 my $bad = PgWing::Test->new(
 	name         => 'bad',

@@ -27,7 +27,7 @@ sub moved
 {
 	my ($what) = @_;
 	my $pid = $bg->query_safe('SELECT pg_backend_pid()');
-	ok( poll_until(
+	ok( wait_until(
 			sub {
 				!grep { $_->{application_name} eq 'identity' && $_->{link} ne '' }
 				  @{ $pw->admin_rows('SHOW CLIENTS') };
@@ -36,18 +36,6 @@ sub moved
 	$node->safe_psql('postgres', "SELECT pg_terminate_backend($pid, 10000)");
 	isnt($bg->query_safe('SELECT pg_backend_pid()'), $pid, "$what: the session moved");
 	return;
-}
-
-sub poll_until
-{
-	my ($check) = @_;
-	my $deadline = time + time_bound(30);
-	while (time < $deadline)
-	{
-		return 1 if $check->();
-		select(undef, undef, undef, 0.2);
-	}
-	return 0;
 }
 
 $bg->query_safe("SET ROLE low; SET work_mem = '3MB'; RESET ALL");

@@ -25,16 +25,7 @@ sub link_of
 	return $row->{link};
 }
 
-sub holds_no_server
-{
-	my $deadline = time + time_bound(10);
-	while (time < $deadline)
-	{
-		return 1 if link_of() eq '';
-		select(undef, undef, undef, 0.05);
-	}
-	return 0;
-}
+sub holds_no_server { return wait_until(sub { link_of() eq '' }, 10); }
 
 $bg->query_safe("SET work_mem = '5MB'; PREPARE p AS SELECT 41 + 1");
 my $pid = $bg->query_safe('SELECT pg_backend_pid()');

@@ -80,7 +80,7 @@ our @EXPORT_OK = qw(
   new_node create_role role_secret set_hba os_user
   startup_packet read_startup pg_message read_message take_message error_fields raw_login
   pgwing_bin run_pgwing tool_bin is_sanitized cmp_rss time_bound cpu_share_bound parse_metrics
-  primary_with_replicas start_pgwing_with auth_query_node
+  primary_with_replicas start_pgwing_with auth_query_node wait_until
 );
 our %EXPORT_TAGS = (all => \@EXPORT_OK);
 
@@ -99,6 +99,22 @@ sub _timeout { return $_[0] * $timeout_factor; }
 # An upper bound a test puts on how long pgwing takes, stretched as the waits
 # are: under valgrind "at once" takes several times longer.
 sub time_bound { return _timeout($_[0]); }
+
+# wait_until($check, $seconds): call $check every 20 ms until it returns true,
+# for at most $seconds (default 30) stretched by the timeout factor. 1 when it
+# did, 0 when time ran out; $check runs once more at the deadline, so a slow
+# machine gets its last look.
+sub wait_until
+{
+	my ($check, $seconds) = @_;
+	my $deadline = time() + _timeout($seconds // 30);
+	while (time() < $deadline)
+	{
+		return 1 if $check->();
+		usleep(20_000);
+	}
+	return $check->() ? 1 : 0;
+}
 
 # An upper bound on the share of a core pgwing may burn while it should be
 # idle (a busy-loop check), stretched as time_bound is but never to a whole
