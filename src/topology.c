@@ -261,6 +261,11 @@ bool backend_is_unheard(const struct backend *b)
 	       b->consecutive_failures == 0;
 }
 
+bool backend_is_suspect(const struct backend *b)
+{
+	return b->state == BACKEND_UP && b->consecutive_failures > 0;
+}
+
 static bool is_live_primary(const struct backend *b)
 {
 	return b->state == BACKEND_UP && b->role == ROLE_PRIMARY && !b->is_fenced;
@@ -432,10 +437,14 @@ void topology_note_probe_ok(struct topology *topo, struct backend *b,
 {
 	/* A first answer can unblock writes (see topology_primary) or fence a primary. */
 	bool is_changed = backend_is_unheard(b);
+	bool was_suspect = backend_is_suspect(b);
 	bool was_writable = topology_primary(topo) != NULL;
 	bool is_suspect =
 		(b->timeline != 0 && obs->timeline != b->timeline) || b->state == BACKEND_DOWN;
 
+	if (was_suspect)
+		log_info("backend %s: answers again after %d failed probe%s", b->name,
+			 b->consecutive_failures, b->consecutive_failures == 1 ? "" : "s");
 	b->consecutive_failures = 0;
 	if (b->consecutive_successes < INT_MAX)
 		b->consecutive_successes++;
@@ -477,8 +486,11 @@ void topology_note_probe_ok(struct topology *topo, struct backend *b,
 		b->last_error[0] = '\0';
 		is_changed = true;
 	}
-	/* This probe may be the last one a returned primary waited for. */
-	if (!was_writable && topology_primary(topo) != NULL)
+	/*
+	 * Clients may wait for this very answer: the verdict on a suspect backend
+	 * (router_pick), or the last probe a returned primary waited for.
+	 */
+	if (was_suspect || (!was_writable && topology_primary(topo) != NULL))
 		is_changed = true;
 	if (topology_reconcile(topo) || is_changed || is_suspect) {
 		const struct topology_change change = {.is_suspect = is_suspect};
