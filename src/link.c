@@ -684,6 +684,8 @@ static void link_request_server(struct client *cl)
 	if (!pool_is_paused(cl->pool)) {
 		link_wake_for(cl->target);
 		b = router_pick(rt->topo, rt->cfg, cl->target);
+		if (b == NULL)
+			health_note_client_held();
 	}
 	/*
 	 * First come, first served: while others wait, cl queues behind them. A
