@@ -553,6 +553,44 @@ static void test_reconcile_time_lag_unknown_until_a_catch_up(void **state)
 	assert_in_range(r->lag_ms, 100, 100 + 1000);
 }
 
+/*
+ * Promoted while the old primary runs on (the soak's "running" scenario): a
+ * replica still streaming from the old one is on the old timeline, and its
+ * LSN passes the new primary's without holding any of its commits.
+ */
+static void test_reconcile_replica_on_an_older_timeline_falls_behind(void **state)
+{
+	struct fixture *f = *state;
+	int64_t t = now_ms();
+
+	struct backend *p = add(f, "p", "ams", ROLE_PRIMARY);
+	struct backend *r = add(f, "r", "ams", ROLE_REPLICA);
+	r->replay_lag_ms = 0;
+	p->lsn = 0x1000;
+	p->probed_ms = t - 3000;
+	r->lsn = 0x1000;
+	r->probed_ms = t - 2990;
+	topology_reconcile(&f->topo);
+	assert_int_equal(r->lag_ms, 0);
+
+	p->timeline = 2;
+	p->lsn = 0x2000;
+	p->probed_ms = t - 1000;
+	r->lsn = 0x9000;
+	r->probed_ms = t;
+	topology_reconcile(&f->topo);
+	assert_int_equal(r->lag_bytes, -1);
+	assert_in_range(r->lag_ms, 3000, 3000 + 1000);
+	f->cfg.max_replica_lag_ms = 1000;
+	assert_ptr_equal(pick_ro(f), p);
+
+	/* Following the new primary: measured again. */
+	r->timeline = 2;
+	topology_reconcile(&f->topo);
+	assert_int_equal(r->lag_ms, 0);
+	assert_ptr_equal(pick_ro(f), r);
+}
+
 static void test_should_move_rw(void **state)
 {
 	struct fixture *f = *state;
@@ -1055,6 +1093,7 @@ int main(void)
 		ROUTER_TEST(test_reconcile_without_a_primary_lag_is_the_replica_s_own),
 		ROUTER_TEST(test_reconcile_time_lag_counts_from_the_last_catch_up),
 		ROUTER_TEST(test_reconcile_time_lag_unknown_until_a_catch_up),
+		ROUTER_TEST(test_reconcile_replica_on_an_older_timeline_falls_behind),
 		ROUTER_TEST(test_should_move_rw),
 		ROUTER_TEST(test_should_move_ro),
 		ROUTER_TEST(test_should_move_off_a_removed_backend),
