@@ -33,12 +33,10 @@ my $pw = start_pgwing_with(
 my @stopped;
 END { kill 'CONT', @stopped if @stopped; }
 
-# A postmaster and its children, stopped together.
 sub stop_node
 {
 	my ($node) = @_;
-	my $postmaster = $node->{_pid};
-	@stopped = ($postmaster, split /\s+/, `pgrep -P $postmaster`);
+	@stopped = node_processes($node);
 	kill 'STOP', @stopped;
 }
 
