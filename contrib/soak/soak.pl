@@ -229,8 +229,7 @@ END { kill 'CONT', @stopped if @stopped; }
 sub hang
 {
 	my ($node) = @_;
-	my $postmaster = $node->{_pid};
-	@stopped = ($postmaster, split /\s+/, `pgrep -P $postmaster`);
+	@stopped = node_processes($node);
 	kill 'STOP', @stopped;
 }
 
@@ -294,15 +293,14 @@ sub round
 	if ($scenario eq 'hung')
 	{
 		hang($old);
-		$t{fault_end} = time;
 		$pw->wait_for_backend($old->name, state => 'down', timeout => 30)
 		  or diag "$scenario $n: the hung primary was not marked down";
-		$t{down} = time;
+		$t{acted} = time;
 	}
 	elsif ($scenario ne 'running')
 	{
 		$old->stop('immediate');
-		$t{fault_end} = time;
+		$t{acted} = time;
 	}
 	$new = best_replica();
 	# New commits can't wait for a synchronous standby that is not there yet.
@@ -311,13 +309,16 @@ sub round
 	$t{promote} = time;
 	$new->promote;
 	$t{promoted} = time;
-	# Left running, the fault is the promotion itself.
-	@t{qw(fault fault_end)} = @t{qw(promote promoted)} if $scenario eq 'running';
 	$primary = $new;
 	$old->start if $scenario eq 'restart';
 	$pw->wait_for_backend($new->name, state => 'up', role => 'primary', timeout => 30)
 	  or diag "$scenario $n: pgwing did not see the promotion";
 	$t{seen} = time;
+	# Left running, the fault is the promotion itself.
+	@t{qw(fault acted)} = @t{qw(promote seen)} if $scenario eq 'running';
+	open my $tfh, '>', "$rdir/times";
+	print $tfh map { "$_\t$t{$_}\n" } sort keys %t;
+	close $tfh;
 	if ($scenario eq 'hung')
 	{
 		sleep 3;
@@ -351,12 +352,14 @@ sub lines_of
 	return map { [ split /\t/, $_, -1 ] } split /\n/, slurp_file($file);
 }
 
-# A request was in flight at the fault when it was sent before the fault was
-# over and answered after it began; any other was sent between transactions.
+# A request was in flight at the fault when it was answered after the fault
+# began and sent before pgwing acted on it (the old primary gone or marked
+# down, or, left running, the promotion seen): it was on the old node then.
+# Any other was sent by a session that was between transactions.
 sub in_flight
 {
 	my ($t, $sent, $done) = @_;
-	return $sent < $t->{fault_end} && $done > $t->{fault} ? 'in_flight' : 'between';
+	return $sent < $t->{acted} && $done > $t->{fault} ? 'in_flight' : 'between';
 }
 
 sub analyse
