@@ -396,7 +396,8 @@ sub analyse
 	{
 		my ($kind, $sent, $done, $outcome, $value, $notices) = @$l;
 		$r{notices} += $notices;
-		next if $outcome eq 'ok';
+		# A notice while idle is counted with the notices, not as an error.
+		next if $outcome eq 'ok' || $outcome eq 'unsolicited message N';
 		my $when = in_flight($t, $sent, $done);
 		$r{$when}{"$kind $outcome"}++;
 	}
