@@ -44,7 +44,8 @@ my $max_lag   = $ENV{SOAK_MAX_REPLICA_LAG} // '1s';
 my $dir = "$PostgreSQL::Test::Utils::tmp_check/soak";
 mkdir $dir;
 
-my $sync = "synchronous_standby_names = 'ANY 1 (*)'\nwal_log_hints = on\n";
+# pg_rewind needs the target's WAL back to the divergence: keep some.
+my $sync = "synchronous_standby_names = 'ANY 1 (*)'\nwal_log_hints = on\nwal_keep_size = '512MB'\n";
 my ($primary, @replicas) = primary_with_replicas('n1', [ 'n2', 'n3' ],
 	sql => 'CREATE TABLE acks (id bigint PRIMARY KEY)');
 $_->append_conf('postgresql.conf', $sync) for ($primary, @replicas);
