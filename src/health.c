@@ -136,6 +136,7 @@ static struct {
 	const struct auth_file *af;
 	bool is_password_note_logged;
 	struct health_probe *probes; /* one per backend of topo */
+	int64_t held_until_ms;       /* clients may be held until then (health_note_client_held) */
 } health;
 
 static void probe_begin(struct health_probe *p);
@@ -188,10 +189,23 @@ static void probe_close(struct health_probe *p)
 	p->is_conn_stale = false;
 }
 
+/*
+ * Clients held with no primary known: when the primary died before a replica
+ * was promoted, no probe hints at the promotion (the replica was probed when
+ * the primary failed, still a replica), and they would wait for its next
+ * probe at health_interval.
+ */
+static bool is_hurried(void)
+{
+	return health.held_until_ms > now_ms() && topology_primary(health.topo) == NULL &&
+	       health.cfg->health_interval_holding_ms < health.cfg->health_interval_ms;
+}
+
 /* The probe is over, whatever its outcome: keep watching the connection, schedule the next. */
 static void probe_end(struct health_probe *p)
 {
-	int64_t interval = health.cfg->health_interval_ms;
+	int64_t interval = is_hurried() ? health.cfg->health_interval_holding_ms
+					: health.cfg->health_interval_ms;
 	int64_t delay;
 
 	if (p->b->state == BACKEND_WAKING && p->waking_delay_ms < interval) {
@@ -927,6 +941,24 @@ void health_probe_all_now(void)
 		if (p->phase == PROBE_IDLE && p->b->state != BACKEND_ASLEEP &&
 		    p->b->state != BACKEND_WAKING)
 			probe_schedule_now(p);
+}
+
+void health_note_client_held(void)
+{
+	bool was_hurried = is_hurried();
+
+	health.held_until_ms = now_ms() + health.cfg->hold_timeout_ms;
+	if (was_hurried || !is_hurried())
+		return;
+	/* Probes scheduled at health_interval come sooner; the waking keep their own pace. */
+	for (struct health_probe *p = health.probes; p != NULL; p = p->next) {
+		int64_t delay = p->started_ms + health.cfg->health_interval_holding_ms - now_ms();
+
+		if (p->phase != PROBE_IDLE || p->b->state == BACKEND_WAKING ||
+		    !evtimer_pending(p->next_timer, NULL))
+			continue;
+		timer_add_ms(p->next_timer, delay > 0 ? delay : 0);
+	}
 }
 
 void health_probe_waking(const struct backend *b)

@@ -256,7 +256,8 @@ static bool remember_parameter(struct client *cl, const uint8_t *body, size_t le
  * Only a few messages are looked into: ReadyForQuery (its status tells when the
  * session is idle), ParameterStatus (so a moved session can be told what
  * changed), ErrorResponse (a failed request records no session state; 25006
- * on the primary means it was demoted) and, while session state waits to be
+ * on the primary means it was demoted), NoticeResponse (a server's warning
+ * that it is being shut down) and, while session state waits to be
  * recorded, CommandComplete (a ROLLBACK undoes it). The rest passes by its
  * header. An error is an answer, except inside a held one: that goes on whole
  * at its ReadyForQuery, and until then the request can still run again
@@ -304,7 +305,7 @@ static enum proto_inspect server_inspect(void *arg, struct evbuffer *in,
 	if (type == PqMsg_CopyInResponse)
 		cl->xact.is_copying_in = true;
 	if (type != PqMsg_ReadyForQuery && type != PqMsg_ParameterStatus &&
-	    type != PqMsg_ErrorResponse &&
+	    type != PqMsg_ErrorResponse && type != PqMsg_NoticeResponse &&
 	    (type != PqMsg_CommandComplete || !xact_wants_command_tags(&cl->xact)))
 		return verdict;
 	if (n > sizeof(scratch) || (type == PqMsg_ReadyForQuery && n != 1)) {
@@ -328,6 +329,22 @@ static enum proto_inspect server_inspect(void *arg, struct evbuffer *in,
 		if (n > 0 && body[n - 1] == '\0')
 			xact_note_command(&cl->xact, (const char *)body);
 		break;
+	case PqMsg_NoticeResponse:
+		/*
+		 * Postgres warns each server before an immediate shutdown or after a
+		 * crash of another backend (class 57), then closes it: the server's
+		 * death, not the session's. The session moves on and must hear none of
+		 * it, so the warning is taken as the lost connection it announces (or
+		 * held with an answer held, which goes with the server).
+		 */
+		if (!proto_parse_error(body, n, &ef) || ef.sqlstate == NULL ||
+		    strncmp(ef.sqlstate, "57", 2) != 0)
+			break;
+		if (sv->is_holding)
+			return PROTO_INSPECT_HOLD;
+		snprintf(sv->last_fatal, sizeof(sv->last_fatal), "%s",
+			 ef.message != NULL ? ef.message : ef.severity);
+		return PROTO_INSPECT_STOP;
 	default:
 		if (proto_parse_error(body, n, &ef) && ef.severity != NULL &&
 		    (strcmp(ef.severity, "FATAL") == 0 || strcmp(ef.severity, "PANIC") == 0)) {
@@ -697,6 +714,8 @@ static void link_request_server(struct client *cl)
 	if (!pool_is_paused(cl->pool)) {
 		link_wake_for(cl->target);
 		b = router_pick(rt->topo, rt->cfg, cl->target);
+		if (b == NULL)
+			health_note_client_held();
 	}
 	/*
 	 * First come, first served: while others wait, cl queues behind them. A

@@ -382,10 +382,11 @@ void metrics_put_json_string(struct evbuffer *out, const char *text)
 /*
  * Whether the rw port can be served: now, or after a hold expected to end (a
  * wake, or a failover younger than hold_timeout). reason says why, for a human.
+ * A suspect primary is up: the wait for its verdict is short.
  */
 static bool is_ready(char *reason, size_t len)
 {
-	const struct backend *b = router_pick(rt->topo, rt->cfg, TARGET_RW);
+	const struct backend *b = topology_primary(rt->topo);
 
 	if (rt->is_shutting_down) {
 		snprintf(reason, len, "draining: pgwing is shutting down");

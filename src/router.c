@@ -74,30 +74,54 @@ static bool is_better_replica(const struct backend *candidate, const struct back
 	return candidate->nclients < best->nclients;
 }
 
-static struct backend *pick_replica(const struct topology *topo, const struct config *cfg)
+/* The best replica for reads; is_wary: not a suspect one. */
+static struct backend *pick_replica(const struct topology *topo, const struct config *cfg,
+				    bool is_wary)
 {
 	struct backend *best = NULL;
 
 	for (int i = 0; i < topo->count; i++) {
 		struct backend *b = topo->backends[i];
 
-		if (is_ro_candidate(b, cfg) && (best == NULL || is_better_replica(b, best, cfg)))
+		if (is_ro_candidate(b, cfg) && !(is_wary && backend_is_suspect(b)) &&
+		    (best == NULL || is_better_replica(b, best, cfg)))
 			best = b;
 	}
 	return best;
 }
 
-struct backend *router_pick(const struct topology *topo, const struct config *cfg,
-			    enum target target)
+/* The primary, unless is_wary and it is suspect. */
+static struct backend *pick_primary(const struct topology *topo, bool is_wary)
+{
+	struct backend *primary = topology_primary(topo);
+
+	return primary != NULL && is_wary && backend_is_suspect(primary) ? NULL : primary;
+}
+
+/*
+ * is_wary for a client about to be given a server: a suspect backend may be
+ * hung, and a request sent there would hang with it (and a write's outcome be
+ * unknown when it is marked down), so the client waits for the verdict
+ * instead. Not for one already there (router_should_move): a single failed
+ * probe must not move every session away, nor end those that cannot move.
+ */
+static struct backend *pick(const struct topology *topo, const struct config *cfg,
+			    enum target target, bool is_wary)
 {
 	struct backend *replica;
 
 	if (target == TARGET_RW)
-		return topology_primary(topo);
-	replica = pick_replica(topo, cfg);
+		return pick_primary(topo, is_wary);
+	replica = pick_replica(topo, cfg, is_wary);
 	if (replica != NULL)
 		return replica;
-	return cfg->ro_fallback == RO_FALLBACK_PRIMARY ? topology_primary(topo) : NULL;
+	return cfg->ro_fallback == RO_FALLBACK_PRIMARY ? pick_primary(topo, is_wary) : NULL;
+}
+
+struct backend *router_pick(const struct topology *topo, const struct config *cfg,
+			    enum target target)
+{
+	return pick(topo, cfg, target, true);
 }
 
 static bool is_sleeping(const struct backend *b)
@@ -137,7 +161,8 @@ struct backend *router_pick_wakeable(const struct topology *topo, const struct c
 		return topology_primary(topo) == NULL ? pick_sleeping(topo, cfg, ROLE_PRIMARY)
 						      : NULL;
 	if (cfg->wake_for_reads == WAKE_FOR_READS_NEVER ||
-	    (cfg->wake_for_reads == WAKE_FOR_READS_NEAREST && pick_replica(topo, cfg) != NULL))
+	    (cfg->wake_for_reads == WAKE_FOR_READS_NEAREST &&
+	     pick_replica(topo, cfg, false) != NULL))
 		return NULL;
 	replica = pick_sleeping(topo, cfg, ROLE_REPLICA);
 	if (replica != NULL)
@@ -161,5 +186,5 @@ bool router_should_move(const struct topology *topo, const struct config *cfg, e
 		return true; /* its backend was removed by a reload (link_on_backend_removed) */
 	if (target == TARGET_RO && is_ro_candidate(b, cfg))
 		return false;
-	return router_pick(topo, cfg, target) != b;
+	return pick(topo, cfg, target, false) != b;
 }

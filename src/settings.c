@@ -531,6 +531,19 @@ static const struct setting settings[] = {
 		.doc = "Time between two health probes of a backend.",
 	},
 	{
+		.name = "health_interval_holding",
+		.type = SETTING_DURATION,
+		.offset = MS_FIELD(health_interval_holding_ms),
+		.default_value = "250ms",
+		.is_reloadable = true,
+		.min_value = 1,
+		.max_value = DURATION_MAX,
+		.doc = "Time between two health probes of a backend while clients are held for a "
+		       "primary and none is known (after the primary failed, until a promotion is "
+		       "seen or the hold ends): a promotion that no probe hinted at is seen this "
+		       "soon. Never slower than health_interval.",
+	},
+	{
 		.name = "health_timeout",
 		.type = SETTING_DURATION,
 		.offset = MS_FIELD(health_timeout_ms),

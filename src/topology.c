@@ -141,11 +141,17 @@ static void topology_note_primary_lsn(struct topology *topo, const struct backen
  * since, so now - caught_up_ms bounds how stale its reads are. A replica that
  * covers no mark and never did is unknown (-1). Its own replay delay (from its
  * probe) counts too: a lag is the worse of what either shows.
+ *
+ * A replica streaming on an older timeline than the newest follows a primary
+ * that was demoted or left running after a promotion: its LSNs are on another
+ * history, and may pass the new primary's without holding any of its commits.
+ * It covers no mark: it falls behind from its last catch-up.
  */
 static void replica_update_lag(struct topology *topo, struct backend *b, int64_t now)
 {
 	const struct lsn_mark *seen = NULL; /* the newest mark at or before b's probe */
 	const struct lsn_mark *newest;
+	bool is_diverged = b->timeline != 0 && b->timeline < topo->max_timeline;
 	int64_t lag_ms;
 
 	if (b->lsn == 0 || topo->history_count == 0) {
@@ -153,7 +159,7 @@ static void replica_update_lag(struct topology *topo, struct backend *b, int64_t
 		b->lag_ms = b->replay_lag_ms;
 		return;
 	}
-	for (int i = 0; i < topo->history_count; i++) {
+	for (int i = 0; i < topo->history_count && !is_diverged; i++) {
 		const struct lsn_mark *m = history_at(topo, i);
 
 		if (m->lsn <= b->lsn && m->at_ms > b->caught_up_ms)
@@ -166,7 +172,10 @@ static void replica_update_lag(struct topology *topo, struct backend *b, int64_t
 	 * Probes of the primary and of a replica are taken at different moments,
 	 * so a replica can look ahead of the primary: that is no lag, not a negative one.
 	 */
-	b->lag_bytes = newest->lsn > b->lsn ? (int64_t)(newest->lsn - b->lsn) : 0;
+	if (is_diverged)
+		b->lag_bytes = -1;
+	else
+		b->lag_bytes = newest->lsn > b->lsn ? (int64_t)(newest->lsn - b->lsn) : 0;
 	if (seen != NULL && b->lsn >= seen->lsn)
 		lag_ms = 0;
 	else if (b->caught_up_ms > 0)
@@ -259,6 +268,11 @@ bool backend_is_unheard(const struct backend *b)
 {
 	return b->state == BACKEND_UNKNOWN && b->consecutive_successes == 0 &&
 	       b->consecutive_failures == 0;
+}
+
+bool backend_is_suspect(const struct backend *b)
+{
+	return b->state == BACKEND_UP && b->consecutive_failures > 0;
 }
 
 static bool is_live_primary(const struct backend *b)
@@ -432,10 +446,14 @@ void topology_note_probe_ok(struct topology *topo, struct backend *b,
 {
 	/* A first answer can unblock writes (see topology_primary) or fence a primary. */
 	bool is_changed = backend_is_unheard(b);
+	bool was_suspect = backend_is_suspect(b);
 	bool was_writable = topology_primary(topo) != NULL;
 	bool is_suspect =
 		(b->timeline != 0 && obs->timeline != b->timeline) || b->state == BACKEND_DOWN;
 
+	if (was_suspect)
+		log_info("backend %s: answers again after %d failed probe%s", b->name,
+			 b->consecutive_failures, b->consecutive_failures == 1 ? "" : "s");
 	b->consecutive_failures = 0;
 	if (b->consecutive_successes < INT_MAX)
 		b->consecutive_successes++;
@@ -477,8 +495,11 @@ void topology_note_probe_ok(struct topology *topo, struct backend *b,
 		b->last_error[0] = '\0';
 		is_changed = true;
 	}
-	/* This probe may be the last one a returned primary waited for. */
-	if (!was_writable && topology_primary(topo) != NULL)
+	/*
+	 * Clients may wait for this very answer: the verdict on a suspect backend
+	 * (router_pick), or the last probe a returned primary waited for.
+	 */
+	if (was_suspect || (!was_writable && topology_primary(topo) != NULL))
 		is_changed = true;
 	if (topology_reconcile(topo) || is_changed || is_suspect) {
 		const struct topology_change change = {.is_suspect = is_suspect};

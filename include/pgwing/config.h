@@ -95,6 +95,7 @@ struct config {
 	char *region;
 	char *primary_region;
 	int64_t health_interval_ms;
+	int64_t health_interval_holding_ms; /* while clients wait for a primary and none is known */
 	int64_t health_timeout_ms;
 	int health_fail_count;
 	int health_rise_count;

@@ -45,6 +45,12 @@ void health_forget_questions(const void *arg);
 /* Probe every backend now (not those asleep or waking: nobody needs them yet). */
 void health_probe_all_now(void);
 /*
+ * A client waits and nothing can serve it: while no primary is known, every
+ * backend is probed at health_interval_holding, until hold_timeout after the
+ * latest such call (the longest that client may wait).
+ */
+void health_note_client_held(void);
+/*
  * A wake started, or its command finished: probe b now, then after 100 ms,
  * growing by half each time up to health_interval, until it is up.
  */

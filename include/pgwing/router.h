@@ -13,7 +13,8 @@
  * TARGET_RW: the primary. TARGET_RO: among up, unfenced replicas within
  * max_replica_lag and max_replica_lag_bytes, same region as cfg->region first, then lowest RTT,
  * ties to cfg->primary_region's, then to the fewest clients; then the primary unless
- * ro_fallback = error. NULL when nothing can serve now (the caller waits or errors).
+ * ro_fallback = error. Never a suspect backend (backend_is_suspect): its clients wait for the
+ * verdict. NULL when nothing can serve now (the caller waits or errors).
  */
 struct backend *router_pick(const struct topology *topo, const struct config *cfg,
 			    enum target target);

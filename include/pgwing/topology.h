@@ -180,6 +180,11 @@ struct backend *topology_primary(const struct topology *topo);
 /* Not probed yet: neither a success nor a failure since it joined the topology. */
 bool backend_is_unheard(const struct backend *b);
 /*
+ * Up, but its latest probe failed: fewer than health_fail_count in a row so
+ * far, so the next probes decide whether it is down or was only slow once.
+ */
+bool backend_is_suspect(const struct backend *b);
+/*
  * After probes updated backends: fence primaries on an older timeline, record
  * the primary's LSN and recompute each replica's lag against it: bytes behind
  * the primary's latest probed LSN, and time since the replica last caught up

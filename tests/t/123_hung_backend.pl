@@ -80,14 +80,6 @@ sub send_query
 	print $sock pg_message('Q', "$sql\0");
 }
 
-# The children of a postmaster, with it.
-sub postmaster_and_children
-{
-	my ($node) = @_;
-	my $postmaster = $node->{_pid};
-	return ($postmaster, split /\s+/, `pgrep -P $postmaster`);
-}
-
 # A hung replica: the reads in flight on it run on the other replica.
 my @ro = map { session("ro reader $_", 'ro') } 1 .. 2;
 for my $s (@ro)
@@ -98,7 +90,7 @@ for my $s (@ro)
 }
 send_query($_, 'SELECT inet_server_port() FROM pg_sleep(2)') for @ro;
 usleep(100_000);
-@stopped = postmaster_and_children($near);
+@stopped = node_processes($near);
 my $offset = $pw->log_position;
 signal_all('STOP', @stopped);
 ok($pw->wait_for_log(qr/backend near: up -> down/, $offset), 'the hung replica is marked down');
@@ -140,7 +132,7 @@ cmp_ok(scalar @keepalive, '>=', 5, 'server connections send keepalives after ser
 send_query($_, 'SELECT inet_server_port() FROM pg_sleep(2)') for @readers;
 send_query($writer, 'INSERT INTO t SELECT 1 FROM pg_sleep(2) RETURNING inet_server_port()');
 usleep(100_000);
-@stopped = postmaster_and_children($old);
+@stopped = node_processes($old);
 cmp_ok(scalar @stopped, '>', 3, 'found the postmaster and its children');
 $offset = $pw->log_position;
 signal_all('STOP', @stopped);

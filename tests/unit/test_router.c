@@ -327,6 +327,35 @@ static void test_ro_fallback_error_never_uses_the_primary(void **state)
 	assert_ptr_equal(pick_ro(f), r);
 }
 
+/*
+ * A suspect backend (up, its latest probe failed) gets no new client: they
+ * wait for the verdict, or go to another replica. Those already there stay.
+ */
+static void test_suspect_backends_get_no_new_clients(void **state)
+{
+	struct fixture *f = *state;
+
+	struct backend *p = add(f, "p", "ord", ROLE_PRIMARY);
+	struct backend *near = add(f, "near", "ams", ROLE_REPLICA);
+	struct backend *far = add(f, "far", "ord", ROLE_REPLICA);
+	assert_ptr_equal(pick_ro(f), near);
+
+	near->consecutive_failures = 1;
+	assert_true(backend_is_suspect(near));
+	assert_ptr_equal(pick_ro(f), far);
+	assert_false(router_should_move(&f->topo, &f->cfg, TARGET_RO, near));
+	far->consecutive_failures = 1;
+	assert_ptr_equal(pick_ro(f), p);
+
+	p->consecutive_failures = 1;
+	assert_null(pick_rw(f));
+	assert_null(pick_ro(f));
+	assert_false(router_should_move(&f->topo, &f->cfg, TARGET_RW, p));
+	/* Down is no longer suspect, it is the verdict. */
+	p->state = BACKEND_DOWN;
+	assert_false(backend_is_suspect(p));
+}
+
 static void test_two_primaries_higher_timeline_wins(void **state)
 {
 	struct fixture *f = *state;
@@ -522,6 +551,44 @@ static void test_reconcile_time_lag_unknown_until_a_catch_up(void **state)
 	assert_int_equal(f->topo.history_count, 1);
 	assert_int_equal(r->lag_bytes, 0x1000);
 	assert_in_range(r->lag_ms, 100, 100 + 1000);
+}
+
+/*
+ * Promoted while the old primary runs on (the soak's "running" scenario): a
+ * replica still streaming from the old one is on the old timeline, and its
+ * LSN passes the new primary's without holding any of its commits.
+ */
+static void test_reconcile_replica_on_an_older_timeline_falls_behind(void **state)
+{
+	struct fixture *f = *state;
+	int64_t t = now_ms();
+
+	struct backend *p = add(f, "p", "ams", ROLE_PRIMARY);
+	struct backend *r = add(f, "r", "ams", ROLE_REPLICA);
+	r->replay_lag_ms = 0;
+	p->lsn = 0x1000;
+	p->probed_ms = t - 3000;
+	r->lsn = 0x1000;
+	r->probed_ms = t - 2990;
+	topology_reconcile(&f->topo);
+	assert_int_equal(r->lag_ms, 0);
+
+	p->timeline = 2;
+	p->lsn = 0x2000;
+	p->probed_ms = t - 1000;
+	r->lsn = 0x9000;
+	r->probed_ms = t;
+	topology_reconcile(&f->topo);
+	assert_int_equal(r->lag_bytes, -1);
+	assert_in_range(r->lag_ms, 3000, 3000 + 1000);
+	f->cfg.max_replica_lag_ms = 1000;
+	assert_ptr_equal(pick_ro(f), p);
+
+	/* Following the new primary: measured again. */
+	r->timeline = 2;
+	topology_reconcile(&f->topo);
+	assert_int_equal(r->lag_ms, 0);
+	assert_ptr_equal(pick_ro(f), r);
 }
 
 static void test_should_move_rw(void **state)
@@ -830,9 +897,15 @@ static void test_down_after_fail_count_failures(void **state UNUSED)
 	assert_int_equal(nchanges, 1);
 	assert_true(was_suspect);
 	assert_string_equal(b->last_error, "timed out");
+	/* Its next answer is the verdict the clients it kept waiting are told of. */
+	topology_note_probe_ok(topo, b, &primary_seen);
+	assert_int_equal(nchanges, 2);
+	assert_false(backend_is_suspect(b));
+	topology_note_probe_failed(topo, b, "timed out", false);
+	assert_int_equal(nchanges, 3);
 	topology_note_probe_failed(topo, b, "Connection refused", true);
 	assert_int_equal(b->state, BACKEND_DOWN);
-	assert_int_equal(nchanges, 2);
+	assert_int_equal(nchanges, 4);
 	assert_false(was_suspect);
 	assert_true(b->rtt_ms < 0);
 	assert_null(topology_primary(topo));
@@ -1012,6 +1085,7 @@ int main(void)
 		ROUTER_TEST(test_ro_spreads_clients_evenly),
 		ROUTER_TEST(test_ro_falls_back_to_the_primary),
 		ROUTER_TEST(test_ro_fallback_error_never_uses_the_primary),
+		ROUTER_TEST(test_suspect_backends_get_no_new_clients),
 		ROUTER_TEST(test_two_primaries_higher_timeline_wins),
 		ROUTER_TEST(test_two_primaries_on_one_timeline_take_no_writes),
 		ROUTER_TEST(test_no_writes_until_every_backend_was_probed),
@@ -1019,6 +1093,7 @@ int main(void)
 		ROUTER_TEST(test_reconcile_without_a_primary_lag_is_the_replica_s_own),
 		ROUTER_TEST(test_reconcile_time_lag_counts_from_the_last_catch_up),
 		ROUTER_TEST(test_reconcile_time_lag_unknown_until_a_catch_up),
+		ROUTER_TEST(test_reconcile_replica_on_an_older_timeline_falls_behind),
 		ROUTER_TEST(test_should_move_rw),
 		ROUTER_TEST(test_should_move_ro),
 		ROUTER_TEST(test_should_move_off_a_removed_backend),

@@ -77,7 +77,7 @@ use Test::More;
 
 use Exporter 'import';
 our @EXPORT_OK = qw(
-  new_node create_role role_secret set_hba os_user
+  new_node create_role role_secret set_hba os_user node_processes
   startup_packet read_startup pg_message read_message take_message error_fields raw_login
   pgwing_bin run_pgwing tool_bin is_sanitized cmp_rss time_bound cpu_share_bound parse_metrics
   primary_with_replicas start_pgwing_with auth_query_node wait_until
@@ -468,6 +468,22 @@ sub set_hba
 	close $fh;
 	$node->reload;
 	return;
+}
+
+=pod
+
+=item node_processes($node) => ($postmaster, @children)
+
+The node's postmaster and its children: what C<kill 'STOP'> hangs as a whole
+(a hung backend), and C<kill 'CONT'> continues.
+
+=cut
+
+sub node_processes
+{
+	my ($node) = @_;
+	my $postmaster = $node->{_pid};
+	return ($postmaster, split /\s+/, `pgrep -P $postmaster`);
 }
 
 sub _sql_literal
