@@ -24,7 +24,8 @@ my $a = PgWing::Test->new(
 $a->start;
 my ($rw, $ro) = ($a->rw_port, $a->ro_port);
 my $lock = "$sockdir/.s.PGSQL.$rw.lock";
-ok(-S "$sockdir/.s.PGSQL.$rw", 'the unix socket exists');
+# start() returns once the TCP ports answer; the unix sockets follow.
+ok(wait_until(sub { -S "$sockdir/.s.PGSQL.$rw" }, 10), 'the unix socket exists');
 is(-f $lock ? slurp_file($lock) : '', $a->pid . "\n", 'its lock file holds the pid');
 
 # Every client reaches the running one (trust); a wrong password never matters.
@@ -81,7 +82,9 @@ all_reach_a('second start with so_reuseport');
 $a->kill9;
 ok(-e $lock, 'kill -9 leaves the lock file');
 $a->start;
-is(slurp_file($lock), $a->pid . "\n", 'the restarted pgwing replaced the stale lock');
+# start() returns once the TCP ports answer; the unix sockets follow.
+ok(wait_until(sub { -e $lock && slurp_file($lock) eq $a->pid . "\n" }, 10),
+	'the restarted pgwing replaced the stale lock');
 ok($a->log_contains(qr/removing stale lock file \Q$lock\E/), 'and said so');
 my ($rc2, $out2, $err2) = $a->psql('SELECT 1', extra => "host=$sockdir port=$rw");
 is($out2, '1', 'its unix socket serves') or diag $err2;
