@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154 # its inputs are set by the script that sources it
 # Sourced by the scripts beside it: two identical PostgreSQL clusters and one
 # pgwing in front of the second, all on 127.0.0.1 (README.md).
 #
