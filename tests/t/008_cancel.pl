@@ -77,6 +77,29 @@ my @types;
 do { ($type, $body) = read_message($sock, 10); push @types, $type // "($body)"; }
   while (defined $type && $type ne 'Z');
 is(join('', @types), 'TDCZ', 'the cancelled session runs the next query');
+
+# The pid handed out is pgwing's number for the client, not the server's: a
+# kill with it names no backend (Postgres warns, answers false), and the
+# session goes on (doc/config.md, "What a move keeps").
+my $raw_query = sub {
+	my ($sql) = @_;
+	print $sock pg_message('Q', "$sql\0");
+	my %r = (types => '');
+	while (my ($type, $body) = read_message($sock, 10))
+	{
+		$r{types} .= $type;
+		$r{row} = (unpack('n N/a*', $body))[1] if $type eq 'D';
+		$r{notice} = error_fields($body)->{M} if $type eq 'N';
+		last if $type eq 'Z';
+	}
+	return \%r;
+};
+my $server_pid = $raw_query->('SELECT pg_backend_pid()')->{row};
+isnt($server_pid, $login->{pid}, 'pg_backend_pid() is the server\'s, not the BackendKeyData pid');
+my $kill = $raw_query->("SELECT pg_terminate_backend($login->{pid})");
+is($kill->{row}, 'f', 'pg_terminate_backend(the BackendKeyData pid) kills nothing');
+like($kill->{notice} // '', qr/is not a PostgreSQL backend process/, "... with Postgres's warning");
+is($raw_query->('SELECT pg_backend_pid()')->{row}, $server_pid, '... and the session goes on');
 close $c;
 close $sock;
 
