@@ -49,11 +49,13 @@ void health_init(const struct runtime *runtime)
 #define MAX_ADDRESSES 8
 
 /*
- * A waking backend is probed this soon after the wake started, then each
- * interval grows by half up to health_interval: it is seen up at most a third
- * of its start time late, without hammering a slow starter.
+ * A waking backend is probed at this pace (or health_interval if shorter)
+ * from the wake on: a client is waiting, and a probe of a server that is still
+ * starting costs both sides little (a refused connect, or Postgres's
+ * immediate "starting up" FATAL), so it is seen up at most this late. A pace
+ * that grew by half each time was, at a one-second start, 300 ms late.
  */
-#define WAKING_PROBE_FIRST_MS 100
+#define WAKING_PROBE_INTERVAL_MS 100
 
 /*
  * The most a probe looks at before libpq reads it while authenticating: a
@@ -121,10 +123,9 @@ struct health_probe {
 	int64_t query_sent_us;
 	bool has_sample;
 	struct backend_observation sample;
-	bool is_conn_stale;      /* reloaded mid-probe: reconnect with the new settings after it */
-	bool is_auth_requested;  /* this login answered a request: AuthenticationOk is no "none" */
-	int64_t waking_delay_ms; /* while the backend wakes: the next probe's delay */
-	uint64_t nbegun;         /* probes begun */
+	bool is_conn_stale;     /* reloaded mid-probe: reconnect with the new settings after it */
+	bool is_auth_requested; /* this login answered a request: AuthenticationOk is no "none" */
+	uint64_t nbegun;        /* probes begun */
 	struct health_question *questions;
 };
 
@@ -208,10 +209,8 @@ static void probe_end(struct health_probe *p)
 					: health.cfg->health_interval_ms;
 	int64_t delay;
 
-	if (p->b->state == BACKEND_WAKING && p->waking_delay_ms < interval) {
-		interval = p->waking_delay_ms;
-		p->waking_delay_ms += p->waking_delay_ms / 2;
-	}
+	if (p->b->state == BACKEND_WAKING && WAKING_PROBE_INTERVAL_MS < interval)
+		interval = WAKING_PROBE_INTERVAL_MS;
 	delay = p->started_ms + interval - now_ms();
 	evtimer_del(p->deadline);
 	p->phase = PROBE_IDLE;
@@ -967,7 +966,6 @@ void health_probe_waking(const struct backend *b)
 
 	if (p == NULL)
 		return;
-	p->waking_delay_ms = WAKING_PROBE_FIRST_MS;
 	/* A probe under way ends in probe_end, which schedules the next one at the waking pace. */
 	if (p->phase == PROBE_IDLE) {
 		evtimer_del(p->next_timer);
