@@ -15,6 +15,7 @@
 #include "pgwing/health.h"
 #include "pgwing/auth.h"
 #include "pgwing/log.h"
+#include "pgwing/lsn.h"
 #include "pgwing/proto.h"
 #include "pgwing/pq.h"
 #include "pgwing/runtime.h"
@@ -293,17 +294,6 @@ static void probe_succeed(struct health_probe *p)
 	probe_answer(p, true, role);
 }
 
-static bool parse_lsn(const char *text, uint64_t *lsn)
-{
-	uint32_t hi, lo;
-	int end = 0;
-
-	if (sscanf(text, "%" SCNx32 "/%" SCNx32 "%n", &hi, &lo, &end) != 2 || text[end] != '\0')
-		return false;
-	*lsn = (uint64_t)hi << 32 | lo;
-	return true;
-}
-
 /* Fill p->sample from the probe query's row; false when the row is not what the query returns. */
 static bool probe_parse_row(struct health_probe *p, const PGresult *res)
 {
@@ -317,7 +307,7 @@ static bool probe_parse_row(struct health_probe *p, const PGresult *res)
 	s->role = recovery[0] == 't' ? ROLE_REPLICA : ROLE_PRIMARY;
 
 	s->lsn = 0;
-	if (!PQgetisnull(res, 0, 1) && !parse_lsn(PQgetvalue(res, 0, 1), &s->lsn))
+	if (!PQgetisnull(res, 0, 1) && !lsn_parse(PQgetvalue(res, 0, 1), &s->lsn))
 		return false;
 
 	s->lag_ms = -1;

@@ -9,15 +9,18 @@
 #include "pgwing/client.h"
 #include "pgwing/health.h"
 #include "pgwing/log.h"
+#include "pgwing/lsn.h"
 #include "pgwing/pool.h"
 #include "pgwing/router.h"
 #include "pgwing/runtime.h"
 #include "pgwing/server.h"
 #include "pgwing/session.h"
+#include "pgwing/split.h"
 #include "pgwing/wake.h"
 #include "pgwing/xact.h"
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +46,24 @@ static const struct runtime *rt;
  */
 #define RETRY_HOLD_MAX (64 * 1024)
 
+/*
+ * rw_split: how often a read waiting for a replica to replay the session's
+ * writes looks again. Each look asks for a probe (one at a time per backend,
+ * shared by every waiting session), which takes about a round trip.
+ */
+#define CATCH_UP_POLL_MS 2
+
+/* What pgwing asks the primary after a session's write commits: a WAL position at or past it. */
+static const char COMMIT_LSN_QUERY[] = "SELECT pg_catalog.pg_current_wal_insert_lsn()";
+
+/*
+ * Where, in the server's input as scanned, the ReadyForQuery that ended a
+ * write stands: the scan stopped there, maybe with an answer held before it
+ * (a query that looked retryable), which must go first. Set by the inspector,
+ * read by the pump right after its scan.
+ */
+static size_t commit_ready_at;
+
 static const struct server_ops link_server_ops;
 
 /* While a takeover hands clients over (link_set_handover); NULL otherwise. */
@@ -54,6 +75,30 @@ static void link_release_server(struct client *cl);
 static void link_pump_client(struct client *cl);
 static bool link_pump_server(struct server *sv);
 static void link_judge_fatal(struct server *sv);
+static void link_lose_server(struct server *sv, const char *what);
+static bool link_place_request(struct client *cl);
+static bool link_splits(const struct client *cl);
+static struct server *link_unlink(struct client *cl);
+static enum target link_server_target(const struct client *cl);
+static void link_drop_parked(struct client *cl);
+
+/* rw_split: where a session's next request runs. */
+enum split_route {
+	ROUTE_PRIMARY,
+	ROUTE_REPLICA,
+	ROUTE_WAIT, /* a replica will do once it replays the session's floor */
+};
+static void link_request_routed(struct client *cl, enum split_route route, struct backend *replica);
+static void link_wake_from_idle(struct client *cl);
+
+/*
+ * Whether sv, a server of cl's, serves its reads under rw_split: a replica's
+ * server is taken from the read-only pool of the session's database and user.
+ */
+static bool link_is_read_side(const struct client *cl, const struct server *sv)
+{
+	return sv->pool != cl->pool;
+}
 
 /* A request began (is_first: nothing else in flight): timed, for the pool's statistics. */
 static void link_time_request(struct client *cl, bool is_first)
@@ -187,6 +232,12 @@ static void link_pump_client(struct client *cl)
 
 	if (cl->server == NULL || cl->state != CL_ACTIVE || cl->server->is_awaiting_verdict)
 		return;
+	if (cl->is_request_placed)
+		cl->is_request_placed = false;
+	else if (cl->msg_remaining == 0 && xact_is_idle(&cl->xact) &&
+		 cl->server->tx_status == PROTO_TX_IDLE && link_splits(cl) &&
+		 evbuffer_get_length(conn_input(&cl->conn)) > 0 && !link_place_request(cl))
+		return;
 	scan = conn_scan(&cl->conn, (uint32_t)rt->cfg->max_packet_size, &cl->msg_remaining,
 			 &movable, client_inspect, cl);
 	if (movable > 0) {
@@ -234,12 +285,114 @@ static void link_note_error(struct server *sv, const uint8_t *body, size_t len)
 	xact_note_error(&cl->xact);
 	if (!sv->is_holding && cl->xact.pending_syncs > 0)
 		cl->xact.is_response_started = true;
-	if (cl->target != TARGET_RW || body == NULL || !proto_parse_error(body, len, &ef) ||
-	    ef.sqlstate == NULL || strcmp(ef.sqlstate, SQLSTATE_READ_ONLY_SQL_TRANSACTION) != 0)
+	if (cl->target != TARGET_RW || link_is_read_side(cl, sv) || body == NULL ||
+	    !proto_parse_error(body, len, &ef) || ef.sqlstate == NULL ||
+	    strcmp(ef.sqlstate, SQLSTATE_READ_ONLY_SQL_TRANSACTION) != 0)
 		return;
 	log_warn("backend %s refused a write (25006): probing its role now", sv->backend_name);
 	if (sv->backend != NULL)
 		health_probe_now(sv->backend);
+}
+
+/*
+ * rw_split: a replica refused a read with 25006 (a function that writes,
+ * which no reading of the text sees). It had no effect there: an autocommit
+ * request the client has seen nothing of runs again on the primary.
+ */
+static bool link_is_replica_refusal(struct client *cl, const uint8_t *body, size_t len)
+{
+	struct proto_error_fields ef;
+
+	if (cl->server == NULL || !link_is_read_side(cl, cl->server) ||
+	    !xact_can_retry(&cl->xact) || cl->xact.is_response_started ||
+	    !proto_parse_error(body, len, &ef) || ef.sqlstate == NULL ||
+	    strcmp(ef.sqlstate, SQLSTATE_READ_ONLY_SQL_TRANSACTION) != 0)
+		return false;
+	cl->is_split_fallback = true;
+	return true;
+}
+
+static void link_rerun_on_primary(struct server *sv)
+{
+	struct client *cl = sv->owner;
+
+	log_debug("client %" PRIu64 ": backend %s refused a read as a write (25006): running it "
+		  "on the primary",
+		  cl->id, sv->backend_name);
+	cl->pool->stats.replica_refusals++;
+	server_close(link_unlink(cl));
+	evbuffer_prepend(conn_input(&cl->conn), cl->xact.retry, cl->xact.retry_len);
+	link_reset_request(cl);
+	cl->msg_remaining = 0;
+	link_request_server(cl);
+}
+
+/*
+ * rw_split: a write committed on the primary (sv): its ReadyForQuery, first
+ * in sv's input, is held while pgwing asks sv for the WAL position, which is
+ * at or past the commit (asked after it, on the server that made it). The
+ * client hears it as pgwing.commit_lsn just before that ReadyForQuery, and
+ * its reads need a replica that replayed that far. One more round trip to the
+ * primary per write transaction, and no guess.
+ */
+static void link_ask_commit_lsn(struct client *cl, struct server *sv, size_t held)
+{
+	if (held > 0) {
+		conn_move(&sv->conn, &cl->conn, held);
+		cl->pool->stats.bytes_out += held;
+	}
+	evbuffer_drain(conn_input(&sv->conn), PROTO_HEADER_LEN + 1);
+	cl->is_writing = false;
+	cl->is_asking_lsn = true;
+	proto_put_query(conn_output(&sv->conn), COMMIT_LSN_QUERY);
+}
+
+/*
+ * The answer to COMMIT_LSN_QUERY, as it arrives. False until its
+ * ReadyForQuery; then the client gets pgwing.commit_lsn and its own
+ * ReadyForQuery, and the pump goes on.
+ */
+static bool link_read_commit_lsn(struct client *cl, struct server *sv)
+{
+	struct evbuffer *in = conn_input(&sv->conn);
+	struct evbuffer *out = conn_output(&cl->conn);
+	char type, text[LSN_TEXT_MAX];
+	uint32_t len;
+	uint8_t *msg;
+
+	while (proto_next_message(in, (uint32_t)rt->cfg->max_packet_size, &type, &len, &msg) ==
+	       PROTO_FRAME_OK) {
+		struct proto_reader r;
+
+		proto_reader_init(&r, msg + PROTO_HEADER_LEN, len - 4);
+		if (type == PqMsg_DataRow && proto_read_int16(&r) == 1) {
+			uint32_t n = proto_read_int32(&r);
+			const uint8_t *value = n < sizeof(text) ? proto_read_bytes(&r, n) : NULL;
+			uint64_t lsn;
+
+			memcpy(text, value != NULL ? (const char *)value : "",
+			       value != NULL ? n : 0);
+			text[value != NULL ? n : 0] = '\0';
+			cl->is_lsn_unknown = !lsn_parse(text, &lsn);
+			if (!cl->is_lsn_unknown && lsn > cl->causal_lsn)
+				cl->causal_lsn = lsn;
+		} else if (type == PqMsg_ErrorResponse) {
+			cl->is_lsn_unknown = true;
+		}
+		evbuffer_drain(in, 1 + len);
+		if (type != PqMsg_ReadyForQuery)
+			continue;
+		cl->is_asking_lsn = false;
+		if (!cl->is_lsn_unknown) {
+			lsn_format(cl->causal_lsn, text);
+			proto_put_parameter_status(out, "pgwing.commit_lsn", text);
+		}
+		proto_put_ready(out, PROTO_TX_IDLE);
+		sv->saw_ready = true;
+		link_note_ready(cl, PROTO_TX_IDLE);
+		return true;
+	}
+	return false;
 }
 
 /* Record a ParameterStatus body; returns true when the value is new to the client. */
@@ -319,6 +472,11 @@ static enum proto_inspect server_inspect(void *arg, struct evbuffer *in,
 	switch (type) {
 	case PqMsg_ReadyForQuery:
 		sv->tx_status = (char)body[0];
+		/* rw_split: a write committed; the client hears of it once its LSN is known. */
+		if (cl->is_writing && sv->tx_status == PROTO_TX_IDLE) {
+			commit_ready_at = msg->offset;
+			return PROTO_INSPECT_STOP;
+		}
 		sv->saw_ready = true;
 		link_note_ready(cl, sv->tx_status);
 		return PROTO_INSPECT_RELEASE;
@@ -346,6 +504,8 @@ static enum proto_inspect server_inspect(void *arg, struct evbuffer *in,
 			 ef.message != NULL ? ef.message : ef.severity);
 		return PROTO_INSPECT_STOP;
 	default:
+		if (link_is_replica_refusal(cl, body, n))
+			return PROTO_INSPECT_STOP;
 		if (proto_parse_error(body, n, &ef) && ef.severity != NULL &&
 		    (strcmp(ef.severity, "FATAL") == 0 || strcmp(ef.severity, "PANIC") == 0)) {
 			bool is_operator =
@@ -407,7 +567,7 @@ static bool link_keeps_server(struct client *cl)
 	 * reconnect; if the backend no longer serves it (demoted, gone), it ends
 	 * with the reason rather than moving without its state.
 	 */
-	if (!router_should_move(rt->topo, rt->cfg, cl->target, cl->server->backend))
+	if (!router_should_move(rt->topo, rt->cfg, link_server_target(cl), cl->server->backend))
 		return true;
 	client_fail(cl, SQLSTATE_CONNECTION_FAILURE,
 		    "backend %s no longer serves this session, and the session can't move "
@@ -429,6 +589,13 @@ static bool link_pump_server(struct server *sv)
 
 	if (cl == NULL || sv->state != SV_ACTIVE || sv->is_awaiting_verdict)
 		return true;
+	if (sv != cl->server) {
+		link_drop_parked(
+			cl); /* a parked server spoke: it is going, or has news for nobody */
+		return false;
+	}
+	if (cl->is_asking_lsn && !link_read_commit_lsn(cl, sv))
+		return true;
 	sv->is_holding = false;
 	scan = conn_scan(&sv->conn, (uint32_t)rt->cfg->max_packet_size, &sv->msg_remaining,
 			 &movable, server_inspect, sv);
@@ -438,6 +605,14 @@ static bool link_pump_server(struct server *sv)
 	}
 	if (scan == PROTO_SCAN_BAD_LENGTH) {
 		server_fail(sv, "invalid message from", "bad message length");
+		return false;
+	}
+	if (scan == PROTO_SCAN_STOPPED && cl->is_writing && sv->tx_status == PROTO_TX_IDLE) {
+		link_ask_commit_lsn(cl, sv, commit_ready_at - movable);
+		return true;
+	}
+	if (scan == PROTO_SCAN_STOPPED && cl->is_split_fallback && link_is_read_side(cl, sv)) {
+		link_rerun_on_primary(sv);
 		return false;
 	}
 	if (scan == PROTO_SCAN_STOPPED) {
@@ -453,6 +628,7 @@ static bool link_pump_server(struct server *sv)
 	}
 	if (sv->saw_ready) {
 		sv->saw_ready = false;
+		cl->is_split_fallback = false;
 		if (cl->is_leaving && cl->xact.pending_syncs == 0) {
 			client_close(cl); /* its Terminate waited for this answer; frees sv */
 			return false;
@@ -484,17 +660,10 @@ static struct server *link_unlink(struct client *cl)
  * backend's, a library stays loaded), and the next client must get what a
  * fresh backend gives.
  */
-static void link_give_back_server(struct client *cl)
+static void link_return_server(struct server *sv, bool is_clean, int64_t last_active_ms)
 {
-	struct server *sv = cl->server;
-	bool is_clean = sv->state == SV_ACTIVE && sv->tx_status == PROTO_TX_IDLE &&
-			!sv->is_ending && !sv->is_awaiting_verdict && sv->msg_remaining == 0 &&
-			cl->msg_remaining == 0 && xact_is_idle(&cl->xact) &&
-			(cl->session == NULL || session_state_unmovable(cl->session) == NULL);
-	int64_t last_active_ms = cl->query_start_us / 1000;
-
-	link_unlink(cl);
-	if (!is_clean) {
+	if (!is_clean || sv->state != SV_ACTIVE || sv->tx_status != PROTO_TX_IDLE ||
+	    sv->is_ending || sv->is_awaiting_verdict || sv->msg_remaining != 0) {
 		server_close(sv);
 		return;
 	}
@@ -503,12 +672,41 @@ static void link_give_back_server(struct client *cl)
 	pool_put_server(sv, last_active_ms);
 }
 
+static void link_give_back_server(struct client *cl)
+{
+	bool is_clean = cl->msg_remaining == 0 && xact_is_idle(&cl->xact) &&
+			(cl->session == NULL || session_state_unmovable(cl->session) == NULL);
+
+	link_return_server(link_unlink(cl), is_clean, cl->query_start_us / 1000);
+}
+
+/*
+ * rw_split: sv, no longer cl's current or parked server, goes back to its
+ * pool if it is as clean as when it last served (nothing arrived since).
+ */
+static void link_let_go(struct client *cl, struct server *sv)
+{
+	server_detach(sv);
+	link_return_server(sv, evbuffer_get_length(conn_input(&sv->conn)) == 0,
+			   cl->query_start_us / 1000);
+}
+
+static void link_drop_parked(struct client *cl)
+{
+	struct server *sv = cl->parked;
+
+	cl->parked = NULL;
+	link_let_go(cl, sv);
+}
+
 /*
  * Leave the server behind (to the pool if it can serve again, closed if it is
  * lost): the client is logged in and server-less, as between transactions.
  */
 static void link_drop_server(struct client *cl, bool is_lost)
 {
+	if (cl->parked != NULL)
+		link_drop_parked(cl);
 	if (is_lost)
 		server_close(link_unlink(cl));
 	else
@@ -621,7 +819,13 @@ static void link_server_ready(struct server *sv)
 	char type;
 
 	while (proto_next_message(welcome, UINT32_MAX, &type, &len, &msg) == PROTO_FRAME_OK) {
-		bool is_news = type == PqMsg_ParameterStatus
+		/*
+		 * A replica serving a rw_split session's reads reports what it is
+		 * (in_hot_standby, read-only): the session was told the primary's,
+		 * which stay true for it.
+		 */
+		bool is_news = link_is_read_side(cl, sv) ? false
+			       : type == PqMsg_ParameterStatus
 				       ? remember_parameter(cl, msg + PROTO_HEADER_LEN, len - 4)
 				       : is_first;
 
@@ -661,16 +865,17 @@ static void link_attach(struct client *cl, struct server *sv)
 	link_restore_or_ready(sv);
 }
 
-static void link_connect(struct client *cl, struct backend *b)
+/* A new server on b for cl, counted in p (cl's pool, or for rw_split reads its read-only one). */
+static void link_connect(struct client *cl, struct pool *p, struct backend *b)
 {
 	struct server_login login = {
 		.params = &cl->params,
 		.cred = &cl->cred,
-		.is_read_only = cl->target == TARGET_RO,
+		.is_read_only = p->target == TARGET_RO,
 	};
 
 	cl->server = server_connect(b, &login, &link_server_ops, cl);
-	pool_note_server(cl->pool, cl->server);
+	pool_note_server(p, cl->server);
 	server_start(cl->server);
 }
 
@@ -688,7 +893,7 @@ static bool link_start_server(struct client *cl, struct backend *b)
 	if (sv != NULL)
 		link_attach(cl, sv);
 	else
-		link_connect(cl, b);
+		link_connect(cl, cl->pool, b);
 	return true;
 }
 
@@ -701,17 +906,303 @@ static void link_wake_for(enum target target)
 		wake_backend(w);
 }
 
-/* The client needs a server: start one, or wait in the queue. */
-static void link_request_server(struct client *cl)
+/*
+ * rw_split. A session of the read-write port may hold two servers: the
+ * primary's, and a replica's for its reads. The one not serving the current
+ * request is parked: idle, with the session's state as of parked_version. At
+ * each idle point the next request, whole in the client's input, decides
+ * where it runs; a parked server serves again only if the session's state
+ * has not changed since it was parked (else it goes back to its pool and a
+ * fresh one gets the state replayed).
+ */
+
+/* The target the client's current server serves it as: its reads' replica is read-only. */
+static enum target link_server_target(const struct client *cl)
+{
+	return cl->server != NULL && link_is_read_side(cl, cl->server) ? TARGET_RO : cl->target;
+}
+
+/* A pgwing.* value the session SET, parsed; false when it set none (or none plainly). */
+static bool link_session_value(const struct client *cl, const char *name, char *buf, size_t buflen)
+{
+	const char *set = session_state_set_text(cl->session, name);
+
+	return set != NULL && split_set_value(set, buf, buflen);
+}
+
+/*
+ * Whether cl's requests are split: the read-write port, rw_split or the
+ * session's own SET pgwing.split, a session a replica can serve (nothing
+ * that lives on one server: temp objects, locks, a LISTEN), and past its
+ * login (which the primary's welcome answers).
+ */
+static bool link_splits(const struct client *cl)
+{
+	bool is_on = rt->cfg->rw_split;
+	char value[8];
+
+	if (cl->target != TARGET_RW || cl->cancel_pid == 0)
+		return false;
+	if (cl->session == NULL)
+		return is_on;
+	if (session_state_unmovable(cl->session) != NULL || session_state_is_listening(cl->session))
+		return false;
+	if (link_session_value(cl, "pgwing.split", value, sizeof(value)))
+		config_parse_bool(value, &is_on);
+	return is_on;
+}
+
+/* The WAL position a replica must have replayed to serve cl's reads: its writes', or what it asked.
+ */
+static uint64_t link_read_floor(const struct client *cl)
+{
+	char value[LSN_TEXT_MAX];
+	uint64_t asked;
+
+	if (link_session_value(cl, "pgwing.min_lsn", value, sizeof(value)) &&
+	    lsn_parse(value, &asked) && asked > cl->causal_lsn)
+		return asked;
+	return cl->causal_lsn;
+}
+
+/*
+ * The request at the head of cl's input, whole and contiguous (a Query, or
+ * extended-protocol messages up to their Sync), or NULL: not all there yet,
+ * larger than is looked into, or of another kind. Such a request runs on the
+ * primary, which is always right.
+ */
+static const uint8_t *link_peek_request(struct client *cl, size_t *len)
+{
+	struct evbuffer *in = conn_input(&cl->conn);
+	size_t have = evbuffer_get_length(in), pos = 0;
+
+	while (pos + PROTO_HEADER_LEN <= have) {
+		uint8_t head[PROTO_HEADER_LEN];
+		struct evbuffer_ptr at;
+		size_t end;
+
+		if (evbuffer_ptr_set(in, &at, pos, EVBUFFER_PTR_SET) != 0 ||
+		    evbuffer_copyout_from(in, &at, head, sizeof(head)) != sizeof(head))
+			return NULL;
+		end = pos + 1 + proto_decode_length(head);
+		if (proto_decode_length(head) < 4 || end > have || end > CLASSIFY_MAX_SQL)
+			return NULL;
+		if ((head[0] == PqMsg_Query && pos == 0) || head[0] == PqMsg_Sync) {
+			*len = end;
+			return evbuffer_pullup(in, (ev_ssize_t)end);
+		}
+		if (head[0] != PqMsg_Parse && head[0] != PqMsg_Bind && head[0] != PqMsg_Describe &&
+		    head[0] != PqMsg_Execute)
+			return NULL;
+		pos = end;
+	}
+	return NULL;
+}
+
+/* The request is a read a replica may serve: provably read-only, or a BEGIN READ ONLY. */
+static bool link_request_is_read(struct client *cl)
+{
+	size_t len;
+	const uint8_t *req = link_peek_request(cl, &len);
+
+	if (req == NULL)
+		return false;
+	return xact_request_is_read(req, len, cl->session) ||
+	       (req[0] == PqMsg_Query && req[len - 1] == '\0' &&
+		split_begins_read_only((const char *)req + PROTO_HEADER_LEN,
+				       len - PROTO_HEADER_LEN - 1));
+}
+
+static void link_on_catch_up_timer(evutil_socket_t fd UNUSED, short what UNUSED, void *arg)
+{
+	struct client *cl = arg;
+
+	if (cl->state == CL_ACTIVE)
+		link_pump_client(cl);
+	else if (cl->state == CL_IDLE)
+		link_wake_from_idle(cl);
+}
+
+/* A read waits for a replica to replay its floor: look again shortly, after a fresh probe. */
+static void link_wait_catch_up(struct client *cl)
+{
+	struct backend *nearest = router_pick(rt->topo, rt->cfg, TARGET_RO);
+
+	if (cl->catch_up_since_ms == 0) {
+		cl->catch_up_since_ms = now_ms();
+		cl->pool->stats.catch_up_count++;
+	}
+	if (nearest != NULL && nearest->role == ROLE_REPLICA)
+		health_probe_now(nearest);
+	if (cl->catch_up_timer == NULL)
+		cl->catch_up_timer = CHECK_ALLOC(evtimer_new(rt->base, link_on_catch_up_timer, cl));
+	timer_add_ms(cl->catch_up_timer, CATCH_UP_POLL_MS);
+}
+
+/* The wait for a replica is over (served, or given up on): counted. */
+static void link_end_catch_up(struct client *cl, bool is_given_up)
+{
+	if (cl->catch_up_since_ms == 0)
+		return;
+	cl->pool->stats.catch_up_time_us += (uint64_t)(now_ms() - cl->catch_up_since_ms) * 1000;
+	cl->pool->stats.catch_up_fallbacks += is_given_up;
+	cl->catch_up_since_ms = 0;
+}
+
+/*
+ * Where the request at the head of cl's input runs (*replica: which one). A
+ * request not known to read marks the session writing: its commit's LSN is
+ * asked for before the client hears ReadyForQuery.
+ */
+static enum split_route link_route_request(struct client *cl, struct backend **replica)
+{
+	const struct server *mine =
+		cl->server != NULL && link_is_read_side(cl, cl->server)   ? cl->server
+		: cl->parked != NULL && link_is_read_side(cl, cl->parked) ? cl->parked
+									  : NULL;
+	bool is_behind;
+
+	*replica = NULL;
+	if (!link_request_is_read(cl)) {
+		link_end_catch_up(cl, false);
+		cl->is_writing = true;
+		return ROUTE_PRIMARY;
+	}
+	if (cl->is_split_fallback || cl->is_lsn_unknown) {
+		cl->pool->stats.primary_reads++;
+		return ROUTE_PRIMARY;
+	}
+	*replica = router_pick_caught_up(rt->topo, rt->cfg, link_read_floor(cl),
+					 mine != NULL ? mine->backend : NULL, &is_behind);
+	if (*replica != NULL) {
+		link_end_catch_up(cl, false);
+		cl->pool->stats.replica_reads++;
+		return ROUTE_REPLICA;
+	}
+	if (is_behind && (cl->catch_up_since_ms == 0 ||
+			  now_ms() - cl->catch_up_since_ms < rt->cfg->read_your_writes_timeout_ms))
+		return ROUTE_WAIT;
+	link_end_catch_up(cl, is_behind);
+	cl->pool->stats.primary_reads++;
+	return ROUTE_PRIMARY;
+}
+
+/* Whether sv (parked as of version) can serve on backend b (NULL: the primary) as it is. */
+static bool link_fits(const struct client *cl, const struct server *sv, uint64_t version,
+		      const struct backend *b)
+{
+	if (b == NULL)
+		b = router_pick(rt->topo, rt->cfg, TARGET_RW);
+	return b != NULL && sv->backend == b && sv->state == SV_ACTIVE &&
+	       version == session_state_version(cl->session);
+}
+
+/*
+ * cl has no current server: its parked one serves on b (NULL: the primary)
+ * if it fits; one of that side that doesn't goes. True when it serves.
+ */
+static bool link_take_parked(struct client *cl, const struct backend *b)
+{
+	struct server *sv = cl->parked;
+
+	if (sv == NULL)
+		return false;
+	if (!link_fits(cl, sv, cl->parked_version, b)) {
+		if (link_is_read_side(cl, sv) == (b != NULL))
+			link_drop_parked(cl);
+		return false;
+	}
+	cl->parked = NULL;
+	cl->server = sv;
+	pool_set_client_state(cl, CL_ACTIVE);
+	cl->hold_since_ms = 0;
+	conn_read_on(&cl->conn);
+	link_pump_client(cl);
+	return true;
+}
+
+/* A replica's server for cl's reads, from its read-only pool. False: that pool is full. */
+static bool link_start_replica(struct client *cl, struct backend *replica)
+{
+	struct pool *p = pool_sibling(cl->pool, TARGET_RO);
+	struct server *sv = pool_take_idle(p, replica, &cl->params);
+
+	if (sv == NULL && !pool_make_room(p, cl))
+		return false;
+	pool_set_client_state(cl, CL_LOGIN);
+	if (sv != NULL)
+		link_attach(cl, sv);
+	else
+		link_connect(cl, p, replica);
+	return true;
+}
+
+/*
+ * An idle point of a split session with its next request buffered: the
+ * server it should run on is put in place. True when it is and the pump may
+ * go on; false when the request waits (it resumes by itself).
+ */
+static bool link_place_request(struct client *cl)
+{
+	struct backend *replica;
+	enum split_route route = link_route_request(cl, &replica);
+	bool is_on_replica = link_is_read_side(cl, cl->server);
+	struct server *other = cl->parked;
+
+	if (route == ROUTE_WAIT) {
+		link_wait_catch_up(cl);
+		return false;
+	}
+	if (route == ROUTE_REPLICA ? is_on_replica && cl->server->backend == replica
+				   : !is_on_replica)
+		return true;
+	if (is_on_replica == (route == ROUTE_REPLICA)) {
+		/* Another replica serves the reads now: this one goes back. */
+		link_let_go(cl, cl->server);
+		cl->server = NULL;
+	} else {
+		/* The current server parks; the parked one serves if it fits, else goes. */
+		bool is_fit = other != NULL && link_fits(cl, other, cl->parked_version, replica);
+
+		cl->parked = cl->server;
+		cl->parked_version = session_state_version(cl->session);
+		cl->server = NULL;
+		if (is_fit) {
+			cl->server = other;
+			return true;
+		}
+		if (other != NULL)
+			link_let_go(cl, other);
+	}
+	cl->is_request_placed = true;
+	link_request_routed(cl, route, replica);
+	return false;
+}
+
+/*
+ * The client needs a server (a split session's request, routed: on replica,
+ * or the primary when NULL): the parked one, a pooled or new one, or a wait
+ * in the queue.
+ */
+static void link_request_routed(struct client *cl, enum split_route route, struct backend *replica)
 {
 	struct backend *b = NULL;
 	struct client *victim;
 
+	if (route == ROUTE_WAIT) {
+		link_wait_catch_up(cl);
+		return;
+	}
 	if (cl->hold_since_ms == 0) {
 		cl->hold_since_ms = now_ms();
 		cl->last_connect_error[0] = '\0';
 	}
 	if (!pool_is_paused(cl->pool)) {
+		if (replica != NULL &&
+		    (link_take_parked(cl, replica) || link_start_replica(cl, replica)))
+			return;
+		if (link_take_parked(cl, NULL))
+			return;
 		link_wake_for(cl->target);
 		b = router_pick(rt->topo, rt->cfg, cl->target);
 		if (b == NULL)
@@ -733,6 +1224,20 @@ static void link_request_server(struct client *cl)
 			  victim->id);
 		link_release_server(victim);
 	}
+}
+
+/* The client needs a server: start one, or wait in the queue. */
+static void link_request_server(struct client *cl)
+{
+	struct backend *replica = NULL;
+	enum split_route route = ROUTE_PRIMARY;
+
+	if (!pool_is_paused(cl->pool) && link_splits(cl) &&
+	    evbuffer_get_length(conn_input(&cl->conn)) > 0) {
+		route = link_route_request(cl, &replica);
+		cl->is_request_placed = route != ROUTE_WAIT;
+	}
+	link_request_routed(cl, route, replica);
 }
 
 /*
@@ -772,10 +1277,26 @@ static void link_lose_server(struct server *sv, const char *what)
 {
 	struct client *cl = sv->owner;
 	struct evbuffer *out = conn_output(&cl->conn);
-	const char *unmovable = cl->session != NULL ? session_state_unmovable(cl->session) : NULL;
-	char tx_status = sv->tx_status;
-	bool is_cut = cl->msg_remaining > 0 || sv->msg_remaining > 0;
-	bool is_idle = xact_is_idle(&cl->xact);
+	const char *unmovable;
+	char tx_status;
+	bool is_cut, is_idle;
+
+	/*
+	 * Lost while asking for a committed write's LSN: the write was answered
+	 * but for its ReadyForQuery, which the client gets now; reads go to the
+	 * primary until a later write's LSN is known.
+	 */
+	if (cl->is_asking_lsn) {
+		cl->is_asking_lsn = false;
+		cl->is_writing = false;
+		cl->is_lsn_unknown = true;
+		link_note_ready(cl, PROTO_TX_IDLE);
+		proto_put_ready(out, PROTO_TX_IDLE);
+	}
+	unmovable = cl->session != NULL ? session_state_unmovable(cl->session) : NULL;
+	tx_status = sv->tx_status;
+	is_cut = cl->msg_remaining > 0 || sv->msg_remaining > 0;
+	is_idle = xact_is_idle(&cl->xact);
 
 	link_drop_server(cl, true);
 	if (is_cut) {
@@ -844,8 +1365,12 @@ static void link_lose_server(struct server *sv, const char *what)
 
 static void link_server_lost(struct server *sv, const char *what)
 {
+	struct client *cl = sv->owner;
+
+	if (sv == cl->parked)
+		link_drop_parked(cl); /* an idle session's other server: nothing was lost */
 	/* The connection's end changes nothing while its FATAL is judged (link_fatal_judged). */
-	if (!sv->is_awaiting_verdict)
+	else if (!sv->is_awaiting_verdict)
 		link_lose_server(sv, what);
 }
 
@@ -895,6 +1420,7 @@ static void link_judge_fatal(struct server *sv)
 static void link_server_unreachable(struct server *sv, const char *what)
 {
 	struct client *cl = sv->owner;
+	bool is_read_side = link_is_read_side(cl, sv);
 
 	/* The pool logs the hold once; each retry is detail. */
 	log_debug("client %" PRIu64 ": %s; waiting to try again", cl->id, what);
@@ -902,6 +1428,12 @@ static void link_server_unreachable(struct server *sv, const char *what)
 	if (sv->backend != NULL)
 		health_probe_now(sv->backend);
 	server_close(link_unlink(cl));
+	if (is_read_side) {
+		/* rw_split: the read runs on the primary rather than wait for this replica. */
+		cl->is_split_fallback = true;
+		link_request_server(cl);
+		return;
+	}
 	pool_retry_later(cl);
 }
 
@@ -910,7 +1442,7 @@ static void link_server_logged_in(struct server *sv)
 {
 	struct client *cl = sv->owner;
 
-	pool_note_welcome(cl->pool, &cl->params, sv);
+	pool_note_welcome(sv->pool, &cl->params, sv);
 	link_restore_or_ready(sv);
 }
 
@@ -924,6 +1456,8 @@ static void link_server_drained(struct server *sv)
 {
 	struct client *cl = sv->owner;
 
+	if (sv != cl->server)
+		return;
 	conn_drained(&cl->conn, &sv->conn);
 	link_pump_client(cl);
 }
@@ -951,8 +1485,12 @@ static void link_server_gone(struct server *sv)
 	if (sv->is_awaiting_verdict)
 		health_forget_questions(sv);
 
-	if (cl != NULL)
+	if (cl != NULL && cl->parked == sv) {
+		server_detach(sv);
+		cl->parked = NULL;
+	} else if (cl != NULL) {
 		link_unlink(cl);
+	}
 	pool_forget_server(sv);
 }
 
@@ -1020,8 +1558,14 @@ static void link_client_drained(struct client *cl)
 /* The client is closing: its server goes back (or is closed), and it leaves its pool. */
 static void link_client_detach(struct client *cl)
 {
+	if (cl->parked != NULL)
+		link_drop_parked(cl);
 	if (cl->server != NULL)
 		link_give_back_server(cl);
+	if (cl->catch_up_timer != NULL) {
+		event_free(cl->catch_up_timer);
+		cl->catch_up_timer = NULL;
+	}
 	pool_forget_client(cl);
 }
 
@@ -1176,7 +1720,7 @@ static const char *link_why_abandon_server(const struct client *cl)
 	if (sv == NULL || (cl->state != CL_ACTIVE && cl->state != CL_LOGIN) ||
 	    (sv->state == SV_ACTIVE && sv->tx_status == PROTO_TX_IDLE && xact_is_idle(&cl->xact)))
 		return NULL;
-	return link_why_abandon(cl->target, sv->backend);
+	return link_why_abandon(link_server_target(cl), sv->backend);
 }
 
 static bool link_must_abandon(const struct client *cl)
@@ -1223,9 +1767,12 @@ void link_on_backend_removed(struct backend *b)
 	for (struct pool *p = pool_first(); p != NULL; p = p->next) {
 		struct client *cl;
 
-		TAILQ_FOREACH (cl, &p->active, pool_link)
+		TAILQ_FOREACH (cl, &p->active, pool_link) {
 			if (cl->server != NULL && cl->server->backend == b)
 				server_forget_backend(cl->server);
+			if (cl->parked != NULL && cl->parked->backend == b)
+				server_forget_backend(cl->parked);
+		}
 	}
 	pool_on_backend_removed(b);
 }

@@ -604,6 +604,11 @@ void pool_wait(struct client *cl)
 	pool_arm_reserve(p);
 }
 
+struct pool *pool_sibling(const struct pool *p, enum target target)
+{
+	return pool_get(p->database, p->user, target);
+}
+
 struct param_set *pool_add_client(struct client *cl)
 {
 	struct pool *p = pool_get(cl->params.database, cl->params.user, cl->target);
@@ -646,8 +651,9 @@ bool pool_should_release(const struct client *cl)
 {
 	struct server *sv = cl->server;
 
-	return pool_is_paused(cl->pool) || sv->generation != cl->pool->generation ||
-	       pool_server_is_misrouted(cl->pool, sv) ||
+	/* sv's own pool: a rw_split session's replica server is its read-only pool's. */
+	return pool_is_paused(cl->pool) || sv->generation != sv->pool->generation ||
+	       pool_server_is_misrouted(sv->pool, sv) ||
 	       ((rt->cfg->server_release == SERVER_RELEASE_ALWAYS ||
 		 (cl->pool->nwaiting > 0 && pool_waits_for_room(cl->pool))) &&
 		pool_can_take_back(cl));

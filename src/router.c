@@ -90,6 +90,34 @@ static struct backend *pick_replica(const struct topology *topo, const struct co
 	return best;
 }
 
+struct backend *router_pick_caught_up(const struct topology *topo, const struct config *cfg,
+				      uint64_t min_lsn, const struct backend *current,
+				      bool *is_behind)
+{
+	struct backend *best = NULL;
+
+	*is_behind = false;
+	for (int i = 0; i < topo->count; i++) {
+		struct backend *b = topo->backends[i];
+
+		if (!is_ro_candidate(b, cfg) || backend_is_suspect(b))
+			continue;
+		if (b->lsn < min_lsn) {
+			*is_behind = true;
+			continue;
+		}
+		if (b == current) {
+			*is_behind = false;
+			return b;
+		}
+		if (best == NULL || is_better_replica(b, best, cfg))
+			best = b;
+	}
+	if (best != NULL)
+		*is_behind = false;
+	return best;
+}
+
 /* The primary, unless is_wary and it is suspect. */
 static struct backend *pick_primary(const struct topology *topo, bool is_wary)
 {

@@ -50,6 +50,7 @@ struct session_state {
 	size_t nparse, parse_cap;
 	size_t bytes; /* SQL text and Parse messages held */
 	const char *unmovable;
+	uint64_t version; /* counts changes: a server that saw the same one holds the same state */
 };
 
 struct session_state *session_state_new(void)
@@ -207,6 +208,7 @@ void session_state_free(struct session_state *st)
 void session_state_apply(struct session_state *st, const struct stmt_info *info, const char *sql,
 			 bool is_alone)
 {
+	st->version++;
 	if (info->cls == STMT_UNMOVABLE) {
 		session_state_mark_unmovable(st, info->reason);
 		return;
@@ -282,6 +284,7 @@ void session_state_apply(struct session_state *st, const struct stmt_info *info,
 void session_state_note_parse(struct session_state *st, const char *name, const uint8_t *msg,
 			      size_t len)
 {
+	st->version++;
 	struct parse_entry *e;
 
 	drop_parse_matching(st, name);
@@ -297,6 +300,19 @@ void session_state_note_parse(struct session_state *st, const char *name, const 
 	memcpy(e->msg, msg, len);
 	e->len = len;
 	st->bytes += len;
+}
+
+uint64_t session_state_version(const struct session_state *st)
+{
+	return st != NULL ? st->version : 0;
+}
+
+const char *session_state_set_text(const struct session_state *st, const char *name)
+{
+	for (size_t i = 0; st != NULL && i < st->nsql; i++)
+		if (st->sql[i].kind == ENTRY_SET && strcmp(st->sql[i].key, name) == 0)
+			return st->sql[i].text;
+	return NULL;
 }
 
 const char *session_state_statement_text(const struct session_state *st, const char *name)
@@ -317,6 +333,7 @@ const char *session_state_statement_text(const struct session_state *st, const c
 
 void session_state_note_close(struct session_state *st, const char *name)
 {
+	st->version++;
 	/* Close works on SQL-prepared statements too: one namespace. */
 	drop_parse_matching(st, name);
 	drop_sql_matching(st, ENTRY_PREPARE, name);
@@ -324,6 +341,7 @@ void session_state_note_close(struct session_state *st, const char *name)
 
 void session_state_mark_unmovable(struct session_state *st, const char *reason)
 {
+	st->version++;
 	if (st->unmovable == NULL)
 		st->unmovable = reason;
 }
@@ -364,6 +382,7 @@ int session_state_replay(const struct session_state *st, struct evbuffer *out)
 
 bool session_state_forget_unreplayable(struct session_state *st, size_t i)
 {
+	st->version++;
 	/*
 	 * A statement that can't be prepared again (its table was dropped since)
 	 * fails only when it is executed, in Postgres: the session goes on

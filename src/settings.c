@@ -605,6 +605,30 @@ static const struct setting settings[] = {
 		       "error.",
 	},
 	{
+		.name = "rw_split",
+		.type = SETTING_BOOL,
+		.offset = BOOL_FIELD(rw_split),
+		.default_value = "off",
+		.is_reloadable = true,
+		.doc = "On the read-write port, send each provably read-only statement run outside "
+		       "a "
+		       "transaction block (and each BEGIN READ ONLY block) to the nearest replica "
+		       "that "
+		       "has replayed the session's own writes, everything else to the primary; a "
+		       "session turns it on or off for itself with SET pgwing.split.",
+	},
+	{
+		.name = "read_your_writes_timeout",
+		.type = SETTING_DURATION,
+		.offset = MS_FIELD(read_your_writes_timeout_ms),
+		.default_value = "100ms",
+		.is_reloadable = true,
+		.min_value = 0,
+		.max_value = DURATION_MAX,
+		.doc = "With rw_split, how long a read waits for a replica to replay the session's "
+		       "last write (or its pgwing.min_lsn) before it runs on the primary instead.",
+	},
+	{
 		.name = "health_user",
 		.type = SETTING_STRING,
 		.offset = STRING_FIELD(health_user),

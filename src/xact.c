@@ -350,13 +350,14 @@ static bool is_read_query(const char *sql)
  * and Sync, every statement read-only. A named Parse would fail on the new
  * server, which the moved session's replay gave that statement already.
  */
-static bool extended_is_read(const struct xact *x, const struct session_state *session)
+static bool extended_is_read(const uint8_t *msgs, size_t msgs_len,
+			     const struct session_state *session)
 {
 	bool is_unnamed_read = false;
 	size_t pos = 0;
 
-	while (pos + PROTO_HEADER_LEN <= x->retry_len) {
-		const uint8_t *msg = x->retry + pos;
+	while (pos + PROTO_HEADER_LEN <= msgs_len) {
+		const uint8_t *msg = msgs + pos;
 		uint32_t len = proto_decode_length(msg);
 		struct proto_reader r;
 		const char *name;
@@ -391,15 +392,24 @@ static bool extended_is_read(const struct xact *x, const struct session_state *s
 	return true;
 }
 
-bool xact_retry_is_read(const struct xact *x, const struct session_state *session)
+bool xact_request_is_read(const uint8_t *msgs, size_t len, const struct session_state *session)
 {
 	bool is_read, is_stateful;
 
-	if (x->retry[0] != PqMsg_Query)
-		return extended_is_read(x, session);
-	query_classify((const char *)x->retry + PROTO_HEADER_LEN,
-		       x->retry_len - PROTO_HEADER_LEN - 1, &is_read, &is_stateful);
+	if (len <= PROTO_HEADER_LEN)
+		return false;
+	if (msgs[0] != PqMsg_Query)
+		return extended_is_read(msgs, len, session);
+	if (msgs[len - 1] != '\0')
+		return false;
+	query_classify((const char *)msgs + PROTO_HEADER_LEN, len - PROTO_HEADER_LEN - 1, &is_read,
+		       &is_stateful);
 	return is_read;
+}
+
+bool xact_retry_is_read(const struct xact *x, const struct session_state *session)
+{
+	return xact_request_is_read(x->retry, x->retry_len, session);
 }
 
 void xact_reset(struct xact *x)

@@ -74,6 +74,22 @@ struct client {
 	bool is_leaving; /* sent Terminate with answers still owed: closes after the last one */
 	int64_t hold_since_ms; /* waiting for a server since (0: not waiting), across retries */
 	char last_connect_error[256]; /* why its last server connect failed, told at hold_timeout */
+	/*
+	 * rw_split (link.c): the session's server on the other side (the primary
+	 * while a replica serves, or the reverse), parked idle with the session's
+	 * state as of parked_version; where the current one runs; and the read-
+	 * your-writes floor.
+	 */
+	struct server *parked;
+	uint64_t parked_version;
+	bool is_request_placed; /* the next request's server was chosen for it: no second look */
+	bool is_writing;        /* the primary ran a request not known to be read-only */
+	bool is_asking_lsn;     /* asking the primary for the WAL position after a write */
+	bool is_lsn_unknown;    /* that question failed: reads go to the primary until the next */
+	bool is_split_fallback; /* a replica can't be had for this request: the primary serves it */
+	uint64_t causal_lsn;    /* reads need a replica that replayed this far */
+	int64_t catch_up_since_ms; /* waiting for a replica to replay causal_lsn since (0: not) */
+	struct event *catch_up_timer;
 	int64_t query_start_us;
 	int64_t xact_start_us;
 	int64_t connect_time_ms;

@@ -102,7 +102,9 @@ struct config {
 	int64_t max_replica_lag_ms;    /* 0 disables */
 	int64_t max_replica_lag_bytes; /* 0 disables */
 	enum ro_fallback ro_fallback;
-	char *health_user; /* "" = first of admin_users */
+	bool rw_split;                       /* reads of the rw port to replicas */
+	int64_t read_your_writes_timeout_ms; /* a read waits this long for a replica to catch up */
+	char *health_user;                   /* "" = first of admin_users */
 	char *health_dbname;
 
 	/* scale to zero */

@@ -95,6 +95,11 @@ void pool_reconnect(const char *database);
  */
 struct param_set *pool_add_client(struct client *cl);
 /*
+ * The pool of p's database and user for target (found or made): where a
+ * rw_split session of p takes its replica servers from.
+ */
+struct pool *pool_sibling(const struct pool *p, enum target target);
+/*
  * The one writer of a pool client's state: moves it to the list of state and
  * keeps the counters. Leaving the queue ends its wait (for CL_LOGIN, a try
  * that may bring it back: the hold goes on).

@@ -20,6 +20,19 @@ struct backend *router_pick(const struct topology *topo, const struct config *cf
 			    enum target target);
 
 /*
+ * rw_split: the replica a read of a read-write session may run on, one that
+ * router_pick would give a read-only client (never a suspect one) and whose
+ * replay, as last probed, has reached min_lsn (the session's own last write,
+ * or the pgwing.min_lsn it asked for; 0: any). current, the replica serving
+ * the session now, keeps it while it qualifies: moving costs more than a
+ * nearer one saves. NULL when none has; *is_behind then says whether one
+ * would do but for min_lsn, which is worth waiting for.
+ */
+struct backend *router_pick_caught_up(const struct topology *topo, const struct config *cfg,
+				      uint64_t min_lsn, const struct backend *current,
+				      bool *is_behind);
+
+/*
  * The asleep or waking backend to wake for a client of target, or NULL:
  * TARGET_RW: the sleeping primary (or a sleeping backend of unknown role)
  * while there is no live primary. TARGET_RO per wake_for_reads: nearest wakes a

@@ -33,6 +33,13 @@ void session_state_note_parse(struct session_state *st, const char *name, const 
 			      size_t len);
 /* The query text of the named statement name, as its Parse gave it; NULL if none. */
 const char *session_state_statement_text(const struct session_state *st, const char *name);
+/*
+ * The number of changes st has seen (0 for NULL): two servers that ran the
+ * session's statements up to the same version hold the same state.
+ */
+uint64_t session_state_version(const struct session_state *st);
+/* The recorded SET of name (lowercased), as the client wrote it; NULL if none. */
+const char *session_state_set_text(const struct session_state *st, const char *name);
 /* A Close of a named statement. */
 void session_state_note_close(struct session_state *st, const char *name);
 

@@ -46,6 +46,14 @@ struct stats {
 	uint64_t query_time_us;
 	uint64_t wait_time_us; /* clients waiting for a server */
 	uint64_t wait_count;   /* waits that ended (served, timed out or gone) */
+	/* rw_split: where reads ran, and their waits for a replica to replay the session's writes.
+	 */
+	uint64_t replica_reads;
+	uint64_t primary_reads;      /* reads a replica could not serve (behind, none, full) */
+	uint64_t replica_refusals;   /* reads a replica refused (25006), run again on the primary */
+	uint64_t catch_up_count;     /* reads that waited for a replica to catch up */
+	uint64_t catch_up_time_us;   /* ... for this long in all */
+	uint64_t catch_up_fallbacks; /* ... and then ran on the primary */
 	/* Their counts are query_count, xact_count and wait_count; their sums the times above. */
 	struct stats_histogram query_hist;
 	struct stats_histogram xact_hist;

@@ -95,6 +95,12 @@ void xact_note_error(struct xact *x);
  * session's new server prepares before the request runs again).
  */
 bool xact_retry_is_read(const struct xact *x, const struct session_state *session);
+/*
+ * The same question of any whole request (a Query, or extended-protocol
+ * messages up to and with their Sync), len bytes framed as the client sent
+ * them: rw_split asks it before the request goes anywhere.
+ */
+bool xact_request_is_read(const uint8_t *msgs, size_t len, const struct session_state *session);
 /* Forget the request in flight: answered (by pgwing) or to be sent again. */
 void xact_reset(struct xact *x);
 

@@ -1,0 +1,107 @@
+# rw_split: one URL. On the read-write port, provably read-only statements
+# outside a transaction block (and BEGIN READ ONLY blocks) run on the replica;
+# everything else on the primary, with the right results; a read that a
+# replica refuses as a write (25006: a view over a function that inserts) runs
+# again on the primary. Every session reads its own writes: with the
+# replica's replay paused, a SELECT after an INSERT sees the row (the primary
+# serves it), and reads return to the replica once it has replayed. A session
+# that asks for a WAL position (pgwing.min_lsn) is served only by a replica
+# that has replayed it. Session state (search_path, a prepared statement,
+# SET ROLE) is the same whichever server runs the next statement.
+use strict;
+use warnings;
+use PostgreSQL::Test::Utils;
+use PgWing::Test qw(:all);
+use Test::More;
+
+my ($primary, $replica) = primary_with_replicas(
+	'primary', ['replica'],
+	sql => q{
+		CREATE TABLE t (id int PRIMARY KEY, v text);
+		CREATE SEQUENCE s;
+		CREATE SCHEMA other;
+		CREATE TABLE other.t (id int, v text);
+		INSERT INTO other.t VALUES (0, 'other');
+		CREATE FUNCTION write_one() RETURNS int LANGUAGE sql VOLATILE
+		  AS 'INSERT INTO t VALUES (1000, ''by a view'') RETURNING id';
+		CREATE VIEW writes AS SELECT write_one() AS id;
+		CREATE ROLE low NOLOGIN;
+		GRANT SELECT ON t TO low;
+	});
+my ($pport, $rport) = ($primary->port, $replica->port);
+
+my $pw = start_pgwing_with(
+	backends => [ [ primary => $primary ], [ replica => $replica ] ],
+	settings => { rw_split => 'on', health_interval => '200ms' },
+	up       => [ primary => 'primary', replica => 'replica' ]);
+
+my $bg = $pw->background_psql();
+sub q1 { return $bg->query_safe($_[0]); }
+
+is(q1('SELECT inet_server_port()'), $rport, 'a plain SELECT runs on the replica');
+is(q1("INSERT INTO t VALUES (1, 'a') RETURNING inet_server_port()"),
+	$pport, 'INSERT runs on the primary');
+is(q1('SELECT inet_server_port() FROM t WHERE id = 1 FOR UPDATE'),
+	$pport, 'SELECT ... FOR UPDATE on the primary');
+is(q1("WITH u AS (UPDATE t SET v = 'b' WHERE id = 1 RETURNING id) "
+	  . 'SELECT inet_server_port() FROM u'),
+	$pport, 'a CTE with UPDATE ... RETURNING on the primary');
+is(q1("SELECT nextval('s'), inet_server_port()"), "1|$pport", 'nextval on the primary');
+is(q1("SELECT set_config('application_name', 'x', true), inet_server_port()"),
+	"x|$pport", 'set_config on the primary');
+is(q1('BEGIN; SELECT inet_server_port(); COMMIT;'), $pport,
+	'BEGIN ... COMMIT runs whole on the primary');
+is(q1('BEGIN READ ONLY; SELECT inet_server_port(); COMMIT;'), $rport,
+	'BEGIN READ ONLY ... COMMIT runs whole on the replica');
+is(q1('SELECT id FROM writes'), '1000',
+	'a view that writes: refused by the replica (25006), run again on the primary');
+is($primary->safe_psql('postgres', 'SELECT v FROM t WHERE id = 1000'),
+	'by a view', 'its row is on the primary');
+
+# Session state, whichever server runs the next statement.
+q1('SET search_path = other, public');
+is(q1('SELECT v, inet_server_port() FROM t'), "other|$rport",
+	'search_path set on the primary holds on the replica');
+q1('PREPARE p AS SELECT v FROM t');
+is(q1('EXECUTE p'), 'other', 'a PREPAREd statement runs');
+q1('RESET search_path');
+q1('SET ROLE low');
+is(q1('SELECT current_user, inet_server_port()'), "low|$rport", 'SET ROLE holds on the replica');
+q1('RESET ROLE');
+
+# Read your writes, with the replica's replay paused.
+$primary->wait_for_catchup($replica, 'replay');
+$replica->safe_psql('postgres', 'SELECT pg_wal_replay_pause()');
+q1("INSERT INTO t VALUES (2, 'mine')");
+is(q1('SELECT count(*), inet_server_port() FROM t WHERE id = 2'),
+	"1|$pport", 'replay paused: the session reads its own write, from the primary');
+
+# Another session that never wrote reads from the replica (stale is allowed for it),
+# until it asks for the first session's WAL position.
+my $lsn = $primary->safe_psql('postgres', 'SELECT pg_current_wal_insert_lsn()');
+my $other = $pw->background_psql();
+is($other->query_safe('SELECT count(*), inet_server_port() FROM t WHERE id = 2'),
+	"0|$rport", 'another session reads the (paused) replica');
+$other->query_safe("SET pgwing.min_lsn = '$lsn'");
+is($other->query_safe('SELECT count(*), inet_server_port() FROM t WHERE id = 2'),
+	"1|$pport", 'with pgwing.min_lsn set past the replica it reads the primary');
+
+$replica->safe_psql('postgres', 'SELECT pg_wal_replay_resume()');
+$primary->wait_for_catchup($replica, 'replay');
+ok( wait_until(
+		sub { q1('SELECT inet_server_port() FROM t WHERE id = 2') eq $rport },
+		time_bound(10)),
+	'once the replica has replayed, the session reads from it again');
+is($other->query_safe('SELECT count(*), inet_server_port() FROM t WHERE id = 2'),
+	"1|$rport", 'and so does the other session');
+
+# SET pgwing.split = off keeps a session on the primary.
+q1('SET pgwing.split = off');
+is(q1('SELECT inet_server_port()'), $pport, 'pgwing.split = off: reads on the primary');
+q1('RESET pgwing.split');
+is(q1('SELECT inet_server_port()'), $rport, 'RESET pgwing.split: back to the replica');
+
+$other->quit;
+$bg->quit;
+$pw->stop;
+done_testing();
