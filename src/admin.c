@@ -42,7 +42,7 @@ void admin_init(const struct runtime *runtime)
 #define PAUSE_POLL_MS 50
 
 /* Widest result set, and room for one formatted value (numbers, times). */
-#define MAX_COLUMNS 16
+#define MAX_COLUMNS 22
 #define FIELD_LEN   64
 
 /* Per console client; created with the first message, freed by admin_client_gone(). */
@@ -647,14 +647,29 @@ static void show_servers(struct client *cl)
 static void show_stats(struct client *cl)
 {
 	static const struct proto_column cols[] = {
-		{"database", PROTO_OID_TEXT},          {"target", PROTO_OID_TEXT},
-		{"total_xact_count", PROTO_OID_INT8},  {"total_query_count", PROTO_OID_INT8},
-		{"total_received", PROTO_OID_INT8},    {"total_sent", PROTO_OID_INT8},
-		{"total_xact_time", PROTO_OID_INT8},   {"total_query_time", PROTO_OID_INT8},
-		{"total_wait_time", PROTO_OID_INT8},   {"avg_xact_count", PROTO_OID_FLOAT8},
-		{"avg_query_count", PROTO_OID_FLOAT8}, {"avg_recv", PROTO_OID_FLOAT8},
-		{"avg_sent", PROTO_OID_FLOAT8},        {"avg_xact_time", PROTO_OID_INT8},
-		{"avg_query_time", PROTO_OID_INT8},    {"avg_wait_time", PROTO_OID_INT8},
+		{"database", PROTO_OID_TEXT},
+		{"target", PROTO_OID_TEXT},
+		{"total_xact_count", PROTO_OID_INT8},
+		{"total_query_count", PROTO_OID_INT8},
+		{"total_received", PROTO_OID_INT8},
+		{"total_sent", PROTO_OID_INT8},
+		{"total_xact_time", PROTO_OID_INT8},
+		{"total_query_time", PROTO_OID_INT8},
+		{"total_wait_time", PROTO_OID_INT8},
+		{"avg_xact_count", PROTO_OID_FLOAT8},
+		{"avg_query_count", PROTO_OID_FLOAT8},
+		{"avg_recv", PROTO_OID_FLOAT8},
+		{"avg_sent", PROTO_OID_FLOAT8},
+		{"avg_xact_time", PROTO_OID_INT8},
+		{"avg_query_time", PROTO_OID_INT8},
+		{"avg_wait_time", PROTO_OID_INT8},
+		/* rw_split: where reads ran, and their waits for a replica to catch up. */
+		{"replica_reads", PROTO_OID_INT8},
+		{"primary_reads", PROTO_OID_INT8},
+		{"replica_refusals", PROTO_OID_INT8},
+		{"catch_up_count", PROTO_OID_INT8},
+		{"catch_up_time", PROTO_OID_INT8},
+		{"catch_up_fallbacks", PROTO_OID_INT8},
 	};
 	struct result r;
 	size_t n;
@@ -682,6 +697,12 @@ static void show_stats(struct client *cl)
 		row_int(&row, 13, (int64_t)a->avg_xact_time_us);
 		row_int(&row, 14, (int64_t)a->avg_query_time_us);
 		row_int(&row, 15, (int64_t)a->avg_wait_time_us);
+		row_int(&row, 16, (int64_t)t->replica_reads);
+		row_int(&row, 17, (int64_t)t->primary_reads);
+		row_int(&row, 18, (int64_t)t->replica_refusals);
+		row_int(&row, 19, (int64_t)t->catch_up_count);
+		row_int(&row, 20, (int64_t)t->catch_up_time_us);
+		row_int(&row, 21, (int64_t)t->catch_up_fallbacks);
 		result_row(&r, &row);
 	}
 	result_end(&r);

@@ -77,6 +77,7 @@ static bool link_pump_server(struct server *sv);
 static void link_judge_fatal(struct server *sv);
 static void link_lose_server(struct server *sv, const char *what);
 static bool link_place_request(struct client *cl);
+static bool link_meets_floor(struct client *cl);
 static bool link_splits(const struct client *cl);
 static struct server *link_unlink(struct client *cl);
 static enum target link_server_target(const struct client *cl);
@@ -84,6 +85,7 @@ static void link_drop_parked(struct client *cl);
 
 /* rw_split: where a session's next request runs. */
 enum split_route {
+	ROUTE_ANY, /* not routed by its content: where its port's clients go */
 	ROUTE_PRIMARY,
 	ROUTE_REPLICA,
 	ROUTE_WAIT, /* a replica will do once it replays the session's floor */
@@ -174,6 +176,14 @@ static enum proto_inspect link_inspect_extended(struct client *cl, struct evbuff
 	return PROTO_INSPECT_FORWARD;
 }
 
+/* The first message of a request (what a Sync or a Query ends). */
+static bool is_request_start(char type)
+{
+	return type == PqMsg_Query || type == PqMsg_Parse || type == PqMsg_Bind ||
+	       type == PqMsg_Describe || type == PqMsg_Execute || type == PqMsg_Close ||
+	       type == PqMsg_FunctionCall;
+}
+
 static enum proto_inspect client_inspect(void *arg, struct evbuffer *in,
 					 const struct proto_msg *msg)
 {
@@ -182,6 +192,14 @@ static enum proto_inspect client_inspect(void *arg, struct evbuffer *in,
 	const uint8_t *body;
 	size_t n = msg->len - 4;
 
+	/*
+	 * A split session's next request waits for the answer to the one in
+	 * flight: it may have to run on the other server, and must not overtake
+	 * it (link_pump_server pumps it at the idle point).
+	 */
+	if (cl->is_splitting && cl->xact.pending_syncs > 0 && !cl->xact.is_mid_request &&
+	    is_request_start(msg->type))
+		return PROTO_INSPECT_WAIT;
 	switch (msg->type) {
 	case PqMsg_Terminate:
 		/* Terminate ends the session here; the server gets its own on close. */
@@ -232,12 +250,15 @@ static void link_pump_client(struct client *cl)
 
 	if (cl->server == NULL || cl->state != CL_ACTIVE || cl->server->is_awaiting_verdict)
 		return;
-	if (cl->is_request_placed)
+	if (cl->is_request_placed) {
 		cl->is_request_placed = false;
-	else if (cl->msg_remaining == 0 && xact_is_idle(&cl->xact) &&
-		 cl->server->tx_status == PROTO_TX_IDLE && link_splits(cl) &&
-		 evbuffer_get_length(conn_input(&cl->conn)) > 0 && !link_place_request(cl))
-		return;
+	} else if (cl->msg_remaining == 0 && xact_is_idle(&cl->xact) &&
+		   cl->server->tx_status == PROTO_TX_IDLE &&
+		   evbuffer_get_length(conn_input(&cl->conn)) > 0) {
+		cl->is_splitting = link_splits(cl);
+		if (cl->is_splitting ? !link_place_request(cl) : !link_meets_floor(cl))
+			return;
+	}
 	scan = conn_scan(&cl->conn, (uint32_t)rt->cfg->max_packet_size, &cl->msg_remaining,
 			 &movable, client_inspect, cl);
 	if (movable > 0) {
@@ -637,6 +658,13 @@ static bool link_pump_server(struct server *sv)
 		    sv->msg_remaining == 0 && evbuffer_get_length(conn_input(&sv->conn)) == 0 &&
 		    !link_keeps_server(cl))
 			return false; /* released and freed */
+		/* A split session's next request waited for this answer (client_inspect). */
+		if (cl->is_splitting && xact_is_idle(&cl->xact) &&
+		    evbuffer_get_length(conn_input(&cl->conn)) > 0) {
+			conn_throttle(&sv->conn, &cl->conn);
+			link_pump_client(cl);
+			return false;
+		}
 	}
 	conn_throttle(&sv->conn, &cl->conn);
 	return true;
@@ -952,17 +980,27 @@ static bool link_splits(const struct client *cl)
 	return is_on;
 }
 
-/* The WAL position a replica must have replayed to serve cl's reads: its writes', or what it asked.
+/*
+ * How fresh cl's reads must be: at or past its own writes and the
+ * pgwing.min_lsn it asked for, within the pgwing.max_staleness it set.
+ * False when nothing binds them (any replica will do).
  */
-static uint64_t link_read_floor(const struct client *cl)
+static bool link_read_floor(const struct client *cl, struct read_floor *floor)
 {
-	char value[LSN_TEXT_MAX];
+	char value[LSN_TEXT_MAX + 16];
 	uint64_t asked;
 
+	floor->min_lsn = cl->causal_lsn;
+	floor->max_staleness_ms = 0;
+	floor->now_ms = now_ms();
+	if (cl->session == NULL)
+		return floor->min_lsn > 0;
 	if (link_session_value(cl, "pgwing.min_lsn", value, sizeof(value)) &&
-	    lsn_parse(value, &asked) && asked > cl->causal_lsn)
-		return asked;
-	return cl->causal_lsn;
+	    lsn_parse(value, &asked) && asked > floor->min_lsn)
+		floor->min_lsn = asked;
+	if (link_session_value(cl, "pgwing.max_staleness", value, sizeof(value)))
+		config_parse_duration(value, &floor->max_staleness_ms);
+	return floor->min_lsn > 0 || floor->max_staleness_ms > 0;
 }
 
 /*
@@ -1059,11 +1097,15 @@ static enum split_route link_route_request(struct client *cl, struct backend **r
 	const struct server *mine =
 		cl->server != NULL && link_is_read_side(cl, cl->server)   ? cl->server
 		: cl->parked != NULL && link_is_read_side(cl, cl->parked) ? cl->parked
+		: cl->target == TARGET_RO                                 ? cl->server
 									  : NULL;
+	struct read_floor floor;
 	bool is_behind;
 
 	*replica = NULL;
-	if (!link_request_is_read(cl)) {
+	link_read_floor(cl, &floor);
+	/* The read-only port reads whatever it runs. */
+	if (cl->target == TARGET_RW && !link_request_is_read(cl)) {
 		link_end_catch_up(cl, false);
 		cl->is_writing = true;
 		return ROUTE_PRIMARY;
@@ -1072,7 +1114,7 @@ static enum split_route link_route_request(struct client *cl, struct backend **r
 		cl->pool->stats.primary_reads++;
 		return ROUTE_PRIMARY;
 	}
-	*replica = router_pick_caught_up(rt->topo, rt->cfg, link_read_floor(cl),
+	*replica = router_pick_caught_up(rt->topo, rt->cfg, &floor,
 					 mine != NULL ? mine->backend : NULL, &is_behind);
 	if (*replica != NULL) {
 		link_end_catch_up(cl, false);
@@ -1138,6 +1180,27 @@ static bool link_start_replica(struct client *cl, struct backend *replica)
 }
 
 /*
+ * The read-only port at an idle point: a session that set a floor
+ * (pgwing.min_lsn, pgwing.max_staleness) reads only from a replica that meets
+ * it, or from the primary. False: its server was given back, and its next
+ * request waits for another (link_request_server routes it).
+ */
+static bool link_meets_floor(struct client *cl)
+{
+	const struct backend *b = cl->server->backend;
+	struct read_floor floor;
+	bool is_behind;
+
+	if (cl->target != TARGET_RO || !link_read_floor(cl, &floor) || b == NULL ||
+	    b->role == ROLE_PRIMARY ||
+	    router_pick_caught_up(rt->topo, rt->cfg, &floor, b, &is_behind) == b ||
+	    (cl->session != NULL && session_state_unmovable(cl->session) != NULL))
+		return true;
+	link_release_server(cl);
+	return false;
+}
+
+/*
  * An idle point of a split session with its next request buffered: the
  * server it should run on is put in place. True when it is and the pump may
  * go on; false when the request waits (it resumes by itself).
@@ -1198,13 +1261,17 @@ static void link_request_routed(struct client *cl, enum split_route route, struc
 		cl->last_connect_error[0] = '\0';
 	}
 	if (!pool_is_paused(cl->pool)) {
-		if (replica != NULL &&
+		if (cl->target == TARGET_RW && replica != NULL &&
 		    (link_take_parked(cl, replica) || link_start_replica(cl, replica)))
 			return;
 		if (link_take_parked(cl, NULL))
 			return;
 		link_wake_for(cl->target);
-		b = router_pick(rt->topo, rt->cfg, cl->target);
+		/* The read-only port with a floor: a replica that meets it, else the primary. */
+		b = cl->target == TARGET_RW || route == ROUTE_ANY
+			    ? router_pick(rt->topo, rt->cfg, cl->target)
+		    : replica != NULL ? replica
+				      : router_pick(rt->topo, rt->cfg, TARGET_RW);
 		if (b == NULL)
 			health_note_client_held();
 	}
@@ -1230,10 +1297,11 @@ static void link_request_routed(struct client *cl, enum split_route route, struc
 static void link_request_server(struct client *cl)
 {
 	struct backend *replica = NULL;
-	enum split_route route = ROUTE_PRIMARY;
+	enum split_route route = ROUTE_ANY;
+	struct read_floor floor;
 
-	if (!pool_is_paused(cl->pool) && link_splits(cl) &&
-	    evbuffer_get_length(conn_input(&cl->conn)) > 0) {
+	if (!pool_is_paused(cl->pool) && evbuffer_get_length(conn_input(&cl->conn)) > 0 &&
+	    (link_splits(cl) || (cl->target == TARGET_RO && link_read_floor(cl, &floor)))) {
 		route = link_route_request(cl, &replica);
 		cl->is_request_placed = route != ROUTE_WAIT;
 	}

@@ -274,6 +274,43 @@ static void put_pool_histograms(struct evbuffer *out, const char *name, const ch
 		evbuffer_free(labels);
 }
 
+/* One counter per database and target from a struct stats field (at offset at). */
+static void put_pool_counter(struct evbuffer *out, const char *name, const char *help,
+			     const struct stats_row *rows, size_t n, size_t at)
+{
+	put_header(out, name, "counter", help);
+	for (size_t i = 0; i < n; i++)
+		put_pool_sample(
+			out, name, &rows[i], NULL,
+			*(const uint64_t *)(const void *)((const char *)&rows[i].total + at));
+}
+
+/* rw_split's counters (SHOW STATS' last columns). */
+static void put_split(struct evbuffer *out, const struct stats_row *rows, size_t n)
+{
+	put_pool_counter(out, "pgwing_replica_reads_total",
+			 "rw_split: reads of the read-write port served by a replica.", rows, n,
+			 offsetof(struct stats, replica_reads));
+	put_pool_counter(out, "pgwing_primary_reads_total",
+			 "rw_split: reads the primary served (no replica caught up or usable).",
+			 rows, n, offsetof(struct stats, primary_reads));
+	put_pool_counter(out, "pgwing_replica_refusals_total",
+			 "rw_split: reads a replica refused as writes (25006), run again on the "
+			 "primary.",
+			 rows, n, offsetof(struct stats, replica_refusals));
+	put_pool_counter(
+		out, "pgwing_catch_up_waits_total",
+		"rw_split: reads that waited for a replica to replay the session's writes.", rows,
+		n, offsetof(struct stats, catch_up_count));
+	put_pool_counter(out, "pgwing_catch_up_wait_microseconds_total",
+			 "rw_split: time reads waited for a replica to catch up.", rows, n,
+			 offsetof(struct stats, catch_up_time_us));
+	put_pool_counter(out, "pgwing_catch_up_fallbacks_total",
+			 "rw_split: reads that waited read_your_writes_timeout, then ran on the "
+			 "primary.",
+			 rows, n, offsetof(struct stats, catch_up_fallbacks));
+}
+
 /* Per database and target, from the same sums as SHOW STATS. */
 static void put_traffic(struct evbuffer *out)
 {
@@ -307,6 +344,7 @@ static void put_traffic(struct evbuffer *out)
 		put_pool_sample(out, "pgwing_bytes_total", &rows[i], "out",
 				rows[i].total.bytes_out);
 	}
+	put_split(out, rows, n);
 	free(rows);
 }
 

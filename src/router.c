@@ -90,8 +90,16 @@ static struct backend *pick_replica(const struct topology *topo, const struct co
 	return best;
 }
 
+static bool meets_floor(const struct backend *b, const struct read_floor *floor)
+{
+	return b->lsn >= floor->min_lsn &&
+	       (floor->max_staleness_ms == 0 ||
+		(b->caught_up_ms > 0 &&
+		 floor->now_ms - b->caught_up_ms <= floor->max_staleness_ms));
+}
+
 struct backend *router_pick_caught_up(const struct topology *topo, const struct config *cfg,
-				      uint64_t min_lsn, const struct backend *current,
+				      const struct read_floor *floor, const struct backend *current,
 				      bool *is_behind)
 {
 	struct backend *best = NULL;
@@ -102,7 +110,7 @@ struct backend *router_pick_caught_up(const struct topology *topo, const struct 
 
 		if (!is_ro_candidate(b, cfg) || backend_is_suspect(b))
 			continue;
-		if (b->lsn < min_lsn) {
+		if (!meets_floor(b, floor)) {
 			*is_behind = true;
 			continue;
 		}

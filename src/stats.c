@@ -107,6 +107,12 @@ static void stats_add(struct stats *to, const struct stats *from)
 	to->query_time_us += from->query_time_us;
 	to->wait_time_us += from->wait_time_us;
 	to->wait_count += from->wait_count;
+	to->replica_reads += from->replica_reads;
+	to->primary_reads += from->primary_reads;
+	to->replica_refusals += from->replica_refusals;
+	to->catch_up_count += from->catch_up_count;
+	to->catch_up_time_us += from->catch_up_time_us;
+	to->catch_up_fallbacks += from->catch_up_fallbacks;
 	histogram_add(&to->query_hist, &from->query_hist);
 	histogram_add(&to->xact_hist, &from->xact_hist);
 	histogram_add(&to->wait_hist, &from->wait_hist);

@@ -83,6 +83,7 @@ struct client {
 	struct server *parked;
 	uint64_t parked_version;
 	bool is_request_placed; /* the next request's server was chosen for it: no second look */
+	bool is_splitting;      /* split at its last idle point: requests go one at a time */
 	bool is_writing;        /* the primary ran a request not known to be read-only */
 	bool is_asking_lsn;     /* asking the primary for the WAL position after a write */
 	bool is_lsn_unknown;    /* that question failed: reads go to the primary until the next */

@@ -20,16 +20,27 @@ struct backend *router_pick(const struct topology *topo, const struct config *cf
 			    enum target target);
 
 /*
- * rw_split: the replica a read of a read-write session may run on, one that
+ * How fresh a session's reads must be: a replica serving them must have
+ * replayed min_lsn (its own last write, or the pgwing.min_lsn it asked for;
+ * 0: any), and have caught up with the primary within max_staleness_ms of
+ * now_ms (pgwing.max_staleness; 0: no bound).
+ */
+struct read_floor {
+	uint64_t min_lsn;
+	int64_t max_staleness_ms;
+	int64_t now_ms;
+};
+
+/*
+ * The replica a read of a session with this floor may run on: one that
  * router_pick would give a read-only client (never a suspect one) and whose
- * replay, as last probed, has reached min_lsn (the session's own last write,
- * or the pgwing.min_lsn it asked for; 0: any). current, the replica serving
- * the session now, keeps it while it qualifies: moving costs more than a
- * nearer one saves. NULL when none has; *is_behind then says whether one
- * would do but for min_lsn, which is worth waiting for.
+ * replay, as last probed, meets the floor. current, the replica serving the
+ * session now, keeps it while it qualifies: moving costs more than a nearer
+ * one saves. NULL when none does; *is_behind then says whether one would do
+ * but for the floor, which is worth waiting for.
  */
 struct backend *router_pick_caught_up(const struct topology *topo, const struct config *cfg,
-				      uint64_t min_lsn, const struct backend *current,
+				      const struct read_floor *floor, const struct backend *current,
 				      bool *is_behind);
 
 /*

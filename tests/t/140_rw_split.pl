@@ -101,6 +101,108 @@ is(q1('SELECT inet_server_port()'), $pport, 'pgwing.split = off: reads on the pr
 q1('RESET pgwing.split');
 is(q1('SELECT inet_server_port()'), $rport, 'RESET pgwing.split: back to the replica');
 
+# max_staleness: a bound no replica meets (its data is as old as its last
+# probe) sends reads to the primary after read_your_writes_timeout.
+q1("SET pgwing.max_staleness = '1ms'");
+is(q1('SELECT inet_server_port()'), $pport, 'pgwing.max_staleness too small: the primary reads');
+q1("SET pgwing.max_staleness = '1h'");
+is(q1('SELECT inet_server_port()'), $rport, 'pgwing.max_staleness = 1h: the replica reads');
+q1('RESET pgwing.max_staleness');
+
+# Raw protocol: run messages (already framed) and return the session's
+# answers up to the n-th ReadyForQuery: [type, body] pairs.
+sub exchange
+{
+	my ($sock, $n, @msgs) = @_;
+	print $sock join('', @msgs);
+	my @got;
+	while ($n > 0)
+	{
+		my ($t, $b) = read_message($sock, 10);
+		die "no answer: $b" unless defined $t;
+		push @got, [ $t, $b ];
+		$n-- if $t eq 'Z';
+	}
+	return @got;
+}
+sub rows { return map { my (undef, @v) = unpack('n (N/a)*', $_->[1]); join '|', @v } grep { $_->[0] eq 'D' } @_; }
+sub query_msg { return pg_message('Q', "$_[0]\0"); }
+sub extended_msgs
+{
+	my ($sql) = @_;
+	return (pg_message('P', "\0$sql\0\0\0"), pg_message('B', "\0\0\0\0\0\0\0\0"),
+		pg_message('E', "\0\0\0\0\0"), pg_message('S'));
+}
+
+my $sock = $pw->raw_connect;
+ok(raw_login($sock)->{ok}, 'raw session logged in');
+my $before = $primary->safe_psql('postgres', 'SELECT pg_current_wal_insert_lsn()');
+my @got = exchange($sock, 1, query_msg("INSERT INTO t VALUES (3, 'raw')"));
+my ($status) = grep { $_->[0] eq 'S' && $_->[1] =~ /^pgwing\.commit_lsn\0/ } @got;
+ok($status, 'after a write commits the client is told pgwing.commit_lsn');
+my ($commit_lsn) = ($status // [ '', '' ])->[1] =~ /^pgwing\.commit_lsn\0([0-9A-F]+\/[0-9A-F]+)\0$/;
+ok(defined $commit_lsn, 'pgwing.commit_lsn is an LSN') or diag explain \@got;
+is($got[-2][0], 'S', 'pgwing.commit_lsn comes just before ReadyForQuery');
+is($primary->safe_psql('postgres',
+		"SELECT '$commit_lsn'::pg_lsn > '$before'::pg_lsn AND '$commit_lsn'::pg_lsn <= pg_current_wal_insert_lsn()"),
+	't', 'it is past the WAL before the write, and not past the WAL now');
+
+# Pipelines that mix reads and writes are answered in order, each on its server.
+@got = exchange($sock, 3,
+	query_msg('SELECT 1, inet_server_port()'),
+	query_msg("INSERT INTO t VALUES (4, 'pipelined') RETURNING 2, inet_server_port()"),
+	query_msg('SELECT 3, count(*) FROM t WHERE id = 4'));
+is_deeply([ rows(@got) ], [ "1|$rport", "2|$pport", '3|1' ],
+	'simple-protocol pipeline: answers in order, the read after the write sees it');
+@got = exchange($sock, 3,
+	extended_msgs('SELECT 1, inet_server_port()'),
+	extended_msgs("INSERT INTO t VALUES (5, 'x') RETURNING 2, inet_server_port()"),
+	extended_msgs('SELECT 3, count(*) FROM t WHERE id = 5'));
+is_deeply([ rows(@got) ], [ "1|$rport", "2|$pport", '3|1' ],
+	'extended-protocol pipeline: the same');
+print $sock pg_message('X');
+close $sock;
+
+# Across pgwing processes: a session on another pgwing's read-only port that
+# sets pgwing.min_lsn to a commit's LSN reads that commit.
+my $pw2 = start_pgwing_with(
+	label    => 'second',
+	backends => [ [ primary => $primary ], [ replica => $replica ] ],
+	up       => [ primary => 'primary', replica => 'replica' ]);
+my $reader = $pw2->background_psql(target => 'ro');
+is($reader->query_safe('SELECT inet_server_port()'), $rport, 'second pgwing: its ro port reads the replica');
+$replica->safe_psql('postgres', 'SELECT pg_wal_replay_pause()');
+my $writer = $pw->raw_connect;
+ok(raw_login($writer)->{ok}, 'a writer logged in to the first pgwing');
+@got = exchange($writer, 1, query_msg("INSERT INTO t VALUES (6, 'elsewhere')"));
+($status) = grep { $_->[0] eq 'S' && $_->[1] =~ /^pgwing\.commit_lsn\0/ } @got;
+($commit_lsn) = $status->[1] =~ /\0([0-9A-F]+\/[0-9A-F]+)\0$/;
+is($reader->query_safe('SELECT count(*), inet_server_port() FROM t WHERE id = 6'),
+	"0|$rport", 'second pgwing, ro port: the paused replica has not the row');
+$reader->query_safe("SET pgwing.min_lsn = '$commit_lsn'");
+is($reader->query_safe('SELECT count(*), inet_server_port() FROM t WHERE id = 6'),
+	"1|$pport", 'with pgwing.min_lsn = the commit LSN it reads the row (from the primary)');
+$replica->safe_psql('postgres', 'SELECT pg_wal_replay_resume()');
+$primary->wait_for_catchup($replica, 'replay');
+ok( wait_until(
+		sub {
+			$reader->query_safe('SELECT count(*), inet_server_port() FROM t WHERE id = 6') eq
+			  "1|$rport";
+		},
+		time_bound(10)),
+	'once the replica replayed it, the ro port reads it there');
+$reader->quit;
+close $writer;
+$pw2->stop;
+
+my ($st) = grep { $_->{database} eq 'postgres' && $_->{target} eq 'rw' }
+  @{ $pw->admin_rows('SHOW STATS') };
+cmp_ok($st->{replica_reads}, '>=', 8, 'SHOW STATS counts reads served by the replica');
+cmp_ok($st->{primary_reads}, '>=', 3, '... and reads the primary served');
+cmp_ok($st->{replica_refusals}, '>=', 1, '... and the read the replica refused');
+cmp_ok($st->{catch_up_count}, '>=', 1, '... and the waits for the replica to catch up');
+cmp_ok($st->{catch_up_fallbacks}, '>=', 1, '... that ended on the primary');
+
 $other->quit;
 $bg->quit;
 $pw->stop;
