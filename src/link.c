@@ -1043,7 +1043,7 @@ static bool link_request_is_read(struct client *cl)
 	size_t len;
 	const uint8_t *req = link_peek_request(cl, &len);
 
-	if (req == NULL)
+	if (req == NULL || split_asks_server_role(req, len))
 		return false;
 	return xact_request_is_read(req, len, cl->session) ||
 	       (req[0] == PqMsg_Query && req[len - 1] == '\0' &&

@@ -89,3 +89,32 @@ bool split_set_value(const char *set_text, char *buf, size_t buflen)
 		pos++;
 	return pos == end;
 }
+
+/*
+ * What tells a client which kind of server it has. Lowercase; matched in any
+ * case anywhere in the request.
+ */
+static const char *const role_words[] = {
+	"pg_is_in_recovery",       "transaction_read_only", "in_hot_standby",
+	"pg_is_wal_replay_paused", "pg_last_wal_",          "pg_current_wal_",
+	"pg_stat_wal_receiver",    "pg_stat_replication",
+};
+
+/* Whether word (lowercase) occurs in data[0..len) in any case. */
+static bool mentions(const uint8_t *data, size_t len, const char *word)
+{
+	size_t n = strlen(word);
+
+	for (size_t i = 0; i + n <= len; i++)
+		if (strncasecmp((const char *)data + i, word, n) == 0)
+			return true;
+	return false;
+}
+
+bool split_asks_server_role(const uint8_t *request, size_t len)
+{
+	for (size_t i = 0; i < sizeof(role_words) / sizeof(role_words[0]); i++)
+		if (mentions(request, len, role_words[i]))
+			return true;
+	return false;
+}

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /*
  * sql (len bytes, one Query's text) is exactly one BEGIN or START
@@ -24,5 +25,15 @@ bool split_begins_read_only(const char *sql, size_t len);
  * plain value (a list, DEFAULT, or too long for buf).
  */
 bool split_set_value(const char *set_text, char *buf, size_t buflen);
+
+/*
+ * The request (len bytes, its messages as sent) mentions what tells a
+ * primary from a replica (pg_is_in_recovery(), transaction_read_only,
+ * in_hot_standby, WAL positions, replication views): asked through the
+ * read-write port it must be the primary's answer, as a direct connection
+ * gives, so it runs there. Matched anywhere, in any case: a mention in a
+ * string or a comment only costs the replica a read.
+ */
+bool split_asks_server_role(const uint8_t *request, size_t len);
 
 #endif

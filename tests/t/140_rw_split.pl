@@ -1,4 +1,5 @@
 # rw_split: one URL. On the read-write port, provably read-only statements
+# (but those that ask which kind of server this is)
 # outside a transaction block (and BEGIN READ ONLY blocks) run on the replica;
 # everything else on the primary, with the right results; a read that a
 # replica refuses as a write (25006: a view over a function that inserts) runs
@@ -53,6 +54,9 @@ is(q1('BEGIN; SELECT inet_server_port(); COMMIT;'), $pport,
 	'BEGIN ... COMMIT runs whole on the primary');
 is(q1('BEGIN READ ONLY; SELECT inet_server_port(); COMMIT;'), $rport,
 	'BEGIN READ ONLY ... COMMIT runs whole on the replica');
+is(q1('SELECT pg_is_in_recovery(), inet_server_port()'), "f|$pport",
+	'pg_is_in_recovery() answers as the primary, as a direct connection would');
+is(q1('SHOW transaction_read_only'), 'off', 'so does SHOW transaction_read_only (JDBC asks it)');
 is(q1('SELECT id FROM writes'), '1000',
 	'a view that writes: refused by the replica (25006), run again on the primary');
 is($primary->safe_psql('postgres', 'SELECT v FROM t WHERE id = 1000'),
