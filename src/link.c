@@ -1640,6 +1640,9 @@ static void link_client_detach(struct client *cl)
 /* Handed over by the process before us: idle in its pool, like a session between servers. */
 static void link_client_adopted(struct client *cl)
 {
+	/* Its last write's LSN stayed with the process before us: its reads go to the primary until
+	 * its next write. */
+	cl->is_lsn_unknown = true;
 	pool_add_client(cl);
 	link_settle_idle(cl);
 }

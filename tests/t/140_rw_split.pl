@@ -113,35 +113,10 @@ q1("SET pgwing.max_staleness = '1h'");
 is(q1('SELECT inet_server_port()'), $rport, 'pgwing.max_staleness = 1h: the replica reads');
 q1('RESET pgwing.max_staleness');
 
-# Raw protocol: run messages (already framed) and return the session's
-# answers up to the n-th ReadyForQuery: [type, body] pairs.
-sub exchange
-{
-	my ($sock, $n, @msgs) = @_;
-	print $sock join('', @msgs);
-	my @got;
-	while ($n > 0)
-	{
-		my ($t, $b) = read_message($sock, 10);
-		die "no answer: $b" unless defined $t;
-		push @got, [ $t, $b ];
-		$n-- if $t eq 'Z';
-	}
-	return @got;
-}
-sub rows { return map { my (undef, @v) = unpack('n (N/a)*', $_->[1]); join '|', @v } grep { $_->[0] eq 'D' } @_; }
-sub query_msg { return pg_message('Q', "$_[0]\0"); }
-sub extended_msgs
-{
-	my ($sql) = @_;
-	return (pg_message('P', "\0$sql\0\0\0"), pg_message('B', "\0\0\0\0\0\0\0\0"),
-		pg_message('E', "\0\0\0\0\0"), pg_message('S'));
-}
-
 my $sock = $pw->raw_connect;
 ok(raw_login($sock)->{ok}, 'raw session logged in');
 my $before = $primary->safe_psql('postgres', 'SELECT pg_current_wal_insert_lsn()');
-my @got = exchange($sock, 1, query_msg("INSERT INTO t VALUES (3, 'raw')"));
+my @got = raw_exchange($sock, 1, query_message("INSERT INTO t VALUES (3, 'raw')"));
 my ($status) = grep { $_->[0] eq 'S' && $_->[1] =~ /^pgwing\.commit_lsn\0/ } @got;
 ok($status, 'after a write commits the client is told pgwing.commit_lsn');
 my ($commit_lsn) = ($status // [ '', '' ])->[1] =~ /^pgwing\.commit_lsn\0([0-9A-F]+\/[0-9A-F]+)\0$/;
@@ -152,17 +127,17 @@ is($primary->safe_psql('postgres',
 	't', 'it is past the WAL before the write, and not past the WAL now');
 
 # Pipelines that mix reads and writes are answered in order, each on its server.
-@got = exchange($sock, 3,
-	query_msg('SELECT 1, inet_server_port()'),
-	query_msg("INSERT INTO t VALUES (4, 'pipelined') RETURNING 2, inet_server_port()"),
-	query_msg('SELECT 3, count(*) FROM t WHERE id = 4'));
-is_deeply([ rows(@got) ], [ "1|$rport", "2|$pport", '3|1' ],
+@got = raw_exchange($sock, 3,
+	query_message('SELECT 1, inet_server_port()'),
+	query_message("INSERT INTO t VALUES (4, 'pipelined') RETURNING 2, inet_server_port()"),
+	query_message('SELECT 3, count(*) FROM t WHERE id = 4'));
+is_deeply([ data_rows(@got) ], [ "1|$rport", "2|$pport", '3|1' ],
 	'simple-protocol pipeline: answers in order, the read after the write sees it');
-@got = exchange($sock, 3,
-	extended_msgs('SELECT 1, inet_server_port()'),
-	extended_msgs("INSERT INTO t VALUES (5, 'x') RETURNING 2, inet_server_port()"),
-	extended_msgs('SELECT 3, count(*) FROM t WHERE id = 5'));
-is_deeply([ rows(@got) ], [ "1|$rport", "2|$pport", '3|1' ],
+@got = raw_exchange($sock, 3,
+	extended_messages('SELECT 1, inet_server_port()'),
+	extended_messages("INSERT INTO t VALUES (5, 'x') RETURNING 2, inet_server_port()"),
+	extended_messages('SELECT 3, count(*) FROM t WHERE id = 5'));
+is_deeply([ data_rows(@got) ], [ "1|$rport", "2|$pport", '3|1' ],
 	'extended-protocol pipeline: the same');
 print $sock pg_message('X');
 close $sock;
@@ -178,7 +153,7 @@ is($reader->query_safe('SELECT inet_server_port()'), $rport, 'second pgwing: its
 $replica->safe_psql('postgres', 'SELECT pg_wal_replay_pause()');
 my $writer = $pw->raw_connect;
 ok(raw_login($writer)->{ok}, 'a writer logged in to the first pgwing');
-@got = exchange($writer, 1, query_msg("INSERT INTO t VALUES (6, 'elsewhere')"));
+@got = raw_exchange($writer, 1, query_message("INSERT INTO t VALUES (6, 'elsewhere')"));
 ($status) = grep { $_->[0] eq 'S' && $_->[1] =~ /^pgwing\.commit_lsn\0/ } @got;
 ($commit_lsn) = $status->[1] =~ /\0([0-9A-F]+\/[0-9A-F]+)\0$/;
 is($reader->query_safe('SELECT count(*), inet_server_port() FROM t WHERE id = 6'),

@@ -79,6 +79,7 @@ use Exporter 'import';
 our @EXPORT_OK = qw(
   new_node create_role role_secret set_hba os_user node_processes
   startup_packet read_startup pg_message read_message take_message error_fields raw_login
+  raw_exchange data_rows query_message extended_messages
   pgwing_bin run_pgwing tool_bin is_sanitized cmp_rss time_bound cpu_share_bound parse_metrics
   primary_with_replicas start_pgwing_with auth_query_node wait_until
 );
@@ -1426,9 +1427,54 @@ cleartext, md5 and SCRAM-SHA-256 requests until ReadyForQuery. Returns
 server_verified => 1 (SCRAM server signature checked) } or { ok => 0,
 error => \%fields } or { ok => 0, eof => 1 } or { ok => 0, timeout => 1 }.
 
+=item raw_exchange($sock, $n, @messages) => ([$type, $body], ...)
+
+Send the framed messages at once (a pipeline) and read the answers up to the
+C<$n>-th ReadyForQuery; dies on EOF or timeout.
+
+=item data_rows(@answers) => ('v1|v2', ...)
+
+The DataRow values of raw_exchange's answers, one string per row.
+
+=item query_message($sql), extended_messages($sql) => framed bytes
+
+A simple Query; the unnamed statement's Parse, Bind, Execute and Sync.
+
 =back
 
 =cut
+
+sub raw_exchange
+{
+	my ($sock, $n, @msgs) = @_;
+	print $sock join('', @msgs);
+	my @got;
+	while ($n > 0)
+	{
+		my ($t, $b) = read_message($sock, 10);
+		croak "no answer: $b" unless defined $t;
+		push @got, [ $t, $b ];
+		$n-- if $t eq 'Z';
+	}
+	return @got;
+}
+
+sub data_rows
+{
+	return map {
+		my (undef, @v) = unpack('n (N/a)*', $_->[1]);
+		join '|', @v
+	} grep { $_->[0] eq 'D' } @_;
+}
+
+sub query_message { return pg_message('Q', "$_[0]\0"); }
+
+sub extended_messages
+{
+	my ($sql) = @_;
+	return (pg_message('P', "\0$sql\0\0\0"), pg_message('B', "\0\0\0\0\0\0\0\0"),
+		pg_message('E', "\0\0\0\0\0"), pg_message('S'));
+}
 
 sub startup_packet
 {
