@@ -370,8 +370,8 @@ static void link_ask_commit_lsn(struct client *cl, struct server *sv, size_t hel
 
 /*
  * The answer to COMMIT_LSN_QUERY, as it arrives. False until its
- * ReadyForQuery; then the client gets pgwing.commit_lsn and its own
- * ReadyForQuery, and the pump goes on.
+ * ReadyForQuery (or when the server failed); then the client gets
+ * pgwing.commit_lsn and its own ReadyForQuery, and the pump goes on.
  */
 static bool link_read_commit_lsn(struct client *cl, struct server *sv)
 {
@@ -380,9 +380,10 @@ static bool link_read_commit_lsn(struct client *cl, struct server *sv)
 	char type, text[LSN_TEXT_MAX];
 	uint32_t len;
 	uint8_t *msg;
+	enum proto_frame frame;
 
-	while (proto_next_message(in, (uint32_t)rt->cfg->max_packet_size, &type, &len, &msg) ==
-	       PROTO_FRAME_OK) {
+	while ((frame = proto_next_message(in, (uint32_t)rt->cfg->max_packet_size, &type, &len,
+					   &msg)) == PROTO_FRAME_OK) {
 		struct proto_reader r;
 
 		proto_reader_init(&r, msg + PROTO_HEADER_LEN, len - 4);
@@ -413,6 +414,8 @@ static bool link_read_commit_lsn(struct client *cl, struct server *sv)
 		link_note_ready(cl, PROTO_TX_IDLE);
 		return true;
 	}
+	if (frame != PROTO_FRAME_NEED_MORE)
+		server_fail(sv, "invalid message from", "bad message length");
 	return false;
 }
 
@@ -610,13 +613,13 @@ static bool link_pump_server(struct server *sv)
 
 	if (cl == NULL || sv->state != SV_ACTIVE || sv->is_awaiting_verdict)
 		return true;
+	/* A parked server that speaks is going, or has news for nobody: let it go. */
 	if (sv != cl->server) {
-		link_drop_parked(
-			cl); /* a parked server spoke: it is going, or has news for nobody */
+		link_drop_parked(cl);
 		return false;
 	}
 	if (cl->is_asking_lsn && !link_read_commit_lsn(cl, sv))
-		return true;
+		return cl->server == sv;
 	sv->is_holding = false;
 	scan = conn_scan(&sv->conn, (uint32_t)rt->cfg->max_packet_size, &sv->msg_remaining,
 			 &movable, server_inspect, sv);
