@@ -1065,12 +1065,16 @@ static void test_wake_for_reads_falls_back_to_the_primary(void **state)
 	assert_null(wakeable(f, TARGET_RO));
 }
 
-/* router_pick_caught_up for a session whose reads need floor; *is_behind as it says. */
-static struct backend *pick_caught_up(struct fixture *f, const struct read_floor *floor,
-				      const struct backend *current, bool *is_behind)
+/* router_pick_caught_up for a session whose reads need floor gives want, is_behind as said. */
+static void assert_caught_up(struct fixture *f, const struct read_floor *floor,
+			     const struct backend *current, const struct backend *want,
+			     bool want_behind)
 {
-	*is_behind = !*is_behind; /* so that a result left unset shows */
-	return router_pick_caught_up(&f->topo, &f->cfg, floor, current, is_behind);
+	bool is_behind = !want_behind; /* so that a result left unset shows */
+
+	assert_ptr_equal(router_pick_caught_up(&f->topo, &f->cfg, floor, current, &is_behind),
+			 want);
+	assert_int_equal(is_behind, want_behind);
 }
 
 /*
@@ -1083,7 +1087,6 @@ static void test_caught_up_min_lsn(void **state)
 {
 	struct fixture *f = *state;
 	struct read_floor floor = {.min_lsn = 0x3000060, .now_ms = 100000};
-	bool is_behind = false;
 
 	struct backend *p = add(f, "p", "ams", ROLE_PRIMARY);
 	struct backend *near = add(f, "near", "ams", ROLE_REPLICA);
@@ -1091,36 +1094,30 @@ static void test_caught_up_min_lsn(void **state)
 	p->lsn = 0x4000000;
 	near->lsn = 0x3000060; /* exactly the floor: replayed it */
 	far->lsn = 0x3000060;
-	assert_ptr_equal(pick_caught_up(f, &floor, NULL, &is_behind), near);
-	assert_false(is_behind);
+	assert_caught_up(f, &floor, NULL, near, false);
 
 	/* The nearer one behind: the farther one that replayed it serves. */
 	near->lsn = 0x300005f;
-	assert_ptr_equal(pick_caught_up(f, &floor, NULL, &is_behind), far);
-	assert_false(is_behind);
+	assert_caught_up(f, &floor, NULL, far, false);
 
 	/* Both behind: none, worth waiting for. */
 	far->lsn = 0x2000000;
-	assert_null(pick_caught_up(f, &floor, NULL, &is_behind));
-	assert_true(is_behind);
+	assert_caught_up(f, &floor, NULL, NULL, true);
 	/* Not the primary either, even as the session's current server. */
-	assert_null(pick_caught_up(f, &floor, p, &is_behind));
-	assert_true(is_behind);
+	assert_caught_up(f, &floor, p, NULL, true);
 
 	/* No replica up: none, and nothing to wait for. */
 	near->role = ROLE_PRIMARY;
 	far->state = BACKEND_DOWN;
 	near->state = BACKEND_DOWN;
-	assert_null(pick_caught_up(f, &floor, NULL, &is_behind));
-	assert_false(is_behind);
+	assert_caught_up(f, &floor, NULL, NULL, false);
 
 	/* No floor: any replica router_pick would give. */
 	near->role = ROLE_REPLICA;
 	near->state = BACKEND_UP;
 	floor.min_lsn = 0;
 	near->lsn = 0;
-	assert_ptr_equal(pick_caught_up(f, &floor, NULL, &is_behind), near);
-	assert_false(is_behind);
+	assert_caught_up(f, &floor, NULL, near, false);
 	assert_ptr_equal(pick_ro(f), near);
 }
 
@@ -1129,30 +1126,25 @@ static void test_caught_up_keeps_the_current_replica(void **state)
 {
 	struct fixture *f = *state;
 	struct read_floor floor = {.min_lsn = 0x1000, .now_ms = 100000};
-	bool is_behind = false;
 
 	add(f, "p", "ams", ROLE_PRIMARY)->lsn = 0x2000;
 	struct backend *near = add(f, "near", "ams", ROLE_REPLICA);
 	struct backend *far = add(f, "far", "ord", ROLE_REPLICA);
 	near->lsn = 0x2000;
 	far->lsn = 0x1000;
-	assert_ptr_equal(pick_caught_up(f, &floor, far, &is_behind), far);
-	assert_false(is_behind);
+	assert_caught_up(f, &floor, far, far, false);
 	/* Also when a replica before it in the list is behind. */
 	near->lsn = 0x10;
-	assert_ptr_equal(pick_caught_up(f, &floor, far, &is_behind), far);
-	assert_false(is_behind);
+	assert_caught_up(f, &floor, far, far, false);
 
 	/* Behind, it gives way to one that is not. */
 	near->lsn = 0x2000;
 	far->lsn = 0xfff;
-	assert_ptr_equal(pick_caught_up(f, &floor, far, &is_behind), near);
-	assert_false(is_behind);
+	assert_caught_up(f, &floor, far, near, false);
 	/* Disqualified otherwise (suspect), too. */
 	far->lsn = 0x2000;
 	far->consecutive_failures = 1;
-	assert_ptr_equal(pick_caught_up(f, &floor, far, &is_behind), near);
-	assert_false(is_behind);
+	assert_caught_up(f, &floor, far, near, false);
 }
 
 /*
@@ -1164,7 +1156,6 @@ static void test_caught_up_skips_unfit_replicas(void **state)
 {
 	struct fixture *f = *state;
 	struct read_floor floor = {.min_lsn = 0x1000, .now_ms = 100000};
-	bool is_behind = false;
 
 	struct backend *p = add(f, "p", "ams", ROLE_PRIMARY);
 	struct backend *suspect = add(f, "suspect", "ams", ROLE_REPLICA);
@@ -1180,27 +1171,21 @@ static void test_caught_up_skips_unfit_replicas(void **state)
 	/* Each is ahead of the floor: still none of them. */
 	for (int i = 1; i < f->topo.count; i++)
 		f->ptrs[i]->lsn = 0x2000;
-	assert_null(pick_caught_up(f, &floor, NULL, &is_behind));
-	assert_false(is_behind);
-	assert_null(pick_caught_up(f, &floor, suspect, &is_behind));
-	assert_false(is_behind);
-	assert_null(pick_caught_up(f, &floor, lagging, &is_behind));
-	assert_false(is_behind);
+	assert_caught_up(f, &floor, NULL, NULL, false);
+	assert_caught_up(f, &floor, suspect, NULL, false);
+	assert_caught_up(f, &floor, lagging, NULL, false);
 
 	/* Each is behind it: still nothing to wait for. */
 	for (int i = 1; i < f->topo.count; i++)
 		f->ptrs[i]->lsn = 0x10;
-	assert_null(pick_caught_up(f, &floor, NULL, &is_behind));
-	assert_false(is_behind);
+	assert_caught_up(f, &floor, NULL, NULL, false);
 
 	/* A fit one behind them is worth waiting for; caught up, it serves. */
 	struct backend *fit = add(f, "fit", "ord", ROLE_REPLICA);
 	fit->lsn = 0x10;
-	assert_null(pick_caught_up(f, &floor, NULL, &is_behind));
-	assert_true(is_behind);
+	assert_caught_up(f, &floor, NULL, NULL, true);
 	fit->lsn = 0x1000;
-	assert_ptr_equal(pick_caught_up(f, &floor, NULL, &is_behind), fit);
-	assert_false(is_behind);
+	assert_caught_up(f, &floor, NULL, fit, false);
 }
 
 /*
@@ -1212,29 +1197,29 @@ static void test_caught_up_max_staleness(void **state)
 {
 	struct fixture *f = *state;
 	struct read_floor floor = {.max_staleness_ms = 5000, .now_ms = 100000};
-	bool is_behind = false;
 
 	add(f, "p", "ams", ROLE_PRIMARY);
 	struct backend *near = add(f, "near", "ams", ROLE_REPLICA);
 	struct backend *far = add(f, "far", "ord", ROLE_REPLICA);
 	near->caught_up_ms = 95000; /* exactly max_staleness ago */
 	far->caught_up_ms = 99000;
-	assert_ptr_equal(pick_caught_up(f, &floor, NULL, &is_behind), near);
-	assert_false(is_behind);
+	assert_caught_up(f, &floor, NULL, near, false);
 
 	near->caught_up_ms = 94999;
-	assert_ptr_equal(pick_caught_up(f, &floor, NULL, &is_behind), far);
-	assert_false(is_behind);
+	assert_caught_up(f, &floor, NULL, far, false);
 
 	far->caught_up_ms = 0; /* never seen caught up */
-	assert_null(pick_caught_up(f, &floor, NULL, &is_behind));
-	assert_true(is_behind);
+	assert_caught_up(f, &floor, NULL, NULL, true);
+	/* Not even while the clock is younger than the bound. */
+	floor.now_ms = 3000;
+	near->caught_up_ms = 0;
+	assert_caught_up(f, &floor, NULL, NULL, true);
+	floor.now_ms = 100000;
 
 	/* No bound: the unknown one is fine. */
 	floor.max_staleness_ms = 0;
 	near->caught_up_ms = 0;
-	assert_ptr_equal(pick_caught_up(f, &floor, NULL, &is_behind), near);
-	assert_false(is_behind);
+	assert_caught_up(f, &floor, NULL, near, false);
 
 	/* Both parts of the floor must hold. */
 	floor.max_staleness_ms = 5000;
@@ -1243,10 +1228,9 @@ static void test_caught_up_max_staleness(void **state)
 	near->lsn = 0xfff;
 	far->caught_up_ms = 90000;
 	far->lsn = 0x1000;
-	assert_null(pick_caught_up(f, &floor, NULL, &is_behind));
-	assert_true(is_behind);
+	assert_caught_up(f, &floor, NULL, NULL, true);
 	near->lsn = 0x1000;
-	assert_ptr_equal(pick_caught_up(f, &floor, NULL, &is_behind), near);
+	assert_caught_up(f, &floor, NULL, near, false);
 }
 
 #define ROUTER_TEST(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
