@@ -362,6 +362,8 @@ static bool extended_is_read(const uint8_t *msgs, size_t msgs_len,
 		struct proto_reader r;
 		const char *name;
 
+		if (len < 4 || len > msgs_len - pos - 1)
+			return false; /* not whole: what it says it holds is not all there */
 		proto_reader_init(&r, msg + PROTO_HEADER_LEN, len - 4);
 		switch (msg[0]) {
 		case PqMsg_Parse:
@@ -382,14 +384,15 @@ static bool extended_is_read(const uint8_t *msgs, size_t msgs_len,
 			break;
 		case PqMsg_Describe:
 		case PqMsg_Execute:
-		case PqMsg_Sync:
 			break;
+		case PqMsg_Sync:
+			return pos + 1 + len == msgs_len; /* the request ends with its Sync */
 		default:
 			return false;
 		}
 		pos += 1 + len;
 	}
-	return true;
+	return false; /* cut before its Sync */
 }
 
 bool xact_request_is_read(const uint8_t *msgs, size_t len, const struct session_state *session)
@@ -400,7 +403,7 @@ bool xact_request_is_read(const uint8_t *msgs, size_t len, const struct session_
 		return false;
 	if (msgs[0] != PqMsg_Query)
 		return extended_is_read(msgs, len, session);
-	if (msgs[len - 1] != '\0')
+	if (msgs[len - 1] != '\0' || 1 + proto_decode_length(msgs) != len)
 		return false;
 	query_classify((const char *)msgs + PROTO_HEADER_LEN, len - PROTO_HEADER_LEN - 1, &is_read,
 		       &is_stateful);

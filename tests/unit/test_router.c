@@ -1065,6 +1065,174 @@ static void test_wake_for_reads_falls_back_to_the_primary(void **state)
 	assert_null(wakeable(f, TARGET_RO));
 }
 
+/* router_pick_caught_up for a session whose reads need floor gives want, is_behind as said. */
+static void assert_caught_up(struct fixture *f, const struct read_floor *floor,
+			     const struct backend *current, const struct backend *want,
+			     bool want_behind)
+{
+	bool is_behind = !want_behind; /* so that a result left unset shows */
+
+	assert_ptr_equal(router_pick_caught_up(&f->topo, &f->cfg, floor, current, &is_behind),
+			 want);
+	assert_int_equal(is_behind, want_behind);
+}
+
+/*
+ * A replica serves a session's reads once it has replayed the session's
+ * min_lsn; while one would serve but has not yet, the session may wait for
+ * it (is_behind). The primary is never the answer: the caller sends the
+ * read there itself.
+ */
+static void test_caught_up_min_lsn(void **state)
+{
+	struct fixture *f = *state;
+	struct read_floor floor = {.min_lsn = 0x3000060, .now_ms = 100000};
+
+	struct backend *p = add(f, "p", "ams", ROLE_PRIMARY);
+	struct backend *near = add(f, "near", "ams", ROLE_REPLICA);
+	struct backend *far = add(f, "far", "ord", ROLE_REPLICA);
+	p->lsn = 0x4000000;
+	near->lsn = 0x3000060; /* exactly the floor: replayed it */
+	far->lsn = 0x3000060;
+	assert_caught_up(f, &floor, NULL, near, false);
+
+	/* The nearer one behind: the farther one that replayed it serves. */
+	near->lsn = 0x300005f;
+	assert_caught_up(f, &floor, NULL, far, false);
+
+	/* Both behind: none, worth waiting for. */
+	far->lsn = 0x2000000;
+	assert_caught_up(f, &floor, NULL, NULL, true);
+	/* Not the primary either, even as the session's current server. */
+	assert_caught_up(f, &floor, p, NULL, true);
+
+	/* No replica up: none, and nothing to wait for. */
+	near->role = ROLE_PRIMARY;
+	far->state = BACKEND_DOWN;
+	near->state = BACKEND_DOWN;
+	assert_caught_up(f, &floor, NULL, NULL, false);
+
+	/* No floor: any replica router_pick would give. */
+	near->role = ROLE_REPLICA;
+	near->state = BACKEND_UP;
+	floor.min_lsn = 0;
+	near->lsn = 0;
+	assert_caught_up(f, &floor, NULL, near, false);
+	assert_ptr_equal(pick_ro(f), near);
+}
+
+/* The replica serving the session keeps it while it qualifies, even when another is nearer. */
+static void test_caught_up_keeps_the_current_replica(void **state)
+{
+	struct fixture *f = *state;
+	struct read_floor floor = {.min_lsn = 0x1000, .now_ms = 100000};
+
+	add(f, "p", "ams", ROLE_PRIMARY)->lsn = 0x2000;
+	struct backend *near = add(f, "near", "ams", ROLE_REPLICA);
+	struct backend *far = add(f, "far", "ord", ROLE_REPLICA);
+	near->lsn = 0x2000;
+	far->lsn = 0x1000;
+	assert_caught_up(f, &floor, far, far, false);
+	/* Also when a replica before it in the list is behind. */
+	near->lsn = 0x10;
+	assert_caught_up(f, &floor, far, far, false);
+
+	/* Behind, it gives way to one that is not. */
+	near->lsn = 0x2000;
+	far->lsn = 0xfff;
+	assert_caught_up(f, &floor, far, near, false);
+	/* Disqualified otherwise (suspect), too. */
+	far->lsn = 0x2000;
+	far->consecutive_failures = 1;
+	assert_caught_up(f, &floor, far, near, false);
+}
+
+/*
+ * Replicas that router_pick would not give a read-only client (suspect, down,
+ * fenced, past max_replica_lag) are never picked, however far they replayed,
+ * and are nothing to wait for: is_behind only counts one that would serve.
+ */
+static void test_caught_up_skips_unfit_replicas(void **state)
+{
+	struct fixture *f = *state;
+	struct read_floor floor = {.min_lsn = 0x1000, .now_ms = 100000};
+
+	struct backend *p = add(f, "p", "ams", ROLE_PRIMARY);
+	struct backend *suspect = add(f, "suspect", "ams", ROLE_REPLICA);
+	struct backend *down = add(f, "down", "ams", ROLE_REPLICA);
+	struct backend *fenced = add(f, "fenced", "ams", ROLE_REPLICA);
+	struct backend *lagging = add(f, "lagging", "ams", ROLE_REPLICA);
+	p->lsn = 0x2000;
+	suspect->consecutive_failures = 1;
+	down->state = BACKEND_DOWN;
+	fenced->is_fenced = true;
+	lagging->lag_ms = f->cfg.max_replica_lag_ms + 1;
+
+	/* Each is ahead of the floor: still none of them. */
+	for (int i = 1; i < f->topo.count; i++)
+		f->ptrs[i]->lsn = 0x2000;
+	assert_caught_up(f, &floor, NULL, NULL, false);
+	assert_caught_up(f, &floor, suspect, NULL, false);
+	assert_caught_up(f, &floor, lagging, NULL, false);
+
+	/* Each is behind it: still nothing to wait for. */
+	for (int i = 1; i < f->topo.count; i++)
+		f->ptrs[i]->lsn = 0x10;
+	assert_caught_up(f, &floor, NULL, NULL, false);
+
+	/* A fit one behind them is worth waiting for; caught up, it serves. */
+	struct backend *fit = add(f, "fit", "ord", ROLE_REPLICA);
+	fit->lsn = 0x10;
+	assert_caught_up(f, &floor, NULL, NULL, true);
+	fit->lsn = 0x1000;
+	assert_caught_up(f, &floor, NULL, fit, false);
+}
+
+/*
+ * pgwing.max_staleness: the replica caught up with the primary within that
+ * long before now. When it last did is unknown (caught_up_ms 0) it meets no
+ * bound; with no bound (0) it need not be known.
+ */
+static void test_caught_up_max_staleness(void **state)
+{
+	struct fixture *f = *state;
+	struct read_floor floor = {.max_staleness_ms = 5000, .now_ms = 100000};
+
+	add(f, "p", "ams", ROLE_PRIMARY);
+	struct backend *near = add(f, "near", "ams", ROLE_REPLICA);
+	struct backend *far = add(f, "far", "ord", ROLE_REPLICA);
+	near->caught_up_ms = 95000; /* exactly max_staleness ago */
+	far->caught_up_ms = 99000;
+	assert_caught_up(f, &floor, NULL, near, false);
+
+	near->caught_up_ms = 94999;
+	assert_caught_up(f, &floor, NULL, far, false);
+
+	far->caught_up_ms = 0; /* never seen caught up */
+	assert_caught_up(f, &floor, NULL, NULL, true);
+	/* Not even while the clock is younger than the bound. */
+	floor.now_ms = 3000;
+	near->caught_up_ms = 0;
+	assert_caught_up(f, &floor, NULL, NULL, true);
+	floor.now_ms = 100000;
+
+	/* No bound: the unknown one is fine. */
+	floor.max_staleness_ms = 0;
+	near->caught_up_ms = 0;
+	assert_caught_up(f, &floor, NULL, near, false);
+
+	/* Both parts of the floor must hold. */
+	floor.max_staleness_ms = 5000;
+	floor.min_lsn = 0x1000;
+	near->caught_up_ms = 99000;
+	near->lsn = 0xfff;
+	far->caught_up_ms = 90000;
+	far->lsn = 0x1000;
+	assert_caught_up(f, &floor, NULL, NULL, true);
+	near->lsn = 0x1000;
+	assert_caught_up(f, &floor, NULL, near, false);
+}
+
 #define ROUTER_TEST(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -1101,6 +1269,10 @@ int main(void)
 		ROUTER_TEST(test_wake_prefers_a_known_role_over_an_unknown_one),
 		ROUTER_TEST(test_wake_for_reads),
 		ROUTER_TEST(test_wake_for_reads_falls_back_to_the_primary),
+		ROUTER_TEST(test_caught_up_min_lsn),
+		ROUTER_TEST(test_caught_up_keeps_the_current_replica),
+		ROUTER_TEST(test_caught_up_skips_unfit_replicas),
+		ROUTER_TEST(test_caught_up_max_staleness),
 		cmocka_unit_test(test_apply_config_keeps_state_of_unchanged_backends),
 		cmocka_unit_test(test_discovered_backends_follow_the_config_ones),
 		cmocka_unit_test(test_names),

@@ -291,13 +291,155 @@ static void test_statements(void **state UNUSED)
 	xact_free(&x);
 }
 
+/* A request as the client frames it, message after message. */
+struct request {
+	uint8_t bytes[256];
+	size_t len;
+};
+
+static void put(struct request *req, char type, const char *body, size_t len)
+{
+	uint32_t n = (uint32_t)len + 4;
+	uint8_t *at = req->bytes + req->len;
+
+	assert_true(req->len + 5 + len <= sizeof(req->bytes));
+	at[0] = (uint8_t)type;
+	at[1] = (uint8_t)(n >> 24);
+	at[2] = (uint8_t)(n >> 16);
+	at[3] = (uint8_t)(n >> 8);
+	at[4] = (uint8_t)n;
+	memcpy(at + 5, body, len);
+	req->len += 5 + len;
+}
+
+/* A Query of sql, with its NUL. */
+static struct request query_request(const char *sql)
+{
+	struct request req = {.len = 0};
+
+	put(&req, 'Q', sql, strlen(sql) + 1);
+	return req;
+}
+
+/* Parse (body given), Bind of stmt, Describe of the portal, Execute, Sync. */
+static struct request extended_request(const char *parse, size_t parse_len, const char *bind,
+				       size_t bind_len)
+{
+	struct request req = {.len = 0};
+
+	if (parse != NULL)
+		put(&req, 'P', parse, parse_len);
+	put(&req, 'B', bind, bind_len);
+	put(&req, 'D', "P", 2);
+	put(&req, 'E', EXECUTE);
+	put(&req, 'S', "", 0);
+	return req;
+}
+
+static bool is_read(const struct request *req, const struct session_state *st)
+{
+	return xact_request_is_read(req->bytes, req->len, st);
+}
+
+static void test_request_is_read_query(void **state UNUSED)
+{
+	struct request req = query_request("select 1");
+
+	assert_true(is_read(&req, NULL));
+	req = query_request("delete from t");
+	assert_false(is_read(&req, NULL));
+	req = query_request("select 1; delete from t");
+	assert_false(is_read(&req, NULL));
+
+	/* Without its NUL: no Query Postgres would run. */
+	req.len = 0;
+	put(&req, 'Q', "select 1", 8);
+	assert_false(is_read(&req, NULL));
+	assert_false(xact_request_is_read(req.bytes, 5, NULL));
+	assert_false(xact_request_is_read(req.bytes, 0, NULL));
+}
+
+static void test_request_is_read_extended(void **state UNUSED)
+{
+	static const uint8_t named_read[] = "P\0\0\0\x12s1\0select 2\0\0\0";
+	static const uint8_t named_write[] = "P\0\0\0\x17s2\0delete from t\0\0\0";
+	struct session_state *st = session_state_new();
+	struct request req;
+
+	req = extended_request(PARSE("\0select 1\0\0\0"), BIND(""));
+	assert_true(is_read(&req, NULL));
+	req = extended_request(PARSE("\0delete from t\0\0\0"), BIND(""));
+	assert_false(is_read(&req, NULL));
+	/* A named Parse in the request: the statement would outlive it on that server. */
+	req = extended_request(PARSE("s0\0select 1\0\0\0"), BIND("s0"));
+	assert_false(is_read(&req, st));
+
+	/* Bind of a statement the session prepared earlier: as its text is. */
+	session_state_note_parse(st, "s1", named_read, sizeof(named_read) - 1);
+	session_state_note_parse(st, "s2", named_write, sizeof(named_write) - 1);
+	req = extended_request(NULL, 0, BIND("s1"));
+	assert_true(is_read(&req, st));
+	req = extended_request(NULL, 0, BIND("s2"));
+	assert_false(is_read(&req, st));
+	req = extended_request(NULL, 0, BIND("s3")); /* unknown to the session */
+	assert_false(is_read(&req, st));
+	req = extended_request(NULL, 0, BIND("s1"));
+	assert_false(is_read(&req, NULL));
+	/* Bind of the unnamed statement with no Parse of it in the request. */
+	req = extended_request(NULL, 0, BIND(""));
+	assert_false(is_read(&req, st));
+
+	/* Any other message: a Flush, a Close, a function call. */
+	req = extended_request(PARSE("\0select 1\0\0\0"), BIND(""));
+	put(&req, 'H', "", 0);
+	assert_false(is_read(&req, NULL));
+	req.len = 0;
+	put(&req, 'C', "Ss1", 4);
+	put(&req, 'S', "", 0);
+	assert_false(is_read(&req, st));
+	req.len = 0;
+	put(&req, 'F', "\0\0\0\1\0\0\0\0\0\0", 10);
+	assert_false(is_read(&req, NULL));
+	session_state_free(st);
+}
+
+/* Bytes that are not whole messages are no request to route. */
+static void test_request_is_read_truncated(void **state UNUSED)
+{
+	struct request req = query_request("select 1"), whole;
+
+	/* A Query shorter than its length says, though what is there ends in a NUL. */
+	req.bytes[4] += 10;
+	assert_false(is_read(&req, NULL));
+
+	whole = extended_request(PARSE("\0select 1\0\0\0"), BIND(""));
+	/* Cut anywhere: inside a message, between two, before or inside the Sync. */
+	for (size_t cut = 1; cut < whole.len; cut++)
+		if (xact_request_is_read(whole.bytes, cut, NULL))
+			fail_msg("a read cut to %zu of its %zu bytes is taken whole", cut,
+				 whole.len);
+
+	/* A length below its own 4 bytes. */
+	req.len = 0;
+	put(&req, 'P', "\0select 1\0\0\0", 12);
+	put(&req, 'S', "", 0);
+	req.bytes[4] = 3;
+	assert_false(is_read(&req, NULL));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_requests),       cmocka_unit_test(test_retry),
-		cmocka_unit_test(test_retry_extended), cmocka_unit_test(test_session_statements),
-		cmocka_unit_test(test_session_pins),   cmocka_unit_test(test_session_limit),
+		cmocka_unit_test(test_requests),
+		cmocka_unit_test(test_retry),
+		cmocka_unit_test(test_retry_extended),
+		cmocka_unit_test(test_session_statements),
+		cmocka_unit_test(test_session_pins),
+		cmocka_unit_test(test_session_limit),
 		cmocka_unit_test(test_statements),
+		cmocka_unit_test(test_request_is_read_query),
+		cmocka_unit_test(test_request_is_read_extended),
+		cmocka_unit_test(test_request_is_read_truncated),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
