@@ -146,8 +146,14 @@ static void topology_note_primary_lsn(struct topology *topo, const struct backen
  * that was demoted or left running after a promotion: its LSNs are on another
  * history, and may pass the new primary's without holding any of its commits.
  * It covers no mark: it falls behind from its last catch-up.
+ *
+ * Covering the newest mark proves freshness only while the primary answers
+ * (is_primary_heard): one that is down or failing its probes may have
+ * committed since its last mark what no replica received, so then even a
+ * replica that covers every mark is behind since that mark's time.
  */
-static void replica_update_lag(struct topology *topo, struct backend *b, int64_t now)
+static void replica_update_lag(struct topology *topo, struct backend *b, int64_t now,
+			       bool is_primary_heard)
 {
 	const struct lsn_mark *seen = NULL; /* the newest mark at or before b's probe */
 	const struct lsn_mark *newest;
@@ -176,13 +182,30 @@ static void replica_update_lag(struct topology *topo, struct backend *b, int64_t
 		b->lag_bytes = -1;
 	else
 		b->lag_bytes = newest->lsn > b->lsn ? (int64_t)(newest->lsn - b->lsn) : 0;
-	if (seen != NULL && b->lsn >= seen->lsn)
+	if (is_primary_heard && seen != NULL && b->lsn >= seen->lsn)
 		lag_ms = 0;
 	else if (b->caught_up_ms > 0)
 		lag_ms = now > b->caught_up_ms ? now - b->caught_up_ms : 0;
 	else
 		lag_ms = -1;
 	b->lag_ms = lag_ms < 0 || lag_ms >= b->replay_lag_ms ? lag_ms : b->replay_lag_ms;
+}
+
+/*
+ * Whether the primary the LSN history belongs to still answers as the one
+ * live primary: not down, not failing its probes, not demoted, not one of
+ * several. An asleep or waking one counts as heard: it was stopped (a clean
+ * stop sends its WAL to its streaming replicas first), or pgwing stopped
+ * probing it because no client needs it; holding reads back then would wake
+ * a primary that scale to zero put to sleep for read-only traffic.
+ */
+static bool is_primary_heard(const struct topology *topo, const struct backend *primary)
+{
+	const struct backend *b = topo->history_of;
+
+	if (b != NULL && (b->state == BACKEND_ASLEEP || b->state == BACKEND_WAKING))
+		return true;
+	return b != NULL && b == primary && !backend_is_suspect(b);
 }
 
 struct backend_list topology_apply_config(struct topology *topo, const struct config *cfg)
@@ -359,6 +382,7 @@ bool topology_reconcile(struct topology *topo)
 {
 	bool is_changed = false;
 	bool is_ambiguous;
+	bool is_heard;
 	struct backend *primary;
 	int nlive;
 
@@ -393,11 +417,12 @@ bool topology_reconcile(struct topology *topo)
 	}
 
 	topology_note_primary_lsn(topo, primary);
+	is_heard = is_primary_heard(topo, primary);
 	for (int i = 0; i < topo->count; i++) {
 		struct backend *b = topo->backends[i];
 
 		if (b->role == ROLE_REPLICA) {
-			replica_update_lag(topo, b, now_ms());
+			replica_update_lag(topo, b, now_ms(), is_heard);
 		} else {
 			b->lag_bytes = b->role == ROLE_PRIMARY ? 0 : -1;
 			b->lag_ms = b->role == ROLE_PRIMARY ? 0 : -1;

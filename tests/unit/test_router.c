@@ -591,6 +591,52 @@ static void test_reconcile_replica_on_an_older_timeline_falls_behind(void **stat
 	assert_ptr_equal(pick_ro(f), r);
 }
 
+/*
+ * The restart round of the soak: the primary commits after its last probe and
+ * dies; a replica that covers every mark may lack those commits, so it is
+ * behind since the primary was last heard, not caught up.
+ */
+static void test_reconcile_primary_silence_counts_as_lag(void **state)
+{
+	struct fixture *f = *state;
+	int64_t t = now_ms();
+
+	struct backend *p = add(f, "p", "ams", ROLE_PRIMARY);
+	struct backend *r = add(f, "r", "ams", ROLE_REPLICA);
+	r->replay_lag_ms = 0;
+	p->lsn = 0x1000;
+	p->probed_ms = t - 3000;
+	r->lsn = 0x1000;
+	r->probed_ms = t - 10;
+	topology_reconcile(&f->topo);
+	assert_int_equal(r->lag_ms, 0); /* the primary answers: caught up */
+
+	/* Its probes fail: suspect, then down. */
+	p->consecutive_failures = 1;
+	topology_reconcile(&f->topo);
+	assert_in_range(r->lag_ms, 3000, 3000 + 1000);
+	p->state = BACKEND_DOWN;
+	topology_reconcile(&f->topo);
+	assert_in_range(r->lag_ms, 3000, 3000 + 1000);
+	assert_int_equal(r->lag_bytes, 0);
+	f->cfg.max_replica_lag_ms = 2000;
+	assert_null(pick_ro(f));
+	f->cfg.max_replica_lag_ms = 0; /* the check disabled: any replica */
+	assert_ptr_equal(pick_ro(f), r);
+
+	/* Stopped on purpose (asleep): it commits nothing, the replica is as fresh as it was. */
+	p->state = BACKEND_ASLEEP;
+	topology_reconcile(&f->topo);
+	assert_int_equal(r->lag_ms, 0);
+
+	/* Back and answering: caught up again. */
+	p->state = BACKEND_UP;
+	p->consecutive_failures = 0;
+	p->probed_ms = t;
+	topology_reconcile(&f->topo);
+	assert_int_equal(r->lag_ms, 0);
+}
+
 static void test_should_move_rw(void **state)
 {
 	struct fixture *f = *state;
@@ -1093,6 +1139,7 @@ int main(void)
 		ROUTER_TEST(test_reconcile_without_a_primary_lag_is_the_replica_s_own),
 		ROUTER_TEST(test_reconcile_time_lag_counts_from_the_last_catch_up),
 		ROUTER_TEST(test_reconcile_time_lag_unknown_until_a_catch_up),
+		ROUTER_TEST(test_reconcile_primary_silence_counts_as_lag),
 		ROUTER_TEST(test_reconcile_replica_on_an_older_timeline_falls_behind),
 		ROUTER_TEST(test_should_move_rw),
 		ROUTER_TEST(test_should_move_ro),
