@@ -147,13 +147,13 @@ static void topology_note_primary_lsn(struct topology *topo, const struct backen
  * history, and may pass the new primary's without holding any of its commits.
  * It covers no mark: it falls behind from its last catch-up.
  *
- * Covering the newest mark proves freshness only while the primary answers
- * (is_primary_heard): one that is down or failing its probes may have
- * committed since its last mark what no replica received, so then even a
- * replica that covers every mark is behind since that mark's time.
+ * Covering a mark proves freshness only while the primary answers and the
+ * mark was taken since it last did (heard_since_ms): one that is down or
+ * failing its probes may have committed since its last mark what no replica
+ * received, so then even a replica that covers every mark is behind since that
+ * mark's time, and still is when the primary is back, until it covers a new one.
  */
-static void replica_update_lag(struct topology *topo, struct backend *b, int64_t now,
-			       bool is_primary_heard)
+static void replica_update_lag(struct topology *topo, struct backend *b, int64_t now)
 {
 	const struct lsn_mark *seen = NULL; /* the newest mark at or before b's probe */
 	const struct lsn_mark *newest;
@@ -182,7 +182,8 @@ static void replica_update_lag(struct topology *topo, struct backend *b, int64_t
 		b->lag_bytes = -1;
 	else
 		b->lag_bytes = newest->lsn > b->lsn ? (int64_t)(newest->lsn - b->lsn) : 0;
-	if (is_primary_heard && seen != NULL && b->lsn >= seen->lsn)
+	if (seen != NULL && b->lsn >= seen->lsn && topo->heard_since_ms != 0 &&
+	    seen->at_ms >= topo->heard_since_ms)
 		lag_ms = 0;
 	else if (b->caught_up_ms > 0)
 		lag_ms = now > b->caught_up_ms ? now - b->caught_up_ms : 0;
@@ -206,6 +207,15 @@ static bool is_primary_heard(const struct topology *topo, const struct backend *
 	if (b != NULL && (b->state == BACKEND_ASLEEP || b->state == BACKEND_WAKING))
 		return true;
 	return b != NULL && b == primary && !backend_is_suspect(b);
+}
+
+/* Start or end the stretch of time the history's primary answers in (heard_since_ms). */
+static void topology_note_heard(struct topology *topo, const struct backend *primary)
+{
+	if (!is_primary_heard(topo, primary))
+		topo->heard_since_ms = 0;
+	else if (topo->heard_since_ms == 0)
+		topo->heard_since_ms = topo->history_of->probed_ms;
 }
 
 struct backend_list topology_apply_config(struct topology *topo, const struct config *cfg)
@@ -382,7 +392,6 @@ bool topology_reconcile(struct topology *topo)
 {
 	bool is_changed = false;
 	bool is_ambiguous;
-	bool is_heard;
 	struct backend *primary;
 	int nlive;
 
@@ -417,12 +426,12 @@ bool topology_reconcile(struct topology *topo)
 	}
 
 	topology_note_primary_lsn(topo, primary);
-	is_heard = is_primary_heard(topo, primary);
+	topology_note_heard(topo, primary);
 	for (int i = 0; i < topo->count; i++) {
 		struct backend *b = topo->backends[i];
 
 		if (b->role == ROLE_REPLICA) {
-			replica_update_lag(topo, b, now_ms(), is_heard);
+			replica_update_lag(topo, b, now_ms());
 		} else {
 			b->lag_bytes = b->role == ROLE_PRIMARY ? 0 : -1;
 			b->lag_ms = b->role == ROLE_PRIMARY ? 0 : -1;

@@ -127,6 +127,12 @@ struct topology {
 	int history_count;
 	int history_first;
 	/*
+	 * When history_of last began to answer as the one live primary (its
+	 * probed_ms then); 0 while it does not. Only marks taken since prove a
+	 * replica fresh: the primary may have committed unseen while silent.
+	 */
+	int64_t heard_since_ms;
+	/*
 	 * The highest timeline any probe has reported. A primary below it is a
 	 * demoted node that came back standalone: it stays fenced even when the
 	 * newer primary is down, so it can never take writes again.

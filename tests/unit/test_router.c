@@ -624,15 +624,25 @@ static void test_reconcile_primary_silence_counts_as_lag(void **state)
 	f->cfg.max_replica_lag_ms = 0; /* the check disabled: any replica */
 	assert_ptr_equal(pick_ro(f), r);
 
-	/* Stopped on purpose (asleep): it commits nothing, the replica is as fresh as it was. */
-	p->state = BACKEND_ASLEEP;
+	/*
+	 * Back at a new position (its restart wrote WAL), probed after the
+	 * replica: the mark the replica covers predates the silence, no proof.
+	 */
+	p->state = BACKEND_UP;
+	p->consecutive_failures = 0;
+	p->lsn = 0x2000;
+	p->probed_ms = t - 5;
+	topology_reconcile(&f->topo);
+	assert_in_range(r->lag_ms, 3000, 3000 + 1000);
+
+	/* The replica replays it: caught up again. */
+	r->lsn = 0x2000;
+	r->probed_ms = t;
 	topology_reconcile(&f->topo);
 	assert_int_equal(r->lag_ms, 0);
 
-	/* Back and answering: caught up again. */
-	p->state = BACKEND_UP;
-	p->consecutive_failures = 0;
-	p->probed_ms = t;
+	/* Stopped on purpose (asleep): it commits nothing, the replica is as fresh as it was. */
+	p->state = BACKEND_ASLEEP;
 	topology_reconcile(&f->topo);
 	assert_int_equal(r->lag_ms, 0);
 }
