@@ -196,9 +196,10 @@ bool backend_is_suspect(const struct backend *b);
  * the primary's latest probed LSN, and time since the replica last caught up
  * to an LSN the primary reported (0 while its replay covers the newest one
  * taken before its own probe and the primary still answers). Either way a
- * replica that stops receiving WAL while the primary advances is seen lagging,
- * and so is every replica once the primary has been silent that long. Returns true when fencing or
- * the ambiguity changed, which the pools must hear about.
+ * replica that stops receiving WAL while the primary advances is seen
+ * lagging, and so is every replica once the primary has been silent that
+ * long. Returns true when fencing or the ambiguity changed, which the pools
+ * must hear about.
  */
 bool topology_reconcile(struct topology *topo);
 /* Bump the epoch and tell the subscriber something changed. */
