@@ -461,11 +461,15 @@ sub settle
 		my ($done, $i, $port) = @$a;
 		my $id = $first_id + $i;
 		push @acked_ids, [ $done, $id ];
-		push @{ $r->{lost_ids} }, $id unless $present->{$id};
+		push @{ $r->{lost_at} },  $done unless $present->{$id};
+		push @{ $r->{lost_ids} }, $id   unless $present->{$id};
 		$first_write //= $done - $r->{t}{promoted}
 		  if $port == $r->{new}->port && $done > $r->{t}{promoted};
 	}
-	$r->{lost}        = @{ $r->{lost_ids} };
+	$r->{lost} = @{ $r->{lost_ids} };
+	# From the first lost acknowledgement to the last: the split-brain window
+	# this round (acknowledgements are in order, one writer).
+	$r->{lost_span} = $r->{lost_at}[-1] - $r->{lost_at}[0] if $r->{lost};
 	$r->{first_write} = $first_write;
 	# A read is as old as the first acknowledged id it missed: how long before
 	# it was sent that id was acknowledged (one writer: ids are acknowledged in
@@ -535,7 +539,8 @@ my @report = ("pgwing soak: $rounds round(s) per scenario, health_interval $inte
 for my $scenario (@scenarios)
 {
 	my $rs = $results{$scenario};
-	my @fw = grep { defined } map { $_->{first_write} } @$rs;
+	my @fw   = grep { defined } map { $_->{first_write} } @$rs;
+	my @span = grep { defined } map { $_->{lost_span} } @$rs;
 	push @report, '',
 	  sprintf('== %s (%d rounds)', $scenario, scalar @$rs),
 	  sprintf('acknowledged commits: %d, lost: %d%s', sum0(map { $_->{acked} } @$rs),
@@ -543,6 +548,11 @@ for my $scenario (@scenarios)
 		(grep { $_->{lost} } @$rs)
 		? ' (ids ' . join(' ', map { @{ $_->{lost_ids} } } @$rs) . ')'
 		: ''),
+	  (@span
+		? sprintf('lost acknowledgements span (first to last, in a round that lost any): '
+			  . 'median %.3f s, max %.3f s (%d rounds)',
+			median(@span), max(@span), scalar @span)
+		: ()),
 	  'errors between transactions: ' . merged($rs, 'between'),
 	  'errors in flight: ' . merged($rs, 'in_flight'),
 	  sprintf('pgbench: about %.0f transactions; clients aborted: %s',
