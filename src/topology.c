@@ -146,6 +146,12 @@ static void topology_note_primary_lsn(struct topology *topo, const struct backen
  * that was demoted or left running after a promotion: its LSNs are on another
  * history, and may pass the new primary's without holding any of its commits.
  * It covers no mark: it falls behind from its last catch-up.
+ *
+ * Covering a mark proves freshness only while the primary answers and the
+ * mark was taken since it last did (heard_since_ms): one that is down or
+ * failing its probes may have committed since its last mark what no replica
+ * received, so then even a replica that covers every mark is behind since that
+ * mark's time, and still is when the primary is back, until it covers a new one.
  */
 static void replica_update_lag(struct topology *topo, struct backend *b, int64_t now)
 {
@@ -176,13 +182,40 @@ static void replica_update_lag(struct topology *topo, struct backend *b, int64_t
 		b->lag_bytes = -1;
 	else
 		b->lag_bytes = newest->lsn > b->lsn ? (int64_t)(newest->lsn - b->lsn) : 0;
-	if (seen != NULL && b->lsn >= seen->lsn)
+	if (seen != NULL && b->lsn >= seen->lsn && topo->heard_since_ms != 0 &&
+	    seen->at_ms >= topo->heard_since_ms)
 		lag_ms = 0;
 	else if (b->caught_up_ms > 0)
 		lag_ms = now > b->caught_up_ms ? now - b->caught_up_ms : 0;
 	else
 		lag_ms = -1;
 	b->lag_ms = lag_ms < 0 || lag_ms >= b->replay_lag_ms ? lag_ms : b->replay_lag_ms;
+}
+
+/*
+ * Whether the primary the LSN history belongs to still answers as the one
+ * live primary: not down, not failing its probes, not demoted, not one of
+ * several. An asleep or waking one counts as heard: it was stopped (a clean
+ * stop sends its WAL to its streaming replicas first), or pgwing stopped
+ * probing it because no client needs it; holding reads back then would wake
+ * a primary that scale to zero put to sleep for read-only traffic.
+ */
+static bool is_primary_heard(const struct topology *topo, const struct backend *primary)
+{
+	const struct backend *b = topo->history_of;
+
+	if (b != NULL && (b->state == BACKEND_ASLEEP || b->state == BACKEND_WAKING))
+		return true;
+	return b != NULL && b == primary && !backend_is_suspect(b);
+}
+
+/* Start or end the stretch of time the history's primary answers in (heard_since_ms). */
+static void topology_note_heard(struct topology *topo, const struct backend *primary)
+{
+	if (!is_primary_heard(topo, primary))
+		topo->heard_since_ms = 0;
+	else if (topo->heard_since_ms == 0)
+		topo->heard_since_ms = topo->history_of->probed_ms;
 }
 
 struct backend_list topology_apply_config(struct topology *topo, const struct config *cfg)
@@ -393,6 +426,7 @@ bool topology_reconcile(struct topology *topo)
 	}
 
 	topology_note_primary_lsn(topo, primary);
+	topology_note_heard(topo, primary);
 	for (int i = 0; i < topo->count; i++) {
 		struct backend *b = topo->backends[i];
 

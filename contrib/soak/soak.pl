@@ -31,7 +31,7 @@ use Test::More;
 use IO::Select;
 use POSIX ();
 use Time::HiRes qw(usleep time);
-use List::Util qw(max sum0);
+use List::Util qw(first max sum0);
 
 my $rounds    = $ENV{SOAK_ROUNDS} // 3;
 my @scenarios = split ' ', ($ENV{SOAK_SCENARIOS} // 'kill hung restart running');
@@ -40,7 +40,15 @@ my $pgb_c     = $ENV{SOAK_PGBENCH_CLIENTS} // 2;
 my $pgb_rate  = $ENV{SOAK_PGBENCH_RATE} // 100;
 my $interval  = $ENV{SOAK_HEALTH_INTERVAL} // '250ms';
 my $max_lag   = $ENV{SOAK_MAX_REPLICA_LAG} // '1s';
-(my $max_lag_s = $max_lag) =~ s/s$//;
+# A duration setting ("250ms", "1s") in seconds.
+sub seconds_of
+{
+	my ($d) = @_;
+	$d =~ /^([\d.]+)(ms|s)$/ or die "soak: cannot read the duration $d";
+	return $2 eq 'ms' ? $1 / 1000 : $1;
+}
+my $max_lag_s  = seconds_of($max_lag);
+my $interval_s = seconds_of($interval);
 my $dir = "$PostgreSQL::Test::Utils::tmp_check/soak";
 mkdir $dir;
 
@@ -93,26 +101,43 @@ sub login
 	return $s;
 }
 
-# One request: (outcome, value) where outcome is 'ok', an SQLSTATE, or
-# 'eof'/'timeout'; notices are counted in $$notices.
+# The columns of a DataRow (NULL as undef).
+sub columns_of
+{
+	my ($b) = @_;
+	my ($n, $at, @cols) = (unpack('n', $b), 2);
+	for (1 .. $n)
+	{
+		my $len = unpack('l>', substr($b, $at, 4));
+		push @cols, $len < 0 ? undef : substr($b, $at + 4, $len);
+		$at += 4 + ($len < 0 ? 0 : $len);
+	}
+	return @cols;
+}
+
+# One request: (outcome, columns of the first row) where outcome is 'ok', an
+# SQLSTATE, or 'eof'/'timeout'; notices are counted in $$notices.
 sub request
 {
 	my ($s, $sql, $notices) = @_;
-	my ($outcome, $value) = ('ok', undef);
+	my ($outcome, @row) = ('ok');
+	my $has_row;
 	print $s pg_message('Q', "$sql\0");
 	while (1)
 	{
 		my ($t, $b) = read_message($s, 90);
-		return ($b, undef) unless defined $t;
+		return ($b) unless defined $t;
 		$$notices++ if $t eq 'N';
 		$outcome = error_fields($b)->{C} // 'E' if $t eq 'E' && $outcome eq 'ok';
-		($value) = substr($b, 6, unpack('x2 N', $b)) if $t eq 'D' && !defined $value;
-		return ($outcome, $value) if $t eq 'Z';
+		@row = columns_of($b) if $t eq 'D' && !$has_row++;
+		return ($outcome, @row) if $t eq 'Z';
 	}
 }
 
 # A session that runs $sql in a loop and writes one line per request:
-# kind, sent, done, outcome, value, notices. Reconnects after an eof.
+# kind, sent, done, outcome, value, notices, and the row's second column if
+# any (the reader's: the port of the server that answered). Reconnects after
+# an eof.
 sub looper
 {
 	my ($kind, $target, $out, $pause_us, $sql) = @_;
@@ -132,9 +157,9 @@ sub looper
 			my $notices = 0;
 			my $q       = $sql->($n++);
 			my $sent    = time;
-			my ($outcome, $value) = request($s, $q, \$notices);
-			printf $fh "%s\t%.6f\t%.6f\t%s\t%s\t%d\n", $kind, $sent, time, $outcome,
-			  $value // '', $notices;
+			my ($outcome, $value, $port) = request($s, $q, \$notices);
+			printf $fh "%s\t%.6f\t%.6f\t%s\t%s\t%d\t%s\n", $kind, $sent, time, $outcome,
+			  $value // '', $notices, $port // '';
 			if ($outcome eq 'eof' || $outcome eq 'timeout')
 			{
 				close $s;
@@ -280,7 +305,7 @@ sub round
 			'write', 'rw', "$rdir/write", 5_000,
 			sub { my $id = $first_id + $_[0]; "INSERT INTO acks VALUES ($id) RETURNING inet_server_port()" }),
 		looper('read', 'ro', "$rdir/read", 20_000,
-			sub { 'SELECT coalesce(max(id), 0) FROM acks' }),
+			sub { 'SELECT coalesce(max(id), 0), inet_server_port() FROM acks' }),
 		idlers("$rdir/idle"));
 	my %pgbench;
 	for my $mode (qw(simple extended prepared))
@@ -319,6 +344,8 @@ sub round
 	@t{qw(fault acted)} = @t{qw(promote seen)} if $scenario eq 'running';
 	open my $tfh, '>', "$rdir/times";
 	print $tfh map { "$_\t$t{$_}\n" } sort keys %t;
+	# The writer's i-th request inserted first_id + i: the raw records need it.
+	print $tfh "first_id\t$first_id\n";
 	close $tfh;
 	if ($scenario eq 'hung')
 	{
@@ -434,26 +461,33 @@ sub settle
 		my ($done, $i, $port) = @$a;
 		my $id = $first_id + $i;
 		push @acked_ids, [ $done, $id ];
-		push @{ $r->{lost_ids} }, $id unless $present->{$id};
+		push @{ $r->{lost_at} },  $done unless $present->{$id};
+		push @{ $r->{lost_ids} }, $id   unless $present->{$id};
 		$first_write //= $done - $r->{t}{promoted}
 		  if $port == $r->{new}->port && $done > $r->{t}{promoted};
 	}
-	$r->{lost}        = @{ $r->{lost_ids} };
+	$r->{lost} = @{ $r->{lost_ids} };
+	# From the first lost acknowledgement to the last: the split-brain window
+	# this round (acknowledgements are in order, one writer).
+	$r->{lost_span} = $r->{lost_at}[-1] - $r->{lost_at}[0] if $r->{lost};
 	$r->{first_write} = $first_write;
-	# A read is stale when an id acknowledged more than max_replica_lag before
-	# it was sent is missing from what it saw.
+	# A read is as old as the first acknowledged id it missed: how long before
+	# it was sent that id was acknowledged (one writer: ids are acknowledged in
+	# order). Stale when older than max_replica_lag; pgwing's documented bound
+	# is max_replica_lag plus about a health_interval, as lags are recomputed
+	# at probes (doc/config.md, "Replica lag").
 	my %lost = map { $_ => 1 } @{ $r->{lost_ids} };
 	my @sorted = sort { $a->[0] <=> $b->[0] } grep { !$lost{ $_->[1] } } @acked_ids;
+	$r->{stale_age} = 0;
 	for my $rd (@{ $r->{read_list} // [] })
 	{
 		my ($sent, $value) = @$rd;
-		my $need = 0;
-		for my $a (@sorted)
-		{
-			last if $a->[0] > $sent - $max_lag_s;
-			$need = $a->[1] if $a->[1] > $need;
-		}
-		$r->{stale}++ if $value < $need;
+		my $missed = first { $_->[1] > $value } @sorted;
+		next unless $missed && $missed->[0] < $sent;
+		my $age = $sent - $missed->[0];
+		$r->{stale}++ if $age > $max_lag_s;
+		$r->{stale_beyond}++ if $age > $max_lag_s + $interval_s;
+		$r->{stale_age} = $age if $age > $r->{stale_age};
 	}
 }
 
@@ -470,10 +504,11 @@ for my $n (1 .. $rounds)
 		settle($r, $first_id, \%present);
 		push @{ $results{$scenario} }, $r;
 		note sprintf('%s %d: %.0f s, acked %d, lost %d, first write %.3f s, between %s, '
-			  . 'in flight %s, stale %d, notices %d, pgbench %s',
+			  . 'in flight %s, stale %d (oldest %.3f s), notices %d, pgbench %s',
 			$scenario, $n, time - $started, $r->{acked}, $r->{lost},
 			$r->{first_write} // -1, join(',', %{ $r->{between} }) || '-',
-			join(',', %{ $r->{in_flight} }) || '-', $r->{stale}, $r->{notices},
+			join(',', %{ $r->{in_flight} }) || '-', $r->{stale} // 0, $r->{stale_age},
+			$r->{notices},
 			join(',', %{ $r->{pgbench_aborted} }) || '-');
 	}
 }
@@ -504,7 +539,8 @@ my @report = ("pgwing soak: $rounds round(s) per scenario, health_interval $inte
 for my $scenario (@scenarios)
 {
 	my $rs = $results{$scenario};
-	my @fw = grep { defined } map { $_->{first_write} } @$rs;
+	my @fw   = grep { defined } map { $_->{first_write} } @$rs;
+	my @span = grep { defined } map { $_->{lost_span} } @$rs;
 	push @report, '',
 	  sprintf('== %s (%d rounds)', $scenario, scalar @$rs),
 	  sprintf('acknowledged commits: %d, lost: %d%s', sum0(map { $_->{acked} } @$rs),
@@ -512,6 +548,11 @@ for my $scenario (@scenarios)
 		(grep { $_->{lost} } @$rs)
 		? ' (ids ' . join(' ', map { @{ $_->{lost_ids} } } @$rs) . ')'
 		: ''),
+	  (@span
+		? sprintf('lost acknowledgements span (first to last, in a round that lost any): '
+			  . 'median %.3f s, max %.3f s (%d rounds)',
+			median(@span), max(@span), scalar @span)
+		: ()),
 	  'errors between transactions: ' . merged($rs, 'between'),
 	  'errors in flight: ' . merged($rs, 'in_flight'),
 	  sprintf('pgbench: about %.0f transactions; clients aborted: %s',
@@ -520,8 +561,10 @@ for my $scenario (@scenarios)
 	  sprintf('promote -> first write: median %s s, max %s s (%d of %d rounds wrote)',
 		@fw ? sprintf('%.3f', median(@fw)) : '-', @fw ? sprintf('%.3f', max(@fw)) : '-',
 		scalar @fw, scalar @$rs),
-	  sprintf('stale reads: %d of %d', sum0(map { $_->{stale} } @$rs),
-		sum0(map { $_->{reads} } @$rs));
+	  sprintf('stale reads: %d of %d; beyond max_replica_lag + health_interval: %d; '
+		  . 'oldest read: %.3f s',
+		sum0(map { $_->{stale} } @$rs), sum0(map { $_->{reads} } @$rs),
+		sum0(map { $_->{stale_beyond} // 0 } @$rs), max(0, map { $_->{stale_age} } @$rs));
 }
 diag join("\n", @report);
 open my $rfh, '>', "$dir/report.txt" or die $!;

@@ -118,14 +118,20 @@ struct topology {
 	int count;
 	/*
 	 * The recent distinct LSNs of the primary's probes, oldest first (a ring),
-	 * against which replica lag is measured. Kept while that primary is down,
-	 * so replicas are still measured against the last known position; reset
-	 * when another backend becomes primary or its LSN goes back.
+	 * against which replica lag is measured. Kept while that primary is down
+	 * (its replicas are behind since its last mark, as it may have committed
+	 * since); reset when another backend becomes primary or its LSN goes back.
 	 */
 	const struct backend *history_of;
 	struct lsn_mark history[LSN_HISTORY];
 	int history_count;
 	int history_first;
+	/*
+	 * When history_of last began to answer as the one live primary (its
+	 * probed_ms then); 0 while it does not. Only marks taken since prove a
+	 * replica fresh: the primary may have committed unseen while silent.
+	 */
+	int64_t heard_since_ms;
 	/*
 	 * The highest timeline any probe has reported. A primary below it is a
 	 * demoted node that came back standalone: it stays fenced even when the
@@ -189,9 +195,11 @@ bool backend_is_suspect(const struct backend *b);
  * the primary's LSN and recompute each replica's lag against it: bytes behind
  * the primary's latest probed LSN, and time since the replica last caught up
  * to an LSN the primary reported (0 while its replay covers the newest one
- * taken before its own probe). Either way a replica that stops receiving WAL
- * while the primary advances is seen lagging. Returns true when fencing or the
- * ambiguity changed, which the pools must hear about.
+ * taken before its own probe and the primary still answers). Either way a
+ * replica that stops receiving WAL while the primary advances is seen
+ * lagging, and so is every replica once the primary has been silent that
+ * long. Returns true when fencing or the ambiguity changed, which the pools
+ * must hear about.
  */
 bool topology_reconcile(struct topology *topo);
 /* Bump the epoch and tell the subscriber something changed. */

@@ -467,6 +467,28 @@ static void test_reconcile_without_a_primary_lag_is_the_replica_s_own(void **sta
 }
 
 /*
+ * A primary probed at probed_ms at 0x1000 and a replica that has replayed it,
+ * probed 10 ms later, reconciled: the replica is caught up. Returns the
+ * primary; *replica is the replica.
+ */
+static struct backend *add_caught_up(struct fixture *f, int64_t probed_ms, struct backend **replica)
+{
+	struct backend *p = add(f, "p", "ams", ROLE_PRIMARY);
+	struct backend *r = add(f, "r", "ams", ROLE_REPLICA);
+
+	r->replay_lag_ms = 0;
+	p->lsn = 0x1000;
+	p->probed_ms = probed_ms;
+	r->lsn = 0x1000;
+	r->probed_ms = probed_ms + 10;
+	topology_reconcile(&f->topo);
+	assert_int_equal(r->lag_ms, 0);
+	assert_int_equal(r->lag_bytes, 0);
+	*replica = r;
+	return p;
+}
+
+/*
  * The cut-off replica of issue 20: its WAL receiver stopped, it has replayed all
  * it received (its own replay delay says 0), but the primary moved on.
  */
@@ -475,18 +497,9 @@ static void test_reconcile_time_lag_counts_from_the_last_catch_up(void **state)
 	struct fixture *f = *state;
 	int64_t t = now_ms();
 
-	struct backend *p = add(f, "p", "ams", ROLE_PRIMARY);
-	struct backend *r = add(f, "r", "ams", ROLE_REPLICA);
-	r->replay_lag_ms = 0;
-
+	struct backend *r;
 	/* Caught up with the primary's position probed before its own probe. */
-	p->lsn = 0x1000;
-	p->probed_ms = t - 5000;
-	r->lsn = 0x1000;
-	r->probed_ms = t - 4990;
-	topology_reconcile(&f->topo);
-	assert_int_equal(r->lag_ms, 0);
-	assert_int_equal(r->lag_bytes, 0);
+	struct backend *p = add_caught_up(f, t - 5000, &r);
 
 	/* The primary advances; the replica's next probe still shows 0x1000. */
 	p->lsn = 0x9000;
@@ -563,15 +576,8 @@ static void test_reconcile_replica_on_an_older_timeline_falls_behind(void **stat
 	struct fixture *f = *state;
 	int64_t t = now_ms();
 
-	struct backend *p = add(f, "p", "ams", ROLE_PRIMARY);
-	struct backend *r = add(f, "r", "ams", ROLE_REPLICA);
-	r->replay_lag_ms = 0;
-	p->lsn = 0x1000;
-	p->probed_ms = t - 3000;
-	r->lsn = 0x1000;
-	r->probed_ms = t - 2990;
-	topology_reconcile(&f->topo);
-	assert_int_equal(r->lag_ms, 0);
+	struct backend *r;
+	struct backend *p = add_caught_up(f, t - 3000, &r);
 
 	p->timeline = 2;
 	p->lsn = 0x2000;
@@ -589,6 +595,55 @@ static void test_reconcile_replica_on_an_older_timeline_falls_behind(void **stat
 	topology_reconcile(&f->topo);
 	assert_int_equal(r->lag_ms, 0);
 	assert_ptr_equal(pick_ro(f), r);
+}
+
+/*
+ * The restart round of the soak: the primary commits after its last probe and
+ * dies; a replica that covers every mark may lack those commits, so it is
+ * behind since the primary was last heard, not caught up.
+ */
+static void test_reconcile_primary_silence_counts_as_lag(void **state)
+{
+	struct fixture *f = *state;
+	int64_t t = now_ms();
+
+	struct backend *r;
+	struct backend *p = add_caught_up(f, t - 3000, &r); /* the primary answers */
+
+	/* Its probes fail: suspect, then down. */
+	p->consecutive_failures = 1;
+	topology_reconcile(&f->topo);
+	assert_in_range(r->lag_ms, 3000, 3000 + 1000);
+	p->state = BACKEND_DOWN;
+	topology_reconcile(&f->topo);
+	assert_in_range(r->lag_ms, 3000, 3000 + 1000);
+	assert_int_equal(r->lag_bytes, 0);
+	f->cfg.max_replica_lag_ms = 2000;
+	assert_null(pick_ro(f));
+	f->cfg.max_replica_lag_ms = 0; /* the check disabled: any replica */
+	assert_ptr_equal(pick_ro(f), r);
+
+	/*
+	 * Back at a new position (its restart wrote WAL), probed after the
+	 * replica: the mark the replica covers predates the silence, no proof.
+	 */
+	p->state = BACKEND_UP;
+	p->consecutive_failures = 0;
+	p->lsn = 0x2000;
+	p->probed_ms = t - 5;
+	topology_reconcile(&f->topo);
+	assert_in_range(r->lag_ms, 3000, 3000 + 1000);
+
+	/* The replica replays it: caught up again. */
+	r->lsn = 0x2000;
+	r->probed_ms = t;
+	topology_reconcile(&f->topo);
+	assert_int_equal(r->lag_ms, 0);
+
+	/* Stopped on purpose (asleep): it commits nothing, the replica is as fresh as it was. */
+	p->state = BACKEND_ASLEEP;
+	topology_reconcile(&f->topo);
+	assert_int_equal(r->lag_ms, 0);
 }
 
 static void test_should_move_rw(void **state)
@@ -1261,6 +1316,7 @@ int main(void)
 		ROUTER_TEST(test_reconcile_without_a_primary_lag_is_the_replica_s_own),
 		ROUTER_TEST(test_reconcile_time_lag_counts_from_the_last_catch_up),
 		ROUTER_TEST(test_reconcile_time_lag_unknown_until_a_catch_up),
+		ROUTER_TEST(test_reconcile_primary_silence_counts_as_lag),
 		ROUTER_TEST(test_reconcile_replica_on_an_older_timeline_falls_behind),
 		ROUTER_TEST(test_should_move_rw),
 		ROUTER_TEST(test_should_move_ro),
