@@ -470,6 +470,15 @@ static void server_handle_restore(struct server *sv)
 			if (!proto_parse_error(msg + PROTO_HEADER_LEN, len - 4, &ef) ||
 			    ef.message == NULL)
 				ef.message = "unknown error";
+			/*
+			 * A FATAL is the server going (shut down, terminated), not the
+			 * session's state failing to replay: the session tries another.
+			 */
+			if (ef.severity != NULL && (strcmp(ef.severity, "FATAL") == 0 ||
+						    strcmp(ef.severity, "PANIC") == 0)) {
+				server_unreachable(sv, ef.message);
+				return;
+			}
 			if (!sv->is_restore_failed)
 				snprintf(sv->restore_error, sizeof(sv->restore_error), "%s",
 					 ef.message);
@@ -775,9 +784,11 @@ static void server_event_cb(struct bufferevent *bev, short what, void *arg)
 		sv->ops->readable(sv);
 		if (sv->state == SV_ACTIVE && sv->owner != NULL)
 			server_lost(sv, "lost connection to", reason);
-	} else if (sv->state == SV_RESTORE) {
-		server_fail(sv, "lost connection to", reason);
 	} else {
+		/*
+		 * Connecting, logging in or replaying a moved session's state: nothing
+		 * of the client's ran on it yet, so the client tries again elsewhere.
+		 */
 		server_unreachable(sv, reason);
 	}
 }
