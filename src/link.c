@@ -265,6 +265,12 @@ static void link_pump_client(struct client *cl)
 		conn_move(&cl->conn, &cl->server->conn, movable);
 		cl->pool->stats.bytes_in += movable;
 	}
+	/* A split session's write that commits alone: the LSN question right behind it. */
+	if (cl->is_lsn_to_pipeline && cl->msg_remaining == 0 && cl->xact.pending_syncs > 0) {
+		cl->is_lsn_to_pipeline = false;
+		cl->is_lsn_pipelined = true;
+		proto_put_query(conn_output(&cl->server->conn), COMMIT_LSN_QUERY);
+	}
 	switch (scan) {
 	case PROTO_SCAN_DONE:
 		break;
@@ -353,8 +359,9 @@ static void link_rerun_on_primary(struct server *sv)
  * in sv's input, is held while pgwing asks sv for the WAL position, which is
  * at or past the commit (asked after it, on the server that made it). The
  * client hears it as pgwing.commit_lsn just before that ReadyForQuery, and
- * its reads need a replica that replayed that far. One more round trip to the
- * primary per write transaction, and no guess.
+ * its reads need a replica that replayed that far. A write that commits
+ * alone had the question sent right behind it (link_pump_client): its answer
+ * is on its way, in the same round trip. Any other costs one more.
  */
 static void link_ask_commit_lsn(struct client *cl, struct server *sv, size_t held)
 {
@@ -365,13 +372,17 @@ static void link_ask_commit_lsn(struct client *cl, struct server *sv, size_t hel
 	evbuffer_drain(conn_input(&sv->conn), PROTO_HEADER_LEN + 1);
 	cl->is_writing = false;
 	cl->is_asking_lsn = true;
-	proto_put_query(conn_output(&sv->conn), COMMIT_LSN_QUERY);
+	if (!cl->is_lsn_pipelined)
+		proto_put_query(conn_output(&sv->conn), COMMIT_LSN_QUERY);
+	cl->is_lsn_pipelined = false;
 }
 
 /*
  * The answer to COMMIT_LSN_QUERY, as it arrives. False until its
  * ReadyForQuery (or when the server failed); then the client gets
- * pgwing.commit_lsn and its own ReadyForQuery, and the pump goes on.
+ * pgwing.commit_lsn and its own ReadyForQuery (with the status sv gave it),
+ * and the pump goes on. A question sent behind a request that left a
+ * transaction open (it did not commit alone after all) is only swallowed.
  */
 static bool link_read_commit_lsn(struct client *cl, struct server *sv)
 {
@@ -387,7 +398,8 @@ static bool link_read_commit_lsn(struct client *cl, struct server *sv)
 		struct proto_reader r;
 
 		proto_reader_init(&r, msg + PROTO_HEADER_LEN, len - 4);
-		if (type == PqMsg_DataRow && proto_read_int16(&r) == 1) {
+		if (type == PqMsg_DataRow && proto_read_int16(&r) == 1 &&
+		    sv->tx_status == PROTO_TX_IDLE) {
 			uint32_t n = proto_read_int32(&r);
 			const uint8_t *value = n < sizeof(text) ? proto_read_bytes(&r, n) : NULL;
 			uint64_t lsn;
@@ -398,20 +410,21 @@ static bool link_read_commit_lsn(struct client *cl, struct server *sv)
 			cl->is_lsn_unknown = !lsn_parse(text, &lsn);
 			if (!cl->is_lsn_unknown && lsn > cl->causal_lsn)
 				cl->causal_lsn = lsn;
-		} else if (type == PqMsg_ErrorResponse) {
+		} else if (type == PqMsg_ErrorResponse && sv->tx_status == PROTO_TX_IDLE) {
 			cl->is_lsn_unknown = true;
 		}
 		evbuffer_drain(in, 1 + len);
 		if (type != PqMsg_ReadyForQuery)
 			continue;
 		cl->is_asking_lsn = false;
-		if (!cl->is_lsn_unknown) {
+		cl->is_writing = sv->tx_status != PROTO_TX_IDLE;
+		if (!cl->is_writing && !cl->is_lsn_unknown) {
 			lsn_format(cl->causal_lsn, text);
 			proto_put_parameter_status(out, "pgwing.commit_lsn", text);
 		}
-		proto_put_ready(out, PROTO_TX_IDLE);
+		proto_put_ready(out, sv->tx_status);
 		sv->saw_ready = true;
-		link_note_ready(cl, PROTO_TX_IDLE);
+		link_note_ready(cl, sv->tx_status);
 		return true;
 	}
 	if (frame != PROTO_FRAME_NEED_MORE)
@@ -497,7 +510,7 @@ static enum proto_inspect server_inspect(void *arg, struct evbuffer *in,
 	case PqMsg_ReadyForQuery:
 		sv->tx_status = (char)body[0];
 		/* rw_split: a write committed; the client hears of it once its LSN is known. */
-		if (cl->is_writing && sv->tx_status == PROTO_TX_IDLE) {
+		if ((cl->is_writing && sv->tx_status == PROTO_TX_IDLE) || cl->is_lsn_pipelined) {
 			commit_ready_at = msg->offset;
 			return PROTO_INSPECT_STOP;
 		}
@@ -631,9 +644,10 @@ static bool link_pump_server(struct server *sv)
 		server_fail(sv, "invalid message from", "bad message length");
 		return false;
 	}
-	if (scan == PROTO_SCAN_STOPPED && cl->is_writing && sv->tx_status == PROTO_TX_IDLE) {
+	if (scan == PROTO_SCAN_STOPPED &&
+	    ((cl->is_writing && sv->tx_status == PROTO_TX_IDLE) || cl->is_lsn_pipelined)) {
 		link_ask_commit_lsn(cl, sv, commit_ready_at - movable);
-		return true;
+		return link_pump_server(sv); /* a question sent earlier may be answered already */
 	}
 	if (scan == PROTO_SCAN_STOPPED && cl->is_split_fallback && link_is_read_side(cl, sv)) {
 		link_rerun_on_primary(sv);
@@ -1040,12 +1054,18 @@ static const uint8_t *link_peek_request(struct client *cl, size_t *len)
 	return NULL;
 }
 
-/* The request is a read a replica may serve: provably read-only, or a BEGIN READ ONLY. */
-static bool link_request_is_read(struct client *cl)
+/*
+ * The request at the head of cl's input is a read a replica may serve
+ * (provably read-only, or a BEGIN READ ONLY), or not; *may_write: if not,
+ * whether it may write (else it changes only the session: SET, PREPARE).
+ */
+static bool link_request_is_read(struct client *cl, bool *may_write)
 {
 	size_t len;
 	const uint8_t *req = link_peek_request(cl, &len);
 
+	*may_write = req == NULL || xact_request_may_write(req, len);
+	cl->is_lsn_to_pipeline = *may_write && req != NULL && xact_request_commits_alone(req, len);
 	if (req == NULL || split_asks_server_role(req, len))
 		return false;
 	return xact_request_is_read(req, len, cl->session) ||
@@ -1103,14 +1123,14 @@ static enum split_route link_route_request(struct client *cl, struct backend **r
 		: cl->target == TARGET_RO                                 ? cl->server
 									  : NULL;
 	struct read_floor floor;
-	bool is_behind;
+	bool is_behind, may_write;
 
 	*replica = NULL;
 	link_read_floor(cl, &floor);
 	/* The read-only port reads whatever it runs. */
-	if (cl->target == TARGET_RW && !link_request_is_read(cl)) {
+	if (cl->target == TARGET_RW && !link_request_is_read(cl, &may_write)) {
 		link_end_catch_up(cl, false);
-		cl->is_writing = true;
+		cl->is_writing = cl->is_writing || may_write;
 		return ROUTE_PRIMARY;
 	}
 	if (cl->is_split_fallback || cl->is_lsn_unknown) {
@@ -1359,11 +1379,11 @@ static void link_lose_server(struct server *sv, const char *what)
 	 */
 	if (cl->is_asking_lsn) {
 		cl->is_asking_lsn = false;
-		cl->is_writing = false;
 		cl->is_lsn_unknown = true;
-		link_note_ready(cl, PROTO_TX_IDLE);
-		proto_put_ready(out, PROTO_TX_IDLE);
+		link_note_ready(cl, sv->tx_status);
+		proto_put_ready(out, sv->tx_status);
 	}
+	cl->is_writing = cl->is_lsn_to_pipeline = cl->is_lsn_pipelined = false;
 	unmovable = cl->session != NULL ? session_state_unmovable(cl->session) : NULL;
 	tx_status = sv->tx_status;
 	is_cut = cl->msg_remaining > 0 || sv->msg_remaining > 0;

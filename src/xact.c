@@ -410,6 +410,46 @@ bool xact_request_is_read(const uint8_t *msgs, size_t len, const struct session_
 	return is_read;
 }
 
+bool xact_request_may_write(const uint8_t *msgs, size_t len)
+{
+	struct stmt_info info[XACT_MAX_STMTS];
+	size_t n, pos = 0;
+
+	if (len <= PROTO_HEADER_LEN)
+		return true;
+	if (msgs[0] != PqMsg_Query) {
+		/* Parse, Describe, Close and Sync run nothing: only Bind and Execute can. */
+		while (pos + PROTO_HEADER_LEN <= len) {
+			if (msgs[pos] == PqMsg_Bind || msgs[pos] == PqMsg_Execute ||
+			    proto_decode_length(msgs + pos) < 4)
+				return true;
+			pos += 1 + proto_decode_length(msgs + pos);
+		}
+		return pos != len;
+	}
+	if (msgs[len - 1] != '\0' || 1 + proto_decode_length(msgs) != len)
+		return true;
+	n = classify_query((const char *)msgs + PROTO_HEADER_LEN, len - PROTO_HEADER_LEN - 1, info,
+			   XACT_MAX_STMTS);
+	if (n == 0 || n > XACT_MAX_STMTS)
+		return true;
+	for (size_t i = 0; i < n; i++)
+		if (info[i].cls != STMT_READ && info[i].cls != STMT_SESSION)
+			return true;
+	return false;
+}
+
+bool xact_request_commits_alone(const uint8_t *msgs, size_t len)
+{
+	struct stmt_info info[2];
+
+	return len > PROTO_HEADER_LEN && msgs[0] == PqMsg_Query && msgs[len - 1] == '\0' &&
+	       1 + proto_decode_length(msgs) == len &&
+	       classify_query((const char *)msgs + PROTO_HEADER_LEN, len - PROTO_HEADER_LEN - 1,
+			      info, 2) == 1 &&
+	       info[0].cls != STMT_TX;
+}
+
 bool xact_retry_is_read(const struct xact *x, const struct session_state *session)
 {
 	return xact_request_is_read(x->retry, x->retry_len, session);

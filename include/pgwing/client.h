@@ -82,11 +82,13 @@ struct client {
 	 */
 	struct server *parked;
 	uint64_t parked_version;
-	bool is_request_placed; /* the next request's server was chosen for it: no second look */
-	bool is_splitting;      /* split at its last idle point: requests go one at a time */
-	bool is_writing;        /* the primary ran a request not known to be read-only */
-	bool is_asking_lsn;     /* asking the primary for the WAL position after a write */
-	bool is_lsn_unknown;    /* that question failed: reads go to the primary until the next */
+	bool is_request_placed;  /* the next request's server was chosen for it: no second look */
+	bool is_splitting;       /* split at its last idle point: requests go one at a time */
+	bool is_writing;         /* the primary ran a request not known to be read-only */
+	bool is_asking_lsn;      /* asking the primary for the WAL position after a write */
+	bool is_lsn_to_pipeline; /* the request is a write alone: ask right behind it */
+	bool is_lsn_pipelined;   /* ... asked: its answer follows the request's */
+	bool is_lsn_unknown;     /* that question failed: reads go to the primary until the next */
 	bool is_split_fallback; /* a replica can't be had for this request: the primary serves it */
 	uint64_t causal_lsn;    /* reads need a replica that replayed this far */
 	int64_t catch_up_since_ms; /* waiting for a replica to replay causal_lsn since (0: not) */

@@ -101,6 +101,19 @@ bool xact_retry_is_read(const struct xact *x, const struct session_state *sessio
  * them: rw_split asks it before the request goes anywhere.
  */
 bool xact_request_is_read(const uint8_t *msgs, size_t len, const struct session_state *session);
+/*
+ * Whether a whole request (as for xact_request_is_read) may write: false only
+ * when it provably cannot (a Query of read-only and session statements --
+ * SET, PREPARE, ... -- or extended messages that bind and execute nothing).
+ * rw_split asks for the WAL position after a commit only when it may.
+ */
+bool xact_request_may_write(const uint8_t *msgs, size_t len);
+/*
+ * A Query of one statement that is no transaction control: sent outside a
+ * transaction block it commits by itself, so what is sent right behind it
+ * runs after its commit.
+ */
+bool xact_request_commits_alone(const uint8_t *msgs, size_t len);
 /* Forget the request in flight: answered (by pgwing) or to be sent again. */
 void xact_reset(struct xact *x);
 

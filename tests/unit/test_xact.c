@@ -403,6 +403,30 @@ static void test_request_is_read_extended(void **state UNUSED)
 	session_state_free(st);
 }
 
+/* Only what provably writes nothing escapes rw_split's question for the commit LSN. */
+static void test_request_may_write(void **state UNUSED)
+{
+	struct request req = query_request("select 1");
+
+	assert_false(xact_request_may_write(req.bytes, req.len));
+	req = query_request("SET search_path = a; PREPARE p AS SELECT 1; select 2");
+	assert_false(xact_request_may_write(req.bytes, req.len));
+	req = query_request("insert into t values (1)");
+	assert_true(xact_request_may_write(req.bytes, req.len));
+	req = query_request("BEGIN");
+	assert_true(xact_request_may_write(req.bytes, req.len)); /* what follows may write */
+	req = query_request("SET x = 1; select f()");
+	assert_true(xact_request_may_write(req.bytes, req.len));
+	assert_true(xact_request_may_write(req.bytes, 3)); /* cut: unknown */
+	/* Extended: Parse and Sync run nothing; Bind and Execute may. */
+	req.len = 0;
+	put(&req, 'P', "s1\0delete from t\0\0\0", 19);
+	put(&req, 'S', "", 0);
+	assert_false(xact_request_may_write(req.bytes, req.len));
+	req = extended_request(PARSE("\0select 1\0\0\0"), BIND(""));
+	assert_true(xact_request_may_write(req.bytes, req.len));
+}
+
 /* Bytes that are not whole messages are no request to route. */
 static void test_request_is_read_truncated(void **state UNUSED)
 {
@@ -440,6 +464,7 @@ int main(void)
 		cmocka_unit_test(test_request_is_read_query),
 		cmocka_unit_test(test_request_is_read_extended),
 		cmocka_unit_test(test_request_is_read_truncated),
+		cmocka_unit_test(test_request_may_write),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
