@@ -1903,6 +1903,80 @@ END
 	$_->{h}->kill_kill for grep { $_->{h} } @fake_fly_apis;
 }
 
+=head1 A FAR SERVER (PgWing::Test::DelayRelay)
+
+C<< my $relay = PgWing::Test::DelayRelay->new($node, $one_way_ms) >> starts
+F<tests/tools/delay_relay> (built by C<make check>) on 127.0.0.1 and a free
+port. It relays each connection to C<$node> (anything with C<host> and
+C<port>: a PostgreSQL::Test::Cluster, another relay) and holds every byte
+C<$one_way_ms> in each direction, so 15 adds 30 ms to every round trip; the
+TCP handshake to the node is not delayed. The relay has C<host> and C<port>
+as a node does, so it stands for one in C<backends>
+(C<< [ primary => $relay ] >>), and C<< $relay->connstr >> gives
+C<host=127.0.0.1 port=N> (e.g. for a replica's C<primary_conninfo>).
+C<< $relay->stop >> ends it and its connections at once;
+C<< $relay->start >> starts it again on the same port. Its stderr goes to
+C<tmp_check/log/TESTNAME_relay_PORT.log>. It is stopped when the test ends.
+
+=cut
+
+package PgWing::Test::DelayRelay;
+
+use Carp;
+
+my @delay_relays;
+
+sub new
+{
+	my ($class, $target, $one_way_ms) = @_;
+	my $self = bless {
+		target => [ $target->host, $target->port ],
+		delay  => $one_way_ms,
+		port   => PostgreSQL::Test::Cluster::get_free_port(),
+	}, $class;
+	$self->start;
+	push @delay_relays, $self;
+	return $self;
+}
+
+sub host    { return '127.0.0.1'; }
+sub port    { return $_[0]{port}; }
+sub connstr { return "host=127.0.0.1 port=$_[0]{port}"; }
+
+sub start
+{
+	my ($self) = @_;
+	my $log = "$PostgreSQL::Test::Utils::log_path/" . PgWing::Test::_testname()
+	  . "_relay_$self->{port}.log";
+	my $out = '';
+	$self->{h} = IPC::Run::start(
+		[ PgWing::Test::tool_bin('delay_relay'), $self->{port}, @{ $self->{target} },
+			$self->{delay} ],
+		'<', \undef, '>', \$out, '2>>', $log);
+	my $ready = PgWing::Test::wait_until(
+		sub { $self->{h}->pump_nb if $self->{h}->pumpable; $out =~ /listening on/ }, 10);
+	if (!$ready)
+	{
+		$self->stop;
+		croak "delay_relay on port $self->{port} did not start; see $log";
+	}
+	return;
+}
+
+sub stop
+{
+	my ($self) = @_;
+	$self->{h}->kill_kill if $self->{h};
+	$self->{h} = undef;
+	return;
+}
+
+END
+{
+	local $?;
+	$_->stop for @delay_relays;
+}
+
 package PgWing::Test;
 
 1;
