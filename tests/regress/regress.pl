@@ -90,9 +90,10 @@ my $replica;    # the split mode's streaming replica, once started
 # pg_regress gives each test's psql its own application_name
 # (pg_regress/TEST), and a pooled server serves only a client whose startup
 # parameters are the same: in the forced mode every move opened a new backend
-# (the run took 12-17 min, each test waiting on backend starts). Every run's
-# psql is named pg_regress instead, so moves hand pooled servers between the
-# tests; no test's output shows its application_name.
+# (the run took 12-17 min, each test waiting on backend starts). The forced
+# run's psql is named pg_regress instead, so moves hand pooled servers between
+# the tests; no test's output shows its application_name. The other runs keep
+# pg_regress's names, as a user's apps would differ.
 my $psql_dir = "$PostgreSQL::Test::Utils::tmp_check/regress_bin";
 make_path($psql_dir);
 open my $wrapper, '>', "$psql_dir/psql" or die "$psql_dir/psql: $!";
@@ -106,8 +107,8 @@ my %failed;    # mode => pg_regress's own exit code (1: some tests failed vs exp
 # Run pg_regress to completion; its output goes to $log. Returns its exit code.
 sub run_pg_regress
 {
-	my ($log, @args) = @_;
-	my @cmd = ($pg_regress, "--bindir=$psql_dir", @args);
+	my ($log, $psql_bindir, @args) = @_;
+	my @cmd = ($pg_regress, "--bindir=$psql_bindir", @args);
 	note "running: @cmd";
 	my $ok = IPC::Run::run(\@cmd, '<', \undef, '>', $log, '2>&1');
 	return $? >> 8;
@@ -139,7 +140,7 @@ sub fresh_database
 	my ($dir) = @_;
 	make_path($dir);
 	$node->safe_psql('postgres', 'DROP DATABASE IF EXISTS regression WITH (FORCE)');
-	my $rc = run_pg_regress("$dir/setup.log", '--host=127.0.0.1', '--port=' . $node->port,
+	my $rc = run_pg_regress("$dir/setup.log", $bindir, '--host=127.0.0.1', '--port=' . $node->port,
 		"--inputdir=$suite", "--outputdir=$dir", '--dbname=regression');
 	die "pg_regress could not create the database (exit $rc):\n" . slurp_file("$dir/setup.log")
 	  if $rc != 0;
@@ -160,7 +161,8 @@ sub run_suite
 		"--schedule=$suite/parallel_schedule");
 	push @args, '--max-connections=1' if $schedule eq 'serial';
 	my $t0 = time();
-	my $rc = run_pg_regress("$dir/pg_regress.log", @args);
+	my $rc = run_pg_regress("$dir/pg_regress.log", $name eq 'forced' ? $psql_dir : $bindir,
+		@args);
 	$seconds{$name} = time() - $t0;
 	$failed{$name} = $rc;
 	roll_back_prepared($name);
@@ -427,6 +429,7 @@ my $n = scalar @tests;
 my @lines = ("suite: PostgreSQL $version src/test/regress, $schedule schedule, $n tests");
 my @ran = ('direct', grep { !$skipped{$_} } @modes);
 push @lines, sprintf("time: %s run %.0f s", $_, $seconds{$_}) for @ran;
+push @lines, sprintf("time: %.0f s in all (cluster, runs, replica, comparison)", time() - $^T);
 push @lines, sprintf("pg_regress vs upstream expected: %s exit %d", $_, $failed{$_}) for @ran;
 for my $mode (grep { !$skipped{$_} } @modes)
 {
