@@ -233,6 +233,13 @@ void session_state_apply(struct session_state *st, const struct stmt_info *info,
 	case SESSION_RESET:
 		drop_sql_matching(st, ENTRY_SET, info->key);
 		drop_roles_ended_by(st, info->key);
+		/*
+		 * A custom (dotted) name stays defined after its RESET, as an empty
+		 * placeholder, where a new server would not know it: SHOW would fail.
+		 * Replaying the RESET defines it again.
+		 */
+		if (strchr(info->key, '.') != NULL)
+			add_statement(st, ENTRY_SET, info, sql);
 		break;
 	case SESSION_RESET_ALL:
 		drop_sql_where(st, ENTRY_SET, NULL, is_reset_by_reset_all);

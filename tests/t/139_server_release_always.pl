@@ -37,6 +37,16 @@ isnt($bg->query_safe('SELECT pg_backend_pid()'), $pid, 'the next statement ran o
 is($bg->query_safe('SHOW work_mem'), '5MB', 'the setting came along');
 is($bg->query_safe('EXECUTE p'), '42', 'the prepared statement came along');
 
+# A custom setting stays defined, empty, after its RESET (the regression suite's
+# guc test): the next backend must know it too.
+$bg->query_safe("SET custom.my_guc = 'foo'");
+$bg->query_safe('RESET custom.my_guc');
+$pid = $bg->query_safe('SELECT pg_backend_pid()');
+ok(holds_no_server(), 'given back after the RESET');
+$node->safe_psql('postgres', "SELECT pg_terminate_backend($pid, 10000)");
+is($bg->query_safe("SELECT coalesce(current_setting('custom.my_guc', true), 'unknown')"),
+	'', 'a RESET custom setting is still known, empty, on the next backend');
+
 $bg->query_safe('BEGIN');
 my $in_xact = $bg->query_safe('SELECT pg_backend_pid()');
 isnt(link_of(), '', 'a transaction keeps its server between its statements');
