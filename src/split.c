@@ -91,13 +91,14 @@ bool split_set_value(const char *set_text, char *buf, size_t buflen)
 }
 
 /*
- * What tells a client which kind of server it has. Lowercase; matched in any
+ * What tells a client which kind of server it has, or what only the primary
+ * holds (a standby shows no prepared transactions). Lowercase; matched in any
  * case anywhere in the request.
  */
 static const char *const role_words[] = {
 	"pg_is_in_recovery",       "transaction_read_only", "in_hot_standby",
 	"pg_is_wal_replay_paused", "pg_last_wal_",          "pg_current_wal_",
-	"pg_stat_wal_receiver",    "pg_stat_replication",
+	"pg_stat_wal_receiver",    "pg_stat_replication",   "pg_prepared_xact",
 };
 
 /* Whether word (lowercase) occurs in data[0..len) in any case. */

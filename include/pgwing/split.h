@@ -29,7 +29,8 @@ bool split_set_value(const char *set_text, char *buf, size_t buflen);
 /*
  * The request (len bytes, its messages as sent) mentions what tells a
  * primary from a replica (pg_is_in_recovery(), transaction_read_only,
- * in_hot_standby, WAL positions, replication views): asked through the
+ * in_hot_standby, WAL positions, replication views) or what only the
+ * primary holds (pg_prepared_xacts): asked through the
  * read-write port it must be the primary's answer, as a direct connection
  * gives, so it runs there. Matched anywhere, in any case: a mention in a
  * string or a comment only costs the replica a read.

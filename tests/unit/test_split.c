@@ -136,6 +136,7 @@ static void test_asks_server_role(void **state UNUSED)
 	assert_true(asks_server_role("SELECT pg_current_wal_lsn()"));
 	assert_true(asks_server_role("SELECT * FROM pg_stat_wal_receiver"));
 	assert_true(asks_server_role("SELECT * FROM PG_STAT_REPLICATION"));
+	assert_true(asks_server_role("SELECT gid FROM pg_prepared_xacts"));
 	/* Anywhere: in a string or a comment it costs the replica one read. */
 	assert_true(asks_server_role("SELECT 1 /* pg_is_in_recovery */"));
 	assert_true(split_asks_server_role(framed, sizeof(framed) - 1));
