@@ -156,6 +156,8 @@ static enum proto_inspect link_inspect_extended(struct client *cl, struct evbuff
 	bool is_statement = msg->type == PqMsg_Parse || msg->type == PqMsg_Close;
 	const uint8_t *body;
 
+	if (msg->type == PqMsg_Execute)
+		xact_note_execute(&cl->xact);
 	if (!is_statement && !xact_is_keeping(&cl->xact, cl->server->tx_status)) {
 		cl->xact.is_mid_request = true;
 		return PROTO_INSPECT_FORWARD;
@@ -256,7 +258,11 @@ static void link_pump_client(struct client *cl)
 		   cl->server->tx_status == PROTO_TX_IDLE &&
 		   evbuffer_get_length(conn_input(&cl->conn)) > 0) {
 		cl->is_splitting = link_splits(cl);
-		if (cl->is_splitting ? !link_place_request(cl) : !link_meets_floor(cl))
+		/* A statement parsed here and not executed yet keeps the request here too. */
+		if (cl->xact.is_unnamed_parsed)
+			cl->is_writing = cl->is_writing ||
+					 (cl->is_splitting && !link_is_read_side(cl, cl->server));
+		else if (cl->is_splitting ? !link_place_request(cl) : !link_meets_floor(cl))
 			return;
 	}
 	scan = conn_scan(&cl->conn, (uint32_t)rt->cfg->max_packet_size, &cl->msg_remaining,
@@ -519,6 +525,7 @@ static enum proto_inspect server_inspect(void *arg, struct evbuffer *in,
 		return PROTO_INSPECT_RELEASE;
 	case PqMsg_ParameterStatus:
 		remember_parameter(cl, body, n);
+		server_note_parameter(sv, body, n);
 		break;
 	case PqMsg_CommandComplete:
 		if (n > 0 && body[n - 1] == '\0')
@@ -591,7 +598,7 @@ static bool link_keeps_server(struct client *cl)
 {
 	const char *unmovable;
 
-	if (evbuffer_get_length(conn_input(&cl->conn)) > 0 ||
+	if (evbuffer_get_length(conn_input(&cl->conn)) > 0 || cl->xact.is_unnamed_parsed ||
 	    (!pool_should_release(cl) && handover == NULL))
 		return true;
 	unmovable = cl->session != NULL ? session_state_unmovable(cl->session) : NULL;
@@ -1736,7 +1743,7 @@ static size_t link_collect(const char *database, bool (*keep)(const struct clien
 static bool link_is_idle_with_server(const struct client *cl)
 {
 	return cl->state == CL_ACTIVE && cl->server->tx_status == PROTO_TX_IDLE &&
-	       !cl->server->is_awaiting_verdict && xact_is_idle(&cl->xact);
+	       !cl->server->is_awaiting_verdict && xact_may_move(&cl->xact);
 }
 
 void link_release_idle(const char *database)

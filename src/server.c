@@ -358,8 +358,7 @@ static void server_handle_ssl_reply(struct server *sv)
 	}
 }
 
-/* A ParameterStatus body: the server's value of a reported parameter changed. */
-static void server_note_parameter(struct server *sv, const uint8_t *body, size_t len)
+void server_note_parameter(struct server *sv, const uint8_t *body, size_t len)
 {
 	const char *name, *value;
 

@@ -192,6 +192,7 @@ static void session_sql_keep(struct xact *x, const char *sql, size_t len, size_t
 void xact_note_query(struct xact *x, const char *sql, size_t len, char tx_status,
 		     size_t max_session_sql)
 {
+	x->is_unnamed_parsed = false; /* a simple Query drops the unnamed statement */
 	bool may_retry =
 		x->pending_syncs == 1 && tx_status == PROTO_TX_IDLE && classify_may_read(sql, len);
 	bool is_read = true, is_stateful = false;
@@ -251,8 +252,11 @@ void xact_note_statement(struct xact *x, struct session_state **session, char ty
 		return;
 	if (type == PqMsg_Parse && (sql = proto_read_cstring(&r)) != NULL)
 		note_parsed_query(session, sql);
-	if (name[0] == '\0')
-		return; /* the unnamed statement doesn't outlive its request */
+	if (name[0] == '\0') {
+		/* Not recorded: a session keeps its server until it has executed it. */
+		x->is_unnamed_parsed = type == PqMsg_Parse;
+		return;
+	}
 	if (type == PqMsg_Close) {
 		session_state_note_close(session_of(session), name);
 	} else {

@@ -134,6 +134,12 @@ void server_detach(struct server *sv);
  * not be carried to the new server: ...").
  */
 void server_restore(struct server *sv, struct session_state *st);
+/*
+ * A ParameterStatus body: the server's value of a reported parameter changed
+ * (the owner's pump passes on those it forwards). What the server reported
+ * is what its next client is welcomed with.
+ */
+void server_note_parameter(struct server *sv, const uint8_t *body, size_t len);
 /* Its client is done with it: run server_reset_query, then ops->reset_done. */
 void server_reset(struct server *sv);
 /* Start a non-blocking connect of bev (TCP by name or address, or a unix socket directory). */

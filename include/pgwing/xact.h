@@ -37,6 +37,13 @@ struct xact {
 	size_t pending_session_len;
 	bool is_session_sql_over;   /* the request in flight set more than max_session_sql_size */
 	bool is_partly_rolled_back; /* its transaction went on after an error or ROLLBACK TO */
+	/*
+	 * The unnamed statement was parsed and not executed yet (psql's \gdesc
+	 * parses, then describes in a request of its own): it lives on this
+	 * server until the next Parse of it or simple Query, so the session must
+	 * not move before it is executed.
+	 */
+	bool is_unnamed_parsed;
 };
 
 /* Frees what x holds (x itself is embedded in its client). */
@@ -147,6 +154,18 @@ static inline bool xact_can_retry(const struct xact *x)
 static inline bool xact_is_idle(const struct xact *x)
 {
 	return x->pending_syncs == 0 && !x->is_mid_request;
+}
+
+/* An Execute: the unnamed statement, if parsed, has served (see is_unnamed_parsed). */
+static inline void xact_note_execute(struct xact *x)
+{
+	x->is_unnamed_parsed = false;
+}
+
+/* At an idle point, and nothing the session still needs lives only on its server. */
+static inline bool xact_may_move(const struct xact *x)
+{
+	return xact_is_idle(x) && !x->is_unnamed_parsed;
 }
 
 #endif

@@ -1,5 +1,6 @@
 # A session moves only at an idle point: never between a Parse and the rest of
-# its request (the unnamed statement would be lost: psql's \gdesc), and never
+# its request, nor after a request that parsed the unnamed statement until it
+# is executed (it would be lost: psql's \gdesc), and never
 # while an Execute sent with Flush instead of Sync runs (a pipeline would
 # hang). server_idle_timeout is short and the pool small, so pgwing would
 # release the server at any other quiet moment.
@@ -67,6 +68,20 @@ print $s pg_message('P', "\0SELECT pg_sleep($quiet)::text\0" . pack('n', 0))
 is(read_until($s, 'C'), '1 2 D C', 'the query sent with Flush is answered whole');
 print $s pg_message('S');
 is(read_until($s, 'Z'), 'Z', 'and its Sync then');
+
+# psql's \gdesc: Parse + Sync, then Describe + Sync in a request of its own.
+# Between the two the session is at an idle point, but the unnamed statement
+# lives on its server (Postgres keeps it until the next Parse of it): the
+# session keeps that server until it has executed it.
+print $s pg_message('P', "\0SELECT \$1::int AS doubled\0" . pack('n', 0)) . pg_message('S');
+is(read_until($s, 'Z'), '1 Z', 'Parse + Sync of the unnamed statement');
+select(undef, undef, undef, $quiet);
+print $s pg_message('D', "S\0") . pg_message('S');
+is(read_until($s, 'Z'), 't T Z', 'Describe after a quiet spell: the statement is still there');
+print $s pg_message('B', "\0\0" . pack('n', 0) . pack('n', 1) . pack('N', 1) . '7' . pack('n', 0))
+  . pg_message('E', "\0" . pack('N', 0))
+  . pg_message('S');
+is(read_until($s, 'Z'), '2 D C Z', 'and it runs');
 
 # At a real idle point the session still moves, and its next query works.
 select(undef, undef, undef, $quiet);
