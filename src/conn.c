@@ -331,6 +331,11 @@ struct evbuffer *conn_input(struct conn *c)
 	return c->in;
 }
 
+size_t conn_input_length(const struct conn *c)
+{
+	return (fresh.owner == c ? fresh.len : 0) + evbuffer_get_length(c->in);
+}
+
 enum proto_scan conn_scan(struct conn *c, uint32_t max_len, uint32_t *remaining, size_t *movable,
 			  proto_inspect_fn inspect, void *arg)
 {

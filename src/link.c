@@ -255,8 +255,7 @@ static void link_pump_client(struct client *cl)
 	if (cl->is_request_placed) {
 		cl->is_request_placed = false;
 	} else if (cl->msg_remaining == 0 && xact_is_idle(&cl->xact) &&
-		   cl->server->tx_status == PROTO_TX_IDLE &&
-		   evbuffer_get_length(conn_input(&cl->conn)) > 0) {
+		   cl->server->tx_status == PROTO_TX_IDLE && conn_input_length(&cl->conn) > 0) {
 		cl->is_splitting = link_splits(cl);
 		/* A statement parsed here and not executed yet keeps the request here too. */
 		if (cl->xact.is_unnamed_parsed)
@@ -684,7 +683,7 @@ static bool link_pump_server(struct server *sv)
 			return false; /* released and freed */
 		/* A split session's next request waited for this answer (client_inspect). */
 		if (cl->is_splitting && xact_is_idle(&cl->xact) &&
-		    evbuffer_get_length(conn_input(&cl->conn)) > 0) {
+		    conn_input_length(&cl->conn) > 0) {
 			conn_throttle(&sv->conn, &cl->conn);
 			link_pump_client(cl);
 			return false;
@@ -1330,8 +1329,9 @@ static void link_request_server(struct client *cl)
 	enum split_route route = ROUTE_ANY;
 	struct read_floor floor;
 
-	if (!pool_is_paused(cl->pool) && evbuffer_get_length(conn_input(&cl->conn)) > 0 &&
-	    (link_splits(cl) || (cl->target == TARGET_RO && link_read_floor(cl, &floor)))) {
+	if (!pool_is_paused(cl->pool) &&
+	    (link_splits(cl) || (cl->target == TARGET_RO && link_read_floor(cl, &floor))) &&
+	    conn_input_length(&cl->conn) > 0) {
 		route = link_route_request(cl, &replica);
 		cl->is_request_placed = route != ROUTE_WAIT;
 	}

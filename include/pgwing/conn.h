@@ -78,6 +78,8 @@ void conn_move(struct conn *src, struct conn *dst, size_t n);
 bool conn_throttle(struct conn *src, struct conn *dst);
 void conn_drained(struct conn *src, struct conn *dst);
 
+/* How many bytes of c's input are unread, without gathering them (conn_input does). */
+size_t conn_input_length(const struct conn *c);
 /* c's input buffer, with any bytes of the read running now that are still unread. */
 struct evbuffer *conn_input(struct conn *c);
 /*
