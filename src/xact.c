@@ -13,6 +13,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /*
  * Queries are classified up to this many statements; one with more is never
@@ -445,13 +446,18 @@ bool xact_request_may_write(const uint8_t *msgs, size_t len)
 
 bool xact_request_commits_alone(const uint8_t *msgs, size_t len)
 {
+	const char *sql = (const char *)msgs + PROTO_HEADER_LEN;
 	struct stmt_info info[2];
 
+	/*
+	 * Not a COPY: COPY FROM STDIN waits for the client's data, and a query
+	 * sent behind it would break the copy.
+	 */
 	return len > PROTO_HEADER_LEN && msgs[0] == PqMsg_Query && msgs[len - 1] == '\0' &&
 	       1 + proto_decode_length(msgs) == len &&
-	       classify_query((const char *)msgs + PROTO_HEADER_LEN, len - PROTO_HEADER_LEN - 1,
-			      info, 2) == 1 &&
-	       info[0].cls != STMT_TX;
+	       classify_query(sql, len - PROTO_HEADER_LEN - 1, info, 2) == 1 &&
+	       info[0].cls != STMT_TX &&
+	       !(info[0].len >= 4 && strncasecmp(sql + info[0].start, "copy", 4) == 0);
 }
 
 bool xact_retry_is_read(const struct xact *x, const struct session_state *session)

@@ -63,6 +63,12 @@ is(q1('SELECT id FROM writes'), '1000',
 is($primary->safe_psql('postgres', 'SELECT v FROM t WHERE id = 1000'),
 	'by a view', 'its row is on the primary');
 
+# COPY FROM STDIN is a write that waits for the client's data: nothing may be
+# sent behind it (the LSN question goes after its end), and the session reads
+# its rows right after.
+is($pw->safe_psql("COPY t (id, v) FROM stdin;\n7\tcopied\n\\.\nSELECT v FROM t WHERE id = 7;"),
+	'copied', 'COPY FROM STDIN, then a read of what it copied');
+
 # Session state, whichever server runs the next statement.
 q1('SET search_path = other, public');
 is(q1('SELECT v, inet_server_port() FROM t'), "other|$rport",

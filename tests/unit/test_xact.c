@@ -427,6 +427,23 @@ static void test_request_may_write(void **state UNUSED)
 	assert_true(xact_request_may_write(req.bytes, req.len));
 }
 
+/* What the LSN question may ride behind: one statement that commits by itself. */
+static void test_request_commits_alone(void **state UNUSED)
+{
+	struct request req = query_request("insert into t values (1)");
+
+	assert_true(xact_request_commits_alone(req.bytes, req.len));
+	req = query_request("BEGIN; insert into t values (1)");
+	assert_false(xact_request_commits_alone(req.bytes, req.len));
+	req = query_request("COMMIT");
+	assert_false(xact_request_commits_alone(req.bytes, req.len));
+	/* COPY FROM STDIN waits for data: nothing may follow it. */
+	req = query_request("  Copy t FROM stdin");
+	assert_false(xact_request_commits_alone(req.bytes, req.len));
+	req = extended_request(PARSE("\0insert into t values (1)\0\0\0"), BIND(""));
+	assert_false(xact_request_commits_alone(req.bytes, req.len));
+}
+
 /* Bytes that are not whole messages are no request to route. */
 static void test_request_is_read_truncated(void **state UNUSED)
 {
@@ -465,6 +482,7 @@ int main(void)
 		cmocka_unit_test(test_request_is_read_extended),
 		cmocka_unit_test(test_request_is_read_truncated),
 		cmocka_unit_test(test_request_may_write),
+		cmocka_unit_test(test_request_commits_alone),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
