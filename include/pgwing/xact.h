@@ -101,6 +101,8 @@ bool xact_retry_is_read(const struct xact *x, const struct session_state *sessio
  * them: rw_split asks it before the request goes anywhere.
  */
 bool xact_request_is_read(const uint8_t *msgs, size_t len, const struct session_state *session);
+/* A simple Query's text (without its NUL): every statement provably read-only. */
+bool xact_query_is_read(const char *sql, size_t len);
 /* Forget the request in flight: answered (by pgwing) or to be sent again. */
 void xact_reset(struct xact *x);
 
