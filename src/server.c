@@ -642,7 +642,7 @@ void server_reset(struct server *sv)
 	conn_read_on(&sv->conn);
 	sv->restore_pending = 0;
 	sv->state = SV_RESET;
-	if (query[0] == '\0' || !sv->is_dirty) {
+	if (query[0] == '\0' || (!sv->is_dirty && !rt->cfg->server_reset_always)) {
 		server_finish_reset(sv);
 		return;
 	}

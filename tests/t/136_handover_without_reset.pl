@@ -3,6 +3,7 @@
 # server_reset_query (no DISCARD ALL round trip). Anything that may leave
 # state behind (a user function that SETs or makes a temp table, a prepared
 # statement, a LISTEN) still resets it: the next client sees a fresh session.
+# server_reset_always = on resets after every session.
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
@@ -72,6 +73,15 @@ for my $d (@dirty)
 	is($pw->safe_psql("SELECT pg_backend_pid(); $check"), "$pid\n$fresh",
 		"$what: the next client on that backend sees a fresh session");
 }
+
+# server_reset_always: a read-only session's server is reset too.
+$pw->set(server_reset_always => 'on');
+$pw->write_config;
+my $off = length($pw->log_content);
+$pw->signal('HUP');
+ok($pw->wait_for_log(qr/reloaded/i, $off), 'reloaded with server_reset_always = on');
+$pw->safe_psql('SELECT 1');
+is(last_query_of_pooled($pid), 'DISCARD ALL', 'server_reset_always: a read-only session resets');
 
 $pw->stop;
 done_testing();
