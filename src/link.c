@@ -66,6 +66,14 @@ static size_t commit_ready_at;
 
 static const struct server_ops link_server_ops;
 
+/*
+ * A server that served this many provably read-only requests since its reset
+ * is taken as dirty without looking at the next ones: the reset that then
+ * costs at its hand-over (a round trip) is small next to that many requests,
+ * while classifying every request of a long session is not.
+ */
+#define CLEAN_REQUESTS_MAX 16
+
 /* While a takeover hands clients over (link_set_handover); NULL otherwise. */
 static bool (*handover)(struct client *cl);
 
@@ -176,6 +184,21 @@ static enum proto_inspect link_inspect_extended(struct client *cl, struct evbuff
 	return PROTO_INSPECT_FORWARD;
 }
 
+/*
+ * A request goes to sv: whether it must be looked at, to keep sv clean (a
+ * hand-over without a reset). Not once sv is dirty, or past CLEAN_REQUESTS_MAX.
+ */
+static bool link_checks_request(struct server *sv)
+{
+	if (sv->is_dirty)
+		return false;
+	if (++sv->clean_requests > CLEAN_REQUESTS_MAX) {
+		server_mark_dirty(sv);
+		return false;
+	}
+	return true;
+}
+
 /* The first message of a request (what a Sync or a Query ends). */
 static bool is_request_start(char type)
 {
@@ -207,7 +230,7 @@ static enum proto_inspect client_inspect(void *arg, struct evbuffer *in,
 	case PqMsg_Sync:
 		link_time_request(cl, xact_note_sync(&cl->xact));
 		/* An extended request is known only as kept whole (for a retry). */
-		if (!cl->server->is_dirty && !xact_retry_is_read(&cl->xact, cl->session))
+		if (link_checks_request(cl->server) && !xact_retry_is_read(&cl->xact, cl->session))
 			server_mark_dirty(cl->server);
 		return PROTO_INSPECT_FORWARD;
 	case PqMsg_FunctionCall:
@@ -231,9 +254,9 @@ static enum proto_inspect client_inspect(void *arg, struct evbuffer *in,
 		body = proto_msg_body(in, msg, scratch);
 		if (body == NULL)
 			return PROTO_INSPECT_WAIT;
-		/* Once dirty, the server is reset when given back: no need to look further. */
-		if (!cl->server->is_dirty && (n == 0 || body[n - 1] != '\0' ||
-					      !xact_query_is_read((const char *)body, n - 1)))
+		if (link_checks_request(cl->server) &&
+		    (n == 0 || body[n - 1] != '\0' ||
+		     !xact_query_is_read((const char *)body, n - 1)))
 			server_mark_dirty(cl->server);
 		link_begin_request(cl);
 		if (n > 0 && body[n - 1] == '\0')

@@ -622,6 +622,7 @@ static bool server_finish_reset(struct server *sv)
 {
 	sv->state = SV_IDLE;
 	sv->is_dirty = false;
+	sv->clean_requests = 0;
 	return sv->ops->reset_done(sv);
 }
 

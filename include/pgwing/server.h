@@ -117,6 +117,7 @@ struct server {
 	 * the pump (server_mark_dirty), cleared by server.c's reset.
 	 */
 	bool is_dirty;
+	uint32_t clean_requests; /* requests the pump found read-only since the reset */
 };
 
 TAILQ_HEAD(server_list, server);
