@@ -291,39 +291,13 @@ static void test_statements(void **state UNUSED)
 	xact_free(&x);
 }
 
-/* What leaves a server clean for the next session (link.c's hand-over without a reset). */
-static void test_query_is_read(void **state UNUSED)
-{
-	static const char *const reads[] = {
-		"SELECT abalance FROM pgbench_accounts WHERE aid = 1;",
-		"select 1; show work_mem",
-		"WITH t AS (SELECT now()) TABLE t",
-	};
-	static const char *const others[] = {
-		"SELECT public.set_path()",
-		"SELECT set_config('search_path', 'x', false)",
-		"SET search_path = x",
-		"SELECT 1; LISTEN ch",
-		"PREPARE p AS SELECT 1",
-		"SELECT nextval('s')",
-		"SELECT 1 FOR UPDATE",
-		"BEGIN",
-		"",
-	};
-
-	for (size_t i = 0; i < sizeof(reads) / sizeof(reads[0]); i++)
-		assert_true(xact_query_is_read(reads[i], strlen(reads[i])));
-	for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++)
-		assert_false(xact_query_is_read(others[i], strlen(others[i])));
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_requests),       cmocka_unit_test(test_retry),
 		cmocka_unit_test(test_retry_extended), cmocka_unit_test(test_session_statements),
 		cmocka_unit_test(test_session_pins),   cmocka_unit_test(test_session_limit),
-		cmocka_unit_test(test_statements),     cmocka_unit_test(test_query_is_read),
+		cmocka_unit_test(test_statements),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
