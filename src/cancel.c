@@ -121,6 +121,12 @@ void cancel_forward(uint32_t pid, uint32_t key)
 	bufferevent_set_timeouts(bev, &tv, &tv);
 	bufferevent_setcb(bev, NULL, cancel_done_cb, cancel_event_cb, NULL);
 	proto_put_cancel(bufferevent_get_output(bev), sv->backend_pid, sv->backend_key);
+	/*
+	 * It may land after the query it was meant for: the server is reset when
+	 * given back, so a late cancel fails the reset (which closes it) sooner
+	 * than the next session's query.
+	 */
+	server_mark_dirty(sv);
 	log_debug("forwarding cancel for client %" PRIu64 " to %s pid %u", e->client->id,
 		  sv->backend_name, sv->backend_pid);
 	if (server_connect_socket(bev, sv->backend_host, sv->backend_port) < 0) {

@@ -66,6 +66,14 @@ static size_t commit_ready_at;
 
 static const struct server_ops link_server_ops;
 
+/*
+ * A server that served this many provably read-only requests since its reset
+ * is taken as dirty without looking at the next ones: the reset that then
+ * costs at its hand-over (a round trip) is small next to that many requests,
+ * while classifying every request of a long session is not.
+ */
+#define CLEAN_REQUESTS_MAX 16
+
 /* While a takeover hands clients over (link_set_handover); NULL otherwise. */
 static bool (*handover)(struct client *cl);
 
@@ -178,6 +186,21 @@ static enum proto_inspect link_inspect_extended(struct client *cl, struct evbuff
 	return PROTO_INSPECT_FORWARD;
 }
 
+/*
+ * A request goes to sv: whether it must be looked at, to keep sv clean (a
+ * hand-over without a reset). Not once sv is dirty, or past CLEAN_REQUESTS_MAX.
+ */
+static bool link_checks_request(struct server *sv)
+{
+	if (sv->is_dirty)
+		return false;
+	if (++sv->clean_requests > CLEAN_REQUESTS_MAX) {
+		server_mark_dirty(sv);
+		return false;
+	}
+	return true;
+}
+
 /* The first message of a request (what a Sync or a Query ends). */
 static bool is_request_start(char type)
 {
@@ -208,8 +231,12 @@ static enum proto_inspect client_inspect(void *arg, struct evbuffer *in,
 		return PROTO_INSPECT_STOP;
 	case PqMsg_Sync:
 		link_time_request(cl, xact_note_sync(&cl->xact));
+		/* An extended request is known only as kept whole (for a retry). */
+		if (link_checks_request(cl->server) && !xact_retry_is_read(&cl->xact, cl->session))
+			server_mark_dirty(cl->server);
 		return PROTO_INSPECT_FORWARD;
 	case PqMsg_FunctionCall:
+		server_mark_dirty(cl->server);
 		xact_stop_keeping(&cl->xact);
 		link_begin_request(cl);
 		return PROTO_INSPECT_FORWARD;
@@ -222,12 +249,17 @@ static enum proto_inspect client_inspect(void *arg, struct evbuffer *in,
 		return PROTO_INSPECT_FORWARD;
 	case PqMsg_Query:
 		if (n > sizeof(scratch)) {
+			server_mark_dirty(cl->server);
 			link_begin_request(cl);
 			return PROTO_INSPECT_FORWARD;
 		}
 		body = proto_msg_body(in, msg, scratch);
 		if (body == NULL)
 			return PROTO_INSPECT_WAIT;
+		if (link_checks_request(cl->server) &&
+		    (n == 0 || body[n - 1] != '\0' ||
+		     !xact_query_is_read((const char *)body, n - 1)))
+			server_mark_dirty(cl->server);
 		link_begin_request(cl);
 		if (n > 0 && body[n - 1] == '\0')
 			xact_note_query(&cl->xact, (const char *)body, n - 1, cl->server->tx_status,
@@ -523,6 +555,12 @@ static enum proto_inspect server_inspect(void *arg, struct evbuffer *in,
 		link_note_ready(cl, sv->tx_status);
 		return PROTO_INSPECT_RELEASE;
 	case PqMsg_ParameterStatus:
+		/*
+		 * A reported setting changed, maybe under a request that looked
+		 * read-only (a function a view calls): the next session must not
+		 * inherit it.
+		 */
+		server_mark_dirty(sv);
 		remember_parameter(cl, body, n);
 		server_note_parameter(sv, body, n);
 		break;
@@ -709,15 +747,21 @@ static struct server *link_unlink(struct client *cl)
  * So is one whose session made what pins a session (temp objects, a LOAD):
  * the reset does not take all of it away (the temp namespace stays the
  * backend's, a library stays loaded), and the next client must get what a
- * fresh backend gives.
+ * fresh backend gives. The pool resets one that may hold its session's state
+ * (server_reset): what it ran was not all provably read-only, or the session
+ * has state at all, which it either made or had replayed there.
  */
-static void link_return_server(struct server *sv, bool is_clean, int64_t last_active_ms)
+static void link_return_server(const struct client *cl, struct server *sv, bool is_clean)
 {
+	int64_t last_active_ms = cl->query_start_us / 1000;
+
 	if (!is_clean || sv->state != SV_ACTIVE || sv->tx_status != PROTO_TX_IDLE ||
 	    sv->is_ending || sv->is_awaiting_verdict || sv->msg_remaining != 0) {
 		server_close(sv);
 		return;
 	}
+	if (cl->session != NULL && !session_state_is_empty(cl->session))
+		server_mark_dirty(sv);
 	if (last_active_ms < sv->connect_time_ms)
 		last_active_ms = sv->connect_time_ms;
 	pool_put_server(sv, last_active_ms);
@@ -728,7 +772,7 @@ static void link_give_back_server(struct client *cl)
 	bool is_clean = cl->msg_remaining == 0 && xact_is_idle(&cl->xact) &&
 			(cl->session == NULL || session_state_unmovable(cl->session) == NULL);
 
-	link_return_server(link_unlink(cl), is_clean, cl->query_start_us / 1000);
+	link_return_server(cl, link_unlink(cl), is_clean);
 }
 
 /*
@@ -738,8 +782,7 @@ static void link_give_back_server(struct client *cl)
 static void link_let_go(struct client *cl, struct server *sv)
 {
 	server_detach(sv);
-	link_return_server(sv, evbuffer_get_length(conn_input(&sv->conn)) == 0,
-			   cl->query_start_us / 1000);
+	link_return_server(cl, sv, evbuffer_get_length(conn_input(&sv->conn)) == 0);
 }
 
 static void link_drop_parked(struct client *cl)

@@ -379,6 +379,7 @@ void server_restore(struct server *sv, struct session_state *st)
 		server_ready(sv);
 		return;
 	}
+	server_mark_dirty(sv);
 	sv->restore_pending = session_state_replay(st, conn_output(&sv->conn));
 	if (sv->restore_pending == 0) {
 		server_ready(sv);
@@ -628,14 +629,18 @@ void server_forget_backend(struct server *sv)
 static bool server_finish_reset(struct server *sv)
 {
 	sv->state = SV_IDLE;
+	sv->is_dirty = false;
+	sv->clean_requests = 0;
 	return sv->ops->reset_done(sv);
 }
 
 /*
- * Always, as PgBouncer in session mode: the client's recorded session state
- * (session.c) covers what can be replayed, not all a session can change
- * (set_config(), temp tables made by functions, advisory locks, portals), and
- * one query on a connection being reused is cheap next to a new login.
+ * Whenever it is dirty, as PgBouncer in session mode: the client's recorded
+ * session state (session.c) covers what can be replayed, not all a session
+ * can change (set_config(), temp tables made by functions, advisory locks,
+ * portals). A server that ran only provably read-only requests since its
+ * login or last reset holds nothing to take away: skipping the round trip
+ * makes a hand-over between sessions free.
  */
 void server_reset(struct server *sv)
 {
@@ -646,7 +651,7 @@ void server_reset(struct server *sv)
 	conn_read_on(&sv->conn);
 	sv->restore_pending = 0;
 	sv->state = SV_RESET;
-	if (query[0] == '\0') {
+	if (query[0] == '\0' || (!sv->is_dirty && !rt->cfg->server_reset_always)) {
 		server_finish_reset(sv);
 		return;
 	}

@@ -364,6 +364,18 @@ static const struct setting settings[] = {
 		       "state).",
 	},
 	{
+		.name = "server_reset_always",
+		.type = SETTING_BOOL,
+		.offset = BOOL_FIELD(server_reset_always),
+		.default_value = "off",
+		.is_reloadable = true,
+		.doc = "Run server_reset_query even on a server whose sessions, since its last "
+		       "reset, ran only provably read-only statements (which leave nothing "
+		       "behind, so by default the next client gets it at once). Turn it on if "
+		       "a view, operator or cast calls a function of yours that changes session "
+		       "state: the classifier can't see those calls.",
+	},
+	{
 		.name = "default_pool_size",
 		.type = SETTING_INT,
 		.offset = INT_FIELD(default_pool_size),

@@ -400,19 +400,24 @@ static bool extended_is_read(const uint8_t *msgs, size_t msgs_len,
 	return false; /* cut before its Sync */
 }
 
-bool xact_request_is_read(const uint8_t *msgs, size_t len, const struct session_state *session)
+bool xact_query_is_read(const char *sql, size_t len)
 {
 	bool is_read, is_stateful;
 
+	query_classify(sql, len, &is_read, &is_stateful);
+	return is_read;
+}
+
+bool xact_request_is_read(const uint8_t *msgs, size_t len, const struct session_state *session)
+{
 	if (len <= PROTO_HEADER_LEN)
 		return false;
 	if (msgs[0] != PqMsg_Query)
 		return extended_is_read(msgs, len, session);
 	if (msgs[len - 1] != '\0' || 1 + proto_decode_length(msgs) != len)
 		return false;
-	query_classify((const char *)msgs + PROTO_HEADER_LEN, len - PROTO_HEADER_LEN - 1, &is_read,
-		       &is_stateful);
-	return is_read;
+	return xact_query_is_read((const char *)msgs + PROTO_HEADER_LEN,
+				  len - PROTO_HEADER_LEN - 1);
 }
 
 bool xact_request_may_write(const uint8_t *msgs, size_t len)

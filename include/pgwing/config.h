@@ -78,6 +78,7 @@ struct config {
 	int64_t client_login_timeout_ms;
 	int64_t hold_timeout_ms;
 	char *server_reset_query;   /* "" = none */
+	bool server_reset_always;   /* also after provably read-only sessions */
 	int64_t server_lifetime_ms; /* 0 disables */
 	int default_pool_size;      /* 0 = no limit */
 	enum server_release server_release;

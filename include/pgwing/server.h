@@ -110,6 +110,14 @@ struct server {
 	bool is_ending;       /* relayed a FATAL about the session itself: the client goes too */
 	bool is_awaiting_verdict; /* ended with 57P01: a kill or a shutdown? (not read meanwhile) */
 	uint32_t msg_remaining;
+	/*
+	 * Since its login or last reset it ran something that may have left
+	 * session state behind (anything not provably read-only, a replay, a
+	 * cancel): given back, it is reset before the next client has it. Set by
+	 * the pump (server_mark_dirty), cleared by server.c's reset.
+	 */
+	bool is_dirty;
+	uint32_t clean_requests; /* requests the pump found read-only since the reset */
 };
 
 TAILQ_HEAD(server_list, server);
@@ -140,8 +148,17 @@ void server_restore(struct server *sv, struct session_state *st);
  * is what its next client is welcomed with.
  */
 void server_note_parameter(struct server *sv, const uint8_t *body, size_t len);
-/* Its client is done with it: run server_reset_query, then ops->reset_done. */
+/*
+ * Its client is done with it: run server_reset_query if it is dirty (at once
+ * without it), then ops->reset_done.
+ */
 void server_reset(struct server *sv);
+
+/* What it was sent or told may have left state behind (struct server's is_dirty). */
+static inline void server_mark_dirty(struct server *sv)
+{
+	sv->is_dirty = true;
+}
 /* Start a non-blocking connect of bev (TCP by name or address, or a unix socket directory). */
 int server_connect_socket(struct bufferevent *bev, const char *host, int port);
 /* A reload dropped its backend: it lets go of it (the session moves when idle). */

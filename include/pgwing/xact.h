@@ -121,6 +121,8 @@ bool xact_request_may_write(const uint8_t *msgs, size_t len);
  * runs after its commit.
  */
 bool xact_request_commits_alone(const uint8_t *msgs, size_t len);
+/* A simple Query's text (without its NUL): every statement provably read-only. */
+bool xact_query_is_read(const char *sql, size_t len);
 /* Forget the request in flight: answered (by pgwing) or to be sent again. */
 void xact_reset(struct xact *x);
 
