@@ -284,8 +284,15 @@ static void link_pump_client(struct client *cl)
 
 	if (cl->server == NULL || cl->state != CL_ACTIVE || cl->server->is_awaiting_verdict)
 		return;
+	/*
+	 * Where the next request runs is a question only for a session that may
+	 * split or set a floor: rw_split on, or a session with state (SET
+	 * pgwing.split, pgwing.min_lsn). Every other request goes straight on.
+	 */
 	if (cl->is_request_placed) {
 		cl->is_request_placed = false;
+	} else if (cl->session == NULL && (!rt->cfg->rw_split || cl->target != TARGET_RW)) {
+		cl->is_splitting = false;
 	} else if (cl->msg_remaining == 0 && xact_is_idle(&cl->xact) &&
 		   cl->server->tx_status == PROTO_TX_IDLE && conn_input_length(&cl->conn) > 0) {
 		cl->is_splitting = link_splits(cl);
