@@ -79,10 +79,12 @@ run_tests() {
 	export PGWING_TEST_CREATE_USER=yes
 	# CI's budget is 30 minutes on two cores. The TAP files mostly wait (on
 	# Postgres starting, timeouts, sleeps): at -j2 the plain and ASan passes
-	# kept the cores about 40 % busy, so three run at once. 20 s per fuzz
-	# target; a longer campaign is make fuzz-check FUZZ_SECONDS=600.
-	export PROVE_FLAGS=${PROVE_FLAGS:--j3}
-	FUZZ_SECONDS=${FUZZ_SECONDS:-20} make check || rc=1
+	# kept the cores about 40 % busy, so three run at once; --timer prints
+	# each file's time, to see where the budget goes. 10 s per fuzz target
+	# (a regression check of the corpus and a little search; the budget has
+	# no room for more); a longer campaign is make fuzz-check FUZZ_SECONDS=600.
+	export PROVE_FLAGS=${PROVE_FLAGS:--j3 --timer}
+	FUZZ_SECONDS=${FUZZ_SECONDS:-10} make check || rc=1
 	say "make check-regress (PostgreSQL's regression suite, directly and through pgwing)"
 	# One direct run, then each mode once (default, forced-move, split: about
 	# 1.5 min each); a difference not in tests/regress/expected-differences
