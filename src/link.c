@@ -232,7 +232,8 @@ static enum proto_inspect client_inspect(void *arg, struct evbuffer *in,
 	case PqMsg_Sync:
 		link_time_request(cl, xact_note_sync(&cl->xact));
 		/* An extended request is known only as kept whole (for a retry). */
-		if (link_checks_request(cl->server) && !xact_retry_is_read(&cl->xact, cl->session))
+		if (link_checks_request(cl->server) &&
+		    !xact_retry_leaves_statements_only(&cl->xact, cl->session))
 			server_mark_dirty(cl->server);
 		return PROTO_INSPECT_FORWARD;
 	case PqMsg_FunctionCall:
@@ -353,6 +354,13 @@ static void link_note_error(struct server *sv, const uint8_t *body, size_t len)
 	struct client *cl = sv->owner;
 	struct proto_error_fields ef;
 
+	/*
+	 * A Parse is recorded as it is sent: after an error (the Parse's own, or
+	 * one that skipped it to the Sync) the record may name a statement the
+	 * server does not have. The server is reset, not kept with them.
+	 */
+	if (cl->session != NULL && session_state_has_statements(cl->session))
+		server_mark_dirty(sv);
 	xact_note_error(&cl->xact);
 	if (!sv->is_holding && cl->xact.pending_syncs > 0)
 		cl->xact.is_response_started = true;
@@ -756,9 +764,15 @@ static struct server *link_unlink(struct client *cl)
  * backend's, a library stays loaded), and the next client must get what a
  * fresh backend gives. The pool resets one that may hold its session's state
  * (server_reset): what it ran was not all provably read-only, or the session
- * has state at all, which it either made or had replayed there.
+ * has state at all, which it either made or had replayed there, except
+ * prepared statements alone: a server that ran nothing else (not dirty) and
+ * has all of the session's state (version: the session's as of the server's
+ * last request) keeps them, so the next session with the same statements
+ * (every connection of an app prepares the same ones) needs no reset and no
+ * Parse, and one with others only the difference.
  */
-static void link_return_server(const struct client *cl, struct server *sv, bool is_clean)
+static void link_return_server(const struct client *cl, struct server *sv, bool is_clean,
+			       uint64_t version)
 {
 	int64_t last_active_ms = cl->query_start_us / 1000;
 
@@ -767,7 +781,10 @@ static void link_return_server(const struct client *cl, struct server *sv, bool 
 		server_close(sv);
 		return;
 	}
-	if (cl->session != NULL && !session_state_is_empty(cl->session))
+	if (cl->session != NULL && !sv->is_dirty && session_state_is_statements_only(cl->session) &&
+	    version == session_state_version(cl->session))
+		server_keep_statements(sv, cl->session);
+	else if (cl->session != NULL && !session_state_is_empty(cl->session))
 		server_mark_dirty(sv);
 	if (last_active_ms < sv->connect_time_ms)
 		last_active_ms = sv->connect_time_ms;
@@ -779,17 +796,18 @@ static void link_give_back_server(struct client *cl)
 	bool is_clean = cl->msg_remaining == 0 && xact_is_idle(&cl->xact) &&
 			(cl->session == NULL || session_state_unmovable(cl->session) == NULL);
 
-	link_return_server(cl, link_unlink(cl), is_clean);
+	link_return_server(cl, link_unlink(cl), is_clean, session_state_version(cl->session));
 }
 
 /*
  * rw_split: sv, no longer cl's current or parked server, goes back to its
- * pool if it is as clean as when it last served (nothing arrived since).
+ * pool if it is as clean as when it last served (nothing arrived since), with
+ * the session's state as of version.
  */
-static void link_let_go(struct client *cl, struct server *sv)
+static void link_let_go(struct client *cl, struct server *sv, uint64_t version)
 {
 	server_detach(sv);
-	link_return_server(cl, sv, evbuffer_get_length(conn_input(&sv->conn)) == 0);
+	link_return_server(cl, sv, evbuffer_get_length(conn_input(&sv->conn)) == 0, version);
 }
 
 static void link_drop_parked(struct client *cl)
@@ -797,7 +815,7 @@ static void link_drop_parked(struct client *cl)
 	struct server *sv = cl->parked;
 
 	cl->parked = NULL;
-	link_let_go(cl, sv);
+	link_let_go(cl, sv, cl->parked_version);
 }
 
 /*
@@ -1300,11 +1318,12 @@ static bool link_place_request(struct client *cl)
 		return true;
 	if (is_on_replica == (route == ROUTE_REPLICA)) {
 		/* Another replica serves the reads now: this one goes back. */
-		link_let_go(cl, cl->server);
+		link_let_go(cl, cl->server, session_state_version(cl->session));
 		cl->server = NULL;
 	} else {
 		/* The current server parks; the parked one serves if it fits, else goes. */
-		bool is_fit = other != NULL && link_fits(cl, other, cl->parked_version, replica);
+		uint64_t other_version = cl->parked_version;
+		bool is_fit = other != NULL && link_fits(cl, other, other_version, replica);
 
 		cl->parked = cl->server;
 		cl->parked_version = session_state_version(cl->session);
@@ -1314,7 +1333,7 @@ static bool link_place_request(struct client *cl)
 			return true;
 		}
 		if (other != NULL)
-			link_let_go(cl, other);
+			link_let_go(cl, other, other_version);
 	}
 	cl->is_request_placed = true;
 	link_request_routed(cl, route, replica);

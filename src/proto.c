@@ -861,6 +861,15 @@ void proto_put_sync(struct evbuffer *out)
 	msg_end(msg_begin(out, PqMsg_Sync));
 }
 
+void proto_put_close_statement(struct evbuffer *out, const char *name)
+{
+	struct msg m = msg_begin(out, PqMsg_Close);
+
+	evbuffer_add(m.body, &(char){PROTO_TARGET_STATEMENT}, 1);
+	proto_put_cstring(m.body, name);
+	msg_end(m);
+}
+
 void proto_put_message(struct evbuffer *out, char type, const void *body, size_t len)
 {
 	struct msg m = msg_begin(out, type);

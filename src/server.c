@@ -73,6 +73,7 @@ static void server_release(void *arg)
 		evbuffer_free(sv->welcome);
 	startup_params_free(&sv->startup);
 	startup_params_free(&sv->reported);
+	session_state_free(sv->held);
 	free(sv->backend_name);
 	free(sv->backend_host);
 	free(sv);
@@ -373,15 +374,27 @@ static void server_ready(struct server *sv)
 	sv->ops->ready(sv);
 }
 
+/* The restore is over: from now on the session's own record says what the server holds. */
+static void server_forget_held(struct server *sv)
+{
+	session_state_free(sv->held);
+	sv->held = NULL;
+}
+
+void server_keep_statements(struct server *sv, const struct session_state *st)
+{
+	server_forget_held(sv);
+	sv->held = session_state_copy_statements(st);
+}
+
 void server_restore(struct server *sv, struct session_state *st)
 {
-	if (st == NULL || session_state_is_empty(st)) {
-		server_ready(sv);
-		return;
-	}
-	server_mark_dirty(sv);
-	sv->restore_pending = session_state_replay(st, conn_output(&sv->conn));
+	/* Statements the server holds as they are aren't state it must be reset of. */
+	if (st != NULL && !session_state_is_statements_only(st))
+		server_mark_dirty(sv);
+	sv->restore_pending = session_state_replay(st, sv->held, conn_output(&sv->conn));
 	if (sv->restore_pending == 0) {
+		server_forget_held(sv);
 		server_ready(sv);
 		return;
 	}
@@ -426,7 +439,7 @@ static void server_note_replayed(struct server *sv)
 		return;
 	if (sv->restore_error[0] == '\0') {
 		sv->restore_at++;
-	} else if (session_state_forget_unreplayable(sv->restoring, sv->restore_at)) {
+	} else if (session_state_forget_unreplayable(sv->restoring, sv->held, sv->restore_at)) {
 		log_info("server %" PRIu64 ": a prepared statement could not be prepared again on "
 			 "%s, the session goes on without it: %s",
 			 sv->id, sv->backend_name, sv->restore_error);
@@ -442,6 +455,7 @@ static void server_end_restore(struct server *sv)
 	char text[512];
 
 	sv->restoring = NULL;
+	server_forget_held(sv);
 	if (!sv->is_restore_failed) {
 		server_ready(sv);
 		return;
@@ -655,6 +669,7 @@ void server_reset(struct server *sv)
 		server_finish_reset(sv);
 		return;
 	}
+	server_forget_held(sv); /* DISCARD ALL (the default) deallocates them */
 	proto_put_query(conn_output(&sv->conn), query);
 	timer_add_ms(sv->timer, rt->cfg->server_connect_timeout_ms);
 }

@@ -187,6 +187,46 @@ static void add_statement(struct session_state *st, enum entry_kind kind,
 	add_sql(st, kind, info->key, sql + info->start, info->len);
 }
 
+/* The key of a recorded SET of a custom (dotted) name: it stays defined once made. */
+static bool is_custom_name(const char *key)
+{
+	return strchr(key, '.') != NULL;
+}
+
+/* RESET "key" (the key's quotes doubled): what keeps a custom name defined, empty. */
+static void add_placeholder(struct session_state *st, const char *key)
+{
+	char text[2 * STMT_KEY_MAX + 16];
+	size_t n = (size_t)snprintf(text, sizeof(text), "RESET \"");
+
+	for (const char *c = key; *c != '\0'; c++) {
+		if (*c == '"')
+			text[n++] = '"';
+		text[n++] = *c;
+	}
+	n += (size_t)snprintf(text + n, sizeof(text) - n, "\"");
+	add_sql(st, ENTRY_SET, key, text, n);
+}
+
+/*
+ * RESET ALL: every setting back to its default but the session's identity.
+ * A custom name stays defined, as an empty placeholder, as after its own
+ * RESET: it replays as one.
+ */
+static void reset_all(struct session_state *st)
+{
+	char(*custom)[STMT_KEY_MAX] = xcalloc(st->nsql + 1, sizeof(*custom));
+	size_t ncustom = 0;
+
+	for (size_t i = 0; i < st->nsql; i++)
+		if (st->sql[i].kind == ENTRY_SET && is_custom_name(st->sql[i].key))
+			memcpy(custom[ncustom++], st->sql[i].key, STMT_KEY_MAX);
+	drop_sql_where(st, ENTRY_SET, NULL, is_reset_by_reset_all);
+	for (size_t i = 0; i < ncustom; i++)
+		add_placeholder(st, custom[i]);
+	free(custom);
+}
+
 static void clear(struct session_state *st)
 {
 	while (st->nsql > 0)
@@ -238,11 +278,11 @@ void session_state_apply(struct session_state *st, const struct stmt_info *info,
 		 * placeholder, where a new server would not know it: SHOW would fail.
 		 * Replaying the RESET defines it again.
 		 */
-		if (strchr(info->key, '.') != NULL)
+		if (is_custom_name(info->key))
 			add_statement(st, ENTRY_SET, info, sql);
 		break;
 	case SESSION_RESET_ALL:
-		drop_sql_where(st, ENTRY_SET, NULL, is_reset_by_reset_all);
+		reset_all(st);
 		break;
 	case SESSION_LISTEN:
 		/* LISTEN twice is still one listener. */
@@ -288,13 +328,11 @@ void session_state_apply(struct session_state *st, const struct stmt_info *info,
 	}
 }
 
-void session_state_note_parse(struct session_state *st, const char *name, const uint8_t *msg,
-			      size_t len)
+/* A Parse message of a name st does not hold yet. */
+static void add_parse(struct session_state *st, const char *name, const uint8_t *msg, size_t len)
 {
-	st->version++;
 	struct parse_entry *e;
 
-	drop_parse_matching(st, name);
 	if (!reserve(st, len))
 		return;
 	if (st->nparse == st->parse_cap) {
@@ -307,6 +345,14 @@ void session_state_note_parse(struct session_state *st, const char *name, const 
 	memcpy(e->msg, msg, len);
 	e->len = len;
 	st->bytes += len;
+}
+
+void session_state_note_parse(struct session_state *st, const char *name, const uint8_t *msg,
+			      size_t len)
+{
+	st->version++;
+	drop_parse_matching(st, name);
+	add_parse(st, name, msg, len);
 }
 
 uint64_t session_state_version(const struct session_state *st)
@@ -371,37 +417,117 @@ bool session_state_is_empty(const struct session_state *st)
 	return st->nsql == 0 && st->nparse == 0 && st->unmovable == NULL;
 }
 
-int session_state_replay(const struct session_state *st, struct evbuffer *out)
+bool session_state_is_statements_only(const struct session_state *st)
 {
+	return st->nsql == 0 && st->unmovable == NULL;
+}
+
+bool session_state_has_statements(const struct session_state *st)
+{
+	return st->nparse > 0;
+}
+
+struct session_state *session_state_copy_statements(const struct session_state *st)
+{
+	struct session_state *copy;
+
+	if (st->nparse == 0)
+		return NULL;
+	copy = session_state_new();
+	for (size_t i = 0; i < st->nparse; i++)
+		add_parse(copy, st->parse[i].name, st->parse[i].msg, st->parse[i].len);
+	return copy;
+}
+
+static const struct parse_entry *find_parse(const struct session_state *st, const char *name)
+{
+	for (size_t i = 0; st != NULL && i < st->nparse; i++)
+		if (strcmp(st->parse[i].name, name) == 0)
+			return &st->parse[i];
+	return NULL;
+}
+
+/* st holds e as it is: a statement of that name, made by the same Parse message. */
+static bool holds_as_is(const struct session_state *st, const struct parse_entry *e)
+{
+	const struct parse_entry *own = find_parse(st, e->name);
+
+	return own != NULL && own->len == e->len && memcmp(own->msg, e->msg, e->len) == 0;
+}
+
+/* Whether held holds a statement st does not hold as it is (closed first by a replay). */
+static bool has_stale(const struct session_state *st, const struct session_state *held)
+{
+	for (size_t i = 0; held != NULL && i < held->nparse; i++)
+		if (!holds_as_is(st, &held->parse[i]))
+			return true;
+	return false;
+}
+
+int session_state_replay(const struct session_state *st, const struct session_state *held,
+			 struct evbuffer *out)
+{
+	int n = 0;
+
 	/*
-	 * One request per entry, each answered by its own ReadyForQuery: a
+	 * What the server holds and the session does not goes first, in one
+	 * request: a name it reuses for another statement is free again, and the
+	 * session sees only its own statements (pg_prepared_statements, 42P05).
+	 */
+	if (has_stale(st, held)) {
+		for (size_t i = 0; i < held->nparse; i++)
+			if (!holds_as_is(st, &held->parse[i]))
+				proto_put_close_statement(out, held->parse[i].name);
+		proto_put_sync(out);
+		n++;
+	}
+	if (st == NULL)
+		return n;
+	/*
+	 * Then one request per entry, each answered by its own ReadyForQuery: a
 	 * PREPARE made again shows its own text, and a failure is known by the
 	 * entry that failed (session_state_forget_unreplayable).
 	 */
-	for (size_t i = 0; i < st->nsql; i++)
+	for (size_t i = 0; i < st->nsql; i++, n++)
 		proto_put_message(out, PqMsg_Query, st->sql[i].text, st->sql[i].len + 1);
 	for (size_t i = 0; i < st->nparse; i++) {
+		if (holds_as_is(held, &st->parse[i]))
+			continue;
 		evbuffer_add(out, st->parse[i].msg, st->parse[i].len);
 		proto_put_sync(out);
+		n++;
 	}
-	return (int)(st->nsql + st->nparse);
+	return n;
 }
 
-bool session_state_forget_unreplayable(struct session_state *st, size_t i)
+bool session_state_forget_unreplayable(struct session_state *st, const struct session_state *held,
+				       size_t i)
 {
+	if (st == NULL)
+		return false;
 	st->version++;
+	/* The replay's requests, counted as session_state_replay sent them. */
+	if (has_stale(st, held) && i-- == 0)
+		return false;
 	/*
 	 * A statement that can't be prepared again (its table was dropped since)
 	 * fails only when it is executed, in Postgres: the session goes on
 	 * without it. Anything else missing would make it a different session.
 	 */
-	if (i < st->nsql && st->sql[i].kind == ENTRY_PREPARE) {
+	if (i < st->nsql) {
+		if (st->sql[i].kind != ENTRY_PREPARE)
+			return false;
 		drop_sql(st, i);
 		return true;
 	}
-	if (i >= st->nsql && i - st->nsql < st->nparse) {
-		drop_parse(st, i - st->nsql);
-		return true;
+	i -= st->nsql;
+	for (size_t k = 0; k < st->nparse; k++) {
+		if (holds_as_is(held, &st->parse[k]))
+			continue;
+		if (i-- == 0) {
+			drop_parse(st, k);
+			return true;
+		}
 	}
 	return false;
 }

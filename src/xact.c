@@ -353,10 +353,13 @@ static bool is_read_query(const char *sql)
  * A kept extended request runs again only as Parse of the unnamed statement,
  * Bind (of it, or of a named statement prepared earlier), Describe, Execute
  * and Sync, every statement read-only. A named Parse would fail on the new
- * server, which the moved session's replay gave that statement already.
+ * server, which the moved session's replay gave that statement already; with
+ * may_prepare, a named Parse (of any text: it runs nothing) and a Close are
+ * allowed too, for a request that leaves no state but the statements the
+ * session records.
  */
 static bool extended_is_read(const uint8_t *msgs, size_t msgs_len,
-			     const struct session_state *session)
+			     const struct session_state *session, bool may_prepare)
 {
 	bool is_unnamed_read = false;
 	size_t pos = 0;
@@ -373,9 +376,14 @@ static bool extended_is_read(const uint8_t *msgs, size_t msgs_len,
 		switch (msg[0]) {
 		case PqMsg_Parse:
 			name = proto_read_cstring(&r);
-			if (name == NULL || name[0] != '\0')
+			if (name == NULL || (name[0] != '\0' && !may_prepare))
 				return false;
-			is_unnamed_read = is_read_query(proto_read_cstring(&r));
+			if (name[0] == '\0')
+				is_unnamed_read = is_read_query(proto_read_cstring(&r));
+			break;
+		case PqMsg_Close:
+			if (!may_prepare)
+				return false;
 			break;
 		case PqMsg_Bind:
 			if (proto_read_cstring(&r) == NULL ||
@@ -413,7 +421,7 @@ bool xact_request_is_read(const uint8_t *msgs, size_t len, const struct session_
 	if (len <= PROTO_HEADER_LEN)
 		return false;
 	if (msgs[0] != PqMsg_Query)
-		return extended_is_read(msgs, len, session);
+		return extended_is_read(msgs, len, session, false);
 	if (msgs[len - 1] != '\0' || 1 + proto_decode_length(msgs) != len)
 		return false;
 	return xact_query_is_read((const char *)msgs + PROTO_HEADER_LEN,
@@ -468,6 +476,13 @@ bool xact_request_commits_alone(const uint8_t *msgs, size_t len)
 bool xact_retry_is_read(const struct xact *x, const struct session_state *session)
 {
 	return xact_request_is_read(x->retry, x->retry_len, session);
+}
+
+bool xact_retry_leaves_statements_only(const struct xact *x, const struct session_state *session)
+{
+	if (x->retry_len > PROTO_HEADER_LEN && x->retry[0] != PqMsg_Query)
+		return extended_is_read(x->retry, x->retry_len, session, true);
+	return xact_retry_is_read(x, session);
 }
 
 void xact_reset(struct xact *x)

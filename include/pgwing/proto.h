@@ -253,6 +253,8 @@ void proto_put_encryption_answer(struct evbuffer *out, bool will_encrypt);
 void proto_put_ssl_request(struct evbuffer *out);
 /* Sync ('S', from the frontend). */
 void proto_put_sync(struct evbuffer *out);
+/* Close of the prepared statement name (extended protocol; answered by CloseComplete). */
+void proto_put_close_statement(struct evbuffer *out, const char *name);
 /* Any message whose body is already encoded (a client's Parse, copied to replay it). */
 void proto_put_message(struct evbuffer *out, char type, const void *body, size_t len);
 /*

@@ -118,6 +118,12 @@ struct server {
 	 */
 	bool is_dirty;
 	uint32_t clean_requests; /* requests the pump found read-only since the reset */
+	/*
+	 * Pooled without a reset: the protocol-level prepared statements its last
+	 * session left (NULL: none). The next session's restore closes those it
+	 * lacks and prepares only what it has that these are not.
+	 */
+	struct session_state *held;
 };
 
 TAILQ_HEAD(server_list, server);
@@ -136,12 +142,20 @@ void server_attach(struct server *sv, const struct server_ops *ops, void *owner)
 void server_detach(struct server *sv);
 /*
  * Rebuild a moved session's state (NULL: none) before the client's next
- * request, dropping the answers; ops->ready once done, at once when there is
- * nothing to replay. A prepared statement that can't be made again is
+ * request, dropping the answers (on a server pooled with statements, only the
+ * difference: session_state_replay); ops->ready once done, at once when there
+ * is nothing to replay. A prepared statement that can't be made again is
  * dropped from st; any other failure is ops->failed ("session state could
  * not be carried to the new server: ...").
  */
 void server_restore(struct server *sv, struct session_state *st);
+/*
+ * Its session, given back, left prepared statements on it and nothing else
+ * (the owner checked: not dirty, st records all it did): the server is pooled
+ * with them instead of being reset, and the next restore applies only the
+ * difference.
+ */
+void server_keep_statements(struct server *sv, const struct session_state *st);
 /*
  * A ParameterStatus body: the server's value of a reported parameter changed
  * (the owner's pump passes on those it forwards). What the server reported

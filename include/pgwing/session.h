@@ -49,24 +49,42 @@ const char *session_state_unmovable(const struct session_state *st);
 
 /* Nothing to replay and nothing that keeps the session in place. */
 bool session_state_is_empty(const struct session_state *st);
+/*
+ * Its only state is protocol-level prepared statements (none at all counts):
+ * a server that ran nothing else for it holds exactly what st records.
+ */
+bool session_state_is_statements_only(const struct session_state *st);
+/* It records a protocol-level prepared statement. */
+bool session_state_has_statements(const struct session_state *st);
+/*
+ * A copy of st's protocol-level prepared statements alone (NULL when it has
+ * none): what a server given back without a reset holds.
+ */
+struct session_state *session_state_copy_statements(const struct session_state *st);
 /* A session that LISTENs needs a server even while idle, or notifications can't reach it. */
 bool session_state_is_listening(const struct session_state *st);
 
 /*
- * Append what rebuilds the state on a fresh server: a simple Query for each
- * recorded SQL statement, in order, then each recorded Parse message with a
- * Sync of its own. Returns the number of requests (and of ReadyForQuery
- * messages the server will answer with).
+ * Append what rebuilds st (NULL: an empty session) on a server that holds
+ * held's prepared statements (NULL: a fresh or reset server): first one
+ * request closing those of held that st does not hold as they are (same name,
+ * same Parse message), then a simple Query for each recorded SQL statement,
+ * in order, then each recorded Parse message held lacks, with a Sync of its
+ * own. Returns the number of requests (and of ReadyForQuery messages the
+ * server will answer with): 0 when the server holds st already.
  */
-int session_state_replay(const struct session_state *st, struct evbuffer *out);
+int session_state_replay(const struct session_state *st, const struct session_state *held,
+			 struct evbuffer *out);
 /*
- * The replay's request i (counting only the requests still recorded) failed
- * on the new server. A prepared statement is forgotten (true): the session
- * goes on without it, as a direct one whose statement's table was dropped
- * does until it runs the statement. Anything else (false) leaves the session
- * different from what it was: it can't be carried.
+ * The replay's request i (as session_state_replay(st, held) counts them,
+ * over the requests still recorded) failed on the new server. A prepared
+ * statement is forgotten (true): the session goes on without it, as a direct
+ * one whose statement's table was dropped does until it runs the statement.
+ * Anything else (false) leaves the session different from what it was: it
+ * can't be carried.
  */
-bool session_state_forget_unreplayable(struct session_state *st, size_t i);
+bool session_state_forget_unreplayable(struct session_state *st, const struct session_state *held,
+				       size_t i);
 
 /*
  * The state in a form another pgwing process reads back (a takeover hands a

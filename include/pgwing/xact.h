@@ -103,6 +103,12 @@ void xact_note_error(struct xact *x);
  */
 bool xact_retry_is_read(const struct xact *x, const struct session_state *session);
 /*
+ * The kept request is provably read-only but for named statements it
+ * prepares or closes (which session records): it leaves no other state on
+ * the server.
+ */
+bool xact_retry_leaves_statements_only(const struct xact *x, const struct session_state *session);
+/*
  * The same question of any whole request (a Query, or extended-protocol
  * messages up to and with their Sync), len bytes framed as the client sent
  * them: rw_split asks it before the request goes anywhere.

@@ -2,7 +2,9 @@
  * The serialized session state a takeover receives from another process
  * (session_state_deserialize): whatever the bytes, it is refused or read
  * whole; what is read writes back to a form that reads again to the same
- * form, and replays the same bytes.
+ * form, and replays the same bytes. Replayed onto a server that holds its own
+ * prepared statements, it prepares and closes nothing; onto an empty session,
+ * those statements are closed in one request.
  */
 #include "fuzz.h"
 #include "pgwing/session.h"
@@ -22,8 +24,39 @@ static struct evbuffer *replay_of(const struct session_state *st)
 {
 	struct evbuffer *b = evbuffer_new();
 
-	session_state_replay(st, b);
+	session_state_replay(st, NULL, b);
 	return b;
+}
+
+/* The messages of type in b (a replay: whole messages). */
+static size_t count_messages(struct evbuffer *b, char type)
+{
+	const uint8_t *p = evbuffer_pullup(b, -1);
+	size_t len = evbuffer_get_length(b), n = 0;
+
+	for (size_t at = 0; at + 5 <= len;) {
+		uint32_t msg_len = (uint32_t)p[at + 1] << 24 | (uint32_t)p[at + 2] << 16 |
+				   (uint32_t)p[at + 3] << 8 | p[at + 4];
+
+		n += p[at] == type;
+		at += 1 + msg_len;
+	}
+	return n;
+}
+
+static void check_replay_onto_held(const struct session_state *st)
+{
+	struct session_state *held = session_state_copy_statements(st);
+	struct evbuffer *b = evbuffer_new(), *closes = evbuffer_new();
+	int n = session_state_replay(st, held, b);
+
+	FUZZ_CHECK(count_messages(b, 'P') == 0 && count_messages(b, 'C') == 0);
+	FUZZ_CHECK((size_t)n == count_messages(b, 'Q'));
+	FUZZ_CHECK(session_state_replay(NULL, held, closes) == (held != NULL));
+	FUZZ_CHECK(count_messages(closes, 'S') == (held != NULL));
+	evbuffer_free(b);
+	evbuffer_free(closes);
+	session_state_free(held);
 }
 
 static bool same(struct evbuffer *a, struct evbuffer *b)
@@ -53,6 +86,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	replay = replay_of(st);
 	replay2 = replay_of(again);
 	FUZZ_CHECK(same(replay, replay2));
+	check_replay_onto_held(st);
 	evbuffer_free(form);
 	evbuffer_free(form2);
 	evbuffer_free(replay);

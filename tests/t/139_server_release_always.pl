@@ -46,6 +46,19 @@ ok(holds_no_server(), 'given back after the RESET');
 $node->safe_psql('postgres', "SELECT pg_terminate_backend($pid, 10000)");
 is($bg->query_safe("SELECT coalesce(current_setting('custom.my_guc', true), 'unknown')"),
 	'', 'a RESET custom setting is still known, empty, on the next backend');
+# RESET ALL leaves custom names defined, empty, too; other settings go back to
+# their defaults.
+$bg->query_safe("SET custom.other = 'bar'; SET work_mem = '6MB'");
+$bg->query_safe('RESET ALL');
+$pid = $bg->query_safe('SELECT pg_backend_pid()');
+ok(holds_no_server(), 'given back after RESET ALL');
+$node->safe_psql('postgres', "SELECT pg_terminate_backend($pid, 10000)");
+is( $bg->query_safe(
+		"SELECT coalesce(current_setting('custom.other', true), 'unknown') || '|' || current_setting('work_mem')"
+	),
+	'|4MB',
+	'after RESET ALL a custom setting is still known, empty, on the next backend; work_mem is back'
+);
 
 $bg->query_safe('BEGIN');
 my $in_xact = $bg->query_safe('SELECT pg_backend_pid()');

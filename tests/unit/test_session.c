@@ -1,7 +1,9 @@
 /*
  * The session state's serialized form (a takeover hands it to another
  * process): what is read back replays exactly as the original, and anything
- * malformed is refused rather than half read.
+ * malformed is refused rather than half read. A replay onto a server that
+ * holds prepared statements already (a hand-over without a reset) sends only
+ * the difference, and a failure in it is charged to the right statement.
  */
 #include "pgwing/session.h"
 
@@ -10,6 +12,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,7 +50,7 @@ static char *replay_bytes(const struct session_state *st, size_t *len)
 	struct evbuffer *b = evbuffer_new();
 	char *out;
 
-	session_state_replay(st, b);
+	session_state_replay(st, NULL, b);
 	*len = evbuffer_get_length(b);
 	out = malloc(*len + 1);
 	evbuffer_remove(b, out, *len);
@@ -170,11 +173,96 @@ static void test_malformed(void **state UNUSED)
 	session_state_free(st);
 }
 
+/* The replay's messages as "<type><name>" words (Parse and Close carry a name; others none). */
+static void replay_words(const struct session_state *st, const struct session_state *held,
+			 int want_requests, const char *want)
+{
+	struct evbuffer *b = evbuffer_new();
+	char words[256] = "";
+	const uint8_t *p;
+	size_t len;
+
+	assert_int_equal(session_state_replay(st, held, b), want_requests);
+	p = evbuffer_pullup(b, -1);
+	len = evbuffer_get_length(b);
+	for (size_t at = 0; at < len;) {
+		uint32_t n = (uint32_t)p[at + 1] << 24 | (uint32_t)p[at + 2] << 16 |
+			     (uint32_t)p[at + 3] << 8 | p[at + 4];
+		const char *name = (const char *)p + at + 5 + (p[at] == 'C');
+
+		snprintf(words + strlen(words), sizeof(words) - strlen(words), "%s%c%s",
+			 words[0] ? " " : "", p[at], p[at] == 'P' || p[at] == 'C' ? name : "");
+		at += 1 + n;
+	}
+	assert_string_equal(words, want);
+	evbuffer_free(b);
+}
+
+static void test_replay_onto_held(void **state UNUSED)
+{
+	struct session_state *st = session_state_new(), *held = session_state_new(), *copy;
+
+	note_parse(st, "a", "SELECT 1");
+	note_parse(st, "c", "SELECT 3");
+	/* A server that holds exactly the session's statements: nothing to send. */
+	copy = session_state_copy_statements(st);
+	replay_words(st, copy, 0, "");
+	session_state_free(copy);
+	/* Held: a as it is, b the session lacks, c under another text. */
+	note_parse(held, "a", "SELECT 1");
+	note_parse(held, "b", "SELECT 2");
+	note_parse(held, "c", "SELECT 33");
+	replay_words(st, held, 2, "Cb Cc S Pc S");
+	/* A first login (no session): all of them closed, in one request. */
+	replay_words(NULL, held, 1, "Ca Cb Cc S");
+	/* SQL state replays in full; a held statement as it is is not prepared again. */
+	apply(st, "SET datestyle = 'dmy'");
+	replay_words(st, held, 3, "Cb Cc S Q Pc S");
+	assert_false(session_state_is_statements_only(st));
+	/*
+	 * Request 2 (Parse c) failed: c is forgotten. Request 0 (the Close) or 1
+	 * (the SET) can't be done without.
+	 */
+	assert_false(session_state_forget_unreplayable(st, held, 0));
+	assert_false(session_state_forget_unreplayable(st, held, 1));
+	assert_true(session_state_forget_unreplayable(st, held, 2));
+	assert_null(session_state_statement_text(st, "c"));
+	assert_string_equal(session_state_statement_text(st, "a"), "SELECT 1");
+	assert_false(session_state_forget_unreplayable(st, held, 2));
+	session_state_free(held);
+	session_state_free(st);
+}
+
+/* RESET ALL keeps a custom name defined (an empty placeholder), as Postgres does. */
+static void test_reset_all_keeps_custom_names(void **state UNUSED)
+{
+	struct session_state *st = session_state_new();
+
+	apply(st, "SET my.x = 'a'");
+	apply(st, "SET work_mem = '1MB'");
+	apply(st, "SET \"Odd\"\"q.y\" = 'b'");
+	apply(st, "SET ROLE alice");
+	apply(st, "RESET ALL");
+	assert_null(session_state_set_text(st, "work_mem"));
+	assert_string_equal(session_state_set_text(st, "role"), "SET ROLE alice");
+	assert_string_equal(session_state_set_text(st, "my.x"), "RESET \"my.x\"");
+	/* (Postgres refuses such a name; the key's quotes are doubled all the same.) */
+	assert_string_equal(session_state_set_text(st, "odd\"q.y"), "RESET \"odd\"\"q.y\"");
+	replay_words(st, NULL, 3, "Q Q Q");
+	/* A SET after it replaces the placeholder. */
+	apply(st, "SET my.x = 'c'");
+	assert_string_equal(session_state_set_text(st, "my.x"), "SET my.x = 'c'");
+	replay_words(st, NULL, 3, "Q Q Q");
+	session_state_free(st);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_malformed),
+		cmocka_unit_test(test_replay_onto_held),
+		cmocka_unit_test(test_reset_all_keeps_custom_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

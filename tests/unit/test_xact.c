@@ -31,7 +31,7 @@ static const char *replay_of(const struct session_state *st)
 	uint8_t hdr[5];
 
 	text[0] = '\0';
-	session_state_replay(st, b);
+	session_state_replay(st, NULL, b);
 	while (evbuffer_copyout(b, hdr, sizeof(hdr)) == sizeof(hdr) && hdr[0] == 'Q') {
 		uint32_t len = ((uint32_t)hdr[1] << 24 | (uint32_t)hdr[2] << 16 |
 				(uint32_t)hdr[3] << 8 | hdr[4]) -
@@ -141,6 +141,9 @@ static void test_retry_extended(void **state UNUSED)
 	/* A named statement prepared earlier, bound again: a read if its text is. */
 	extended(&x, &st, 'P', PARSE("s1\0select 2\0\0\0"));
 	xact_note_sync(&x);
+	/* Its Parse runs nothing: no state but the statement, which the session records. */
+	assert_false(xact_retry_is_read(&x, st));
+	assert_true(xact_retry_leaves_statements_only(&x, st));
 	xact_note_ready(&x, 'I', &st);
 	extended(&x, &st, 'B', BIND("s1"));
 	extended(&x, &st, 'E', EXECUTE);
@@ -158,6 +161,17 @@ static void test_retry_extended(void **state UNUSED)
 	extended(&x, &st, 'B', BIND("s2"));
 	xact_note_sync(&x);
 	assert_false(xact_can_retry(&x) && xact_retry_is_read(&x, st));
+	assert_true(xact_retry_leaves_statements_only(&x, st));
+	xact_note_ready(&x, 'I', &st);
+	/* A named write prepared is only a statement; bound and run, it may leave state. */
+	extended(&x, &st, 'P', PARSE("w\0insert into t values (1)\0\0\0"));
+	xact_note_sync(&x);
+	assert_true(xact_retry_leaves_statements_only(&x, st));
+	xact_note_ready(&x, 'I', &st);
+	extended(&x, &st, 'B', BIND("w"));
+	extended(&x, &st, 'E', EXECUTE);
+	xact_note_sync(&x);
+	assert_false(xact_retry_leaves_statements_only(&x, st));
 	xact_note_ready(&x, 'I', &st);
 	extended(&x, &st, 'P', PARSE("\0select 4\0\0\0"));
 	xact_stop_keeping(&x); /* Flush */
