@@ -25,26 +25,12 @@ my $pw = PgWing::Test->new(
 	settings  => { default_pool_size => 1 });
 $pw->start;
 
-# Once pooled (reset or not), what its backend ran last, as pg_stat_activity shows it.
-sub last_query_of_pooled
-{
-	my ($pid) = @_;
-	ok( wait_until(
-			sub {
-				my @sv = @{ $pw->admin_rows('SHOW SERVERS') };
-				@sv == 1 && $sv[0]{state} eq 'idle';
-			},
-			10),
-		'the server is pooled');
-	return $node->safe_psql('postgres', "SELECT query FROM pg_stat_activity WHERE pid = $pid");
-}
-
 # (a) Read-only sessions, simple and extended protocol.
 my $pid = $pw->safe_psql('SELECT pg_backend_pid()');
-is(last_query_of_pooled($pid), 'SELECT pg_backend_pid()',
+is($pw->last_query_of_pooled($node, $pid), 'SELECT pg_backend_pid()',
 	'a read-only session: its server is pooled without a reset');
 is($pw->safe_psql('SELECT pg_backend_pid()'), $pid, 'the next client has the same backend');
-is(last_query_of_pooled($pid), 'SELECT pg_backend_pid()', 'still not reset');
+is($pw->last_query_of_pooled($node, $pid), 'SELECT pg_backend_pid()', 'still not reset');
 
 # (Its startup parameters differ from psql's: it gets a server of its own.)
 my $sock = $pw->raw_connect;
@@ -52,7 +38,7 @@ ok(raw_login($sock)->{ok}, 'an extended-protocol client logged in');
 my ($xpid) = data_rows(raw_exchange($sock, 1, extended_messages('SELECT pg_backend_pid()')));
 print $sock pg_message('X', '');
 close $sock;
-is(last_query_of_pooled($xpid), 'SELECT pg_backend_pid()',
+is($pw->last_query_of_pooled($node, $xpid), 'SELECT pg_backend_pid()',
 	'an extended-protocol read: pooled without a reset');
 $pid = $pw->safe_psql('SELECT pg_backend_pid()');
 
@@ -69,7 +55,7 @@ for my $d (@dirty)
 	my ($state, $check, $fresh, $what) = @$d;
 
 	$pw->safe_psql($state);
-	is(last_query_of_pooled($pid), 'DISCARD ALL', "$what: the server is reset");
+	is($pw->last_query_of_pooled($node, $pid), 'DISCARD ALL', "$what: the server is reset");
 	is($pw->safe_psql("SELECT pg_backend_pid(); $check"), "$pid\n$fresh",
 		"$what: the next client on that backend sees a fresh session");
 }
@@ -81,7 +67,7 @@ my $off = length($pw->log_content);
 $pw->signal('HUP');
 ok($pw->wait_for_log(qr/reloaded/i, $off), 'reloaded with server_reset_always = on');
 $pw->safe_psql('SELECT 1');
-is(last_query_of_pooled($pid), 'DISCARD ALL', 'server_reset_always: a read-only session resets');
+is($pw->last_query_of_pooled($node, $pid), 'DISCARD ALL', 'server_reset_always: a read-only session resets');
 
 $pw->stop;
 done_testing();

@@ -55,19 +55,6 @@ sub prepared_at
 	return query($sock, "SELECT prepare_time FROM pg_prepared_statements WHERE name = '$name'");
 }
 
-sub last_query_of_pooled
-{
-	my ($pid) = @_;
-	ok( wait_until(
-			sub {
-				my @sv = @{ $pw->admin_rows('SHOW SERVERS') };
-				@sv == 1 && $sv[0]{state} eq 'idle';
-			},
-			10),
-		'the server is pooled');
-	return $node->safe_psql('postgres', "SELECT query FROM pg_stat_activity WHERE pid = $pid");
-}
-
 # (a) Two sessions take turns on one backend with the same statement.
 my $a = login();
 raw_exchange($a, 1, parse('s1', 'SELECT pg_backend_pid()'), pg_message('S'));
@@ -106,7 +93,7 @@ is(run_named($c, 's1'), '42', 'it prepares the same name without 42P05');
 # (d) Given back with its statements only, the server is not reset.
 print $c pg_message('X');
 close $c;
-is(last_query_of_pooled($pid), 'SELECT 42',
+is($pw->last_query_of_pooled($node, $pid), 'SELECT 42',
 	'a session with prepared statements only: its server is pooled without a reset');
 print $b pg_message('X');
 close $b;
@@ -117,7 +104,7 @@ my @got = raw_exchange($d, 1, parse('bad', 'SELEC 1'), pg_message('S'));
 is(error_fields((grep { $_->[0] eq 'E' } @got)[0][1])->{C}, '42601', 'a Parse that fails');
 print $d pg_message('X');
 close $d;
-is(last_query_of_pooled($pid), 'DISCARD ALL', 'after a failed Parse the server is reset');
+is($pw->last_query_of_pooled($node, $pid), 'DISCARD ALL', 'after a failed Parse the server is reset');
 my $e = login();
 is(statements_of($e), '', 'the next session sees no statement');
 print $e pg_message('X');

@@ -876,6 +876,32 @@ sub admin_rows
 		  @lines ];
 }
 
+=pod
+
+=item $pw->last_query_of_pooled($node, $pid) => text
+
+For a pgwing with one server: wait (10 s) until C<SHOW SERVERS> shows it
+pooled (idle), and return what backend C<$pid> of C<$node> ran last, as
+C<pg_stat_activity> shows it: C<DISCARD ALL> when the server was reset, the
+session's last statement when it was pooled without a reset. The wait is a
+test of its own ("the server is pooled").
+
+=cut
+
+sub last_query_of_pooled
+{
+	my ($self, $node, $pid) = @_;
+	Test::More::ok(
+		wait_until(
+			sub {
+				my @sv = @{ $self->admin_rows('SHOW SERVERS') };
+				@sv == 1 && $sv[0]{state} eq 'idle';
+			},
+			10),
+		'the server is pooled');
+	return $node->safe_psql('postgres', "SELECT query FROM pg_stat_activity WHERE pid = $pid");
+}
+
 sub backends
 {
 	my ($self) = @_;
