@@ -391,6 +391,18 @@ static bool link_is_replica_refusal(struct client *cl, const uint8_t *body, size
 	return true;
 }
 
+/*
+ * The request in flight, never answered and kept whole, goes back in front
+ * of the client's input and runs again on the server it is given next.
+ */
+static void link_run_again(struct client *cl)
+{
+	evbuffer_prepend(conn_input(&cl->conn), cl->xact.retry, cl->xact.retry_len);
+	link_reset_request(cl);
+	link_request_server(cl);
+}
+
+/* After link_is_replica_refusal: the read runs again, on the primary. */
 static void link_rerun_on_primary(struct server *sv)
 {
 	struct client *cl = sv->owner;
@@ -400,10 +412,8 @@ static void link_rerun_on_primary(struct server *sv)
 		  cl->id, sv->backend_name);
 	cl->pool->stats.replica_refusals++;
 	server_close(link_unlink(cl));
-	evbuffer_prepend(conn_input(&cl->conn), cl->xact.retry, cl->xact.retry_len);
-	link_reset_request(cl);
 	cl->msg_remaining = 0;
-	link_request_server(cl);
+	link_run_again(cl);
 }
 
 /*
@@ -1200,7 +1210,6 @@ static enum split_route link_route_request(struct client *cl, struct backend **r
 	bool is_behind, may_write;
 
 	*replica = NULL;
-	link_read_floor(cl, &floor);
 	/* The read-only port reads whatever it runs. */
 	if (cl->target == TARGET_RW && !link_request_is_read(cl, &may_write)) {
 		link_end_catch_up(cl, false);
@@ -1211,6 +1220,7 @@ static enum split_route link_route_request(struct client *cl, struct backend **r
 		cl->pool->stats.primary_reads++;
 		return ROUTE_PRIMARY;
 	}
+	link_read_floor(cl, &floor);
 	*replica = router_pick_caught_up(rt->topo, rt->cfg, &floor,
 					 mine != NULL ? mine->backend : NULL, &is_behind);
 	if (*replica != NULL) {
@@ -1507,13 +1517,9 @@ static void link_lose_server(struct server *sv, const char *what)
 	}
 	if (xact_can_retry(&cl->xact) && !cl->xact.is_response_started &&
 	    xact_retry_is_read(&cl->xact, cl->session)) {
-		struct evbuffer *in = conn_input(&cl->conn);
-
 		/* Never answered, provably read-only, autocommit: run it again elsewhere. */
 		log_info("client %" PRIu64 ": %s; retrying its read-only query", cl->id, what);
-		evbuffer_prepend(in, cl->xact.retry, cl->xact.retry_len);
-		link_reset_request(cl);
-		link_request_server(cl);
+		link_run_again(cl);
 		return;
 	}
 	log_info("client %" PRIu64 ": %s with a request in flight", cl->id, what);

@@ -1745,6 +1745,32 @@ END
 	$? = $code;
 }
 
+package PgWing::Test::Child;
+
+# A helper process of a test (its IPC::Run harness in {h}): stop() ends it,
+# and every one still running ends with the test.
+my @children;
+
+sub track
+{
+	my ($self) = @_;
+	push @children, $self;
+	return;
+}
+
+sub stop
+{
+	my ($self) = @_;
+	$self->{h}->kill_kill if $self->{h};
+	$self->{h} = undef;
+	return;
+}
+
+END
+{
+	local $?;
+	$_->stop for @children;
+}
 
 =pod
 
@@ -1763,7 +1789,7 @@ package PgWing::Test::FakeDns;
 use Carp;
 use File::Basename qw(dirname);
 
-my @fake_dns_servers;
+use parent -norequire, 'PgWing::Test::Child';
 
 sub new
 {
@@ -1774,7 +1800,7 @@ sub new
 	}, $class;
 	$self->records($records // '');
 	$self->start;
-	push @fake_dns_servers, $self;
+	$self->track;
 	return $self;
 }
 
@@ -1802,19 +1828,6 @@ sub start
 	return;
 }
 
-sub stop
-{
-	my ($self) = @_;
-	$self->{h}->kill_kill if $self->{h};
-	$self->{h} = undef;
-	return;
-}
-
-END
-{
-	local $?;
-	$_->stop for @fake_dns_servers;
-}
 
 =head1 A MACHINES API (PgWing::Test::FakeFlyApi)
 
@@ -1839,7 +1852,7 @@ use File::Basename qw(dirname);
 use File::Path qw(rmtree);
 use Time::Local ();
 
-my @fake_fly_apis;
+use parent -norequire, 'PgWing::Test::Child';
 
 sub new
 {
@@ -1858,7 +1871,7 @@ sub new
 		'>', \$out, '2>', \$out);
 	$self->{h}->pump until $out =~ /listening on (\d+)/;
 	$self->{url} = "http://127.0.0.1:$1";
-	push @fake_fly_apis, $self;
+	$self->track;
 	return $self;
 }
 
@@ -1923,11 +1936,6 @@ sub start_to_ready
 	return undef;
 }
 
-END
-{
-	local $?;
-	$_->{h}->kill_kill for grep { $_->{h} } @fake_fly_apis;
-}
 
 =head1 A FAR SERVER (PgWing::Test::DelayRelay)
 
@@ -1950,7 +1958,7 @@ package PgWing::Test::DelayRelay;
 
 use Carp;
 
-my @delay_relays;
+use parent -norequire, 'PgWing::Test::Child';
 
 sub new
 {
@@ -1961,7 +1969,7 @@ sub new
 		port   => PostgreSQL::Test::Cluster::get_free_port(),
 	}, $class;
 	$self->start;
-	push @delay_relays, $self;
+	$self->track;
 	return $self;
 }
 
@@ -1989,19 +1997,6 @@ sub start
 	return;
 }
 
-sub stop
-{
-	my ($self) = @_;
-	$self->{h}->kill_kill if $self->{h};
-	$self->{h} = undef;
-	return;
-}
-
-END
-{
-	local $?;
-	$_->stop for @delay_relays;
-}
 
 package PgWing::Test;
 
