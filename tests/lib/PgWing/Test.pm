@@ -1841,7 +1841,7 @@ many starts were asked for; C<< $api->set($file, $text) >> writes a state file
 of the tool (C<token>, C<throttle>; undef removes it);
 C<< $api->start_to_ready('app/machine') >>: seconds from the last start asked
 for to its Postgres being ready, as its log says (waits for it; undef if it
-never comes). It is stopped when the test ends.
+never comes). It is stopped, with the Postgres it started, when the test ends.
 
 =cut
 
@@ -1876,6 +1876,21 @@ sub new
 }
 
 sub url { return $_[0]{url}; }
+
+# The tool, and the Postgres it started for a machine (pg_ctl, so its node does
+# not know it runs: the node's own teardown would leave it running).
+sub stop
+{
+	my ($self) = @_;
+	$self->SUPER::stop;
+	for my $node (values %{ $self->{nodes} })
+	{
+		next unless -f $node->data_dir . '/postmaster.pid';
+		IPC::Run::run([ 'pg_ctl', '-D', $node->data_dir, '-m', 'immediate', 'stop' ],
+			'>', '/dev/null', '2>', '/dev/null');
+	}
+	return;
+}
 
 sub set
 {
