@@ -110,5 +110,32 @@ is(statements_of($e), '', 'the next session sees no statement');
 print $e pg_message('X');
 close $e;
 
+# (f) Two apps with a statement of the same name and another text (pgbench
+# names a script's first statement P0_0), eight clients taking turns on the
+# one server: the hand-overs between them close one text and prepare the
+# other. A client that ran the other app's statement would divide by zero.
+my $dir = PostgreSQL::Test::Utils::tempdir;
+my @apps;
+for my $v (1, 2)
+{
+	my $script = "$dir/app$v.sql";
+	open my $fh, '>', $script or die "$script: $!";
+	print $fh "SELECT $v AS v \\gset\n\\if :v != $v\nSELECT 1/0;\n\\endif\n";
+	close $fh;
+	my ($out, $err) = ('', '');
+	my $h = IPC::Run::start(
+		[ 'pgbench', '-n', '-M', 'prepared', '-c', 4, '-j', 4, '-t', 100, '-f', $script,
+			$pw->connstr ],
+		'<', \undef, '>', \$out, '2>', \$err, IPC::Run::timeout(time_bound(120)));
+	push @apps, [ $v, $h, \$out, \$err ];
+}
+for my $app (@apps)
+{
+	my ($v, $h, $out, $err) = @$app;
+	$h->finish;
+	like($$out, qr{number of transactions actually processed: 400/400},
+		"app $v: all 400 transactions ran their own statement") or diag $$err;
+}
+
 $pw->stop;
 done_testing();
