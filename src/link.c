@@ -201,6 +201,25 @@ static bool link_checks_request(struct server *sv)
 	return true;
 }
 
+/*
+ * A Query of cl going to its server (not dirty yet): a read leaves nothing;
+ * one that only sets settings, alone in flight, leaves what the session's
+ * record says (and the parameters reported until its ReadyForQuery are its
+ * own); anything else may leave what no record holds.
+ */
+static void link_check_query(struct client *cl, const uint8_t *body, size_t n)
+{
+	struct server *sv = cl->server;
+	const char *sql = (const char *)body;
+
+	if (n == 0 || body[n - 1] != '\0')
+		server_mark_dirty(sv);
+	else if (xact_query_only_sets(sql, n - 1) && cl->xact.pending_syncs == 0)
+		sv->is_setting = true;
+	else if (!xact_query_is_read(sql, n - 1))
+		server_mark_dirty(sv);
+}
+
 /* The first message of a request (what a Sync or a Query ends). */
 static bool is_request_start(char type)
 {
@@ -257,10 +276,8 @@ static enum proto_inspect client_inspect(void *arg, struct evbuffer *in,
 		body = proto_msg_body(in, msg, scratch);
 		if (body == NULL)
 			return PROTO_INSPECT_WAIT;
-		if (link_checks_request(cl->server) &&
-		    (n == 0 || body[n - 1] != '\0' ||
-		     !xact_query_is_read((const char *)body, n - 1)))
-			server_mark_dirty(cl->server);
+		if (link_checks_request(cl->server))
+			link_check_query(cl, body, n);
 		link_begin_request(cl);
 		if (n > 0 && body[n - 1] == '\0')
 			xact_note_query(&cl->xact, (const char *)body, n - 1, cl->server->tx_status,
@@ -571,6 +588,7 @@ static enum proto_inspect server_inspect(void *arg, struct evbuffer *in,
 	switch (type) {
 	case PqMsg_ReadyForQuery:
 		sv->tx_status = (char)body[0];
+		sv->is_setting = false;
 		/* rw_split: a write committed; the client hears of it once its LSN is known. */
 		if ((cl->is_writing && sv->tx_status == PROTO_TX_IDLE) || cl->is_lsn_pipelined) {
 			commit_ready_at = msg->offset;
@@ -581,11 +599,12 @@ static enum proto_inspect server_inspect(void *arg, struct evbuffer *in,
 		return PROTO_INSPECT_RELEASE;
 	case PqMsg_ParameterStatus:
 		/*
-		 * A reported setting changed, maybe under a request that looked
-		 * read-only (a function a view calls): the next session must not
-		 * inherit it.
+		 * A reported setting changed: by a SET the session records, or under
+		 * a request that looked read-only (a function a view calls), which
+		 * the next session must not inherit.
 		 */
-		server_mark_dirty(sv);
+		if (!sv->is_setting)
+			server_mark_dirty(sv);
 		remember_parameter(cl, body, n);
 		server_note_parameter(sv, body, n);
 		break;
@@ -773,13 +792,14 @@ static struct server *link_unlink(struct client *cl)
  * the reset does not take all of it away (the temp namespace stays the
  * backend's, a library stays loaded), and the next client must get what a
  * fresh backend gives. The pool resets one that may hold its session's state
- * (server_reset): what it ran was not all provably read-only, or the session
- * has state at all, which it either made or had replayed there, except
- * prepared statements alone: a server that ran nothing else (not dirty) and
- * has all of the session's state (version: the session's as of the server's
- * last request) keeps them, so the next session with the same statements
- * (every connection of an app prepares the same ones) needs no reset and no
- * Parse, and one with others only the difference.
+ * (server_reset): what it ran was not all provably read-only, or it holds an
+ * older state of the session (version: the session's as of the server's last
+ * request; a parked server), or the session has state at all, which it
+ * either made or had replayed there, except settings and prepared statements
+ * alone: a server that ran nothing else (not dirty) keeps them, so the next
+ * session with the same ones (every connection of an app sets and prepares
+ * the same) needs no reset and no replay, and one with others only the
+ * difference (session_state_replay).
  */
 static void link_return_server(const struct client *cl, struct server *sv, bool is_clean,
 			       uint64_t version)
@@ -791,9 +811,10 @@ static void link_return_server(const struct client *cl, struct server *sv, bool 
 		server_close(sv);
 		return;
 	}
-	if (cl->session != NULL && !sv->is_dirty && session_state_is_statements_only(cl->session) &&
-	    version == session_state_version(cl->session))
-		server_keep_statements(sv, cl->session);
+	if (version != session_state_version(cl->session))
+		server_mark_dirty(sv); /* a parked server: the session changed since it served */
+	else if (cl->session != NULL && !sv->is_dirty && session_state_is_exact(cl->session))
+		server_keep_state(sv, cl->session);
 	else if (cl->session != NULL && !session_state_is_empty(cl->session))
 		server_mark_dirty(sv);
 	if (last_active_ms < sv->connect_time_ms)

@@ -381,18 +381,19 @@ static void server_forget_held(struct server *sv)
 	sv->held = NULL;
 }
 
-void server_keep_statements(struct server *sv, const struct session_state *st)
+void server_keep_state(struct server *sv, const struct session_state *st)
 {
 	server_forget_held(sv);
-	sv->held = session_state_copy_statements(st);
+	sv->held = session_state_copy(st);
 }
 
 void server_restore(struct server *sv, struct session_state *st)
 {
-	/* Statements the server holds as they are aren't state it must be reset of. */
-	if (st != NULL && !session_state_is_statements_only(st))
+	/* State the session records exactly isn't state the server must be reset of. */
+	if (st != NULL && !session_state_is_exact(st))
 		server_mark_dirty(sv);
-	sv->restore_pending = session_state_replay(st, sv->held, conn_output(&sv->conn));
+	sv->restore_pending =
+		session_state_replay(st, sv->held, &sv->restore_plan, conn_output(&sv->conn));
 	if (sv->restore_pending == 0) {
 		server_forget_held(sv);
 		server_ready(sv);
@@ -439,7 +440,8 @@ static void server_note_replayed(struct server *sv)
 		return;
 	if (sv->restore_error[0] == '\0') {
 		sv->restore_at++;
-	} else if (session_state_forget_unreplayable(sv->restoring, sv->held, sv->restore_at)) {
+	} else if (session_state_forget_unreplayable(sv->restoring, sv->held, &sv->restore_plan,
+						     sv->restore_at)) {
 		log_info("server %" PRIu64 ": a prepared statement could not be prepared again on "
 			 "%s, the session goes on without it: %s",
 			 sv->id, sv->backend_name, sv->restore_error);

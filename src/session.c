@@ -417,9 +417,12 @@ bool session_state_is_empty(const struct session_state *st)
 	return st->nsql == 0 && st->nparse == 0 && st->unmovable == NULL;
 }
 
-bool session_state_is_statements_only(const struct session_state *st)
+bool session_state_is_exact(const struct session_state *st)
 {
-	return st->nsql == 0 && st->unmovable == NULL;
+	for (size_t i = 0; i < st->nsql; i++)
+		if (st->sql[i].kind != ENTRY_SET)
+			return false;
+	return st->unmovable == NULL;
 }
 
 bool session_state_has_statements(const struct session_state *st)
@@ -427,17 +430,42 @@ bool session_state_has_statements(const struct session_state *st)
 	return st->nparse > 0;
 }
 
-struct session_state *session_state_copy_statements(const struct session_state *st)
+struct session_state *session_state_copy(const struct session_state *st)
 {
 	struct session_state *copy;
 
-	if (st->nparse == 0)
+	if (session_state_is_empty(st))
 		return NULL;
 	copy = session_state_new();
+	for (size_t i = 0; i < st->nsql; i++)
+		add_sql(copy, st->sql[i].kind, st->sql[i].key, st->sql[i].text, st->sql[i].len);
 	for (size_t i = 0; i < st->nparse; i++)
 		add_parse(copy, st->parse[i].name, st->parse[i].msg, st->parse[i].len);
+	copy->unmovable = st->unmovable;
 	return copy;
 }
+
+/* The SQL entries of a and b (NULL: none) are the same statements in the same order. */
+static bool same_sql(const struct session_state *a, const struct session_state *b)
+{
+	size_t na = a != NULL ? a->nsql : 0, nb = b != NULL ? b->nsql : 0;
+
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (a->sql[i].kind != b->sql[i].kind || a->sql[i].len != b->sql[i].len ||
+		    memcmp(a->sql[i].text, b->sql[i].text, a->sql[i].len) != 0)
+			return false;
+	return true;
+}
+
+/*
+ * What resets the settings a server holds for its last session, as
+ * server_reset_query's DISCARD ALL would, and leaves its prepared statements:
+ * RESET ALL keeps the session's identity (SET ROLE, SET SESSION
+ * AUTHORIZATION), whose own RESET ends both.
+ */
+static const char reset_settings[] = "RESET SESSION AUTHORIZATION; RESET ALL";
 
 static const struct parse_entry *find_parse(const struct session_state *st, const char *name)
 {
@@ -465,16 +493,27 @@ static bool has_stale(const struct session_state *st, const struct session_state
 }
 
 int session_state_replay(const struct session_state *st, const struct session_state *held,
-			 struct evbuffer *out)
+			 struct session_replay *plan, struct evbuffer *out)
 {
+	struct session_replay sent = {
+		.replays_sql = !same_sql(st, held),
+		.closes = has_stale(st, held),
+	};
 	int n = 0;
 
+	sent.resets_settings = sent.replays_sql && held != NULL && held->nsql > 0;
+	if (plan != NULL)
+		*plan = sent;
+	if (sent.resets_settings) {
+		proto_put_query(out, reset_settings);
+		n++;
+	}
 	/*
 	 * What the server holds and the session does not goes first, in one
 	 * request: a name it reuses for another statement is free again, and the
 	 * session sees only its own statements (pg_prepared_statements, 42P05).
 	 */
-	if (has_stale(st, held)) {
+	if (sent.closes) {
 		for (size_t i = 0; i < held->nparse; i++)
 			if (!holds_as_is(st, &held->parse[i]))
 				proto_put_close_statement(out, held->parse[i].name);
@@ -488,7 +527,7 @@ int session_state_replay(const struct session_state *st, const struct session_st
 	 * PREPARE made again shows its own text, and a failure is known by the
 	 * entry that failed (session_state_forget_unreplayable).
 	 */
-	for (size_t i = 0; i < st->nsql; i++, n++)
+	for (size_t i = 0; i < st->nsql && sent.replays_sql; i++, n++)
 		proto_put_message(out, PqMsg_Query, st->sql[i].text, st->sql[i].len + 1);
 	for (size_t i = 0; i < st->nparse; i++) {
 		if (holds_as_is(held, &st->parse[i]))
@@ -501,19 +540,23 @@ int session_state_replay(const struct session_state *st, const struct session_st
 }
 
 bool session_state_forget_unreplayable(struct session_state *st, const struct session_state *held,
-				       size_t i)
+				       const struct session_replay *plan, size_t i)
 {
 	if (st == NULL)
 		return false;
 	st->version++;
 	/* The replay's requests, counted as session_state_replay sent them. */
-	if (has_stale(st, held) && i-- == 0)
+	if (plan->resets_settings && i-- == 0)
+		return false;
+	if (plan->closes && i-- == 0)
 		return false;
 	/*
 	 * A statement that can't be prepared again (its table was dropped since)
 	 * fails only when it is executed, in Postgres: the session goes on
 	 * without it. Anything else missing would make it a different session.
 	 */
+	if (!plan->replays_sql)
+		i += st->nsql; /* not sent */
 	if (i < st->nsql) {
 		if (st->sql[i].kind != ENTRY_PREPARE)
 			return false;

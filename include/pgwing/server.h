@@ -11,6 +11,7 @@
 #include "pgwing/config.h"
 #include "pgwing/conn.h"
 #include "pgwing/proto.h"
+#include "pgwing/session.h"
 #include "pgwing/topology.h"
 
 #include <sys/queue.h>
@@ -20,7 +21,6 @@ struct event;
 struct evbuffer;
 struct pool;
 struct server;
-struct session_state;
 
 /*
  * What a server tells its owner. Each call may end the server (and its
@@ -97,9 +97,10 @@ struct server {
 	uint32_t backend_key;
 	/* While restoring: the session being rebuilt (its client's), and how far. */
 	struct session_state *restoring;
-	int restore_pending;     /* ReadyForQuery messages still due */
-	size_t restore_at;       /* the replay's request being answered */
-	bool is_restore_failed;  /* a request the session can't do without failed */
+	int restore_pending;                /* ReadyForQuery messages still due */
+	size_t restore_at;                  /* the replay's request being answered */
+	struct session_replay restore_plan; /* which requests the replay sent */
+	bool is_restore_failed;             /* a request the session can't do without failed */
 	char restore_error[256]; /* the server's error for it, or for the request being answered */
 	int64_t connect_time_ms;
 	/* The pump's (link.c) while active. */
@@ -118,10 +119,12 @@ struct server {
 	 */
 	bool is_dirty;
 	uint32_t clean_requests; /* requests the pump found read-only since the reset */
+	bool is_setting; /* the request in flight only sets settings (link.c's, until its answer) */
 	/*
-	 * Pooled without a reset: the protocol-level prepared statements its last
-	 * session left (NULL: none). The next session's restore closes those it
-	 * lacks and prepares only what it has that these are not.
+	 * Pooled without a reset: the settings and protocol-level prepared
+	 * statements its last session left (NULL: none). The next session's
+	 * restore resets the settings only if its own differ, closes the
+	 * statements it lacks and prepares only what it has that these are not.
 	 */
 	struct session_state *held;
 };
@@ -150,12 +153,12 @@ void server_detach(struct server *sv);
  */
 void server_restore(struct server *sv, struct session_state *st);
 /*
- * Its session, given back, left prepared statements on it and nothing else
- * (the owner checked: not dirty, st records all it did): the server is pooled
- * with them instead of being reset, and the next restore applies only the
- * difference.
+ * Its session, given back, left settings and prepared statements on it and
+ * nothing else (the owner checked: not dirty, st is exact and records all it
+ * did): the server is pooled with them instead of being reset, and the next
+ * restore applies only the difference.
  */
-void server_keep_statements(struct server *sv, const struct session_state *st);
+void server_keep_state(struct server *sv, const struct session_state *st);
 /*
  * A ParameterStatus body: the server's value of a reported parameter changed
  * (the owner's pump passes on those it forwards). What the server reported

@@ -50,41 +50,50 @@ const char *session_state_unmovable(const struct session_state *st);
 /* Nothing to replay and nothing that keeps the session in place. */
 bool session_state_is_empty(const struct session_state *st);
 /*
- * Its only state is protocol-level prepared statements (none at all counts):
- * a server that ran nothing else for it holds exactly what st records.
+ * Its state is settings (SET, RESET) and protocol-level prepared statements
+ * alone, nothing pinned (none at all counts): a server that ran nothing else
+ * for it holds exactly what st records.
  */
-bool session_state_is_statements_only(const struct session_state *st);
+bool session_state_is_exact(const struct session_state *st);
 /* It records a protocol-level prepared statement. */
 bool session_state_has_statements(const struct session_state *st);
-/*
- * A copy of st's protocol-level prepared statements alone (NULL when it has
- * none): what a server given back without a reset holds.
- */
-struct session_state *session_state_copy_statements(const struct session_state *st);
+/* A copy of st (NULL when st is empty): what a server given back without a reset holds. */
+struct session_state *session_state_copy(const struct session_state *st);
 /* A session that LISTENs needs a server even while idle, or notifications can't reach it. */
 bool session_state_is_listening(const struct session_state *st);
 
 /*
  * Append what rebuilds st (NULL: an empty session) on a server that holds
- * held's prepared statements (NULL: a fresh or reset server): first one
- * request closing those of held that st does not hold as they are (same name,
- * same Parse message), then a simple Query for each recorded SQL statement,
- * in order, then each recorded Parse message held lacks, with a Sync of its
+ * held (an exact state, session_state_is_exact; NULL: a fresh or reset
+ * server). Settings: when held's differ from st's (not the same statements
+ * in the same order), first one request resetting them (RESET SESSION
+ * AUTHORIZATION; RESET ALL), and later st's again; when they are the same,
+ * nothing. Prepared statements: one request closing those of held that st
+ * does not hold as they are (same name, same Parse message). Then a simple
+ * Query for each of st's SQL statements (unless the settings are the same),
+ * in order, then each Parse message of st that held lacks, with a Sync of its
  * own. Returns the number of requests (and of ReadyForQuery messages the
- * server will answer with): 0 when the server holds st already.
+ * server will answer with): 0 when the server holds st already. plan (if not
+ * NULL) says which of the requests were sent, for
+ * session_state_forget_unreplayable.
  */
+struct session_replay {
+	bool resets_settings; /* the first request resets held's settings */
+	bool closes;          /* the next closes statements held has and st has not */
+	bool replays_sql;     /* st's SQL statements are sent (the settings differed) */
+};
 int session_state_replay(const struct session_state *st, const struct session_state *held,
-			 struct evbuffer *out);
+			 struct session_replay *plan, struct evbuffer *out);
 /*
- * The replay's request i (as session_state_replay(st, held) counts them,
- * over the requests still recorded) failed on the new server. A prepared
+ * The replay's request i (as session_state_replay(st, held) counted them in
+ * plan, over the requests still recorded) failed on the new server. A prepared
  * statement is forgotten (true): the session goes on without it, as a direct
  * one whose statement's table was dropped does until it runs the statement.
  * Anything else (false) leaves the session different from what it was: it
  * can't be carried.
  */
 bool session_state_forget_unreplayable(struct session_state *st, const struct session_state *held,
-				       size_t i);
+				       const struct session_replay *plan, size_t i);
 
 /*
  * The state in a form another pgwing process reads back (a takeover hands a

@@ -129,6 +129,13 @@ bool xact_request_may_write(const uint8_t *msgs, size_t len);
 bool xact_request_commits_alone(const uint8_t *msgs, size_t len);
 /* A simple Query's text (without its NUL): every statement provably read-only. */
 bool xact_query_is_read(const char *sql, size_t len);
+/*
+ * A simple Query's text whose statements are provably read-only or set a
+ * setting (SET, RESET, RESET ALL: what the session records exactly), one at
+ * least a setting: it leaves the server no state but what its session's
+ * record says, and may report parameters (ParameterStatus).
+ */
+bool xact_query_only_sets(const char *sql, size_t len);
 /* Forget the request in flight: answered (by pgwing) or to be sent again. */
 void xact_reset(struct xact *x);
 

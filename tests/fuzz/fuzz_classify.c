@@ -152,7 +152,7 @@ static void check_replay(const struct session_state *st, const bool held[NAMES],
 {
 	struct evbuffer *replay = evbuffer_new(), *again = evbuffer_new();
 	struct session_state *rebuilt = session_state_new();
-	int nready = session_state_replay(st, NULL, replay);
+	int nready = session_state_replay(st, NULL, NULL, replay);
 	size_t queries_len, nqueries = 0, len;
 	bool is_listening = false;
 	char *sql;
@@ -177,9 +177,9 @@ static void check_replay(const struct session_state *st, const bool held[NAMES],
 	FUZZ_CHECK(session_state_is_empty(st) == (nready == 0 && !is_unmovable));
 
 	/* The rebuilt session (no Parses) replays the same Queries, byte for byte. */
-	FUZZ_CHECK((size_t)session_state_replay(rebuilt, NULL, again) == nqueries);
+	FUZZ_CHECK((size_t)session_state_replay(rebuilt, NULL, NULL, again) == nqueries);
 	queries_len = evbuffer_get_length(again);
-	session_state_replay(st, NULL, replay);
+	session_state_replay(st, NULL, NULL, replay);
 	FUZZ_CHECK(evbuffer_get_length(replay) >= queries_len);
 	FUZZ_CHECK(queries_len == 0 || memcmp(evbuffer_pullup(replay, (ev_ssize_t)queries_len),
 					      evbuffer_pullup(again, -1), queries_len) == 0);

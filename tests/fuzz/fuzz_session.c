@@ -3,8 +3,8 @@
  * (session_state_deserialize): whatever the bytes, it is refused or read
  * whole; what is read writes back to a form that reads again to the same
  * form, and replays the same bytes. Replayed onto a server that holds its own
- * prepared statements, it prepares and closes nothing; onto an empty session,
- * those statements are closed in one request.
+ * state, it sends nothing; an empty session replayed there resets the
+ * settings and closes the statements, one request each.
  */
 #include "fuzz.h"
 #include "pgwing/session.h"
@@ -24,7 +24,7 @@ static struct evbuffer *replay_of(const struct session_state *st)
 {
 	struct evbuffer *b = evbuffer_new();
 
-	session_state_replay(st, NULL, b);
+	session_state_replay(st, NULL, NULL, b);
 	return b;
 }
 
@@ -46,16 +46,19 @@ static size_t count_messages(struct evbuffer *b, char type)
 
 static void check_replay_onto_held(const struct session_state *st)
 {
-	struct session_state *held = session_state_copy_statements(st);
-	struct evbuffer *b = evbuffer_new(), *closes = evbuffer_new();
-	int n = session_state_replay(st, held, b);
+	struct session_state *held = session_state_copy(st);
+	struct evbuffer *b = evbuffer_new(), *undo = evbuffer_new();
+	struct session_replay plan;
+	int n;
 
-	FUZZ_CHECK(count_messages(b, 'P') == 0 && count_messages(b, 'C') == 0);
-	FUZZ_CHECK((size_t)n == count_messages(b, 'Q'));
-	FUZZ_CHECK(session_state_replay(NULL, held, closes) == (held != NULL));
-	FUZZ_CHECK(count_messages(closes, 'S') == (held != NULL));
+	FUZZ_CHECK(session_state_replay(st, held, NULL, b) == 0 && evbuffer_get_length(b) == 0);
+	/* Onto an empty session: its settings reset, its statements closed, nothing else. */
+	n = session_state_replay(NULL, held, &plan, undo);
+	FUZZ_CHECK(n == plan.resets_settings + plan.closes && (n > 0) == (held != NULL));
+	FUZZ_CHECK(count_messages(undo, 'Q') == plan.resets_settings);
+	FUZZ_CHECK(count_messages(undo, 'S') == plan.closes && count_messages(undo, 'P') == 0);
 	evbuffer_free(b);
-	evbuffer_free(closes);
+	evbuffer_free(undo);
 	session_state_free(held);
 }
 

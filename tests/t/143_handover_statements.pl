@@ -110,6 +110,40 @@ is(statements_of($e), '', 'the next session sees no statement');
 print $e pg_message('X');
 close $e;
 
+# (g) Settings. A session that only SETs and reads goes back without a reset;
+# the next session on that server with other settings (or none) has them reset
+# first (its role too: RESET ALL alone keeps SET ROLE), one with the same keeps
+# them as they are.
+$node->safe_psql('postgres',
+	'CREATE ROLE low; CREATE SCHEMA s1; CREATE TABLE s1.t AS SELECT 1 AS x');
+my $me   = $pw->safe_psql('SELECT current_user');
+my $view = q{SELECT pg_backend_pid() || ' ' || current_user || ' ' || current_setting('search_path')};
+my $sa = $pw->background_psql;
+$sa->query_safe("SET search_path = s1, public; SET ROLE low");
+my $spid = $sa->query_safe('SELECT pg_backend_pid()');
+$sa->quit;
+like($pw->last_query_of_pooled($node, $spid), qr/^SELECT pg_backend_pid\(\)/,
+	'a session with settings only: its server is pooled without a reset');
+my $sb = $pw->background_psql;
+is($sb->query_safe($view), "$spid $me \"\$user\", public",
+	'the next session on that backend has the defaults, its login role too');
+is($sb->query_safe('SELECT count(*) FROM pg_prepared_statements'), '0', 'and no statement');
+$sb->query_safe("SET search_path = s1, public");
+my $sc = $pw->background_psql;
+$sc->query_safe("SET search_path = s1, public");
+is($sc->query_safe("$view || ' ' || (SELECT x FROM t)"), "$spid $me s1, public 1",
+	'sessions with the same settings take turns on the backend');
+is($sb->query_safe("$view || ' ' || (SELECT x FROM t)"), "$spid $me s1, public 1",
+	'as they are');
+$sc->query_safe("SET ROLE low");
+is($sb->query_safe($view), "$spid $me s1, public",
+	'after another session\'s SET ROLE on that backend, a session runs as its own role');
+is($sc->query_safe($view), "$spid low s1, public", 'and that one as its role');
+$sb->query_safe('RESET ALL');
+is($sb->query_safe($view), "$spid $me \"\$user\", public", 'RESET ALL, then a hand-over');
+$sb->quit;
+$sc->quit;
+
 # (f) Two apps with a statement of the same name and another text (pgbench
 # names a script's first statement P0_0), eight clients taking turns on the
 # one server: the hand-overs between them close one text and prepare the

@@ -505,7 +505,7 @@ static void assert_replay(const struct session_state *st, const char *query,
 			  const char *const *parse_names, size_t nparse)
 {
 	struct evbuffer *b = evbuffer_new();
-	int ready = session_state_replay(st, NULL, b), queries = 0;
+	int ready = session_state_replay(st, NULL, NULL, b), queries = 0;
 	char joined[1024] = "";
 	size_t len;
 	char *body;
@@ -623,7 +623,7 @@ static void test_session_parse(void **state UNUSED)
 
 	/* The messages go out byte for byte as recorded. */
 	apply(st, "set x = 1");
-	assert_int_equal(session_state_replay(st, NULL, b), 3);
+	assert_int_equal(session_state_replay(st, NULL, NULL, b), 3);
 	evbuffer_drain(b, 5 + strlen("set x = 1") + 1);
 	want_len = make_parse(want, sizeof(want), "s3", "select 3");
 	evbuffer_remove(b, got, want_len);
@@ -649,6 +649,7 @@ static void test_session_parse(void **state UNUSED)
 static void test_session_prepare_text(void **state UNUSED)
 {
 	struct session_state *st = session_state_new();
+	struct session_replay plan = {.replays_sql = true}; /* onto a fresh server */
 
 	apply(st, "PREPARE a AS SELECT 1; -- first");
 	apply(st, "set x = 1; PREPARE b AS SELECT 2");
@@ -656,10 +657,10 @@ static void test_session_prepare_text(void **state UNUSED)
 	assert_replay(st, "PREPARE a AS SELECT 1; -- first;\nset x = 1;\nPREPARE b AS SELECT 2",
 		      (const char *const[]){"c"}, 1);
 	/* The requests: a, the SET, b, c. */
-	assert_false(session_state_forget_unreplayable(st, NULL, 1));
-	assert_true(session_state_forget_unreplayable(st, NULL, 2));
-	assert_true(session_state_forget_unreplayable(st, NULL, 2)); /* c, next after b */
-	assert_false(session_state_forget_unreplayable(st, NULL, 2));
+	assert_false(session_state_forget_unreplayable(st, NULL, &plan, 1));
+	assert_true(session_state_forget_unreplayable(st, NULL, &plan, 2));
+	assert_true(session_state_forget_unreplayable(st, NULL, &plan, 2)); /* c, next after b */
+	assert_false(session_state_forget_unreplayable(st, NULL, &plan, 2));
 	assert_replay(st, "PREPARE a AS SELECT 1; -- first;\nset x = 1", NULL, 0);
 	session_state_free(st);
 }

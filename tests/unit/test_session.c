@@ -50,7 +50,7 @@ static char *replay_bytes(const struct session_state *st, size_t *len)
 	struct evbuffer *b = evbuffer_new();
 	char *out;
 
-	session_state_replay(st, NULL, b);
+	session_state_replay(st, NULL, NULL, b);
 	*len = evbuffer_get_length(b);
 	out = malloc(*len + 1);
 	evbuffer_remove(b, out, *len);
@@ -173,16 +173,19 @@ static void test_malformed(void **state UNUSED)
 	session_state_free(st);
 }
 
-/* The replay's messages as "<type><name>" words (Parse and Close carry a name; others none). */
+/*
+ * The replay's messages as "<type><name>" words (Parse and Close carry a
+ * name, a Query its text in brackets; others nothing); plan gets its plan.
+ */
 static void replay_words(const struct session_state *st, const struct session_state *held,
-			 int want_requests, const char *want)
+			 int want_requests, const char *want, struct session_replay *plan)
 {
 	struct evbuffer *b = evbuffer_new();
-	char words[256] = "";
+	char words[512] = "";
 	const uint8_t *p;
 	size_t len;
 
-	assert_int_equal(session_state_replay(st, held, b), want_requests);
+	assert_int_equal(session_state_replay(st, held, plan, b), want_requests);
 	p = evbuffer_pullup(b, -1);
 	len = evbuffer_get_length(b);
 	for (size_t at = 0; at < len;) {
@@ -190,8 +193,10 @@ static void replay_words(const struct session_state *st, const struct session_st
 			     (uint32_t)p[at + 3] << 8 | p[at + 4];
 		const char *name = (const char *)p + at + 5 + (p[at] == 'C');
 
-		snprintf(words + strlen(words), sizeof(words) - strlen(words), "%s%c%s",
-			 words[0] ? " " : "", p[at], p[at] == 'P' || p[at] == 'C' ? name : "");
+		snprintf(words + strlen(words), sizeof(words) - strlen(words), "%s%c%s%s%s",
+			 words[0] ? " " : "", p[at], p[at] == 'Q' ? "[" : "",
+			 p[at] == 'P' || p[at] == 'C' || p[at] == 'Q' ? name : "",
+			 p[at] == 'Q' ? "]" : "");
 		at += 1 + n;
 	}
 	assert_string_equal(words, want);
@@ -201,34 +206,78 @@ static void replay_words(const struct session_state *st, const struct session_st
 static void test_replay_onto_held(void **state UNUSED)
 {
 	struct session_state *st = session_state_new(), *held = session_state_new(), *copy;
+	struct session_replay plan;
 
 	note_parse(st, "a", "SELECT 1");
 	note_parse(st, "c", "SELECT 3");
 	/* A server that holds exactly the session's statements: nothing to send. */
-	copy = session_state_copy_statements(st);
-	replay_words(st, copy, 0, "");
+	copy = session_state_copy(st);
+	replay_words(st, copy, 0, "", NULL);
 	session_state_free(copy);
 	/* Held: a as it is, b the session lacks, c under another text. */
 	note_parse(held, "a", "SELECT 1");
 	note_parse(held, "b", "SELECT 2");
 	note_parse(held, "c", "SELECT 33");
-	replay_words(st, held, 2, "Cb Cc S Pc S");
+	replay_words(st, held, 2, "Cb Cc S Pc S", NULL);
 	/* A first login (no session): all of them closed, in one request. */
-	replay_words(NULL, held, 1, "Ca Cb Cc S");
-	/* SQL state replays in full; a held statement as it is is not prepared again. */
+	replay_words(NULL, held, 1, "Ca Cb Cc S", NULL);
+	/* Settings the server lacks replay; a held statement as it is is not prepared again. */
 	apply(st, "SET datestyle = 'dmy'");
-	replay_words(st, held, 3, "Cb Cc S Q Pc S");
-	assert_false(session_state_is_statements_only(st));
+	assert_true(session_state_is_exact(st));
+	replay_words(st, held, 3, "Cb Cc S Q[SET datestyle = 'dmy'] Pc S", &plan);
 	/*
 	 * Request 2 (Parse c) failed: c is forgotten. Request 0 (the Close) or 1
 	 * (the SET) can't be done without.
 	 */
-	assert_false(session_state_forget_unreplayable(st, held, 0));
-	assert_false(session_state_forget_unreplayable(st, held, 1));
-	assert_true(session_state_forget_unreplayable(st, held, 2));
+	assert_false(session_state_forget_unreplayable(st, held, &plan, 0));
+	assert_false(session_state_forget_unreplayable(st, held, &plan, 1));
+	assert_true(session_state_forget_unreplayable(st, held, &plan, 2));
 	assert_null(session_state_statement_text(st, "c"));
 	assert_string_equal(session_state_statement_text(st, "a"), "SELECT 1");
-	assert_false(session_state_forget_unreplayable(st, held, 2));
+	assert_false(session_state_forget_unreplayable(st, held, &plan, 2));
+	session_state_free(held);
+	session_state_free(st);
+}
+
+static void test_replay_onto_held_settings(void **state UNUSED)
+{
+	struct session_state *st = session_state_new(), *held = session_state_new();
+	struct session_replay plan;
+
+	apply(held, "SET search_path = a");
+	apply(held, "SET ROLE alice");
+	note_parse(held, "s", "SELECT 1");
+	/* The same settings, in the same order: nothing to send. */
+	apply(st, "SET search_path = a");
+	apply(st, "SET ROLE alice");
+	note_parse(st, "s", "SELECT 1");
+	replay_words(st, held, 0, "", NULL);
+	/* Others: reset first, then the session's own, in order; the statement stays. */
+	apply(st, "SET search_path = b");
+	replay_words(st, held, 3,
+		     "Q[RESET SESSION AUTHORIZATION; RESET ALL] Q[SET ROLE alice] "
+		     "Q[SET search_path = b]",
+		     &plan);
+	assert_true(plan.resets_settings && plan.replays_sql && !plan.closes);
+	/* A first login: the settings reset, the statement closed. */
+	replay_words(NULL, held, 2, "Q[RESET SESSION AUTHORIZATION; RESET ALL] Cs S", NULL);
+	/* Not exact: what a pinned session holds isn't kept. */
+	apply(st, "LISTEN ch");
+	assert_false(session_state_is_exact(st));
+	/* A PREPARE that fails to replay is forgotten, by the plan the replay sent. */
+	session_state_free(st);
+	st = session_state_new();
+	apply(st, "SET search_path = a");
+	apply(st, "SET ROLE alice");
+	apply(st, "PREPARE p AS SELECT 1");
+	note_parse(st, "s", "SELECT 1");
+	replay_words(st, held, 4,
+		     "Q[RESET SESSION AUTHORIZATION; RESET ALL] Q[SET search_path = a] "
+		     "Q[SET ROLE alice] Q[PREPARE p AS SELECT 1]",
+		     &plan);
+	assert_true(session_state_forget_unreplayable(st, held, &plan, 3));
+	/* Its settings are the server's now, but the replay's requests are counted as sent. */
+	assert_false(session_state_forget_unreplayable(st, held, &plan, 1));
 	session_state_free(held);
 	session_state_free(st);
 }
@@ -248,11 +297,13 @@ static void test_reset_all_keeps_custom_names(void **state UNUSED)
 	assert_string_equal(session_state_set_text(st, "my.x"), "RESET \"my.x\"");
 	/* (Postgres refuses such a name; the key's quotes are doubled all the same.) */
 	assert_string_equal(session_state_set_text(st, "odd\"q.y"), "RESET \"odd\"\"q.y\"");
-	replay_words(st, NULL, 3, "Q Q Q");
+	replay_words(st, NULL, 3, "Q[SET ROLE alice] Q[RESET \"my.x\"] Q[RESET \"odd\"\"q.y\"]",
+		     NULL);
 	/* A SET after it replaces the placeholder. */
 	apply(st, "SET my.x = 'c'");
 	assert_string_equal(session_state_set_text(st, "my.x"), "SET my.x = 'c'");
-	replay_words(st, NULL, 3, "Q Q Q");
+	replay_words(st, NULL, 3, "Q[SET ROLE alice] Q[RESET \"odd\"\"q.y\"] Q[SET my.x = 'c']",
+		     NULL);
 	session_state_free(st);
 }
 
@@ -262,6 +313,7 @@ int main(void)
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_replay_onto_held),
+		cmocka_unit_test(test_replay_onto_held_settings),
 		cmocka_unit_test(test_reset_all_keeps_custom_names),
 	};
 

@@ -31,7 +31,7 @@ static const char *replay_of(const struct session_state *st)
 	uint8_t hdr[5];
 
 	text[0] = '\0';
-	session_state_replay(st, NULL, b);
+	session_state_replay(st, NULL, NULL, b);
 	while (evbuffer_copyout(b, hdr, sizeof(hdr)) == sizeof(hdr) && hdr[0] == 'Q') {
 		uint32_t len = ((uint32_t)hdr[1] << 24 | (uint32_t)hdr[2] << 16 |
 				(uint32_t)hdr[3] << 8 | hdr[4]) -
@@ -418,6 +418,19 @@ static void test_request_is_read_extended(void **state UNUSED)
 }
 
 /* Only what provably writes nothing escapes rw_split's question for the commit LSN. */
+/* Settings alone (with reads): they leave only what the session records. */
+static void test_query_only_sets(void **state UNUSED)
+{
+	assert_true(xact_query_only_sets("SET search_path = a", 19));
+	assert_true(xact_query_only_sets("RESET ALL; SELECT 1; SET ROLE x", 31));
+	assert_false(xact_query_only_sets("SELECT 1", 8)); /* a read: no setting */
+	assert_false(xact_query_only_sets("SET LOCAL work_mem = '1MB'", 26));
+	assert_false(xact_query_only_sets("SET x.y = 1; LISTEN ch", 22));
+	assert_false(xact_query_only_sets("BEGIN; SET x.y = 1", 18));
+	assert_false(xact_query_only_sets("SET x.y = 1; SELECT nextval('s')", 32));
+	assert_false(xact_query_only_sets("DISCARD ALL", 11));
+}
+
 static void test_request_may_write(void **state UNUSED)
 {
 	struct request req = query_request("select 1");
@@ -495,6 +508,7 @@ int main(void)
 		cmocka_unit_test(test_request_is_read_query),
 		cmocka_unit_test(test_request_is_read_extended),
 		cmocka_unit_test(test_request_is_read_truncated),
+		cmocka_unit_test(test_query_only_sets),
 		cmocka_unit_test(test_request_may_write),
 		cmocka_unit_test(test_request_commits_alone),
 	};
