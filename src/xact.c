@@ -420,20 +420,15 @@ bool xact_query_only_sets(const char *sql, size_t len)
 {
 	struct stmt_info info[XACT_MAX_STMTS];
 	size_t n = classify_query(sql, len, info, XACT_MAX_STMTS);
-	bool sets = false;
 
 	if (n == 0 || n > XACT_MAX_STMTS)
 		return false;
-	for (size_t i = 0; i < n; i++) {
-		bool is_set = info[i].cls == STMT_SESSION &&
-			      (info[i].op == SESSION_SET || info[i].op == SESSION_RESET ||
-			       info[i].op == SESSION_RESET_ALL);
-
-		if (!is_set && info[i].cls != STMT_READ)
+	for (size_t i = 0; i < n; i++)
+		if (info[i].cls != STMT_SESSION ||
+		    (info[i].op != SESSION_SET && info[i].op != SESSION_RESET &&
+		     info[i].op != SESSION_RESET_ALL))
 			return false;
-		sets = sets || is_set;
-	}
-	return sets;
+	return true;
 }
 
 bool xact_request_is_read(const uint8_t *msgs, size_t len, const struct session_state *session)

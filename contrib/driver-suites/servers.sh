@@ -3,7 +3,9 @@
 # pgwing in front of the second, all on 127.0.0.1 (README.md).
 #
 # In:  suite_name, bin (pgwing), keep (non-empty: keep the work dir),
-#      PG_BINDIR, PGWING_TEST_USER.
+#      PG_BINDIR, PGWING_TEST_USER, PGWING_SETTINGS (more lines for pgwing's
+#      [pgwing] section, e.g. "server_release = always": a move at every idle
+#      point).
 # Out: work (a fresh dir, removed on exit unless keep), user, asuser (the
 #      command prefix that runs as user), password, directport (the first
 #      cluster), rwport (pgwing); the servers are stopped on exit.
@@ -68,6 +70,7 @@ cat >"$work/pgwing.ini" <<-EOC
 	unix_socket_dir =
 	auth_file = $work/userlist.txt
 	health_user = $user
+	${PGWING_SETTINGS:-}
 
 	[backends]
 	pg = host=127.0.0.1 port=$backport

@@ -130,10 +130,11 @@ bool xact_request_commits_alone(const uint8_t *msgs, size_t len);
 /* A simple Query's text (without its NUL): every statement provably read-only. */
 bool xact_query_is_read(const char *sql, size_t len);
 /*
- * A simple Query's text whose statements are provably read-only or set a
- * setting (SET, RESET, RESET ALL: what the session records exactly), one at
- * least a setting: it leaves the server no state but what its session's
- * record says, and may report parameters (ParameterStatus).
+ * A simple Query's text whose statements all set settings (SET, RESET, RESET
+ * ALL: what the session records exactly): it leaves the server no state but
+ * what its session's record says, and the parameters it reports
+ * (ParameterStatus) are those settings'. A read among them could call a
+ * function that sets what no record holds: not this.
  */
 bool xact_query_only_sets(const char *sql, size_t len);
 /* Forget the request in flight: answered (by pgwing) or to be sent again. */
