@@ -211,12 +211,14 @@ static void link_check_query(struct client *cl, const uint8_t *body, size_t n)
 {
 	struct server *sv = cl->server;
 	const char *sql = (const char *)body;
+	bool is_text = n > 0 && body[n - 1] == '\0';
 
-	if (n == 0 || body[n - 1] != '\0')
-		server_mark_dirty(sv);
-	else if (xact_query_only_sets(sql, n - 1) && cl->xact.pending_syncs == 0)
+	/* Reads first: they are most requests, and one classification answers them. */
+	if (is_text && xact_query_is_read(sql, n - 1))
+		return;
+	if (is_text && xact_query_only_sets(sql, n - 1) && cl->xact.pending_syncs == 0)
 		sv->is_setting = true;
-	else if (!xact_query_is_read(sql, n - 1))
+	else
 		server_mark_dirty(sv);
 }
 
