@@ -42,7 +42,7 @@ void admin_init(const struct runtime *runtime)
 #define PAUSE_POLL_MS 50
 
 /* Widest result set, and room for one formatted value (numbers, times). */
-#define MAX_COLUMNS 22
+#define MAX_COLUMNS 25
 #define FIELD_LEN   64
 
 /* Per console client; created with the first message, freed by admin_client_gone(). */
@@ -670,6 +670,11 @@ static void show_stats(struct client *cl)
 		{"catch_up_count", PROTO_OID_INT8},
 		{"catch_up_time", PROTO_OID_INT8},
 		{"catch_up_fallbacks", PROTO_OID_INT8},
+		/* Checks of a session's state before it gave its server back, and the pins they
+		   found. */
+		{"state_checks", PROTO_OID_INT8},
+		{"state_check_time", PROTO_OID_INT8},
+		{"state_check_pins", PROTO_OID_INT8},
 	};
 	struct result r;
 	size_t n;
@@ -703,6 +708,9 @@ static void show_stats(struct client *cl)
 		row_int(&row, 19, (int64_t)t->catch_up_count);
 		row_int(&row, 20, (int64_t)t->catch_up_time_us);
 		row_int(&row, 21, (int64_t)t->catch_up_fallbacks);
+		row_int(&row, 22, (int64_t)t->state_checks);
+		row_int(&row, 23, (int64_t)t->state_check_time_us);
+		row_int(&row, 24, (int64_t)t->state_check_pins);
 		result_row(&r, &row);
 	}
 	result_end(&r);

@@ -723,7 +723,9 @@ struct stmt_scan {
 	bool is_set_config_local; /* its third argument is the literal true */
 };
 
-#define SET_CONFIG_REASON "a setting made with set_config(..., false)"
+/* Compared by address (is_seen_by_check): one copy each. */
+static const char SET_CONFIG_REASON[] = "a setting made with set_config(..., false)";
+static const char LOAD_REASON[] = "a library loaded with LOAD";
 
 /*
  * An identifier followed by '(' is a function call unless the grammar says
@@ -1207,7 +1209,7 @@ static enum stmt_class classify_head(const char *sql, struct stmt_info *info)
 	case W_CREATE:
 		return classify_create(&c, info);
 	case W_LOAD:
-		info->reason = "a library loaded with LOAD";
+		info->reason = LOAD_REASON;
 		return STMT_UNMOVABLE;
 	case W_DECLARE:
 		return classify_declare(&c, info);
@@ -1268,6 +1270,9 @@ static bool split_next(struct splitter *sp, struct stmt_info *info)
 		info->op = SESSION_NONE;
 		info->key[0] = '\0';
 	}
+	/* Settings and libraries are the only pins a check of the server can't see go. */
+	info->is_seen_by_check = info->cls == STMT_UNMOVABLE && info->reason != SET_CONFIG_REASON &&
+				 info->reason != LOAD_REASON;
 	return true;
 }
 

@@ -6,6 +6,7 @@
  */
 #include "pgwing/link.h"
 
+#include "pgwing/capture.h"
 #include "pgwing/client.h"
 #include "pgwing/health.h"
 #include "pgwing/log.h"
@@ -90,6 +91,7 @@ static bool link_splits(const struct client *cl);
 static struct server *link_unlink(struct client *cl);
 static enum target link_server_target(const struct client *cl);
 static void link_drop_parked(struct client *cl);
+static bool link_release_if_movable(struct client *cl);
 
 /* rw_split: where a session's next request runs. */
 enum split_route {
@@ -302,7 +304,8 @@ static void link_pump_client(struct client *cl)
 	enum proto_scan scan;
 	size_t movable;
 
-	if (cl->server == NULL || cl->state != CL_ACTIVE || cl->server->is_awaiting_verdict)
+	if (cl->server == NULL || cl->state != CL_ACTIVE || cl->server->is_awaiting_verdict ||
+	    cl->server->is_checking)
 		return;
 	/*
 	 * Where the next request runs is a question only for a session that may
@@ -679,15 +682,63 @@ static enum proto_inspect server_inspect(void *arg, struct evbuffer *in,
  */
 static bool link_keeps_server(struct client *cl)
 {
-	const char *unmovable;
-
 	if (evbuffer_get_length(conn_input(&cl->conn)) > 0 || cl->xact.is_unnamed_parsed ||
 	    (!pool_should_release(cl) && handover == NULL))
 		return true;
+	return !link_release_if_movable(cl);
+}
+
+/*
+ * Before a server that ran what pgwing could not see into (a dirty one:
+ * anything not provably read-only) is given back, it is asked what its
+ * session holds (capture.h): state made out of the record's sight (a temp
+ * table or a lock taken in a function, a setting made in a DO block) keeps
+ * the session on its server, where a move would silently lose it; and a pin
+ * whose cause is gone (the temp table dropped, the lock released) is lifted.
+ * Once per server between requests. A pin a check can't see go (a setting
+ * made with set_config) is not asked about.
+ */
+static bool link_needs_check(const struct client *cl)
+{
+	const struct server *sv = cl->server;
+
+	return sv->is_dirty && !sv->is_state_checked &&
+	       (cl->session == NULL || session_state_unmovable(cl->session) == NULL ||
+		session_state_pin_is_checkable(cl->session));
+}
+
+/* The check goes out; the client's next request waits behind its answer (link_read_check). */
+static void link_send_check(struct client *cl)
+{
+	struct server *sv = cl->server;
+
+	log_debug("client %" PRIu64 ": checking the session state of server %" PRIu64
+		  " before giving it back",
+		  cl->id, sv->id);
+	sv->is_checking = true;
+	sv->is_check_answered = false;
+	sv->check_start_us = now_us();
+	proto_put_query(conn_output(&sv->conn), CAPTURE_QUERY);
+}
+
+/*
+ * At an idle point, cl is to give its server back (a pause, a reconnect, a
+ * full pool, its idle timeout, a replica behind its floor): true when it did
+ * (or failed: then it may be freed), false when it keeps it, for now (a
+ * check is asked first) or because its session can't move.
+ */
+static bool link_release_if_movable(struct client *cl)
+{
+	const char *unmovable;
+
+	if (link_needs_check(cl)) {
+		link_send_check(cl);
+		return false;
+	}
 	unmovable = cl->session != NULL ? session_state_unmovable(cl->session) : NULL;
 	if (unmovable == NULL) {
 		link_release_server(cl);
-		return false;
+		return true;
 	}
 	/*
 	 * A session that can't move keeps its server through a pause or a
@@ -695,11 +746,102 @@ static bool link_keeps_server(struct client *cl)
 	 * with the reason rather than moving without its state.
 	 */
 	if (!router_should_move(rt->topo, rt->cfg, link_server_target(cl), cl->server->backend))
-		return true;
+		return false;
 	client_fail(cl, SQLSTATE_CONNECTION_FAILURE,
 		    "backend %s no longer serves this session, and the session can't move "
 		    "to another server: it has %s",
 		    cl->server->backend_name, unmovable);
+	return true;
+}
+
+/*
+ * The check's answer, judged: the session is pinned (or pinned still) by
+ * what the server holds, or may move. Then what waited goes on: the next
+ * request, or the release the check was asked for (decided again: the
+ * reason may be gone). A pool whose waiters a pinned session could not serve
+ * looks for another idle session.
+ */
+static void link_check_answered(struct client *cl, struct server *sv)
+{
+	struct stats *st = &cl->pool->stats;
+	const struct capture_verdict *v = &sv->check;
+
+	st->state_checks++;
+	st->state_check_time_us += (uint64_t)(now_us() - sv->check_start_us);
+	sv->is_checking = false;
+	sv->is_state_checked = true;
+	if (!sv->is_check_answered)
+		sv->check = (struct capture_verdict){
+			.pin = "state its server would not show (pgwing's check of it failed)"};
+	sv->has_temp_schema = sv->has_temp_schema || v->has_temp_schema;
+	if (v->pin != NULL) {
+		log_debug("client %" PRIu64 ": keeps server %" PRIu64 ": its session has %s",
+			  cl->id, sv->id, v->pin);
+		if (cl->session == NULL)
+			cl->session = session_state_new();
+		if (v->is_pin_seen)
+			session_state_mark_pinned_while_seen(cl->session, v->pin);
+		else
+			session_state_mark_unmovable(cl->session, v->pin);
+		st->state_check_pins++;
+	} else if (cl->session != NULL) {
+		session_state_unpin(cl->session);
+	}
+	if (conn_input_length(&cl->conn) > 0) {
+		link_pump_client(cl);
+		return;
+	}
+	if (!link_keeps_server(cl) || cl->server != sv)
+		return;
+	if (cl->pool->nwaiting > 0 && v->pin != NULL) {
+		struct client *victim = pool_reclaimable_session(cl->pool);
+
+		if (victim != NULL)
+			link_release_if_movable(victim);
+	}
+}
+
+/*
+ * The check's answer, as it arrives; true once its ReadyForQuery is read. A
+ * notification for the session that comes meanwhile is passed on (with the
+ * pid the client knows, as server_inspect does); the rest is pgwing's own.
+ */
+static bool link_read_check(struct client *cl, struct server *sv)
+{
+	struct evbuffer *in = conn_input(&sv->conn);
+	char type;
+	uint32_t len;
+	uint8_t *msg;
+	enum proto_frame frame;
+
+	while ((frame = proto_next_message(in, (uint32_t)rt->cfg->max_packet_size, &type, &len,
+					   &msg)) == PROTO_FRAME_OK) {
+		const uint8_t *body = msg + PROTO_HEADER_LEN;
+
+		if (type == PqMsg_NotificationResponse) {
+			struct proto_msg whole = {type, len, 0, body};
+
+			proto_msg_replace_int32(NULL, &whole, 0, sv->backend_pid, cl->cancel_pid);
+			evbuffer_remove_buffer(in, conn_output(&cl->conn), 1 + len);
+			continue;
+		}
+		if (type == PqMsg_DataRow) {
+			struct capture cap;
+
+			sv->is_check_answered = capture_read_row(&cap, body, len - 4);
+			if (sv->is_check_answered)
+				capture_judge(&cap, cl->session, sv->pool->user, &sv->check);
+		} else if (type == PqMsg_ErrorResponse) {
+			sv->is_check_answered = false;
+		} else if (type == PqMsg_ReadyForQuery && len == 5) {
+			sv->tx_status = (char)body[0];
+		}
+		evbuffer_drain(in, 1 + len);
+		if (type == PqMsg_ReadyForQuery)
+			return true;
+	}
+	if (frame != PROTO_FRAME_NEED_MORE)
+		server_fail(sv, "invalid message from", "bad message length");
 	return false;
 }
 
@@ -723,6 +865,11 @@ static bool link_pump_server(struct server *sv)
 	}
 	if (cl->is_asking_lsn && !link_read_commit_lsn(cl, sv))
 		return cl->server == sv;
+	if (sv->is_checking) {
+		if (link_read_check(cl, sv))
+			link_check_answered(cl, sv);
+		return cl->server == sv;
+	}
 	sv->is_holding = false;
 	scan = conn_scan(&sv->conn, (uint32_t)rt->cfg->max_packet_size, &sv->msg_remaining,
 			 &movable, server_inspect, sv);
@@ -809,7 +956,8 @@ static void link_return_server(const struct client *cl, struct server *sv, bool 
 	int64_t last_active_ms = cl->query_start_us / 1000;
 
 	if (!is_clean || sv->state != SV_ACTIVE || sv->tx_status != PROTO_TX_IDLE ||
-	    sv->is_ending || sv->is_awaiting_verdict || sv->msg_remaining != 0) {
+	    sv->is_ending || sv->is_awaiting_verdict || sv->msg_remaining != 0 || sv->is_checking ||
+	    sv->has_temp_schema) {
 		server_close(sv);
 		return;
 	}
@@ -1326,7 +1474,7 @@ static bool link_meets_floor(struct client *cl)
 	    router_pick_caught_up(rt->topo, rt->cfg, &floor, b, &is_behind) == b ||
 	    (cl->session != NULL && session_state_unmovable(cl->session) != NULL))
 		return true;
-	link_release_server(cl);
+	link_release_if_movable(cl);
 	return false;
 }
 
@@ -1420,7 +1568,7 @@ static void link_request_routed(struct client *cl, enum split_route route, struc
 	if (b != NULL && (victim = pool_reclaimable_session(cl->pool)) != NULL) {
 		log_debug("client %" PRIu64 ": giving its server back, the pool is full",
 			  victim->id);
-		link_release_server(victim);
+		link_release_if_movable(victim);
 	}
 }
 
@@ -1841,7 +1989,8 @@ static size_t link_collect(const char *database, bool (*keep)(const struct clien
 static bool link_is_idle_with_server(const struct client *cl)
 {
 	return cl->state == CL_ACTIVE && cl->server->tx_status == PROTO_TX_IDLE &&
-	       !cl->server->is_awaiting_verdict && xact_may_move(&cl->xact);
+	       !cl->server->is_awaiting_verdict && !cl->server->is_checking &&
+	       xact_may_move(&cl->xact);
 }
 
 void link_release_idle(const char *database)
@@ -1857,12 +2006,14 @@ void link_release_idle(const char *database)
 
 /*
  * query_start_us moves at every request and every answer: the last activity.
- * A session that can't move (temp tables, ...) would lose its state, and one
- * that listens would get a server back at once.
+ * A session that can't move (temp tables, ...) would lose its state, unless
+ * a check finds that gone (link_needs_check: asked once), and one that
+ * listens would get a server back at once.
  */
 static bool link_is_timed_out(const struct client *cl)
 {
-	return pool_can_take_back(cl) &&
+	return (pool_can_take_back(cl) || (link_is_idle_with_server(cl) && link_needs_check(cl) &&
+					   !session_state_is_listening(cl->session))) &&
 	       cl->query_start_us < now_us() - rt->cfg->server_idle_timeout_ms * 1000;
 }
 
@@ -1879,7 +2030,7 @@ void link_release_timed_out(void)
 			continue;
 		log_debug("client %" PRIu64 ": releasing its server, idle for %" PRId64 " ms",
 			  idle[i]->id, (now_us() - idle[i]->query_start_us) / 1000);
-		link_release_server(idle[i]);
+		link_release_if_movable(idle[i]);
 	}
 	free(idle);
 }

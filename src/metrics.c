@@ -311,6 +311,20 @@ static void put_split(struct evbuffer *out, const struct stats_row *rows, size_t
 			 rows, n, offsetof(struct stats, catch_up_fallbacks));
 }
 
+/* The checks of sessions' state before they gave their servers back (capture.h). */
+static void put_state_checks(struct evbuffer *out, const struct stats_row *rows, size_t n)
+{
+	put_pool_counter(out, "pgwing_state_checks_total",
+			 "Checks of what a session holds on its server before it gave it back.",
+			 rows, n, offsetof(struct stats, state_checks));
+	put_pool_counter(out, "pgwing_state_check_microseconds_total",
+			 "Time those checks took, answer included.", rows, n,
+			 offsetof(struct stats, state_check_time_us));
+	put_pool_counter(out, "pgwing_state_check_pins_total",
+			 "Checks that found what keeps the session on its server.", rows, n,
+			 offsetof(struct stats, state_check_pins));
+}
+
 /* Per database and target, from the same sums as SHOW STATS. */
 static void put_traffic(struct evbuffer *out)
 {
@@ -345,6 +359,7 @@ static void put_traffic(struct evbuffer *out)
 				rows[i].total.bytes_out);
 	}
 	put_split(out, rows, n);
+	put_state_checks(out, rows, n);
 	free(rows);
 }
 

@@ -301,8 +301,9 @@ static bool pool_is_pinned(const struct client *cl)
 bool pool_can_take_back(const struct client *cl)
 {
 	return cl->state == CL_ACTIVE && cl->server->state == SV_ACTIVE &&
-	       !cl->server->is_awaiting_verdict && cl->server->tx_status == PROTO_TX_IDLE &&
-	       xact_may_move(&cl->xact) && !pool_is_pinned(cl);
+	       !cl->server->is_awaiting_verdict && !cl->server->is_checking &&
+	       cl->server->tx_status == PROTO_TX_IDLE && xact_may_move(&cl->xact) &&
+	       !pool_is_pinned(cl);
 }
 
 /* It gets a server again when it speaks, its state replayed. */

@@ -50,6 +50,7 @@ struct session_state {
 	size_t nparse, parse_cap;
 	size_t bytes; /* SQL text and Parse messages held */
 	const char *unmovable;
+	bool is_pin_checkable; /* every pin so far is of what a check sees while it lasts */
 	uint64_t version; /* counts changes: a server that saw the same one holds the same state */
 };
 
@@ -245,12 +246,21 @@ void session_state_free(struct session_state *st)
 	free(st);
 }
 
+/* The session can't move (first reason wins); is_checkable: a check sees it go. */
+static void pin(struct session_state *st, const char *reason, bool is_checkable)
+{
+	st->version++;
+	st->is_pin_checkable = (st->unmovable == NULL || st->is_pin_checkable) && is_checkable;
+	if (st->unmovable == NULL)
+		st->unmovable = reason;
+}
+
 void session_state_apply(struct session_state *st, const struct stmt_info *info, const char *sql,
 			 bool is_alone)
 {
 	st->version++;
 	if (info->cls == STMT_UNMOVABLE) {
-		session_state_mark_unmovable(st, info->reason);
+		pin(st, info->reason, info->is_seen_by_check);
 		return;
 	}
 	if (info->cls != STMT_SESSION)
@@ -394,9 +404,34 @@ void session_state_note_close(struct session_state *st, const char *name)
 
 void session_state_mark_unmovable(struct session_state *st, const char *reason)
 {
-	st->version++;
-	if (st->unmovable == NULL)
-		st->unmovable = reason;
+	pin(st, reason, false);
+}
+
+void session_state_mark_pinned_while_seen(struct session_state *st, const char *reason)
+{
+	pin(st, reason, true);
+}
+
+bool session_state_pin_is_checkable(const struct session_state *st)
+{
+	return st->unmovable != NULL && st->is_pin_checkable;
+}
+
+void session_state_unpin(struct session_state *st)
+{
+	if (st->is_pin_checkable)
+		st->unmovable = NULL;
+}
+
+void session_state_count(const struct session_state *st, struct session_counts *out)
+{
+	*out = (struct session_counts){0, 0, (uint32_t)st->nparse};
+	for (size_t i = 0; i < st->nsql; i++) {
+		if (st->sql[i].kind == ENTRY_LISTEN)
+			out->listens++;
+		else if (st->sql[i].kind == ENTRY_PREPARE)
+			out->sql_prepares++;
+	}
 }
 
 const char *session_state_unmovable(const struct session_state *st)
@@ -442,6 +477,7 @@ struct session_state *session_state_copy(const struct session_state *st)
 	for (size_t i = 0; i < st->nparse; i++)
 		add_parse(copy, st->parse[i].name, st->parse[i].msg, st->parse[i].len);
 	copy->unmovable = st->unmovable;
+	copy->is_pin_checkable = st->is_pin_checkable;
 	return copy;
 }
 

@@ -113,6 +113,9 @@ static void stats_add(struct stats *to, const struct stats *from)
 	to->catch_up_count += from->catch_up_count;
 	to->catch_up_time_us += from->catch_up_time_us;
 	to->catch_up_fallbacks += from->catch_up_fallbacks;
+	to->state_checks += from->state_checks;
+	to->state_check_time_us += from->state_check_time_us;
+	to->state_check_pins += from->state_check_pins;
 	histogram_add(&to->query_hist, &from->query_hist);
 	histogram_add(&to->xact_hist, &from->xact_hist);
 	histogram_add(&to->wait_hist, &from->wait_hist);

@@ -230,7 +230,7 @@ static void note_parsed_query(struct session_state **session, const char *sql)
 	n = classify_query(sql, len, info, XACT_MAX_STMTS);
 	for (size_t i = 0; i < n && i < XACT_MAX_STMTS; i++) {
 		if (info[i].cls == STMT_UNMOVABLE)
-			session_state_mark_unmovable(session_of(session), info[i].reason);
+			session_state_apply(session_of(session), &info[i], sql, n == 1);
 		else if (info[i].cls == STMT_SESSION)
 			session_state_mark_unmovable(session_of(session),
 						     "session state set through the extended "

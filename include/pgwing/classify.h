@@ -41,6 +41,13 @@ struct stmt_info {
 	size_t start;           /* the statement's text within the query string */
 	size_t len;
 	const char *reason; /* STMT_UNMOVABLE: e.g. "a temporary table" (static string) */
+	/*
+	 * STMT_UNMOVABLE: what it leaves is seen on the server while it lasts (a
+	 * temporary object, a session advisory lock, a WITH HOLD cursor), so a
+	 * check there (capture.h) tells when it is gone; a setting or a loaded
+	 * library is not.
+	 */
+	bool is_seen_by_check;
 };
 
 /*

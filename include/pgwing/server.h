@@ -8,6 +8,7 @@
 #define PGWING_SERVER_H
 
 #include "pgwing/auth.h"
+#include "pgwing/capture.h"
 #include "pgwing/config.h"
 #include "pgwing/conn.h"
 #include "pgwing/proto.h"
@@ -121,6 +122,18 @@ struct server {
 	uint32_t clean_requests; /* requests the pump found read-only since the reset */
 	bool is_setting; /* the request in flight only sets settings (link.c's, until its answer) */
 	/*
+	 * link.c's check of what its session holds (capture.h), asked before a
+	 * dirty server is given back: in flight (its answer is read before
+	 * anything else), its row as judged, and whether nothing ran since the
+	 * last one (server_mark_dirty clears it).
+	 */
+	bool is_checking;
+	bool is_check_answered; /* the row came: check holds its verdict */
+	struct capture_verdict check;
+	int64_t check_start_us;
+	bool is_state_checked;
+	bool has_temp_schema; /* a check found one: closed, not pooled, when given back */
+	/*
 	 * Pooled without a reset: the settings and protocol-level prepared
 	 * statements its last session left (NULL: none). The next session's
 	 * restore resets the settings only if its own differ, closes the
@@ -175,6 +188,7 @@ void server_reset(struct server *sv);
 static inline void server_mark_dirty(struct server *sv)
 {
 	sv->is_dirty = true;
+	sv->is_state_checked = false;
 }
 /* Start a non-blocking connect of bev (TCP by name or address, or a unix socket directory). */
 int server_connect_socket(struct bufferevent *bev, const char *host, int port);

@@ -46,6 +46,24 @@ void session_state_note_close(struct session_state *st, const char *name);
 /* A reason the session can't move (first one wins); NULL when it can. */
 void session_state_mark_unmovable(struct session_state *st, const char *reason);
 const char *session_state_unmovable(const struct session_state *st);
+/*
+ * The same, for state a check of the server (capture.h) sees while it lasts
+ * (a temporary object, a session advisory lock, a WITH HOLD cursor): a check
+ * that finds none of it lifts the pin (session_state_unpin).
+ */
+void session_state_mark_pinned_while_seen(struct session_state *st, const char *reason);
+/* Every reason the session was pinned for is of that kind: a check can tell when it is gone. */
+bool session_state_pin_is_checkable(const struct session_state *st);
+/* A check found nothing that pins the session: it may move again. */
+void session_state_unpin(struct session_state *st);
+
+/* What st records of the state a check counts on the server. */
+struct session_counts {
+	uint32_t listens;
+	uint32_t sql_prepares;      /* PREPARE */
+	uint32_t protocol_prepares; /* named Parse */
+};
+void session_state_count(const struct session_state *st, struct session_counts *out);
 
 /* Nothing to replay and nothing that keeps the session in place. */
 bool session_state_is_empty(const struct session_state *st);

@@ -54,6 +54,10 @@ struct stats {
 	uint64_t catch_up_count;     /* reads that waited for a replica to catch up */
 	uint64_t catch_up_time_us;   /* ... for this long in all */
 	uint64_t catch_up_fallbacks; /* ... and then ran on the primary */
+	/* Checks of a session's state on its server before it gave it back (capture.h). */
+	uint64_t state_checks;
+	uint64_t state_check_time_us;
+	uint64_t state_check_pins; /* ... that found what keeps the session on its server */
 	/* Their counts are query_count, xact_count and wait_count; their sums the times above. */
 	struct stats_histogram query_hist;
 	struct stats_histogram xact_hist;

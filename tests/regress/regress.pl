@@ -441,7 +441,7 @@ for my $mode (grep { !$skipped{$_} } @modes)
 {
 	my $s = $stats{$mode} // {};
 	push @lines, sprintf("%s: SHOW STATS for regression: %s", $mode,
-		join(', ', map { "$_ $s->{$_}" } grep { /count/ } sort keys %$s));
+		join(', ', map { "$_ $s->{$_}" } grep { /count|state_check/ } sort keys %$s));
 }
 if (my $m = $moves{forced})
 {

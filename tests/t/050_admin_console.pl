@@ -82,7 +82,8 @@ my %columns = (
 	STATS => 'database target total_xact_count total_query_count total_received total_sent '
 	  . 'total_xact_time total_query_time total_wait_time avg_xact_count avg_query_count '
 	  . 'avg_recv avg_sent avg_xact_time avg_query_time avg_wait_time replica_reads '
-	  . 'primary_reads replica_refusals catch_up_count catch_up_time catch_up_fallbacks',
+	  . 'primary_reads replica_refusals catch_up_count catch_up_time catch_up_fallbacks '
+	  . 'state_checks state_check_time state_check_pins',
 	LISTS => 'list items',
 	STATE => 'key value',
 );

@@ -1,0 +1,107 @@
+# Before a session gives back a server that ran what pgwing could not see
+# into, pgwing asks the server what the session holds (#19, "capture session
+# state from the server"). State made out of the statement tracker's sight (in
+# a function, a DO block) keeps the session on its server instead of being
+# lost by a move; a pin whose cause is gone is lifted, and the session moves.
+# Each session does one thing, all idle past server_idle_timeout, the pooled
+# servers they gave back are ended, and each then checks its state.
+use strict;
+use warnings;
+use PostgreSQL::Test::Utils;
+use PgWing::Test qw(:all);
+use Test::More;
+
+my $node = new_node('primary');
+$node->safe_psql(
+	'postgres', q{
+	CREATE ROLE low;
+	GRANT pg_read_all_settings TO low;
+	CREATE FUNCTION make_temp() RETURNS void LANGUAGE plpgsql
+	  AS $$BEGIN CREATE TEMP TABLE hidden AS SELECT 11 AS v; END$$;
+	CREATE FUNCTION take_lock() RETURNS void LANGUAGE plpgsql
+	  AS $$BEGIN PERFORM pg_advisory_lock(8); END$$;
+	CREATE FUNCTION set_path() RETURNS void LANGUAGE plpgsql
+	  AS $$BEGIN PERFORM set_config('search_path', 'nowhere', false); END$$;
+	CREATE FUNCTION become_low() RETURNS void LANGUAGE plpgsql
+	  AS $$BEGIN PERFORM set_config('role', 'low', false); END$$;
+});
+my $pw = PgWing::Test->new(
+	backends  => [ [ primary => $node ] ],
+	auth_type => 'trust',
+	settings  => { server_idle_timeout => '1s' });
+$pw->start;
+
+# Made where the tracker can't see: each must survive the idle timeout.
+my %hidden = (
+	temp_in_function  => [ 'SELECT make_temp()',        'SELECT v FROM hidden',             '11' ],
+	lock_in_function  => [ 'SELECT take_lock()',        'SELECT pg_advisory_unlock(8)',     't' ],
+	set_in_function   => [ 'SELECT set_path()',         'SHOW search_path',                 'nowhere' ],
+	set_in_do         => [ q{DO $$BEGIN EXECUTE 'SET datestyle TO sql'; END$$}, 'SHOW datestyle', 'SQL, MDY' ],
+	role_in_function  => [ 'SELECT become_low()',       'SELECT current_user',              'low' ],
+	listen_in_do      => [ q{DO $$BEGIN EXECUTE 'LISTEN hidden_channel'; END$$},
+		'SELECT pg_listening_channels()', 'hidden_channel' ],
+	prepare_in_do     => [ q{DO $$BEGIN EXECUTE 'PREPARE hidden_stmt AS SELECT 12'; END$$},
+		'EXECUTE hidden_stmt', '12' ],);
+# Pinned by what the tracker saw, then undone: each moves.
+my %undone = (
+	temp_dropped    => 'CREATE TEMP TABLE gone (v int); DROP TABLE gone',
+	lock_released   => 'SELECT pg_advisory_lock(9); SELECT pg_advisory_unlock(9)',
+	cursor_closed   => 'BEGIN; DECLARE c CURSOR WITH HOLD FOR SELECT 1; COMMIT; CLOSE c',);
+
+my (%bg, %pid);
+for my $name (sort(keys %hidden), sort(keys %undone))
+{
+	$bg{$name} = $pw->background_psql(application_name => $name);
+	$bg{$name}->query_safe($hidden{$name} ? $hidden{$name}[0] : $undone{$name});
+	$pid{$name} = $bg{$name}->query_safe('SELECT pg_backend_pid()');
+}
+
+# Past server_idle_timeout and several sweeps: sessions that may move have
+# given their servers back (checked first). Ending the pooled ones (reset:
+# DISCARD ALL) makes each such session log in anew when it next speaks.
+my %linked;
+ok( wait_until(
+		sub {
+			%linked = map { $_->{application_name} => $_->{link} }
+			  @{ $pw->admin_rows('SHOW CLIENTS') };
+			!grep { $linked{$_} ne '' } keys %undone;
+		},
+		10),
+	'the sessions whose pins are undone gave their servers back');
+sleep 1;
+%linked = map { $_->{application_name} => $_->{link} } @{ $pw->admin_rows('SHOW CLIENTS') };
+for my $name (sort keys %hidden)
+{
+	isnt($linked{$name}, '', "$name: the session keeps its server");
+}
+$node->safe_psql('postgres',
+	"SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity "
+	  . "WHERE backend_type = 'client backend' AND query = 'DISCARD ALL'");
+
+for my $name (sort keys %hidden)
+{
+	my (undef, $sql, $want) = @{ $hidden{$name} };
+	is($bg{$name}->query($sql), $want, "$name: the session state is as it was");
+	is($bg{$name}->query('SELECT pg_backend_pid()'), $pid{$name}, "$name: on the same backend");
+}
+
+# A server that had a temp schema is closed, not pooled: a reset leaves the
+# backend its temp namespace, which a fresh one lacks.
+ok( $node->poll_query_until(
+		'postgres', "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $pid{temp_dropped}"),
+	'temp_dropped: its old server was closed, not pooled');
+for my $name (sort keys %undone)
+{
+	isnt($bg{$name}->query_safe('SELECT pg_backend_pid()'),
+		$pid{$name}, "$name: the session moved to another server");
+}
+
+my ($stats) = grep { $_->{database} eq 'postgres' && $_->{target} eq 'rw' }
+  @{ $pw->admin_rows('SHOW STATS') };
+cmp_ok($stats->{state_checks}, '>=', scalar(keys %hidden) + scalar(keys %undone),
+	'SHOW STATS counts the checks');
+cmp_ok($stats->{state_check_pins}, '>=', scalar(keys %hidden), '... and those that kept a server');
+
+$_->quit for values %bg;
+$pw->stop;
+done_testing();
