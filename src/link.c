@@ -716,7 +716,7 @@ static void link_send_check(struct client *cl)
 		  " before giving it back",
 		  cl->id, sv->id);
 	sv->is_checking = true;
-	sv->is_check_answered = false;
+	sv->is_check_failed = false;
 	sv->check_start_us = now_us();
 	proto_put_query(conn_output(&sv->conn), CAPTURE_QUERY);
 }
@@ -755,34 +755,50 @@ static bool link_release_if_movable(struct client *cl)
 }
 
 /*
- * The check's answer, judged: the session is pinned (or pinned still) by
- * what the server holds, or may move. Then what waited goes on: the next
- * request, or the release the check was asked for (decided again: the
- * reason may be gone). A pool whose waiters a pinned session could not serve
- * looks for another idle session.
+ * The check's answer, whole, judged against the session's record (which
+ * takes the server's values of its settings): the session is pinned (or
+ * pinned still) by what the server holds, or may move.
+ */
+static void link_judge_check(struct client *cl, struct server *sv, struct capture_verdict *v)
+{
+	struct session_state *st = cl->session != NULL ? cl->session : session_state_new();
+
+	if (sv->is_check_failed || !sv->check.has_summary)
+		*v = (struct capture_verdict){
+			.pin = "state its server would not show (pgwing's check of it failed)"};
+	else
+		capture_settle(&sv->check, st, sv->pool->user, v);
+	capture_clear(&sv->check);
+	/* A session that had no record keeps one only if the check gave it something. */
+	if (cl->session == NULL && v->pin == NULL && session_state_is_empty(st))
+		session_state_free(st);
+	else
+		cl->session = st;
+}
+
+/*
+ * What waited for the check goes on: the next request, or the release it
+ * was asked for (decided again: the reason may be gone). A pool whose
+ * waiters a pinned session could not serve looks for another idle session.
  */
 static void link_check_answered(struct client *cl, struct server *sv)
 {
 	struct stats *st = &cl->pool->stats;
-	const struct capture_verdict *v = &sv->check;
+	struct capture_verdict v;
 
+	link_judge_check(cl, sv, &v);
 	st->state_checks++;
 	st->state_check_time_us += (uint64_t)(now_us() - sv->check_start_us);
 	sv->is_checking = false;
 	sv->is_state_checked = true;
-	if (!sv->is_check_answered)
-		sv->check = (struct capture_verdict){
-			.pin = "state its server would not show (pgwing's check of it failed)"};
-	sv->has_temp_schema = sv->has_temp_schema || v->has_temp_schema;
-	if (v->pin != NULL) {
+	sv->has_temp_schema = sv->has_temp_schema || v.has_temp_schema;
+	if (v.pin != NULL) {
 		log_debug("client %" PRIu64 ": keeps server %" PRIu64 ": its session has %s",
-			  cl->id, sv->id, v->pin);
-		if (cl->session == NULL)
-			cl->session = session_state_new();
-		if (v->is_pin_seen)
-			session_state_mark_pinned_while_seen(cl->session, v->pin);
+			  cl->id, sv->id, v.pin);
+		if (v.is_pin_seen)
+			session_state_mark_pinned_while_seen(cl->session, v.pin);
 		else
-			session_state_mark_unmovable(cl->session, v->pin);
+			session_state_mark_unmovable(cl->session, v.pin);
 		st->state_check_pins++;
 	} else if (cl->session != NULL) {
 		session_state_unpin(cl->session);
@@ -793,7 +809,7 @@ static void link_check_answered(struct client *cl, struct server *sv)
 	}
 	if (!link_keeps_server(cl) || cl->server != sv)
 		return;
-	if (cl->pool->nwaiting > 0 && v->pin != NULL) {
+	if (cl->pool->nwaiting > 0 && v.pin != NULL) {
 		struct client *victim = pool_reclaimable_session(cl->pool);
 
 		if (victim != NULL)
@@ -826,13 +842,10 @@ static bool link_read_check(struct client *cl, struct server *sv)
 			continue;
 		}
 		if (type == PqMsg_DataRow) {
-			struct capture cap;
-
-			sv->is_check_answered = capture_read_row(&cap, body, len - 4);
-			if (sv->is_check_answered)
-				capture_judge(&cap, cl->session, sv->pool->user, &sv->check);
+			if (!sv->is_check_failed && !capture_read_row(&sv->check, body, len - 4))
+				sv->is_check_failed = true;
 		} else if (type == PqMsg_ErrorResponse) {
-			sv->is_check_answered = false;
+			sv->is_check_failed = true;
 		} else if (type == PqMsg_ReadyForQuery && len == 5) {
 			sv->tx_status = (char)body[0];
 		}

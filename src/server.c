@@ -74,6 +74,7 @@ static void server_release(void *arg)
 	startup_params_free(&sv->startup);
 	startup_params_free(&sv->reported);
 	session_state_free(sv->held);
+	capture_clear(&sv->check);
 	free(sv->backend_name);
 	free(sv->backend_host);
 	free(sv);

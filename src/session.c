@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /*
  * Past these, replaying would cost the new server more than a reconnect costs
@@ -421,6 +422,128 @@ void session_state_unpin(struct session_state *st)
 {
 	if (st->is_pin_checkable)
 		st->unmovable = NULL;
+}
+
+/* The three settings SET SESSION CHARACTERISTICS sets, recorded as one statement. */
+#define CHARACTERISTICS_KEY "session characteristics"
+
+static bool is_characteristic(const char *key)
+{
+	return strcmp(key, "default_transaction_isolation") == 0 ||
+	       strcmp(key, "default_transaction_read_only") == 0 ||
+	       strcmp(key, "default_transaction_deferrable") == 0;
+}
+
+/* The last SET entry of key (Postgres's names are case-insensitive); st->nsql if none. */
+static size_t last_set_of(const struct session_state *st, const char *key)
+{
+	size_t at = st->nsql;
+
+	for (size_t i = 0; i < st->nsql; i++)
+		if (st->sql[i].kind == ENTRY_SET && strcasecmp(st->sql[i].key, key) == 0)
+			at = i;
+	return at;
+}
+
+/* The record's key for a setting the server lists: its own, or the characteristics'; NULL. */
+static const char *record_key_of(const struct session_state *st, const char *key)
+{
+	if (last_set_of(st, key) < st->nsql)
+		return key;
+	if (is_characteristic(key) && last_set_of(st, CHARACTERISTICS_KEY) < st->nsql)
+		return CHARACTERISTICS_KEY;
+	return NULL;
+}
+
+static bool lists(const struct session_setting *settings, size_t n, const char *key)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcasecmp(settings[i].key, key) == 0 ||
+		    (strcmp(key, CHARACTERISTICS_KEY) == 0 && is_characteristic(settings[i].key)))
+			return true;
+	return false;
+}
+
+bool session_state_setting_is_listed(const char *key)
+{
+	return !is_custom_name(key) && !is_kept_by_reset_all(key);
+}
+
+/* Why the record can't take settings exactly (session_state_take_settings); NULL if it can. */
+static const char *why_not_take(const struct session_state *st,
+				const struct session_setting *settings, size_t n)
+{
+	bool has_identity = last_set_of(st, "role") < st->nsql ||
+			    last_set_of(st, "session_authorization") < st->nsql;
+
+	for (size_t i = 0; i < n; i++)
+		if (record_key_of(st, settings[i].key) == NULL &&
+		    (has_identity || !settings[i].is_exact))
+			return "a setting made where pgwing could not see it (in a function, a DO "
+			       "block), under a role it set or with a value the server shows "
+			       "rounded";
+	for (size_t i = 0; i < st->nsql; i++) {
+		const struct sql_entry *e = &st->sql[i];
+
+		if (e->kind == ENTRY_SET && !is_custom_name(e->key) &&
+		    !is_kept_by_reset_all(e->key) && !lists(settings, n, e->key))
+			return "a setting reset where pgwing could not see it (in a function), or "
+			       "one its role may not see";
+	}
+	return NULL;
+}
+
+/* Entry i's statement becomes text (key: the setting it sets). */
+static void replace_sql(struct session_state *st, size_t i, const char *key, const char *text)
+{
+	struct sql_entry *e = &st->sql[i];
+	size_t len = strlen(text);
+
+	st->bytes -= e->len;
+	if (!reserve(st, len)) {
+		st->bytes += e->len;
+		return;
+	}
+	free(e->text);
+	snprintf(e->key, sizeof(e->key), "%s", key);
+	e->text = xstrdup(text);
+	e->len = len;
+	st->bytes += len;
+}
+
+const char *session_state_take_settings(struct session_state *st,
+					const struct session_setting *settings, size_t n)
+{
+	const char *why = why_not_take(st, settings, n);
+
+	if (why != NULL)
+		return why;
+	st->version++;
+	for (size_t i = 0; i < n; i++) {
+		const struct session_setting *set = &settings[i];
+		const char *key = record_key_of(st, set->key);
+		size_t at;
+
+		if (!set->is_exact)
+			continue; /* its statements stay, the record has them (why_not_take) */
+		if (key == NULL) {
+			add_sql(st, ENTRY_SET, set->key, set->sql, strlen(set->sql));
+			continue;
+		}
+		/* Every statement of it but the last goes; the last says its value now. */
+		while ((at = last_set_of(st, key)) < st->nsql) {
+			size_t first = 0;
+
+			while (st->sql[first].kind != ENTRY_SET ||
+			       strcasecmp(st->sql[first].key, key) != 0)
+				first++;
+			if (first == at)
+				break;
+			drop_sql(st, first);
+		}
+		replace_sql(st, at, set->key, set->sql);
+	}
+	return NULL;
 }
 
 void session_state_count(const struct session_state *st, struct session_counts *out)

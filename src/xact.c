@@ -218,7 +218,9 @@ static struct session_state *session_of(struct session_state **session)
 /*
  * Session state set through the extended protocol (a SET, a temp table, a
  * lock, a LISTEN in a Parse) is not tracked as the simple protocol's is: the
- * session keeps its server instead of moving without it.
+ * session keeps its server instead of moving without it. A setting Postgres
+ * lists (not a custom, dotted one, nor the role) is seen by the check before
+ * a move, which takes its value (capture.h): that pin is lifted then.
  */
 static void note_parsed_query(struct session_state **session, const char *sql)
 {
@@ -231,6 +233,11 @@ static void note_parsed_query(struct session_state **session, const char *sql)
 	for (size_t i = 0; i < n && i < XACT_MAX_STMTS; i++) {
 		if (info[i].cls == STMT_UNMOVABLE)
 			session_state_apply(session_of(session), &info[i], sql, n == 1);
+		else if (info[i].cls == STMT_SESSION && info[i].op == SESSION_SET &&
+			 session_state_setting_is_listed(info[i].key))
+			session_state_mark_pinned_while_seen(session_of(session),
+							     "a setting made through the "
+							     "extended protocol");
 		else if (info[i].cls == STMT_SESSION)
 			session_state_mark_unmovable(session_of(session),
 						     "session state set through the extended "

@@ -10,20 +10,24 @@
 #ifndef PGWING_CAPTURE_H
 #define PGWING_CAPTURE_H
 
+#include "pgwing/session.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-struct session_state;
-
-/* The query: a simple Query of one statement, answered with one row (CAPTURE_COLUMNS). */
+/*
+ * The query: a simple Query of two statements, answered with one row of the
+ * state's summary, then a row per setting the session set.
+ */
 extern const char CAPTURE_QUERY[];
 
-/* Room for the names of the settings the session set, comma-separated. */
-#define CAPTURE_SETTINGS_MAX 4096
-#define CAPTURE_NAME_MAX     64 /* NAMEDATALEN */
+#define CAPTURE_NAME_MAX     64   /* NAMEDATALEN */
+#define CAPTURE_SETTINGS_MAX 512  /* more than Postgres has: a row past it is no answer */
+#define CAPTURE_VALUE_MAX    8192 /* the longest setting statement read (a long search_path) */
 
 struct capture {
+	bool has_summary;      /* the first row came */
 	bool has_temp_schema;  /* the backend has a temp schema (a reset does not take it away) */
 	bool has_temp_objects; /* any object in it: a table, a view, a function, a type, ... */
 	uint32_t advisory_locks;
@@ -33,15 +37,20 @@ struct capture {
 	uint32_t protocol_prepares; /* named Parse */
 	bool has_role;              /* SET ROLE (current_setting('role') is not none) */
 	char session_user[CAPTURE_NAME_MAX];
-	/* Lowercased names of the settings whose source is the session, comma-separated. */
-	char settings[CAPTURE_SETTINGS_MAX];
+	/* The settings whose source is the session, as statements that set them (pg_settings). */
+	struct session_setting *settings;
+	size_t nsettings;
 };
 
 /*
- * A DataRow body answering CAPTURE_QUERY, into cap. False if it is not one
- * (columns, NULLs, numbers, lengths): the server's state is then unknown.
+ * A DataRow body of CAPTURE_QUERY's answer, into cap (zeroed before the
+ * first): the summary, then the settings. False if it is not the row
+ * expected next (columns, NULLs, numbers, lengths): the server's state is
+ * then unknown.
  */
 bool capture_read_row(struct capture *cap, const uint8_t *body, size_t len);
+/* Frees what cap holds and zeroes it, for the next answer. */
+void capture_clear(struct capture *cap);
 
 /* What a check's answer means for the session. */
 struct capture_verdict {
@@ -56,10 +65,13 @@ struct capture_verdict {
 };
 
 /*
- * Judge cap against st (NULL: nothing recorded). login_user: who the server
- * logged in as (its session user unless it SET SESSION AUTHORIZATION).
+ * Judge a whole answer (has_summary) against st, the session's record; when
+ * the session may move, the record takes the server's values of its
+ * settings (session_state_take_settings), so what a move replays is what the
+ * server had. login_user: who the server logged in as (its session user
+ * unless it SET SESSION AUTHORIZATION).
  */
-void capture_judge(const struct capture *cap, const struct session_state *st,
-		   const char *login_user, struct capture_verdict *out);
+void capture_settle(const struct capture *cap, struct session_state *st, const char *login_user,
+		    struct capture_verdict *out);
 
 #endif

@@ -124,12 +124,12 @@ struct server {
 	/*
 	 * link.c's check of what its session holds (capture.h), asked before a
 	 * dirty server is given back: in flight (its answer is read before
-	 * anything else), its row as judged, and whether nothing ran since the
-	 * last one (server_mark_dirty clears it).
+	 * anything else), the answer as it comes, and whether nothing ran since
+	 * the last one (server_mark_dirty clears it).
 	 */
 	bool is_checking;
-	bool is_check_answered; /* the row came: check holds its verdict */
-	struct capture_verdict check;
+	struct capture check; /* its answer so far */
+	bool is_check_failed; /* an error, or a row that is not the answer */
 	int64_t check_start_us;
 	bool is_state_checked;
 	bool has_temp_schema; /* a check found one: closed, not pooled, when given back */

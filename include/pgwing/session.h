@@ -57,6 +57,36 @@ bool session_state_pin_is_checkable(const struct session_state *st);
 /* A check found nothing that pins the session: it may move again. */
 void session_state_unpin(struct session_state *st);
 
+/*
+ * A setting the session set, as its server shows it (capture.h). key: its
+ * name, lowercased; sql: the statement that gives it that value
+ * (SELECT pg_catalog.set_config(name, value, false)); is_exact: false for a
+ * value the server shows rounded (a floating-point one, as %g).
+ */
+struct session_setting {
+	char key[STMT_KEY_MAX];
+	char *sql;
+	bool is_exact;
+};
+/*
+ * The settings the session set, all that its server lists (all but custom,
+ * dotted names and the identity: role, session_authorization, which only
+ * the record holds): the record takes their values, each in place of the
+ * statements that set it, so a value changed out of sight (in a function, by
+ * an extended-protocol SET, back by ROLLBACK TO SAVEPOINT) moves as it is,
+ * and DateStyle's merged halves as one. A setting the record lacks is added
+ * after the others. One whose value is not exact keeps its statements.
+ * Returns NULL when done; else, changing nothing, why the record can't be
+ * made exact: a setting made out of sight with an inexact value, or under a
+ * role the session set (its privileges may not be the login role's), or one
+ * the record sets that the server no longer lists (reset out of sight, or
+ * not shown to the session's role).
+ */
+const char *session_state_take_settings(struct session_state *st,
+					const struct session_setting *settings, size_t n);
+/* A setting of this key (SET's) is one the server lists for the check: not custom, not the role. */
+bool session_state_setting_is_listed(const char *key);
+
 /* What st records of the state a check counts on the server. */
 struct session_counts {
 	uint32_t listens;

@@ -2,9 +2,10 @@
 # into, pgwing asks the server what the session holds (#19, "capture session
 # state from the server"). State made out of the statement tracker's sight (in
 # a function, a DO block) keeps the session on its server instead of being
-# lost by a move; a pin whose cause is gone is lifted, and the session moves.
-# Each session does one thing, all idle past server_idle_timeout, the pooled
-# servers they gave back are ended, and each then checks its state.
+# lost by a move, but settings move with the values the server shows; a pin
+# whose cause is gone is lifted, and the session moves. Each session does one
+# thing, all idle past server_idle_timeout, the pooled servers they gave back
+# are ended, and each then checks its state and where it runs.
 use strict;
 use warnings;
 use PostgreSQL::Test::Utils;
@@ -31,17 +32,27 @@ my $pw = PgWing::Test->new(
 	settings  => { server_idle_timeout => '1s' });
 $pw->start;
 
-# Made where the tracker can't see: each must survive the idle timeout.
+# Made where the tracker can't see and not carried: each keeps its server.
 my %hidden = (
-	temp_in_function  => [ 'SELECT make_temp()',        'SELECT v FROM hidden',             '11' ],
-	lock_in_function  => [ 'SELECT take_lock()',        'SELECT pg_advisory_unlock(8)',     't' ],
-	set_in_function   => [ 'SELECT set_path()',         'SHOW search_path',                 'nowhere' ],
-	set_in_do         => [ q{DO $$BEGIN EXECUTE 'SET datestyle TO sql'; END$$}, 'SHOW datestyle', 'SQL, MDY' ],
-	role_in_function  => [ 'SELECT become_low()',       'SELECT current_user',              'low' ],
-	listen_in_do      => [ q{DO $$BEGIN EXECUTE 'LISTEN hidden_channel'; END$$},
+	temp_in_function => [ 'SELECT make_temp()',  'SELECT v FROM hidden',         '11' ],
+	lock_in_function => [ 'SELECT take_lock()',  'SELECT pg_advisory_unlock(8)', 't' ],
+	role_in_function => [ 'SELECT become_low()', 'SELECT current_user',          'low' ],
+	listen_in_do     => [
+		q{DO $$BEGIN EXECUTE 'LISTEN hidden_channel'; END$$},
 		'SELECT pg_listening_channels()', 'hidden_channel' ],
-	prepare_in_do     => [ q{DO $$BEGIN EXECUTE 'PREPARE hidden_stmt AS SELECT 12'; END$$},
+	prepare_in_do => [
+		q{DO $$BEGIN EXECUTE 'PREPARE hidden_stmt AS SELECT 12'; END$$},
 		'EXECUTE hidden_stmt', '12' ],);
+# Settings made or changed where the tracker can't see: the check reads their
+# values, and the session moves with them.
+my %carried = (
+	set_in_function   => [ 'SELECT set_path()', 'SHOW search_path', 'nowhere' ],
+	set_over_recorded =>
+	  [ 'SET search_path TO public; SELECT set_path()', 'SHOW search_path', 'nowhere' ],
+	set_in_do => [ q{DO $$BEGIN EXECUTE 'SET datestyle TO sql'; END$$}, 'SHOW datestyle', 'SQL, MDY' ],
+	datestyle_merged => [
+		q{SET datestyle TO postgres; DO $$BEGIN EXECUTE 'SET datestyle TO dmy'; END$$},
+		'SHOW datestyle', 'Postgres, DMY' ],);
 # Pinned by what the tracker saw, then undone: each moves.
 my %undone = (
 	temp_dropped    => 'CREATE TEMP TABLE gone (v int); DROP TABLE gone',
@@ -49,10 +60,10 @@ my %undone = (
 	cursor_closed   => 'BEGIN; DECLARE c CURSOR WITH HOLD FOR SELECT 1; COMMIT; CLOSE c',);
 
 my (%bg, %pid);
-for my $name (sort(keys %hidden), sort(keys %undone))
+for my $name (sort(keys %hidden), sort(keys %carried), sort(keys %undone))
 {
 	$bg{$name} = $pw->background_psql(application_name => $name);
-	$bg{$name}->query_safe($hidden{$name} ? $hidden{$name}[0] : $undone{$name});
+	$bg{$name}->query_safe(($hidden{$name} // $carried{$name} // [ $undone{$name} ])->[0]);
 	$pid{$name} = $bg{$name}->query_safe('SELECT pg_backend_pid()');
 }
 
@@ -64,10 +75,10 @@ ok( wait_until(
 		sub {
 			%linked = map { $_->{application_name} => $_->{link} }
 			  @{ $pw->admin_rows('SHOW CLIENTS') };
-			!grep { $linked{$_} ne '' } keys %undone;
+			!grep { $linked{$_} ne '' } keys(%undone), keys(%carried);
 		},
 		10),
-	'the sessions whose pins are undone gave their servers back');
+	'the sessions with carried settings, or whose pins are undone, gave their servers back');
 sleep 1;
 %linked = map { $_->{application_name} => $_->{link} } @{ $pw->admin_rows('SHOW CLIENTS') };
 for my $name (sort keys %hidden)
@@ -85,6 +96,13 @@ for my $name (sort keys %hidden)
 	is($bg{$name}->query('SELECT pg_backend_pid()'), $pid{$name}, "$name: on the same backend");
 }
 
+for my $name (sort keys %carried)
+{
+	my (undef, $sql, $want) = @{ $carried{$name} };
+	is($bg{$name}->query($sql), $want, "$name: the setting moved with the session");
+	isnt($bg{$name}->query('SELECT pg_backend_pid()'), $pid{$name}, "$name: on another backend");
+}
+
 # A server that had a temp schema is closed, not pooled: a reset leaves the
 # backend its temp namespace, which a fresh one lacks.
 ok( $node->poll_query_until(
@@ -98,9 +116,9 @@ for my $name (sort keys %undone)
 
 my ($stats) = grep { $_->{database} eq 'postgres' && $_->{target} eq 'rw' }
   @{ $pw->admin_rows('SHOW STATS') };
-cmp_ok($stats->{state_checks}, '>=', scalar(keys %hidden) + scalar(keys %undone),
+cmp_ok($stats->{state_checks}, '>=', keys(%hidden) + keys(%carried) + keys(%undone),
 	'SHOW STATS counts the checks');
-cmp_ok($stats->{state_check_pins}, '>=', scalar(keys %hidden), '... and those that kept a server');
+is($stats->{state_check_pins}, scalar(keys %hidden), '... and those that kept a server');
 
 $_->quit for values %bg;
 $pw->stop;
