@@ -229,6 +229,7 @@ static void test_session_statements(void **state UNUSED)
 static void test_session_pins(void **state UNUSED)
 {
 	static const uint8_t parse_set[] = "\0set datestyle to postgres\0\0";
+	static const uint8_t parse_custom[] = "\0set my.x to 1\0\0";
 	struct session_state *st = NULL;
 	struct xact x = {0};
 
@@ -254,11 +255,22 @@ static void test_session_pins(void **state UNUSED)
 	session_state_free(st);
 	st = NULL;
 
-	/* A SET through the extended protocol, even unnamed. */
+	/*
+	 * A SET through the extended protocol, even unnamed: of a setting the
+	 * server lists, until a check of the server reads its value; of another
+	 * (a custom one), for good.
+	 */
 	xact_note_statement(&x, &st, 'P', parse_set, sizeof(parse_set) - 1);
 	assert_non_null(st);
 	assert_string_equal(session_state_unmovable(st),
+			    "a setting made through the extended protocol");
+	assert_true(session_state_pin_is_checkable(st));
+	session_state_free(st);
+	st = NULL;
+	xact_note_statement(&x, &st, 'P', parse_custom, sizeof(parse_custom) - 1);
+	assert_string_equal(session_state_unmovable(st),
 			    "session state set through the extended protocol");
+	assert_false(session_state_pin_is_checkable(st));
 	session_state_free(st);
 	xact_free(&x);
 }
