@@ -19,6 +19,7 @@
 
 #include <stdint.h>
 #include <string.h>
+#include <strings.h>
 
 enum tok_kind {
 	TOK_END,
@@ -721,6 +722,8 @@ struct stmt_scan {
 	size_t set_config_depth;
 	int set_config_commas;
 	bool is_set_config_local; /* its third argument is the literal true */
+	bool calls;               /* a call of a function not known as built-in and pure */
+	bool is_naming_table;     /* after INTO, in the (qualified) name of its table */
 };
 
 /* Compared by address (is_seen_by_check): one copy each. */
@@ -741,7 +744,7 @@ static void scan_call(struct stmt_scan *sc)
 		return;
 	if (before->kind == TOK_CAST || (before->kind == TOK_PUNCT && before->punct == ')') ||
 	    before->word == W_AS || before->word == W_WITH || before->word == W_RECURSIVE ||
-	    before->word == W_TABLESAMPLE)
+	    before->word == W_TABLESAMPLE || sc->is_naming_table)
 		return;
 	if (name->flags & F_SESSION_LOCK) {
 		if (sc->unmovable == NULL)
@@ -759,7 +762,7 @@ static void scan_call(struct stmt_scan *sc)
 	/* A built-in name qualified by another schema is somebody's own function. */
 	if (!(name->flags & F_PURE) ||
 	    (before->kind == TOK_PUNCT && before->punct == '.' && sc->prev[2].word != W_PG_CATALOG))
-		sc->writes = true;
+		sc->writes = sc->calls = true;
 }
 
 /*
@@ -829,6 +832,11 @@ static void scan_token(struct stmt_scan *sc, const char *sql, const struct token
 			sc->depth--;
 		}
 	}
+	/* INSERT INTO s.t (a, b): the parenthesis after the table's name is its column list. */
+	sc->is_naming_table =
+		t->word == W_INTO ||
+		(sc->is_naming_table && (t->kind == TOK_IDENT || t->kind == TOK_QIDENT ||
+					 (t->kind == TOK_PUNCT && sql[t->start] == '.')));
 	sc->prev[2] = sc->prev[1];
 	sc->prev[1] = sc->prev[0];
 	sc->prev[0] = (struct recent){t->kind, t->word, t->flags,
@@ -1220,6 +1228,23 @@ static enum stmt_class classify_head(const char *sql, struct stmt_info *info)
 
 /* ---- Splitting ---- */
 
+/* DO, CALL, EXECUTE: statements that run code by name, without a call's parentheses. */
+static bool starts_code_statement(const char *sql, const struct stmt_info *info)
+{
+	static const char *const code_words[] = {"do", "call", "execute"};
+	struct cursor c = {sql, info->start, info->start + info->len};
+	struct token t;
+
+	next_token(&c, &t);
+	if (t.kind != TOK_IDENT)
+		return false;
+	for (size_t i = 0; i < ARRAY_SIZE(code_words); i++)
+		if (t.len == strlen(code_words[i]) &&
+		    strncasecmp(sql + t.start, code_words[i], t.len) == 0)
+			return true;
+	return false;
+}
+
 struct splitter {
 	const char *sql;
 	size_t len, pos;
@@ -1255,6 +1280,7 @@ static bool split_next(struct splitter *sp, struct stmt_info *info)
 	info->op = SESSION_NONE;
 	info->key[0] = '\0';
 	info->reason = NULL;
+	info->runs_code = false;
 	if (sc.is_unterminated) {
 		info->cls = STMT_OTHER; /* the server rejects it */
 		return true;
@@ -1270,6 +1296,7 @@ static bool split_next(struct splitter *sp, struct stmt_info *info)
 		info->op = SESSION_NONE;
 		info->key[0] = '\0';
 	}
+	info->runs_code = sc.calls || starts_code_statement(sp->sql, info);
 	/* Settings and libraries are the only pins a check of the server can't see go. */
 	info->is_seen_by_check = info->cls == STMT_UNMOVABLE && info->reason != SET_CONFIG_REASON &&
 				 info->reason != LOAD_REASON;
@@ -1300,6 +1327,17 @@ enum stmt_class classify_query_class(const char *sql, size_t len)
 		if (info.cls != STMT_READ)
 			return STMT_OTHER;
 	return STMT_READ;
+}
+
+bool classify_query_runs_code(const char *sql, size_t len)
+{
+	struct splitter sp = {sql, len, 0};
+	struct stmt_info info;
+
+	while (split_next(&sp, &info))
+		if (info.runs_code)
+			return true;
+	return false;
 }
 
 static bool starts_with_word(const char *s, size_t n, const char *w)

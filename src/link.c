@@ -153,6 +153,19 @@ static void link_reset_request(struct client *cl)
 	cl->xact_start_us = 0;
 }
 
+static void link_note_code(struct client *cl, const uint8_t *query, size_t n);
+
+/* A Parse body (n bytes): its query may run code (link_note_code), wherever it is executed. */
+static void link_note_parse_code(struct client *cl, const uint8_t *body, size_t n)
+{
+	const uint8_t *name_end = memchr(body, '\0', n);
+	const uint8_t *text = name_end != NULL ? name_end + 1 : NULL;
+	const uint8_t *text_end =
+		text != NULL ? memchr(text, '\0', n - (size_t)(text - body)) : NULL;
+
+	link_note_code(cl, text, text_end != NULL ? (size_t)(text_end - text) + 1 : 0);
+}
+
 /*
  * Parse, Bind, Describe, Execute, Close: kept for a retry while the request
  * may run again, and Parse and Close of statements noted for the session.
@@ -174,6 +187,8 @@ static enum proto_inspect link_inspect_extended(struct client *cl, struct evbuff
 	}
 	if (n > scratch_len) {
 		xact_stop_keeping(&cl->xact);
+		if (msg->type == PqMsg_Parse)
+			link_note_code(cl, NULL, 0);
 		if (is_statement)
 			xact_note_untracked_statement(&cl->xact, cl->session);
 		cl->xact.is_mid_request = true;
@@ -183,6 +198,8 @@ static enum proto_inspect link_inspect_extended(struct client *cl, struct evbuff
 	if (body == NULL)
 		return PROTO_INSPECT_WAIT;
 	xact_note_extended(&cl->xact, msg->type, body, n, cl->server->tx_status);
+	if (msg->type == PqMsg_Parse)
+		link_note_parse_code(cl, body, n);
 	if (is_statement)
 		xact_note_statement(&cl->xact, &cl->session, msg->type, body, n);
 	return PROTO_INSPECT_FORWARD;
@@ -194,8 +211,10 @@ static enum proto_inspect link_inspect_extended(struct client *cl, struct evbuff
  */
 static bool link_checks_request(struct server *sv)
 {
-	if (sv->is_dirty)
+	if (sv->is_dirty) {
+		sv->has_changed_since_check = true;
 		return false;
+	}
 	if (++sv->clean_requests > CLEAN_REQUESTS_MAX) {
 		server_mark_dirty(sv);
 		return false;
@@ -261,6 +280,7 @@ static enum proto_inspect client_inspect(void *arg, struct evbuffer *in,
 		return PROTO_INSPECT_FORWARD;
 	case PqMsg_FunctionCall:
 		server_mark_dirty(cl->server);
+		link_note_code(cl, NULL, 0);
 		xact_stop_keeping(&cl->xact);
 		link_begin_request(cl);
 		return PROTO_INSPECT_FORWARD;
@@ -274,6 +294,7 @@ static enum proto_inspect client_inspect(void *arg, struct evbuffer *in,
 	case PqMsg_Query:
 		if (n > sizeof(scratch)) {
 			server_mark_dirty(cl->server);
+			link_note_code(cl, NULL, 0);
 			link_begin_request(cl);
 			return PROTO_INSPECT_FORWARD;
 		}
@@ -282,6 +303,10 @@ static enum proto_inspect client_inspect(void *arg, struct evbuffer *in,
 			return PROTO_INSPECT_WAIT;
 		if (link_checks_request(cl->server))
 			link_check_query(cl, body, n);
+		/* A read calls nothing but built-in read-only functions: only the rest is looked
+		 * into. */
+		if (cl->server->is_dirty)
+			link_note_code(cl, body, n);
 		link_begin_request(cl);
 		if (n > 0 && body[n - 1] == '\0')
 			xact_note_query(&cl->xact, (const char *)body, n - 1, cl->server->tx_status,
@@ -689,22 +714,39 @@ static bool link_keeps_server(struct client *cl)
 }
 
 /*
- * Before a server that ran what pgwing could not see into (a dirty one:
- * anything not provably read-only) is given back, it is asked what its
- * session holds (capture.h): state made out of the record's sight (a temp
- * table or a lock taken in a function, a setting made in a DO block) keeps
- * the session on its server, where a move would silently lose it; and a pin
- * whose cause is gone (the temp table dropped, the lock released) is lifted.
- * Once per server between requests. A pin a check can't see go (a setting
- * made with set_config) is not asked about.
+ * Before a server that ran what pgwing could not see into is given back, it
+ * is asked what its session holds (capture.h): state made out of the
+ * record's sight (a temp table or a lock taken in a function, a setting made
+ * in a DO block) keeps the session on its server, where a move would
+ * silently lose it, and settings move with the values it shows; a pin whose
+ * cause is gone (the temp table dropped, the lock released) is lifted. What
+ * pgwing could not see into is code of the database's own (move_check =
+ * functions: a function call, DO, CALL, EXECUTE, a prepared statement that
+ * calls one) or anything but reads (writes: triggers too), since the last
+ * check; a pinned session is asked after anything but reads, and only if a
+ * check can see its pin go (not a setting made with set_config).
  */
 static bool link_needs_check(const struct client *cl)
 {
 	const struct server *sv = cl->server;
+	const struct session_state *st = cl->session;
 
-	return sv->is_dirty && !sv->is_state_checked &&
-	       (cl->session == NULL || session_state_unmovable(cl->session) == NULL ||
-		session_state_pin_is_checkable(cl->session));
+	if (!sv->has_changed_since_check)
+		return false;
+	if (st != NULL && session_state_unmovable(st) != NULL)
+		return session_state_pin_is_checkable(st);
+	return rt->cfg->move_check == MOVE_CHECK_WRITES || sv->may_hold_unseen ||
+	       session_state_runs_code(st);
+}
+
+/* cl's request runs code of the database's own (query: a Query's text, n bytes). */
+static void link_note_code(struct client *cl, const uint8_t *query, size_t n)
+{
+	struct server *sv = cl->server;
+
+	if (!sv->may_hold_unseen && (query == NULL || n == 0 || query[n - 1] != '\0' ||
+				     classify_query_runs_code((const char *)query, n - 1)))
+		sv->may_hold_unseen = true;
 }
 
 /* The check goes out; the client's next request waits behind its answer (link_read_check). */
@@ -790,7 +832,7 @@ static void link_check_answered(struct client *cl, struct server *sv)
 	st->state_checks++;
 	st->state_check_time_us += (uint64_t)(now_us() - sv->check_start_us);
 	sv->is_checking = false;
-	sv->is_state_checked = true;
+	sv->has_changed_since_check = sv->may_hold_unseen = false;
 	sv->has_temp_schema = sv->has_temp_schema || v.has_temp_schema;
 	if (v.pin != NULL) {
 		log_debug("client %" PRIu64 ": keeps server %" PRIu64 ": its session has %s",

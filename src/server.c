@@ -647,6 +647,7 @@ static bool server_finish_reset(struct server *sv)
 {
 	sv->state = SV_IDLE;
 	sv->is_dirty = false;
+	sv->has_changed_since_check = sv->may_hold_unseen = false; /* nothing is left to find */
 	sv->clean_requests = 0;
 	return sv->ops->reset_done(sv);
 }

@@ -42,6 +42,7 @@ struct parse_entry {
 	char *name;
 	uint8_t *msg;
 	size_t len;
+	bool runs_code; /* its text calls code (classify_query_runs_code) */
 };
 
 struct session_state {
@@ -340,9 +341,20 @@ void session_state_apply(struct session_state *st, const struct stmt_info *info,
 }
 
 /* A Parse message of a name st does not hold yet. */
+/* The query text of a whole Parse message: after its name, each with its NUL. */
+static const char *parse_text(const uint8_t *msg, size_t len)
+{
+	struct proto_reader r;
+
+	proto_reader_init(&r, msg + PROTO_HEADER_LEN, len - PROTO_HEADER_LEN);
+	proto_read_cstring(&r);
+	return proto_read_cstring(&r);
+}
+
 static void add_parse(struct session_state *st, const char *name, const uint8_t *msg, size_t len)
 {
 	struct parse_entry *e;
+	const char *text;
 
 	if (!reserve(st, len))
 		return;
@@ -355,6 +367,8 @@ static void add_parse(struct session_state *st, const char *name, const uint8_t 
 	e->msg = xmalloc(len);
 	memcpy(e->msg, msg, len);
 	e->len = len;
+	text = parse_text(e->msg, e->len);
+	e->runs_code = text != NULL && classify_query_runs_code(text, strlen(text));
 	st->bytes += len;
 }
 
@@ -381,18 +395,18 @@ const char *session_state_set_text(const struct session_state *st, const char *n
 
 const char *session_state_statement_text(const struct session_state *st, const char *name)
 {
-	for (size_t i = 0; i < st->nparse; i++) {
-		const struct parse_entry *e = &st->parse[i];
-		struct proto_reader r;
-
-		if (strcmp(e->name, name) != 0)
-			continue;
-		/* The Parse body: the name, then the text, each with its NUL. */
-		proto_reader_init(&r, e->msg + PROTO_HEADER_LEN, e->len - PROTO_HEADER_LEN);
-		proto_read_cstring(&r);
-		return proto_read_cstring(&r);
-	}
+	for (size_t i = 0; i < st->nparse; i++)
+		if (strcmp(st->parse[i].name, name) == 0)
+			return parse_text(st->parse[i].msg, st->parse[i].len);
 	return NULL;
+}
+
+bool session_state_runs_code(const struct session_state *st)
+{
+	for (size_t i = 0; st != NULL && i < st->nparse; i++)
+		if (st->parse[i].runs_code)
+			return true;
+	return false;
 }
 
 void session_state_note_close(struct session_state *st, const char *name)

@@ -95,6 +95,12 @@ static const char *const server_release_names[] = {
 	NULL,
 };
 
+static const char *const move_check_names[] = {
+	[MOVE_CHECK_FUNCTIONS] = "functions",
+	[MOVE_CHECK_WRITES] = "writes",
+	NULL,
+};
+
 static const struct setting settings[] = {
 	{
 		.name = "listen_addr",
@@ -400,6 +406,21 @@ static const struct setting settings[] = {
 		       "state can move: each transaction may run on another server connection, "
 		       "with the session's state carried; it costs a reset and a replay per "
 		       "transaction and is meant for testing that moves are exact).",
+	},
+	{
+		.name = "move_check",
+		.type = SETTING_ENUM,
+		.offset = ENUM_FIELD(move_check),
+		.default_value = "functions",
+		.is_reloadable = true,
+		.enum_names = move_check_names,
+		.doc = "When a session that ran more than reads gives its server connection back, "
+		       "pgwing first asks that server what the session holds (see What a move "
+		       "keeps): functions (if since the last check it called a function that is "
+		       "not one of Postgres's built-in read-only ones, DO, CALL or EXECUTE, or "
+		       "holds a prepared statement that does) or writes (after anything not "
+		       "provably read-only: also catches what triggers and column defaults did, at "
+		       "one round trip per hand-over of a writing session).",
 	},
 	{
 		.name = "reserve_pool_size",

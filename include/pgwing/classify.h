@@ -48,6 +48,12 @@ struct stmt_info {
 	 * library is not.
 	 */
 	bool is_seen_by_check;
+	/*
+	 * It calls code of the database's own (a function that is not one of
+	 * Postgres's built-in read-only ones, DO, CALL, EXECUTE), which may make
+	 * session state no statement shows.
+	 */
+	bool runs_code;
 };
 
 /*
@@ -69,5 +75,8 @@ enum stmt_class classify_query_class(const char *sql, size_t len);
  */
 bool classify_may_read(const char *sql, size_t len);
 bool classify_may_keep_state(const char *sql, size_t len);
+
+/* Some statement of the query string runs code (stmt_info's runs_code). */
+bool classify_query_runs_code(const char *sql, size_t len);
 
 #endif

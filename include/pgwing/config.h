@@ -82,6 +82,7 @@ struct config {
 	int64_t server_lifetime_ms; /* 0 disables */
 	int default_pool_size;      /* 0 = no limit */
 	enum server_release server_release;
+	enum move_check move_check;
 	int reserve_pool_size;           /* 0 = none */
 	int64_t reserve_pool_timeout_ms; /* 0 = the reserve is off */
 	int64_t pool_idle_timeout_ms;    /* 0 = pools are kept */

@@ -123,15 +123,17 @@ struct server {
 	bool is_setting; /* the request in flight only sets settings (link.c's, until its answer) */
 	/*
 	 * link.c's check of what its session holds (capture.h), asked before a
-	 * dirty server is given back: in flight (its answer is read before
-	 * anything else), the answer as it comes, and whether nothing ran since
-	 * the last one (server_mark_dirty clears it).
+	 * server that ran more than reads is given back: in flight (its answer
+	 * is read before anything else), the answer as it comes, and what ran
+	 * since the last check (or reset): more than reads (server_mark_dirty
+	 * sets it), code of the database's own (a function, DO, ...).
 	 */
 	bool is_checking;
 	struct capture check; /* its answer so far */
 	bool is_check_failed; /* an error, or a row that is not the answer */
 	int64_t check_start_us;
-	bool is_state_checked;
+	bool has_changed_since_check;
+	bool may_hold_unseen;
 	bool has_temp_schema; /* a check found one: closed, not pooled, when given back */
 	/*
 	 * Pooled without a reset: the settings and protocol-level prepared
@@ -188,7 +190,7 @@ void server_reset(struct server *sv);
 static inline void server_mark_dirty(struct server *sv)
 {
 	sv->is_dirty = true;
-	sv->is_state_checked = false;
+	sv->has_changed_since_check = true;
 }
 /* Start a non-blocking connect of bev (TCP by name or address, or a unix socket directory). */
 int server_connect_socket(struct bufferevent *bev, const char *host, int port);

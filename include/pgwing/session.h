@@ -33,6 +33,8 @@ void session_state_note_parse(struct session_state *st, const char *name, const 
 			      size_t len);
 /* The query text of the named statement name, as its Parse gave it; NULL if none. */
 const char *session_state_statement_text(const struct session_state *st, const char *name);
+/* A named statement's text calls code (classify_query_runs_code); false for NULL. */
+bool session_state_runs_code(const struct session_state *st);
 /*
  * The number of changes st has seen (0 for NULL): two servers that ran the
  * session's statements up to the same version hold the same state.

@@ -53,6 +53,12 @@ enum server_release {
 	SERVER_RELEASE_ALWAYS, /* at every idle point the session's state can move from */
 };
 
+/* When a server is asked what its session holds before the session moves (link.c). */
+enum move_check {
+	MOVE_CHECK_FUNCTIONS, /* after the session called code: a function, DO, CALL, EXECUTE */
+	MOVE_CHECK_WRITES,    /* after anything not provably read-only (triggers too) */
+};
+
 /* The highest TCP port, for settings and backend lines alike. */
 #define SETTINGS_PORT_MAX 65535
 

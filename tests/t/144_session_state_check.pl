@@ -25,6 +25,16 @@ $node->safe_psql(
 	  AS $$BEGIN PERFORM set_config('search_path', 'nowhere', false); END$$;
 	CREATE FUNCTION become_low() RETURNS void LANGUAGE plpgsql
 	  AS $$BEGIN PERFORM set_config('role', 'low', false); END$$;
+	CREATE TABLE plain (v int);
+	CREATE TABLE triggered (v int);
+	CREATE FUNCTION on_insert() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN
+	  PERFORM set_config('work_mem', '7MB', false);
+	  CREATE TEMP TABLE IF NOT EXISTS trigger_made AS SELECT 13 AS v;
+	  RETURN NEW;
+	END$$;
+	CREATE TRIGGER makes_state AFTER INSERT ON triggered
+	  FOR EACH ROW EXECUTE FUNCTION on_insert();
+	GRANT ALL ON plain, triggered TO PUBLIC;
 });
 my $pw = PgWing::Test->new(
 	backends  => [ [ primary => $node ] ],
@@ -59,11 +69,16 @@ my %undone = (
 	lock_released   => 'SELECT pg_advisory_lock(9); SELECT pg_advisory_unlock(9)',
 	cursor_closed   => 'BEGIN; DECLARE c CURSOR WITH HOLD FOR SELECT 1; COMMIT; CLOSE c',);
 
+# move_check = functions (the default): a plain write calls no code, and the
+# server it ran on is handed over without a check.
+my %plain = (plain_write => 'INSERT INTO plain VALUES (1)');
+
 my (%bg, %pid);
-for my $name (sort(keys %hidden), sort(keys %carried), sort(keys %undone))
+for my $name (sort(keys %hidden), sort(keys %carried), sort(keys %undone), keys %plain)
 {
 	$bg{$name} = $pw->background_psql(application_name => $name);
-	$bg{$name}->query_safe(($hidden{$name} // $carried{$name} // [ $undone{$name} ])->[0]);
+	$bg{$name}->query_safe(
+		($hidden{$name} // $carried{$name} // [ $undone{$name} // $plain{$name} ])->[0]);
 	$pid{$name} = $bg{$name}->query_safe('SELECT pg_backend_pid()');
 }
 
@@ -75,7 +90,7 @@ ok( wait_until(
 		sub {
 			%linked = map { $_->{application_name} => $_->{link} }
 			  @{ $pw->admin_rows('SHOW CLIENTS') };
-			!grep { $linked{$_} ne '' } keys(%undone), keys(%carried);
+			!grep { $linked{$_} ne '' } keys(%undone), keys(%carried), keys(%plain);
 		},
 		10),
 	'the sessions with carried settings, or whose pins are undone, gave their servers back');
@@ -85,6 +100,11 @@ for my $name (sort keys %hidden)
 {
 	isnt($linked{$name}, '', "$name: the session keeps its server");
 }
+my ($stats) = grep { $_->{database} eq 'postgres' && $_->{target} eq 'rw' }
+  @{ $pw->admin_rows('SHOW STATS') };
+is($stats->{state_checks}, keys(%hidden) + keys(%carried) + keys(%undone),
+	'SHOW STATS counts one check per session that called code or was pinned, none for a plain write');
+is($stats->{state_check_pins}, scalar(keys %hidden), '... and those that kept a server');
 $node->safe_psql('postgres',
 	"SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity "
 	  . "WHERE backend_type = 'client backend' AND query = 'DISCARD ALL'");
@@ -114,12 +134,24 @@ for my $name (sort keys %undone)
 		$pid{$name}, "$name: the session moved to another server");
 }
 
-my ($stats) = grep { $_->{database} eq 'postgres' && $_->{target} eq 'rw' }
-  @{ $pw->admin_rows('SHOW STATS') };
-cmp_ok($stats->{state_checks}, '>=', keys(%hidden) + keys(%carried) + keys(%undone),
-	'SHOW STATS counts the checks');
-is($stats->{state_check_pins}, scalar(keys %hidden), '... and those that kept a server');
-
 $_->quit for values %bg;
+
+# move_check = writes: state a trigger made (no call in the statement) is
+# checked too: the temp table keeps the session on its server, the setting
+# is as the trigger left it.
+$pw->{settings}{move_check} = 'writes';
+$pw->write_config;
+my ($rc, undef, $err) = $pw->console('RELOAD');
+is($rc, 0, 'RELOAD with move_check = writes') or diag $err;
+my $trig = $pw->background_psql(application_name => 'trigger');
+$trig->query_safe('INSERT INTO triggered VALUES (1)');
+my $trig_pid = $trig->query_safe('SELECT pg_backend_pid()');
+sleep 3;
+%linked = map { $_->{application_name} => $_->{link} } @{ $pw->admin_rows('SHOW CLIENTS') };
+isnt($linked{trigger}, '', 'trigger: the session keeps its server (a temp table the trigger made)');
+is($trig->query('SELECT v FROM trigger_made'), '13', 'trigger: its temp table is there');
+is($trig->query('SHOW work_mem'), '7MB', 'trigger: its setting is as it set it');
+is($trig->query('SELECT pg_backend_pid()'), $trig_pid, 'trigger: on the same backend');
+$trig->quit;
 $pw->stop;
 done_testing();

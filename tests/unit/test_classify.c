@@ -686,6 +686,33 @@ static void test_session_unmovable(void **state UNUSED)
 	session_state_free(st);
 }
 
+static bool runs_code(const char *sql)
+{
+	return classify_query_runs_code(sql, strlen(sql));
+}
+
+/* What may make session state no statement shows: code of the database's own. */
+static void test_runs_code(void **state UNUSED)
+{
+	assert_true(runs_code("SELECT make_temp()"));
+	assert_true(
+		runs_code("select 1; select public.now()")); /* a built-in name, another schema */
+	assert_true(runs_code("DO $$BEGIN PERFORM 1; END$$"));
+	assert_true(runs_code("call proc(1)"));
+	assert_true(runs_code("EXECUTE stmt (1)"));
+	assert_true(runs_code("INSERT INTO t VALUES (f(1))"));
+	assert_true(runs_code("SELECT set_config('a', 'b', false)"));
+	/* Plain reads and writes, and Postgres's own read-only functions, call nothing. */
+	assert_false(runs_code("SELECT abs(-1), pg_catalog.now()"));
+	assert_false(runs_code("UPDATE t SET v = v + 1 WHERE id = 3"));
+	assert_false(runs_code("INSERT INTO t (a, b) VALUES (1, 2)"));
+	assert_false(runs_code("insert into s.\"T\"(a) values (1) returning a"));
+	assert_true(runs_code("INSERT INTO t (a) SELECT f(1)"));
+	assert_false(runs_code("SELECT v::numeric(10, 2) FROM t AS x(v)"));
+	assert_false(runs_code("SELECT 'do f()'; -- call g()"));
+	assert_false(runs_code("BEGIN; COMMIT"));
+}
+
 static void test_session_caps(void **state UNUSED)
 {
 	struct session_state *st = session_state_new();
@@ -733,6 +760,7 @@ int main(void)
 		cmocka_unit_test(test_session_prepare_text),
 		cmocka_unit_test(test_session_unmovable),
 		cmocka_unit_test(test_session_caps),
+		cmocka_unit_test(test_runs_code),
 		cmocka_unit_test(test_keep_state_blocks),
 		cmocka_unit_test(test_quoted_nul),
 	};
