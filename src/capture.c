@@ -111,8 +111,10 @@ static bool read_setting(struct capture *cap, struct proto_reader *r)
 	uint32_t n;
 
 	if (cap->nsettings == CAPTURE_SETTINGS_MAX || !read_text(r, set.key, sizeof(set.key)) ||
-	    (sql = read_value(r, CAPTURE_VALUE_MAX, &n)) == NULL || !read_bool(r, &set.is_exact))
+	    (sql = read_value(r, CAPTURE_VALUE_MAX, &n)) == NULL || !read_bool(r, &set.is_exact) ||
+	    n > CAPTURE_BYTES_MAX - cap->bytes)
 		return false;
+	cap->bytes += n;
 	/* Lowercased by the query; kept so whatever the server says (record keys are). */
 	for (char *c = set.key; *c != '\0'; c++)
 		*c = (char)tolower((unsigned char)*c);

@@ -2067,8 +2067,12 @@ void link_release_idle(const char *database)
  */
 static bool link_is_timed_out(const struct client *cl)
 {
-	return (pool_can_take_back(cl) || (link_is_idle_with_server(cl) && link_needs_check(cl) &&
-					   !session_state_is_listening(cl->session))) &&
+	const struct session_state *st = cl->session;
+	bool may_unpin = st != NULL && session_state_unmovable(st) != NULL &&
+			 !session_state_is_listening(st) && link_is_idle_with_server(cl) &&
+			 cl->server->state == SV_ACTIVE && link_needs_check(cl);
+
+	return (pool_can_take_back(cl) || may_unpin) &&
 	       cl->query_start_us < now_us() - rt->cfg->server_idle_timeout_ms * 1000;
 }
 

@@ -25,6 +25,7 @@ extern const char CAPTURE_QUERY[];
 #define CAPTURE_NAME_MAX     64   /* NAMEDATALEN */
 #define CAPTURE_SETTINGS_MAX 512  /* more than Postgres has: a row past it is no answer */
 #define CAPTURE_VALUE_MAX    8192 /* the longest setting statement read (a long search_path) */
+#define CAPTURE_BYTES_MAX    (256 * 1024) /* all of them: what one check may hold */
 
 struct capture {
 	bool has_summary;      /* the first row came */
@@ -40,6 +41,7 @@ struct capture {
 	/* The settings whose source is the session, as statements that set them (pg_settings). */
 	struct session_setting *settings;
 	size_t nsettings;
+	size_t bytes; /* of their statements */
 };
 
 /*
