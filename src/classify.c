@@ -1340,6 +1340,156 @@ bool classify_query_runs_code(const char *sql, size_t len)
 	return false;
 }
 
+/* ---- Statements that make pooled logins stale (classify_login_changes) ---- */
+
+/* t is the word w, in any case, quoted or not as Postgres would take it (not quoted). */
+static bool is_word(const char *sql, const struct token *t, const char *w)
+{
+	return t->kind == TOK_IDENT && t->len == strlen(w) &&
+	       strncasecmp(sql + t->start, w, t->len) == 0;
+}
+
+/* The next token as a name (folded as Postgres does) into buf; false if it is none. */
+static bool next_name(struct cursor *c, struct token *t, char buf[STMT_KEY_MAX])
+{
+	struct key_builder k = {buf, 0, false};
+
+	next_token(c, t);
+	buf[0] = '\0';
+	if (!is_name(t))
+		return false;
+	key_put_name(&k, c->sql, t, false);
+	return true;
+}
+
+/* The role of ALTER ROLE: a name, or NULL for ALL and the keywords that mean the session's. */
+static const char *role_named(const char *sql, const struct token *t, const char *name)
+{
+	if (t->kind != TOK_IDENT)
+		return name;
+	return is_word(sql, t, "all") || is_word(sql, t, "current_user") ||
+			       is_word(sql, t, "session_user") || is_word(sql, t, "current_role")
+		       ? NULL
+		       : name;
+}
+
+static bool next_is_database(struct cursor *c)
+{
+	struct token t;
+
+	next_token(c, &t);
+	return is_word(c->sql, &t, "database");
+}
+
+/* ALTER DATABASE d {SET|RESET|RENAME} ..., ALTER {ROLE|USER} r [IN DATABASE d] {SET|RESET} ... */
+static bool login_change_of_alter(struct cursor *c, char *database, char *role, const char **d,
+				  const char **r)
+{
+	struct token t, what;
+
+	next_token(c, &what);
+	if (is_word(c->sql, &what, "database")) {
+		if (!next_name(c, &t, database))
+			return false;
+		next_token(c, &t);
+		*d = database;
+		return t.word == W_SET || t.word == W_RESET || is_word(c->sql, &t, "rename");
+	}
+	if (what.word != W_ROLE && !is_word(c->sql, &what, "user"))
+		return false;
+	if (!next_name(c, &t, role) && !is_word(c->sql, &t, "all"))
+		return false;
+	*r = role_named(c->sql, &t, role);
+	next_token(c, &t);
+	if (is_word(c->sql, &t, "in")) {
+		if (!next_is_database(c) || !next_name(c, &t, database))
+			return false;
+		*d = database;
+		next_token(c, &t);
+	}
+	return t.word == W_SET || t.word == W_RESET;
+}
+
+/* DROP DATABASE [IF EXISTS] d; CREATE DATABASE n ... TEMPLATE [=] d ... */
+static bool login_change_of_drop_or_create(struct cursor *c, bool is_drop, char *database)
+{
+	struct token t;
+
+	if (!next_is_database(c))
+		return false;
+	if (is_drop) {
+		struct cursor after_if = *c;
+
+		next_token(&after_if, &t);
+		if (t.word == W_IF && next_is(&after_if, W_EXISTS))
+			*c = after_if;
+		return next_name(c, &t, database);
+	}
+	for (next_token(c, &t); t.kind != TOK_END; next_token(c, &t)) {
+		if (!is_word(c->sql, &t, "template"))
+			continue;
+		{
+			struct cursor peek = *c;
+
+			next_token(&peek, &t);
+			if (is_punct(c->sql, &t, '='))
+				*c = peek;
+		}
+		return next_name(c, &t, database);
+	}
+	return false;
+}
+
+/* The text names a database, a role or a user somewhere: else no statement is one of those. */
+static bool mentions_login_words(const char *sql, size_t len)
+{
+	static const char *const words_of[] = {"database", "role", "user"};
+
+	for (size_t i = 0; i < len; i++) {
+		char c = (char)(sql[i] | 0x20);
+
+		if (c != 'd' && c != 'r' && c != 'u')
+			continue;
+		for (size_t w = 0; w < ARRAY_SIZE(words_of); w++) {
+			size_t n = strlen(words_of[w]);
+
+			if (len - i >= n && strncasecmp(sql + i, words_of[w], n) == 0)
+				return true;
+		}
+	}
+	return false;
+}
+
+void classify_login_changes(const char *sql, size_t len,
+			    void (*found)(void *arg, const char *database, const char *role),
+			    void *arg)
+{
+	struct splitter sp = {sql, len, 0};
+	struct stmt_info info;
+
+	if (!mentions_login_words(sql, len))
+		return;
+
+	while (split_next(&sp, &info)) {
+		struct cursor c = {sql, info.start, info.start + info.len};
+		char database[STMT_KEY_MAX], role[STMT_KEY_MAX];
+		const char *d = NULL, *r = NULL;
+		struct token t;
+		bool is_change = false;
+
+		next_token(&c, &t);
+		if (is_word(sql, &t, "alter")) {
+			is_change = login_change_of_alter(&c, database, role, &d, &r);
+		} else if (t.word == W_CREATE || is_word(sql, &t, "drop")) {
+			is_change =
+				login_change_of_drop_or_create(&c, t.word != W_CREATE, database);
+			d = database;
+		}
+		if (is_change)
+			found(arg, d, r);
+	}
+}
+
 static bool starts_with_word(const char *s, size_t n, const char *w)
 {
 	size_t i;

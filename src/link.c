@@ -153,10 +153,31 @@ static void link_reset_request(struct client *cl)
 	cl->xact_start_us = 0;
 }
 
+static void link_retire_logins(void *arg UNUSED, const char *database, const char *role)
+{
+	pool_retire_logins(database, role);
+}
+
+/*
+ * cl sends a query (text, n bytes with its NUL): a statement in it that
+ * changes what a login gets (ALTER DATABASE/ROLE ... SET), or wants its
+ * database free of sessions (DROP DATABASE, ...), retires pgwing's logins of
+ * that database or role first, so the next session gets what a fresh
+ * backend gets, and pgwing's own idle servers are not in the statement's way.
+ */
+static void link_note_login_changes(const uint8_t *text, size_t n)
+{
+	if (n > 0 && text[n - 1] == '\0')
+		classify_login_changes((const char *)text, n - 1, link_retire_logins, NULL);
+}
+
 static void link_note_code(struct client *cl, const uint8_t *query, size_t n);
 
-/* A Parse body (n bytes): its query may run code (link_note_code), wherever it is executed. */
-static void link_note_parse_code(struct client *cl, const uint8_t *body, size_t n)
+/*
+ * A Parse body (n bytes): its query may run code (link_note_code), wherever
+ * it is executed, or change logins (link_note_login_changes).
+ */
+static void link_note_parse(struct client *cl, const uint8_t *body, size_t n)
 {
 	const uint8_t *name_end = memchr(body, '\0', n);
 	const uint8_t *text = name_end != NULL ? name_end + 1 : NULL;
@@ -164,6 +185,8 @@ static void link_note_parse_code(struct client *cl, const uint8_t *body, size_t 
 		text != NULL ? memchr(text, '\0', n - (size_t)(text - body)) : NULL;
 
 	link_note_code(cl, text, text_end != NULL ? (size_t)(text_end - text) + 1 : 0);
+	if (text_end != NULL)
+		link_note_login_changes(text, (size_t)(text_end - text) + 1);
 }
 
 /*
@@ -199,7 +222,7 @@ static enum proto_inspect link_inspect_extended(struct client *cl, struct evbuff
 		return PROTO_INSPECT_WAIT;
 	xact_note_extended(&cl->xact, msg->type, body, n, cl->server->tx_status);
 	if (msg->type == PqMsg_Parse)
-		link_note_parse_code(cl, body, n);
+		link_note_parse(cl, body, n);
 	if (is_statement)
 		xact_note_statement(&cl->xact, &cl->session, msg->type, body, n);
 	return PROTO_INSPECT_FORWARD;
@@ -303,6 +326,7 @@ static enum proto_inspect client_inspect(void *arg, struct evbuffer *in,
 			return PROTO_INSPECT_WAIT;
 		if (link_checks_request(cl->server))
 			link_check_query(cl, body, n);
+		link_note_login_changes(body, n);
 		/* A read calls nothing but built-in read-only functions: only the rest is looked
 		 * into. */
 		if (cl->server->is_dirty)

@@ -196,7 +196,7 @@ static bool pool_server_is_misrouted(const struct pool *p, struct server *sv)
 static bool pool_server_is_usable(const struct pool *p, struct server *sv)
 {
 	return !pool_is_paused(p) && sv->generation == p->generation &&
-	       !pool_server_is_misrouted(p, sv) &&
+	       sv->login_epoch == p->login_epoch && !pool_server_is_misrouted(p, sv) &&
 	       (rt->cfg->server_lifetime_ms == 0 ||
 		now_ms() - sv->connect_time_ms < rt->cfg->server_lifetime_ms);
 }
@@ -352,6 +352,7 @@ void pool_note_server(struct pool *p, struct server *sv)
 {
 	sv->pool = p;
 	sv->generation = p->generation;
+	sv->login_epoch = p->login_epoch;
 	p->nservers++;
 }
 
@@ -438,6 +439,7 @@ void pool_note_welcome(struct pool *p, const struct startup_params *startup,
 	param_set_unref(p->welcome);
 	startup_params_copy(&p->welcome_startup, startup);
 	p->welcome = param_set_new(&sv->reported);
+	p->is_welcome_stale = false;
 	pool_serve_soon(p);
 }
 
@@ -718,6 +720,22 @@ void pool_reconnect(const char *database)
 			p->generation++;
 			pool_prune_idle(p);
 		}
+	}
+}
+
+void pool_retire_logins(const char *database, const char *role)
+{
+	for (struct pool *p = pools; p != NULL; p = p->next) {
+		if (!matches(p, database) || (role != NULL && strcmp(p->user, role) != 0))
+			continue;
+		log_debug("pool %s/%s/%s: logins made before are retired", p->database, p->user,
+			  target_name(p->target));
+		p->login_epoch++;
+		pool_prune_idle(p);
+		/* What a login reports (TimeZone, DateStyle, ...) may have changed with it. */
+		startup_params_free(&p->welcome_startup);
+		param_set_unref(p->welcome);
+		p->welcome = NULL;
 	}
 }
 

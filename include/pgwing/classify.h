@@ -79,4 +79,17 @@ bool classify_may_keep_state(const char *sql, size_t len);
 /* Some statement of the query string runs code (stmt_info's runs_code). */
 bool classify_query_runs_code(const char *sql, size_t len);
 
+/*
+ * Statements after which a login made before serves the next session wrong,
+ * or is in the statement's way: ALTER DATABASE d SET/RESET and ALTER
+ * ROLE/USER r [IN DATABASE d] SET/RESET change the defaults a login gets
+ * (r or d NULL: any; ALL and CURRENT_USER count as any role), and DROP
+ * DATABASE d, ALTER DATABASE d RENAME, CREATE DATABASE ... TEMPLATE d fail
+ * while any session is connected to d. For each in the query string,
+ * found(arg, d, r); names as Postgres folds them.
+ */
+void classify_login_changes(const char *sql, size_t len,
+			    void (*found)(void *arg, const char *database, const char *role),
+			    void *arg);
+
 #endif

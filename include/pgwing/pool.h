@@ -41,11 +41,13 @@ struct pool {
 	 */
 	struct startup_params welcome_startup;
 	struct param_set *welcome; /* NULL until the first login */
+	bool is_welcome_stale;     /* logins were retired since: the next client logs in */
 	int nactive;               /* clients of this pool with a server or logging one in */
 	int nclients;              /* all logged-in clients of this pool */
 	uint32_t generation;       /* RECONNECT bumps it: older servers are released when idle */
-	int64_t hold_start_ms;     /* when clients started waiting here, for the log */
-	int64_t unused_since_ms;   /* when its last client or server left (see pool_collect) */
+	uint32_t login_epoch; /* pool_retire_logins bumps it: older servers serve no next session */
+	int64_t hold_start_ms;   /* when clients started waiting here, for the log */
+	int64_t unused_since_ms; /* when its last client or server left (see pool_collect) */
 	/* Why the hold started, as it was then: its duration is counted under it. */
 	enum hold_reason hold_reason;
 	struct event
@@ -87,6 +89,15 @@ int pool_count_busy(const char *database);
 bool pool_is_paused(const struct pool *p);
 /* RECONNECT: servers of these pools are replaced at their next idle point. */
 void pool_reconnect(const char *database);
+/*
+ * A database's or role's login defaults changed (ALTER DATABASE/ROLE ... SET
+ * seen through pgwing), or a statement needs the database free of sessions
+ * (DROP DATABASE, ...): servers logged in before serve no next session, as
+ * a direct client would get a fresh backend. Pooled ones of the pools of
+ * database and role (NULL: any) close now, busy ones when given back, and
+ * the next client is welcomed through a fresh login.
+ */
+void pool_retire_logins(const char *database, const char *role);
 
 /*
  * Put an authenticated client into its pool (find or create it), CL_IDLE.

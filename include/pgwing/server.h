@@ -82,6 +82,7 @@ struct server {
 	TAILQ_ENTRY(server) idle_link; /* in pool->idle while is_pooled */
 	bool is_pooled;
 	uint32_t generation;   /* the pool's generation when this server connected */
+	uint32_t login_epoch;  /* the pool's login_epoch then */
 	uint64_t routed_epoch; /* topology epoch at which the router last kept it where it is */
 	int64_t idle_since_ms; /* when it was pooled */
 	/* The startup parameters it logged in with: only a client sending the same may reuse it. */

@@ -713,6 +713,52 @@ static void test_runs_code(void **state UNUSED)
 	assert_false(runs_code("BEGIN; COMMIT"));
 }
 
+static void note_change(void *arg, const char *database, const char *role)
+{
+	char *out = arg;
+	size_t n = strlen(out);
+
+	snprintf(out + n, 256 - n, "%s%s/%s", n > 0 ? " " : "", database != NULL ? database : "*",
+		 role != NULL ? role : "*");
+}
+
+/* The login changes a query makes, as "database/role ..." (* for any). */
+static const char *login_changes(const char *sql)
+{
+	static char out[256];
+
+	out[0] = '\0';
+	classify_login_changes(sql, strlen(sql), note_change, out);
+	return out;
+}
+
+/* Statements after which pgwing's pooled logins must go (DROP DATABASE, ALTER ... SET). */
+static void test_login_changes(void **state UNUSED)
+{
+	assert_string_equal(login_changes("DROP DATABASE shop"), "shop/*");
+	assert_string_equal(login_changes("drop database if exists \"Shop\" with (force)"),
+			    "Shop/*");
+	assert_string_equal(login_changes("ALTER DATABASE shop SET work_mem = '8MB'"), "shop/*");
+	assert_string_equal(login_changes("alter database shop reset all; select 1"), "shop/*");
+	assert_string_equal(login_changes("ALTER DATABASE shop RENAME TO store"), "shop/*");
+	assert_string_equal(login_changes("ALTER DATABASE shop SET TABLESPACE fast"), "shop/*");
+	assert_string_equal(login_changes("CREATE DATABASE copy TEMPLATE = shop"), "shop/*");
+	assert_string_equal(login_changes("create database copy with owner app template shop"),
+			    "shop/*");
+	assert_string_equal(login_changes("ALTER ROLE app SET search_path = a"), "*/app");
+	assert_string_equal(login_changes("ALTER USER app IN DATABASE shop RESET ALL"), "shop/app");
+	assert_string_equal(login_changes("ALTER ROLE ALL SET work_mem = '1MB'"), "*/*");
+	assert_string_equal(login_changes("alter role current_user set work_mem = '1MB'"), "*/*");
+	assert_string_equal(login_changes("SET x = 1; DROP DATABASE a; ALTER ROLE b SET y = 2"),
+			    "a/* */b");
+	/* Nothing else in a database's or a role's way, or in its defaults. */
+	assert_string_equal(login_changes("ALTER DATABASE shop OWNER TO app"), "");
+	assert_string_equal(login_changes("ALTER ROLE app PASSWORD 'x'"), "");
+	assert_string_equal(login_changes("CREATE DATABASE copy"), "");
+	assert_string_equal(login_changes("DROP TABLE database"), "");
+	assert_string_equal(login_changes("SELECT 'DROP DATABASE shop'"), "");
+}
+
 static void test_session_caps(void **state UNUSED)
 {
 	struct session_state *st = session_state_new();
@@ -761,6 +807,7 @@ int main(void)
 		cmocka_unit_test(test_session_unmovable),
 		cmocka_unit_test(test_session_caps),
 		cmocka_unit_test(test_runs_code),
+		cmocka_unit_test(test_login_changes),
 		cmocka_unit_test(test_keep_state_blocks),
 		cmocka_unit_test(test_quoted_nul),
 	};
