@@ -843,9 +843,9 @@ static void link_judge_check(struct client *cl, struct server *sv, struct captur
 }
 
 /*
- * What waited for the check goes on: the next request, or the release it
- * was asked for (decided again: the reason may be gone). A pool whose
- * waiters a pinned session could not serve looks for another idle session.
+ * What waited for the check goes on: the release it was asked for (decided
+ * again: the reason may be gone), or the next request. A pool whose waiters
+ * a pinned session could not serve looks for another idle session.
  */
 static void link_check_answered(struct client *cl, struct server *sv)
 {
@@ -868,6 +868,16 @@ static void link_check_answered(struct client *cl, struct server *sv)
 		st->state_check_pins++;
 	} else if (cl->session != NULL) {
 		session_state_unpin(cl->session);
+	}
+	/*
+	 * A release others wait for goes first, even with the session's next
+	 * request in: that request queues behind them, as it would have without
+	 * the check (first come, first served).
+	 */
+	if (v.pin == NULL && !cl->xact.is_unnamed_parsed &&
+	    (pool_should_release(cl) || handover != NULL)) {
+		link_release_if_movable(cl);
+		return;
 	}
 	if (conn_input_length(&cl->conn) > 0) {
 		link_pump_client(cl);
