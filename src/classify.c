@@ -1228,21 +1228,21 @@ static enum stmt_class classify_head(const char *sql, struct stmt_info *info)
 
 /* ---- Splitting ---- */
 
+/* t is the word w, in any case, quoted or not as Postgres would take it (not quoted). */
+static bool is_word(const char *sql, const struct token *t, const char *w)
+{
+	return t->kind == TOK_IDENT && t->len == strlen(w) &&
+	       strncasecmp(sql + t->start, w, t->len) == 0;
+}
+
 /* DO, CALL, EXECUTE: statements that run code by name, without a call's parentheses. */
 static bool starts_code_statement(const char *sql, const struct stmt_info *info)
 {
-	static const char *const code_words[] = {"do", "call", "execute"};
 	struct cursor c = {sql, info->start, info->start + info->len};
 	struct token t;
 
 	next_token(&c, &t);
-	if (t.kind != TOK_IDENT)
-		return false;
-	for (size_t i = 0; i < ARRAY_SIZE(code_words); i++)
-		if (t.len == strlen(code_words[i]) &&
-		    strncasecmp(sql + t.start, code_words[i], t.len) == 0)
-			return true;
-	return false;
+	return is_word(sql, &t, "do") || is_word(sql, &t, "call") || is_word(sql, &t, "execute");
 }
 
 struct splitter {
@@ -1341,13 +1341,6 @@ bool classify_query_runs_code(const char *sql, size_t len)
 }
 
 /* ---- Statements that make pooled logins stale (classify_login_changes) ---- */
-
-/* t is the word w, in any case, quoted or not as Postgres would take it (not quoted). */
-static bool is_word(const char *sql, const struct token *t, const char *w)
-{
-	return t->kind == TOK_IDENT && t->len == strlen(w) &&
-	       strncasecmp(sql + t->start, w, t->len) == 0;
-}
 
 /* The next token as a name (folded as Postgres does) into buf; false if it is none. */
 static bool next_name(struct cursor *c, struct token *t, char buf[STMT_KEY_MAX])
