@@ -499,8 +499,8 @@ static const char *why_not_take(const struct session_state *st,
 	for (size_t i = 0; i < st->nsql; i++) {
 		const struct sql_entry *e = &st->sql[i];
 
-		if (e->kind == ENTRY_SET && !is_custom_name(e->key) &&
-		    !is_kept_by_reset_all(e->key) && !lists(settings, n, e->key))
+		if (e->kind == ENTRY_SET && session_state_setting_is_listed(e->key) &&
+		    !lists(settings, n, e->key))
 			return "a setting reset where pgwing could not see it (in a function), or "
 			       "one its role may not see";
 	}
