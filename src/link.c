@@ -179,14 +179,17 @@ static void link_note_code(struct client *cl, const uint8_t *query, size_t n);
  */
 static void link_note_parse(struct client *cl, const uint8_t *body, size_t n)
 {
-	const uint8_t *name_end = memchr(body, '\0', n);
-	const uint8_t *text = name_end != NULL ? name_end + 1 : NULL;
-	const uint8_t *text_end =
-		text != NULL ? memchr(text, '\0', n - (size_t)(text - body)) : NULL;
+	struct proto_reader r;
+	const char *text;
+	size_t text_n;
 
-	link_note_code(cl, text, text_end != NULL ? (size_t)(text_end - text) + 1 : 0);
-	if (text_end != NULL)
-		link_note_login_changes(text, (size_t)(text_end - text) + 1);
+	proto_reader_init(&r, body, n);
+	proto_read_cstring(&r); /* the statement's name */
+	text = proto_read_cstring(&r);
+	text_n = text != NULL ? strlen(text) + 1 : 0; /* with its NUL, as a Query's */
+	link_note_code(cl, (const uint8_t *)text, text_n);
+	if (text != NULL)
+		link_note_login_changes((const uint8_t *)text, text_n);
 }
 
 /*
