@@ -27,13 +27,9 @@ my $pw = PgWing::Test->new(
 	});
 $pw->start;
 
-# Connections from pgwing: its servers and its probe (the test's own is excluded).
-sub pgwing_connections
-{
-	return $node->safe_psql('postgres',
-		"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
-		  . "AND pid <> pg_backend_pid()");
-}
+# pgwing's connections to the database (its servers and its probe), as the
+# database sees them.
+sub pgwing_connections { return node_connections($node); }
 
 sub wait_for_no_connections
 {

@@ -85,13 +85,9 @@ sub awake_for
 	return $pw->backends->{m1}{awake_for};
 }
 
-# pgwing's connections to the database, as the database sees them.
-sub pgwing_connections
-{
-	return $node->safe_psql('postgres',
-		"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
-		  . "AND pid <> pg_backend_pid()");
-}
+# pgwing's connections to the database (its servers and its probe), as the
+# database sees them.
+sub pgwing_connections { return node_connections($node); }
 
 my $idle = $pw->background_psql(user => 'alice', password => 'alice-pw');
 is($idle->query_safe('SELECT 2'), '2', 'an idle client had a server');

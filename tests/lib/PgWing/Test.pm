@@ -77,7 +77,7 @@ use Test::More;
 
 use Exporter 'import';
 our @EXPORT_OK = qw(
-  new_node create_role role_secret set_hba os_user node_processes
+  new_node create_role role_secret set_hba os_user node_processes node_connections
   startup_packet read_startup pg_message read_message take_message error_fields raw_login
   raw_exchange data_rows query_message extended_messages
   pgwing_bin run_pgwing tool_bin is_sanitized cmp_rss time_bound cpu_share_bound parse_metrics
@@ -485,6 +485,27 @@ sub node_processes
 	my ($node) = @_;
 	my $postmaster = $node->{_pid};
 	return ($postmaster, split /\s+/, `pgrep -P $postmaster`);
+}
+
+=pod
+
+=item node_connections($node) => $count
+
+How many client connections $node has besides the ones this function makes:
+pgwing's servers and probes (and any other client's). Each call tags its own
+connection with an application_name that the count leaves out, so the backend
+of an earlier call, which may still be exiting after its psql returned (80 ms
+on a loaded machine), is not counted as one of pgwing's.
+
+=cut
+
+sub node_connections
+{
+	my ($node) = @_;
+	return $node->safe_psql('postgres',
+		"SET application_name = 'pgwing-test-count'; "
+		  . "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
+		  . "AND application_name IS DISTINCT FROM 'pgwing-test-count'");
 }
 
 sub _sql_literal
