@@ -115,6 +115,14 @@ ok(!$failed->{eof} && $failed->{error}{S} eq 'ERROR',
 	'lost table: the statement whose table was dropped fails when executed, the session stays');
 is($failed->{error}{C}, '26000', 'lost table: it is no longer prepared (Postgres: 42P01)');
 is(query($lost, 'SELECT 4')->{rows}[0], '4', 'lost table: the session goes on');
+# Gone for good, as documented: a table made again does not bring it back
+# (Postgres would plan it again), and its name is free (Postgres: 42P05).
+$node->safe_psql('postgres', 'CREATE TABLE dropped (v int)');
+is(query($lost, 'EXECUTE reads_dropped')->{error}{C},
+	'26000', 'lost table: still not prepared once the table is back');
+ok(!defined query($lost, 'PREPARE reads_dropped AS SELECT 5')->{error},
+	'lost table: its name can be prepared again');
+is(query($lost, 'EXECUTE reads_dropped')->{rows}[0], '5', 'lost table: ... and runs as the new one');
 
 # The session can't be carried, and says so at its next statement.
 my $dead = query($role, 'SELECT current_user');
