@@ -17,6 +17,7 @@
 
 #include "pgwing/quote.h"
 
+#include <ctype.h>
 #include <stdint.h>
 #include <string.h>
 #include <strings.h>
@@ -721,14 +722,41 @@ struct stmt_scan {
 	/* Inside set_config( at this depth (0: not), after this many commas. */
 	size_t set_config_depth;
 	int set_config_commas;
-	bool is_set_config_local; /* its third argument is the literal true */
-	bool calls;               /* a call of a function not known as built-in and pure */
-	bool is_naming_table;     /* after INTO, in the (qualified) name of its table */
+	bool is_set_config_local;   /* its third argument is the literal true */
+	int set_config_name_tokens; /* in its first argument */
+	bool is_set_config_listed;  /* that argument is a literal naming a listed setting */
+	bool calls;                 /* a call of a function not known as built-in and pure */
+	bool is_naming_table;       /* after INTO, in the (qualified) name of its table */
 };
 
 /* Compared by address (is_seen_by_check): one copy each. */
 static const char SET_CONFIG_REASON[] = "a setting made with set_config(..., false)";
+static const char SET_CONFIG_LISTED_REASON[] = "a setting made with set_config(..., false) "
+					       "until a check reads it";
 static const char LOAD_REASON[] = "a library loaded with LOAD";
+
+/* Settings and libraries not listed are the only pins a check of the server can't see go. */
+static bool is_seen_by_check(const char *reason)
+{
+	return reason != SET_CONFIG_REASON && reason != LOAD_REASON;
+}
+
+/*
+ * The pin a statement keeps of two reasons: the first, unless a check would
+ * lift it and not the other (a custom setting beside a lock would be lost
+ * once the lock is released).
+ */
+static const char *stronger_pin(const char *first, const char *other)
+{
+	if (first == NULL || (other != NULL && is_seen_by_check(first) && !is_seen_by_check(other)))
+		return other;
+	return first;
+}
+
+static void scan_pin(struct stmt_scan *sc, const char *reason)
+{
+	sc->unmovable = stronger_pin(sc->unmovable, reason);
+}
 
 /*
  * An identifier followed by '(' is a function call unless the grammar says
@@ -747,17 +775,18 @@ static void scan_call(struct stmt_scan *sc)
 	    before->word == W_TABLESAMPLE || sc->is_naming_table)
 		return;
 	if (name->flags & F_SESSION_LOCK) {
-		if (sc->unmovable == NULL)
-			sc->unmovable = "a session-level advisory lock";
+		scan_pin(sc, "a session-level advisory lock");
 		return;
 	}
 	if (name->flags & F_SET_CONFIG) {
 		/* One call at a time is followed; one inside another's arguments pins. */
-		if (sc->set_config_depth != 0 && sc->unmovable == NULL)
-			sc->unmovable = SET_CONFIG_REASON;
+		if (sc->set_config_depth != 0)
+			scan_pin(sc, SET_CONFIG_REASON);
 		sc->set_config_depth = sc->depth + 1;
 		sc->set_config_commas = 0;
 		sc->is_set_config_local = false;
+		sc->set_config_name_tokens = 0;
+		sc->is_set_config_listed = false;
 	}
 	/* A built-in name qualified by another schema is somebody's own function. */
 	if (!(name->flags & F_PURE) ||
@@ -765,9 +794,30 @@ static void scan_call(struct stmt_scan *sc)
 		sc->writes = sc->calls = true;
 }
 
+/* A plain '...' literal (no escapes, no quotes) holding a listed setting's name. */
+static bool is_listed_setting_literal(const char *sql, const struct token *t)
+{
+	char key[STMT_KEY_MAX];
+	size_t n;
+
+	if (t->kind != TOK_STRING || t->len < 2 || sql[t->start] != '\'' ||
+	    t->len - 2 >= sizeof(key))
+		return false;
+	for (n = 0; n < t->len - 2; n++) {
+		char c = sql[t->start + 1 + n];
+
+		if (!isalnum((unsigned char)c) && c != '_' && c != '.')
+			return false;
+		key[n] = (char)tolower((unsigned char)c);
+	}
+	key[n] = '\0';
+	return n > 0 && classify_setting_is_listed(key);
+}
+
 /*
  * set_config(name, value, is_local) keeps its setting for the session unless
- * is_local is true; only the literal true is taken for it.
+ * is_local is true; only the literal true is taken for it. One pg_settings
+ * lists, named by a literal, is read by the check before a move.
  */
 static void scan_set_config(struct stmt_scan *sc, const char *sql, const struct token *t)
 {
@@ -776,9 +826,13 @@ static void scan_set_config(struct stmt_scan *sc, const char *sql, const struct 
 	if (t->kind == TOK_PUNCT && sql[t->start] == ',') {
 		sc->set_config_commas++;
 	} else if (t->kind == TOK_PUNCT && sql[t->start] == ')') {
-		if (!sc->is_set_config_local && sc->unmovable == NULL)
-			sc->unmovable = SET_CONFIG_REASON;
+		if (!sc->is_set_config_local)
+			scan_pin(sc, sc->is_set_config_listed ? SET_CONFIG_LISTED_REASON
+							      : SET_CONFIG_REASON);
 		sc->set_config_depth = 0;
+	} else if (sc->set_config_commas == 0) {
+		sc->is_set_config_listed =
+			sc->set_config_name_tokens++ == 0 && is_listed_setting_literal(sql, t);
 	} else if (sc->set_config_commas == 2) {
 		/* The literal alone: "true" right after the comma, nothing else after it. */
 		sc->is_set_config_local = t->word == W_TRUE && sc->prev[0].kind == TOK_PUNCT;
@@ -791,9 +845,8 @@ static void scan_token(struct stmt_scan *sc, const char *sql, const struct token
 
 	scan_set_config(sc, sql, t);
 	/* pg_temp.name: an object in the session's own schema (a function, a type, ...). */
-	if (t->kind == TOK_PUNCT && sql[t->start] == '.' && p[0].word == W_PG_TEMP &&
-	    sc->unmovable == NULL)
-		sc->unmovable = "an object in pg_temp";
+	if (t->kind == TOK_PUNCT && sql[t->start] == '.' && p[0].word == W_PG_TEMP)
+		scan_pin(sc, "an object in pg_temp");
 
 	if (t->is_unterminated)
 		sc->is_unterminated = true;
@@ -816,10 +869,9 @@ static void scan_token(struct stmt_scan *sc, const char *sql, const struct token
 	case W_TEMP:
 	case W_TEMPORARY:
 		/* SELECT ... INTO [LOCAL | GLOBAL] TEMP t */
-		if ((p[0].word == W_INTO ||
-		     ((p[0].word == W_LOCAL || p[0].word == W_GLOBAL) && p[1].word == W_INTO)) &&
-		    sc->unmovable == NULL)
-			sc->unmovable = "a temporary table";
+		if (p[0].word == W_INTO ||
+		    ((p[0].word == W_LOCAL || p[0].word == W_GLOBAL) && p[1].word == W_INTO))
+			scan_pin(sc, "a temporary table");
 		break;
 	default:
 		break;
@@ -1286,7 +1338,8 @@ static bool split_next(struct splitter *sp, struct stmt_info *info)
 		return true;
 	}
 	info->cls = classify_head(sp->sql, info);
-	if (sc.unmovable != NULL && info->cls != STMT_UNMOVABLE) {
+	if (sc.unmovable != NULL && (info->cls != STMT_UNMOVABLE ||
+				     stronger_pin(info->reason, sc.unmovable) != info->reason)) {
 		info->cls = STMT_UNMOVABLE;
 		info->reason = sc.unmovable;
 	} else if (info->cls == STMT_READ && sc.writes) {
@@ -1297,9 +1350,7 @@ static bool split_next(struct splitter *sp, struct stmt_info *info)
 		info->key[0] = '\0';
 	}
 	info->runs_code = sc.calls || starts_code_statement(sp->sql, info);
-	/* Settings and libraries are the only pins a check of the server can't see go. */
-	info->is_seen_by_check = info->cls == STMT_UNMOVABLE && info->reason != SET_CONFIG_REASON &&
-				 info->reason != LOAD_REASON;
+	info->is_seen_by_check = info->cls == STMT_UNMOVABLE && is_seen_by_check(info->reason);
 	return true;
 }
 
@@ -1338,6 +1389,23 @@ bool classify_query_runs_code(const char *sql, size_t len)
 		if (info.runs_code)
 			return true;
 	return false;
+}
+
+/* ---- Settings by name ---- */
+
+bool classify_setting_is_custom(const char *key)
+{
+	return strchr(key, '.') != NULL;
+}
+
+bool classify_setting_is_identity(const char *key)
+{
+	return strcmp(key, "role") == 0 || strcmp(key, "session_authorization") == 0;
+}
+
+bool classify_setting_is_listed(const char *key)
+{
+	return !classify_setting_is_custom(key) && !classify_setting_is_identity(key);
 }
 
 /* ---- Statements that make pooled logins stale (classify_login_changes) ---- */

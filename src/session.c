@@ -117,19 +117,14 @@ static void drop_parse_matching(struct session_state *st, const char *name)
 }
 
 /*
- * The settings RESET ALL leaves alone (GUC_NO_RESET_ALL in Postgres): the
- * identity the session runs as. Dropping them from the replay would hand a
- * moved session back the login role's privileges.
+ * RESET ALL leaves the identity the session runs as alone (GUC_NO_RESET_ALL
+ * in Postgres). Dropping it from the replay would hand a moved session back
+ * the login role's privileges.
  */
-static bool is_kept_by_reset_all(const char *key)
-{
-	return strcmp(key, "role") == 0 || strcmp(key, "session_authorization") == 0;
-}
-
 static bool is_reset_by_reset_all(const struct sql_entry *e, const char *unused)
 {
 	(void)unused;
-	return !is_kept_by_reset_all(e->key);
+	return !classify_setting_is_identity(e->key);
 }
 
 /*
@@ -190,12 +185,6 @@ static void add_statement(struct session_state *st, enum entry_kind kind,
 	add_sql(st, kind, info->key, sql + info->start, info->len);
 }
 
-/* The key of a recorded SET of a custom (dotted) name: it stays defined once made. */
-static bool is_custom_name(const char *key)
-{
-	return strchr(key, '.') != NULL;
-}
-
 /* RESET "key" (the key's quotes doubled): what keeps a custom name defined, empty. */
 static void add_placeholder(struct session_state *st, const char *key)
 {
@@ -222,7 +211,7 @@ static void reset_all(struct session_state *st)
 	size_t ncustom = 0;
 
 	for (size_t i = 0; i < st->nsql; i++)
-		if (st->sql[i].kind == ENTRY_SET && is_custom_name(st->sql[i].key))
+		if (st->sql[i].kind == ENTRY_SET && classify_setting_is_custom(st->sql[i].key))
 			memcpy(custom[ncustom++], st->sql[i].key, STMT_KEY_MAX);
 	drop_sql_where(st, ENTRY_SET, NULL, is_reset_by_reset_all);
 	for (size_t i = 0; i < ncustom; i++)
@@ -290,7 +279,7 @@ void session_state_apply(struct session_state *st, const struct stmt_info *info,
 		 * placeholder, where a new server would not know it: SHOW would fail.
 		 * Replaying the RESET defines it again.
 		 */
-		if (is_custom_name(info->key))
+		if (classify_setting_is_custom(info->key))
 			add_statement(st, ENTRY_SET, info, sql);
 		break;
 	case SESSION_RESET_ALL:
@@ -478,11 +467,6 @@ static bool lists(const struct session_setting *settings, size_t n, const char *
 	return false;
 }
 
-bool session_state_setting_is_listed(const char *key)
-{
-	return !is_custom_name(key) && !is_kept_by_reset_all(key);
-}
-
 /* Why the record can't take settings exactly (session_state_take_settings); NULL if it can. */
 static const char *why_not_take(const struct session_state *st,
 				const struct session_setting *settings, size_t n)
@@ -499,7 +483,7 @@ static const char *why_not_take(const struct session_state *st,
 	for (size_t i = 0; i < st->nsql; i++) {
 		const struct sql_entry *e = &st->sql[i];
 
-		if (e->kind == ENTRY_SET && session_state_setting_is_listed(e->key) &&
+		if (e->kind == ENTRY_SET && classify_setting_is_listed(e->key) &&
 		    !lists(settings, n, e->key))
 			return "a setting reset where pgwing could not see it (in a function), or "
 			       "one its role may not see";

@@ -234,7 +234,7 @@ static void note_parsed_query(struct session_state **session, const char *sql)
 		if (info[i].cls == STMT_UNMOVABLE)
 			session_state_apply(session_of(session), &info[i], sql, n == 1);
 		else if (info[i].cls == STMT_SESSION && info[i].op == SESSION_SET &&
-			 session_state_setting_is_listed(info[i].key))
+			 classify_setting_is_listed(info[i].key))
 			session_state_mark_pinned_while_seen(session_of(session),
 							     "a setting made through the "
 							     "extended protocol");

@@ -43,9 +43,10 @@ struct stmt_info {
 	const char *reason; /* STMT_UNMOVABLE: e.g. "a temporary table" (static string) */
 	/*
 	 * STMT_UNMOVABLE: what it leaves is seen on the server while it lasts (a
-	 * temporary object, a session advisory lock, a WITH HOLD cursor), so a
-	 * check there (capture.h) tells when it is gone; a setting or a loaded
-	 * library is not.
+	 * temporary object, a session advisory lock, a WITH HOLD cursor, a
+	 * setting pg_settings lists made with set_config), so a check there
+	 * (capture.h) tells when it is gone or takes its value; a custom setting
+	 * or a loaded library is not.
 	 */
 	bool is_seen_by_check;
 	/*
@@ -75,6 +76,16 @@ enum stmt_class classify_query_class(const char *sql, size_t len);
  */
 bool classify_may_read(const char *sql, size_t len);
 bool classify_may_keep_state(const char *sql, size_t len);
+
+/*
+ * Postgres's settings by name (the key as stmt_info holds it, lowercase):
+ * custom ones have a dot ("myapp.user"); role and session_authorization are
+ * the session's identity, which RESET ALL keeps; the settings pg_settings
+ * lists (where a check of the server reads them, capture.h) are the others.
+ */
+bool classify_setting_is_custom(const char *key);
+bool classify_setting_is_identity(const char *key);
+bool classify_setting_is_listed(const char *key);
 
 /* Some statement of the query string runs code (stmt_info's runs_code). */
 bool classify_query_runs_code(const char *sql, size_t len);

@@ -86,8 +86,6 @@ struct session_setting {
  */
 const char *session_state_take_settings(struct session_state *st,
 					const struct session_setting *settings, size_t n);
-/* A setting of this key (SET's) is one the server lists for the check: not custom, not the role. */
-bool session_state_setting_is_listed(const char *key);
 
 /* What st records of the state a check counts on the server. */
 struct session_counts {

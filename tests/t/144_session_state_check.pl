@@ -53,10 +53,15 @@ my %hidden = (
 	prepare_in_do => [
 		q{DO $$BEGIN EXECUTE 'PREPARE hidden_stmt AS SELECT 12'; END$$},
 		'EXECUTE hidden_stmt', '12' ],);
-# Settings made or changed where the tracker can't see: the check reads their
-# values, and the session moves with them.
+# Settings made or changed where the tracker can't see (or can't model: a
+# set_config call), which pg_settings lists: the check reads their values,
+# and the session moves with them.
 my %carried = (
-	set_in_function   => [ 'SELECT set_path()', 'SHOW search_path', 'nowhere' ],
+	set_in_function => [ 'SELECT set_path()', 'SHOW search_path', 'nowhere' ],
+	set_config_call =>
+	  [ "SELECT set_config('search_path', 'by_call', false)", 'SHOW search_path', 'by_call' ],
+	set_config_named_in_capitals =>
+	  [ "SELECT set_config('Work_Mem', '5MB', false)", 'SHOW work_mem', '5MB' ],
 	set_over_recorded =>
 	  [ 'SET search_path TO public; SELECT set_path()', 'SHOW search_path', 'nowhere' ],
 	set_in_do => [ q{DO $$BEGIN EXECUTE 'SET datestyle TO sql'; END$$}, 'SHOW datestyle', 'SQL, MDY' ],

@@ -210,6 +210,56 @@ static void test_reasons(void **state UNUSED)
 	}
 }
 
+/*
+ * A pin a check of the server lifts (is_seen_by_check): set_config of a
+ * setting pg_settings lists, named by a plain literal, whose value the check
+ * reads. Anything else set_config may set (a custom or identity setting, a
+ * name that is not a literal) pins for good, also beside a pin a check would
+ * lift, whichever comes first.
+ */
+static void test_set_config_checked(void **state UNUSED)
+{
+	static const struct {
+		const char *sql;
+		bool is_seen;
+	} cases[] = {
+		{"select set_config('search_path', 'x', false)", true},
+		{"SELECT pg_catalog.set_config('Work_Mem', '5MB', false), 1", true},
+		{"select set_config('search_path', 'x', false), pg_advisory_lock(1)", true},
+		{"select set_config('role', 'low', false)", false},
+		{"select set_config('session_authorization', 'low', false)", false},
+		{"select set_config('myapp.user', '42', false)", false},
+		{"select set_config(E'search_path', 'x', false)", false},
+		{"select set_config($$search_path$$, 'x', false)", false},
+		{"select set_config('search' || '_path', 'x', false)", false},
+		{"select set_config(lower('SEARCH_PATH'), 'x', false)", false},
+		{"select set_config(name, 'x', false) from t", false},
+		{"select set_config('search path', 'x', false)", false},
+		{"select set_config('', 'x', false)", false},
+		{"select pg_advisory_lock(1), set_config('a.b', 'c', false)", false},
+		{"select set_config('a.b', 'c', false), pg_advisory_lock(1)", false},
+		{"select set_config('search_path', 'x', false), set_config('a.b', 'c', false)",
+		 false},
+		{"select * from pg_temp.t, set_config('a.b', 'c', false)", false},
+		{"create temp table t as select set_config('a.b', 'c', false)", false},
+		{"declare c cursor with hold for select set_config('a.b', 'c', false)", false},
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct stmt_info info;
+
+		assert_int_equal(classify_query(cases[i].sql, strlen(cases[i].sql), &info, 1), 1);
+		assert_int_equal(info.cls, STMT_UNMOVABLE);
+		if (info.is_seen_by_check != cases[i].is_seen)
+			fail_msg("%s: is_seen_by_check %d", cases[i].sql, info.is_seen_by_check);
+	}
+	/* The settings pg_settings lists: not custom ones, not the role. */
+	assert_true(classify_setting_is_listed("datestyle"));
+	assert_false(classify_setting_is_listed("my.x"));
+	assert_false(classify_setting_is_listed("role"));
+	assert_false(classify_setting_is_listed("session_authorization"));
+}
+
 /* The text of statement i, to compare spans. */
 static void assert_span(const char *sql, const struct stmt_info *info, const char *text)
 {
@@ -793,6 +843,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_single),
 		cmocka_unit_test(test_reasons),
+		cmocka_unit_test(test_set_config_checked),
 		cmocka_unit_test(test_split),
 		cmocka_unit_test(test_counts),
 		cmocka_unit_test(test_key_truncation),
