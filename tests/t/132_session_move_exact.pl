@@ -19,6 +19,9 @@ $pw->start;
 my %setup = (
 	datestyle => 'SET datestyle TO postgres; SET datestyle TO dmy',
 	set_config => "SELECT set_config('myapp.user', '42', false)",
+	# The lock, which a check would see go, is not all that pins it.
+	custom_beside_lock => "SELECT pg_advisory_lock(3), set_config('myapp.role', 'x', false); "
+	  . 'SELECT pg_advisory_unlock(3)',
 	lock_after_rollback => 'BEGIN; SELECT pg_advisory_lock(7); ROLLBACK',
 	savepoint =>
 	  'BEGIN; SAVEPOINT s; SET search_path = nowhere; ROLLBACK TO s; COMMIT',
@@ -29,6 +32,7 @@ my %setup = (
 my %check = (
 	datestyle           => [ 'SHOW datestyle', 'Postgres, DMY' ],
 	set_config          => [ "SELECT current_setting('myapp.user')", '42' ],
+	custom_beside_lock  => [ "SELECT current_setting('myapp.role')", 'x' ],
 	lock_after_rollback => [ 'SELECT pg_advisory_unlock(7)', 't' ],
 	savepoint           => [ 'SHOW search_path', '"$user", public' ],
 	temp_function       => [ 'SELECT pg_temp.seven()', '7' ],
