@@ -735,7 +735,10 @@ static const char SET_CONFIG_LISTED_REASON[] = "a setting made with set_config(.
 					       "until a check reads it";
 static const char LOAD_REASON[] = "a library loaded with LOAD";
 
-/* Settings and libraries not listed are the only pins a check of the server can't see go. */
+/*
+ * A setting pg_settings does not list (a custom one, the role) and a loaded
+ * library are the only pins a check of the server can't see go.
+ */
 static bool is_seen_by_check(const char *reason)
 {
 	return reason != SET_CONFIG_REASON && reason != LOAD_REASON;
