@@ -145,16 +145,21 @@ sub slowdown
 # on a shared 2-core machine a run's TPS swings by 2-3 times with the
 # neighbours' load (and so does a concurrent reference run), while the median
 # of thousands of transactions holds still. A noisy measurement is still taken
-# again, up to three times -- a real slowdown shows in all three.
+# again, up to three times -- a real slowdown shows in all three. Under
+# ASan every event of pgwing's costs a few times more CPU, which the dribbling
+# child and the other tests compete for on two cores: there it measured
+# 0.70-0.89 in CI, so the bound is 40% (a stalled loop still costs more).
+my $bound = is_sanitized() ? 0.6 : 0.9;
 my (@attempts, $ratio, $detail);
 for (1 .. 3)
 {
 	($ratio, $detail) = slowdown();
 	push @attempts, sprintf('%.2f (%s)', $ratio, $detail);
-	last if $ratio >= 0.9;
+	last if $ratio >= $bound;
 }
-cmp_ok($ratio, '>=', 0.9,
-	'pgbench keeps its TPS within 10% with 500 slow clients: ' . join('; ', @attempts));
+cmp_ok($ratio, '>=', $bound,
+	sprintf('pgbench keeps its TPS within %d%% with 500 slow clients: ', 100 * (1 - $bound))
+	  . join('; ', @attempts));
 
 # One more round of slow clients, told to stop at once: pgwing must cut every
 # one of them at client_login_timeout.
