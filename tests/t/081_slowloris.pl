@@ -158,7 +158,7 @@ for (1 .. 3)
 	last if $ratio >= $bound;
 }
 cmp_ok($ratio, '>=', $bound,
-	sprintf('pgbench keeps its TPS within %d%% with 500 slow clients: ', 100 * (1 - $bound))
+	sprintf('pgbench keeps its TPS within %.0f%% with 500 slow clients: ', 100 * (1 - $bound))
 	  . join('; ', @attempts));
 
 # One more round of slow clients, told to stop at once: pgwing must cut every
