@@ -17,7 +17,6 @@
 
 #include "pgwing/quote.h"
 
-#include <ctype.h>
 #include <stdint.h>
 #include <string.h>
 #include <strings.h>
@@ -722,11 +721,10 @@ struct stmt_scan {
 	/* Inside set_config( at this depth (0: not), after this many commas. */
 	size_t set_config_depth;
 	int set_config_commas;
-	bool is_set_config_local;   /* its third argument is the literal true */
-	int set_config_name_tokens; /* in its first argument */
-	bool is_set_config_listed;  /* that argument is a literal naming a listed setting */
-	bool calls;                 /* a call of a function not known as built-in and pure */
-	bool is_naming_table;       /* after INTO, in the (qualified) name of its table */
+	bool is_set_config_local;  /* its third argument is the literal true */
+	bool is_set_config_listed; /* its first is a literal naming a listed setting */
+	bool calls;                /* a call of a function not known as built-in and pure */
+	bool is_naming_table;      /* after INTO, in the (qualified) name of its table */
 };
 
 /* Compared by address (is_seen_by_check): one copy each. */
@@ -788,7 +786,6 @@ static void scan_call(struct stmt_scan *sc)
 		sc->set_config_depth = sc->depth + 1;
 		sc->set_config_commas = 0;
 		sc->is_set_config_local = false;
-		sc->set_config_name_tokens = 0;
 		sc->is_set_config_listed = false;
 	}
 	/* A built-in name qualified by another schema is somebody's own function. */
@@ -797,7 +794,10 @@ static void scan_call(struct stmt_scan *sc)
 		sc->writes = sc->calls = true;
 }
 
-/* A plain '...' literal (no escapes, no quotes) holding a listed setting's name. */
+/*
+ * A plain '...' literal (no escapes, no quotes) holding a listed setting's
+ * name, folded as Postgres looks settings up (ASCII only).
+ */
 static bool is_listed_setting_literal(const char *sql, const struct token *t)
 {
 	char key[STMT_KEY_MAX];
@@ -809,9 +809,11 @@ static bool is_listed_setting_literal(const char *sql, const struct token *t)
 	for (n = 0; n < t->len - 2; n++) {
 		char c = sql[t->start + 1 + n];
 
-		if (!isalnum((unsigned char)c) && c != '_' && c != '.')
+		if (c >= 'A' && c <= 'Z')
+			c = (char)(c - 'A' + 'a');
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.'))
 			return false;
-		key[n] = (char)tolower((unsigned char)c);
+		key[n] = c;
 	}
 	key[n] = '\0';
 	return n > 0 && classify_setting_is_listed(key);
@@ -834,8 +836,9 @@ static void scan_set_config(struct stmt_scan *sc, const char *sql, const struct 
 							      : SET_CONFIG_REASON);
 		sc->set_config_depth = 0;
 	} else if (sc->set_config_commas == 0) {
+		/* The literal alone: right after the parenthesis, nothing else after it. */
 		sc->is_set_config_listed =
-			sc->set_config_name_tokens++ == 0 && is_listed_setting_literal(sql, t);
+			sc->prev[0].punct == '(' && is_listed_setting_literal(sql, t);
 	} else if (sc->set_config_commas == 2) {
 		/* The literal alone: "true" right after the comma, nothing else after it. */
 		sc->is_set_config_local = t->word == W_TRUE && sc->prev[0].kind == TOK_PUNCT;
