@@ -730,7 +730,7 @@ struct stmt_scan {
 /* Compared by address (is_seen_by_check): one copy each. */
 static const char SET_CONFIG_REASON[] = "a setting made with set_config(..., false)";
 static const char SET_CONFIG_LISTED_REASON[] = "a setting made with set_config(..., false) "
-					       "until a check reads it";
+					       "that no check has read yet";
 static const char LOAD_REASON[] = "a library loaded with LOAD";
 
 /*

@@ -83,11 +83,35 @@ close $s;
 my $lost = session('lost');
 $lost->query_safe('SELECT make_temp()');
 is($lost->query_safe('SELECT v FROM made'), '1', 'lost: a temp table made in a function');
+# Not lost but refused: a setting the client made with set_config, which
+# only the check would have read, is not left behind by a move of a lost
+# server; the session ends, told why (row "set_config(name, value, false) of a setting Postgres
+# lists").
+my $configured = $pw->raw_connect;
+ok(raw_login($configured, params => { application_name => 'configured' })->{ok},
+	'configured: logged in');
+is( join('|',
+		data_rows(
+			raw_exchange($configured, 1,
+				query_message(q{SELECT set_config('search_path', 'by_call', false)})))),
+	'by_call',
+	'configured: search_path made with set_config');
 $node->restart;
 $lost->query('SELECT v FROM made');
 like($lost->{stderr}, qr/relation "made" does not exist/,
 	'lost: after its server was lost, the session goes on without it');
 $lost->quit;
+# The answer is a FATAL and the end of the connection, no ReadyForQuery.
+print $configured query_message('SHOW search_path');
+my ($t, $b) = read_message($configured, 10);
+my $fields = defined $t && $t eq 'E' ? error_fields($b) : {};
+is($fields->{C}, '08006', 'configured: after its server was lost, 08006');
+like(
+	$fields->{M} // '',
+	qr/the session can't move to another server: it has a setting made with set_config/,
+	'configured: ... saying why the session could not move');
+ok(!defined((read_message($configured, 10))[0]), 'configured: ... and the connection ends');
+close $configured;
 
 $pw->stop;
 done_testing();
